@@ -1,0 +1,2 @@
+//! Criterion benches for smtp.
+fn main() {}

@@ -1,0 +1,2 @@
+//! Criterion benches for spool.
+fn main() {}

@@ -1,0 +1,2 @@
+//! mailroot-loadtest: bundled SMTP load generator (source mode).
+fn main() {}

@@ -1,0 +1,26 @@
+//! mailroot: a high-throughput SMTP relay, a modern re-creation of the IIS SMTP Service.
+//!
+//! ```text
+//!  client ──TCP──▶ inbound event loop k      (one mio Poll per worker, SO_REUSEPORT listener)
+//!                    │ smtp::server::ServerSession (sans-IO) decides every reply
+//!                    │ DATA is dot-unstuffed while it streams into the spool
+//!                    ▼
+//!                 spool (Queue/)              append record, then group commit:
+//!                    │                        one msync/fdatasync covers every message
+//!                    │                        finished in the window; 250 only after it
+//!                    ▼
+//!                 crossbeam channel ──▶ queue runner (delivery: see issue 3)
+//! ```
+//!
+//! Layers (arrows point down only):
+//! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
+//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`) does no I/O and never
+//! reads the clock.
+
+pub mod cli;
+pub mod config;
+pub mod net;
+pub mod receive;
+pub mod relay;
+pub mod smtp;
+pub mod spool;

@@ -1,0 +1,1 @@
+//! The mio I/O core. Knows nothing about SMTP.

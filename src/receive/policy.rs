@@ -1,0 +1,1 @@
+//! Relay and access decisions as pure functions of (config, client address, envelope).

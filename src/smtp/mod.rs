@@ -1,0 +1,6 @@
+//! Sans-IO SMTP protocol core (RFC 5321 and extensions). No sockets, no clock.
+pub mod command;
+pub mod data;
+pub mod path;
+pub mod reply;
+pub mod server;

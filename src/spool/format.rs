@@ -1,0 +1,1 @@
+//! Spool record codec (pure): fixed-width header, envelope, checksum, END marker.
