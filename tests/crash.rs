@@ -23,7 +23,9 @@ fn body_for(from: &str, n: u64) -> Vec<u8> {
     let mut b = format!("Subject: {from}\r\nX-N: {n}\r\n\r\n").into_bytes();
     let lines = if n % 7 == 3 { 4_000 } else { 1 + n % 20 };
     for i in 0..lines {
-        b.extend_from_slice(format!("{from} line {i} .................................\r\n").as_bytes());
+        b.extend_from_slice(
+            format!("{from} line {i} .................................\r\n").as_bytes(),
+        );
     }
     b
 }

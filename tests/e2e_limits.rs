@@ -78,7 +78,11 @@ fn body_over_limit_is_refused_at_end_of_data_and_not_stored() {
     // Same connection goes on: big (refused), then small (accepted).
     let mut c = Raw::connect(srv.addr()).expect("connect");
     c.hello();
-    let r = c.send_message("bigraw@client.test", &["r@localhost"], &big_body(LIMIT_BYTES as usize + 10));
+    let r = c.send_message(
+        "bigraw@client.test",
+        &["r@localhost"],
+        &big_body(LIMIT_BYTES as usize + 10),
+    );
     assert_eq!(r.code, 552, "{r}");
     let r = c.send_message("small@client.test", &["r@localhost"], b"Subject: s\r\n\r\nok\r\n");
     assert_eq!(r.code, 250, "session continues after 552: {r}");
@@ -307,7 +311,8 @@ fn garbage_connection(addr: SocketAddr, rng: &mut Rng) {
         5 => {
             // Abrupt close in the middle of DATA.
             c.send(b"EHLO g\r\nMAIL FROM:<g@g.test>\r\nRCPT TO:<r@localhost>\r\nDATA\r\n");
-            let body = rng.bytes(rng.below(20_000) as usize);
+            let n = rng.below(20_000) as usize;
+            let body = rng.bytes(n);
             c.send(&body);
         }
         6 => {
@@ -320,7 +325,8 @@ fn garbage_connection(addr: SocketAddr, rng: &mut Rng) {
             // Many short garbage lines (error limit) with stray CR/LF.
             let mut buf = Vec::new();
             for _ in 0..(1 + rng.below(40)) {
-                buf.extend(rng.bytes(rng.below(60) as usize));
+                let n = rng.below(60) as usize;
+                buf.extend(rng.bytes(n));
                 buf.extend_from_slice(if rng.below(2) == 0 { b"\r\n" } else { b"\n" });
             }
             c.send(&buf);
@@ -328,7 +334,9 @@ fn garbage_connection(addr: SocketAddr, rng: &mut Rng) {
         }
         _ => {
             // Valid prefix, then protocol violations.
-            c.send(b"EHLO x\r\nDATA\r\nRCPT TO:<a@b>\r\nMAIL FROM:<>\r\nMAIL FROM:<>\r\nBDAT x\r\n");
+            c.send(
+                b"EHLO x\r\nDATA\r\nRCPT TO:<a@b>\r\nMAIL FROM:<>\r\nMAIL FROM:<>\r\nBDAT x\r\n",
+            );
             let _ = c.read_line();
         }
     }
@@ -347,7 +355,8 @@ fn a_thousand_garbage_connections_then_clean_mail_is_accepted() {
         .map(|t| {
             let done = Arc::clone(&done);
             std::thread::spawn(move || {
-                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
+                let mut rng =
+                    Rng(0x9E37_79B9_7F4A_7C15 ^ (t + 1).wrapping_mul(0xD1B5_4A32_D192_ED03));
                 for _ in 0..PER_THREAD {
                     if Instant::now() >= deadline {
                         break;

@@ -55,10 +55,11 @@ fn lettre_messages_are_queued_byte_exact() {
     with_crlf.extend_from_slice(b"\r\n");
     let mut utf8 = tricky_content("lettre-8bit");
     utf8.extend_from_slice("\r\nGrüße aus Köln ✓\r\n".as_bytes());
-    let cases = [("l1@client.test", plain.clone()), ("l2@client.test", with_crlf.clone()), (
-        "l3@client.test",
-        utf8.clone(),
-    )];
+    let cases = [
+        ("l1@client.test", plain.clone()),
+        ("l2@client.test", with_crlf.clone()),
+        ("l3@client.test", utf8.clone()),
+    ];
     for (from, body) in &cases {
         let r = mailer.send_raw(&envelope(from, &["rcpt@localhost"]), body);
         let r = r.unwrap_or_else(|e| panic!("lettre send from {from}: {e}"));

@@ -31,7 +31,10 @@ struct SmallFs {
 
 impl SmallFs {
     fn mount() -> Result<SmallFs, String> {
-        let holder = tempfile::Builder::new().prefix("mailroot-lowdisk-").tempdir().map_err(|e| e.to_string())?;
+        let holder = tempfile::Builder::new()
+            .prefix("mailroot-lowdisk-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
         let dir = holder.path().join("mnt");
         fs::create_dir(&dir).map_err(|e| e.to_string())?;
         let tmpfs = Command::new("mount")
@@ -50,15 +53,19 @@ impl SmallFs {
         let why_ext4 = match made {
             Err(e) => format!("image: {e}"),
             Ok(()) => {
-                let mkfs = Command::new("mkfs.ext4").args(["-q", "-F", "-m", "0"]).arg(&img).output();
+                let mkfs =
+                    Command::new("mkfs.ext4").args(["-q", "-F", "-m", "0"]).arg(&img).output();
                 match mkfs {
                     Ok(o) if o.status.success() => {
-                        let m = Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&dir).output();
+                        let m =
+                            Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&dir).output();
                         match m {
                             Ok(o) if o.status.success() => {
                                 return Ok(SmallFs { dir, kind: "ext4 loop", _holder: holder });
                             }
-                            Ok(o) => format!("mount -o loop: {}", String::from_utf8_lossy(&o.stderr)),
+                            Ok(o) => {
+                                format!("mount -o loop: {}", String::from_utf8_lossy(&o.stderr))
+                            }
                             Err(e) => format!("mount -o loop: {e}"),
                         }
                     }

@@ -59,7 +59,11 @@ pub(crate) fn free_port() -> u16 {
 }
 
 /// Poll `f` every `step` until it returns `Some` or `limit` passes.
-pub(crate) fn wait_until<T>(limit: Duration, step: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub(crate) fn wait_until<T>(
+    limit: Duration,
+    step: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let deadline = Instant::now() + limit;
     loop {
         if let Some(v) = f() {
@@ -236,7 +240,8 @@ impl Server {
             if Instant::now() >= deadline {
                 return Err("server did not accept within the startup timeout".into());
             }
-            if let Ok(mut c) = Raw::connect_from_timeout(PROBE_IP, self.addr(), Duration::from_secs(5))
+            if let Ok(mut c) =
+                Raw::connect_from_timeout(PROBE_IP, self.addr(), Duration::from_secs(5))
             {
                 match c.read_reply() {
                     Some(r) if r.code == 220 && !r.text().contains(&self.hostname) => {
@@ -285,7 +290,8 @@ impl Server {
     pub(crate) fn terminate(&mut self) -> Option<ExitStatus> {
         let mut c = self.child.take()?;
         send_signal(c.id(), libc::SIGTERM);
-        let st = wait_until(TERM_TIMEOUT, Duration::from_millis(20), || c.try_wait().ok().flatten());
+        let st =
+            wait_until(TERM_TIMEOUT, Duration::from_millis(20), || c.try_wait().ok().flatten());
         match st {
             Some(st) => Some(st),
             None => {
@@ -375,7 +381,11 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
         if std::thread::panicking() {
-            eprintln!("--- server log ({}) ---\n{}", self.config_path.display(), self.log_tail(8000));
+            eprintln!(
+                "--- server log ({}) ---\n{}",
+                self.config_path.display(),
+                self.log_tail(8000)
+            );
         }
     }
 }
@@ -410,7 +420,9 @@ pub(crate) fn parse_queue_json(stdout: &[u8]) -> Vec<Value> {
         Err(_) => Value::Array(
             text.lines()
                 .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+                .map(|l| {
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}"))
+                })
                 .collect(),
         ),
     };
@@ -492,7 +504,11 @@ pub(crate) fn assert_stored_exactly(stored: &[u8], content: &[u8]) {
     let rec = String::from_utf8_lossy(received);
     assert!(!rec.contains("\r\n\r\n"), "Received field contains an empty line: {rec:?}");
     if rest != content {
-        let at = rest.iter().zip(content).position(|(a, b)| a != b).unwrap_or(rest.len().min(content.len()));
+        let at = rest
+            .iter()
+            .zip(content)
+            .position(|(a, b)| a != b)
+            .unwrap_or(rest.len().min(content.len()));
         let lo = at.saturating_sub(40);
         panic!(
             "stored content differs at byte {at} (stored {} bytes, sent {} bytes)\n stored: {:?}\n   sent: {:?}",
