@@ -204,7 +204,43 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Folders of the Mailroot, as IIS names them: the spool, files to send, local
+/// deliveries, and what could be neither delivered nor bounced.
+pub const MAILROOT_DIRS: [&str; 4] = [QUEUE_DIR, PICKUP_DIR, DROP_DIR, BADMAIL_DIR];
+/// The spool folder inside the Mailroot.
+pub const QUEUE_DIR: &str = "Queue";
+/// The pickup folder inside the Mailroot.
+pub const PICKUP_DIR: &str = "Pickup";
+/// The local delivery folder inside the Mailroot.
+pub const DROP_DIR: &str = "Drop";
+/// The badmail folder inside the Mailroot.
+pub const BADMAIL_DIR: &str = "Badmail";
+
 impl Config {
+    /// `<mailroot>/Queue`: the spool. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn queue_dir(&self) -> PathBuf {
+        self.mailroot.join(QUEUE_DIR)
+    }
+
+    /// `<mailroot>/Pickup`. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn pickup_dir(&self) -> PathBuf {
+        self.mailroot.join(PICKUP_DIR)
+    }
+
+    /// `<mailroot>/Drop`. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn drop_dir(&self) -> PathBuf {
+        self.mailroot.join(DROP_DIR)
+    }
+
+    /// `<mailroot>/Badmail`. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn badmail_dir(&self) -> PathBuf {
+        self.mailroot.join(BADMAIL_DIR)
+    }
+
     /// Parse and validate a configuration file's text. Keys missing from the file take
     /// their default (see [`Config::embedded_default`]). No file is read here.
     pub fn from_toml_str(text: &str, sys: &SystemDefaults) -> Result<Config, ConfigError> {
