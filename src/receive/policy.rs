@@ -14,7 +14,9 @@
 
 use std::net::IpAddr;
 
-use crate::config::{ConnectionsConfig, DomainsConfig, RelayConfig};
+use crate::config::{Config, ConnectionsConfig, DomainsConfig, RelayConfig};
+use crate::smtp::path::ForwardPath;
+use crate::smtp::reply::Reply;
 
 /// True if `ip` is inside any network of `nets`.
 fn listed(nets: &[ipnet::IpNet], ip: IpAddr) -> bool {
@@ -45,9 +47,75 @@ pub fn is_local_domain(cfg: &DomainsConfig, domain: &str) -> bool {
     cfg.local.iter().any(|local| local.eq_ignore_ascii_case(domain))
 }
 
+/// May a client at `client` give this RCPT TO? (RFC 5321 §3.6 relaying, §4.5.1 Postmaster.)
+///
+/// - bare `<Postmaster>`: always accepted (RFC 5321 §4.5.1 requires it);
+/// - a local part with a relay trick (`user%host@us`, `host!user@us`, `"user@host"@us`):
+///   refused for everybody, whatever the domain. These are how open relays used to be
+///   laundered through MTAs that re-interpret the local part; legitimate mail does not
+///   need them, and refusing them for local domains too means no later hop (Drop folder
+///   consumer, smart host) ever sees one;
+/// - a source route (`<@hop:user@dom>`) whose final domain is not local: refused for
+///   everybody (the route is ignored, RFC 5321 §4.1.1.3 / App. C, so accepting it would
+///   relay where the sender asked for something else);
+/// - a local domain: accepted;
+/// - any other domain: accepted only when the client may relay (`relay.allow`).
+///
+/// Every refusal is `554 5.7.1 Relay access denied`.
+pub fn check_rcpt(cfg: &Config, client: IpAddr, to: &ForwardPath<'_>) -> Result<(), Reply> {
+    let ForwardPath::Mailbox(mailbox) = to else { return Ok(()) };
+    if mailbox.has_relay_trick() {
+        return Err(Reply::relay_denied());
+    }
+    let local = is_local_domain(&cfg.domains, &mailbox.domain_str());
+    if local {
+        return Ok(());
+    }
+    if mailbox.had_source_route || !relay_allowed(&cfg.relay, client) {
+        return Err(Reply::relay_denied());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rcpt() {
+        let sys = crate::config::SystemDefaults { hostname: "mx.example".into(), cores: 1 };
+        let cfg = Config::embedded_default(&sys); // relay: loopback; local: localhost
+        // (client, RCPT TO argument, accepted?)
+        let cases: &[(&str, &str, bool)] = &[
+            ("192.0.2.1", "<Postmaster>", true),
+            ("192.0.2.1", "<postmaster@localhost>", true),
+            ("192.0.2.1", "<b@localhost>", true),
+            ("192.0.2.1", "<b@LOCALHOST>", true),
+            ("192.0.2.1", "<b@example.org>", false),
+            ("127.0.0.1", "<b@example.org>", true),
+            ("::1", "<b@example.org>", true),
+            ("::ffff:127.0.0.1", "<b@example.org>", true),
+            ("127.0.0.1", "<b@[192.0.2.9]>", true),
+            ("192.0.2.1", "<b@[127.0.0.1]>", false),
+            ("192.0.2.1", "<b%example.org@localhost>", false),
+            ("127.0.0.1", "<b%example.org@localhost>", false),
+            ("192.0.2.1", "<example.org!b@localhost>", false),
+            ("192.0.2.1", "<\"b@example.org\"@localhost>", false),
+            ("192.0.2.1", "<@example.org:b@localhost>", true),
+            ("192.0.2.1", "<@localhost:b@example.org>", false),
+            ("127.0.0.1", "<@localhost:b@example.org>", false),
+        ];
+        for &(client, arg, want) in cases {
+            let (to, rest) =
+                crate::smtp::path::parse_forward_path(arg).unwrap_or_else(|e| panic!("{arg}: {e}"));
+            assert!(rest.is_empty(), "{arg}");
+            let got = check_rcpt(&cfg, client.parse().unwrap(), &to);
+            assert_eq!(got.is_ok(), want, "{client} {arg} -> {got:?}");
+            if let Err(r) = got {
+                assert_eq!(r, Reply::relay_denied());
+            }
+        }
+    }
 
     fn nets(list: &[&str]) -> Vec<ipnet::IpNet> {
         list.iter().map(|s| s.parse().unwrap_or_else(|e| panic!("{s}: {e}"))).collect()
