@@ -125,8 +125,8 @@ pub trait Service {
     /// Graceful shutdown began (called once per open connection).
     fn shutdown(&mut self, conn: &mut Self::Conn, out: &mut Vec<u8>);
 
-    /// The connection is gone; release whatever it held.
-    fn closed(&mut self, conn: Self::Conn, reason: CloseReason);
+    /// The connection `id` is gone; release whatever it held.
+    fn closed(&mut self, id: ConnId, conn: Self::Conn, reason: CloseReason);
 
     /// Collect connections with deferred work ready (e.g. their spool commit finished).
     /// Called every pass (and after the waker fired). Ids may be stale; the worker drops

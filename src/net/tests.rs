@@ -85,7 +85,7 @@ impl Service for Echo {
         out.extend_from_slice(b"shutdown\n");
         c.closing = true;
     }
-    fn closed(&mut self, _: EchoConn, _: CloseReason) {}
+    fn closed(&mut self, _: ConnId, _: EchoConn, _: CloseReason) {}
     fn poll_ready(&mut self, ready: &mut Vec<ConnId>) {
         ready.extend(self.deferred.drain(..));
     }

@@ -370,7 +370,7 @@ impl<S: Service> Worker<S> {
             CloseReason::Shutdown => self.counters.shutdown_closed += 1,
             CloseReason::Done | CloseReason::PeerClosed => {}
         }
-        self.service.closed(c.state, reason);
+        self.service.closed(id, c.state, reason);
     }
 
     /// Resume connections whose deferred work is ready (e.g. their commit finished).
