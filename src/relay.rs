@@ -142,7 +142,8 @@ impl Running {
                 }
                 Err(_) => {
                     self.stopper.stop();
-                    first_err.get_or_insert(RelayError::Io(std::io::Error::other("worker panicked")));
+                    first_err
+                        .get_or_insert(RelayError::Io(std::io::Error::other("worker panicked")));
                 }
             }
         }
@@ -196,7 +197,8 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         let waker = poll.waker();
         let mut listeners = Vec::with_capacity(addrs.len());
         for (site, addr) in &mut addrs {
-            let l = listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
+            let l =
+                listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
             if k == 0 {
                 *addr = l.local_addr()?;
                 listening.push((config.sites[*site].name.clone(), *addr));

@@ -35,6 +35,8 @@ use crate::smtp::data::BareLineEnding;
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
 use crate::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
+use crate::smtp::trace::{self, TraceFields};
+use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
 use crate::spool::{
     Envelope, EnvelopeRecipient, OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket,
 };
@@ -158,10 +160,10 @@ impl Inbound {
         }
     }
 
-    /// Say 421 4.3.2 to a draining session as soon as it is between transactions.
-    fn maybe_goodbye(&self, c: &mut InboundConn, out: &mut Vec<u8>) {
-        if c.draining && !c.session.is_closed() && !c.session.in_data() && !c.session.awaiting_commit()
-        {
+    /// Say 421 4.3.2 to a draining session as soon as it is between messages (the
+    /// session itself refuses while content is open or a commit is pending).
+    fn maybe_goodbye(c: &mut InboundConn, out: &mut Vec<u8>) {
+        if c.draining {
             c.session.shutdown(out);
         }
     }
@@ -215,12 +217,12 @@ impl Service for Inbound {
             now: self.now,
         };
         let used = c.session.feed(input, &mut h, out);
-        self.maybe_goodbye(c, out);
+        Self::maybe_goodbye(c, out);
         used
     }
 
     fn wants_read(&self, c: &InboundConn) -> bool {
-        !c.session.is_closed() && !c.session.awaiting_commit()
+        c.session.wants_read()
     }
 
     fn wants_close(&self, c: &InboundConn) -> bool {
@@ -240,14 +242,24 @@ impl Service for Inbound {
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         self.draining = true;
         c.draining = true;
-        self.maybe_goodbye(c, out);
+        Self::maybe_goodbye(c, out);
     }
 
-    fn closed(&mut self, id: ConnId, c: InboundConn, reason: CloseReason) {
+    fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {
         self.outcomes.remove(&id);
-        match c.tx.record {
-            RecordState::Open(rec) => self.writer.abort(rec),
-            RecordState::Idle | RecordState::Failed(_) | RecordState::Committing => {}
+        let mut h = TxHandler {
+            cfg: &self.shared.config,
+            spool: &self.spool,
+            writer: &mut self.writer,
+            pending: &mut self.pending,
+            tx: &mut c.tx,
+            conn: id,
+            now: self.now,
+        };
+        c.session.disconnect(&mut h);
+        // Whatever the session thought, never leave a record open (it would pin the writer).
+        if let RecordState::Open(rec) = std::mem::replace(&mut c.tx.record, RecordState::Idle) {
+            self.writer.abort(rec);
         }
         log::debug!("worker={} client={} closed: {reason:?}", self.worker, c.tx.peer.remote);
     }
@@ -258,9 +270,10 @@ impl Service for Inbound {
         }
         let (durable, failed) = match self.writer.poll_committed() {
             Ok(seq) => (seq, None),
-            Err((seq, e)) => {
+            Err((through, e)) => {
+                // Reported once; the next call returns the durable seq again.
                 log::error!("worker={} group commit failed: {e}", self.worker);
-                (0, Some(seq))
+                (self.writer.poll_committed().unwrap_or(0), Some(through))
             }
         };
         while let Some(p) = self.pending.front() {
@@ -292,7 +305,7 @@ impl Service for Inbound {
             Ok(qid) => c.session.commit_done(Ok(&qid.to_string()), out),
             Err(()) => c.session.commit_done(Err(Reply::local_error()), out),
         }
-        self.maybe_goodbye(c, out);
+        Self::maybe_goodbye(c, out);
     }
 
     fn end_of_pass(&mut self) {
@@ -334,10 +347,10 @@ impl TxHandler<'_> {
                 .map(|r| EnvelopeRecipient {
                     forward_path: r.forward_path.clone(),
                     notify: r.notify.map_or(0, |n| {
-                        u8::from(n.never)
-                            | u8::from(n.success) << 1
-                            | u8::from(n.failure) << 2
-                            | u8::from(n.delay) << 3
+                        (if n.never { NOTIFY_NEVER } else { 0 })
+                            | (if n.success { NOTIFY_SUCCESS } else { 0 })
+                            | (if n.failure { NOTIFY_FAILURE } else { 0 })
+                            | (if n.delay { NOTIFY_DELAY } else { 0 })
                     }),
                     orcpt: r.orcpt.clone(),
                 })
@@ -354,7 +367,7 @@ impl TxHandler<'_> {
                 Some(Ret::Hdrs) => 2,
             },
             envid: t.envid.clone(),
-            client_addr: self.tx.peer.remote.ip().to_string(),
+            client_addr: self.tx.peer.remote.to_string(),
             helo: t.helo.clone(),
             arrival_unix_ms: unix_ms(self.now),
             site: site.unwrap_or_default(),
@@ -420,9 +433,7 @@ impl Handler for TxHandler<'_> {
                 Err(e) => DataOutcome::Done(spool_reply(&e)),
             },
             RecordState::Failed(reply) => DataOutcome::Done(reply),
-            RecordState::Idle | RecordState::Committing => {
-                DataOutcome::Done(Reply::local_error())
-            }
+            RecordState::Idle | RecordState::Committing => DataOutcome::Done(Reply::local_error()),
         }
     }
 
@@ -451,7 +462,7 @@ fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// Our trace header (RFC 5321 §4.4).
+/// Our trace header (RFC 5321 §4.4), written in UTC (no time-zone database here).
 fn received_header(
     out: &mut Vec<u8>,
     cfg: &Config,
@@ -460,5 +471,24 @@ fn received_header(
     id: QueueId,
     now: SystemTime,
 ) {
-    let _ = (out, cfg, peer, t, id, now);
+    let queue_id = id.to_string();
+    let recipient = match t.recipients.as_slice() {
+        [only] => Some(only.forward_path.as_str()),
+        _ => None,
+    };
+    let fields = TraceFields {
+        helo: &t.helo,
+        client_rdns: None,
+        client_ip: peer.remote.ip(),
+        hostname: &cfg.hostname,
+        esmtp: t.esmtp,
+        smtputf8: t.smtputf8,
+        tls: None,
+        authenticated: false,
+        queue_id: &queue_id,
+        recipient,
+        unix_time_secs: i64::try_from(unix_ms(now) / 1000).unwrap_or(i64::MAX),
+        utc_offset_secs: 0,
+    };
+    trace::write_received(&fields, out);
 }
