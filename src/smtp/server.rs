@@ -45,8 +45,8 @@ use std::sync::Arc;
 
 use memchr::memchr;
 
-use super::command::{self, Body, Command, MAX_COMMAND_LINE_BYTES, MailParams, Notify, RcptParams};
 use super::command::Ret;
+use super::command::{self, Body, Command, MAX_COMMAND_LINE_BYTES, MailParams, Notify, RcptParams};
 use super::data::{BareLineEnding, ChunkCounter, DataScanner};
 use super::path::{ForwardPath, ReversePath};
 use super::reply::{Extensions, Reply};
@@ -418,10 +418,9 @@ impl ServerSession {
                 }
                 None => input.len(),
             },
-            State::Greeted
-            | State::Ready { .. }
-            | State::Mail { .. }
-            | State::BdatIdle { .. } => self.command_line(input, h, out),
+            State::Greeted | State::Ready { .. } | State::Mail { .. } | State::BdatIdle { .. } => {
+                self.command_line(input, h, out)
+            }
         }
     }
 
@@ -518,7 +517,8 @@ impl ServerSession {
 
     /// The current BDAT chunk is complete.
     fn end_chunk<H: Handler>(&mut self, h: &mut H, out: &mut Vec<u8>) {
-        let State::Bdat { tx, content, chunk_bytes, last, .. } = mem::replace(&mut self.state, TAKEN)
+        let State::Bdat { tx, content, chunk_bytes, last, .. } =
+            mem::replace(&mut self.state, TAKEN)
         else {
             unreachable!("end_chunk is only called in State::Bdat")
         };
@@ -580,7 +580,9 @@ impl ServerSession {
             h.data_abort();
         }
         self.state = match mem::replace(&mut self.state, TAKEN) {
-            State::Mail { tx } | State::BdatIdle { tx, .. } => State::Ready { hello: tx.into_hello() },
+            State::Mail { tx } | State::BdatIdle { tx, .. } => {
+                State::Ready { hello: tx.into_hello() }
+            }
             other => other,
         };
     }
@@ -625,7 +627,8 @@ impl ServerSession {
         {
             return self.close(Reply::too_many_messages(), h, out);
         }
-        let too_big = |size: u64| cfg.max_message_size_bytes != 0 && size > cfg.max_message_size_bytes;
+        let too_big =
+            |size: u64| cfg.max_message_size_bytes != 0 && size > cfg.max_message_size_bytes;
         let refusal = if params.size.is_some_and(too_big) {
             Some(Reply::message_too_big())
         } else if params.smtputf8 && !cfg.enable_smtputf8 {

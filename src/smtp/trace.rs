@@ -70,13 +70,14 @@ pub fn protocol(f: &TraceFields<'_>) -> &'static str {
     }
 }
 
-/// Append the header, folded over several lines, ending with CRLF:
+/// Append the header, folded over several lines (each continuation starts with a TAB),
+/// ending with CRLF:
 ///
 /// ```text
 /// Received: from helo.example (rdns.example [192.0.2.1])
-///	by mx.example (mailroot) with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)
-///	id 0000000100000002
-///	for <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000
+///     by mx.example (mailroot) with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)
+///     id 0000000100000002
+///     for <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000
 /// ```
 pub fn write_received(f: &TraceFields<'_>, out: &mut Vec<u8>) {
     let mut s = String::with_capacity(256);
@@ -219,22 +220,40 @@ mod tests {
     fn variants() {
         let tls = Some(TlsInfo { version: "TLSv1.3", cipher: "TLS13_AES_128_GCM_SHA256" });
         let cases: &[(TraceFields<'static>, &str)] = &[
-            (TraceFields { client_rdns: None, recipient: None, ..base() }, "from client.example ([192.0.2.1])\r\n"),
-            (TraceFields { client_ip: "2001:db8::1".parse().unwrap(), ..base() }, "[IPv6:2001:db8::1])"),
+            (
+                TraceFields { client_rdns: None, recipient: None, ..base() },
+                "from client.example ([192.0.2.1])\r\n",
+            ),
+            (
+                TraceFields { client_ip: "2001:db8::1".parse().unwrap(), ..base() },
+                "[IPv6:2001:db8::1])",
+            ),
             (TraceFields { esmtp: false, ..base() }, " with SMTP\r\n"),
             (TraceFields { tls, ..base() }, " with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)\r\n"),
             (TraceFields { authenticated: true, ..base() }, " with ESMTPA\r\n"),
             (TraceFields { tls, authenticated: true, ..base() }, " with ESMTPSA ("),
             (TraceFields { smtputf8: true, ..base() }, " with UTF8SMTP\r\n"),
             (TraceFields { smtputf8: true, tls, ..base() }, " with UTF8SMTPS ("),
-            (TraceFields { smtputf8: true, tls, authenticated: true, ..base() }, " with UTF8SMTPSA ("),
+            (
+                TraceFields { smtputf8: true, tls, authenticated: true, ..base() },
+                " with UTF8SMTPSA (",
+            ),
             (TraceFields { smtputf8: true, authenticated: true, ..base() }, " with UTF8SMTPA\r\n"),
             (TraceFields { helo: "evil\r\nX-Injected: 1", ..base() }, "from evil??X-Injected:?1 ("),
             (TraceFields { client_rdns: Some("a(b)\\c"), ..base() }, "(a?b??c [192.0.2.1])"),
-            (TraceFields { utc_offset_secs: 3600, ..base() }, "Sat, 28 Nov 2026 15:49:40 +0100\r\n"),
-            (TraceFields { utc_offset_secs: -16_200, ..base() }, "Sat, 28 Nov 2026 10:19:40 -0430\r\n"),
+            (
+                TraceFields { utc_offset_secs: 3600, ..base() },
+                "Sat, 28 Nov 2026 15:49:40 +0100\r\n",
+            ),
+            (
+                TraceFields { utc_offset_secs: -16_200, ..base() },
+                "Sat, 28 Nov 2026 10:19:40 -0430\r\n",
+            ),
             (TraceFields { unix_time_secs: 0, ..base() }, "Thu, 1 Jan 1970 00:00:00 +0000\r\n"),
-            (TraceFields { unix_time_secs: 951_782_400, ..base() }, "Tue, 29 Feb 2000 00:00:00 +0000\r\n"),
+            (
+                TraceFields { unix_time_secs: 951_782_400, ..base() },
+                "Tue, 29 Feb 2000 00:00:00 +0000\r\n",
+            ),
             (TraceFields { unix_time_secs: -1, ..base() }, "Wed, 31 Dec 1969 23:59:59 +0000\r\n"),
         ];
         for (f, want) in cases {
