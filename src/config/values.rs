@@ -13,6 +13,7 @@ const MAX_DOMAIN_CHARS: usize = 253;
 const MAX_LABEL_CHARS: usize = 63;
 /// Longest site name; it appears in every log line about a connection.
 const MAX_SITE_NAME_CHARS: usize = 64;
+
 /// One network: CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (/32 or /128).
 pub(super) fn network(s: &str, key: &str) -> Result<ipnet::IpNet, ConfigError> {
     let parsed = if s.contains('/') {
