@@ -66,7 +66,11 @@ pub(super) const DEFAULT_RELAY_ALLOW: [ipnet::IpNet; 2] = [
 /// The default host name: the OS one if it is a valid domain name, else `localhost`.
 pub(super) fn default_hostname(sys: &SystemDefaults) -> String {
     let name = sys.hostname.trim().trim_end_matches('.');
-    if super::parse::is_valid_domain(name) { name.to_owned() } else { FALLBACK_HOSTNAME.to_owned() }
+    if super::values::is_valid_domain(name) {
+        name.to_owned()
+    } else {
+        FALLBACK_HOSTNAME.to_owned()
+    }
 }
 
 /// See [`Config::embedded_default`].

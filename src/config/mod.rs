@@ -21,6 +21,7 @@ mod defaults;
 mod parse;
 mod print;
 mod units;
+mod values;
 
 use std::fmt;
 use std::net::SocketAddr;

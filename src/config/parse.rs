@@ -11,13 +11,14 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use toml::{Table, Value};
 
 use super::defaults::{LOG_LEVELS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES};
 use super::units::{self, DURATION_HINT, SIZE_HINT};
+use super::values::{domain, listen_addr, network, site_name};
 use super::{BareLineEnding, Config, ConfigError, Limits, Site, SystemDefaults};
 
 /// Keys allowed at the top level.
@@ -71,13 +72,6 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("[site]", SITE_KEYS),
 ];
 
-/// Longest domain name in presentation form without the trailing dot (RFC 1035 §2.3.4:
-/// 255 octets on the wire = 253 characters of text).
-const MAX_DOMAIN_CHARS: usize = 253;
-/// Longest label of a domain name (RFC 1035 §2.3.4).
-const MAX_LABEL_CHARS: usize = 63;
-/// Longest site name; it appears in every log line about a connection.
-const MAX_SITE_NAME_CHARS: usize = 64;
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
 const MAX_SUGGEST_DISTANCE: usize = 2;
 
@@ -342,71 +336,9 @@ fn limits(t: &Table, l: &mut Limits) -> Parsed<()> {
     Ok(())
 }
 
-/// One network: CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a bare address (/32 or /128).
-fn network(s: &str, key: &str) -> Parsed<ipnet::IpNet> {
-    let parsed = if s.contains('/') {
-        s.parse::<ipnet::IpNet>().ok()
-    } else {
-        s.parse::<IpAddr>().ok().map(ipnet::IpNet::from)
-    };
-    let Some(net) = parsed else {
-        return Err(ConfigError::new(
-            key,
-            format!(
-                "invalid network {s:?}: expected an IP address or CIDR like \"192.0.2.0/24\" \
-                 or \"2001:db8::/32\""
-            ),
-        ));
-    };
-    if net.trunc() != net {
-        return Err(ConfigError::new(
-            key,
-            format!("host bits set in {s:?}; did you mean \"{}\"?", net.trunc()),
-        ));
-    }
-    Ok(net)
-}
-
 /// An array of networks.
 fn networks(v: &Value, key: &str) -> Parsed<Vec<ipnet::IpNet>> {
     strings(v, key)?.into_iter().map(|(k, s)| network(s, &k)).collect()
-}
-
-/// True if `name` is a valid ASCII domain name without a trailing dot: labels of
-/// 1..=63 letters, digits and inner hyphens, ≤ 253 characters, and a last label that is
-/// not all digits (so `192.0.2.1` is not taken for a name, RFC 1123 §2.1).
-pub(super) fn is_valid_domain(name: &str) -> bool {
-    let label_ok = |l: &str| {
-        (1..=MAX_LABEL_CHARS).contains(&l.len())
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    !name.is_empty()
-        && name.len() <= MAX_DOMAIN_CHARS
-        && name.split('.').all(label_ok)
-        && !name.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// A domain name (hostname or local domain): one trailing dot tolerated and dropped.
-fn domain(s: &str, key: &str) -> Parsed<String> {
-    let name = s.strip_suffix('.').unwrap_or(s);
-    if is_valid_domain(name) {
-        return Ok(name.to_owned());
-    }
-    let why = if name.parse::<IpAddr>().is_ok()
-        || name.strip_prefix('[').is_some_and(|r| r.ends_with(']'))
-    {
-        "is an IP address, not a domain name".to_owned()
-    } else if !name.is_ascii() {
-        "is not ASCII; write internationalized names in A-label form (xn--...)".to_owned()
-    } else {
-        format!(
-            "is not a valid domain name (labels of 1..={MAX_LABEL_CHARS} letters, digits and \
-             inner hyphens, at most {MAX_DOMAIN_CHARS} characters)"
-        )
-    };
-    Err(ConfigError::new(key, format!("{s:?} {why}")))
 }
 
 /// `[domains] local`: valid, lower-cased, unique.
@@ -456,43 +388,6 @@ fn segment_size(v: &Value) -> Parsed<u64> {
     }
 }
 
-/// A site name: 1..=64 of `[A-Za-z0-9._-]`.
-fn site_name(v: &Value, key: &str) -> Parsed<String> {
-    let s = string(v, key)?;
-    let ok = (1..=MAX_SITE_NAME_CHARS).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(s.to_owned())
-    } else if s.is_empty() {
-        Err(ConfigError::new(key, "must not be empty"))
-    } else {
-        Err(ConfigError::new(
-            key,
-            format!(
-                "invalid site name {s:?}: use 1..={MAX_SITE_NAME_CHARS} ASCII letters, digits, \
-                 '-', '_' or '.'"
-            ),
-        ))
-    }
-}
-
-/// One listen address: `IPv4:port` or `[IPv6]:port`, port not 0.
-fn listen_addr(s: &str, key: &str) -> Parsed<SocketAddr> {
-    let addr: SocketAddr = s.parse().map_err(|_| {
-        ConfigError::new(
-            key,
-            format!(
-                "invalid listen address {s:?}: expected IP:port, e.g. \"127.0.0.1:2525\" or \
-                 \"[::1]:2525\" (host names are not resolved)"
-            ),
-        )
-    })?;
-    if addr.port() == 0 {
-        return Err(ConfigError::new(key, format!("port 0 in {s:?}: give a fixed port")));
-    }
-    Ok(addr)
-}
-
 /// `[[site]]`: at least one; unique names; no listen address twice in the whole file.
 fn sites(v: &Value) -> Parsed<Vec<Site>> {
     let Value::Array(items) = v else {
@@ -514,7 +409,7 @@ fn sites(v: &Value) -> Parsed<Vec<Site>> {
         check_keys(t, &prefix, SITE_KEYS)?;
         let name_key = join(&prefix, "name");
         let name = match t.get("name") {
-            Some(v) => site_name(v, &name_key)?,
+            Some(v) => site_name(string(v, &name_key)?, &name_key)?,
             None => return Err(ConfigError::new(name_key, "missing; every [[site]] needs a name")),
         };
         if let Some(j) = out.iter().position(|s| s.name == name) {
@@ -711,53 +606,6 @@ mod tests {
             let cfg =
                 Config::from_toml_str(text, &sys()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert!(check(&cfg), "{text:?}: {cfg:?}");
-        }
-    }
-
-    #[test]
-    fn domain_validity() {
-        let cases: &[(&str, bool)] = &[
-            ("localhost", true),
-            ("a", true),
-            ("mx1.example.com", true),
-            ("3com.com", true),
-            ("xn--bcher-kva.example", true),
-            (&"a".repeat(63), true),
-            (&"a".repeat(64), false),
-            (
-                &format!(
-                    "{}.{}.{}.{}",
-                    "a".repeat(63),
-                    "b".repeat(63),
-                    "c".repeat(63),
-                    "d".repeat(61)
-                ),
-                true,
-            ),
-            (
-                &format!(
-                    "{}.{}.{}.{}",
-                    "a".repeat(63),
-                    "b".repeat(63),
-                    "c".repeat(63),
-                    "d".repeat(62)
-                ),
-                false,
-            ),
-            ("", false),
-            (".", false),
-            ("a.", false),
-            (".a", false),
-            ("a..b", false),
-            ("-a", false),
-            ("a-", false),
-            ("a_b", false),
-            ("a b", false),
-            ("1.2.3.4", false),
-            ("example.123", false),
-        ];
-        for &(name, want) in cases {
-            assert_eq!(is_valid_domain(name), want, "{name:?}");
         }
     }
 

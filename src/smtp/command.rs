@@ -1172,6 +1172,16 @@ mod tests {
             Auth(String, Option<String>),
         }
 
+        /// `Display` drops the source route; clear the flag before comparing.
+        fn without_route(mut c: Command<'_>) -> Command<'_> {
+            if let Command::Mail { from: ReversePath::Mailbox(m), .. }
+            | Command::Rcpt { to: ForwardPath::Mailbox(m), .. } = &mut c
+            {
+                m.had_source_route = false;
+            }
+            c
+        }
+
         fn mailbox(l: &(String, String)) -> Mailbox<'_> {
             Mailbox {
                 local_part: Cow::Borrowed(&l.0),
@@ -1296,7 +1306,7 @@ mod tests {
             fn arbitrary_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..300)) {
                 if let Ok(cmd) = parse(&line) {
                     let again = cmd.to_string();
-                    prop_assert_eq!(parse(again.as_bytes()), Ok(cmd));
+                    prop_assert_eq!(parse(again.as_bytes()).map(without_route), Ok(without_route(cmd)));
                 }
             }
         }

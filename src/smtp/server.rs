@@ -27,7 +27,7 @@
 //!   reconnects; a 452 would leave it looping on the same connection).
 //! - Limits set to 0 (`max_message_size_bytes`, `max_messages_per_connection`,
 //!   `max_errors`) mean "no limit"; `SIZE 0` is then advertised as RFC 1870 §5 allows.
-//! - `BODY=BINARYMIME` is refused (`555 5.5.4`): we do not advertise BINARYMIME, so relaying
+//! - `BODY=BINARYMIME` is refused (`504 5.5.4`): we do not advertise BINARYMIME, so relaying
 //!   stays possible to any next hop.
 //! - A refused DATA (`554 5.5.1` no valid recipients, a `data_start` refusal) keeps the
 //!   transaction; the final reply to the content always ends it (success or not).
@@ -634,7 +634,7 @@ impl ServerSession {
         } else if params.smtputf8 && !cfg.enable_smtputf8 {
             Some(Reply::bad_parameter("SMTPUTF8"))
         } else if params.body == Some(Body::BinaryMime) {
-            Some(Reply::bad_parameter("BODY=BINARYMIME"))
+            Some(Reply::parameter_not_implemented("BODY=BINARYMIME"))
         } else if from.mailbox().is_some_and(|m| !m.is_ascii()) && !params.smtputf8 {
             Some(Reply::smtputf8_required())
         } else {

@@ -70,13 +70,14 @@ pub fn protocol(f: &TraceFields<'_>) -> &'static str {
     }
 }
 
-/// Append the header, folded over several lines, ending with CRLF:
+/// Append the header, folded over several lines (each continuation starts with a TAB),
+/// ending with CRLF:
 ///
 /// ```text
 /// Received: from helo.example (rdns.example [192.0.2.1])
-///	by mx.example (mailroot) with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)
-///	id 0000000100000002
-///	for <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000
+///     by mx.example (mailroot) with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)
+///     id 0000000100000002
+///     for <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000
 /// ```
 pub fn write_received(f: &TraceFields<'_>, out: &mut Vec<u8>) {
     let mut s = String::with_capacity(256);
