@@ -1,7 +1,41 @@
-//! Wiring: builds the workers, the spool syncers, the queue runner; signals; shutdown order.
-//! (Owned by the net/receive helper.)
+//! Wiring: opens the spool, builds the inbound workers and the queue runner, handles
+//! signals, and shuts everything down in order. The only module that knows every piece.
+//!
+//! # Threads and what crosses between them
+//! - `worker-k` (k = 0..workers): one mio event loop each (`net::worker::Worker` driving
+//!   `receive::inbound::Inbound`). Each owns its listeners (one per site address, all
+//!   `SO_REUSEPORT`), its connections and its `SpoolWriter`. Shared with the other workers:
+//!   the `ConnLimits` counters and the shutdown flag.
+//! - the spool's syncer thread(s) (owned by `spool`): run group commits and call
+//!   `on_commit`, which rings the worker's `mio::Waker`. Nothing else crosses.
+//! - `queue-runner`: receives every committed `QueueId` over an unbounded crossbeam channel
+//!   (an id is 8 bytes, copied; the message itself stays in the spool) and holds the
+//!   incoming queue. Delivery is issue 3. Recovered messages are fed in at start.
+//! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
+//!   wakes every worker.
+//! - the main thread joins the workers, then stops the signal thread and the queue runner.
+//!
+//! # Shutdown order
+//! 1. flag + wake: every worker drops its listeners, tells idle sessions 421 4.3.2, lets
+//!    in-flight transactions finish for up to `limits.shutdown_grace_ms`, closes the rest,
+//!    waits for its outstanding commits, exits;
+//! 2. the last `Sender` is dropped with the workers, so the queue runner drains and exits;
+//! 3. `serve` returns `Ok(())` (exit status 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Receiver;
 
 use crate::config::Config;
+use crate::net::limits::ConnLimits;
+use crate::net::listener;
+use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
+use crate::receive::inbound::{Inbound, InboundShared};
+use crate::spool::{QueueId, Spool, SpoolOptions};
 
 /// Errors that stop the relay from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -18,13 +52,200 @@ pub enum RelayError {
     /// The spool could not be opened or recovered.
     #[error("spool: {0}")]
     Spool(String),
-    /// Any other I/O failure while starting.
+    /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Run the relay until SIGTERM/SIGINT; returns after a clean shutdown.
 pub fn serve(config: Config) -> Result<(), RelayError> {
-    let _ = config;
-    unimplemented!("relay::serve")
+    let running = start(config)?;
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ])?;
+    let handle = signals.handle();
+    let stopper = running.stopper();
+    let signal_thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
+        let mut signals = signals;
+        if let Some(sig) = signals.forever().next() {
+            log::info!("signal={sig} shutting down");
+            stopper.stop();
+        }
+    })?;
+    let result = running.wait();
+    handle.close();
+    let _ = signal_thread.join();
+    result
+}
+
+/// Sets the shutdown flag and wakes every worker. Cheap to clone.
+#[derive(Clone)]
+pub struct Stopper {
+    /// Shared shutdown flag.
+    flag: Arc<AtomicBool>,
+    /// One waker per worker.
+    wakers: Vec<Arc<mio::Waker>>,
+}
+
+impl Stopper {
+    /// Begin graceful shutdown.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        for w in &self.wakers {
+            if let Err(e) = w.wake() {
+                log::warn!("cannot wake worker: {e}");
+            }
+        }
+    }
+}
+
+/// A started relay: worker threads and the queue runner.
+pub struct Running {
+    /// Addresses actually bound, per site: `(site name, address)`.
+    listening: Vec<(String, SocketAddr)>,
+    /// Shutdown trigger.
+    stopper: Stopper,
+    /// Worker threads.
+    workers: Vec<JoinHandle<std::io::Result<WorkerCounters>>>,
+    /// Queue runner thread; returns how many ids it received.
+    runner: JoinHandle<u64>,
+}
+
+impl Running {
+    /// Addresses listened on (a `:0` port in the config is resolved here).
+    pub fn listening(&self) -> &[(String, SocketAddr)] {
+        &self.listening
+    }
+
+    /// A handle that starts shutdown.
+    pub fn stopper(&self) -> Stopper {
+        self.stopper.clone()
+    }
+
+    /// Wait for every worker to exit (after `Stopper::stop`), then the queue runner.
+    pub fn wait(self) -> Result<(), RelayError> {
+        let mut first_err = None;
+        let mut total = WorkerCounters::default();
+        for w in self.workers {
+            match w.join() {
+                Ok(Ok(c)) => {
+                    total.accepted += c.accepted;
+                    total.refused += c.refused;
+                    total.io_errors += c.io_errors;
+                    total.timeouts += c.timeouts;
+                }
+                Ok(Err(e)) => {
+                    log::error!("worker failed: {e}");
+                    self.stopper.stop();
+                    first_err.get_or_insert(RelayError::Io(e));
+                }
+                Err(_) => {
+                    self.stopper.stop();
+                    first_err
+                        .get_or_insert(RelayError::Io(std::io::Error::other("worker panicked")));
+                }
+            }
+        }
+        let queued = self.runner.join().unwrap_or(0);
+        log::info!(
+            "stopped accepted={} refused={} io_errors={} timeouts={} queued={queued}",
+            total.accepted,
+            total.refused,
+            total.io_errors,
+            total.timeouts
+        );
+        first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// Open the spool, bind every listener, start the workers and the queue runner.
+pub fn start(config: Config) -> Result<Running, RelayError> {
+    let config = Arc::new(config);
+    let opts = SpoolOptions {
+        segment_bytes: config.spool.segment_bytes,
+        min_free_bytes: config.limits.min_free_disk_bytes,
+    };
+    let (spool, recovered) =
+        Spool::open(&config.queue_dir(), opts).map_err(|e| RelayError::Spool(e.to_string()))?;
+    log::info!("spool={} recovered={}", config.queue_dir().display(), recovered.len());
+
+    let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<QueueId>();
+    let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
+    drop(recovered);
+    let runner = std::thread::Builder::new()
+        .name("queue-runner".into())
+        .spawn(move || queue_runner(queue_rx, recovered_ids))?;
+
+    let shared = Arc::new(InboundShared::new(Arc::clone(&config)));
+    let limits =
+        ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
+    let flag = Arc::new(AtomicBool::new(false));
+
+    // Resolve the addresses once (a `:0` port becomes the port worker 0 got, so every
+    // worker shares it).
+    let mut addrs: Vec<(usize, SocketAddr)> = Vec::new();
+    for (site, s) in config.sites.iter().enumerate() {
+        addrs.extend(s.listen.iter().map(|a| (site, *a)));
+    }
+    // Build every worker before starting any, so a failure leaves no thread behind.
+    let mut built = Vec::with_capacity(config.workers);
+    let mut wakers = Vec::with_capacity(config.workers);
+    let mut listening = Vec::new();
+    for k in 0..config.workers {
+        let poll = WorkerPoll::new()?;
+        let waker = poll.waker();
+        let mut listeners = Vec::with_capacity(addrs.len());
+        for (site, addr) in &mut addrs {
+            let l =
+                listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
+            if k == 0 {
+                *addr = l.local_addr()?;
+                listening.push((config.sites[*site].name.clone(), *addr));
+            }
+            listeners.push((l, *site));
+        }
+        let on_commit_waker = Arc::clone(&waker);
+        let writer = spool
+            .writer(
+                u32::try_from(k).unwrap_or(u32::MAX),
+                Box::new(move || {
+                    let _ = on_commit_waker.wake();
+                }),
+            )
+            .map_err(|e| RelayError::Spool(e.to_string()))?;
+        let service = Inbound::new(k, Arc::clone(&shared), spool.clone(), writer, queue_tx.clone());
+        let opts = WorkerOptions {
+            index: k,
+            shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
+        };
+        let worker =
+            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?;
+        wakers.push(waker);
+        built.push(worker);
+    }
+    drop(queue_tx);
+    let mut workers = Vec::with_capacity(built.len());
+    for (k, worker) in built.into_iter().enumerate() {
+        let name = format!("worker-{k}");
+        workers.push(std::thread::Builder::new().name(name).spawn(move || worker.run())?);
+    }
+    for (site, addr) in &listening {
+        log::info!("listening site={site} addr={addr} workers={}", config.workers);
+    }
+    Ok(Running { listening, stopper: Stopper { flag, wakers }, workers, runner })
+}
+
+/// The queue runner for this issue: holds the incoming queue (delivery is issue 3).
+/// Returns how many ids arrived over the channel.
+fn queue_runner(rx: Receiver<QueueId>, recovered: Vec<QueueId>) -> u64 {
+    let mut incoming: std::collections::VecDeque<QueueId> = recovered.into();
+    let mut received = 0u64;
+    for id in rx {
+        log::debug!("queue_id={id} incoming");
+        incoming.push_back(id);
+        received += 1;
+    }
+    log::debug!("queue runner exiting incoming={}", incoming.len());
+    received
 }

@@ -1,1 +1,145 @@
-//! The mio I/O core. Knows nothing about SMTP.
+//! The mio I/O core: listeners, one event loop per worker thread, connection table,
+//! buffers, idle timers, connection limits, wakers. Knows NOTHING about SMTP: it moves bytes
+//! between sockets and a [`Service`] (static dispatch, implemented by `receive`).
+//!
+//! # Threads
+//! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
+//! `SO_REUSEPORT` listener for every address (the kernel spreads connections), its connection
+//! table, timer wheel and a 64 KiB scratch read buffer. The only state shared between
+//! workers is [`limits::ConnLimits`] (one atomic + a sharded mutex, touched at accept/close)
+//! and the shutdown flag. Other threads reach a worker only through its `mio::Waker`
+//! (the spool syncer after a group commit; the signal handler at shutdown).
+//!
+//! # The edge-triggered rule (sozu `doc/lifetime_of_a_session.md` §2.2)
+//! mio registers every socket edge-triggered (`EPOLLET`): the kernel reports a socket
+//! *once* when it becomes readable/writable, not while it stays so. Hence, always:
+//! 1. **Drain reads until `WouldBlock`.** A readiness flag (`readable`) is set by an event
+//!    and cleared only when a read returns `WouldBlock`. If we stop early (the service does
+//!    not want input now, or the per-pass fairness cap hit) the flag stays set and we come
+//!    back without waiting for a new event: none would come.
+//! 2. **Output produced on a read path is written in the same pass.** After each
+//!    `Service::read`/`resume`/`timed_out` the worker tries to write the connection's output
+//!    before doing anything else; `writable` is likewise cleared only by `WouldBlock`.
+//! 3. **Interest is derived from state each time**, never toggled by hand:
+//!    read when `readable && service.wants_read(conn) && output below high water`, write
+//!    when `writable && output pending`. Sockets are registered once for
+//!    `READABLE | WRITABLE` and never re-registered (no `epoll_ctl` per command).
+//!
+//! # Errors (STYLE 14)
+//! `WouldBlock` is flow control, `Interrupted` is retried, any other I/O error closes that
+//! connection, bumps a counter in [`worker::WorkerCounters`] and is logged once at debug.
+//! Nothing a peer sends can panic a worker.
+//!
+//! # Memory
+//! Per connection: the socket, the service's state, the unconsumed input remainder (a
+//! partial command line, bounded by the service; empty and unallocated almost always) and
+//! the output `Vec` (shrunk back when idle). Reads go through the worker's shared scratch
+//! buffer, so 10,000 idle connections cost a few hundred bytes each plus the service state.
+//!
+//! See `src/net/LIFECYCLE.md` for the walk of one connection through these files.
+
+mod conn;
+pub mod conn_table;
+pub mod limits;
+pub mod listener;
+pub mod timer;
+pub mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::time::SystemTime;
+
+pub use conn_table::ConnId;
+pub use limits::{ConnLimits, ConnPermit, LimitExceeded};
+
+/// Where a new connection came from and which listener took it.
+#[derive(Clone, Copy, Debug)]
+pub struct Peer {
+    /// The client's address (from `accept`).
+    pub remote: SocketAddr,
+    /// Our address the client connected to.
+    pub local: SocketAddr,
+    /// Caller-chosen tag of the listener (the relay uses the site index).
+    pub listener_tag: usize,
+}
+
+/// Why a connection was closed (given to [`Service::closed`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The service asked to close (`wants_close`) and its output was flushed.
+    Done,
+    /// The peer closed its side (read returned 0).
+    PeerClosed,
+    /// An I/O error other than `WouldBlock`/`Interrupted`.
+    Io(std::io::ErrorKind),
+    /// The idle timer fired (the service already wrote its goodbye).
+    TimedOut,
+    /// The service left more unconsumed input than the worker can hold (a service bug or
+    /// a peer exploiting one); the connection is dropped.
+    InputOverflow,
+    /// Shutdown grace period expired with the connection still open.
+    Shutdown,
+}
+
+/// What a worker drives: one implementation per protocol (inbound SMTP is `receive`).
+///
+/// All methods run on the worker thread. Output goes to `out`, which the worker writes
+/// to the socket (in the same pass). `Conn` is the per-connection state.
+pub trait Service {
+    /// Per-connection state.
+    type Conn;
+
+    /// Start of an event-loop pass; the wall clock is read once per pass by the worker
+    /// (layer-0 code below the service never reads the clock).
+    fn begin_pass(&mut self, wall_clock: SystemTime);
+
+    /// A new connection. `permit` is the outcome of the connection limits; the service
+    /// keeps the permit in its state (dropping it un-counts the connection). Return `None`
+    /// to refuse: the worker writes `out` once (best effort) and closes.
+    fn accept(
+        &mut self,
+        peer: &Peer,
+        permit: Result<ConnPermit, LimitExceeded>,
+        out: &mut Vec<u8>,
+    ) -> Option<Self::Conn>;
+
+    /// Input arrived: `input` is the previous unconsumed remainder followed by new bytes.
+    /// Return how many bytes were consumed; the rest is handed back next time.
+    fn read(&mut self, id: ConnId, conn: &mut Self::Conn, input: &[u8], out: &mut Vec<u8>)
+    -> usize;
+
+    /// Whether the connection wants input now (false e.g. while a commit is pending).
+    fn wants_read(&self, conn: &Self::Conn) -> bool;
+
+    /// Whether the connection should be closed once its output is flushed.
+    fn wants_close(&self, conn: &Self::Conn) -> bool;
+
+    /// Idle timeout for the connection's current state, in milliseconds.
+    fn idle_timeout_ms(&self, conn: &Self::Conn) -> u64;
+
+    /// The idle timer fired: write the goodbye; the worker flushes (best effort) and closes.
+    fn timed_out(&mut self, conn: &mut Self::Conn, out: &mut Vec<u8>);
+
+    /// Graceful shutdown began (called once per open connection).
+    fn shutdown(&mut self, conn: &mut Self::Conn, out: &mut Vec<u8>);
+
+    /// The connection `id` is gone; release whatever it held.
+    fn closed(&mut self, id: ConnId, conn: Self::Conn, reason: CloseReason);
+
+    /// Collect connections with deferred work ready (e.g. their spool commit finished).
+    /// Called every pass (and after the waker fired). Ids may be stale; the worker drops
+    /// those.
+    fn poll_ready(&mut self, ready: &mut Vec<ConnId>);
+
+    /// Do the deferred work for a connection reported by `poll_ready`.
+    fn resume(&mut self, id: ConnId, conn: &mut Self::Conn, out: &mut Vec<u8>);
+
+    /// End of an event-loop pass (the spool's group commit is started here).
+    fn end_of_pass(&mut self);
+
+    /// True while work is outstanding that the worker must wait for before exiting
+    /// (uncommitted spool records).
+    fn has_outstanding(&self) -> bool;
+}

@@ -1,0 +1,173 @@
+//! One connection's socket, buffers and readiness, and the read/write pass over it.
+//!
+//! WHAT: `drive` applies the edge-triggered rule of `net/mod.rs` to one connection: write
+//! pending output, then read-and-feed until `WouldBlock` (or the service stops wanting
+//! input), writing after every feed. Reads land in the worker's shared scratch buffer,
+//! preceded by the connection's small unconsumed remainder, so the service always sees one
+//! contiguous slice and per-connection memory stays tiny.
+//!
+//! TRUST: socket bytes are untrusted and only passed through; the one bound enforced here
+//! is `MIN_READ_ROOM_BYTES` (a remainder that would leave less room than that in the
+//! scratch buffer closes the connection).
+
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+
+use super::{CloseReason, ConnId, Service};
+
+/// Size of the per-worker scratch read buffer.
+pub(super) const SCRATCH_BYTES: usize = 64 * 1024;
+
+/// A read always offers at least this much space after the kept remainder; a service
+/// that leaves a bigger remainder while still wanting input is broken or exploited.
+const MIN_READ_ROOM_BYTES: usize = 4 * 1024;
+
+/// Reads per connection per `drive` before yielding to other connections (fairness; the
+/// connection is put on the worker's runnable list since no new edge will come).
+const MAX_READS_PER_DRIVE: u32 = 16;
+
+/// Stop reading while this much output is unsent (a client pipelining without reading
+/// replies must not grow our output buffer without bound).
+const OUT_HIGH_WATER_BYTES: usize = 64 * 1024;
+
+/// Capacity of an idle input remainder buffer kept after use; larger ones are freed.
+const IDLE_INPUT_CAPACITY_BYTES: usize = 1024;
+
+/// Capacity of an idle output buffer kept after a flush; larger ones are freed.
+const IDLE_OUTPUT_CAPACITY_BYTES: usize = 4 * 1024;
+
+/// A connection as the worker holds it.
+pub(super) struct Conn<C> {
+    /// The socket; registered once for READABLE | WRITABLE, token = base + slot index.
+    pub(super) stream: TcpStream,
+    /// The service's per-connection state.
+    pub(super) state: C,
+    /// Unconsumed input (a partial command line, or bytes held while the service does not
+    /// want input). Invariant: `len() <= SCRATCH_BYTES - MIN_READ_ROOM_BYTES` when read.
+    input: Vec<u8>,
+    /// Output; bytes `out[out_pos..]` are not yet written.
+    pub(super) out: Vec<u8>,
+    /// Invariant: `out_pos <= out.len()`; both reset to 0 when everything is written.
+    out_pos: usize,
+    /// Read readiness: set by an event, cleared only by `WouldBlock`.
+    pub(super) readable: bool,
+    /// Write readiness: set by an event (and at accept), cleared only by `WouldBlock`.
+    pub(super) writable: bool,
+    /// The service may consume more of `input` without new bytes (after `resume`).
+    pub(super) refeed: bool,
+}
+
+/// What `drive` decided.
+pub(super) enum Step {
+    /// Keep the connection; nothing to do until an event (or the service wakes it).
+    Idle,
+    /// Keep the connection; it still has readable input, drive it again this pass.
+    Yield,
+    /// Close it.
+    Close(CloseReason),
+}
+
+impl<C> Conn<C> {
+    /// A freshly accepted connection with its greeting (or nothing) in `out`.
+    pub(super) fn new(stream: TcpStream, state: C, out: Vec<u8>) -> Conn<C> {
+        Conn {
+            stream,
+            state,
+            input: Vec::new(),
+            out,
+            out_pos: 0,
+            readable: false,
+            writable: true,
+            refeed: false,
+        }
+    }
+
+    /// Unsent output bytes.
+    fn out_pending(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Write as much pending output as the socket takes.
+    pub(super) fn flush(&mut self) -> io::Result<()> {
+        while self.out_pos < self.out.len() && self.writable {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out_pos = 0;
+            if self.out.capacity() > IDLE_OUTPUT_CAPACITY_BYTES {
+                self.out = Vec::new();
+            } else {
+                self.out.clear();
+            }
+        }
+        Ok(())
+    }
+
+    /// Give back memory held by an empty input remainder.
+    fn shrink_input(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > IDLE_INPUT_CAPACITY_BYTES {
+            self.input = Vec::new();
+        }
+    }
+}
+
+/// One pass over a connection (see the module docs).
+pub(super) fn drive<S: Service>(
+    svc: &mut S,
+    id: ConnId,
+    c: &mut Conn<S::Conn>,
+    scratch: &mut [u8],
+) -> Step {
+    if std::mem::take(&mut c.refeed) && !c.input.is_empty() && svc.wants_read(&c.state) {
+        let input = std::mem::take(&mut c.input);
+        let used = svc.read(id, &mut c.state, &input, &mut c.out);
+        c.input = input;
+        c.input.drain(..used);
+    }
+    let mut reads = 0;
+    let step = loop {
+        if let Err(e) = c.flush() {
+            break Step::Close(CloseReason::Io(e.kind()));
+        }
+        if svc.wants_close(&c.state) {
+            break if c.out_pending() == 0 { Step::Close(CloseReason::Done) } else { Step::Idle };
+        }
+        if !c.readable || !svc.wants_read(&c.state) || c.out_pending() > OUT_HIGH_WATER_BYTES {
+            break Step::Idle;
+        }
+        if reads == MAX_READS_PER_DRIVE {
+            break Step::Yield;
+        }
+        let kept = c.input.len();
+        if kept > scratch.len() - MIN_READ_ROOM_BYTES {
+            break Step::Close(CloseReason::InputOverflow);
+        }
+        scratch[..kept].copy_from_slice(&c.input);
+        match c.stream.read(&mut scratch[kept..]) {
+            Ok(0) => {
+                // Peer closed. Best effort for anything still unsent, then close.
+                let _ = c.flush();
+                break Step::Close(CloseReason::PeerClosed);
+            }
+            Ok(n) => {
+                reads += 1;
+                let avail = kept + n;
+                let used = svc.read(id, &mut c.state, &scratch[..avail], &mut c.out);
+                c.input.clear();
+                c.input.extend_from_slice(&scratch[used.min(avail)..avail]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Step::Close(CloseReason::Io(e.kind())),
+        }
+    };
+    c.shrink_input();
+    step
+}

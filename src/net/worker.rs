@@ -1,0 +1,462 @@
+//! One event loop: a mio `Poll`, this worker's listeners, its connections, its timers.
+//!
+//! WHAT: `Worker::run` loops: poll (timeout = next due timer tick) → accept / drive the
+//! connections with events → drive connections that yielded → ask the service which
+//! connections have deferred work (`poll_ready`, e.g. commits finished; the waker makes
+//! the poll return) → fire idle timers → `end_of_pass` (the spool's group commit starts
+//! here, so every message finished in this pass shares one fdatasync) → recycle slots.
+//!
+//! Tokens: `WAKER_TOKEN` = 0; listener `i` = `1 + i`; connection slot `j` =
+//! `CONN_TOKEN_BASE + j`.
+//!
+//! SHUTDOWN: when the shared flag is set (and the waker rung) the worker drops its listeners
+//! (the kernel stops routing new connections to them), calls `Service::shutdown` once per
+//! connection (the service says goodbye to idle sessions and lets in-flight transactions
+//! finish), waits up to the grace period for connections to close, closes the rest, waits
+//! (bounded) for outstanding commits, and returns its counters.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::conn::{self, Conn, Step};
+use super::conn_table::{ConnId, ConnTable};
+use super::limits::ConnLimits;
+use super::timer::{TICK_MS, TimerWheel};
+use super::{CloseReason, Peer, Service};
+
+/// Token of the worker's waker.
+const WAKER_TOKEN: Token = Token(0);
+
+/// First connection token; listener tokens are `1..CONN_TOKEN_BASE`.
+const CONN_TOKEN_BASE: usize = 1 << 20;
+
+/// Events fetched per `poll`.
+const EVENTS_CAPACITY: usize = 1024;
+
+/// How long to keep waiting for outstanding commits once every connection is closed.
+const OUTSTANDING_WAIT_MS: u64 = 10_000;
+
+/// Counters of one worker (summed by the relay at exit; later exported per worker).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    /// Connections accepted and handed to the service (kept open).
+    pub accepted: u64,
+    /// Connections refused at accept by the service (limits, access policy).
+    pub refused: u64,
+    /// Connections closed after an I/O error.
+    pub io_errors: u64,
+    /// Connections closed by the idle timer.
+    pub timeouts: u64,
+    /// Connections closed because unconsumed input overflowed.
+    pub input_overflows: u64,
+    /// Connections force-closed when the shutdown grace period ended.
+    pub shutdown_closed: u64,
+    /// `accept` failures other than `WouldBlock`/`Interrupted`.
+    pub accept_errors: u64,
+}
+
+/// Per-worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// Worker number, for logs.
+    pub index: usize,
+    /// How long in-flight transactions may take to finish after shutdown begins.
+    pub shutdown_grace: Duration,
+}
+
+/// The poll and its waker, created first so the waker can be handed to other threads
+/// (the spool syncer's `on_commit`, the signal handler) before the service exists.
+pub struct WorkerPoll {
+    /// This worker's poll.
+    poll: Poll,
+    /// Wakes `poll` from another thread.
+    waker: Arc<Waker>,
+}
+
+impl WorkerPoll {
+    /// Create a poll and its waker.
+    pub fn new() -> io::Result<WorkerPoll> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
+        Ok(WorkerPoll { poll, waker })
+    }
+
+    /// The waker (cheap to clone; `wake()` from any thread).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
+    }
+}
+
+/// A listener of this worker.
+struct Listener {
+    /// The socket (`None` once shutdown began).
+    socket: Option<TcpListener>,
+    /// Its bound address.
+    local: SocketAddr,
+    /// Caller's tag (site index).
+    tag: usize,
+    /// `accept` hit a resource limit (EMFILE...); retry on the next tick since no new
+    /// edge will be reported for connections already queued.
+    retry: bool,
+}
+
+/// Lifecycle phase of the worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Accepting and serving.
+    Running,
+    /// Listeners closed; connections finish until the deadline.
+    Draining { deadline: Instant },
+    /// Every connection closed; waiting for the service's outstanding work until the deadline.
+    Finishing { deadline: Instant },
+}
+
+/// One event-loop thread's state, generic over the protocol `S`.
+pub struct Worker<S: Service> {
+    /// Settings.
+    opts: WorkerOptions,
+    /// Poll + waker.
+    poll: WorkerPoll,
+    /// Listeners; index `i` has token `1 + i`.
+    listeners: Vec<Listener>,
+    /// Live connections; slot `j` has token `CONN_TOKEN_BASE + j` and timer key `j`.
+    conns: ConnTable<Conn<S::Conn>>,
+    /// Idle timers keyed by slot index.
+    timers: TimerWheel,
+    /// Shared read buffer (`conn::SCRATCH_BYTES`), used by one connection at a time.
+    scratch: Vec<u8>,
+    /// The protocol.
+    service: S,
+    /// Connection limits shared with the other workers.
+    limits: Arc<ConnLimits>,
+    /// Set by the signal handler; the waker is rung after setting it.
+    shutdown: Arc<AtomicBool>,
+    /// Time zero of the timer wheel's ticks.
+    epoch: Instant,
+    /// Current tick (read once per pass).
+    now_tick: u64,
+    /// Connections that yielded with input left (drive again this pass / next pass).
+    runnable: Vec<ConnId>,
+    /// Scratch list for `poll_ready`.
+    ready: Vec<ConnId>,
+    /// Scratch list for fired timers.
+    fired: Vec<usize>,
+    /// Lifecycle phase.
+    phase: Phase,
+    /// Counters.
+    counters: WorkerCounters,
+}
+
+impl<S: Service> Worker<S> {
+    /// Build a worker over already bound listeners `(socket, tag)`.
+    pub fn new(
+        poll: WorkerPoll,
+        listeners: Vec<(TcpListener, usize)>,
+        service: S,
+        limits: Arc<ConnLimits>,
+        shutdown: Arc<AtomicBool>,
+        opts: WorkerOptions,
+    ) -> io::Result<Worker<S>> {
+        assert!(listeners.len() < CONN_TOKEN_BASE - 1, "too many listeners");
+        let mut ls = Vec::with_capacity(listeners.len());
+        for (i, (mut socket, tag)) in listeners.into_iter().enumerate() {
+            poll.poll.registry().register(&mut socket, Token(1 + i), Interest::READABLE)?;
+            let local = socket.local_addr()?;
+            ls.push(Listener { socket: Some(socket), local, tag, retry: false });
+        }
+        Ok(Worker {
+            opts,
+            poll,
+            listeners: ls,
+            conns: ConnTable::default(),
+            timers: TimerWheel::new(0),
+            scratch: vec![0; conn::SCRATCH_BYTES],
+            service,
+            limits,
+            shutdown,
+            epoch: Instant::now(),
+            now_tick: 0,
+            runnable: Vec::new(),
+            ready: Vec::new(),
+            fired: Vec::new(),
+            phase: Phase::Running,
+            counters: WorkerCounters::default(),
+        })
+    }
+
+    /// Run until shutdown completes. Errors only if `poll` itself fails.
+    pub fn run(mut self) -> io::Result<WorkerCounters> {
+        let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            self.now_tick = self.tick_of(now);
+            self.service.begin_pass(SystemTime::now());
+
+            for event in events.iter() {
+                match event.token() {
+                    WAKER_TOKEN => {} // poll_ready and the shutdown flag are checked every pass
+                    Token(t) if t < CONN_TOKEN_BASE => self.accept_all(t - 1),
+                    Token(t) => {
+                        let Some(id) = self.conns.id_at(t - CONN_TOKEN_BASE) else { continue };
+                        if let Some(c) = self.conns.get_mut(id) {
+                            // Errors and hang-ups surface through the next read/write.
+                            let trouble = event.is_error() || event.is_read_closed();
+                            c.readable |= event.is_readable() || trouble;
+                            c.writable |= event.is_writable() || event.is_write_closed();
+                        }
+                        self.drive(id);
+                    }
+                }
+            }
+            for id in std::mem::take(&mut self.runnable) {
+                self.drive(id);
+            }
+            self.resume_ready();
+            self.fire_timers();
+            self.retry_listeners();
+            if self.step_shutdown(now) {
+                break;
+            }
+            self.service.end_of_pass();
+            self.conns.recycle();
+        }
+        log::debug!(
+            "worker={} exiting accepted={} refused={} io_errors={} timeouts={}",
+            self.opts.index,
+            self.counters.accepted,
+            self.counters.refused,
+            self.counters.io_errors,
+            self.counters.timeouts
+        );
+        Ok(self.counters)
+    }
+
+    /// Tick number of `t`.
+    fn tick_of(&self, t: Instant) -> u64 {
+        u64::try_from(t.duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX) / TICK_MS
+    }
+
+    /// How long `poll` may sleep.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.runnable.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now_tick = self.tick_of(now);
+        let mut ticks = self.timers.next_due_in(now_tick);
+        let must_tick = self.listeners.iter().any(|l| l.retry)
+            || self.service.has_outstanding()
+            || self.phase != Phase::Running;
+        if must_tick {
+            ticks = Some(ticks.map_or(1, |t| t.min(1)));
+        }
+        let due_tick = now_tick + ticks?;
+        let due = self.epoch + Duration::from_millis(due_tick.saturating_mul(TICK_MS));
+        Some(due.saturating_duration_since(now))
+    }
+
+    /// Accept every queued connection on listener `li`.
+    fn accept_all(&mut self, li: usize) {
+        loop {
+            let Some(l) = self.listeners.get_mut(li) else { return };
+            let Some(socket) = &l.socket else { return };
+            match socket.accept() {
+                Ok((stream, remote)) => self.admit(stream, remote, li),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    l.retry = false;
+                    return;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.counters.accept_errors += 1;
+                    if is_resource_exhaustion(&e) {
+                        if !l.retry {
+                            log::warn!("worker={} accept on {}: {e}", self.opts.index, l.local);
+                        }
+                        l.retry = true;
+                        return;
+                    }
+                    // ECONNABORTED and friends concern one connection only.
+                    log::debug!("worker={} accept on {}: {e}", self.opts.index, l.local);
+                }
+            }
+        }
+    }
+
+    /// Hand a new socket to the service; keep it or refuse it.
+    fn admit(&mut self, mut stream: mio::net::TcpStream, remote: SocketAddr, li: usize) {
+        let l = &self.listeners[li];
+        // SMTP replies are small and written once per pass: Nagle would only add latency.
+        let _ = stream.set_nodelay(true);
+        let local = if l.local.ip().is_unspecified() {
+            stream.local_addr().unwrap_or(l.local)
+        } else {
+            l.local
+        };
+        let peer = Peer { remote, local, listener_tag: l.tag };
+        let permit = self.limits.try_acquire(remote.ip());
+        let mut out = Vec::new();
+        let Some(state) = self.service.accept(&peer, permit, &mut out) else {
+            // Explicit accept back-pressure: a fresh socket's send buffer is empty, so one
+            // write takes the short refusal; then close.
+            let _ = io::Write::write(&mut stream, &out);
+            self.counters.refused += 1;
+            return;
+        };
+        let id = self.conns.insert(Conn::new(stream, state, out));
+        let token = Token(CONN_TOKEN_BASE + id.index());
+        let registered = match self.conns.get_mut(id) {
+            Some(c) => self.poll.poll.registry().register(
+                &mut c.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+            None => unreachable!("just inserted"),
+        };
+        self.counters.accepted += 1;
+        match registered {
+            Ok(()) => self.drive(id),
+            Err(e) => self.close(id, CloseReason::Io(e.kind())),
+        }
+    }
+
+    /// Run one pass over connection `id` and act on the outcome.
+    fn drive(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(id) else { return };
+        match conn::drive(&mut self.service, id, c, &mut self.scratch) {
+            Step::Idle => self.arm_timer(id),
+            Step::Yield => {
+                self.arm_timer(id);
+                self.runnable.push(id);
+            }
+            Step::Close(reason) => self.close(id, reason),
+        }
+    }
+
+    /// (Re)arm the idle timer of `id` from the service's current timeout.
+    fn arm_timer(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(id) else { return };
+        let ms = self.service.idle_timeout_ms(&c.state);
+        // +1: `now_tick` is rounded down, so this never fires early.
+        self.timers.schedule(id.index(), self.now_tick + ms.div_ceil(TICK_MS) + 1);
+    }
+
+    /// Close `id`: the socket is closed by drop (which also removes it from epoll).
+    fn close(&mut self, id: ConnId, reason: CloseReason) {
+        let Some(c) = self.conns.remove(id) else { return };
+        self.timers.cancel(id.index());
+        match reason {
+            CloseReason::Io(kind) => {
+                self.counters.io_errors += 1;
+                log::debug!(
+                    "worker={} conn={} closed on I/O error: {kind}",
+                    self.opts.index,
+                    id.index()
+                );
+            }
+            CloseReason::TimedOut => self.counters.timeouts += 1,
+            CloseReason::InputOverflow => self.counters.input_overflows += 1,
+            CloseReason::Shutdown => self.counters.shutdown_closed += 1,
+            CloseReason::Done | CloseReason::PeerClosed => {}
+        }
+        self.service.closed(id, c.state, reason);
+    }
+
+    /// Resume connections whose deferred work is ready (e.g. their commit finished).
+    fn resume_ready(&mut self) {
+        let mut ready = std::mem::take(&mut self.ready);
+        self.service.poll_ready(&mut ready);
+        for id in ready.drain(..) {
+            let Some(c) = self.conns.get_mut(id) else { continue };
+            self.service.resume(id, &mut c.state, &mut c.out);
+            c.refeed = true;
+            self.drive(id);
+        }
+        self.ready = ready;
+    }
+
+    /// Fire due idle timers: goodbye, best-effort flush, close.
+    fn fire_timers(&mut self) {
+        let mut fired = std::mem::take(&mut self.fired);
+        self.timers.expire(self.now_tick, &mut fired);
+        for key in fired.drain(..) {
+            let Some(id) = self.conns.id_at(key) else { continue };
+            let Some(c) = self.conns.get_mut(id) else { continue };
+            self.service.timed_out(&mut c.state, &mut c.out);
+            let _ = c.flush();
+            self.close(id, CloseReason::TimedOut);
+        }
+        self.fired = fired;
+    }
+
+    /// Retry listeners whose accept hit a resource limit.
+    fn retry_listeners(&mut self) {
+        for li in 0..self.listeners.len() {
+            if self.listeners[li].retry {
+                self.accept_all(li);
+            }
+        }
+    }
+
+    /// Advance the shutdown state machine; true when the worker may exit.
+    fn step_shutdown(&mut self, now: Instant) -> bool {
+        match self.phase {
+            Phase::Running => {
+                if !self.shutdown.load(Ordering::Acquire) {
+                    return false;
+                }
+                for l in &mut self.listeners {
+                    if let Some(mut s) = l.socket.take() {
+                        let _ = self.poll.poll.registry().deregister(&mut s);
+                    }
+                    l.retry = false;
+                }
+                for id in self.conns.ids() {
+                    if let Some(c) = self.conns.get_mut(id) {
+                        self.service.shutdown(&mut c.state, &mut c.out);
+                        self.drive(id);
+                    }
+                }
+                self.phase = Phase::Draining { deadline: now + self.opts.shutdown_grace };
+                false
+            }
+            Phase::Draining { deadline } => {
+                if now >= deadline {
+                    for id in self.conns.ids() {
+                        self.close(id, CloseReason::Shutdown);
+                    }
+                }
+                if self.conns.is_empty() {
+                    let deadline = now + Duration::from_millis(OUTSTANDING_WAIT_MS);
+                    self.phase = Phase::Finishing { deadline };
+                }
+                false
+            }
+            Phase::Finishing { deadline } => {
+                if self.service.has_outstanding() && now < deadline {
+                    return false;
+                }
+                if self.service.has_outstanding() {
+                    log::warn!("worker={} exiting with work outstanding", self.opts.index);
+                }
+                true
+            }
+        }
+    }
+}
+
+/// Errors meaning "out of descriptors / memory": the queued connections stay queued.
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+}

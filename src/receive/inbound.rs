@@ -1,0 +1,494 @@
+//! Inbound SMTP service: drives one `smtp::server::ServerSession` per connection on `net`
+//! and streams DATA into this worker's `SpoolWriter`.
+//!
+//! WHAT: implements `net::Service`. Accept: `policy::connection_allowed` (554 5.7.1) and the
+//! connection limits (421 4.7.0), then the 220 greeting. Per transaction (`TxHandler`, the
+//! session's `Handler`): MAIL checks spool free space (452 4.3.1); RCPT runs
+//! `policy::check_rcpt`; DATA opens a spool record and writes our `Received:` header first;
+//! content goes straight to `SpoolWriter::append`; end of data `finish`es the record and the
+//! reply waits (`DataOutcome::Pending`) for the group commit. Each event-loop pass ends with
+//! `SpoolWriter::flush` (one fdatasync for every message finished in the pass); when the
+//! syncer rings the worker's waker, `poll_committed` tells which tickets are durable: those
+//! sessions get `250 2.0.0 Ok queued as <id>` and the QueueId goes to the queue runner.
+//!
+//! TRUST: everything from the peer is untrusted and reaches us only through the session's
+//! parsed commands; replies come from `smtp::reply`. The client address is the kernel's.
+//!
+//! INVARIANT (DESIGN invariant 1): a 250 to DATA/BDAT is written only after
+//! `poll_committed` reported the record's sequence number durable.
+//!
+//! STANDARDS: RFC 5321 §4.4 (trace header), §4.5.3.2 (timeouts), RFC 1870 (SIZE),
+//! RFC 3463 (enhanced codes, via `smtp::reply`).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Sender;
+
+use crate::config::{self, Config};
+use crate::net::{CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service};
+use crate::receive::policy;
+use crate::smtp::command::{Body, MailParams, RcptParams, Ret};
+use crate::smtp::data::BareLineEnding;
+use crate::smtp::path::{ForwardPath, ReversePath};
+use crate::smtp::reply::Reply;
+use crate::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
+use crate::smtp::trace::{self, TraceFields};
+use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
+use crate::spool::{
+    Envelope, EnvelopeRecipient, OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket,
+};
+
+/// Configuration shared (read-only) by every worker's `Inbound`.
+#[derive(Debug)]
+pub struct InboundShared {
+    /// The whole configuration.
+    config: Arc<Config>,
+    /// What the SMTP sessions need, built once.
+    server: Arc<ServerConfig>,
+}
+
+impl InboundShared {
+    /// Derive the session configuration from `config`.
+    pub fn new(config: Arc<Config>) -> InboundShared {
+        let server = Arc::new(server_config(&config));
+        InboundShared { config, server }
+    }
+}
+
+/// `ServerConfig` from the relay configuration.
+fn server_config(c: &Config) -> ServerConfig {
+    ServerConfig {
+        hostname: c.hostname.clone(),
+        max_message_size_bytes: c.limits.max_message_size_bytes,
+        max_recipients: c.limits.max_recipients,
+        max_messages_per_connection: c.limits.max_messages_per_connection,
+        max_errors: c.limits.max_errors,
+        bare_line_ending: match c.smtp.bare_line_ending {
+            config::BareLineEnding::Normalize => BareLineEnding::Normalize,
+            config::BareLineEnding::Reject => BareLineEnding::Reject,
+        },
+        enable_chunking: true,
+        enable_smtputf8: true,
+    }
+}
+
+/// A message finished on some connection, waiting for its group commit.
+#[derive(Debug)]
+struct Pending {
+    /// Ticket from `SpoolWriter::finish`.
+    ticket: Ticket,
+    /// The connection waiting for the reply (may be gone by the time it is durable).
+    conn: ConnId,
+}
+
+/// The inbound SMTP service of one worker.
+pub struct Inbound {
+    /// Worker number, for logs.
+    worker: usize,
+    /// Shared configuration.
+    shared: Arc<InboundShared>,
+    /// The spool (free-space check).
+    spool: Spool,
+    /// This worker's spool writer.
+    writer: SpoolWriter,
+    /// Committed QueueIds go to the queue runner.
+    queue_tx: Sender<QueueId>,
+    /// Finished records not yet known durable, in `ticket.seq` order (seqs increase).
+    pending: VecDeque<Pending>,
+    /// Commit outcome per connection, between `poll_ready` and `resume`/`closed`.
+    outcomes: HashMap<ConnId, Result<QueueId, ()>>,
+    /// Wall clock of the current pass (arrival time, Received header date).
+    now: SystemTime,
+    /// Graceful shutdown has begun.
+    draining: bool,
+}
+
+/// Per-connection state.
+pub struct InboundConn {
+    /// The sans-IO SMTP session.
+    session: ServerSession,
+    /// Transaction state seen by the `Handler`.
+    tx: ConnTx,
+    /// Keeps the connection counted in `ConnLimits` until dropped.
+    _permit: ConnPermit,
+    /// Shutdown began while this session was busy; say 421 once it is idle.
+    draining: bool,
+}
+
+/// What the handler knows about the connection and its current message.
+struct ConnTx {
+    /// Where the client came from and which site's listener took it.
+    peer: Peer,
+    /// Spool state of the current message.
+    record: RecordState,
+}
+
+/// Spool state of the message being received on a connection.
+enum RecordState {
+    /// No message content in progress.
+    Idle,
+    /// Content is streaming into this record.
+    Open(OpenRecord),
+    /// An append failed; the session drains the content and this reply is the answer.
+    Failed(Reply),
+    /// Finished; waiting for the group commit (the ticket is in `Inbound::pending`).
+    Committing,
+}
+
+impl Inbound {
+    /// The service for worker `worker`.
+    pub fn new(
+        worker: usize,
+        shared: Arc<InboundShared>,
+        spool: Spool,
+        writer: SpoolWriter,
+        queue_tx: Sender<QueueId>,
+    ) -> Inbound {
+        Inbound {
+            worker,
+            shared,
+            spool,
+            writer,
+            queue_tx,
+            pending: VecDeque::new(),
+            outcomes: HashMap::new(),
+            now: SystemTime::now(),
+            draining: false,
+        }
+    }
+
+    /// Say 421 4.3.2 to a draining session as soon as it is between messages (the
+    /// session itself refuses while content is open or a commit is pending).
+    fn maybe_goodbye(c: &mut InboundConn, out: &mut Vec<u8>) {
+        if c.draining {
+            c.session.shutdown(out);
+        }
+    }
+}
+
+impl Service for Inbound {
+    type Conn = InboundConn;
+
+    fn begin_pass(&mut self, wall_clock: SystemTime) {
+        self.now = wall_clock;
+    }
+
+    fn accept(
+        &mut self,
+        peer: &Peer,
+        permit: Result<ConnPermit, LimitExceeded>,
+        out: &mut Vec<u8>,
+    ) -> Option<InboundConn> {
+        let ip = peer.remote.ip();
+        if !policy::connection_allowed(&self.shared.config.connections, ip) {
+            log::debug!("worker={} client={ip} refused: connection control", self.worker);
+            Reply::connection_refused().write_to(out);
+            return None;
+        }
+        let permit = match permit {
+            Ok(p) => p,
+            Err(which) => {
+                log::debug!("worker={} client={ip} refused: {which:?} limit", self.worker);
+                Reply::too_many_connections().write_to(out);
+                return None;
+            }
+        };
+        let mut session = ServerSession::new(Arc::clone(&self.shared.server));
+        session.greet(out);
+        Some(InboundConn {
+            session,
+            tx: ConnTx { peer: *peer, record: RecordState::Idle },
+            _permit: permit,
+            draining: self.draining,
+        })
+    }
+
+    fn read(&mut self, id: ConnId, c: &mut InboundConn, input: &[u8], out: &mut Vec<u8>) -> usize {
+        let mut h = TxHandler {
+            cfg: &self.shared.config,
+            spool: &self.spool,
+            writer: &mut self.writer,
+            pending: &mut self.pending,
+            tx: &mut c.tx,
+            conn: id,
+            now: self.now,
+        };
+        let used = c.session.feed(input, &mut h, out);
+        Self::maybe_goodbye(c, out);
+        used
+    }
+
+    fn wants_read(&self, c: &InboundConn) -> bool {
+        c.session.wants_read()
+    }
+
+    fn wants_close(&self, c: &InboundConn) -> bool {
+        c.session.is_closed()
+    }
+
+    fn idle_timeout_ms(&self, c: &InboundConn) -> u64 {
+        let l = &self.shared.config.limits;
+        if c.session.in_data() { l.data_timeout_ms } else { l.command_timeout_ms }
+    }
+
+    fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
+        log::debug!("worker={} client={} idle timeout", self.worker, c.tx.peer.remote);
+        c.session.timeout(out);
+    }
+
+    fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
+        self.draining = true;
+        c.draining = true;
+        Self::maybe_goodbye(c, out);
+    }
+
+    fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {
+        self.outcomes.remove(&id);
+        let mut h = TxHandler {
+            cfg: &self.shared.config,
+            spool: &self.spool,
+            writer: &mut self.writer,
+            pending: &mut self.pending,
+            tx: &mut c.tx,
+            conn: id,
+            now: self.now,
+        };
+        c.session.disconnect(&mut h);
+        // Whatever the session thought, never leave a record open (it would pin the writer).
+        if let RecordState::Open(rec) = std::mem::replace(&mut c.tx.record, RecordState::Idle) {
+            self.writer.abort(rec);
+        }
+        log::debug!("worker={} client={} closed: {reason:?}", self.worker, c.tx.peer.remote);
+    }
+
+    fn poll_ready(&mut self, ready: &mut Vec<ConnId>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (durable, failed) = match self.writer.poll_committed() {
+            Ok(seq) => (seq, None),
+            Err((through, e)) => {
+                // Reported once; the next call returns the durable seq again.
+                log::error!("worker={} group commit failed: {e}", self.worker);
+                (self.writer.poll_committed().unwrap_or(0), Some(through))
+            }
+        };
+        while let Some(p) = self.pending.front() {
+            let outcome = if p.ticket.seq <= durable {
+                log::info!("queue_id={} received", p.ticket.id);
+                // Only the 8-byte id crosses threads; the message stays in the spool.
+                if self.queue_tx.send(p.ticket.id).is_err() {
+                    log::warn!("queue_id={} queue runner gone", p.ticket.id);
+                }
+                Ok(p.ticket.id)
+            } else if failed.is_some_and(|f| p.ticket.seq <= f) {
+                Err(())
+            } else {
+                break;
+            };
+            self.outcomes.insert(p.conn, outcome);
+            ready.push(p.conn);
+            self.pending.pop_front();
+        }
+    }
+
+    fn resume(&mut self, id: ConnId, c: &mut InboundConn, out: &mut Vec<u8>) {
+        let Some(outcome) = self.outcomes.remove(&id) else { return };
+        if !matches!(c.tx.record, RecordState::Committing) {
+            return;
+        }
+        c.tx.record = RecordState::Idle;
+        match outcome {
+            Ok(qid) => c.session.commit_done(Ok(&qid.to_string()), out),
+            Err(()) => c.session.commit_done(Err(Reply::local_error()), out),
+        }
+        Self::maybe_goodbye(c, out);
+    }
+
+    fn end_of_pass(&mut self) {
+        self.writer.flush();
+    }
+
+    fn has_outstanding(&self) -> bool {
+        !self.pending.is_empty() || self.writer.has_uncommitted()
+    }
+}
+
+/// The session's `Handler` for one `feed` call: policy + spool for one connection.
+struct TxHandler<'a> {
+    /// Configuration.
+    cfg: &'a Config,
+    /// The spool (free-space check).
+    spool: &'a Spool,
+    /// This worker's writer.
+    writer: &'a mut SpoolWriter,
+    /// The worker's commit-wait list.
+    pending: &'a mut VecDeque<Pending>,
+    /// The connection's transaction state.
+    tx: &'a mut ConnTx,
+    /// The connection's id (for the commit-wait list).
+    conn: ConnId,
+    /// Wall clock of this pass.
+    now: SystemTime,
+}
+
+impl TxHandler<'_> {
+    /// The envelope record for `t`.
+    fn envelope(&self, t: &Transaction) -> Envelope {
+        let site = self.cfg.sites.get(self.tx.peer.listener_tag).map(|s| s.name.clone());
+        Envelope {
+            reverse_path: t.reverse_path.clone(),
+            recipients: t
+                .recipients
+                .iter()
+                .map(|r| EnvelopeRecipient {
+                    forward_path: r.forward_path.clone(),
+                    notify: r.notify.map_or(0, |n| {
+                        (if n.never { NOTIFY_NEVER } else { 0 })
+                            | (if n.success { NOTIFY_SUCCESS } else { 0 })
+                            | (if n.failure { NOTIFY_FAILURE } else { 0 })
+                            | (if n.delay { NOTIFY_DELAY } else { 0 })
+                    }),
+                    orcpt: r.orcpt.clone(),
+                })
+                .collect(),
+            body: match t.body {
+                None | Some(Body::SevenBit) => 0,
+                Some(Body::EightBitMime) => 1,
+                Some(Body::BinaryMime) => 2,
+            },
+            smtputf8: t.smtputf8,
+            ret: match t.ret {
+                None => 0,
+                Some(Ret::Full) => 1,
+                Some(Ret::Hdrs) => 2,
+            },
+            envid: t.envid.clone(),
+            client_addr: self.tx.peer.remote.to_string(),
+            helo: t.helo.clone(),
+            arrival_unix_ms: unix_ms(self.now),
+            site: site.unwrap_or_default(),
+        }
+    }
+}
+
+impl Handler for TxHandler<'_> {
+    fn mail(&mut self, _from: &ReversePath<'_>, params: &MailParams<'_>) -> Result<(), Reply> {
+        if !self.spool.has_free_space() {
+            return Err(Reply::insufficient_storage());
+        }
+        if params.size.is_some_and(|s| s > self.cfg.limits.max_message_size_bytes) {
+            return Err(Reply::message_too_big());
+        }
+        Ok(())
+    }
+
+    fn rcpt(&mut self, to: &ForwardPath<'_>, _params: &RcptParams<'_>) -> Result<(), Reply> {
+        policy::check_rcpt(self.cfg, client_ip(&self.tx.peer), to)
+    }
+
+    fn data_start(&mut self, t: &Transaction) -> Result<(), Reply> {
+        let env = self.envelope(t);
+        let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
+        let mut header = Vec::with_capacity(256);
+        received_header(&mut header, self.cfg, &self.tx.peer, t, rec.id(), self.now);
+        if let Err(e) = self.writer.append(&mut rec, &header) {
+            self.writer.abort(rec);
+            return Err(spool_reply(&e));
+        }
+        self.tx.record = RecordState::Open(rec);
+        Ok(())
+    }
+
+    fn data_chunk(&mut self, bytes: &[u8]) -> Result<(), Reply> {
+        let RecordState::Open(rec) = &mut self.tx.record else {
+            return match &self.tx.record {
+                RecordState::Failed(r) => Err(r.clone()),
+                _ => Err(Reply::local_error()),
+            };
+        };
+        if let Err(e) = self.writer.append(rec, bytes) {
+            let reply = spool_reply(&e);
+            if let RecordState::Open(rec) =
+                std::mem::replace(&mut self.tx.record, RecordState::Failed(reply.clone()))
+            {
+                self.writer.abort(rec);
+            }
+            return Err(reply);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> DataOutcome {
+        match std::mem::replace(&mut self.tx.record, RecordState::Idle) {
+            RecordState::Open(rec) => match self.writer.finish(rec) {
+                Ok(ticket) => {
+                    self.pending.push_back(Pending { ticket, conn: self.conn });
+                    self.tx.record = RecordState::Committing;
+                    DataOutcome::Pending
+                }
+                Err(e) => DataOutcome::Done(spool_reply(&e)),
+            },
+            RecordState::Failed(reply) => DataOutcome::Done(reply),
+            RecordState::Idle | RecordState::Committing => DataOutcome::Done(Reply::local_error()),
+        }
+    }
+
+    fn data_abort(&mut self) {
+        if let RecordState::Open(rec) = std::mem::replace(&mut self.tx.record, RecordState::Idle) {
+            self.writer.abort(rec);
+        }
+    }
+}
+
+/// The client's address as policy sees it.
+fn client_ip(peer: &Peer) -> IpAddr {
+    peer.remote.ip()
+}
+
+/// 452 4.3.1 for a full disk, 451 4.3.0 for anything else.
+fn spool_reply(e: &SpoolError) -> Reply {
+    match e {
+        SpoolError::NoSpace => Reply::insufficient_storage(),
+        _ => Reply::local_error(),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Our trace header (RFC 5321 §4.4), written in UTC (no time-zone database here).
+fn received_header(
+    out: &mut Vec<u8>,
+    cfg: &Config,
+    peer: &Peer,
+    t: &Transaction,
+    id: QueueId,
+    now: SystemTime,
+) {
+    let queue_id = id.to_string();
+    let recipient = match t.recipients.as_slice() {
+        [only] => Some(only.forward_path.as_str()),
+        _ => None,
+    };
+    let fields = TraceFields {
+        helo: &t.helo,
+        client_rdns: None,
+        client_ip: peer.remote.ip(),
+        hostname: &cfg.hostname,
+        esmtp: t.esmtp,
+        smtputf8: t.smtputf8,
+        tls: None,
+        authenticated: false,
+        queue_id: &queue_id,
+        recipient,
+        unix_time_secs: i64::try_from(unix_ms(now) / 1000).unwrap_or(i64::MAX),
+        utc_offset_secs: 0,
+    };
+    trace::write_received(&fields, out);
+}
