@@ -206,11 +206,11 @@ impl SpoolWriter {
             spill: None,
             failed: false,
         };
-        if rec.buf.len() > self.inner.spill_threshold {
-            if let Err(e) = self.spill(&mut rec) {
-                self.abort(rec);
-                return Err(e);
-            }
+        if rec.buf.len() > self.inner.spill_threshold
+            && let Err(e) = self.spill(&mut rec)
+        {
+            self.abort(rec);
+            return Err(e);
         }
         Ok(rec)
     }
