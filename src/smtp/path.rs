@@ -354,9 +354,11 @@ pub fn parse_domain(s: &str) -> Result<Domain<'_>, PathError> {
     if end == s.len() { Ok(d) } else { Err(PathError::BadLabel) }
 }
 
-/// HELO/EHLO argument check: like [`parse_domain`] but also accepts `_` in labels,
-/// because Windows hosts routinely announce NetBIOS-style names such as `my_pc`.
+/// HELO/EHLO argument check: like [`parse_domain`] but also accepts `_` in labels
+/// (Windows hosts routinely announce NetBIOS-style names such as `my_pc`) and one
+/// trailing dot (`host.example.com.`, an absolute name some clients send).
 pub(crate) fn parse_helo_domain(s: &str) -> Result<Domain<'_>, PathError> {
+    let s = s.strip_suffix('.').unwrap_or(s);
     let (d, end) = parse_domain_at(s, 0, true)?;
     if end == s.len() { Ok(d) } else { Err(PathError::BadLabel) }
 }
@@ -788,6 +790,9 @@ mod tests {
         assert_eq!(parse_domain("Example.COM"), Ok(Domain::Name("Example.COM")));
         assert_eq!(parse_domain("my_pc"), Err(PathError::BadLabel));
         assert_eq!(parse_helo_domain("my_pc"), Ok(Domain::Name("my_pc")));
+        assert_eq!(parse_helo_domain("a.example."), Ok(Domain::Name("a.example")));
+        assert_eq!(parse_helo_domain("a.example.."), Err(PathError::EmptyLabel));
+        assert_eq!(parse_helo_domain("."), Err(PathError::MissingDomain));
         assert_eq!(parse_domain("[127.0.0.1]"), Ok(Domain::Ip(IpAddr::from([127, 0, 0, 1]))));
     }
 
@@ -800,7 +805,10 @@ mod tests {
     }
 
     fn arb_name() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\\.[a-z0-9\u{e9}]([a-z0-9-]{0,8}[a-z0-9])?){0,4}"
+        concat!(
+            "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?",
+            "(\\.[a-z0-9\u{e9}]([a-z0-9-]{0,8}[a-z0-9])?){0,4}"
+        )
     }
 
     proptest! {
@@ -822,7 +830,9 @@ mod tests {
                     prop_assert_eq!(&got, &mb);
                     prop_assert_eq!(got.local_part_needs_quoting(), printed.starts_with("<\""));
                 }
-                Ok((ForwardPath::Postmaster, _)) => prop_assert!(false, "postmaster from {}", printed),
+                Ok((ForwardPath::Postmaster, _)) => {
+                    prop_assert!(false, "postmaster from {}", printed);
+                }
                 Err(e) => {
                     prop_assert_eq!(e, PathError::LocalPartTooLong, "{}", printed);
                     prop_assert!(canonical_local_len > MAX_LOCAL_PART_BYTES);
