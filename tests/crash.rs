@@ -13,12 +13,6 @@ use std::time::Duration;
 use common::{Conf, Raw, Rng, Server, wait_until};
 use lettre::address::Envelope;
 
-/// Small segments: recovery and `queue list` read whole segment files, and small ones make
-/// the writer roll over to new segments many times per test (more crash points).
-fn conf() -> Conf {
-    Conf { segment_size: Some("\"1MiB\"".into()), ..Conf::default() }
-}
-
 fn envelope(from: &str) -> Envelope {
     Envelope::new(Some(from.parse().expect("from")), vec!["r@localhost".parse().expect("to")])
         .expect("envelope")
@@ -60,7 +54,7 @@ fn assert_none_lost(srv: &Server, acked: &[String]) {
 fn sigkill_right_after_last_250_loses_nothing() {
     const CONNS: u64 = 4;
     const PER_CONN: u64 = 50;
-    let mut srv = Server::start(conf());
+    let mut srv = Server::start(Conf::default());
     let acked = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..CONNS)
         .map(|t| {
@@ -94,7 +88,7 @@ fn sigkill_in_the_middle_of_streams_loses_nothing_acked() {
     const ROUNDS: u64 = 3;
     const SENDERS: u64 = 3;
     const MAX_PER_SENDER: u64 = 5_000; // bound; the kill ends each round long before
-    let mut srv = Server::start(conf());
+    let mut srv = Server::start(Conf::default());
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let mut all_acked: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
@@ -145,7 +139,7 @@ fn sigkill_in_the_middle_of_streams_loses_nothing_acked() {
 
 #[test]
 fn message_torn_by_sigkill_mid_data_is_not_resurrected() {
-    let mut srv = Server::start(conf());
+    let mut srv = Server::start(Conf::default());
     // A committed message first, so recovery has something to keep.
     let mut c = Raw::connect(srv.addr()).expect("connect");
     c.hello();

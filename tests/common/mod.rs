@@ -95,7 +95,7 @@ pub(crate) struct Conf {
     pub(crate) local_domains: Vec<String>,
     /// `[smtp] bare_line_ending`.
     pub(crate) bare_line_ending: String,
-    /// `[spool] segment_size` TOML literal, if set.
+    /// `[spool] segment_size` TOML literal; `None` = the built-in default.
     pub(crate) segment_size: Option<String>,
 }
 
@@ -115,7 +115,9 @@ impl Default for Conf {
             conn_deny: vec![],
             local_domains: vec!["localhost".into()],
             bare_line_ending: "normalize".into(),
-            segment_size: None,
+            // Small segments: each server preallocates one per worker (the 64 MiB default
+            // times dozens of parallel tests is gigabytes), and recovery/scan read them whole.
+            segment_size: Some("\"1MiB\"".into()),
         }
     }
 }
