@@ -112,8 +112,11 @@ pub struct InboundConn {
     session: ServerSession,
     /// Transaction state seen by the `Handler`.
     tx: ConnTx,
-    /// Keeps the connection counted in `ConnLimits` until dropped.
-    _permit: ConnPermit,
+    /// Keeps the connection counted in `ConnLimits`. Released (`None`) as soon as the
+    /// session is closed, i.e. *before* its last reply (221, 421) is written: a client that
+    /// reconnects the moment it reads 221 must not find its old connection still counted
+    /// (smtp-source with as many sessions as `max_connections_per_ip` hit exactly that).
+    permit: Option<ConnPermit>,
     /// Shutdown began while this session was busy; say 421 once it is idle.
     draining: bool,
 }
@@ -166,6 +169,14 @@ impl Inbound {
         if c.draining {
             c.session.shutdown(out);
         }
+        Self::release_if_closed(c);
+    }
+
+    /// Un-count a closed session now (see `InboundConn::permit`).
+    fn release_if_closed(c: &mut InboundConn) {
+        if c.session.is_closed() {
+            c.permit = None;
+        }
     }
 }
 
@@ -201,7 +212,7 @@ impl Service for Inbound {
         Some(InboundConn {
             session,
             tx: ConnTx { peer: *peer, record: RecordState::Idle },
-            _permit: permit,
+            permit: Some(permit),
             draining: self.draining,
         })
     }
@@ -237,6 +248,7 @@ impl Service for Inbound {
     fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         log::debug!("worker={} client={} idle timeout", self.worker, c.tx.peer.remote);
         c.session.timeout(out);
+        Self::release_if_closed(c);
     }
 
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
