@@ -212,6 +212,8 @@ fn queue_list(path: Option<&Path>, json: bool) -> i32 {
         Ok(c) => c,
         Err(code) => return code,
     };
+    // The scan warns (on stderr) about segments it has to skip.
+    init_logging(&config);
     queue::list(&config.queue_dir(), json)
 }
 
