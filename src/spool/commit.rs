@@ -213,8 +213,13 @@ pub(crate) fn run(shared: Arc<Shared>, inner: Arc<SpoolInner>) {
         {
             let mut st = shared.state.lock();
             if let Some((t, e)) = failure {
-                st.poisoned = true;
-                shared.poisoned.store(true, Ordering::Release);
+                if !fail {
+                    // A fail job is the writer's answer to an earlier poison: it has already
+                    // moved to a new segment, so it must not be told to move again (that
+                    // would fail records of the healthy new segment).
+                    st.poisoned = true;
+                    shared.poisoned.store(true, Ordering::Release);
+                }
                 st.failure = match st.failure.take() {
                     Some((t0, e0)) => Some((t0.max(t), e0)),
                     None => Some((t, e)),

@@ -459,6 +459,53 @@ fn failed_commit_reports_and_never_recovers() {
 }
 
 #[test]
+fn failure_poisons_segment_but_not_the_next_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    let mut w = spool.writer(0, noop()).unwrap();
+    let mut put = |w: &mut SpoolWriter, body: &[u8]| {
+        let mut r = w.begin(&env(1)).unwrap();
+        w.append(&mut r, body).unwrap();
+        w.finish(r).unwrap()
+    };
+    let a = put(&mut w, b"a");
+    spool.inner.fail_next_commit.store(true, Ordering::SeqCst);
+    w.flush();
+    let b = put(&mut w, b"b"); // likely while A's commit is in flight, same segment
+    w.wait_idle();
+    let mut failed_through = 0;
+    let mut committed = 0;
+    for _ in 0..3 {
+        match w.poll_committed() {
+            Ok(c) => committed = c,
+            Err((t, _)) => failed_through = failed_through.max(t),
+        }
+    }
+    assert!(failed_through >= a.seq);
+    let b_ok = b.seq <= committed && b.seq > failed_through;
+    // Records finished after the failure go to a healthy segment and commit.
+    let cs: Vec<_> = (0..5).map(|i| put(&mut w, format!("c{i}").as_bytes())).collect();
+    w.wait_idle();
+    assert_eq!(w.poll_committed().unwrap(), cs[4].seq, "no cascade of failures");
+    drop(w);
+    drop(spool);
+    let (_, found) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    let ids: Vec<_> = found.iter().map(|f| f.id).collect();
+    assert!(!ids.contains(&a.id));
+    assert_eq!(ids.contains(&b.id), b_ok, "b recovered iff it was reported committed");
+    assert!(cs.iter().all(|c| ids.contains(&c.id)));
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<SpoolWriter>();
+    send::<OpenRecord>();
+    send_sync::<Spool>();
+}
+
+#[test]
 fn compaction_moves_records_and_frees_segments() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
