@@ -463,7 +463,7 @@ fn failure_poisons_segment_but_not_the_next_one() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
     let mut w = spool.writer(0, noop()).unwrap();
-    let mut put = |w: &mut SpoolWriter, body: &[u8]| {
+    let put = |w: &mut SpoolWriter, body: &[u8]| {
         let mut r = w.begin(&env(1)).unwrap();
         w.append(&mut r, body).unwrap();
         w.finish(r).unwrap()
