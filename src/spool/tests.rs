@@ -309,7 +309,8 @@ fn cross_off_deletes_sealed_segment_only() {
         spool.cross_off(*id, 1, RcptStatus::Delivered).unwrap();
     }
     assert_eq!(spool.live_messages(), 0);
-    assert_eq!(segment_files(dir.path()).len(), 1, "only the active segment is left");
+    // Left: the writer's active segment and maybe the spare its syncer pre-created.
+    assert!(segment_files(dir.path()).len() <= 2, "only the active (and spare) segment left");
     assert!(matches!(
         spool.cross_off(ids[0], 0, RcptStatus::Delivered),
         Err(SpoolError::NotFound(_))
@@ -369,13 +370,19 @@ fn scan_is_read_only_and_tolerates_live_writer() {
     // An unfinished record and a finished-but-uncommitted tail are in flight.
     let mut open = w.begin(&env(1)).unwrap();
     w.append(&mut open, b"half").unwrap();
-    let snapshot: Vec<_> =
-        segment_files(dir.path()).iter().map(|(_, p)| std::fs::read(p).unwrap()).collect();
+    // (The syncer may pre-create a spare segment meanwhile: compare the files seen first.)
+    let snapshot: Vec<_> = segment_files(dir.path())
+        .into_iter()
+        .map(|(_, p)| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
     let found = scan(dir.path()).unwrap();
     assert_eq!(found.iter().map(|f| f.id).collect::<Vec<_>>(), vec![t.id]);
-    let after: Vec<_> =
-        segment_files(dir.path()).iter().map(|(_, p)| std::fs::read(p).unwrap()).collect();
-    assert_eq!(snapshot, after, "scan modified nothing");
+    for (p, b) in &snapshot {
+        assert!(std::fs::read(p).unwrap() == *b, "scan modified {}", p.display());
+    }
     w.abort(open);
 }
 
