@@ -18,7 +18,7 @@ fn wire_message(approx_bytes: usize) -> Vec<u8> {
     let mut content = Vec::with_capacity(approx_bytes + 80);
     let mut i = 0usize;
     while content.len() < approx_bytes {
-        if i % 20 == 0 {
+        if i.is_multiple_of(20) {
             content.push(b'.');
         }
         for k in 0..74 {
