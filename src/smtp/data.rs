@@ -24,7 +24,9 @@
 use memchr::memchr2;
 
 /// What to do with a CR not followed by LF, or an LF not preceded by CR, in message content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// In configuration files it is spelled `"normalize"` or `"reject"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BareLineEnding {
     /// Store the bare CR / bare LF as CRLF (lenient, the default).
     #[default]
