@@ -54,7 +54,6 @@ fn command_parse(c: &mut Criterion) {
 }
 
 /// Size of one simulated socket read.
-
 const READ_BYTES: usize = 16 * 1024;
 
 /// A dot-stuffed message of about `approx_bytes` of 76-column lines, every 20th line
