@@ -410,6 +410,13 @@ mod tests {
     }
 
     #[test]
+    fn policy_names() {
+        let p: BareLineEnding = serde_json::from_str("\"reject\"").unwrap();
+        assert_eq!(p, BareLineEnding::Reject);
+        assert_eq!(serde_json::to_string(&BareLineEnding::Normalize).unwrap(), "\"normalize\"");
+    }
+
+    #[test]
     fn chunk_counter() {
         let mut c = ChunkCounter::new(5);
         assert_eq!(c.take(b"abc"), b"abc");
