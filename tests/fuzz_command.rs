@@ -12,6 +12,7 @@
 use mailroot::smtp::command::{Command, MAX_COMMAND_LINE_BYTES, SyntaxError, parse};
 use mailroot::smtp::path::{ForwardPath, ReversePath};
 use mailroot::smtp::reply::Reply;
+use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 
@@ -237,10 +238,10 @@ fn pick(table: &[&'static [u8]], i: u8) -> &'static [u8] {
 
 /// A line shaped like MAIL/RCPT/EHLO with random pieces and an optional mutation.
 fn grammar_line() -> impl Strategy<Value = Vec<u8>> {
-    let vec = |n| proptest::collection::vec(any::<u8>(), n);
+    let bytes = |n| vec(any::<u8>(), n);
     (
-        (any::<u8>(), any::<u8>(), vec(1..5), vec(1..3)),
-        vec(0..4),
+        (any::<u8>(), any::<u8>(), bytes(1..5), bytes(1..3)),
+        bytes(0..4),
         proptest::option::weighted(0.3, (any::<u16>(), any::<u8>())),
     )
         .prop_map(|((verb, route, local, domain), params, mutation)| {
@@ -267,7 +268,7 @@ fn grammar_line() -> impl Strategy<Value = Vec<u8>> {
 
 /// Token soup: every byte picks a token from the whole alphabet.
 fn token_soup() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(any::<u8>(), 0..64).prop_map(|picks| {
+    vec(any::<u8>(), 0..64).prop_map(|picks| {
         let mut line = Vec::new();
         for p in picks {
             line.extend_from_slice(pick(TOKENS, p));
@@ -278,6 +279,11 @@ fn token_soup() -> impl Strategy<Value = Vec<u8>> {
 
 fn smtp_line() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![3 => grammar_line(), 1 => token_soup()]
+}
+
+/// `cases` runs; failures are not persisted to files (regressions go into `CORPUS`).
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 #[test]
@@ -310,7 +316,7 @@ fn corpus() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 20_000, ..ProptestConfig::default() })]
+    #![proptest_config(config(20_000))]
 
     /// Lines from the SMTP alphabet never panic and round-trip when accepted.
     #[test]
@@ -320,7 +326,7 @@ proptest! {
 
     /// A valid command prefix followed by arbitrary bytes.
     #[test]
-    fn valid_prefix_then_junk(prefix in 0usize..4, junk in proptest::collection::vec(any::<u8>(), 0..80)) {
+    fn valid_prefix_then_junk(prefix in 0usize..4, junk in vec(any::<u8>(), 0..80)) {
         let heads: [&[u8]; 4] = [b"MAIL FROM:<a@b> ", b"RCPT TO:<", b"EHLO ", b"MAIL FROM:<\""];
         let mut line = heads.get(prefix).copied().unwrap_or_default().to_vec();
         line.extend_from_slice(&junk);
@@ -330,11 +336,11 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2_000, ..ProptestConfig::default() })]
+    #![proptest_config(config(2_000))]
 
     /// Raw random bytes (mostly rejected early, but must never panic).
     #[test]
-    fn raw_bytes(line in proptest::collection::vec(any::<u8>(), 0..MAX_COMMAND_LINE_BYTES + 16)) {
+    fn raw_bytes(line in vec(any::<u8>(), 0..MAX_COMMAND_LINE_BYTES + 16)) {
         check_line(&line)?;
     }
 }

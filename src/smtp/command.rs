@@ -21,8 +21,13 @@
 //!
 //! LENIENCY (what real clients send, accepted on purpose): verbs in any case, more than
 //! one space between tokens, a space after `FROM:`/`TO:` (`MAIL FROM: <a@b>`), trailing
-//! spaces, `_` in HELO/EHLO names, lower-case hex in xtext. Not accepted: a path without
-//! angle brackets (`MAIL FROM:a@b`), TAB or other control characters.
+//! spaces, `_` and one trailing dot in HELO/EHLO names, lower-case hex in xtext.
+//! Not accepted: a path without angle brackets (`MAIL FROM:a@b`), TAB or other control
+//! characters, a space before the colon (`MAIL FROM :<a@b>`).
+//!
+//! ERRORS: non-UTF-8 arguments get 501 5.6.7 (see the mapping table on
+//! `impl From<&SyntaxError> for Reply`); well-formed UTF-8 paths without SMTPUTF8 are the
+//! session's to refuse (553 5.6.7).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -960,6 +965,9 @@ mod tests {
             (b"EHLO [192.0.2.1]", K("EHLO [192.0.2.1]")),
             (b"EHLO [IPv6:2001:db8::1]", K("EHLO [IPv6:2001:db8::1]")),
             (b"EHLO my_pc", K("EHLO my_pc")),
+            (b"EHLO host.example.com.", K("EHLO host.example.com.")),
+            (b"EHLO host..example", E(501, "5.5.4")),
+            (b"HELO .", E(501, "5.5.4")),
             (b"EHLO", E(501, "5.5.4")),
             (b"EHLO   ", E(501, "5.5.4")),
             (b"EHLO a b", E(501, "5.5.4")),
@@ -1119,12 +1127,23 @@ mod tests {
 
     #[test]
     fn zero_copy_for_ascii() {
+        // Every Cow in an ordinary command borrows (no allocation; the only other heap
+        // use is the error path's String).
         let line = b"MAIL FROM:<user@example.com> SIZE=10 ENVID=abc";
         let Ok(Command::Mail { from, params }) = parse(line) else { panic!() };
         let mb = from.mailbox().unwrap();
         assert!(matches!(mb.local_part, Cow::Borrowed(_)));
         assert!(matches!(params.envid, Some(Cow::Borrowed("abc"))));
         assert_eq!(mb.domain, Domain::Name("example.com"));
+        let line = b"RCPT TO:<\"bob smith\"@example.org> ORCPT=rfc822;bob@example.org";
+        let Ok(Command::Rcpt { to, params }) = parse(line) else { panic!() };
+        assert!(matches!(to.mailbox().unwrap().local_part, Cow::Borrowed("bob smith")));
+        assert!(matches!(params.orcpt.unwrap().addr, Cow::Borrowed("bob@example.org")));
+        // Escapes need a copy.
+        let line = b"MAIL FROM:<\"a\\\"b\"@c> ENVID=a+2Bb";
+        let Ok(Command::Mail { from, params }) = parse(line) else { panic!() };
+        assert!(matches!(from.mailbox().unwrap().local_part, Cow::Owned(ref s) if s == "a\"b"));
+        assert!(matches!(params.envid, Some(Cow::Owned(ref s)) if s == "a+b"));
     }
 
     #[test]
@@ -1306,7 +1325,8 @@ mod tests {
             fn arbitrary_bytes_never_panic(line in proptest::collection::vec(any::<u8>(), 0..300)) {
                 if let Ok(cmd) = parse(&line) {
                     let again = cmd.to_string();
-                    prop_assert_eq!(parse(again.as_bytes()).map(without_route), Ok(without_route(cmd)));
+                    let reparsed = parse(again.as_bytes()).map(without_route);
+                    prop_assert_eq!(reparsed, Ok(without_route(cmd)));
                 }
             }
         }

@@ -219,6 +219,12 @@ impl<'a> ReversePath<'a> {
     pub fn is_null(&self) -> bool {
         matches!(self, ReversePath::Null)
     }
+
+    /// True unless the mailbox has non-ASCII characters (`<>` is ASCII).
+    #[must_use]
+    pub fn is_ascii(&self) -> bool {
+        self.mailbox().is_none_or(Mailbox::is_ascii)
+    }
 }
 
 impl fmt::Display for ReversePath<'_> {
@@ -248,6 +254,12 @@ impl<'a> ForwardPath<'a> {
             ForwardPath::Postmaster => None,
             ForwardPath::Mailbox(m) => Some(m),
         }
+    }
+
+    /// True unless the mailbox has non-ASCII characters (`<Postmaster>` is ASCII).
+    #[must_use]
+    pub fn is_ascii(&self) -> bool {
+        self.mailbox().is_none_or(Mailbox::is_ascii)
     }
 }
 
@@ -354,9 +366,11 @@ pub fn parse_domain(s: &str) -> Result<Domain<'_>, PathError> {
     if end == s.len() { Ok(d) } else { Err(PathError::BadLabel) }
 }
 
-/// HELO/EHLO argument check: like [`parse_domain`] but also accepts `_` in labels,
-/// because Windows hosts routinely announce NetBIOS-style names such as `my_pc`.
+/// HELO/EHLO argument check: like [`parse_domain`] but also accepts `_` in labels
+/// (Windows hosts routinely announce NetBIOS-style names such as `my_pc`) and one
+/// trailing dot (`host.example.com.`, an absolute name some clients send).
 pub(crate) fn parse_helo_domain(s: &str) -> Result<Domain<'_>, PathError> {
+    let s = s.strip_suffix('.').unwrap_or(s);
     let (d, end) = parse_domain_at(s, 0, true)?;
     if end == s.len() { Ok(d) } else { Err(PathError::BadLabel) }
 }
@@ -781,6 +795,8 @@ mod tests {
         assert_eq!(Mailbox::parse("a@[1.2.3.4]").unwrap().domain_str(), "[1.2.3.4]");
         assert!(!Mailbox::parse("\u{e9}@b").unwrap().is_ascii());
         assert!(!Mailbox::parse("a@\u{e9}.fr").unwrap().is_ascii());
+        assert!(ReversePath::Null.is_ascii() && ForwardPath::Postmaster.is_ascii());
+        assert!(!parse_forward_path("<\u{e9}@b>").unwrap().0.is_ascii());
         assert_eq!(Mailbox::parse("a@\u{c9}X.fr").unwrap().domain_str(), "\u{c9}x.fr");
         assert!(Mailbox::parse("\"a b\"@c").unwrap().local_part_needs_quoting());
         assert!(Mailbox::parse("\"a@b\"@c").unwrap().has_relay_trick());
@@ -788,6 +804,9 @@ mod tests {
         assert_eq!(parse_domain("Example.COM"), Ok(Domain::Name("Example.COM")));
         assert_eq!(parse_domain("my_pc"), Err(PathError::BadLabel));
         assert_eq!(parse_helo_domain("my_pc"), Ok(Domain::Name("my_pc")));
+        assert_eq!(parse_helo_domain("a.example."), Ok(Domain::Name("a.example")));
+        assert_eq!(parse_helo_domain("a.example.."), Err(PathError::EmptyLabel));
+        assert_eq!(parse_helo_domain("."), Err(PathError::MissingDomain));
         assert_eq!(parse_domain("[127.0.0.1]"), Ok(Domain::Ip(IpAddr::from([127, 0, 0, 1]))));
     }
 
@@ -800,7 +819,10 @@ mod tests {
     }
 
     fn arb_name() -> impl Strategy<Value = String> {
-        "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\\.[a-z0-9\u{e9}]([a-z0-9-]{0,8}[a-z0-9])?){0,4}"
+        concat!(
+            "[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?",
+            "(\\.[a-z0-9\u{e9}]([a-z0-9-]{0,8}[a-z0-9])?){0,4}"
+        )
     }
 
     proptest! {
@@ -822,7 +844,9 @@ mod tests {
                     prop_assert_eq!(&got, &mb);
                     prop_assert_eq!(got.local_part_needs_quoting(), printed.starts_with("<\""));
                 }
-                Ok((ForwardPath::Postmaster, _)) => prop_assert!(false, "postmaster from {}", printed),
+                Ok((ForwardPath::Postmaster, _)) => {
+                    prop_assert!(false, "postmaster from {}", printed);
+                }
                 Err(e) => {
                     prop_assert_eq!(e, PathError::LocalPartTooLong, "{}", printed);
                     prop_assert!(canonical_local_len > MAX_LOCAL_PART_BYTES);

@@ -151,18 +151,19 @@ pub(crate) fn compact(inner: &SpoolInner, older_than_ms: u64) -> Result<usize, S
             idx.records.insert(*id, new.clone());
             if let Some(e) = idx.segments.get_mut(&old.seg.number) {
                 e.live -= 1;
-                if e.live == 0 && e.sealed {
-                    if let Some(e) = idx.segments.remove(&old.seg.number) {
-                        deletable.push(e.seg);
-                    }
+                if e.live == 0
+                    && e.sealed
+                    && let Some(e) = idx.segments.remove(&old.seg.number)
+                {
+                    deletable.push(e.seg);
                 }
             }
         }
         for seg in &fresh {
-            if idx.segments.get(&seg.number).is_some_and(|e| e.live == 0) {
-                if let Some(e) = idx.segments.remove(&seg.number) {
-                    deletable.push(e.seg);
-                }
+            if idx.segments.get(&seg.number).is_some_and(|e| e.live == 0)
+                && let Some(e) = idx.segments.remove(&seg.number)
+            {
+                deletable.push(e.seg);
             }
         }
     }

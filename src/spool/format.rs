@@ -669,7 +669,7 @@ mod tests {
                 c[byte] ^= 1 << bit;
                 let r = parse_record(&c);
                 let is_status = status.contains(&byte);
-                let is_pad = byte >= RECORD_STATUS_OFFSET + 3 && byte < 48;
+                let is_pad = (RECORD_STATUS_OFFSET + 3..48).contains(&byte);
                 if is_pad {
                     continue; // padding is not significant
                 }

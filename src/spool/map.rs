@@ -173,9 +173,9 @@ impl Map {
 
     /// Atomically store a published, 4-aligned 32-bit word (a record magic).
     pub(crate) fn store_u32(&self, offset: usize, value: [u8; 4]) {
-        assert!(offset % 4 == 0, "unaligned magic");
+        assert!(offset.is_multiple_of(4), "unaligned magic");
         assert!(offset + 4 <= self.tail.load(Ordering::Acquire), "store beyond the tail");
-        // The mapping is page-aligned, so offset % 4 == 0 makes the address 4-aligned.
+        // The mapping is page-aligned, so offset.is_multiple_of(4) makes the address 4-aligned.
         // SAFETY: in bounds, published and 4-aligned (asserted above); the magic word of a
         // record is only mutated atomically after publication, and never read by
         // `copy_out` in crate code.

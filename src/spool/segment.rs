@@ -135,7 +135,7 @@ impl Segment {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
         let map = Map::new(&file, len, len)?;
         // Nobody appends to an existing segment: burn the appender.
-        drop(map.take_appender());
+        let _burned = map.take_appender();
         Ok(Segment {
             number: header.number,
             path,
