@@ -57,7 +57,11 @@ pub enum RelayError {
     Io(#[from] std::io::Error),
 }
 
-/// Run the relay until SIGTERM/SIGINT; returns after a clean shutdown.
+/// Exit status when a second SIGTERM/SIGINT cuts the graceful shutdown short.
+const EXIT_FORCED: i32 = 130;
+
+/// Run the relay until SIGTERM/SIGINT; returns after a clean shutdown. A second signal
+/// exits at once (status 130).
 pub fn serve(config: Config) -> Result<(), RelayError> {
     let running = start(config)?;
     let signals = signal_hook::iterator::Signals::new([
@@ -68,9 +72,18 @@ pub fn serve(config: Config) -> Result<(), RelayError> {
     let stopper = running.stopper();
     let signal_thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut signals = signals;
-        if let Some(sig) = signals.forever().next() {
-            log::info!("signal={sig} shutting down");
-            stopper.stop();
+        let mut seen = 0;
+        for sig in signals.forever() {
+            seen += 1;
+            if seen == 1 {
+                log::info!("signal={sig} shutting down");
+                stopper.stop();
+            } else {
+                // A second signal means "now": the spool is crash-safe (a message that got
+                // 250 is durable; one that did not was never promised).
+                log::warn!("signal={sig} again: exiting without waiting");
+                std::process::exit(EXIT_FORCED);
+            }
         }
     })?;
     let result = running.wait();
@@ -226,14 +239,42 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     }
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
+    let stopper = Stopper { flag, wakers };
     for (k, worker) in built.into_iter().enumerate() {
         let name = format!("worker-{k}");
-        workers.push(std::thread::Builder::new().name(name).spawn(move || worker.run())?);
+        // If one worker dies (poll error, panic), the others shut down too.
+        let mut guard = StopOnExit(Some(stopper.clone()));
+        workers.push(std::thread::Builder::new().name(name).spawn(move || {
+            let result = worker.run();
+            if result.is_ok() {
+                guard.disarm();
+            }
+            result
+        })?);
     }
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper: Stopper { flag, wakers }, workers, runner })
+    Ok(Running { listening, stopper, workers, runner })
+}
+
+/// Stops every worker when dropped while armed (`Some`): a worker thread that exits with
+/// an error or panics takes the others down with it instead of leaving `wait` blocked.
+struct StopOnExit(Option<Stopper>);
+
+impl StopOnExit {
+    /// The worker exited cleanly: nothing to do on drop.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnExit {
+    fn drop(&mut self) {
+        if let Some(s) = &self.0 {
+            s.stop();
+        }
+    }
 }
 
 /// The queue runner for this issue: holds the incoming queue (delivery is issue 3).
@@ -246,6 +287,6 @@ fn queue_runner(rx: Receiver<QueueId>, recovered: Vec<QueueId>) -> u64 {
         incoming.push_back(id);
         received += 1;
     }
-    log::debug!("queue runner exiting incoming={}", incoming.len());
+    log::info!("queue runner exiting incoming={} received={received}", incoming.len());
     received
 }

@@ -82,6 +82,10 @@ struct Pending {
     ticket: Ticket,
     /// The connection waiting for the reply (may be gone by the time it is durable).
     conn: ConnId,
+    /// Record size in bytes (Received header + content), for the log line.
+    bytes: u64,
+    /// The client, for the log line.
+    client: std::net::SocketAddr,
 }
 
 /// The inbound SMTP service of one worker.
@@ -112,8 +116,11 @@ pub struct InboundConn {
     session: ServerSession,
     /// Transaction state seen by the `Handler`.
     tx: ConnTx,
-    /// Keeps the connection counted in `ConnLimits` until dropped.
-    _permit: ConnPermit,
+    /// Keeps the connection counted in `ConnLimits`. Released (`None`) as soon as the
+    /// session is closed, i.e. *before* its last reply (221, 421) is written: a client that
+    /// reconnects the moment it reads 221 must not find its old connection still counted
+    /// (smtp-source with as many sessions as `max_connections_per_ip` hit exactly that).
+    permit: Option<ConnPermit>,
     /// Shutdown began while this session was busy; say 421 once it is idle.
     draining: bool,
 }
@@ -155,7 +162,7 @@ impl Inbound {
             queue_tx,
             pending: VecDeque::new(),
             outcomes: HashMap::new(),
-            now: SystemTime::now(),
+            now: UNIX_EPOCH, // set by `begin_pass` before any connection exists
             draining: false,
         }
     }
@@ -165,6 +172,14 @@ impl Inbound {
     fn maybe_goodbye(c: &mut InboundConn, out: &mut Vec<u8>) {
         if c.draining {
             c.session.shutdown(out);
+        }
+        Self::release_if_closed(c);
+    }
+
+    /// Un-count a closed session now (see `InboundConn::permit`).
+    fn release_if_closed(c: &mut InboundConn) {
+        if c.session.is_closed() {
+            c.permit = None;
         }
     }
 }
@@ -201,7 +216,7 @@ impl Service for Inbound {
         Some(InboundConn {
             session,
             tx: ConnTx { peer: *peer, record: RecordState::Idle },
-            _permit: permit,
+            permit: Some(permit),
             draining: self.draining,
         })
     }
@@ -237,6 +252,7 @@ impl Service for Inbound {
     fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         log::debug!("worker={} client={} idle timeout", self.worker, c.tx.peer.remote);
         c.session.timeout(out);
+        Self::release_if_closed(c);
     }
 
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
@@ -278,7 +294,12 @@ impl Service for Inbound {
         };
         while let Some(p) = self.pending.front() {
             let outcome = if p.ticket.seq <= durable {
-                log::info!("queue_id={} received", p.ticket.id);
+                log::info!(
+                    "queue_id={} received size={} client={}",
+                    p.ticket.id,
+                    p.bytes,
+                    p.client
+                );
                 // Only the 8-byte id crosses threads; the message stays in the spool.
                 if self.queue_tx.send(p.ticket.id).is_err() {
                     log::warn!("queue_id={} queue runner gone", p.ticket.id);
@@ -424,13 +445,14 @@ impl Handler for TxHandler<'_> {
 
     fn data_end(&mut self) -> DataOutcome {
         match std::mem::replace(&mut self.tx.record, RecordState::Idle) {
-            RecordState::Open(rec) => match self.writer.finish(rec) {
-                Ok(ticket) => {
-                    self.pending.push_back(Pending { ticket, conn: self.conn });
+            RecordState::Open(rec) => match (rec.bytes(), self.writer.finish(rec)) {
+                (bytes, Ok(ticket)) => {
+                    let client = self.tx.peer.remote;
+                    self.pending.push_back(Pending { ticket, conn: self.conn, bytes, client });
                     self.tx.record = RecordState::Committing;
                     DataOutcome::Pending
                 }
-                Err(e) => DataOutcome::Done(spool_reply(&e)),
+                (_, Err(e)) => DataOutcome::Done(spool_reply(&e)),
             },
             RecordState::Failed(reply) => DataOutcome::Done(reply),
             RecordState::Idle | RecordState::Committing => DataOutcome::Done(Reply::local_error()),
@@ -460,6 +482,20 @@ fn spool_reply(e: &SpoolError) -> Reply {
 /// Milliseconds since the Unix epoch.
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+#[test]
+fn spool_errors_map_to_replies() {
+    // (error, reply) — full disk is the only 452; everything else is a local error.
+    let cases: Vec<(SpoolError, Reply)> = vec![
+        (SpoolError::NoSpace, Reply::insufficient_storage()),
+        (SpoolError::Io(std::io::Error::other("x")), Reply::local_error()),
+        (SpoolError::NotFound(QueueId(1)), Reply::local_error()),
+    ];
+    for (e, want) in cases {
+        assert_eq!(spool_reply(&e), want, "{e}");
+    }
 }
 
 /// Our trace header (RFC 5321 §4.4), written in UTC (no time-zone database here).

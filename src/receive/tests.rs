@@ -161,3 +161,42 @@ fn shutdown_lets_data_in_flight_finish() {
     running.wait().unwrap();
     assert_eq!(crate::spool::scan(&dir.path().join("Queue")).unwrap().len(), 1);
 }
+
+#[test]
+fn bdat_large_and_oversize_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), 1);
+    cfg.limits.max_message_size_bytes = 2 * 1024 * 1024;
+    let running = relay::start(cfg).unwrap();
+    let mut c = Client::connect(addr(&running));
+    assert!(c.reply().starts_with("220 "));
+    assert!(c.cmd("EHLO x\r\n").starts_with("250 "));
+    // BDAT, pipelined with the next transaction.
+    c.send("MAIL FROM:<a@localhost>\r\nRCPT TO:<b@localhost>\r\nBDAT 7 LAST\r\nhello\r\n");
+    c.send("MAIL FROM:<a@localhost>\r\n");
+    assert!(c.reply().starts_with("250 "));
+    assert!(c.reply().starts_with("250 "));
+    assert!(c.reply().starts_with("250 2.0.0"), "BDAT LAST queued");
+    assert!(c.reply().starts_with("250 "), "pipelined MAIL after the commit");
+    // 1.5 MiB through DATA: many reads, spool spill.
+    assert!(c.cmd("RCPT TO:<b@localhost>\r\n").starts_with("250 "));
+    assert!(c.cmd("DATA\r\n").starts_with("354 "));
+    let line = format!("{}\r\n", "x".repeat(998));
+    let big: String = std::iter::repeat_n(line.as_str(), 1536).collect();
+    c.send(&big);
+    assert!(c.cmd(".\r\n").starts_with("250 2.0.0"));
+    // Over the limit: drained, 552, nothing stored.
+    assert!(c.cmd("MAIL FROM:<a@localhost>\r\n").starts_with("250 "));
+    assert!(c.cmd("RCPT TO:<b@localhost>\r\n").starts_with("250 "));
+    assert!(c.cmd("DATA\r\n").starts_with("354 "));
+    c.send(&big);
+    c.send(&big);
+    assert!(c.cmd(".\r\n").starts_with("552 5.3.4"));
+    assert!(c.cmd("QUIT\r\n").starts_with("221 "));
+    running.stopper().stop();
+    running.wait().unwrap();
+    let queued = crate::spool::scan(&dir.path().join("Queue")).unwrap();
+    let sizes: Vec<u64> = queued.iter().map(|m| m.message_bytes).collect();
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
+    assert!(sizes[1] > big.len() as u64, "{sizes:?}");
+}

@@ -1127,12 +1127,23 @@ mod tests {
 
     #[test]
     fn zero_copy_for_ascii() {
+        // Every Cow in an ordinary command borrows (no allocation; the only other heap
+        // use is the error path's String).
         let line = b"MAIL FROM:<user@example.com> SIZE=10 ENVID=abc";
         let Ok(Command::Mail { from, params }) = parse(line) else { panic!() };
         let mb = from.mailbox().unwrap();
         assert!(matches!(mb.local_part, Cow::Borrowed(_)));
         assert!(matches!(params.envid, Some(Cow::Borrowed("abc"))));
         assert_eq!(mb.domain, Domain::Name("example.com"));
+        let line = b"RCPT TO:<\"bob smith\"@example.org> ORCPT=rfc822;bob@example.org";
+        let Ok(Command::Rcpt { to, params }) = parse(line) else { panic!() };
+        assert!(matches!(to.mailbox().unwrap().local_part, Cow::Borrowed("bob smith")));
+        assert!(matches!(params.orcpt.unwrap().addr, Cow::Borrowed("bob@example.org")));
+        // Escapes need a copy.
+        let line = b"MAIL FROM:<\"a\\\"b\"@c> ENVID=a+2Bb";
+        let Ok(Command::Mail { from, params }) = parse(line) else { panic!() };
+        assert!(matches!(from.mailbox().unwrap().local_part, Cow::Owned(ref s) if s == "a\"b"));
+        assert!(matches!(params.envid, Some(Cow::Owned(ref s)) if s == "a+b"));
     }
 
     #[test]

@@ -24,7 +24,9 @@
 use memchr::memchr2;
 
 /// What to do with a CR not followed by LF, or an LF not preceded by CR, in message content.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// In configuration files it is spelled `"normalize"` or `"reject"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BareLineEnding {
     /// Store the bare CR / bare LF as CRLF (lenient, the default).
     #[default]
@@ -405,6 +407,13 @@ mod tests {
             dot_stuff(content, &mut out);
             assert_eq!(out, *want, "{:?}", String::from_utf8_lossy(content));
         }
+    }
+
+    #[test]
+    fn policy_names() {
+        let p: BareLineEnding = serde_json::from_str("\"reject\"").unwrap();
+        assert_eq!(p, BareLineEnding::Reject);
+        assert_eq!(serde_json::to_string(&BareLineEnding::Normalize).unwrap(), "\"normalize\"");
     }
 
     #[test]

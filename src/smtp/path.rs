@@ -219,6 +219,12 @@ impl<'a> ReversePath<'a> {
     pub fn is_null(&self) -> bool {
         matches!(self, ReversePath::Null)
     }
+
+    /// True unless the mailbox has non-ASCII characters (`<>` is ASCII).
+    #[must_use]
+    pub fn is_ascii(&self) -> bool {
+        self.mailbox().is_none_or(Mailbox::is_ascii)
+    }
 }
 
 impl fmt::Display for ReversePath<'_> {
@@ -248,6 +254,12 @@ impl<'a> ForwardPath<'a> {
             ForwardPath::Postmaster => None,
             ForwardPath::Mailbox(m) => Some(m),
         }
+    }
+
+    /// True unless the mailbox has non-ASCII characters (`<Postmaster>` is ASCII).
+    #[must_use]
+    pub fn is_ascii(&self) -> bool {
+        self.mailbox().is_none_or(Mailbox::is_ascii)
     }
 }
 
@@ -783,6 +795,8 @@ mod tests {
         assert_eq!(Mailbox::parse("a@[1.2.3.4]").unwrap().domain_str(), "[1.2.3.4]");
         assert!(!Mailbox::parse("\u{e9}@b").unwrap().is_ascii());
         assert!(!Mailbox::parse("a@\u{e9}.fr").unwrap().is_ascii());
+        assert!(ReversePath::Null.is_ascii() && ForwardPath::Postmaster.is_ascii());
+        assert!(!parse_forward_path("<\u{e9}@b>").unwrap().0.is_ascii());
         assert_eq!(Mailbox::parse("a@\u{c9}X.fr").unwrap().domain_str(), "\u{c9}x.fr");
         assert!(Mailbox::parse("\"a b\"@c").unwrap().local_part_needs_quoting());
         assert!(Mailbox::parse("\"a@b\"@c").unwrap().has_relay_trick());

@@ -232,44 +232,16 @@ impl Reply {
         fixed(452, 4, 5, 3, "Too many recipients")
     }
 
-    // ---- 5xx syntax (used by `command.rs`'s `From<&SyntaxError>`) ----------------------
-
-    /// `500 5.5.1`: unknown command verb.
-    pub fn unknown_command() -> Reply {
-        fixed(500, 5, 5, 1, "Command unrecognized")
-    }
+    // ---- 5xx found by the session (parse errors: `command.rs` `From<&SyntaxError>`) --
 
     /// `500 5.5.2`: command line longer than `MAX_COMMAND_LINE_BYTES`.
     pub fn line_too_long() -> Reply {
         fixed(500, 5, 5, 2, "Line too long")
     }
 
-    /// `500 5.5.2`: command line contains a NUL byte or other forbidden octet.
-    pub fn bad_octet_in_command() -> Reply {
-        fixed(500, 5, 5, 2, "Invalid character in command")
-    }
-
     /// `500 5.5.2`: a command line ended with a bare LF and the policy is `Reject`.
     pub fn bare_lf_in_command() -> Reply {
         fixed(500, 5, 5, 2, "Command line must end with <CR><LF>")
-    }
-
-    /// `501 5.5.4 Syntax: <hint>`: bad arguments; `hint` is the grammar shown to the client.
-    pub fn syntax_error(hint: impl Into<Cow<'static, str>>) -> Reply {
-        let hint = hint.into();
-        Reply::new(501, (5, 5, 4), format!("Syntax: {hint}"))
-    }
-
-    /// `501 5.1.7`: bad sender address syntax; `why` names the problem.
-    pub fn bad_sender_syntax(why: impl Into<Cow<'static, str>>) -> Reply {
-        let why = why.into();
-        Reply::new(501, (5, 1, 7), format!("Bad sender address syntax: {why}"))
-    }
-
-    /// `501 5.1.3`: bad recipient address syntax; `why` names the problem.
-    pub fn bad_recipient_syntax(why: impl Into<Cow<'static, str>>) -> Reply {
-        let why = why.into();
-        Reply::new(501, (5, 1, 3), format!("Bad recipient address syntax: {why}"))
     }
 
     /// `555 5.5.4`: unknown or malformed MAIL/RCPT parameter (RFC 5321 §4.1.1.11).
@@ -429,13 +401,8 @@ mod tests {
             Reply::local_error(),
             Reply::insufficient_storage(),
             Reply::too_many_recipients(),
-            Reply::unknown_command(),
             Reply::line_too_long(),
-            Reply::bad_octet_in_command(),
             Reply::bare_lf_in_command(),
-            Reply::syntax_error("x"),
-            Reply::bad_sender_syntax("x"),
-            Reply::bad_recipient_syntax("x"),
             Reply::bad_parameter("x"),
             Reply::parameter_not_implemented("x"),
             Reply::not_implemented(),

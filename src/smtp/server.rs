@@ -6,6 +6,13 @@
 //! what input means at each moment: command lines, DATA content, a BDAT chunk, bytes to
 //! drop.
 //!
+//! Lifecycle, as `receive` drives it: `new` -> `greet` -> `feed` on every read (keep the
+//! unconsumed tail, re-feed it with the next read) -> on `DataOutcome::Pending`, stop
+//! reading until the spool commit is durable, then `commit_done` and `feed` the tail again
+//! -> `is_closed()` after a 221/421: flush `out`, close -> `disconnect` once, always (it
+//! calls `data_abort` if content was left open). `timeout` and `shutdown` write their 421.
+//! Interest is derived from `wants_read()`, and `in_data()` picks the data timeout.
+//!
 //! TRUST: all input is hostile. Bounds: a command line is at most
 //! `MAX_COMMAND_LINE_BYTES` (longer lines are dropped as they arrive and answered
 //! `500 5.5.2`, and nothing of them is executed); DATA and BDAT content is streamed to the
@@ -241,10 +248,13 @@ enum State {
 }
 
 impl State {
-    /// Content was started (`data_start` succeeded) and neither ended nor aborted.
+    /// Content was started (`data_start` succeeded) and neither ended nor aborted, i.e.
+    /// the handler still expects `data_end` or `data_abort`.
     fn content_open(&self) -> bool {
         match self {
-            State::Data { .. } | State::Bdat { .. } | State::BdatIdle { .. } => true,
+            State::Data { content, .. }
+            | State::Bdat { content, .. }
+            | State::BdatIdle { content, .. } => matches!(content.sink, Sink::Handler),
             State::DiscardLine { resume } | State::SkipChunk { resume, .. } => {
                 resume.content_open()
             }
@@ -763,3 +773,6 @@ impl ServerSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

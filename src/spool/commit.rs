@@ -16,8 +16,10 @@ use parking_lot::{Condvar, Mutex};
 
 use super::SpoolError;
 use super::format::{QueueId, RECORD_MAGIC_DEAD, RecordHeader};
+use super::index::now_unix_ms;
 use super::index::{Loc, SpoolInner};
-use super::segment::{Segment, sync_dir};
+use super::map::Appender;
+use super::segment::{Segment, new_header, sync_dir};
 
 /// A finished record waiting for (or in) a commit.
 pub(crate) struct Done {
@@ -77,11 +79,16 @@ pub(crate) struct Shared {
     pub(crate) has_failure: AtomicBool,
     /// Wakes the worker (its mio Waker).
     pub(crate) on_commit: Box<dyn Fn() + Send + Sync>,
+    /// The writer's worker number (for headers of pre-created segments).
+    pub(crate) worker: u32,
+    /// A fresh segment pre-created by the syncer, so that rotation on the worker's thread
+    /// is a pointer swap rather than open + fallocate + mmap.
+    pub(crate) spare: Mutex<Option<(Segment, Appender)>>,
 }
 
 impl Shared {
     /// Fresh shared state.
-    pub(crate) fn new(on_commit: Box<dyn Fn() + Send + Sync>) -> Shared {
+    pub(crate) fn new(worker: u32, on_commit: Box<dyn Fn() + Send + Sync>) -> Shared {
         Shared {
             state: Mutex::new(SyncState::default()),
             work: Condvar::new(),
@@ -91,6 +98,8 @@ impl Shared {
             has_failure: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             on_commit,
+            worker,
+            spare: Mutex::new(None),
         }
     }
 }
@@ -213,8 +222,13 @@ pub(crate) fn run(shared: Arc<Shared>, inner: Arc<SpoolInner>) {
         {
             let mut st = shared.state.lock();
             if let Some((t, e)) = failure {
-                st.poisoned = true;
-                shared.poisoned.store(true, Ordering::Release);
+                if !fail {
+                    // A fail job is the writer's answer to an earlier poison: it has already
+                    // moved to a new segment, so it must not be told to move again (that
+                    // would fail records of the healthy new segment).
+                    st.poisoned = true;
+                    shared.poisoned.store(true, Ordering::Release);
+                }
                 st.failure = match st.failure.take() {
                     Some((t0, e0)) => Some((t0.max(t), e0)),
                     None => Some((t, e)),
@@ -229,5 +243,25 @@ pub(crate) fn run(shared: Arc<Shared>, inner: Arc<SpoolInner>) {
         }
         shared.idle.notify_all();
         (shared.on_commit)();
+        prepare_spare(&shared, &inner);
+    }
+}
+
+/// Pre-create the writer's next segment if it has none waiting (errors are retried later;
+/// the writer creates its own segment if no spare is ready).
+fn prepare_spare(shared: &Shared, inner: &SpoolInner) {
+    if shared.spare.lock().is_some() {
+        return;
+    }
+    let h = new_header(
+        inner.alloc_segment_number(),
+        shared.worker,
+        0,
+        inner.opts.segment_bytes,
+        now_unix_ms(),
+    );
+    match Segment::create(&inner.dir, h) {
+        Ok(s) => *shared.spare.lock() = Some(s),
+        Err(e) => log::debug!("spool: cannot pre-create a segment: {e}"),
     }
 }

@@ -110,7 +110,7 @@ impl SpoolWriter {
         worker: u32,
         on_commit: Box<dyn Fn() + Send + Sync>,
     ) -> Result<SpoolWriter, SpoolError> {
-        let shared = Arc::new(Shared::new(on_commit));
+        let shared = Arc::new(Shared::new(worker, on_commit));
         let syncer = {
             let (shared, inner) = (shared.clone(), inner.clone());
             std::thread::Builder::new()
@@ -138,11 +138,22 @@ impl SpoolWriter {
         if let Some(old) = self.active.take() {
             self.seals.push(old.seg);
         }
-        let number = self.inner.alloc_segment_number();
-        let header =
-            new_header(number, self.worker, 0, self.inner.opts.segment_bytes, now_unix_ms());
-        let (seg, app) = Segment::create(&self.inner.dir, header)?;
-        log::debug!("spool: worker {} opened segment {number:08X}", self.worker);
+        let spare = self.shared.spare.lock().take();
+        let (seg, app) = match spare {
+            Some(s) => s,
+            None => {
+                let number = self.inner.alloc_segment_number();
+                let header = new_header(
+                    number,
+                    self.worker,
+                    0,
+                    self.inner.opts.segment_bytes,
+                    now_unix_ms(),
+                );
+                Segment::create(&self.inner.dir, header)?
+            }
+        };
+        log::debug!("spool: worker {} opened segment {:08X}", self.worker, seg.number);
         self.active = Some(Active { seg: Arc::new(seg), app, next_ordinal: 1 });
         Ok(())
     }
@@ -444,6 +455,12 @@ impl Drop for SpoolWriter {
         self.shared.work.notify_one();
         if let Some(h) = self.syncer.take() {
             let _ = h.join();
+        }
+        // An unused pre-created segment holds no record: remove it (after unmapping).
+        if let Some((seg, _app)) = self.shared.spare.lock().take() {
+            let (number, path) = (seg.number, seg.path.clone());
+            drop(seg);
+            self.inner.delete_file(number, &path);
         }
     }
 }
