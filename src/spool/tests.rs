@@ -666,3 +666,30 @@ fn no_space_on_tiny_tmpfs() {
     }
     assert_eq!(found.len(), committed.len(), "nothing uncommitted came back");
 }
+
+/// Manual probe (run under `strace -f`): between the two marker `stat`s the worker thread
+/// should make no syscalls at all (1 KiB records, no flush).
+#[test]
+#[ignore = "manual: strace probe of the hot path"]
+fn hot_path_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = reopen(dir.path(), opts(DEFAULT_SEGMENT_BYTES));
+    let mut w = spool.writer(0, noop()).unwrap();
+    let e = env(1);
+    let body = vec![b'x'; 1024];
+    let mut one = |w: &mut SpoolWriter| {
+        let mut r = w.begin(&e).unwrap();
+        w.append(&mut r, &body).unwrap();
+        w.finish(r).unwrap()
+    };
+    for _ in 0..64 {
+        let _ = one(&mut w); // warm the buffer pool and the pending vec
+    }
+    w.wait_idle();
+    let _ = std::fs::metadata("/HOT_PATH_START");
+    for _ in 0..2000 {
+        let _ = one(&mut w);
+    }
+    let _ = std::fs::metadata("/HOT_PATH_END");
+    w.wait_idle();
+}
