@@ -677,7 +677,7 @@ fn hot_path_probe() {
     let mut w = spool.writer(0, noop()).unwrap();
     let e = env(1);
     let body = vec![b'x'; 1024];
-    let mut one = |w: &mut SpoolWriter| {
+    let one = |w: &mut SpoolWriter| {
         let mut r = w.begin(&e).unwrap();
         w.append(&mut r, &body).unwrap();
         w.finish(r).unwrap()
