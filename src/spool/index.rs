@@ -1,0 +1,248 @@
+//! The shared in-memory index of committed live records, and the operations on it:
+//! segment number allocation, registration after commit, sealing, cross-off, read, deletion.
+//!
+//! TRUST: the index is rebuilt from the segments at start-up (one source of truth: the
+//! disk, STYLE.md rule 17); it only ever lists records whose commit completed.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::format::{QueueId, RECORD_STATUS_OFFSET, RcptStatus, RecordHeader, RecordLayout};
+use super::segment::{Segment, sync_dir};
+use super::space::FreeSpace;
+use super::{SpoolError, SpoolOptions};
+
+/// Name of the high-water-mark file (highest segment number ever deleted, 16 hex digits).
+pub(crate) const HWM_FILE: &str = "hwm";
+/// Name of the lock file held by the running server.
+pub(crate) const LOCK_FILE: &str = "lock";
+
+/// Where a committed record lives.
+#[derive(Clone)]
+pub(crate) struct Loc {
+    /// Its segment.
+    pub(crate) seg: Arc<Segment>,
+    /// Offset of the record start in the segment.
+    pub(crate) offset: usize,
+    /// Its header.
+    pub(crate) header: RecordHeader,
+    /// Offsets of its parts.
+    pub(crate) layout: RecordLayout,
+}
+
+impl Loc {
+    /// Offset of recipient `i`'s status byte in the segment.
+    pub(crate) fn status_offset(&self, i: usize) -> usize {
+        self.offset + RECORD_STATUS_OFFSET + i
+    }
+
+    /// True when no recipient is Pending.
+    pub(crate) fn all_crossed_off(&self) -> bool {
+        (0..self.header.rcpt_count as usize)
+            .all(|i| self.seg.map.load_u8(self.status_offset(i)) != RcptStatus::Pending.as_byte())
+    }
+}
+
+/// Per-segment bookkeeping.
+pub(crate) struct SegEntry {
+    /// The segment.
+    pub(crate) seg: Arc<Segment>,
+    /// Live records in it (committed, some recipient pending).
+    pub(crate) live: u64,
+    /// No writer will append to it again.
+    pub(crate) sealed: bool,
+}
+
+/// Live records and the segments holding them.
+#[derive(Default)]
+pub(crate) struct Index {
+    /// Every committed record with a pending recipient.
+    pub(crate) records: HashMap<QueueId, Loc>,
+    /// Every segment holding a live record, plus active segments that got commits.
+    pub(crate) segments: HashMap<u64, SegEntry>,
+}
+
+/// Shared state of a [`super::Spool`].
+pub(crate) struct SpoolInner {
+    /// `Queue/`.
+    pub(crate) dir: PathBuf,
+    /// Options (segment size already clamped).
+    pub(crate) opts: SpoolOptions,
+    /// Records bigger than this go to a spill segment.
+    pub(crate) spill_threshold: usize,
+    /// Next segment number to hand out; strictly above every number on disk or in `hwm`.
+    pub(crate) next_segment: AtomicU64,
+    /// The number durably stored in `Queue/hwm`.
+    pub(crate) hwm: Mutex<u64>,
+    /// The index.
+    pub(crate) index: Mutex<Index>,
+    /// Cross-offs hold it shared; compaction holds it exclusively (no status changes while
+    /// records are copied).
+    pub(crate) compact_lock: RwLock<()>,
+    /// Free-space cache.
+    pub(crate) space: FreeSpace,
+    /// Test hook: make the next group commit fail as if msync had failed.
+    #[cfg(test)]
+    pub(crate) fail_next_commit: std::sync::atomic::AtomicBool,
+    /// `Queue/lock`, locked for our lifetime.
+    pub(crate) _lock: File,
+}
+
+/// Milliseconds since the Unix epoch (wall clock; only for segment headers and compaction).
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Read `Queue/hwm` (0 when absent or unreadable).
+pub(crate) fn read_hwm(dir: &std::path::Path) -> u64 {
+    match std::fs::read_to_string(dir.join(HWM_FILE)) {
+        Ok(s) => u64::from_str_radix(s.trim(), 16).unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+impl SpoolInner {
+    /// A fresh segment number (never used before, never used again).
+    pub(crate) fn alloc_segment_number(&self) -> u64 {
+        self.next_segment.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Make sure `Queue/hwm` durably records at least `number` (before deleting it).
+    fn raise_hwm(&self, number: u64) -> Result<(), SpoolError> {
+        let mut hwm = self.hwm.lock();
+        if *hwm >= number {
+            return Ok(());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(HWM_FILE))?;
+        f.seek(SeekFrom::Start(0))?;
+        // Fixed width, so an overwrite never leaves a longer stale tail.
+        f.write_all(format!("{number:016X}\n").as_bytes())?;
+        f.sync_data()?;
+        sync_dir(&self.dir)?;
+        *hwm = number;
+        Ok(())
+    }
+
+    /// Unlink segment files (after raising the hwm). Errors are logged: a file left behind
+    /// holds only finished records and is deleted again at the next start.
+    pub(crate) fn delete_segments(&self, segs: &[Arc<Segment>]) {
+        for seg in segs {
+            self.delete_file(seg.number, &seg.path);
+        }
+    }
+
+    /// Unlink one segment file (after raising the hwm); errors are logged.
+    pub(crate) fn delete_file(&self, number: u64, path: &std::path::Path) {
+        if let Err(e) = self.raise_hwm(number) {
+            log::error!("spool: cannot record hwm {number:08X}: {e}; keeping file");
+            return;
+        }
+        match std::fs::remove_file(path) {
+            Ok(()) => log::debug!("spool: deleted segment {number:08X}"),
+            Err(e) => log::warn!("spool: cannot delete {}: {e}", path.display()),
+        }
+    }
+
+    /// Mark segments sealed; returns those that became deletable (caller deletes them).
+    pub(crate) fn seal(&self, segs: &[Arc<Segment>], out: &mut Vec<Arc<Segment>>) {
+        let mut idx = self.index.lock();
+        for seg in segs {
+            match idx.segments.get_mut(&seg.number) {
+                Some(e) if e.live > 0 => e.sealed = true,
+                Some(_) => {
+                    if let Some(e) = idx.segments.remove(&seg.number) {
+                        out.push(e.seg);
+                    }
+                }
+                None => out.push(seg.clone()),
+            }
+        }
+    }
+
+    /// Register committed records (called by the syncer after a successful commit).
+    pub(crate) fn register<'a>(&self, recs: impl Iterator<Item = (QueueId, Loc)> + 'a) {
+        let mut idx = self.index.lock();
+        for (id, loc) in recs {
+            let entry = idx.segments.entry(loc.seg.number).or_insert_with(|| SegEntry {
+                seg: loc.seg.clone(),
+                live: 0,
+                sealed: false,
+            });
+            entry.live += 1;
+            if let Some(old) = idx.records.insert(id, loc) {
+                // Ids are unique; reaching this is a bug. Keep the counts consistent.
+                log::error!("spool: duplicate queue id {id} registered");
+                if let Some(e) = idx.segments.get_mut(&old.seg.number) {
+                    e.live -= 1;
+                }
+            }
+        }
+    }
+
+    /// Look a live record up.
+    pub(crate) fn lookup(&self, id: QueueId) -> Result<Loc, SpoolError> {
+        self.index.lock().records.get(&id).cloned().ok_or(SpoolError::NotFound(id))
+    }
+
+    /// Message content, copied out of the map.
+    pub(crate) fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
+        let loc = self.lookup(id)?;
+        let len = usize::try_from(loc.header.message_len)
+            .map_err(|_| SpoolError::Io(std::io::Error::other("message too large")))?;
+        let mut out = Vec::with_capacity(len);
+        // layout offsets are within the record, which is within the map (verified/appended).
+        let start = loc.offset + loc.layout.message_offset as usize;
+        loc.seg.map.copy_out(start, len, &mut out);
+        Ok(out)
+    }
+
+    /// Forget a record that has no pending recipient; returns its segment if deletable.
+    pub(crate) fn retire(&self, id: QueueId) -> Option<Arc<Segment>> {
+        let mut idx = self.index.lock();
+        let loc = idx.records.remove(&id)?;
+        let e = idx.segments.get_mut(&loc.seg.number)?;
+        e.live -= 1;
+        if e.live == 0 && e.sealed {
+            return idx.segments.remove(&loc.seg.number).map(|e| e.seg);
+        }
+        None
+    }
+
+    /// See [`super::Spool::cross_off`].
+    pub(crate) fn cross_off(
+        &self,
+        id: QueueId,
+        rcpt_index: usize,
+        status: RcptStatus,
+    ) -> Result<(), SpoolError> {
+        let _shared = self.compact_lock.read();
+        let loc = self.lookup(id)?;
+        if rcpt_index >= loc.header.rcpt_count as usize {
+            return Err(SpoolError::NoSuchRecipient { id, index: rcpt_index });
+        }
+        let at = loc.status_offset(rcpt_index);
+        loc.seg.map.store_u8(at, status.as_byte());
+        loc.seg.map.flush_range(at, 1)?;
+        if status.is_crossed_off()
+            && loc.all_crossed_off()
+            && let Some(seg) = self.retire(id)
+        {
+            self.delete_segments(&[seg]);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! The only `unsafe` in mailroot: a shared, writable memory map of one spool segment file.
+//!
+//! TRUST / SAFETY ARGUMENT (in the spirit of ripgrep's `searcher/mmap.rs` and memmap2's
+//! `MmapOptions::map_mut` "## Safety" section, which says behaviour is undefined if the
+//! underlying file is modified or truncated by another process while mapped):
+//!
+//! * Spool segment files are created by mailroot with mode 0600 inside `Queue/`, a directory
+//!   created with mode 0700 and locked (`Queue/lock`, `flock`) by the one running server. No
+//!   other process is supposed to write them; `mailroot queue list` only reads them with
+//!   `read(2)`. We trust the operator not to edit `Queue/` by hand (documented).
+//! * A segment file is never truncated or shrunk while it is mapped (that would turn accesses
+//!   past the new end into SIGBUS). Its blocks are reserved with `fallocate` (or written with
+//!   zeros) BEFORE the map is created, so writing through the map never has to allocate a
+//!   block and cannot SIGBUS on a full disk. Files are unlinked while mapped only when no
+//!   record in them is live; unlinking keeps the pages valid until the map is dropped.
+//! * Inside the process, accesses follow a single-appender discipline that rules out data
+//!   races:
+//!   - bytes at or above `tail` are written only through [`Appender`], of which at most one
+//!     exists per map (taken once, `&mut` to use);
+//!   - `tail` is advanced with `Release` after the bytes are written; readers load it with
+//!     `Acquire` and may copy only bytes below it ([`Map::copy_out`] asserts this);
+//!   - bytes below `tail` are mutated only through aligned atomic stores
+//!     ([`Map::store_u8`], [`Map::store_u32`]): recipient status bytes and record magics.
+//!     Crate code never copies those bytes with [`Map::copy_out`]; it reads them with
+//!     [`Map::load_u8`].
+//!
+//! The two libc calls the spool needs, `fallocate(2)` and `statvfs(3)`, also live here so that
+//! this file stays the only one with `unsafe`.
+
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+
+use memmap2::{MmapMut, MmapOptions};
+
+/// A shared read-write mapping of a whole segment file.
+pub(crate) struct Map {
+    /// The mapping; kept alive for as long as `ptr` is used. Never remapped or resized.
+    mmap: MmapMut,
+    /// Start of the mapping (`mmap.as_mut_ptr()`, taken once at creation).
+    ptr: *mut u8,
+    /// Length of the mapping in bytes (= file length at creation; the file never shrinks).
+    len: usize,
+    /// Bytes `[0, tail)` are written and published; only atomic stores change them.
+    tail: AtomicUsize,
+    /// Whether the single [`Appender`] has been handed out.
+    appender_taken: AtomicBool,
+}
+
+// SAFETY: `Map` owns its mapping (the raw pointer is derived from `mmap`, which lives as long
+// as the `Map`). Cross-thread access follows the discipline in the module docs: plain writes
+// only above `tail` through the unique `Appender`, plain reads only below `tail` (published
+// with Release/Acquire), and in-place mutation below `tail` only via atomics. So sharing
+// `&Map` between threads and moving it to another thread cannot cause a data race.
+unsafe impl Send for Map {}
+// SAFETY: see the `Send` impl above; every `&self` method upholds the same discipline.
+unsafe impl Sync for Map {}
+
+/// The right to append to a [`Map`] (at most one per map).
+pub(crate) struct Appender {
+    /// Identity of the map this appender belongs to (checked on every use).
+    map_id: usize,
+}
+
+impl Map {
+    /// Map all of `file` (whose length is `len` and whose blocks are already allocated).
+    /// `published` bytes at the start are considered written (the tail starts there).
+    pub(crate) fn new(file: &File, len: usize, published: usize) -> io::Result<Map> {
+        if len == 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot map an empty file"));
+        }
+        let meta_len = file.metadata()?.len();
+        if meta_len < len as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "file shorter than map"));
+        }
+        // SAFETY: memmap2's `map_mut` is unsafe because the file could be modified or
+        // truncated by someone else while mapped (MmapOptions "## Safety"). The file is a
+        // spool segment: created by us with mode 0600 in our 0700, flock'ed Queue/, its
+        // blocks reserved before mapping (checked length above), and never truncated while
+        // mapped (see module docs). Other processes only read it.
+        let mut mmap = unsafe { MmapOptions::new().len(len).map_mut(file)? };
+        let ptr = mmap.as_mut_ptr();
+        Ok(Map {
+            mmap,
+            ptr,
+            len,
+            tail: AtomicUsize::new(published.min(len)),
+            appender_taken: AtomicBool::new(false),
+        })
+    }
+
+    /// Mapping length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes written and published so far.
+    pub(crate) fn tail(&self) -> usize {
+        self.tail.load(Ordering::Acquire)
+    }
+
+    /// The unique appender, the first time this is called; `None` afterwards.
+    pub(crate) fn take_appender(&self) -> Option<Appender> {
+        if self.appender_taken.swap(true, Ordering::AcqRel) {
+            None
+        } else {
+            Some(Appender { map_id: self.ptr as usize })
+        }
+    }
+
+    /// Write `parts` one after the other at the tail, then publish them. Returns the offset
+    /// at which the first part starts. Panics (a bug) when they do not fit or `app` is not
+    /// this map's appender; callers check [`Map::len`] - [`Map::tail`] first.
+    pub(crate) fn append(&self, app: &mut Appender, parts: &[&[u8]]) -> usize {
+        assert_eq!(app.map_id, self.ptr as usize, "appender used on another map");
+        let start = self.tail.load(Ordering::Acquire);
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        assert!(total <= self.len - start, "append past the end of the segment");
+        let mut at = start;
+        for p in parts {
+            // SAFETY: `at + p.len() <= start + total <= self.len`, so the destination is
+            // inside the mapping. Bytes at or above `tail` are touched only by the holder of
+            // the unique `Appender`, which we hold by `&mut`, so nobody reads or writes them
+            // concurrently. `p` is a normal slice and cannot overlap the mapping's unpublished
+            // part (no reference to it exists).
+            unsafe { std::ptr::copy_nonoverlapping(p.as_ptr(), self.ptr.add(at), p.len()) };
+            at += p.len();
+        }
+        self.tail.store(start + total, Ordering::Release);
+        start
+    }
+
+    /// Copy `len` published bytes starting at `offset` into `out` (appended).
+    /// Panics (a bug) when the range is not entirely below the tail.
+    pub(crate) fn copy_out(&self, offset: usize, len: usize, out: &mut Vec<u8>) {
+        let tail = self.tail.load(Ordering::Acquire);
+        assert!(offset <= tail && len <= tail - offset, "copy_out beyond the published tail");
+        out.reserve(len);
+        let old = out.len();
+        // SAFETY: the source range is inside the mapping and below the published tail, so
+        // its bytes were fully written before the Release store we Acquired; below the tail
+        // only atomic stores to status bytes/magics happen, and crate code never copies
+        // those with `copy_out`. The destination has `len` spare bytes reserved above.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ptr.add(offset), out.as_mut_ptr().add(old), len);
+            out.set_len(old + len);
+        }
+    }
+
+    /// Atomically store one published byte (a recipient status byte).
+    pub(crate) fn store_u8(&self, offset: usize, value: u8) {
+        assert!(offset < self.tail.load(Ordering::Acquire), "store beyond the tail");
+        // SAFETY: in bounds and published (asserted). Any address is aligned for a u8, and
+        // this location is only ever accessed atomically (module docs).
+        let a = unsafe { AtomicU8::from_ptr(self.ptr.add(offset)) };
+        a.store(value, Ordering::Release);
+    }
+
+    /// Atomically load one published byte (a recipient status byte).
+    pub(crate) fn load_u8(&self, offset: usize) -> u8 {
+        assert!(offset < self.tail.load(Ordering::Acquire), "load beyond the tail");
+        // SAFETY: as for `store_u8`.
+        let a = unsafe { AtomicU8::from_ptr(self.ptr.add(offset)) };
+        a.load(Ordering::Acquire)
+    }
+
+    /// Atomically store a published, 4-aligned 32-bit word (a record magic).
+    pub(crate) fn store_u32(&self, offset: usize, value: [u8; 4]) {
+        assert!(offset.is_multiple_of(4), "unaligned magic");
+        assert!(offset + 4 <= self.tail.load(Ordering::Acquire), "store beyond the tail");
+        // The mapping is page-aligned, so offset.is_multiple_of(4) makes the address 4-aligned.
+        // SAFETY: in bounds, published and 4-aligned (asserted above); the magic word of a
+        // record is only mutated atomically after publication, and never read by
+        // `copy_out` in crate code.
+        let a = unsafe { AtomicU32::from_ptr(self.ptr.add(offset).cast::<u32>()) };
+        a.store(u32::from_ne_bytes(value), Ordering::Release);
+    }
+
+    /// msync(MS_SYNC) the pages covering `[offset, offset + len)`.
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.mmap.flush_range(offset, len)
+    }
+}
+
+/// Reserve (allocate) the blocks of `[offset, offset + len)` of `file` with `fallocate(2)`
+/// mode 0, extending the file size if needed. `EINTR` is retried; other errors are returned
+/// as is (`ENOSPC`/`EDQUOT`: disk full; `EOPNOTSUPP`: the caller falls back to writing zeros).
+pub(crate) fn fallocate(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let too_big = || io::Error::new(io::ErrorKind::InvalidInput, "fallocate range too large");
+    let off = libc::off_t::try_from(offset).map_err(|_| too_big())?;
+    let l = libc::off_t::try_from(len).map_err(|_| too_big())?;
+    loop {
+        // SAFETY: `fallocate` takes no pointers; the descriptor is valid because `file`
+        // is borrowed for the duration of the call.
+        let r = unsafe { libc::fallocate(file.as_raw_fd(), 0, off, l) };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Bytes available to an unprivileged user on the filesystem holding `dir` (`statvfs(3)`:
+/// `f_bavail * f_frsize`).
+pub(crate) fn available_bytes(dir: &Path) -> io::Result<u64> {
+    let c = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in spool path"))?;
+    let mut st = MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call, and `st` points to
+    // writable memory of the type `statvfs` fills in.
+    let r = unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `statvfs` returned 0, so it initialised the whole struct.
+    let st = unsafe { st.assume_init() };
+    #[allow(clippy::unnecessary_cast)] // the field types differ between libc targets
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn append_copy_store_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(4096).unwrap();
+        let m = Map::new(&f, 4096, 0).unwrap();
+        let mut app = m.take_appender().unwrap();
+        assert!(m.take_appender().is_none());
+        assert_eq!(m.append(&mut app, &[b"abcd", b"efgh"]), 0);
+        assert_eq!(m.append(&mut app, &[b"ij"]), 8);
+        m.store_u8(1, b'Z');
+        m.store_u32(4, *b"WXYZ");
+        assert_eq!(m.load_u8(1), b'Z');
+        let mut out = vec![];
+        m.copy_out(8, 2, &mut out);
+        assert_eq!(out, b"ij");
+        m.flush_range(0, 10).unwrap();
+        let mut disk = vec![];
+        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
+        assert_eq!(&disk[..10], b"aZcdWXYZij");
+    }
+
+    #[test]
+    #[should_panic(expected = "beyond the published tail")]
+    fn copy_out_past_tail_panics() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(4096).unwrap();
+        let m = Map::new(&f, 4096, 10).unwrap();
+        m.copy_out(5, 10, &mut vec![]);
+    }
+}

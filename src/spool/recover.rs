@@ -1,0 +1,292 @@
+//! Recovery at start-up (`Spool::open`) and the read-only queue listing (`scan`).
+//!
+//! Both read every segment with `read(2)` and verify every record (header checksum, status
+//! bytes, payload checksum, END marker, envelope); a segment stops at the first record that
+//! does not verify. `scan` never modifies anything and tolerates a tail being appended
+//! concurrently (a half-copied record simply does not verify yet) and segments disappearing.
+//!
+//! TRUST: file contents are untrusted bytes (torn writes, bit flips); file names that are
+//! not ours are ignored.
+
+use std::collections::HashMap;
+use std::fs::{DirBuilder, OpenOptions, TryLockError};
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::format::{
+    FormatError, QueueId, RECORD_HEADER_BYTES, RECORD_MAGIC_DEAD, RECORD_STATUS_OFFSET, RcptStatus,
+    RecordView, SegmentHeader, decode_envelope, parse_record,
+};
+use super::index::{Index, LOCK_FILE, Loc, SegEntry, SpoolInner, read_hwm};
+use super::segment::{FIRST_RECORD_OFFSET, Segment, parse_file_name};
+use super::space::FreeSpace;
+use super::{
+    Envelope, MAX_BUFFERED_RECORD_BYTES, MIN_SEGMENT_BYTES, QueuedMessage, SpoolError, SpoolOptions,
+};
+
+/// Alignment of the segment size (a page).
+const SEGMENT_SIZE_ALIGN_BYTES: u64 = 4096;
+
+/// A verified live record found in a segment.
+pub(crate) struct FoundRecord {
+    /// Offset in the segment.
+    pub(crate) offset: usize,
+    /// Header and layout.
+    pub(crate) view: RecordView,
+    /// Decoded envelope.
+    pub(crate) envelope: Envelope,
+    /// Recipient statuses.
+    pub(crate) status: Vec<RcptStatus>,
+}
+
+impl FoundRecord {
+    fn is_live(&self) -> bool {
+        self.status.iter().any(|s| !s.is_crossed_off())
+    }
+}
+
+/// What one segment file holds.
+pub(crate) struct ParsedSegment {
+    /// Its header.
+    pub(crate) header: SegmentHeader,
+    /// Verified live-magic records in order (some may be fully crossed off).
+    pub(crate) records: Vec<FoundRecord>,
+    /// Where and why reading stopped, when not at clean (all-zero) space or the file end.
+    pub(crate) stop: Option<(usize, FormatError)>,
+}
+
+/// Verify and decode every record of a segment's bytes.
+pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> {
+    let header = SegmentHeader::decode(bytes)?;
+    let mut records = Vec::new();
+    let mut stop = None;
+    let mut off = FIRST_RECORD_OFFSET;
+    while off + RECORD_HEADER_BYTES <= bytes.len() {
+        let rest = &bytes[off..];
+        let verified = parse_record(rest).and_then(|view| {
+            if !view.live {
+                return Ok((view, None));
+            }
+            let l = view.layout;
+            // Offsets are within `rest` (parse_record checked total_len <= rest.len()).
+            let env =
+                decode_envelope(&rest[l.envelope_offset as usize..l.message_offset as usize])?;
+            if env.recipients.len() != view.header.rcpt_count as usize {
+                return Err(FormatError::Envelope);
+            }
+            Ok((view, Some(env)))
+        });
+        match verified {
+            Ok((view, env)) => {
+                let total = view.layout.total_len as usize;
+                if let Some(envelope) = env {
+                    let n = view.header.rcpt_count as usize;
+                    let status = rest[RECORD_STATUS_OFFSET..RECORD_STATUS_OFFSET + n]
+                        .iter()
+                        .filter_map(|&b| RcptStatus::from_byte(b))
+                        .collect();
+                    records.push(FoundRecord { offset: off, view, envelope, status });
+                }
+                off += total;
+            }
+            Err(e) => {
+                if rest.iter().any(|&b| b != 0) {
+                    stop = Some((off, e));
+                }
+                break;
+            }
+        }
+    }
+    Ok(ParsedSegment { header, records, stop })
+}
+
+/// Segment files in `dir`, ascending by number.
+fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if let Some(n) = entry.file_name().to_str().and_then(parse_file_name) {
+            out.push((n, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(n, _)| *n);
+    Ok(out)
+}
+
+/// For each id, the winning copy `(segment index, record index)`: the last one in
+/// (segment number, offset) order, i.e. the newest (compaction copies forward).
+fn winners(segs: &[(u64, PathBuf, ParsedSegment)]) -> HashMap<QueueId, (usize, usize)> {
+    let mut best = HashMap::new();
+    for (si, (_, _, p)) in segs.iter().enumerate() {
+        for (ri, r) in p.records.iter().enumerate() {
+            best.insert(r.view.header.id, (si, ri));
+        }
+    }
+    best
+}
+
+/// Read and parse every segment; corrupt headers are reported to `bad`.
+fn read_all(
+    dir: &Path,
+    mut bad: impl FnMut(u64, &Path, &[u8], FormatError),
+) -> Result<Vec<(u64, PathBuf, ParsedSegment)>, SpoolError> {
+    let mut segs = Vec::new();
+    for (n, path) in list_segments(dir)? {
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // deleted meanwhile
+            Err(e) => return Err(e.into()),
+        };
+        match parse_segment(&bytes) {
+            Ok(p) if p.header.number == n => {
+                if let Some((off, e)) = p.stop {
+                    log::warn!("spool: segment {n:08X}: dropping unverifiable tail at {off}: {e}");
+                }
+                segs.push((n, path, p));
+            }
+            Ok(_) => bad(n, &path, &bytes, FormatError::BadMagic),
+            Err(e) => bad(n, &path, &bytes, e),
+        }
+    }
+    Ok(segs)
+}
+
+fn message(r: &FoundRecord) -> QueuedMessage {
+    QueuedMessage {
+        id: r.view.header.id,
+        envelope: r.envelope.clone(),
+        message_bytes: r.view.header.message_len,
+        rcpt_status: r.status.clone(),
+    }
+}
+
+/// Read-only listing of the live queue; safe while the server runs (modifies nothing).
+pub fn scan(queue_dir: &Path) -> Result<Vec<QueuedMessage>, SpoolError> {
+    let segs = read_all(queue_dir, |n, _, _, e| {
+        log::warn!("spool: segment {n:08X} has a bad header ({e}); skipped");
+    })?;
+    let best = winners(&segs);
+    let mut out = Vec::new();
+    for (si, (_, _, p)) in segs.iter().enumerate() {
+        for (ri, r) in p.records.iter().enumerate() {
+            if best.get(&r.view.header.id) == Some(&(si, ri)) && r.is_live() {
+                out.push(message(r));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Open `Queue/` (see `Spool::open`).
+pub(crate) fn open(
+    dir: &Path,
+    opts: SpoolOptions,
+) -> Result<(SpoolInner, Vec<QueuedMessage>), SpoolError> {
+    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let lock = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir.to_path_buf())),
+        Err(TryLockError::Error(e)) => return Err(e.into()),
+    }
+    let segment_bytes =
+        opts.segment_bytes.max(MIN_SEGMENT_BYTES).next_multiple_of(SEGMENT_SIZE_ALIGN_BYTES);
+    let opts = SpoolOptions { segment_bytes, ..opts };
+    let spill_threshold =
+        MAX_BUFFERED_RECORD_BYTES.min(usize::try_from(segment_bytes / 4).unwrap_or(usize::MAX));
+
+    let mut empty = Vec::new();
+    let segs = read_all(dir, |n, path, bytes, e| {
+        if bytes.iter().all(|&b| b == 0) {
+            // Crashed right after creating it: it never held a committed record (the first
+            // commit of a segment syncs its header).
+            empty.push((n, path.to_path_buf()));
+        } else {
+            let to = path.with_extension("seg.corrupt");
+            log::error!(
+                "spool: segment {n:08X} header does not verify ({e}); moved to {}",
+                to.display()
+            );
+            let _ = std::fs::rename(path, &to);
+        }
+    })?;
+    let hwm = read_hwm(dir);
+    let max_on_disk = segs.iter().map(|s| s.0).chain(empty.iter().map(|e| e.0)).max().unwrap_or(0);
+    let inner = SpoolInner {
+        dir: dir.to_path_buf(),
+        opts,
+        spill_threshold,
+        next_segment: AtomicU64::new(max_on_disk.max(hwm) + 1),
+        hwm: Mutex::new(hwm),
+        index: Mutex::new(Index::default()),
+        compact_lock: RwLock::new(()),
+        space: FreeSpace::new(dir.to_path_buf(), opts.min_free_bytes),
+        #[cfg(test)]
+        fail_next_commit: std::sync::atomic::AtomicBool::new(false),
+        _lock: lock,
+    };
+    for (n, path) in &empty {
+        inner.delete_file(*n, path);
+    }
+
+    let best = winners(&segs);
+    let mut found = Vec::new();
+    let mut idx = Index::default();
+    for (si, (n, path, p)) in segs.iter().enumerate() {
+        let is_winner = |ri: usize, r: &FoundRecord| best.get(&r.view.header.id) == Some(&(si, ri));
+        let live: Vec<usize> = p
+            .records
+            .iter()
+            .enumerate()
+            .filter(|(ri, r)| is_winner(*ri, r) && r.is_live())
+            .map(|(ri, _)| ri)
+            .collect();
+        if live.is_empty() {
+            inner.delete_file(*n, path);
+            continue;
+        }
+        let seg = Arc::new(Segment::open_existing(
+            path.clone(),
+            Segment::open_file(path)?,
+            p.header,
+            true,
+        )?);
+        for (ri, r) in p.records.iter().enumerate() {
+            if !is_winner(ri, r) && r.is_live() {
+                // An older copy left by a crash during compaction: never deliver it twice.
+                seg.map.store_u32(r.offset, RECORD_MAGIC_DEAD);
+                seg.map.flush_range(r.offset, 4)?;
+            }
+        }
+        for &ri in &live {
+            let r = &p.records[ri];
+            let loc = Loc {
+                seg: seg.clone(),
+                offset: r.offset,
+                header: r.view.header,
+                layout: r.view.layout,
+            };
+            idx.records.insert(r.view.header.id, loc);
+            found.push(message(r));
+        }
+        idx.segments.insert(*n, SegEntry { seg, live: live.len() as u64, sealed: true });
+    }
+    *inner.index.lock() = idx;
+    log::info!(
+        "spool: recovered {} messages from {} segments in {}",
+        found.len(),
+        inner.index.lock().segments.len(),
+        dir.display()
+    );
+    Ok((inner, found))
+}

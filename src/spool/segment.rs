@@ -1,0 +1,275 @@
+//! Segment files: naming, creation with reserved blocks, mapping, spill files, directory sync.
+//!
+//! TRUST: only files whose names we generate (`XXXXXXXX.seg`, 8 upper-case hex digits) are
+//! segments; everything else in `Queue/` is ignored.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use super::SpoolError;
+use super::format::{SEGMENT_FLAG_SPILL, SEGMENT_HEADER_BYTES, SegmentHeader};
+use super::map::{self, Appender, Map};
+
+/// File-name suffix of segment files.
+pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
+/// Bytes of zeros written per `pwrite` by the no-`fallocate` fallback.
+const ZERO_CHUNK_BYTES: usize = 64 * 1024;
+/// Spill files grow their reservation by at least this much at a time.
+pub(crate) const SPILL_GROW_BYTES: u64 = 1024 * 1024;
+
+/// The file name of segment `number`.
+pub(crate) fn file_name(number: u64) -> String {
+    format!("{number:08X}{SEGMENT_SUFFIX}")
+}
+
+/// The segment number in a segment file name, or `None` for any other file.
+pub(crate) fn parse_file_name(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// fsync the directory so that newly created (or removed) entries survive a crash.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Reserve the blocks of `[offset, offset + len)`: `fallocate`, or (where the filesystem
+/// does not support it) extend and write zeros. Disk full becomes [`SpoolError::NoSpace`].
+pub(crate) fn reserve(file: &File, offset: u64, len: u64) -> Result<(), SpoolError> {
+    match map::fallocate(file, offset, len) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let zeros = [0u8; ZERO_CHUNK_BYTES];
+    let end = offset + len;
+    let mut at = offset;
+    while at < end {
+        let n = usize::try_from(end - at).map_or(ZERO_CHUNK_BYTES, |n| n.min(ZERO_CHUNK_BYTES));
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Create `dir/XXXXXXXX.seg` exclusively with mode 0600.
+fn create_file(dir: &Path, number: u64) -> Result<(File, PathBuf), SpoolError> {
+    let path = dir.join(file_name(number));
+    let file =
+        OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(&path)?;
+    Ok((file, path))
+}
+
+/// One segment file, mapped.
+pub(crate) struct Segment {
+    /// Segment number (unique forever; also in the file name and header).
+    pub(crate) number: u64,
+    /// Path of the file (for deletion).
+    pub(crate) path: PathBuf,
+    /// The open file (kept for `fdatasync` of spill segments).
+    pub(crate) file: File,
+    /// The whole file, mapped; never resized.
+    pub(crate) map: Map,
+    /// Its decoded header.
+    pub(crate) header: SegmentHeader,
+    /// Bytes `[0, synced_to)` are known durable; only the committing thread advances it.
+    pub(crate) synced_to: AtomicUsize,
+    /// Whether `Queue/` was fsynced after this file was created.
+    pub(crate) dir_synced: AtomicBool,
+}
+
+impl Segment {
+    /// Create a fresh segment of `capacity` bytes with all blocks reserved, write its header,
+    /// and map it. Returns it with its unique appender. A failure removes the file again.
+    pub(crate) fn create(
+        dir: &Path,
+        header: SegmentHeader,
+    ) -> Result<(Segment, Appender), SpoolError> {
+        let (file, path) = create_file(dir, header.number)?;
+        let built = (|| {
+            reserve(&file, 0, header.capacity_bytes)?;
+            let len = usize::try_from(header.capacity_bytes)
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+            let map = Map::new(&file, len, 0)?;
+            let Some(mut app) = map.take_appender() else {
+                unreachable!("a fresh map has its appender");
+            };
+            map.append(&mut app, &[&header.encode()]);
+            Ok::<_, SpoolError>((map, app))
+        })();
+        match built {
+            Ok((map, app)) => Ok((
+                Segment {
+                    number: header.number,
+                    path,
+                    file,
+                    map,
+                    header,
+                    synced_to: AtomicUsize::new(0),
+                    dir_synced: AtomicBool::new(false),
+                },
+                app,
+            )),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Map an existing, complete segment file (recovery, or a finished spill file).
+    /// The whole file counts as published and durable; no appender is available.
+    pub(crate) fn open_existing(
+        path: PathBuf,
+        file: File,
+        header: SegmentHeader,
+        durable: bool,
+    ) -> Result<Segment, SpoolError> {
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+        let map = Map::new(&file, len, len)?;
+        // Nobody appends to an existing segment: burn the appender.
+        let _burned = map.take_appender();
+        Ok(Segment {
+            number: header.number,
+            path,
+            file,
+            map,
+            header,
+            synced_to: AtomicUsize::new(if durable { len } else { 0 }),
+            dir_synced: AtomicBool::new(durable),
+        })
+    }
+
+    /// True for a single-record spill segment.
+    pub(crate) fn is_spill(&self) -> bool {
+        self.header.flags & SEGMENT_FLAG_SPILL != 0
+    }
+
+    /// Open a segment file read-write for recovery (header already verified by the caller).
+    pub(crate) fn open_file(path: &Path) -> io::Result<File> {
+        OpenOptions::new().read(true).write(true).open(path)
+    }
+}
+
+/// A large record being written to its own segment file with `pwrite`.
+///
+/// Invariant: blocks `[0, reserved)` are allocated; bytes `[0, cursor)` are written.
+/// Dropping an unfinished spill removes its file.
+pub(crate) struct Spill {
+    /// Segment header (flag SPILL) at offset 0.
+    pub(crate) header: SegmentHeader,
+    /// The file's path.
+    pub(crate) path: PathBuf,
+    /// The open file.
+    pub(crate) file: Option<File>,
+    /// Allocated bytes.
+    reserved: u64,
+    /// Written bytes (next write goes here).
+    cursor: u64,
+}
+
+impl Spill {
+    /// Create the spill file and write its segment header.
+    pub(crate) fn create(dir: &Path, header: SegmentHeader) -> Result<Spill, SpoolError> {
+        let (file, path) = create_file(dir, header.number)?;
+        let mut s = Spill { header, path, file: Some(file), reserved: 0, cursor: 0 };
+        s.write(&header.encode())?;
+        Ok(s)
+    }
+
+    fn file(&self) -> &File {
+        // Invariant: `file` is Some until `into_segment` takes it.
+        self.file.as_ref().expect("spill file present until finished")
+    }
+
+    /// Append `bytes`, reserving blocks first (never write into unreserved space).
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        let need = self.cursor + bytes.len() as u64;
+        if need > self.reserved {
+            let grow = (need - self.reserved).max(SPILL_GROW_BYTES).max(self.reserved / 2);
+            reserve(self.file(), self.reserved, grow)?;
+            self.reserved += grow;
+        }
+        self.file().write_all_at(bytes, self.cursor)?;
+        self.cursor = need;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub(crate) fn written(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Overwrite already-written bytes at `offset` (the final record header).
+    pub(crate) fn write_at(&self, offset: u64, bytes: &[u8]) -> Result<(), SpoolError> {
+        assert!(offset + bytes.len() as u64 <= self.cursor, "spill overwrite past cursor");
+        self.file().write_all_at(bytes, offset)?;
+        Ok(())
+    }
+
+    /// Trim the unused reservation and map the finished file as a segment (not yet durable).
+    pub(crate) fn into_segment(mut self) -> Result<Segment, SpoolError> {
+        let file = self.file.take().expect("spill file present until finished");
+        let path = std::mem::take(&mut self.path);
+        let done = (|| {
+            // Not mapped yet, so shrinking is safe.
+            file.set_len(self.cursor)?;
+            Segment::open_existing(path.clone(), file, self.header, false)
+        })();
+        if done.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        done
+    }
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The segment header for a fresh segment.
+pub(crate) fn new_header(
+    number: u64,
+    worker: u32,
+    flags: u16,
+    capacity_bytes: u64,
+    now_unix_ms: u64,
+) -> SegmentHeader {
+    SegmentHeader { flags, worker, number, created_unix_ms: now_unix_ms, capacity_bytes }
+}
+
+/// Offset of the first record in any segment.
+pub(crate) const FIRST_RECORD_OFFSET: usize = SEGMENT_HEADER_BYTES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_name_table() {
+        let cases: &[(&str, Option<u64>)] = &[
+            ("00000001.seg", Some(1)),
+            ("FFFFFFFF.seg", Some(0xFFFF_FFFF)),
+            ("0000000a.seg", None),
+            ("00000001.seg.corrupt", None),
+            ("1.seg", None),
+            ("lock", None),
+            ("0000000G.seg", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(parse_file_name(name), *want, "{name}");
+        }
+        assert_eq!(file_name(0x2A), "0000002A.seg");
+    }
+}
