@@ -1,7 +1,284 @@
-//! Command line: arguments -> `Command`; no logic beyond dispatch.
-//! (Owned by the config/cli helper.)
+//! Command line: arguments -> [`Command`], then dispatch. No relay logic lives here.
+//!
+//! ```text
+//! mailroot serve        [--config FILE]           run the relay
+//! mailroot check-config [--config FILE]           print the effective config as TOML
+//! mailroot queue list   [--json] [--config FILE]  list the messages in Queue/
+//! ```
+//!
+//! Exit status: [`EXIT_OK`] 0; [`EXIT_FAILURE`] 1 for a runtime failure (cannot bind,
+//! spool unreadable); [`EXIT_USAGE`] 2 for a configuration or usage error (clap's usage
+//! errors use 2 as well). Errors go to stderr as `mailroot: <what went wrong>`, e.g.
+//! ``mailroot: config error at `limits.max_connections`: must be > 0``.
+//!
+//! This is the layer that does the I/O `config` must not: it reads the config file, asks
+//! the OS for the host name and core count ([`system_defaults`]) and creates the Mailroot
+//! folders ([`create_mailroot`]).
 
-/// Parse arguments and run; returns the process exit status.
+mod queue;
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, MAILROOT_DIRS, QUEUE_DIR, SystemDefaults};
+
+/// Exit status: success.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: a runtime failure (I/O, bind, spool).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status: a bad configuration or bad command line.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Where the kernel publishes the host name on Linux (what `gethostname(2)` returns);
+/// read as a file so this crate needs no `unsafe` FFI call.
+const PROC_HOSTNAME: &str = "/proc/sys/kernel/hostname";
+/// Fallback host name file on other Unix systems.
+const ETC_HOSTNAME: &str = "/etc/hostname";
+/// Mode of `Queue/`: only the relay's user may read or write the spool (the spool's mmap
+/// safety argument relies on nobody else truncating its files).
+const QUEUE_DIR_MODE: u32 = 0o700;
+
+/// mailroot: a high-throughput SMTP relay, a modern re-creation of the IIS SMTP Service.
+#[derive(Debug, Parser)]
+#[command(name = "mailroot", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the relay until SIGTERM or SIGINT.
+    Serve(ConfigArg),
+    /// Validate the configuration and print the full effective configuration as TOML.
+    CheckConfig(ConfigArg),
+    /// Inspect the queue (Queue/ in the Mailroot).
+    Queue {
+        /// The queue operation.
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
+}
+
+/// Queue operations.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List queued messages (safe while the server runs).
+    List {
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// The `--config FILE` option shared by the subcommands.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// TOML configuration file; without it the embedded defaults are used.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Parse the process arguments and run; returns the process exit status.
 pub fn main() -> i32 {
-    unimplemented!("cli")
+    run(std::env::args_os())
+}
+
+/// Parse `args` (program name first) and run; returns the exit status.
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" that print to stdout and exit 0.
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match cli.command {
+        Command::Serve(arg) => serve(arg.config.as_deref()),
+        Command::CheckConfig(arg) => check_config(arg.config.as_deref()),
+        Command::Queue { command: QueueCommand::List { json, config } } => {
+            queue_list(config.config.as_deref(), json)
+        }
+    }
+}
+
+/// Print `mailroot: <msg>` to stderr.
+fn report(msg: impl std::fmt::Display) {
+    let _ = writeln!(io::stderr().lock(), "mailroot: {msg}");
+}
+
+/// Facts about this machine for the defaults: host name and usable cores.
+#[must_use]
+pub fn system_defaults() -> SystemDefaults {
+    let hostname = [PROC_HOSTNAME, ETC_HOSTNAME]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_owned())
+        .find(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    SystemDefaults { hostname, cores }
+}
+
+/// Read and validate the configuration: the file if given, else the embedded default.
+/// On error, reports it and returns the exit status.
+fn load_config(path: Option<&Path>) -> Result<Config, i32> {
+    let sys = system_defaults();
+    let Some(path) = path else {
+        return Ok(Config::embedded_default(&sys));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        report(format_args!("cannot read config file {}: {e}", path.display()));
+        EXIT_USAGE
+    })?;
+    Config::from_toml_str(&text, &sys).map_err(|e| {
+        report(&e);
+        EXIT_USAGE
+    })
+}
+
+/// `check-config`: the effective configuration on stdout.
+fn check_config(path: Option<&Path>) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match io::stdout().lock().write_all(config.to_toml().as_bytes()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            report(format_args!("cannot write to stdout: {e}"));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Start `env_logger` at the config's `log_level`; `RUST_LOG`, when set, overrides it.
+fn init_logging(config: &Config) {
+    let env = env_logger::Env::default().default_filter_or(config.log_level.as_str());
+    // A second init (tests calling `run` twice) fails harmlessly; the first logger stays.
+    let _ = env_logger::Builder::from_env(env).try_init();
+}
+
+/// Create the Mailroot folder layout `Queue/ Pickup/ Drop/ Badmail/` if missing.
+/// `Queue/` gets mode 0700: only the relay's user may use the spool.
+pub fn create_mailroot(config: &Config) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::create_dir_all(&config.mailroot)?;
+    for dir in MAILROOT_DIRS {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        if dir == QUEUE_DIR {
+            builder.mode(QUEUE_DIR_MODE);
+        }
+        builder.create(config.mailroot.join(dir))?;
+    }
+    Ok(())
+}
+
+/// `serve`: lay out the Mailroot, then hand over to `relay::serve` until shutdown.
+fn serve(path: Option<&Path>) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    init_logging(&config);
+    if let Err(e) = create_mailroot(&config) {
+        report(format_args!("cannot create Mailroot {}: {e}", config.mailroot.display()));
+        return EXIT_FAILURE;
+    }
+    match crate::relay::serve(config) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            report(&e);
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// `queue list`: the messages in `Queue/`, as a table or JSON, on stdout.
+fn queue_list(path: Option<&Path>, json: bool) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    // The scan warns (on stderr) about segments it has to skip.
+    init_logging(&config);
+    queue::list(&config.queue_dir(), json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (arguments, parses?) -- one line per command line shape.
+    #[test]
+    fn command_lines() {
+        let cases: &[(&[&str], bool)] = &[
+            (&["serve"], true),
+            (&["serve", "--config", "x.toml"], true),
+            (&["serve", "-c", "x.toml"], true),
+            (&["check-config"], true),
+            (&["check-config", "--config=x.toml"], true),
+            (&["queue", "list"], true),
+            (&["queue", "list", "--json"], true),
+            (&["queue", "list", "--json", "--config", "x.toml"], true),
+            (&[], false),
+            (&["serve", "--config"], false),
+            (&["serve", "extra"], false),
+            (&["queue"], false),
+            (&["queue", "flush"], false),
+            (&["check-config", "--json"], false),
+            (&["frobnicate"], false),
+        ];
+        for &(args, ok) in cases {
+            let argv = std::iter::once("mailroot").chain(args.iter().copied());
+            assert_eq!(Cli::try_parse_from(argv).is_ok(), ok, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn parsed_shape() {
+        let cli = Cli::try_parse_from(["mailroot", "queue", "list", "--json", "-c", "f.toml"]);
+        let Ok(Cli { command: Command::Queue { command: QueueCommand::List { json, config } } }) =
+            cli
+        else {
+            panic!("unexpected parse: {cli:?}");
+        };
+        assert!(json);
+        assert_eq!(config.config.as_deref(), Some(Path::new("f.toml")));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        assert_eq!(run(["mailroot", "frobnicate"]), EXIT_USAGE);
+        assert_eq!(run(["mailroot", "--version"]), EXIT_OK);
+    }
+
+    #[test]
+    fn mailroot_layout() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut config = Config::embedded_default(&system_defaults());
+        config.mailroot = tmp.path().join("a").join("mailroot");
+        create_mailroot(&config).unwrap_or_else(|e| panic!("{e}"));
+        create_mailroot(&config).unwrap_or_else(|e| panic!("second run: {e}"));
+        for dir in MAILROOT_DIRS {
+            assert!(config.mailroot.join(dir).is_dir(), "{dir}");
+        }
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(config.queue_dir())
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(mode, QUEUE_DIR_MODE);
+    }
 }

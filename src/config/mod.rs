@@ -1,5 +1,243 @@
 //! Configuration: plain, validated, immutable once built.
-//! (Owned by the config/cli helper; see contracts.)
+//!
+//! What: turns the text of a TOML file (`mailroot.toml`) into a [`Config`], filling every
+//! missing key from the embedded defaults (the IIS "master properties"), and prints the
+//! effective configuration back as TOML that this module accepts ([`Config::to_toml`]).
+//!
+//! Trust: the file is written by the operator, who is trusted to mean what they write but
+//! not to spell it right. Every key is checked: unknown keys, wrong types, bad units,
+//! out-of-range values and duplicates are errors that name the key path
+//! (`limits.max_connections`, `site[1].listen[0]`) and say what is wrong. Nothing is
+//! silently ignored or clamped, except the OS-supplied defaults in [`SystemDefaults`].
+//!
+//! Layer 0: no file reads (the caller reads the file, see `cli.rs`), no sockets, no clock.
+//! Addresses and networks are only parsed, never bound.
+//!
+//! Standards: hostnames and local domains follow the RFC 1035 §2.3.1 preferred name
+//! syntax as relaxed by RFC 1123 §2.1 (labels may start with a digit), within the length
+//! limits of RFC 5321 §4.5.3.1.2 (domain ≤ 255 octets, label ≤ 63).
 
-/// Placeholder until the config module lands.
-pub struct Config;
+mod defaults;
+mod parse;
+mod print;
+mod units;
+mod values;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use defaults::{
+    DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DATA_TIMEOUT_MS, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL,
+    DEFAULT_MAILROOT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_ERRORS,
+    DEFAULT_MAX_MESSAGE_SIZE_BYTES, DEFAULT_MAX_MESSAGES_PER_CONNECTION, DEFAULT_MAX_RECIPIENTS,
+    DEFAULT_MIN_FREE_DISK_BYTES, DEFAULT_SEGMENT_BYTES, DEFAULT_SHUTDOWN_GRACE_MS,
+    DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS, MAX_SEGMENT_BYTES, MAX_WORKERS,
+    MIN_SEGMENT_BYTES,
+};
+
+/// The whole validated configuration. Built by [`Config::from_toml_str`] or
+/// [`Config::embedded_default`]; never changed afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Name announced in the 220 greeting and EHLO reply. Invariant: a valid domain name
+    /// (ASCII, labels 1..=63 octets of letters, digits and inner hyphens, ≤ 253 octets),
+    /// without a trailing dot. Key `hostname`; default: the machine's host name.
+    pub hostname: String,
+    /// The Mailroot folder holding `Queue/ Pickup/ Drop/ Badmail/`. Relative paths are
+    /// relative to the working directory of the process. Invariant: not empty.
+    pub mailroot: PathBuf,
+    /// Number of inbound event-loop threads. Invariant: `1..=MAX_WORKERS`.
+    pub workers: usize,
+    /// Virtual servers, each with its own listen addresses. Invariant: at least one; names
+    /// unique and non-empty; no listen address appears twice in the whole list.
+    pub sites: Vec<Site>,
+    /// Resource limits (`[limits]`).
+    pub limits: Limits,
+    /// Who may relay to non-local domains (`[relay]`).
+    pub relay: RelayConfig,
+    /// Who may connect at all (`[connections]`).
+    pub connections: ConnectionsConfig,
+    /// Domains delivered locally to `Drop/` (`[domains]`).
+    pub domains: DomainsConfig,
+    /// SMTP protocol options (`[smtp]`).
+    pub smtp: SmtpConfig,
+    /// Spool layout options (`[spool]`).
+    pub spool: SpoolConfig,
+    /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
+    pub log_level: String,
+}
+
+/// One virtual SMTP server (IIS "SMTP Virtual Server"), a `[[site]]` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Site {
+    /// Site name used in logs and spool envelopes. Invariant: 1..=64 characters of ASCII
+    /// letters, digits, `-`, `_`, `.`; unique among sites.
+    pub name: String,
+    /// Addresses to listen on. Invariant: at least one; port not 0; each address appears
+    /// once across all sites.
+    pub listen: Vec<SocketAddr>,
+}
+
+/// Resource limits, `[limits]`. Every field is > 0 unless its doc says 0 is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest message accepted, in bytes (EHLO `SIZE`). Key `max_message_size`.
+    pub max_message_size_bytes: u64,
+    /// Most recipients per transaction (more get 452 4.5.3). Key `max_recipients`.
+    pub max_recipients: usize,
+    /// Most messages per connection. Key `max_messages_per_connection`.
+    pub max_messages_per_connection: u32,
+    /// Most concurrent inbound connections, all sites together. Key `max_connections`.
+    pub max_connections: usize,
+    /// Most concurrent inbound connections from one client address.
+    /// Key `max_connections_per_ip`.
+    pub max_connections_per_ip: usize,
+    /// Idle time allowed while waiting for a command, in ms. Key `command_timeout`.
+    pub command_timeout_ms: u64,
+    /// Idle time allowed while receiving DATA/BDAT content, in ms. Key `data_timeout`.
+    pub data_timeout_ms: u64,
+    /// Errors (bad commands) tolerated per connection before 421 4.7.0. Key `max_errors`.
+    pub max_errors: u32,
+    /// Free bytes the spool's file system must keep; below it MAIL gets 452 4.3.1.
+    /// 0 disables the check. Key `min_free_disk`.
+    pub min_free_disk_bytes: u64,
+    /// Time given to open connections to finish after SIGTERM, in ms; 0 closes at once.
+    /// Key `shutdown_grace`.
+    pub shutdown_grace_ms: u64,
+}
+
+/// `[relay]`: clients allowed to send to non-local domains.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    /// Networks whose clients may relay. Invariant: no host bits set. Empty = nobody.
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+/// `[connections]`: clients allowed to connect at all (IIS "Connection control").
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionsConfig {
+    /// Networks allowed to connect; empty = everybody. Invariant: no host bits set.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Networks refused even when also in `allow` (deny wins). Invariant: no host bits set.
+    pub deny: Vec<ipnet::IpNet>,
+}
+
+/// `[domains]`: mail for these domains is delivered locally.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainsConfig {
+    /// Local domains. Invariant: valid domain names, lower case, no trailing dot, unique.
+    pub local: Vec<String>,
+}
+
+/// What to do with a bare CR or bare LF inside DATA content (SMTP smuggling defence).
+pub use crate::smtp::data::BareLineEnding;
+
+/// `[smtp]`: protocol options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    /// Bare CR / bare LF policy. Key `bare_line_ending`, `"normalize"` or `"reject"`.
+    pub bare_line_ending: BareLineEnding,
+}
+
+/// `[spool]`: spool layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpoolConfig {
+    /// Size of one segment file in `Queue/`, in bytes. Key `segment_size`.
+    /// Invariant: `MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES`.
+    pub segment_bytes: u64,
+}
+
+/// Facts about the machine that some defaults depend on. The caller (`cli.rs`) fills them
+/// from the OS, so this module stays pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemDefaults {
+    /// The machine's host name; used for `hostname` when the file does not set it.
+    /// If it is not a valid domain name, [`FALLBACK_HOSTNAME`] is used instead.
+    pub hostname: String,
+    /// Number of CPU cores available; the default `workers` (clamped to `1..=MAX_WORKERS`).
+    pub cores: usize,
+}
+
+/// A configuration the operator has to fix: which key, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Path of the offending key, e.g. `limits.max_connections` or `site[1].listen[0]`;
+    /// for TOML syntax errors, the position, e.g. `line 3, column 7`.
+    pub key: String,
+    /// What is wrong, in words, e.g. `must be > 0`.
+    pub problem: String,
+}
+
+impl ConfigError {
+    /// An error at `key`.
+    pub(crate) fn new(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.into(), problem: problem.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error at `{}`: {}", self.key, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Folders of the Mailroot, as IIS names them: the spool, files to send, local
+/// deliveries, and what could be neither delivered nor bounced.
+pub const MAILROOT_DIRS: [&str; 4] = [QUEUE_DIR, PICKUP_DIR, DROP_DIR, BADMAIL_DIR];
+/// The spool folder inside the Mailroot.
+pub const QUEUE_DIR: &str = "Queue";
+/// The pickup folder inside the Mailroot.
+pub const PICKUP_DIR: &str = "Pickup";
+/// The local delivery folder inside the Mailroot.
+pub const DROP_DIR: &str = "Drop";
+/// The badmail folder inside the Mailroot.
+pub const BADMAIL_DIR: &str = "Badmail";
+
+impl Config {
+    /// `<mailroot>/Queue`: the spool. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn queue_dir(&self) -> PathBuf {
+        self.mailroot.join(QUEUE_DIR)
+    }
+
+    /// `<mailroot>/Pickup`. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn pickup_dir(&self) -> PathBuf {
+        self.mailroot.join(PICKUP_DIR)
+    }
+
+    /// `<mailroot>/Drop`. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn drop_dir(&self) -> PathBuf {
+        self.mailroot.join(DROP_DIR)
+    }
+
+    /// `<mailroot>/Badmail`. Path arithmetic only, no I/O.
+    #[must_use]
+    pub fn badmail_dir(&self) -> PathBuf {
+        self.mailroot.join(BADMAIL_DIR)
+    }
+
+    /// Parse and validate a configuration file's text. Keys missing from the file take
+    /// their default (see [`Config::embedded_default`]). No file is read here.
+    pub fn from_toml_str(text: &str, sys: &SystemDefaults) -> Result<Config, ConfigError> {
+        parse::from_toml_str(text, sys)
+    }
+
+    /// The configuration used when no file is given: one site `default` on
+    /// 127.0.0.1:2525, Mailroot `./mailroot`, relay for loopback, local domain `localhost`.
+    #[must_use]
+    pub fn embedded_default(sys: &SystemDefaults) -> Config {
+        defaults::embedded_default(sys)
+    }
+
+    /// The full effective configuration as TOML, every key present, in the syntax
+    /// [`Config::from_toml_str`] accepts: `from_toml_str(&c.to_toml(), _) == Ok(c)`.
+    #[must_use]
+    pub fn to_toml(&self) -> String {
+        print::to_toml(self)
+    }
+}

@@ -4,3 +4,4 @@ pub mod data;
 pub mod path;
 pub mod reply;
 pub mod server;
+pub mod trace;

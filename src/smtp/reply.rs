@@ -1,6 +1,13 @@
 //! SMTP replies as data (RFC 5321 §4.2, enhanced status codes RFC 2034/3463).
 //!
 //! Every reply text mailroot sends lives in this file; handlers pick a constructor.
+//!
+//! TRUST: texts that embed peer data (none do today except queue ids and hostnames, which
+//! we generate or configure) must never contain CR or LF; `write_to` splits on `'\n'` only.
+//!
+//! STANDARDS: RFC 5321 §4.2 (reply codes), RFC 2034 §3 (enhanced codes on every 2xx/4xx/5xx
+//! reply except the greeting and the HELO/EHLO replies; 3xx has no enhanced class),
+//! RFC 3463 (the codes), RFC 1870 (SIZE), RFC 3030 (BDAT), RFC 6531 (SMTPUTF8).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -76,6 +83,264 @@ impl Reply {
     }
 }
 
+/// The ESMTP extensions advertised in the EHLO reply (RFC 5321 §4.1.1.1).
+///
+/// PIPELINING, SIZE, 8BITMIME, ENHANCEDSTATUSCODES, DSN and HELP are always advertised;
+/// the others follow the configuration flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extensions {
+    /// Value of `SIZE` (RFC 1870); 0 means "no fixed limit".
+    pub max_message_size_bytes: u64,
+    /// Advertise SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// Advertise CHUNKING (RFC 3030).
+    pub chunking: bool,
+}
+
+/// Shorthand for a reply with a static text.
+const fn fixed(code: u16, class: u8, subject: u16, detail: u16, text: &'static str) -> Reply {
+    Reply {
+        code,
+        status: Some(EnhancedStatus { class, subject, detail }),
+        text: Cow::Borrowed(text),
+    }
+}
+
+/// Canned replies. Grouped by code; each says when it is sent.
+impl Reply {
+    // ---- greeting, HELO/EHLO (no enhanced status: RFC 2034 §3) -------------------------
+
+    /// `220 <hostname> ESMTP mailroot`: the connection greeting.
+    pub fn greeting(hostname: &str) -> Reply {
+        Reply { code: 220, status: None, text: format!("{hostname} ESMTP mailroot").into() }
+    }
+
+    /// `250 <hostname>`: reply to HELO.
+    pub fn helo(hostname: &str) -> Reply {
+        Reply { code: 250, status: None, text: hostname.to_owned().into() }
+    }
+
+    /// Multi-line `250` reply to EHLO listing the extensions (no enhanced status).
+    pub fn ehlo(hostname: &str, ext: &Extensions) -> Reply {
+        use fmt::Write as _;
+        let mut text = String::with_capacity(128);
+        let _ =
+            write!(text, "{hostname}\nPIPELINING\nSIZE {}\n8BITMIME", ext.max_message_size_bytes);
+        text.push_str("\nENHANCEDSTATUSCODES");
+        if ext.smtputf8 {
+            text.push_str("\nSMTPUTF8");
+        }
+        if ext.chunking {
+            text.push_str("\nCHUNKING");
+        }
+        text.push_str("\nDSN\nHELP");
+        Reply { code: 250, status: None, text: text.into() }
+    }
+
+    // ---- 2xx / 3xx ---------------------------------------------------------------------
+
+    /// `250 2.0.0 Ok`: NOOP, RSET and other plain successes.
+    pub fn ok() -> Reply {
+        fixed(250, 2, 0, 0, "Ok")
+    }
+
+    /// `250 2.1.0 Ok`: MAIL accepted.
+    pub fn sender_ok() -> Reply {
+        fixed(250, 2, 1, 0, "Ok")
+    }
+
+    /// `250 2.1.5 Ok`: RCPT accepted.
+    pub fn recipient_ok() -> Reply {
+        fixed(250, 2, 1, 5, "Ok")
+    }
+
+    /// `250 2.0.0 Ok: queued as <id>`: the message is on stable storage.
+    pub fn queued(id: &str) -> Reply {
+        Reply::new(250, (2, 0, 0), format!("Ok: queued as {id}"))
+    }
+
+    /// `250 2.0.0 <n> octets received`: a non-LAST BDAT chunk was accepted (RFC 3030 §2).
+    pub fn chunk_received(octets: u64) -> Reply {
+        Reply::new(250, (2, 0, 0), format!("{octets} octets received"))
+    }
+
+    /// `252 2.5.0`: VRFY is not answered truthfully (RFC 5321 §3.5.3, §7.3).
+    pub fn cannot_verify() -> Reply {
+        fixed(252, 2, 5, 0, "Cannot VRFY user, but will accept message and attempt delivery")
+    }
+
+    /// `214 2.0.0`: HELP; lists the commands we implement.
+    pub fn help(chunking: bool) -> Reply {
+        if chunking {
+            fixed(214, 2, 0, 0, "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP")
+        } else {
+            fixed(214, 2, 0, 0, "Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP")
+        }
+    }
+
+    /// `221 2.0.0 Bye`: reply to QUIT; the connection closes after it.
+    pub fn closing() -> Reply {
+        fixed(221, 2, 0, 0, "Bye")
+    }
+
+    /// `354`: go ahead with the message content (3xx has no enhanced status class).
+    pub fn start_data() -> Reply {
+        Reply { code: 354, status: None, text: Cow::Borrowed("End data with <CR><LF>.<CR><LF>") }
+    }
+
+    // ---- 421 (the connection closes after these) ---------------------------------------
+
+    /// `421 4.7.0`: the client made too many errors.
+    pub fn too_many_errors() -> Reply {
+        fixed(421, 4, 7, 0, "Too many errors, closing connection")
+    }
+
+    /// `421 4.7.0`: `max_messages_per_connection` reached; sent in answer to MAIL.
+    pub fn too_many_messages() -> Reply {
+        fixed(421, 4, 7, 0, "Too many messages for this connection")
+    }
+
+    /// `421 4.7.0`: connection limit (total or per client address) reached.
+    pub fn too_many_connections() -> Reply {
+        fixed(421, 4, 7, 0, "Too many connections, try again later")
+    }
+
+    /// `421 4.4.2`: idle timeout.
+    pub fn timeout() -> Reply {
+        fixed(421, 4, 4, 2, "Timeout, closing connection")
+    }
+
+    /// `421 4.3.2`: the server is shutting down.
+    pub fn shutting_down() -> Reply {
+        fixed(421, 4, 3, 2, "Service shutting down, try again later")
+    }
+
+    // ---- other 4xx -----------------------------------------------------------------------
+
+    /// `451 4.3.0`: local error (e.g. the spool commit failed).
+    pub fn local_error() -> Reply {
+        fixed(451, 4, 3, 0, "Local error in processing, try again later")
+    }
+
+    /// `452 4.3.1`: insufficient system storage (low disk).
+    pub fn insufficient_storage() -> Reply {
+        fixed(452, 4, 3, 1, "Insufficient system storage")
+    }
+
+    /// `452 4.5.3`: more recipients than `max_recipients` (RFC 5321 §4.5.3.1.10).
+    pub fn too_many_recipients() -> Reply {
+        fixed(452, 4, 5, 3, "Too many recipients")
+    }
+
+    // ---- 5xx found by the session (parse errors: `command.rs` `From<&SyntaxError>`) --
+
+    /// `500 5.5.2`: command line longer than `MAX_COMMAND_LINE_BYTES`.
+    pub fn line_too_long() -> Reply {
+        fixed(500, 5, 5, 2, "Line too long")
+    }
+
+    /// `500 5.5.2`: a command line ended with a bare LF and the policy is `Reject`.
+    pub fn bare_lf_in_command() -> Reply {
+        fixed(500, 5, 5, 2, "Command line must end with <CR><LF>")
+    }
+
+    /// `555 5.5.4`: unknown or malformed MAIL/RCPT parameter (RFC 5321 §4.1.1.11).
+    pub fn bad_parameter(why: impl Into<Cow<'static, str>>) -> Reply {
+        let why = why.into();
+        Reply::new(555, (5, 5, 4), format!("Unsupported parameter: {why}"))
+    }
+
+    /// `504 5.5.4`: unknown AUTH mechanism or other unimplemented command parameter.
+    pub fn parameter_not_implemented(why: impl Into<Cow<'static, str>>) -> Reply {
+        let why = why.into();
+        Reply::new(504, (5, 5, 4), format!("Command parameter not implemented: {why}"))
+    }
+
+    // ---- 5xx sequence / not implemented --------------------------------------------------
+
+    /// `502 5.5.1`: command recognised but not implemented (e.g. BDAT without CHUNKING).
+    pub fn not_implemented() -> Reply {
+        fixed(502, 5, 5, 1, "Command not implemented")
+    }
+
+    /// `502 5.5.1`: EXPN is not offered (RFC 5321 §3.5.3, §7.3).
+    pub fn expn_not_available() -> Reply {
+        fixed(502, 5, 5, 1, "EXPN not available")
+    }
+
+    /// `502 5.5.1`: STARTTLS is not offered on this listener (yet).
+    pub fn starttls_not_available() -> Reply {
+        fixed(502, 5, 5, 1, "STARTTLS not available")
+    }
+
+    /// `502 5.5.1`: AUTH is not offered (yet).
+    pub fn auth_not_available() -> Reply {
+        fixed(502, 5, 5, 1, "AUTH not available")
+    }
+
+    /// `503 5.5.1`: a command out of sequence, generic.
+    pub fn bad_sequence() -> Reply {
+        fixed(503, 5, 5, 1, "Bad sequence of commands")
+    }
+
+    /// `503 5.5.1`: MAIL before HELO/EHLO.
+    pub fn need_helo() -> Reply {
+        fixed(503, 5, 5, 1, "Send HELO/EHLO first")
+    }
+
+    /// `503 5.5.1`: RCPT/DATA/BDAT without a MAIL transaction.
+    pub fn need_mail() -> Reply {
+        fixed(503, 5, 5, 1, "Need MAIL command")
+    }
+
+    /// `503 5.5.1`: MAIL inside a transaction.
+    pub fn nested_mail() -> Reply {
+        fixed(503, 5, 5, 1, "Sender already specified")
+    }
+
+    /// `503 5.5.1`: DATA after BDAT, RCPT after BDAT, or DATA with BODY=BINARYMIME.
+    pub fn data_bdat_mixed() -> Reply {
+        fixed(503, 5, 5, 1, "DATA and BDAT cannot be mixed; RCPT not allowed after BDAT")
+    }
+
+    // ---- 5xx policy / content -------------------------------------------------------------
+
+    /// `550 5.1.1`: no such local mailbox.
+    pub fn mailbox_unavailable() -> Reply {
+        fixed(550, 5, 1, 1, "Mailbox unavailable")
+    }
+
+    /// `552 5.3.4`: message larger than `max_message_size_bytes` (declared or actual).
+    pub fn message_too_big() -> Reply {
+        fixed(552, 5, 3, 4, "Message size exceeds fixed maximum message size")
+    }
+
+    /// `553 5.6.7`: non-ASCII address in a transaction without SMTPUTF8 (RFC 6531 §3.2).
+    pub fn smtputf8_required() -> Reply {
+        fixed(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8")
+    }
+
+    /// `554 5.5.1`: DATA/BDAT with no accepted recipient.
+    pub fn no_valid_recipients() -> Reply {
+        fixed(554, 5, 5, 1, "No valid recipients")
+    }
+
+    /// `554 5.6.0`: the content had a bare CR or LF and the policy is `Reject`.
+    pub fn bare_lf_rejected() -> Reply {
+        fixed(554, 5, 6, 0, "Message contains bare CR or LF; lines must end with <CR><LF>")
+    }
+
+    /// `554 5.7.1`: relaying refused.
+    pub fn relay_denied() -> Reply {
+        fixed(554, 5, 7, 1, "Relay access denied")
+    }
+
+    /// `554 5.7.1`: the client address is not allowed to connect.
+    pub fn connection_refused() -> Reply {
+        fixed(554, 5, 7, 1, "Connection refused")
+    }
+}
+
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut v = Vec::new();
@@ -110,5 +375,71 @@ mod tests {
             r.write_to(&mut v);
             assert_eq!(String::from_utf8(v).unwrap(), *want);
         }
+    }
+    #[test]
+    fn canned_replies_keep_the_invariant() {
+        let ext = Extensions { max_message_size_bytes: 10, smtputf8: true, chunking: true };
+        let all = [
+            Reply::greeting("h"),
+            Reply::helo("h"),
+            Reply::ehlo("h", &ext),
+            Reply::ok(),
+            Reply::sender_ok(),
+            Reply::recipient_ok(),
+            Reply::queued("0000000000000001"),
+            Reply::chunk_received(3),
+            Reply::cannot_verify(),
+            Reply::help(true),
+            Reply::help(false),
+            Reply::closing(),
+            Reply::start_data(),
+            Reply::too_many_errors(),
+            Reply::too_many_messages(),
+            Reply::too_many_connections(),
+            Reply::timeout(),
+            Reply::shutting_down(),
+            Reply::local_error(),
+            Reply::insufficient_storage(),
+            Reply::too_many_recipients(),
+            Reply::line_too_long(),
+            Reply::bare_lf_in_command(),
+            Reply::bad_parameter("x"),
+            Reply::parameter_not_implemented("x"),
+            Reply::not_implemented(),
+            Reply::expn_not_available(),
+            Reply::starttls_not_available(),
+            Reply::auth_not_available(),
+            Reply::bad_sequence(),
+            Reply::need_helo(),
+            Reply::need_mail(),
+            Reply::nested_mail(),
+            Reply::data_bdat_mixed(),
+            Reply::mailbox_unavailable(),
+            Reply::message_too_big(),
+            Reply::smtputf8_required(),
+            Reply::no_valid_recipients(),
+            Reply::bare_lf_rejected(),
+            Reply::relay_denied(),
+            Reply::connection_refused(),
+        ];
+        for r in &all {
+            assert!((200..600).contains(&r.code), "{r}");
+            assert!(!r.text.contains('\r'), "{r}");
+            if let Some(s) = r.status {
+                assert_eq!(u16::from(s.class), r.code / 100, "{r}");
+            }
+        }
+    }
+
+    #[test]
+    fn ehlo_lists_extensions_without_status() {
+        let mut v = Vec::new();
+        let ext = Extensions { max_message_size_bytes: 100, smtputf8: false, chunking: true };
+        Reply::ehlo("mx.example", &ext).write_to(&mut v);
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n\
+             250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 HELP\r\n"
+        );
     }
 }

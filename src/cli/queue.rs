@@ -1,0 +1,349 @@
+//! `mailroot queue list`: the messages in `Queue/` as a table or a JSON array.
+//!
+//! Trust: sender and recipient addresses were supplied by SMTP clients. JSON output escapes
+//! them (serde_json); the table escapes control characters so a crafted address cannot
+//! move the terminal's cursor or forge lines.
+//!
+//! Table columns: `ID  SIZE  ARRIVAL(UTC)  STATE  SENDER  RECIPIENTS`, then a summary line.
+//! JSON: `[{"id", "size", "arrival_unix_ms", "arrival" (RFC 3339 UTC), "state",
+//! "sender", "recipients": [{"address", "status"}]}]`; the null reverse path is `""`.
+
+use std::io::{self, Write};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{EXIT_FAILURE, EXIT_OK, report};
+use crate::spool::{self, QueuedMessage, RcptStatus};
+
+/// Milliseconds per second.
+const MS_PER_SEC: u64 = 1_000;
+/// Seconds per day (UTC has no leap seconds in Unix time).
+const SECS_PER_DAY: u64 = 86_400;
+
+/// One queued message as shown to the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct Listing {
+    /// Queue id, 16 upper-case hex digits.
+    pub(super) id: String,
+    /// Message size in bytes as stored.
+    pub(super) size: u64,
+    /// Arrival time, ms since the Unix epoch.
+    pub(super) arrival_unix_ms: u64,
+    /// Arrival time as RFC 3339 UTC with milliseconds.
+    pub(super) arrival: String,
+    /// `queued` (nothing delivered yet), `partially delivered`, or `completed`.
+    pub(super) state: &'static str,
+    /// Reverse path; `""` is the null sender `<>`.
+    pub(super) sender: String,
+    /// Every recipient with its status.
+    pub(super) recipients: Vec<RecipientListing>,
+}
+
+/// One recipient of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct RecipientListing {
+    /// Forward path.
+    pub(super) address: String,
+    /// `pending`, `delivered`, `bounced` or `expired`.
+    pub(super) status: &'static str,
+}
+
+/// Recipient status name for a pending (still owed) recipient.
+const PENDING: &str = "pending";
+
+impl Listing {
+    /// Build a listing; `state` follows from the recipients' statuses.
+    pub(super) fn new(
+        id: String,
+        size: u64,
+        arrival_unix_ms: u64,
+        sender: String,
+        recipients: Vec<RecipientListing>,
+    ) -> Listing {
+        let pending = recipients.iter().filter(|r| r.status == PENDING).count();
+        let state = match pending {
+            0 => "completed",
+            n if n == recipients.len() => "queued",
+            _ => "partially delivered",
+        };
+        let arrival = rfc3339_utc(arrival_unix_ms);
+        Listing { id, size, arrival_unix_ms, arrival, state, sender, recipients }
+    }
+}
+
+/// Days since 1970-01-01 -> (year, month 1..=12, day 1..=31) in the proleptic Gregorian
+/// calendar. Howard Hinnant's `civil_from_days` (chrono-compatible algorithms paper),
+/// restricted to non-negative day counts.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], March-based
+    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// (date, time-of-day, ms) parts of a Unix time in ms.
+fn utc_parts(unix_ms: u64) -> ((u64, u64, u64), (u64, u64, u64), u64) {
+    let secs = unix_ms / MS_PER_SEC;
+    let sod = secs % SECS_PER_DAY;
+    (civil_from_days(secs / SECS_PER_DAY), (sod / 3600, sod / 60 % 60, sod % 60), unix_ms % 1000)
+}
+
+/// `2026-11-28T14:49:41.123Z` (RFC 3339 §5.6, UTC).
+pub(super) fn rfc3339_utc(unix_ms: u64) -> String {
+    let ((y, mo, d), (h, mi, s), ms) = utc_parts(unix_ms);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
+}
+
+/// `2026-11-28 14:49:41` for the table.
+fn table_time(unix_ms: u64) -> String {
+    let ((y, mo, d), (h, mi, s), _) = utc_parts(unix_ms);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// Peer-supplied text made safe for a terminal: control characters escaped.
+fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
+}
+
+/// Write the table (or "Mail queue is empty") to `out`.
+pub(super) fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Result<()> {
+    if listings.is_empty() {
+        return writeln!(out, "Mail queue is empty");
+    }
+    let rows: Vec<[String; 6]> = listings
+        .iter()
+        .map(|l| {
+            let sender = if l.sender.is_empty() { "<>".to_owned() } else { printable(&l.sender) };
+            let rcpts: Vec<String> = l
+                .recipients
+                .iter()
+                .map(|r| match r.status {
+                    PENDING => printable(&r.address),
+                    status => format!("{} ({status})", printable(&r.address)),
+                })
+                .collect();
+            [
+                l.id.clone(),
+                l.size.to_string(),
+                table_time(l.arrival_unix_ms),
+                l.state.to_owned(),
+                sender,
+                rcpts.join(", "),
+            ]
+        })
+        .collect();
+    let header = ["ID", "SIZE", "ARRIVAL(UTC)", "STATE", "SENDER", "RECIPIENTS"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell); // last column: no padding
+            } else {
+                line.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    let total: u64 = listings.iter().map(|l| l.size).sum();
+    let n = listings.len();
+    writeln!(out, "-- {n} message{}, {total} bytes", if n == 1 { "" } else { "s" })
+}
+
+/// Write the JSON array to `out`.
+pub(super) fn write_json(listings: &[Listing], out: &mut impl Write) -> io::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, listings)?;
+    writeln!(out)
+}
+
+/// Write `listings` to stdout; a closed pipe (`| head`) is not an error.
+pub(super) fn print(listings: &[Listing], json: bool) -> i32 {
+    let mut out = io::stdout().lock();
+    let written =
+        if json { write_json(listings, &mut out) } else { write_table(listings, &mut out) };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => EXIT_OK,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            report(format_args!("cannot write to stdout: {e}"));
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// Recipient status as shown to the operator.
+fn status_name(status: RcptStatus) -> &'static str {
+    match status {
+        RcptStatus::Pending => PENDING,
+        RcptStatus::Delivered => "delivered",
+        RcptStatus::Bounced => "bounced",
+        RcptStatus::Expired => "expired",
+    }
+}
+
+/// The operator's view of one spool record.
+fn listing(msg: &QueuedMessage) -> Listing {
+    let env = &msg.envelope;
+    let recipients = env
+        .recipients
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RecipientListing {
+            address: r.forward_path.clone(),
+            // A status missing from the record reads as still owed (never hide mail).
+            status: msg.rcpt_status.get(i).copied().map_or(PENDING, status_name),
+        })
+        .collect();
+    Listing::new(
+        msg.id.to_string(),
+        msg.message_bytes,
+        env.arrival_unix_ms,
+        env.reverse_path.clone(),
+        recipients,
+    )
+}
+
+/// `queue list`: scan `queue_dir` read-only and print; returns the exit status.
+/// A missing `Queue/` (server never started) is an empty queue.
+pub(super) fn list(queue_dir: &Path, json: bool) -> i32 {
+    let msgs = if queue_dir.exists() {
+        match spool::scan(queue_dir) {
+            Ok(msgs) => msgs,
+            Err(e) => {
+                report(format_args!("cannot read queue {}: {e}", queue_dir.display()));
+                return EXIT_FAILURE;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let mut listings: Vec<Listing> = msgs.iter().map(listing).collect();
+    listings.sort_by_key(|l| (l.arrival_unix_ms, l.id.clone()));
+    print(&listings, json)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        let cases: &[(u64, &str)] = &[
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1, "1970-01-01T00:00:00.001Z"),
+            (86_399_999, "1970-01-01T23:59:59.999Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (951_868_800_000, "2000-03-01T00:00:00.000Z"),
+            (1_000_000_000_000, "2001-09-09T01:46:40.000Z"),
+            (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+            (1_709_164_800_000, "2024-02-29T00:00:00.000Z"),
+            (1_735_689_599_000, "2024-12-31T23:59:59.000Z"),
+            (4_102_444_800_000, "2100-01-01T00:00:00.000Z"),
+            (4_107_542_400_000, "2100-03-01T00:00:00.000Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        ];
+        for &(ms, want) in cases {
+            assert_eq!(rfc3339_utc(ms), want, "{ms}");
+        }
+    }
+
+    fn rcpt(address: &str, status: &'static str) -> RecipientListing {
+        RecipientListing { address: address.to_owned(), status }
+    }
+
+    fn sample() -> Vec<Listing> {
+        vec![
+            Listing::new(
+                "0000000100000000".into(),
+                1234,
+                1_700_000_000_123,
+                "alice@example.com".into(),
+                vec![rcpt("bob@example.net", "pending")],
+            ),
+            Listing::new(
+                "0000000100000040".into(),
+                10,
+                1_700_000_001_000,
+                String::new(),
+                vec![rcpt("x@a.example", "delivered"), rcpt("y\x1b[2J@b.example", "pending")],
+            ),
+        ]
+    }
+
+    #[test]
+    fn states() {
+        // (statuses, state)
+        let cases: &[(&[&'static str], &str)] = &[
+            (&["pending"], "queued"),
+            (&["pending", "pending"], "queued"),
+            (&["delivered", "pending"], "partially delivered"),
+            (&["bounced", "pending"], "partially delivered"),
+            (&["delivered", "expired"], "completed"),
+        ];
+        for &(statuses, want) in cases {
+            let rcpts = statuses.iter().map(|&s| rcpt("a@b", s)).collect();
+            let l = Listing::new("0".into(), 0, 0, "s".into(), rcpts);
+            assert_eq!(l.state, want, "{statuses:?}");
+        }
+    }
+
+    #[test]
+    fn table() {
+        let mut out = Vec::new();
+        write_table(&sample(), &mut out).unwrap_or_else(|e| panic!("{e}"));
+        let text = String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"));
+        let expect = "\
+ID                SIZE  ARRIVAL(UTC)         STATE                SENDER             RECIPIENTS
+0000000100000000  1234  2023-11-14 22:13:20  queued               alice@example.com  bob@example.net
+0000000100000040  10    2023-11-14 22:13:21  partially delivered  <>                 x@a.example (delivered), y\\u{1b}[2J@b.example
+-- 2 messages, 1244 bytes
+";
+        assert_eq!(text, expect);
+    }
+
+    #[test]
+    fn empty_table() {
+        let mut out = Vec::new();
+        write_table(&[], &mut out).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(out, b"Mail queue is empty\n");
+    }
+
+    #[test]
+    fn json() {
+        let mut out = Vec::new();
+        write_json(&sample(), &mut out).unwrap_or_else(|e| panic!("{e}"));
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}"));
+        let want = serde_json::json!([
+            {"id": "0000000100000000", "size": 1234, "arrival_unix_ms": 1_700_000_000_123u64,
+             "arrival": "2023-11-14T22:13:20.123Z", "state": "queued",
+             "sender": "alice@example.com",
+             "recipients": [{"address": "bob@example.net", "status": "pending"}]},
+            {"id": "0000000100000040", "size": 10, "arrival_unix_ms": 1_700_000_001_000u64,
+             "arrival": "2023-11-14T22:13:21.000Z", "state": "partially delivered", "sender": "",
+             "recipients": [{"address": "x@a.example", "status": "delivered"},
+                            {"address": "y\u{1b}[2J@b.example", "status": "pending"}]},
+        ]);
+        assert_eq!(v, want);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(b"[]").ok(),
+            Some(serde_json::json!([]))
+        );
+    }
+}

@@ -1,0 +1,137 @@
+//! The embedded default configuration ("master properties"), one named constant per value.
+//!
+//! IIS-ish values: IIS 4 limited messages to 2048 KB; we use Postfix's 10 MiB. Timeouts
+//! follow RFC 5321 §4.5.3.2 (5 minutes per command, 10 minutes for DATA).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use super::{
+    BareLineEnding, Config, ConnectionsConfig, DomainsConfig, Limits, RelayConfig, Site,
+    SmtpConfig, SpoolConfig, SystemDefaults,
+};
+
+/// Name of the site used when the file has no `[[site]]`.
+pub const DEFAULT_SITE_NAME: &str = "default";
+/// Listen address of the default site: loopback only, so a fresh install is no open relay.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 2525);
+/// Default Mailroot folder, relative to the working directory.
+pub const DEFAULT_MAILROOT: &str = "./mailroot";
+/// Default log filter.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+/// Accepted values of `log_level` (the `log` crate's level names).
+pub const LOG_LEVELS: &[&str] = &["off", "error", "warn", "info", "debug", "trace"];
+/// Host name used when the OS one is not a valid domain name.
+pub const FALLBACK_HOSTNAME: &str = "localhost";
+/// Upper bound of `workers`: far more threads than cores only adds contention.
+pub const MAX_WORKERS: usize = 1024;
+
+/// Default `limits.max_message_size`: 10 MiB (Postfix `message_size_limit`).
+pub const DEFAULT_MAX_MESSAGE_SIZE_BYTES: u64 = 10 << 20;
+/// Default `limits.max_recipients`: the RFC 5321 §4.5.3.1.8 minimum a server must accept.
+pub const DEFAULT_MAX_RECIPIENTS: usize = 100;
+/// Default `limits.max_messages_per_connection` (IIS).
+pub const DEFAULT_MAX_MESSAGES_PER_CONNECTION: u32 = 20;
+/// Default `limits.max_connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Default `limits.max_connections_per_ip`.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 100;
+/// Default `limits.command_timeout`: 5 minutes (RFC 5321 §4.5.3.2.7 server timeout).
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+/// Default `limits.data_timeout`: 10 minutes (RFC 5321 §4.5.3.2.7 applies to DATA too;
+/// we give content twice as long).
+pub const DEFAULT_DATA_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// Default `limits.max_errors`.
+pub const DEFAULT_MAX_ERRORS: u32 = 10;
+/// Default `limits.min_free_disk`: 100 MiB.
+pub const DEFAULT_MIN_FREE_DISK_BYTES: u64 = 100 << 20;
+/// Default `limits.shutdown_grace`: 30 s.
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 30 * 1000;
+
+/// Default `spool.segment_size`: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Smallest `spool.segment_size`: 1 MiB (smaller segments mean a file per few messages).
+pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
+/// Largest `spool.segment_size`: 4 GiB. A `QueueId` holds the record offset / 8 in
+/// 32 bits, so the format could address 32 GiB; 4 GiB keeps compaction copies short.
+pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
+
+/// Default relay networks: loopback only (127.0.0.0/8 and ::1/128). `new_assert` is
+/// const-evaluated, so a bad prefix length would fail the build, not the program.
+pub(super) const DEFAULT_RELAY_ALLOW: [ipnet::IpNet; 2] = [
+    ipnet::IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+    ipnet::IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+];
+
+/// The default host name: the OS one if it is a valid domain name, else `localhost`.
+pub(super) fn default_hostname(sys: &SystemDefaults) -> String {
+    let name = sys.hostname.trim().trim_end_matches('.');
+    if super::values::is_valid_domain(name) {
+        name.to_owned()
+    } else {
+        FALLBACK_HOSTNAME.to_owned()
+    }
+}
+
+/// See [`Config::embedded_default`].
+pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
+    Config {
+        hostname: default_hostname(sys),
+        mailroot: PathBuf::from(DEFAULT_MAILROOT),
+        workers: sys.cores.clamp(1, MAX_WORKERS),
+        sites: vec![Site { name: DEFAULT_SITE_NAME.to_owned(), listen: vec![DEFAULT_LISTEN] }],
+        limits: Limits {
+            max_message_size_bytes: DEFAULT_MAX_MESSAGE_SIZE_BYTES,
+            max_recipients: DEFAULT_MAX_RECIPIENTS,
+            max_messages_per_connection: DEFAULT_MAX_MESSAGES_PER_CONNECTION,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
+            data_timeout_ms: DEFAULT_DATA_TIMEOUT_MS,
+            max_errors: DEFAULT_MAX_ERRORS,
+            min_free_disk_bytes: DEFAULT_MIN_FREE_DISK_BYTES,
+            shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
+        },
+        relay: RelayConfig { allow: DEFAULT_RELAY_ALLOW.to_vec() },
+        connections: ConnectionsConfig { allow: Vec::new(), deny: Vec::new() },
+        domains: DomainsConfig { local: vec!["localhost".to_owned()] },
+        smtp: SmtpConfig { bare_line_ending: BareLineEnding::Normalize },
+        spool: SpoolConfig { segment_bytes: DEFAULT_SEGMENT_BYTES },
+        log_level: DEFAULT_LOG_LEVEL.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostname_fallback() {
+        let cases: &[(&str, &str)] = &[
+            ("mx.example.com", "mx.example.com"),
+            ("mx.example.com.", "mx.example.com"),
+            ("box\n", "box"),
+            ("", "localhost"),
+            ("bad_name", "localhost"),
+            ("-x", "localhost"),
+        ];
+        for &(os, want) in cases {
+            let sys = SystemDefaults { hostname: os.to_owned(), cores: 4 };
+            assert_eq!(default_hostname(&sys), want, "{os:?}");
+        }
+    }
+
+    #[test]
+    fn workers_clamped() {
+        for (cores, want) in [(0, 1), (1, 1), (8, 8), (5000, MAX_WORKERS)] {
+            let sys = SystemDefaults { hostname: "h".to_owned(), cores };
+            assert_eq!(embedded_default(&sys).workers, want);
+        }
+    }
+
+    #[test]
+    fn relay_defaults_are_loopback() {
+        let nets: Vec<String> = DEFAULT_RELAY_ALLOW.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128"]);
+    }
+}

@@ -1,0 +1,266 @@
+//! The `Received:` trace header we prepend to every message we accept.
+//!
+//! Pure: every field, including the time and the UTC offset, is passed in; nothing reads
+//! the clock or the resolver.
+//!
+//! TRUST: `helo`, `client_rdns`, the recipient and the TLS strings come from the peer or
+//! from DNS. Every byte that is not printable (controls, CR, LF, DEL) is replaced by `?`,
+//! and parentheses/backslashes inside comments are replaced too, so a peer can neither
+//! inject a header line nor break the comment syntax. UTF-8 is kept (RFC 6532 headers).
+//!
+//! STANDARDS: RFC 5321 §4.4 (trace information: `Stamp`, `TCP-info`, `With`, `ID`, `For`),
+//! RFC 5322 §3.3 (date-time) and §2.2.3 (folding), RFC 3848 (ESMTPS/ESMTPA/ESMTPSA),
+//! RFC 6531 §3.7.3 (UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA).
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+/// TLS facts for the `with` clause comment, e.g. `TLSv1.3` and `TLS13_AES_256_GCM_SHA384`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TlsInfo<'a> {
+    /// Protocol version name.
+    pub version: &'a str,
+    /// Negotiated cipher suite name.
+    pub cipher: &'a str,
+}
+
+/// Everything that goes into one `Received:` header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceFields<'a> {
+    /// The HELO/EHLO argument as the client gave it.
+    pub helo: &'a str,
+    /// Reverse DNS name of the client, if it was looked up and confirmed.
+    pub client_rdns: Option<&'a str>,
+    /// The client's address.
+    pub client_ip: IpAddr,
+    /// Our host name (the `by` clause).
+    pub hostname: &'a str,
+    /// The client used EHLO (ESMTP) rather than HELO.
+    pub esmtp: bool,
+    /// The transaction used SMTPUTF8 (RFC 6531).
+    pub smtputf8: bool,
+    /// TLS was in use; `None` for plain text.
+    pub tls: Option<TlsInfo<'a>>,
+    /// The client authenticated (AUTH); the identity is deliberately not recorded.
+    pub authenticated: bool,
+    /// Our queue id for the message (an RFC 5321 `Atom`).
+    pub queue_id: &'a str,
+    /// The `for` clause: give it only when the message has exactly one recipient, so the
+    /// other recipients of a message are not disclosed to each other.
+    pub recipient: Option<&'a str>,
+    /// Arrival time, seconds since 1970-01-01T00:00:00Z.
+    pub unix_time_secs: i64,
+    /// Local offset from UTC in seconds (e.g. 3600 for +0100), used only for display.
+    pub utc_offset_secs: i32,
+}
+
+/// The `with` protocol keyword (RFC 3848, RFC 6531 §3.7.3).
+#[must_use]
+pub fn protocol(f: &TraceFields<'_>) -> &'static str {
+    match (f.smtputf8, f.esmtp, f.tls.is_some(), f.authenticated) {
+        (true, _, false, false) => "UTF8SMTP",
+        (true, _, true, false) => "UTF8SMTPS",
+        (true, _, false, true) => "UTF8SMTPA",
+        (true, _, true, true) => "UTF8SMTPSA",
+        (false, false, _, _) => "SMTP",
+        (false, true, false, false) => "ESMTP",
+        (false, true, true, false) => "ESMTPS",
+        (false, true, false, true) => "ESMTPA",
+        (false, true, true, true) => "ESMTPSA",
+    }
+}
+
+/// Append the header, folded over several lines (each continuation starts with a TAB),
+/// ending with CRLF:
+///
+/// ```text
+/// Received: from helo.example (rdns.example [192.0.2.1])
+///     by mx.example (mailroot) with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)
+///     id 0000000100000002
+///     for <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000
+/// ```
+pub fn write_received(f: &TraceFields<'_>, out: &mut Vec<u8>) {
+    let mut s = String::with_capacity(256);
+    s.push_str("Received: from ");
+    push_clean(&mut s, f.helo, false);
+    s.push_str(" (");
+    if let Some(rdns) = f.client_rdns {
+        push_clean(&mut s, rdns, true);
+        s.push(' ');
+    }
+    push_address_literal(&mut s, f.client_ip);
+    s.push_str(")\r\n\tby ");
+    push_clean(&mut s, f.hostname, false);
+    s.push_str(" (mailroot) with ");
+    s.push_str(protocol(f));
+    if let Some(tls) = f.tls {
+        s.push_str(" (");
+        push_clean(&mut s, tls.version, true);
+        s.push(':');
+        push_clean(&mut s, tls.cipher, true);
+        s.push(')');
+    }
+    s.push_str("\r\n\tid ");
+    push_clean(&mut s, f.queue_id, false);
+    if let Some(rcpt) = f.recipient {
+        s.push_str("\r\n\tfor <");
+        push_clean(&mut s, rcpt, false);
+        s.push('>');
+    }
+    s.push_str("; ");
+    push_date(&mut s, f.unix_time_secs, f.utc_offset_secs);
+    s.push_str("\r\n");
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
+fn push_address_literal(s: &mut String, ip: IpAddr) {
+    let _ = match ip {
+        IpAddr::V4(v4) => write!(s, "[{v4}]"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => write!(s, "[{v4}]"),
+            None => write!(s, "[IPv6:{v6}]"),
+        },
+    };
+}
+
+/// Append `text` with every non-printable character (and whitespace, which would end the
+/// token) replaced by `?`; inside a comment also `(`, `)` and `\`.
+fn push_clean(s: &mut String, text: &str, in_comment: bool) {
+    for c in text.chars() {
+        let bad = c.is_control()
+            || c.is_whitespace()
+            || (in_comment && matches!(c, '(' | ')' | '\\'))
+            || (!in_comment && matches!(c, ';'));
+        s.push(if bad { '?' } else { c });
+    }
+}
+
+/// RFC 5322 §3.3 `date-time`, e.g. `Sat, 28 Nov 2026 14:49:40 +0100`.
+fn push_date(s: &mut String, unix_secs: i64, offset_secs: i32) {
+    const DAY_NAMES: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTH_NAMES: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const SECS_PER_DAY: i64 = 86_400;
+    // Offsets beyond ±23:59 are not representable; clamp rather than print garbage.
+    let offset = i64::from(offset_secs).clamp(-86_340, 86_340);
+    let local = unix_secs.saturating_add(offset);
+    let days = local.div_euclid(SECS_PER_DAY);
+    let secs_of_day = local.rem_euclid(SECS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let weekday = DAY_NAMES[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month_name = MONTH_NAMES[usize::try_from(month - 1).unwrap_or(0)];
+    let sign = if offset < 0 { '-' } else { '+' };
+    let off_min = offset.abs() / 60;
+    let _ = write!(
+        s,
+        "{weekday}, {day} {month_name} {year:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
+        secs_of_day / 3600,
+        secs_of_day / 60 % 60,
+        secs_of_day % 60,
+        off_min / 60,
+        off_min % 60
+    );
+}
+
+/// Proleptic Gregorian (year, month 1..=12, day 1..=31) of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> TraceFields<'static> {
+        TraceFields {
+            helo: "client.example",
+            client_rdns: Some("rdns.example"),
+            client_ip: "192.0.2.1".parse().unwrap(),
+            hostname: "mx.example",
+            esmtp: true,
+            smtputf8: false,
+            tls: None,
+            authenticated: false,
+            queue_id: "0000000100000002",
+            recipient: Some("user@example.com"),
+            unix_time_secs: 1_795_877_380, // 2026-11-28T14:49:40Z
+            utc_offset_secs: 0,
+        }
+    }
+
+    fn render(f: &TraceFields<'_>) -> String {
+        let mut v = Vec::new();
+        write_received(f, &mut v);
+        String::from_utf8(v).unwrap()
+    }
+
+    #[test]
+    fn full_header() {
+        assert_eq!(
+            render(&base()),
+            "Received: from client.example (rdns.example [192.0.2.1])\r\n\
+             \tby mx.example (mailroot) with ESMTP\r\n\
+             \tid 0000000100000002\r\n\
+             \tfor <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000\r\n"
+        );
+    }
+
+    #[test]
+    fn variants() {
+        let tls = Some(TlsInfo { version: "TLSv1.3", cipher: "TLS13_AES_128_GCM_SHA256" });
+        let cases: &[(TraceFields<'static>, &str)] = &[
+            (
+                TraceFields { client_rdns: None, recipient: None, ..base() },
+                "from client.example ([192.0.2.1])\r\n",
+            ),
+            (
+                TraceFields { client_ip: "2001:db8::1".parse().unwrap(), ..base() },
+                "[IPv6:2001:db8::1])",
+            ),
+            (TraceFields { esmtp: false, ..base() }, " with SMTP\r\n"),
+            (TraceFields { tls, ..base() }, " with ESMTPS (TLSv1.3:TLS13_AES_128_GCM_SHA256)\r\n"),
+            (TraceFields { authenticated: true, ..base() }, " with ESMTPA\r\n"),
+            (TraceFields { tls, authenticated: true, ..base() }, " with ESMTPSA ("),
+            (TraceFields { smtputf8: true, ..base() }, " with UTF8SMTP\r\n"),
+            (TraceFields { smtputf8: true, tls, ..base() }, " with UTF8SMTPS ("),
+            (
+                TraceFields { smtputf8: true, tls, authenticated: true, ..base() },
+                " with UTF8SMTPSA (",
+            ),
+            (TraceFields { smtputf8: true, authenticated: true, ..base() }, " with UTF8SMTPA\r\n"),
+            (TraceFields { helo: "evil\r\nX-Injected: 1", ..base() }, "from evil??X-Injected:?1 ("),
+            (TraceFields { client_rdns: Some("a(b)\\c"), ..base() }, "(a?b??c [192.0.2.1])"),
+            (
+                TraceFields { utc_offset_secs: 3600, ..base() },
+                "Sat, 28 Nov 2026 15:49:40 +0100\r\n",
+            ),
+            (
+                TraceFields { utc_offset_secs: -16_200, ..base() },
+                "Sat, 28 Nov 2026 10:19:40 -0430\r\n",
+            ),
+            (TraceFields { unix_time_secs: 0, ..base() }, "Thu, 1 Jan 1970 00:00:00 +0000\r\n"),
+            (
+                TraceFields { unix_time_secs: 951_782_400, ..base() },
+                "Tue, 29 Feb 2000 00:00:00 +0000\r\n",
+            ),
+            (TraceFields { unix_time_secs: -1, ..base() }, "Wed, 31 Dec 1969 23:59:59 +0000\r\n"),
+        ];
+        for (f, want) in cases {
+            let got = render(f);
+            assert!(got.contains(want), "want {want:?} in {got:?}");
+            assert_eq!(got.matches('\n').count(), got.matches("\r\n").count());
+            assert!(got.split("\r\n").all(|l| l.len() < 998));
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `mailroot check-config` run as a real process: exit status, stdout and stderr.
+//!
+//! Good configurations print the effective TOML and exit 0; bad ones exit 2 and name the
+//! offending key on stderr as ``mailroot: config error at `key`: problem``.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Run the built binary with `args`; `RUST_LOG` cleared so output is deterministic.
+fn mailroot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mailroot"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run mailroot: {e}"))
+}
+
+/// Write `text` to a config file in `dir` and run `check-config` on it.
+fn check(dir: &Path, name: &str, text: &str) -> Output {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    mailroot(&["check-config", "--config", path.to_str().unwrap_or_else(|| panic!("utf-8 path"))])
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn no_file_prints_defaults() {
+    let out = mailroot(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for line in [
+        "mailroot = \"./mailroot\"",
+        "max_message_size = \"10MiB\"",
+        "allow = [\"127.0.0.0/8\", \"::1/128\"]",
+        "local = [\"localhost\"]",
+        "[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:2525\"]",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in\n{stdout}");
+    }
+    assert!(out.stderr.is_empty(), "stderr: {}", text(&out.stderr));
+}
+
+#[test]
+fn good_file_round_trips() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = check(
+        dir.path(),
+        "good.toml",
+        "hostname = \"mx.example.com\"\nworkers = 2\n\
+         [limits]\nmax_message_size = \"25MB\"\ncommand_timeout = \"90s\"\n\
+         [domains]\nlocal = [\"Example.COM\"]\n\
+         [[site]]\nname = \"public\"\nlisten = [\"0.0.0.0:2525\", \"[::1]:2526\"]\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    for line in [
+        "hostname = \"mx.example.com\"",
+        "workers = 2",
+        "max_message_size = \"25MB\"",
+        "command_timeout = \"90s\"",
+        "local = [\"example.com\"]",
+        "listen = [\"0.0.0.0:2525\", \"[::1]:2526\"]",
+    ] {
+        assert!(printed.contains(line), "missing {line:?} in\n{printed}");
+    }
+    // The printed configuration is itself accepted and prints the same.
+    let again = check(dir.path(), "printed.toml", &printed);
+    assert_eq!(again.status.code(), Some(0), "stderr: {}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), printed);
+}
+
+#[test]
+fn bad_files_exit_2_and_name_the_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // (what, file text, key that stderr must name)
+    let cases: &[(&str, &str, &str)] = &[
+        ("unknown key", "[limits]\nmax_conections = 5\n", "limits.max_conections"),
+        ("bad CIDR", "[relay]\nallow = [\"127.0.0.0/8\", \"10.0.0.0/40\"]\n", "relay.allow[1]"),
+        ("bad size", "[limits]\nmax_message_size = \"10 parsecs\"\n", "limits.max_message_size"),
+        ("bad duration", "[limits]\ndata_timeout = \"soon\"\n", "limits.data_timeout"),
+        ("zero limit", "[limits]\nmax_connections = 0\n", "limits.max_connections"),
+        (
+            "bad listen",
+            "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\", \"nowhere:25\"]\n",
+            "site[0].listen[1]",
+        ),
+        (
+            "duplicate site",
+            "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+             [[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:26\"]\n",
+            "site[1].name",
+        ),
+        (
+            "duplicate listen",
+            "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+             [[site]]\nname = \"b\"\nlisten = [\"127.0.0.1:25\"]\n",
+            "site[1].listen[0]",
+        ),
+        ("bad hostname", "hostname = \"not a host\"\n", "hostname"),
+        ("bad workers", "workers = 0\n", "workers"),
+        ("TOML syntax", "workers = = 3\n", "line 1, column 11"),
+    ];
+    for &(what, toml, key) in cases {
+        let out = check(dir.path(), "bad.toml", toml);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{what}: stderr: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("mailroot: config error at `{key}`: ")),
+            "{what}: stderr: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "{what}: stdout: {}", text(&out.stdout));
+    }
+}
+
+#[test]
+fn missing_file_exits_2() {
+    let out = mailroot(&["check-config", "--config", "/nonexistent/mailroot.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("mailroot: cannot read config file"), "{stderr}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [&["bogus"][..], &["check-config", "--bogus"], &[]] {
+        let out = mailroot(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    assert_eq!(mailroot(&["--help"]).status.code(), Some(0));
+}

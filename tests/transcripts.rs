@@ -1,0 +1,562 @@
+//! Transcript tests: `tests/transcripts/*.txt` replayed against the pure `ServerSession`
+//! with a fake `Handler` that records everything.
+//!
+//! # Transcript format (also in `tests/transcripts/README.md`)
+//!
+//! One item per line; blank lines are ignored.
+//!
+//! - `# text`            comment.
+//! - `C: text`           the client sends `text` followed by CRLF.
+//! - `C+ text`           the client sends `text` with NO line ending appended (BDAT chunks,
+//!   partial lines, bare LF tests). `C+` with nothing after it sends nothing.
+//! - `S: text`           the server must reply exactly this line (CRLF is implied).
+//! - `M: text`           one line of message content (CRLF implied; `M+ text` without CRLF).
+//!   Consecutive `M:`/`M+` lines form one block; block k must equal the k-th message the
+//!   handler received in full (`data_end` called).
+//! - `! key value`       directive, applies to the whole transcript (see below).
+//! - `= key value`       assertion on the final state (see below).
+//!
+//! Escapes in `C:`, `C+`, `S:`, `M:`, `M+` text: `\r`, `\n`, `\t`, `\0`, `\\`, `\xHH`
+//! (one byte), and `\{N*TEXT}` = TEXT repeated N times (TEXT may not contain `}`).
+//!
+//! Config directives: `! hostname NAME`, `! max_message_size_bytes N`,
+//! `! max_recipients N`, `! max_messages_per_connection N`, `! max_errors N`,
+//! `! bare_line_ending normalize|reject`, `! chunking on|off`, `! smtputf8 on|off`.
+//! Handler directives (CODE picks a canned reply: 451 local_error, 452
+//! insufficient_storage, 550 mailbox_unavailable, 552 message_too_big, 554 relay_denied):
+//! `! mail-reply CODE` (refuse every MAIL), `! rcpt-reject ADDR CODE` (refuse that
+//! recipient; ADDR as printed, case-insensitive), `! data-start-reply CODE`,
+//! `! chunk-reply CODE` (refuse content bytes), `! commit ok` (default: `data_end` is
+//! `Pending`, the driver calls `commit_done(Ok(id))` with ids `0000000000000001`, ...),
+//! `! commit fail` (`commit_done(Err(451 4.3.0))`), `! commit sync` (`data_end` returns
+//! `Done(250 queued)` at once).
+//!
+//! Assertions: `= messages N` (complete messages), `= aborted N` (`data_abort` calls),
+//! `= closed yes|no`, `= tx TEXT` (the envelope given to the last `data_start`, rendered
+//! as `render_tx` below).
+//!
+//! Every transcript is replayed with the input fed whole, one byte at a time, split in two
+//! at every byte, and at pseudo-random points; all must give identical replies and
+//! handler records ("split at any byte gives the same replies").
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use mailroot::smtp::command::{MailParams, RcptParams};
+use mailroot::smtp::data::BareLineEnding;
+use mailroot::smtp::path::{ForwardPath, ReversePath};
+use mailroot::smtp::reply::Reply;
+use mailroot::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
+
+/// How the fake handler finishes a message.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Commit {
+    Ok,
+    Fail,
+    Sync,
+}
+
+/// Handler behaviour from `!` directives.
+#[derive(Clone, Debug)]
+struct Behaviour {
+    mail_reply: Option<u16>,
+    rcpt_reject: Vec<(String, u16)>,
+    data_start_reply: Option<u16>,
+    chunk_reply: Option<u16>,
+    commit: Commit,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            mail_reply: None,
+            rcpt_reject: Vec::new(),
+            data_start_reply: None,
+            chunk_reply: None,
+            commit: Commit::Ok,
+        }
+    }
+}
+
+fn canned(code: u16) -> Reply {
+    match code {
+        451 => Reply::local_error(),
+        452 => Reply::insufficient_storage(),
+        550 => Reply::mailbox_unavailable(),
+        552 => Reply::message_too_big(),
+        554 => Reply::relay_denied(),
+        _ => panic!("no canned reply for {code}"),
+    }
+}
+
+/// Records everything and checks the `Handler` call-order contract.
+#[derive(Debug, Default, PartialEq)]
+struct Fake {
+    behaviour_commit_sync: bool,
+    mail_reply: Option<u16>,
+    rcpt_reject: Vec<(String, u16)>,
+    data_start_reply: Option<u16>,
+    chunk_reply: Option<u16>,
+    /// Content of the message being received, if content is open.
+    open: Option<Vec<u8>>,
+    /// Complete messages (data_end called).
+    messages: Vec<Vec<u8>>,
+    aborted: usize,
+    last_tx: Option<String>,
+    calls: Vec<String>,
+}
+
+impl Fake {
+    fn new(b: &Behaviour) -> Fake {
+        Fake {
+            behaviour_commit_sync: b.commit == Commit::Sync,
+            mail_reply: b.mail_reply,
+            rcpt_reject: b.rcpt_reject.clone(),
+            data_start_reply: b.data_start_reply,
+            chunk_reply: b.chunk_reply,
+            ..Fake::default()
+        }
+    }
+}
+
+fn render_tx(tx: &Transaction) -> String {
+    let mut s = format!("from=<{}> to=", tx.reverse_path);
+    for (i, r) in tx.recipients.iter().enumerate() {
+        let _ = write!(s, "{}<{}>", if i > 0 { "," } else { "" }, r.forward_path);
+        if let Some(n) = r.notify {
+            let _ = write!(s, ";notify={n}");
+        }
+        if let Some(o) = &r.orcpt {
+            let _ = write!(s, ";orcpt={o}");
+        }
+    }
+    if let Some(b) = tx.body {
+        let _ = write!(s, " body={b}");
+    }
+    if tx.smtputf8 {
+        s.push_str(" smtputf8");
+    }
+    if let Some(r) = tx.ret {
+        let _ = write!(s, " ret={r}");
+    }
+    if let Some(e) = &tx.envid {
+        let _ = write!(s, " envid={e}");
+    }
+    if let Some(z) = tx.declared_size {
+        let _ = write!(s, " size={z}");
+    }
+    let _ = write!(s, " helo={} {}", tx.helo, if tx.esmtp { "esmtp" } else { "smtp" });
+    s
+}
+
+impl Handler for Fake {
+    fn mail(&mut self, from: &ReversePath<'_>, _params: &MailParams<'_>) -> Result<(), Reply> {
+        assert!(self.open.is_none(), "MAIL while content open");
+        self.calls.push(format!("mail {from}"));
+        self.mail_reply.map_or(Ok(()), |c| Err(canned(c)))
+    }
+
+    fn rcpt(&mut self, to: &ForwardPath<'_>, _params: &RcptParams<'_>) -> Result<(), Reply> {
+        assert!(self.open.is_none(), "RCPT while content open");
+        let printed = to.mailbox().map(ToString::to_string).unwrap_or_else(|| "Postmaster".into());
+        self.calls.push(format!("rcpt {printed}"));
+        match self.rcpt_reject.iter().find(|(a, _)| a.eq_ignore_ascii_case(&printed)) {
+            Some((_, code)) => Err(canned(*code)),
+            None => Ok(()),
+        }
+    }
+
+    fn data_start(&mut self, tx: &Transaction) -> Result<(), Reply> {
+        assert!(self.open.is_none(), "data_start while content open");
+        assert!(!tx.recipients.is_empty());
+        self.calls.push("data_start".into());
+        self.last_tx = Some(render_tx(tx));
+        if let Some(c) = self.data_start_reply {
+            return Err(canned(c));
+        }
+        self.open = Some(Vec::new());
+        Ok(())
+    }
+
+    fn data_chunk(&mut self, bytes: &[u8]) -> Result<(), Reply> {
+        let open = self.open.as_mut().expect("data_chunk without data_start");
+        assert!(!bytes.is_empty(), "empty data_chunk");
+        open.extend_from_slice(bytes);
+        self.chunk_reply.map_or(Ok(()), |c| Err(canned(c)))
+    }
+
+    fn data_end(&mut self) -> DataOutcome {
+        let m = self.open.take().expect("data_end without data_start");
+        self.calls.push(format!("data_end {}", m.len()));
+        self.messages.push(m);
+        if self.behaviour_commit_sync {
+            DataOutcome::Done(Reply::queued(&format!("{:016X}", self.messages.len())))
+        } else {
+            DataOutcome::Pending
+        }
+    }
+
+    fn data_abort(&mut self) {
+        assert!(self.open.take().is_some(), "data_abort without open content");
+        self.calls.push("data_abort".into());
+        self.aborted += 1;
+    }
+}
+
+/// Feed `pieces` the way `receive` will: keep unconsumed bytes, re-feed after each commit.
+fn drive(cfg: &Arc<ServerConfig>, b: &Behaviour, pieces: &[&[u8]]) -> (Vec<u8>, Fake, bool) {
+    let mut s = ServerSession::new(Arc::clone(cfg));
+    let mut h = Fake::new(b);
+    let mut out = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    let mut commits = 0u64;
+    s.greet(&mut out);
+    for p in pieces {
+        buf.extend_from_slice(p);
+        loop {
+            let n = s.feed(&buf, &mut h, &mut out);
+            assert!(n <= buf.len());
+            buf.drain(..n);
+            assert!(
+                s.is_closed() || s.awaiting_commit() || buf.len() < 2100,
+                "session left {} bytes unconsumed",
+                buf.len()
+            );
+            if s.awaiting_commit() {
+                assert_eq!(s.feed(b"NOOP\r\n", &mut h, &mut out), 0, "consumed while pending");
+                commits += 1;
+                let id = format!("{commits:016X}");
+                let result = match b.commit {
+                    Commit::Fail => Err(Reply::local_error()),
+                    Commit::Ok | Commit::Sync => Ok(id.as_str()),
+                };
+                s.commit_done(result, &mut out);
+                continue;
+            }
+            break;
+        }
+        if s.is_closed() {
+            break;
+        }
+    }
+    let closed = s.is_closed();
+    s.disconnect(&mut h);
+    assert!(h.open.is_none(), "content left open after disconnect");
+    (out, h, closed)
+}
+
+/// A parsed transcript.
+#[derive(Default)]
+struct Transcript {
+    cfg: ServerConfig,
+    behaviour: Behaviour,
+    input: Vec<u8>,
+    expected: Vec<u8>,
+    messages: Vec<Vec<u8>>,
+    asserts: Vec<(usize, String, String)>,
+}
+
+fn unescape(s: &str, line_no: usize) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut v = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' {
+            v.push(b[i]);
+            i += 1;
+            continue;
+        }
+        let e = *b.get(i + 1).unwrap_or_else(|| panic!("line {line_no}: trailing backslash"));
+        i += 2;
+        match e {
+            b'r' => v.push(b'\r'),
+            b'n' => v.push(b'\n'),
+            b't' => v.push(b'\t'),
+            b'0' => v.push(0),
+            b'\\' => v.push(b'\\'),
+            b'x' => {
+                let hex = std::str::from_utf8(&b[i..i + 2]).unwrap();
+                v.push(u8::from_str_radix(hex, 16).unwrap());
+                i += 2;
+            }
+            b'{' => {
+                let end = i + s[i..].find('}').expect("unterminated \\{");
+                let (n, text) = s[i..end].split_once('*').expect("\\{N*TEXT}");
+                let n: usize = n.parse().unwrap();
+                let text = unescape(text, line_no);
+                for _ in 0..n {
+                    v.extend_from_slice(&text);
+                }
+                i = end + 1;
+            }
+            _ => panic!("line {line_no}: unknown escape \\{}", e as char),
+        }
+    }
+    v
+}
+
+fn parse_transcript(text: &str) -> Transcript {
+    let mut t = Transcript {
+        cfg: ServerConfig { hostname: "mx.example".into(), ..ServerConfig::default() },
+        ..Transcript::default()
+    };
+    let mut in_message = false;
+    for (idx, raw) in text.lines().enumerate() {
+        let n = idx + 1;
+        let line = raw.trim_end_matches('\r');
+        if line.trim().is_empty() || line.starts_with('#') {
+            in_message = false;
+            continue;
+        }
+        let (tag, rest) = line.split_at(2.min(line.len()));
+        let rest = rest.strip_prefix(' ').unwrap_or(rest);
+        let is_m = tag == "M:" || tag == "M+";
+        if is_m && !in_message {
+            t.messages.push(Vec::new());
+        }
+        in_message = is_m;
+        match tag {
+            "C:" => {
+                t.input.extend(unescape(rest, n));
+                t.input.extend_from_slice(b"\r\n");
+            }
+            "C+" => t.input.extend(unescape(rest, n)),
+            "S:" => {
+                t.expected.extend(unescape(rest, n));
+                t.expected.extend_from_slice(b"\r\n");
+            }
+            "M:" | "M+" => {
+                let m = t.messages.last_mut().unwrap();
+                m.extend(unescape(rest, n));
+                if tag == "M:" {
+                    m.extend_from_slice(b"\r\n");
+                }
+            }
+            "! " | "!" => directive(&mut t, rest.trim(), n),
+            "= " | "=" => {
+                let (k, v) = rest.trim().split_once(' ').unwrap_or((rest.trim(), ""));
+                t.asserts.push((n, k.to_owned(), v.to_owned()));
+            }
+            _ => panic!("line {n}: unknown line {line:?}"),
+        }
+    }
+    t
+}
+
+fn directive(t: &mut Transcript, d: &str, n: usize) {
+    let words: Vec<&str> = d.split_whitespace().collect();
+    let num = |i: usize| -> u64 { words[i].parse().unwrap_or_else(|_| panic!("line {n}: number")) };
+    let on = |i: usize| match words[i] {
+        "on" | "yes" => true,
+        "off" | "no" => false,
+        w => panic!("line {n}: on/off, not {w}"),
+    };
+    match words[0] {
+        "hostname" => t.cfg.hostname = words[1].to_owned(),
+        "max_message_size_bytes" => t.cfg.max_message_size_bytes = num(1),
+        "max_recipients" => t.cfg.max_recipients = num(1) as usize,
+        "max_messages_per_connection" => t.cfg.max_messages_per_connection = num(1) as u32,
+        "max_errors" => t.cfg.max_errors = num(1) as u32,
+        "bare_line_ending" => {
+            t.cfg.bare_line_ending = match words[1] {
+                "reject" => BareLineEnding::Reject,
+                "normalize" => BareLineEnding::Normalize,
+                w => panic!("line {n}: {w}"),
+            }
+        }
+        "chunking" => t.cfg.enable_chunking = on(1),
+        "smtputf8" => t.cfg.enable_smtputf8 = on(1),
+        "mail-reply" => t.behaviour.mail_reply = Some(num(1) as u16),
+        "rcpt-reject" => t.behaviour.rcpt_reject.push((words[1].to_owned(), num(2) as u16)),
+        "data-start-reply" => t.behaviour.data_start_reply = Some(num(1) as u16),
+        "chunk-reply" => t.behaviour.chunk_reply = Some(num(1) as u16),
+        "commit" => {
+            t.behaviour.commit = match words[1] {
+                "ok" => Commit::Ok,
+                "fail" => Commit::Fail,
+                "sync" => Commit::Sync,
+                w => panic!("line {n}: commit {w}"),
+            }
+        }
+        w => panic!("line {n}: unknown directive {w}"),
+    }
+}
+
+/// Show replies one per line, escaped, for failure messages.
+fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).replace('\r', "\\r").replace("\\r\n", "\\r\n  ")
+}
+
+/// Tiny deterministic PRNG (xorshift) for split points.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
+fn check_transcript(path: &Path) {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let text = std::fs::read_to_string(path).unwrap();
+    let t = parse_transcript(&text);
+    let cfg = Arc::new(t.cfg.clone());
+    let (out, fake, closed) = drive(&cfg, &t.behaviour, &[&t.input]);
+    assert!(
+        out == t.expected,
+        "{name}: replies differ\n--- expected\n  {}\n--- got\n  {}",
+        show(&t.expected),
+        show(&out)
+    );
+    for (k, want) in t.messages.iter().enumerate() {
+        let got = fake.messages.get(k).unwrap_or_else(|| panic!("{name}: no message {}", k + 1));
+        assert!(
+            got == want,
+            "{name}: message {} differs\n--- expected\n{}\n--- got\n{}",
+            k + 1,
+            show(want),
+            show(got)
+        );
+    }
+    for (line, k, v) in &t.asserts {
+        let got = match k.as_str() {
+            "messages" => fake.messages.len().to_string(),
+            "aborted" => fake.aborted.to_string(),
+            "closed" => (if closed { "yes" } else { "no" }).to_owned(),
+            "tx" => fake.last_tx.clone().unwrap_or_default(),
+            _ => panic!("{name}:{line}: unknown assertion {k}"),
+        };
+        assert_eq!(&got, v, "{name}:{line}: = {k}");
+    }
+    // Split at any byte: identical replies and handler records.
+    let whole = (out, fake, closed);
+    let check = |pieces: &[&[u8]], what: &str| {
+        let got = drive(&cfg, &t.behaviour, pieces);
+        assert!(got.0 == whole.0, "{name}: replies differ when {what}:\n{}", show(&got.0));
+        assert_eq!(got.1, whole.1, "{name}: handler records differ when {what}");
+        assert_eq!(got.2, whole.2, "{name}: closed differs when {what}");
+    };
+    let bytes: Vec<&[u8]> = t.input.chunks(1).collect();
+    check(&bytes, "fed one byte at a time");
+    for cut in 0..=t.input.len() {
+        let (a, b) = t.input.split_at(cut);
+        check(&[a, b], &format!("split at byte {cut}"));
+    }
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ t.input.len() as u64;
+    for round in 0..32 {
+        let mut pieces = Vec::new();
+        let mut rest: &[u8] = &t.input;
+        while !rest.is_empty() {
+            let n = (xorshift(&mut seed) % 40 + 1) as usize;
+            let (a, b) = rest.split_at(n.min(rest.len()));
+            pieces.push(a);
+            rest = b;
+        }
+        check(&pieces, &format!("split randomly (round {round})"));
+    }
+}
+
+#[test]
+fn transcripts() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    paths.sort();
+    assert!(!paths.is_empty());
+    let mut failures = Vec::new();
+    for p in &paths {
+        let r = std::panic::catch_unwind(|| check_transcript(p));
+        if r.is_err() {
+            failures.push(p.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    assert!(failures.is_empty(), "failing transcripts: {failures:?}");
+}
+
+mod fuzz {
+    //! Random input in the SMTP alphabet: nothing panics, the handler contract holds, and
+    //! any split gives the same result.
+    use super::*;
+    use proptest::prelude::*;
+
+    const TOKENS: &[&[u8]] = &[
+        b"EHLO a.example\r\n",
+        b"HELO b\r\n",
+        b"MAIL FROM:<a@b.example>\r\n",
+        b"MAIL FROM:<> SIZE=100 BODY=8BITMIME\r\n",
+        b"RCPT TO:<c@d.example>\r\n",
+        b"RCPT TO:<bad@d.example> NOTIFY=SUCCESS\r\n",
+        b"DATA\r\n",
+        b"BDAT 3\r\n",
+        b"BDAT 5 LAST\r\n",
+        b"BDAT 0 LAST\r\n",
+        b"RSET\r\n",
+        b"NOOP\r\n",
+        b"QUIT\r\n",
+        b"STARTTLS\r\n",
+        b"\r\n.\r\n",
+        b".",
+        b"\r",
+        b"\n",
+        b"\0",
+        b"..",
+        b"hello world",
+        b"\xff\xfe",
+    ];
+
+    fn smtp_input() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => proptest::sample::select(TOKENS).prop_map(|t| t.to_vec()),
+                1 => proptest::collection::vec(any::<u8>(), 0..8),
+                1 => (1usize..3000).prop_map(|n| vec![b'x'; n]),
+            ],
+            0..40,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, .. ProptestConfig::default() })]
+        #[test]
+        fn random_input_never_panics(
+            input in smtp_input(),
+            cuts in proptest::collection::vec(1usize..64, 1..20),
+            max_errors in 0u32..4,
+            max_size in 0u64..40,
+            reject in any::<bool>(),
+            chunk_fail in any::<bool>(),
+        ) {
+            let cfg = Arc::new(ServerConfig {
+                hostname: "mx.example".into(),
+                max_errors,
+                max_message_size_bytes: max_size,
+                max_recipients: 2,
+                max_messages_per_connection: 3,
+                bare_line_ending: if reject { BareLineEnding::Reject } else { BareLineEnding::Normalize },
+                ..ServerConfig::default()
+            });
+            let b = Behaviour {
+                rcpt_reject: vec![("bad@d.example".into(), 550)],
+                chunk_reply: chunk_fail.then_some(452),
+                ..Behaviour::default()
+            };
+            let whole = drive(&cfg, &b, &[&input]);
+            let mut pieces = Vec::new();
+            let mut rest: &[u8] = &input;
+            for c in cuts.iter().cycle() {
+                if rest.is_empty() { break; }
+                let (a, r) = rest.split_at((*c).min(rest.len()));
+                pieces.push(a);
+                rest = r;
+            }
+            let split = drive(&cfg, &b, &pieces);
+            prop_assert!(whole.0 == split.0, "replies differ");
+            prop_assert_eq!(whole.1, split.1);
+            prop_assert_eq!(whole.2, split.2);
+        }
+    }
+}
