@@ -10,6 +10,7 @@ mod common;
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::process::Command;
+use std::time::Duration;
 
 use common::{
     BIN, Conf, PySend, Raw, Server, assert_stored_exactly, code_text, dot_stuff, json_strings,
@@ -319,7 +320,7 @@ fn connection_deny_list_refuses_at_connect() {
     let mut raw = Raw::connect(srv.addr()).expect("connect");
     let g = raw.read_reply().expect("554 greeting");
     assert_eq!(g.code, 554, "{g}");
-    assert!(raw.wait_closed(std::time::Duration::from_secs(5)), "denied connection not closed");
+    assert!(raw.wait_closed(Duration::from_secs(5)), "denied connection not closed");
     let q = srv.scan();
     assert_eq!(q.len(), 1);
     assert_eq!(q[0].envelope.reverse_path, "y@client.test");
@@ -447,4 +448,61 @@ fn check_config_accepts_a_good_file() {
          command_timeout = \"30s\"\nmax_recipients = 3\n[domains]\nlocal = [\"localhost\"]\n",
     );
     assert_eq!(code, 0, "{msg}");
+}
+
+#[test]
+fn bdat_chunks_are_stored_verbatim() {
+    let mut srv = Server::start(Conf::default());
+    let mut c = Raw::connect(srv.addr()).expect("connect");
+    let ehlo = c.hello();
+    assert!(ehlo.lines.iter().any(|l| l.eq_ignore_ascii_case("CHUNKING")), "{ehlo}");
+    assert_eq!(c.cmd("MAIL FROM:<bdat@client.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<r@localhost>").code, 250);
+    // RFC 3030: chunk bytes are never scanned; a lone "." line and a dot-stuffed-looking
+    // line are content, and nothing is unstuffed.
+    let part1: &[u8] = b"Subject: bdat\r\n\r\n.\r\n..not unstuffed\r\n";
+    let part2: &[u8] = b"QUIT\r\nlast line\r\n";
+    c.send(format!("BDAT {}\r\n", part1.len()).as_bytes());
+    c.send(part1);
+    let r = c.read_reply().expect("reply to first chunk");
+    assert_eq!(r.code, 250, "{r}");
+    c.send(format!("BDAT {} LAST\r\n", part2.len()).as_bytes());
+    c.send(part2);
+    let r = c.read_reply().expect("reply to last chunk");
+    assert_eq!(r.code, 250, "{r}");
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let stored = srv.stop_and_read_all();
+    assert_eq!(stored.len(), 1);
+    assert_stored_exactly(&stored[0].1, &[part1, part2].concat());
+}
+
+#[test]
+fn sigterm_lets_data_in_flight_finish_and_says_421_to_idle_sessions() {
+    let mut srv = Server::start(Conf::default());
+    let mut idle = Raw::connect(srv.addr()).expect("connect");
+    idle.hello();
+    let mut busy = Raw::connect(srv.addr()).expect("connect");
+    busy.hello();
+    assert_eq!(busy.cmd("MAIL FROM:<inflight@client.test>").code, 250);
+    assert_eq!(busy.cmd("RCPT TO:<r@localhost>").code, 250);
+    assert_eq!(busy.cmd("DATA").code, 354);
+    let content = b"Subject: in flight\r\n\r\nfirst half\r\n".to_vec();
+    busy.send(&content);
+    common::send_signal(srv.pid().expect("running"), libc::SIGTERM);
+    let r = idle.read_reply().expect("idle session hears about the shutdown");
+    assert_eq!(r.code, 421, "{r}");
+    assert!(r.text().contains("4.3.2"), "{r}");
+    assert!(idle.wait_closed(Duration::from_secs(5)));
+    // The message in DATA may finish within shutdown_grace (2 s in these tests).
+    busy.send(b"second half\r\n.\r\n");
+    let r = busy.read_reply().expect("end-of-data reply during shutdown");
+    assert_eq!(r.code, 250, "{r}");
+    // No second signal (that would mean "exit now"): the process exits on its own.
+    let status = srv.wait_exit(Duration::from_secs(10)).expect("server exits after SIGTERM");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    let stored = common::read_spool(&srv.queue_dir());
+    assert_eq!(stored.len(), 1);
+    let mut want = content;
+    want.extend_from_slice(b"second half\r\n");
+    assert_stored_exactly(&stored[0].1, &want);
 }

@@ -304,6 +304,15 @@ impl Server {
         }
     }
 
+    /// Wait (bounded) for the process to exit on its own, e.g. after a signal already sent;
+    /// None if it is still running after `limit` (it is left running).
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let c = self.child.as_mut()?;
+        let st = wait_until(limit, Duration::from_millis(20), || c.try_wait().ok().flatten())?;
+        self.child = None;
+        Some(st)
+    }
+
     /// Start again on the same mailroot (same port if possible).
     pub(crate) fn restart(&mut self) {
         self.kill();
