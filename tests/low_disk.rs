@@ -1,7 +1,8 @@
 //! Low disk behaviour of the real binary (DESIGN invariant 3: low disk gets 452 4.3.1, never a
-//! corrupt spool). The mailroot lives on a small filesystem mounted just for the test: a
-//! tmpfs (`mount -t tmpfs -o size=16m`), or else a loop-mounted ext4 image. Both need root;
-//! when neither can be mounted the test prints why and returns (CI runs as root).
+//! corrupt spool). The mailroot lives on a small filesystem mounted just for the test; each
+//! scenario runs on a tmpfs (`mount -t tmpfs -o size=16m`) and on a loop-mounted ext4 image
+//! (each falls back to the other kind). Both need root; when neither can be mounted the test
+//! prints why and returns (CI runs as root).
 //! The filesystem is unmounted by a Drop guard, after the server (declared later) is killed.
 
 mod common;
@@ -29,53 +30,66 @@ struct SmallFs {
     _holder: tempfile::TempDir,
 }
 
+/// Which filesystem a test wants first (it falls back to the other one).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `mount -t tmpfs -o size=16m`: no block layer, pages count against `size`.
+    Tmpfs,
+    /// A 16 MiB ext4 image on a loop device: real blocks, real ENOSPC paths, no reserve.
+    Ext4Loop,
+}
+
 impl SmallFs {
-    fn mount() -> Result<SmallFs, String> {
+    /// Mount `first`, else the other kind; Err lists why each failed.
+    fn mount(first: Kind) -> Result<SmallFs, String> {
         let holder = tempfile::Builder::new()
             .prefix("mailroot-lowdisk-")
             .tempdir()
             .map_err(|e| e.to_string())?;
         let dir = holder.path().join("mnt");
         fs::create_dir(&dir).map_err(|e| e.to_string())?;
-        let tmpfs = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={FS_MIB}m"), "tmpfs"])
-            .arg(&dir)
-            .output();
-        let why_tmpfs = match tmpfs {
-            Ok(o) if o.status.success() => {
-                return Ok(SmallFs { dir, kind: "tmpfs", _holder: holder });
-            }
-            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
-            Err(e) => e.to_string(),
+        let order = match first {
+            Kind::Tmpfs => [Kind::Tmpfs, Kind::Ext4Loop],
+            Kind::Ext4Loop => [Kind::Ext4Loop, Kind::Tmpfs],
         };
-        let img = holder.path().join("fs.img");
-        let made = fs::File::create(&img).and_then(|f| f.set_len(FS_MIB * MIB));
-        let why_ext4 = match made {
-            Err(e) => format!("image: {e}"),
-            Ok(()) => {
-                let mkfs =
-                    Command::new("mkfs.ext4").args(["-q", "-F", "-m", "0"]).arg(&img).output();
-                match mkfs {
-                    Ok(o) if o.status.success() => {
-                        let m =
-                            Command::new("mount").args(["-o", "loop"]).arg(&img).arg(&dir).output();
-                        match m {
-                            Ok(o) if o.status.success() => {
-                                return Ok(SmallFs { dir, kind: "ext4 loop", _holder: holder });
-                            }
-                            Ok(o) => {
-                                format!("mount -o loop: {}", String::from_utf8_lossy(&o.stderr))
-                            }
-                            Err(e) => format!("mount -o loop: {e}"),
-                        }
-                    }
-                    Ok(o) => format!("mkfs.ext4: {}", String::from_utf8_lossy(&o.stderr)),
-                    Err(e) => format!("mkfs.ext4: {e}"),
-                }
+        let mut why = Vec::new();
+        for kind in order {
+            let r = match kind {
+                Kind::Tmpfs => mount_tmpfs(&dir),
+                Kind::Ext4Loop => mount_ext4(holder.path(), &dir),
+            };
+            match r {
+                Ok(name) => return Ok(SmallFs { dir, kind: name, _holder: holder }),
+                Err(e) => why.push(e),
             }
-        };
-        Err(format!("tmpfs: {}; ext4: {}", why_tmpfs.trim(), why_ext4.trim()))
+        }
+        Err(why.join("; "))
     }
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
+    match cmd.output() {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!("{what}: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Err(format!("{what}: {e}")),
+    }
+}
+
+fn mount_tmpfs(dir: &Path) -> Result<&'static str, String> {
+    let size = format!("size={FS_MIB}m");
+    run(Command::new("mount").args(["-t", "tmpfs", "-o", &size, "tmpfs"]).arg(dir), "tmpfs")?;
+    Ok("tmpfs")
+}
+
+fn mount_ext4(holder: &Path, dir: &Path) -> Result<&'static str, String> {
+    let img = holder.join("fs.img");
+    fs::File::create(&img)
+        .and_then(|f| f.set_len(FS_MIB * MIB))
+        .map_err(|e| format!("ext4 image: {e}"))?;
+    // -m 0: no root reserve, so "free" means the same to the server (root) and statvfs.
+    run(Command::new("mkfs.ext4").args(["-q", "-F", "-m", "0"]).arg(&img), "mkfs.ext4")?;
+    run(Command::new("mount").args(["-o", "loop"]).arg(&img).arg(dir), "mount -o loop")?;
+    Ok("ext4 loop")
 }
 
 impl Drop for SmallFs {
@@ -92,8 +106,8 @@ impl Drop for SmallFs {
 }
 
 /// Mount or explain why not (and skip).
-fn small_fs_or_skip(test: &str) -> Option<SmallFs> {
-    match SmallFs::mount() {
+fn small_fs_or_skip(test: &str, kind: Kind) -> Option<SmallFs> {
+    match SmallFs::mount(kind) {
         Ok(fs) => {
             eprintln!("{test}: spool on {} at {}", fs.kind, fs.dir.display());
             Some(fs)
@@ -157,8 +171,28 @@ fn body(from: &str) -> Vec<u8> {
 }
 
 #[test]
-fn mail_gets_452_4_3_1_below_min_free_disk_and_recovers() {
-    let Some(small) = small_fs_or_skip("low_disk below min_free") else { return };
+fn below_min_free_disk_tmpfs() {
+    below_min_free_disk(Kind::Tmpfs);
+}
+
+#[test]
+fn below_min_free_disk_ext4() {
+    below_min_free_disk(Kind::Ext4Loop);
+}
+
+#[test]
+fn disk_full_during_data_tmpfs() {
+    disk_full_during_data(Kind::Tmpfs);
+}
+
+#[test]
+fn disk_full_during_data_ext4() {
+    disk_full_during_data(Kind::Ext4Loop);
+}
+
+/// MAIL gets 452 4.3.1 while free space < min_free_disk, and is accepted again after.
+fn below_min_free_disk(kind: Kind) {
+    let Some(small) = small_fs_or_skip("low_disk below min_free", kind) else { return };
     let mut srv = Server::start(conf_on(&small, "4MiB"));
     let mailer = srv.lettre();
     mailer.send_raw(&envelope("before@client.test"), &body("before")).expect("first message");
@@ -183,9 +217,10 @@ fn mail_gets_452_4_3_1_below_min_free_disk_and_recovers() {
     drop(srv); // kill before the SmallFs guard unmounts
 }
 
-#[test]
-fn disk_full_during_data_gets_4xx_and_spool_stays_intact() {
-    let Some(small) = small_fs_or_skip("low_disk full in DATA") else { return };
+/// The disk fills to 0 bytes while a message is in DATA: 451/452 for it, the server lives,
+/// earlier messages stay listed and byte-exact, and mail flows again once space is freed.
+fn disk_full_during_data(kind: Kind) {
+    let Some(small) = small_fs_or_skip("low_disk full in DATA", kind) else { return };
     let mut srv = Server::start(conf_on(&small, "1MiB"));
     let mailer = srv.lettre();
     let mut acked = Vec::new();
