@@ -89,7 +89,17 @@ fn sigkill_in_the_middle_of_streams_loses_nothing_acked() {
     const SENDERS: u64 = 3;
     const MAX_PER_SENDER: u64 = 5_000; // bound; the kill ends each round long before
     let mut srv = Server::start(Conf::default());
-    let mut rng = Rng(0x5EED_1234_ABCD_0001);
+    // Random kill points; the seed is printed so a failure can be replayed with
+    // MAILROOT_CRASH_SEED=<seed>.
+    let seed = std::env::var("MAILROOT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+            t.map_or(1, |d| d.as_nanos() as u64) | 1
+        });
+    eprintln!("MAILROOT_CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
     let mut all_acked: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
         let acked = Arc::new(Mutex::new(Vec::<String>::new()));
