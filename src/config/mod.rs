@@ -131,28 +131,7 @@ pub struct DomainsConfig {
 }
 
 /// What to do with a bare CR or bare LF inside DATA content (SMTP smuggling defence).
-///
-/// The config's own copy of `smtp::data::BareLineEnding` (owned by the smtp-session helper),
-/// kept here so config does not depend on that file while both are written; the lead
-/// unifies the two (re-export one from the other) at merge time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BareLineEnding {
-    /// Store a bare CR or LF as CRLF. Config value `"normalize"`.
-    Normalize,
-    /// Answer 554 5.6.0 at end of data and store nothing. Config value `"reject"`.
-    Reject,
-}
-
-impl BareLineEnding {
-    /// The spelling used in the configuration file.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BareLineEnding::Normalize => "normalize",
-            BareLineEnding::Reject => "reject",
-        }
-    }
-}
+pub use crate::smtp::data::BareLineEnding;
 
 /// `[smtp]`: protocol options.
 #[derive(Debug, Clone, PartialEq)]

@@ -36,6 +36,17 @@ pub enum BareLineEnding {
     Reject,
 }
 
+impl BareLineEnding {
+    /// The spelling used in the configuration file (`"normalize"` or `"reject"`).
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BareLineEnding::Normalize => "normalize",
+            BareLineEnding::Reject => "reject",
+        }
+    }
+}
+
 /// Scanner position between two input bytes. Each variant stands for bytes it has consumed
 /// but not yet emitted (at most a dot and a CR), which is all the state carried over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
