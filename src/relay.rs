@@ -63,11 +63,12 @@ const EXIT_FORCED: i32 = 130;
 /// Run the relay until SIGTERM/SIGINT; returns after a clean shutdown. A second signal
 /// exits at once (status 130).
 pub fn serve(config: Config) -> Result<(), RelayError> {
-    let running = start(config)?;
+    // Registered before anything starts: a signal during recovery is queued, not fatal.
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
     ])?;
+    let running = start(config)?;
     let handle = signals.handle();
     let stopper = running.stopper();
     let signal_thread = std::thread::Builder::new().name("signals".into()).spawn(move || {

@@ -27,11 +27,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::net::{CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service};
 use crate::receive::policy;
 use crate::smtp::command::{Body, MailParams, RcptParams, Ret};
-use crate::smtp::data::BareLineEnding;
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
 use crate::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
@@ -66,10 +65,7 @@ fn server_config(c: &Config) -> ServerConfig {
         max_recipients: c.limits.max_recipients,
         max_messages_per_connection: c.limits.max_messages_per_connection,
         max_errors: c.limits.max_errors,
-        bare_line_ending: match c.smtp.bare_line_ending {
-            config::BareLineEnding::Normalize => BareLineEnding::Normalize,
-            config::BareLineEnding::Reject => BareLineEnding::Reject,
-        },
+        bare_line_ending: c.smtp.bare_line_ending,
         enable_chunking: true,
         enable_smtputf8: true,
     }
