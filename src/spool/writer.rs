@@ -24,6 +24,8 @@ use super::map::Appender;
 use super::segment::{FIRST_RECORD_OFFSET, Segment, Spill, new_header};
 use super::{SpoolError, Ticket};
 
+/// How often `wait_idle` re-checks that the syncer thread is still alive.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Buffers kept for reuse per writer (more are freed when returned).
 const POOL_MAX_BUFFERS: usize = 256;
 /// Source of writer identities (to refuse records from another writer).
@@ -412,6 +414,10 @@ impl SpoolWriter {
     /// seq <= `through` not yet reported durable failed (answer 451 4.3.0); it is reported
     /// once, and the next call returns the durable seq again.
     pub fn poll_committed(&mut self) -> Result<u64, (u64, SpoolError)> {
+        // Load `committed` FIRST: the syncer records a failure before it publishes any
+        // later success, so if we see that success we also see the failure flag and report
+        // the failure first (never a 250 for a failed seq).
+        let committed = self.shared.committed.load(Ordering::Acquire);
         if self.shared.has_failure.load(Ordering::Acquire) {
             let mut st = self.shared.state.lock();
             if let Some(f) = st.failure.take() {
@@ -419,7 +425,7 @@ impl SpoolWriter {
                 return Err(f);
             }
         }
-        Ok(self.shared.committed.load(Ordering::Acquire))
+        Ok(committed)
     }
 
     /// True while some finished record is not yet reported durable or failed.
@@ -434,7 +440,12 @@ impl SpoolWriter {
             self.flush();
             let mut st = self.shared.state.lock();
             while st.in_flight {
-                self.shared.idle.wait(&mut st);
+                if self.syncer.as_ref().is_none_or(|h| h.is_finished()) {
+                    // The syncer is gone (it panicked: a bug); nothing will complete.
+                    log::error!("spool: worker {} syncer thread is gone", self.worker);
+                    return;
+                }
+                self.shared.idle.wait_for(&mut st, IDLE_POLL);
             }
             drop(st);
             if self.pending.is_empty() && self.seals.is_empty() {
