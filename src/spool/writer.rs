@@ -28,6 +28,11 @@ use super::{SpoolError, Ticket};
 const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Buffers kept for reuse per writer (more are freed when returned).
 const POOL_MAX_BUFFERS: usize = 256;
+/// A pooled buffer with more capacity than this counts as large.
+const POOL_LARGE_BUFFER_BYTES: usize = 64 * 1024;
+/// Large buffers kept for reuse per writer; pool memory is therefore bounded by
+/// `POOL_MAX_BUFFERS * POOL_LARGE_BUFFER_BYTES + POOL_MAX_LARGE_BUFFERS * spill threshold`.
+const POOL_MAX_LARGE_BUFFERS: usize = 16;
 /// Source of writer identities (to refuse records from another writer).
 static NEXT_WRITER_TOKEN: AtomicU64 = AtomicU64::new(1);
 
@@ -99,6 +104,8 @@ pub struct SpoolWriter {
     seals: Vec<Arc<Segment>>,
     /// Reusable record buffers.
     pool: Vec<Vec<u8>>,
+    /// How many buffers in `pool` are large (capacity > `POOL_LARGE_BUFFER_BYTES`).
+    pool_large: usize,
     /// Hand-off state with the syncer.
     shared: Arc<Shared>,
     /// The syncer thread.
@@ -128,6 +135,7 @@ impl SpoolWriter {
             pending: Vec::new(),
             seals: Vec::new(),
             pool: Vec::new(),
+            pool_large: 0,
             shared,
             syncer: Some(syncer),
         };
@@ -198,6 +206,9 @@ impl SpoolWriter {
         active.next_ordinal += 1;
 
         let mut buf = self.pool.pop().unwrap_or_default();
+        if buf.capacity() > POOL_LARGE_BUFFER_BYTES {
+            self.pool_large -= 1;
+        }
         buf.clear();
         let rcpt_count = u32::try_from(env.recipients.len()).unwrap_or(u32::MAX);
         let prefix = prefix_len(rcpt_count);
@@ -242,10 +253,16 @@ impl SpoolWriter {
     }
 
     fn give_back(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < POOL_MAX_BUFFERS && buf.capacity() > 0 {
-            buf.clear();
-            self.pool.push(buf);
+        let large = buf.capacity() > POOL_LARGE_BUFFER_BYTES;
+        if self.pool.len() >= POOL_MAX_BUFFERS
+            || buf.capacity() == 0
+            || (large && self.pool_large >= POOL_MAX_LARGE_BUFFERS)
+        {
+            return; // freed
         }
+        self.pool_large += usize::from(large);
+        buf.clear();
+        self.pool.push(buf);
     }
 
     fn check_record(&self, rec: &OpenRecord) -> Result<(), SpoolError> {
@@ -452,6 +469,14 @@ impl SpoolWriter {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl SpoolWriter {
+    /// (buffers pooled, of which large, total pooled capacity).
+    pub(super) fn pool_stats(&self) -> (usize, usize, usize) {
+        (self.pool.len(), self.pool_large, self.pool.iter().map(Vec::capacity).sum())
     }
 }
 
