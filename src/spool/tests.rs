@@ -425,6 +425,34 @@ fn spill_large_message_bounded_memory() {
 }
 
 #[test]
+fn buffer_pool_is_bounded_and_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = reopen(dir.path(), opts(DEFAULT_SEGMENT_BYTES));
+    let mut w = spool.writer(0, noop()).unwrap();
+    let big = vec![b'b'; 100 * 1024];
+    let recs: Vec<_> = (0..40)
+        .map(|_| {
+            let mut r = w.begin(&env(1)).unwrap();
+            w.append(&mut r, &big).unwrap();
+            r
+        })
+        .collect();
+    for r in recs {
+        w.abort(r);
+    }
+    let (n, large, cap) = w.pool_stats();
+    assert_eq!((n, large), (16, 16), "only 16 large buffers kept");
+    assert!(cap <= 16 * (spool.inner.spill_threshold + 1024));
+    // Small records reuse pooled buffers: the pool does not grow.
+    for _ in 0..100 {
+        let mut r = w.begin(&env(1)).unwrap();
+        w.append(&mut r, b"small").unwrap();
+        let _ = w.finish(r).unwrap();
+    }
+    assert_eq!(w.pool_stats().0, 16);
+}
+
+#[test]
 fn aborted_spill_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
