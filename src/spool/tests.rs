@@ -347,6 +347,30 @@ fn partial_cross_off_survives_restart() {
 }
 
 #[test]
+fn corrupt_segment_header_set_aside_and_number_not_reused() {
+    let (dir, _ids, seg, _) = queue_with_records(2);
+    let mut b = std::fs::read(&seg).unwrap();
+    b[20] ^= 0xFF; // inside the segment header
+    std::fs::write(&seg, &b).unwrap();
+    let number = parse_file_name(seg.file_name().unwrap().to_str().unwrap()).unwrap();
+    let (spool, found) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    assert!(found.is_empty());
+    let corrupt = dir.path().join(format!("{number:08X}.seg.corrupt"));
+    assert!(corrupt.exists());
+    let mut w = spool.writer(0, noop()).unwrap();
+    let r = w.begin(&env(1)).unwrap();
+    assert!(r.id().0 >> 32 > number);
+    w.abort(r);
+    drop(w);
+    drop(spool);
+    let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    let mut w = spool.writer(0, noop()).unwrap();
+    let r = w.begin(&env(1)).unwrap();
+    assert!(r.id().0 >> 32 > number, "still above the corrupt one after another restart");
+    w.abort(r);
+}
+
+#[test]
 fn second_open_is_locked() {
     let dir = tempfile::tempdir().unwrap();
     let (_spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
