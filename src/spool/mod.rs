@@ -275,3 +275,5 @@ impl Spool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crash;
