@@ -231,7 +231,8 @@ impl Spool {
         self.inner.space.has_free_space()
     }
 
-    /// The message content exactly as stored.
+    /// The message content exactly as stored (its checksum is verified again;
+    /// [`SpoolError::Corrupt`] if the bytes changed on disk since they were written).
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
         self.inner.read_message(id)
     }
@@ -275,3 +276,5 @@ impl Spool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crash;
