@@ -202,6 +202,12 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     for (site, s) in config.sites.iter().enumerate() {
         addrs.extend(s.listen.iter().map(|a| (site, *a)));
     }
+    // Refuse to share a port with a process already listening there (SO_REUSEPORT would
+    // silently split the connections between us).
+    for (_, addr) in addrs.iter().filter(|(_, a)| a.port() != 0) {
+        listener::ensure_unused(*addr)
+            .map_err(|source| RelayError::Bind { addr: *addr, source })?;
+    }
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
