@@ -14,7 +14,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::format::{QueueId, RECORD_STATUS_OFFSET, RcptStatus, RecordHeader, RecordLayout};
+use super::format::{
+    FormatError, QueueId, RECORD_STATUS_OFFSET, RcptStatus, RecordHeader, RecordLayout,
+};
 use super::segment::{Segment, sync_dir};
 use super::space::FreeSpace;
 use super::{SpoolError, SpoolOptions};
@@ -203,10 +205,23 @@ impl SpoolInner {
         let loc = self.lookup(id)?;
         let len = usize::try_from(loc.header.message_len)
             .map_err(|_| SpoolError::Io(std::io::Error::other("message too large")))?;
-        let mut out = Vec::with_capacity(len);
-        // layout offsets are within the record, which is within the map (verified/appended).
-        let start = loc.offset + loc.layout.message_offset as usize;
-        loc.seg.map.copy_out(start, len, &mut out);
+        // Layout offsets are within the record, which is within the map (verified/appended).
+        let env_len = loc.header.envelope_len as usize;
+        let mut out = Vec::with_capacity(env_len.max(len));
+        loc.seg.map.copy_out(loc.offset + loc.layout.envelope_offset as usize, env_len, &mut out);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&out);
+        out.clear();
+        loc.seg.map.copy_out(loc.offset + loc.layout.message_offset as usize, len, &mut out);
+        crc.update(&out);
+        // Re-verify: bits can rot between recovery and delivery.
+        if crc.finalize() != loc.header.payload_crc {
+            return Err(SpoolError::Corrupt {
+                segment: loc.seg.number,
+                offset: loc.offset as u64,
+                reason: FormatError::PayloadChecksum,
+            });
+        }
         Ok(out)
     }
 

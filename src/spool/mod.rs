@@ -34,7 +34,8 @@
 //!
 //! **Failed commits:** if msync/fdatasync fails, the whole batch fails. Page state after a
 //! failed writeback is unknown (Linux may mark the pages clean), so the segment is
-//! *poisoned*: every record appended to it after the batch also fails, the writer rotates to
+//! *poisoned*: every record finished after the batch also fails (conservatively: all records
+//! the writer holds at that moment, whatever their segment), the writer rotates to
 //! a new segment, and each failed record's magic is overwritten with `MRdd` (dead) and
 //! msynced (best effort) before the failure is reported. Because of this rule, in every
 //! segment the committed records form a prefix of the live records, so recovery may stop a
@@ -59,6 +60,24 @@
 //! msync/fdatasync, updates the shared index and calls `on_commit`. At most one commit per
 //! writer is in flight (pipeline depth 1); records finished meanwhile wait for the next one.
 //! [`Spool`] methods (`cross_off`, `read_message`, `compact`) may run on any thread.
+//!
+//! # Use from an event loop
+//!
+//! ```no_run
+//! # use mailroot::spool::*;
+//! # fn demo(spool: &Spool, env: &Envelope, waker: std::sync::Arc<mio::Waker>) -> Result<(), SpoolError> {
+//! let mut w = spool.writer(0, Box::new(move || { let _ = waker.wake(); }))?;
+//! let mut rec = w.begin(env)?;            // rec.id() goes into the Received header
+//! w.append(&mut rec, b"Subject: hi\r\n\r\nbody\r\n")?;
+//! let ticket = w.finish(rec)?;            // keep (ticket.seq, connection) as pending
+//! w.flush();                               // once per loop pass
+//! // ... after the waker fired:
+//! match w.poll_committed() {
+//!     Ok(durable) => { /* 250 for every pending ticket with seq <= durable */ }
+//!     Err((failed_through, _e)) => { /* 451 for every pending seq <= failed_through */ }
+//! }
+//! # let _ = ticket; Ok(()) }
+//! ```
 
 mod commit;
 mod compact;
@@ -212,7 +231,8 @@ impl Spool {
         self.inner.space.has_free_space()
     }
 
-    /// The message content exactly as stored.
+    /// The message content exactly as stored (its checksum is verified again;
+    /// [`SpoolError::Corrupt`] if the bytes changed on disk since they were written).
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
         self.inner.read_message(id)
     }
@@ -256,3 +276,5 @@ impl Spool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_crash;

@@ -29,6 +29,8 @@ use super::{
     Envelope, MAX_BUFFERED_RECORD_BYTES, MIN_SEGMENT_BYTES, QueuedMessage, SpoolError, SpoolOptions,
 };
 
+/// Appended to the name of a segment whose header does not verify (kept for inspection).
+const CORRUPT_SUFFIX: &str = ".corrupt";
 /// Alignment of the segment size (a page).
 const SEGMENT_SIZE_ALIGN_BYTES: u64 = 4096;
 
@@ -212,7 +214,9 @@ pub(crate) fn open(
             // commit of a segment syncs its header).
             empty.push((n, path.to_path_buf()));
         } else {
-            let to = path.with_extension("seg.corrupt");
+            let mut to = path.as_os_str().to_owned();
+            to.push(CORRUPT_SUFFIX);
+            let to = PathBuf::from(to);
             log::error!(
                 "spool: segment {n:08X} header does not verify ({e}); moved to {}",
                 to.display()
@@ -221,7 +225,15 @@ pub(crate) fn open(
         }
     })?;
     let hwm = read_hwm(dir);
-    let max_on_disk = segs.iter().map(|s| s.0).chain(empty.iter().map(|e| e.0)).max().unwrap_or(0);
+    // Every number still on disk counts, including segments set aside as corrupt.
+    let mut max_on_disk = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_str().unwrap_or("");
+        if let Some(n) = parse_file_name(name.strip_suffix(CORRUPT_SUFFIX).unwrap_or(name)) {
+            max_on_disk = max_on_disk.max(n);
+        }
+    }
     let inner = SpoolInner {
         dir: dir.to_path_buf(),
         opts,

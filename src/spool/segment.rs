@@ -47,6 +47,11 @@ pub(crate) fn reserve(file: &File, offset: u64, len: u64) -> Result<(), SpoolErr
         Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {}
         Err(e) => return Err(e.into()),
     }
+    write_zeros(file, offset, len)
+}
+
+/// Reserve blocks by writing zeros (for filesystems without `fallocate`).
+fn write_zeros(file: &File, offset: u64, len: u64) -> Result<(), SpoolError> {
     let zeros = [0u8; ZERO_CHUNK_BYTES];
     let end = offset + len;
     let mut at = offset;
@@ -271,5 +276,19 @@ mod tests {
             assert_eq!(parse_file_name(name), *want, "{name}");
         }
         assert_eq!(file_name(0x2A), "0000002A.seg");
+    }
+
+    #[test]
+    fn zero_fill_fallback_reserves() {
+        let f = tempfile::tempfile().unwrap();
+        let cases = [(0u64, 10u64), (10, 200_000), (300_000, 1)];
+        for (off, len) in cases {
+            write_zeros(&f, off, len).unwrap();
+            assert!(f.metadata().unwrap().len() >= off + len);
+        }
+        let mut b = vec![];
+        std::io::Read::read_to_end(&mut &f, &mut b).unwrap();
+        assert!(b.iter().all(|&x| x == 0));
+        assert_eq!(b.len(), 300_001);
     }
 }

@@ -24,8 +24,15 @@ use super::map::Appender;
 use super::segment::{FIRST_RECORD_OFFSET, Segment, Spill, new_header};
 use super::{SpoolError, Ticket};
 
+/// How often `wait_idle` re-checks that the syncer thread is still alive.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 /// Buffers kept for reuse per writer (more are freed when returned).
 const POOL_MAX_BUFFERS: usize = 256;
+/// A pooled buffer with more capacity than this counts as large.
+const POOL_LARGE_BUFFER_BYTES: usize = 64 * 1024;
+/// Large buffers kept for reuse per writer; pool memory is therefore bounded by
+/// `POOL_MAX_BUFFERS * POOL_LARGE_BUFFER_BYTES + POOL_MAX_LARGE_BUFFERS * spill threshold`.
+const POOL_MAX_LARGE_BUFFERS: usize = 16;
 /// Source of writer identities (to refuse records from another writer).
 static NEXT_WRITER_TOKEN: AtomicU64 = AtomicU64::new(1);
 
@@ -97,6 +104,8 @@ pub struct SpoolWriter {
     seals: Vec<Arc<Segment>>,
     /// Reusable record buffers.
     pool: Vec<Vec<u8>>,
+    /// How many buffers in `pool` are large (capacity > `POOL_LARGE_BUFFER_BYTES`).
+    pool_large: usize,
     /// Hand-off state with the syncer.
     shared: Arc<Shared>,
     /// The syncer thread.
@@ -126,6 +135,7 @@ impl SpoolWriter {
             pending: Vec::new(),
             seals: Vec::new(),
             pool: Vec::new(),
+            pool_large: 0,
             shared,
             syncer: Some(syncer),
         };
@@ -196,6 +206,9 @@ impl SpoolWriter {
         active.next_ordinal += 1;
 
         let mut buf = self.pool.pop().unwrap_or_default();
+        if buf.capacity() > POOL_LARGE_BUFFER_BYTES {
+            self.pool_large -= 1;
+        }
         buf.clear();
         let rcpt_count = u32::try_from(env.recipients.len()).unwrap_or(u32::MAX);
         let prefix = prefix_len(rcpt_count);
@@ -240,10 +253,16 @@ impl SpoolWriter {
     }
 
     fn give_back(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < POOL_MAX_BUFFERS && buf.capacity() > 0 {
-            buf.clear();
-            self.pool.push(buf);
+        let large = buf.capacity() > POOL_LARGE_BUFFER_BYTES;
+        if self.pool.len() >= POOL_MAX_BUFFERS
+            || buf.capacity() == 0
+            || (large && self.pool_large >= POOL_MAX_LARGE_BUFFERS)
+        {
+            return; // freed
         }
+        self.pool_large += usize::from(large);
+        buf.clear();
+        self.pool.push(buf);
     }
 
     fn check_record(&self, rec: &OpenRecord) -> Result<(), SpoolError> {
@@ -412,6 +431,10 @@ impl SpoolWriter {
     /// seq <= `through` not yet reported durable failed (answer 451 4.3.0); it is reported
     /// once, and the next call returns the durable seq again.
     pub fn poll_committed(&mut self) -> Result<u64, (u64, SpoolError)> {
+        // Load `committed` FIRST: the syncer records a failure before it publishes any
+        // later success, so if we see that success we also see the failure flag and report
+        // the failure first (never a 250 for a failed seq).
+        let committed = self.shared.committed.load(Ordering::Acquire);
         if self.shared.has_failure.load(Ordering::Acquire) {
             let mut st = self.shared.state.lock();
             if let Some(f) = st.failure.take() {
@@ -419,7 +442,7 @@ impl SpoolWriter {
                 return Err(f);
             }
         }
-        Ok(self.shared.committed.load(Ordering::Acquire))
+        Ok(committed)
     }
 
     /// True while some finished record is not yet reported durable or failed.
@@ -434,13 +457,26 @@ impl SpoolWriter {
             self.flush();
             let mut st = self.shared.state.lock();
             while st.in_flight {
-                self.shared.idle.wait(&mut st);
+                if self.syncer.as_ref().is_none_or(|h| h.is_finished()) {
+                    // The syncer is gone (it panicked: a bug); nothing will complete.
+                    log::error!("spool: worker {} syncer thread is gone", self.worker);
+                    return;
+                }
+                self.shared.idle.wait_for(&mut st, IDLE_POLL);
             }
             drop(st);
             if self.pending.is_empty() && self.seals.is_empty() {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl SpoolWriter {
+    /// (buffers pooled, of which large, total pooled capacity).
+    pub(super) fn pool_stats(&self) -> (usize, usize, usize) {
+        (self.pool.len(), self.pool_large, self.pool.iter().map(Vec::capacity).sum())
     }
 }
 
