@@ -8,8 +8,9 @@
 //!   the `ConnLimits` counters and the shutdown flag.
 //! - the spool's syncer thread(s) (owned by `spool`): run group commits and call
 //!   `on_commit`, which rings the worker's `mio::Waker`. Nothing else crosses.
-//! - `queue-runner`: receives every committed `QueueId` over an unbounded crossbeam channel
-//!   (an id is 8 bytes, copied; the message itself stays in the spool) and holds the
+//! - `queue-runner`: receives every committed `QueueId` over an unbounded crossbeam channel,
+//!   one `IncomingBatch` per group commit (ids are 8 bytes, copied; the messages stay in the
+//!   spool; batching means one runner wake-up per commit, not per message) and holds the
 //!   incoming queue. Delivery is issue 3. Recovered messages are fed in at start.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker.
@@ -34,7 +35,7 @@ use crate::config::Config;
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
-use crate::receive::inbound::{Inbound, InboundShared};
+use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
 /// Errors that stop the relay from starting or running.
@@ -184,7 +185,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         Spool::open(&config.queue_dir(), opts).map_err(|e| RelayError::Spool(e.to_string()))?;
     log::info!("spool={} recovered={}", config.queue_dir().display(), recovered.len());
 
-    let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<QueueId>();
+    let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<IncomingBatch>();
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
     let runner = std::thread::Builder::new()
@@ -201,6 +202,12 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let mut addrs: Vec<(usize, SocketAddr)> = Vec::new();
     for (site, s) in config.sites.iter().enumerate() {
         addrs.extend(s.listen.iter().map(|a| (site, *a)));
+    }
+    // Refuse to share a port with a process already listening there (SO_REUSEPORT would
+    // silently split the connections between us).
+    for (_, addr) in addrs.iter().filter(|(_, a)| a.port() != 0) {
+        listener::ensure_unused(*addr)
+            .map_err(|source| RelayError::Bind { addr: *addr, source })?;
     }
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
@@ -280,13 +287,15 @@ impl Drop for StopOnExit {
 
 /// The queue runner for this issue: holds the incoming queue (delivery is issue 3).
 /// Returns how many ids arrived over the channel.
-fn queue_runner(rx: Receiver<QueueId>, recovered: Vec<QueueId>) -> u64 {
+fn queue_runner(rx: Receiver<IncomingBatch>, recovered: Vec<QueueId>) -> u64 {
     let mut incoming: std::collections::VecDeque<QueueId> = recovered.into();
     let mut received = 0u64;
-    for id in rx {
-        log::debug!("queue_id={id} incoming");
-        incoming.push_back(id);
-        received += 1;
+    for batch in rx {
+        for id in batch {
+            log::debug!("queue_id={id} incoming");
+            incoming.push_back(id);
+            received += 1;
+        }
     }
     log::info!("queue runner exiting incoming={} received={received}", incoming.len());
     received
