@@ -188,9 +188,10 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<IncomingBatch>();
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
-    let runner = std::thread::Builder::new()
-        .name("queue-runner".into())
-        .spawn(move || queue_runner(queue_rx, recovered_ids))?;
+    let runner = std::thread::Builder::new().name("queue-runner".into()).spawn({
+        let spool = spool.clone();
+        move || queue_runner(queue_rx, recovered_ids, &spool)
+    })?;
 
     let shared = Arc::new(InboundShared::new(Arc::clone(&config)));
     let limits =
@@ -285,16 +286,37 @@ impl Drop for StopOnExit {
     }
 }
 
-/// The queue runner for this issue: holds the incoming queue (delivery is issue 3).
-/// Returns how many ids arrived over the channel.
-fn queue_runner(rx: Receiver<IncomingBatch>, recovered: Vec<QueueId>) -> u64 {
+/// How often the queue runner compacts the spool.
+const COMPACT_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Records in sealed segments older than this are copied forward by compaction, so one
+/// long-deferred message cannot pin a whole segment (STYLE.md rule 17).
+const COMPACT_AGE_MS: u64 = 60 * 60 * 1000;
+
+/// The queue runner for this issue: holds the incoming queue (delivery is issue 3) and
+/// compacts the spool every `COMPACT_INTERVAL`. Returns how many ids arrived over the channel.
+fn queue_runner(rx: Receiver<IncomingBatch>, recovered: Vec<QueueId>, spool: &Spool) -> u64 {
     let mut incoming: std::collections::VecDeque<QueueId> = recovered.into();
     let mut received = 0u64;
-    for batch in rx {
-        for id in batch {
-            log::debug!("queue_id={id} incoming");
-            incoming.push_back(id);
-            received += 1;
+    let mut next_compaction = std::time::Instant::now() + COMPACT_INTERVAL;
+    loop {
+        let wait = next_compaction.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(batch) => {
+                for id in batch {
+                    log::debug!("queue_id={id} incoming");
+                    incoming.push_back(id);
+                    received += 1;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                match spool.compact(COMPACT_AGE_MS) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("spool compacted moved={n}"),
+                    Err(e) => log::warn!("spool compaction failed: {e}"),
+                }
+                next_compaction = std::time::Instant::now() + COMPACT_INTERVAL;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
         }
     }
     log::info!("queue runner exiting incoming={} received={received}", incoming.len());

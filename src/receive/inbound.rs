@@ -295,7 +295,8 @@ impl Service for Inbound {
         let mut batch = IncomingBatch::new();
         while let Some(p) = self.pending.front() {
             let outcome = if p.ticket.seq <= durable {
-                log::info!(
+                // debug, not info: this is the per-message hot path.
+                log::debug!(
                     "queue_id={} received size={} client={}",
                     p.ticket.id,
                     p.bytes,
