@@ -27,6 +27,7 @@ ROUNDS=${ROUNDS:-3}
 WARMUP_MESSAGES=${WARMUP_MESSAGES:-1000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 LOADTEST=${LOADTEST:-0}          # 1: also drive each target with mailroot-loadtest (pipelining)
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-100}  # idle-connection memory probe (0: skip)
 PF_ACCEPT_PORT=2625
 SINK_PORT=2626
 PF_RELAY_PORT=2627
@@ -223,6 +224,16 @@ drive() {
     awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", b - a }'
 }
 
+# cpu_busy: percent of all CPUs busy over one second (other work on the machine skews results).
+cpu_busy() {
+    local a b
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+    awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        t = y[2] - x[2]; printf "%.0f\n", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
+}
+
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f\n", n / s }'; }
 
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; log "  $1 round $2: $3 msgs/s"; }
@@ -236,6 +247,49 @@ median() {
 
 all_rounds() {
     awk -F'\t' -v l="$1" '$1 == l { printf "%s%s", sep, $3; sep = " " } END { print "" }' "$RESULTS"
+}
+
+# instance_kb PIDS...: "Rss Pss" in KiB summed over the given processes.
+instance_kb() {
+    local p
+    for p in "$@"; do cat "/proc/$p/smaps_rollup" 2>/dev/null; done |
+        awk '$1 == "Rss:" { r += $2 } $1 == "Pss:" { p += $2 } END { printf "%d %d\n", r, p }'
+}
+
+# tree_pids PID: PID and its direct children (Postfix's master forks all daemons itself).
+tree_pids() {
+    echo "$1"
+    ps --ppid "$1" -o pid= 2>/dev/null
+}
+
+# idle_probe ETC PORT N [PID]: memory cost of N idle SMTP connections (opened, greeting
+# read, nothing sent). For Postfix (no PID given) the instance is restarted first so that
+# no smtpd from earlier runs lingers, and the master's process tree is measured.
+IDLE_REPORT=()
+idle_probe() {
+    local label=$1 port=$2 n=$3 pid=${4:-} etc=${5:-} before after i fds=() fd
+    if [[ -n $etc ]]; then
+        postfix -c "$etc" stop >/dev/null 2>&1
+        sleep 1
+        postfix -c "$etc" start >/dev/null 2>&1 || return 1
+        wait_port "$port" 10 || return 1
+        sleep 1
+        pid=$(head -1 "$(postconf -c "$etc" -h queue_directory)/pid/master.pid" | tr -d ' ')
+    fi
+    before=$(instance_kb $(tree_pids "$pid"))
+    for ((i = 0; i < n; i++)); do
+        exec {fd}<>"/dev/tcp/127.0.0.1/$port" || break
+        fds+=("$fd")
+    done
+    for fd in "${fds[@]}"; do timeout 5 head -n1 <&"$fd" >/dev/null; done
+    sleep 2
+    after=$(instance_kb $(tree_pids "$pid"))
+    for fd in "${fds[@]}"; do exec {fd}>&-; done
+    IDLE_REPORT+=("$(awk -v l="$label" -v n="${#fds[@]}" -v a="$before" -v b="$after" 'BEGIN {
+        split(a, x, " "); split(b, y, " ");
+        printf "%-16s %4d idle connections: RSS %d -> %d KiB, PSS %d -> %d KiB, %.1f KiB PSS per connection",
+            l, n, x[1], y[1], x[2], y[2], (n > 0 ? (y[2] - x[2]) / n : 0) }')")
+    log "  ${IDLE_REPORT[-1]}"
 }
 
 # ---- mailroot ------------------------------------------------------------------------
@@ -285,7 +339,8 @@ start_mailroot() {
     MR_PID=$!
     PIDS+=("$MR_PID")
     if ! wait_port "$MR_PORT" 10 "$MR_PID"; then
-        log "mailroot: serve did not start: $(tail -3 "$WORK/mailroot.log" | tr '\n' ' ')"
+        log "mailroot: serve did not start: $(grep -m1 -E 'panicked|error' "$WORK/mailroot.log" ||
+            tail -1 "$WORK/mailroot.log")"
         return 1
     fi
     # One real message must get through before we time anything.
@@ -327,6 +382,9 @@ if [[ $LOADTEST == 1 && ! -x $LT ]]; then
     (cd "$REPO" && cargo build --release -p mailroot-loadtest >"$WORK/build-lt.log" 2>&1) || LOADTEST=0
 fi
 
+BUSY_BEFORE=$(cpu_busy)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+log "machine busy before the rounds: ${BUSY_BEFORE}% CPU, loadavg $LOAD_BEFORE"
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
 
@@ -384,19 +442,34 @@ for ((round = 1; round <= ROUNDS; round++)); do
     fi
 done
 
+if [[ $IDLE_CONNECTIONS -gt 0 ]]; then
+    log "idle-connection memory probe ($IDLE_CONNECTIONS connections)"
+    idle_probe postfix $PF_ACCEPT_PORT "$IDLE_CONNECTIONS" "" "$PF_ACCEPT"
+    if [[ $MR_AVAILABLE == 1 ]] && kill -0 "$MR_PID" 2>/dev/null; then
+        idle_probe mailroot $MR_PORT "$IDLE_CONNECTIONS" "$MR_PID"
+    fi
+fi
+
 # ---- report --------------------------------------------------------------------------
 
 PFA=$(median postfix-accept)
+for line in "${IDLE_REPORT[@]}"; do IDLE_LINES+="$line"$'\n'; done
 MR=$(median mailroot)
 echo
 echo "== perf/compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $SESSIONS sessions, $MESSAGES msgs, -l $SIZE, median of $ROUNDS"
-echo "machine: $(nproc) cpus, $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r)"
+echo "machine: $(nproc) cpus, $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r)," \
+    "queue fs $(findmnt -no FSTYPE,SOURCE -T "$WORK" | tr -s ' ')"
+echo "background: ${BUSY_BEFORE}% CPU busy before the rounds (loadavg $LOAD_BEFORE);" \
+    "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "driver: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -c -f $FROM -t $TO 127.0.0.1:PORT" \
+    "(one message per connection)"
 printf '%-24s %12s   %s\n' target "msgs/s" "rounds"
 for l in postfix-accept postfix-relay-accept postfix-relay-e2e ceiling \
     loadtest-postfix-accept loadtest-mailroot; do
     [[ $(median "$l") == n/a ]] && continue
     printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
 done
+printf '%s' "${IDLE_LINES:-}"
 if [[ $MR == n/a ]]; then
     echo "mailroot: not available"
 else
