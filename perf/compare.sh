@@ -32,7 +32,7 @@ PF_ACCEPT_PORT=2625
 SINK_PORT=2626
 PF_RELAY_PORT=2627
 CEILING_PORT=2628
-MR_PORT=2525
+MR_PORT=${MR_PORT:-2525}          # mailroot listen port (the generated config uses it)
 FROM=a@example.com
 TO=b@example.net
 
