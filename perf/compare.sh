@@ -478,3 +478,7 @@ else
         echo "ratio mailroot / postfix-accept: $(awk -v a="$MR" -v b="$PFA" 'BEGIN { printf "%.2f\n", a / b }')"
     fi
 fi
+if [[ -s $WORK/loadtest.jsonl ]]; then
+    echo "mailroot-loadtest runs (JSON, latencies in microseconds):"
+    cat "$WORK/loadtest.jsonl"
+fi
