@@ -136,6 +136,8 @@ biff = no
 maillog_file = $base/maillog
 maillog_file_prefixes = $base
 CF
+    # Extra main.cf lines for both instances, e.g. PF_MAIN_CF_EXTRA='in_flow_delay = 0'.
+    [[ -n ${PF_MAIN_CF_EXTRA:-} ]] && printf '%s\n' "$PF_MAIN_CF_EXTRA" >>"$etc/main.cf"
     if [[ $mode == accept ]]; then
         echo "defer_transports = smtp" >>"$etc/main.cf"
     else
@@ -461,6 +463,7 @@ echo "machine: $(nproc) cpus, $(free -h | awk '/^Mem:/ { print $2 }') RAM, kerne
     "queue fs $(findmnt -no FSTYPE,SOURCE -T "$WORK" | tr -s ' ')"
 echo "background: ${BUSY_BEFORE}% CPU busy before the rounds (loadavg $LOAD_BEFORE);" \
     "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[[ -n ${PF_MAIN_CF_EXTRA:-} ]] && echo "postfix main.cf extra: $PF_MAIN_CF_EXTRA"
 echo "driver: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -c -f $FROM -t $TO 127.0.0.1:PORT" \
     "(one message per connection)"
 printf '%-24s %12s   %s\n' target "msgs/s" "rounds"
