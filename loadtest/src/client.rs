@@ -38,6 +38,12 @@ impl ClientError {
     pub(crate) fn key(&self) -> String {
         match self {
             ClientError::Connect(e) => format!("connect: {:?}", e.kind()),
+            // A socket read/write timeout shows up as WouldBlock on Unix.
+            ClientError::Io(e)
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            {
+                "io: timeout".to_owned()
+            }
             ClientError::Io(e) => format!("io: {:?}", e.kind()),
             ClientError::Closed => "closed by server".to_owned(),
             ClientError::Malformed => "malformed reply".to_owned(),
