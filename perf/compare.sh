@@ -317,6 +317,11 @@ max_connections_per_ip = 1000
 [relay]
 allow = ["127.0.0.0/8", "::1/128"]
 
+# The test recipient's domain is local, so that accepted mail is never relayed towards
+# the real example.net (no DNS, no traffic off the machine) once delivery exists.
+[domains]
+local = ["localhost", "example.net"]
+
 [[site]]
 name = "perf"
 listen = ["127.0.0.1:$MR_PORT"]
