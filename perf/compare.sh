@@ -236,9 +236,34 @@ cpu_busy() {
         t = y[2] - x[2]; printf "%.0f\n", (t > 0 ? 100 * (y[1] - x[1]) / t : 0) }'
 }
 
+# tree_ticks PID: CPU clock ticks (user + system) used so far by PID and its direct
+# children, plus the children PID has already reaped (cutime/cstime). Postfix's master
+# forks and reaps every daemon, so this is the whole instance's CPU, whatever else the
+# machine is doing.
+CLK_TCK=$(getconf CLK_TCK)
+tree_ticks() {
+    local p
+    { echo "$1"; ps --ppid "$1" -o pid= 2>/dev/null; } | while read -r p; do
+        cat "/proc/$p/stat" 2>/dev/null
+        echo
+    done | sed 's/^.*) //' | awk -v root="$1" 'NF > 14 {
+        # After "pid (comm) ": field 1 is state, 12 utime, 13 stime, 14 cutime, 15 cstime.
+        t += $12 + $13; n++; if (n == 1) t += $14 + $15 } END { print t + 0 }'
+}
+
+# cpu_ms_per_msg TICKS_BEFORE TICKS_AFTER COUNT
+cpu_ms_per_msg() {
+    awk -v a="$1" -v b="$2" -v n="$3" -v hz="$CLK_TCK" 'BEGIN { printf "%.3f\n", (b - a) * 1000 / hz / n }'
+}
+
+# pf_master ETC: PID of that instance's master process.
+pf_master() {
+    head -1 "$(postconf -c "$1" -h queue_directory)/pid/master.pid" | tr -d ' '
+}
+
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f\n", n / s }'; }
 
-record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; log "  $1 round $2: $3 msgs/s"; }
+record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; log "  $1 round $2: $3 ${4:-msgs/s}"; }
 
 # median LABEL: median msgs/s over the rounds, or "n/a".
 median() {
@@ -396,8 +421,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
 
     # (a) Postfix, durable accept only.
+    c0=$(tree_ticks "$(pf_master "$PF_ACCEPT")")
     if secs=$(drive $PF_ACCEPT_PORT "$MESSAGES" "$WORK/r$round-accept.log"); then
+        c1=$(tree_ticks "$(pf_master "$PF_ACCEPT")")
         record postfix-accept "$round" "$(rate "$MESSAGES" "$secs")"
+        record cpu-postfix-accept "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" "CPU ms/msg"
     fi
     pf_empty_queue "$PF_ACCEPT"
 
@@ -406,20 +434,29 @@ for ((round = 1; round <= ROUNDS; round++)); do
         if ! kill -0 "$MR_PID" 2>/dev/null; then
             log "mailroot: process exited"
             MR_AVAILABLE=0
-        elif secs=$(drive $MR_PORT "$MESSAGES" "$WORK/r$round-mailroot.log"); then
-            record mailroot "$round" "$(rate "$MESSAGES" "$secs")"
+        else
+            c0=$(tree_ticks "$MR_PID")
+            if secs=$(drive $MR_PORT "$MESSAGES" "$WORK/r$round-mailroot.log"); then
+                c1=$(tree_ticks "$MR_PID")
+                record mailroot "$round" "$(rate "$MESSAGES" "$secs")"
+                record cpu-mailroot "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" "CPU ms/msg"
+            fi
         fi
     fi
 
     # (c) Postfix relaying into smtp-sink: accept rate and end-to-end rate.
     start_sink $SINK_PORT "$MESSAGES" "$WORK/r$round-relay-sink.log"
+    c0=$(tree_ticks "$(pf_master "$PF_RELAY")")
     t0=$(now)
     if secs=$(drive $PF_RELAY_PORT "$MESSAGES" "$WORK/r$round-relay.log"); then
         record postfix-relay-accept "$round" "$(rate "$MESSAGES" "$secs")"
         if wait "$SINK_PID"; then
             t1=$(now)
+            c1=$(tree_ticks "$(pf_master "$PF_RELAY")")
             record postfix-relay-e2e "$round" \
                 "$(rate "$MESSAGES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
+            record cpu-postfix-relay-e2e "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" \
+                "CPU ms/msg"
         else
             log "  smtp-sink did not get all $MESSAGES messages within ${RUN_TIMEOUT}s"
         fi
@@ -474,6 +511,11 @@ echo "driver: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -c -f $FROM -t $TO 
 printf '%-24s %12s   %s\n' target "msgs/s" "rounds"
 for l in postfix-accept postfix-relay-accept postfix-relay-e2e ceiling \
     loadtest-postfix-accept loadtest-mailroot; do
+    [[ $(median "$l") == n/a ]] && continue
+    printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
+done
+echo "server CPU per message (user+system of the server's process tree, ms; robust to other load):"
+for l in cpu-postfix-accept cpu-postfix-relay-e2e cpu-mailroot; do
     [[ $(median "$l") == n/a ]] && continue
     printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
 done
