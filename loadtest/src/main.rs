@@ -47,7 +47,7 @@ enum Mode {
 
 #[derive(clap::Args, Debug)]
 struct SourceArgs {
-    /// Server to load: loopback only (127.0.0.0/8 or [::1]).
+    /// Server to load: loopback only (127.0.0.0/8 or `[::1]`).
     #[arg(long, default_value = "127.0.0.1:2525")]
     server: String,
     /// Concurrent sessions (one thread each).

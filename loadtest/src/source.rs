@@ -215,7 +215,7 @@ fn session(id: usize, shared: &Shared) -> Stats {
 
 /// Pre-formatted envelope commands, identical for every transaction of a session.
 struct Envelope {
-    /// "MAIL FROM:<from>\r\n".
+    /// `"MAIL FROM:<from>\r\n"`.
     mail: Vec<u8>,
     /// One "RCPT TO:<to_n>\r\n" per recipient.
     rcpts: Vec<Vec<u8>>,

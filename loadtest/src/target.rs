@@ -44,7 +44,7 @@ impl fmt::Display for TargetError {
 
 impl std::error::Error for TargetError {}
 
-/// Resolve `given` ("127.0.0.1:2525", "[::1]:25", "localhost:2525") and return its first
+/// Resolve `given` (`127.0.0.1:2525`, `[::1]:25`, `localhost:2525`) and return its first
 /// address, provided every address it resolves to is loopback.
 pub(crate) fn loopback_addr(given: &str) -> Result<SocketAddr, TargetError> {
     let addrs: Vec<SocketAddr> = given
