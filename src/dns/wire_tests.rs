@@ -169,7 +169,8 @@ fn negative_answers_take_the_soa_ttl() {
 fn cname_chains_are_followed() {
     let cname = |target: &str| RData::CNAME(CNAME(name(target)));
     // (answers, expected canonical name, expected addrs, expected ttl)
-    let cases: Vec<(Vec<Record>, &str, Vec<IpAddr>, Option<u32>)> = vec![
+    type Case = (Vec<Record>, &'static str, Vec<IpAddr>, Option<u32>);
+    let cases: Vec<Case> = vec![
         (
             vec![rec("www.example.", 60, a([192, 0, 2, 1]))],
             "www.example",
