@@ -43,6 +43,8 @@ fn zone() -> Zone {
         .with("spoofed.example       SPOOF")
         .with("spoofed.example       A    127.0.4.1")
         .with("slowmx.example        MX   10 slow.example")
+        .with("old.example           NOEDNS")
+        .with("old.example           MX   10 mx2.example.com")
 }
 
 fn resolver(servers: Vec<SocketAddr>) -> Resolver {
@@ -185,6 +187,18 @@ fn truncated_udp_answer_is_retried_over_tcp() {
         Ok(MxResolution::Hosts(vec![host("mx1.example.com", 10, &["127.0.0.1", "::1"])]))
     );
     assert_eq!(server.tcp_queries(), 1, "the MX query went over TCP after TC=1");
+}
+
+#[test]
+fn formerr_to_edns_is_retried_without_it() {
+    let server = DnsServer::start(zone());
+    let r = resolver(vec![server.addr]);
+    assert_eq!(
+        r.resolve_mx("old.example", Instant::now()),
+        Ok(MxResolution::Hosts(vec![host("mx2.example.com", 10, &["127.0.0.2"])]))
+    );
+    // MX with EDNS (FORMERR), MX without, then A and AAAA of mx2.
+    assert_eq!(server.udp_queries(), 4);
 }
 
 #[test]

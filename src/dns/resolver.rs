@@ -38,8 +38,8 @@ use super::cache::{Cache, Cached, DEFAULT_MAX_ENTRIES};
 pub use super::conf::ResolverConfig;
 use super::hosts::HostTable;
 use super::wire::{
-    MxOutcome, QueryType, Rcode, Response, WireError, decode_response, encode_query, mx_outcome,
-    normalize_name,
+    Edns0, MxOutcome, QueryType, Rcode, Response, WireError, decode_response, encode_query,
+    mx_outcome, normalize_name,
 };
 
 /// Where the system's resolver configuration lives.
@@ -319,25 +319,19 @@ impl Resolver {
 
     /// Asks the servers, round after round, until one gives a NOERROR or NXDOMAIN answer.
     fn exchange(&self, name: &str, qtype: QueryType) -> Result<Response, DnsError> {
-        let mut query = encode_query(0, name, qtype)
-            .map_err(|_| DnsError::InvalidName { name: name.to_string() })?;
+        let invalid = |_| DnsError::InvalidName { name: name.to_string() };
+        let mut query = encode_query(0, name, qtype, Edns0::On).map_err(invalid)?;
         let mut last = TemporaryReason::NoServers;
         for _round in 0..self.attempts {
             for &server in &self.servers {
-                // A fresh id for every try: the id is the first two octets (RFC 1035 §4.1.1).
-                let id = self.next_random() as u16;
-                query[..2].copy_from_slice(&id.to_be_bytes());
-                self.queries_total.fetch_add(1, Ordering::Relaxed);
-                let mut result = udp_exchange(server, &query, id, name, qtype, self.timeout);
-                if matches!(&result, Ok(r) if r.truncated) {
-                    log::debug!("dns truncated name={name} type={qtype} server={server}: TCP");
-                    self.queries_total.fetch_add(1, Ordering::Relaxed);
-                    result = tcp_exchange(server, &query, id, name, qtype, self.timeout);
+                let mut result = self.try_server(server, &mut query, name, qtype);
+                if matches!(&result, Ok(r) if r.rcode == Rcode::FormErr) {
+                    // RFC 6891 §7: a server that does not understand EDNS(0) may answer
+                    // FORMERR; ask it once more without the OPT record.
+                    let mut plain = encode_query(0, name, qtype, Edns0::Off).map_err(invalid)?;
+                    result = self.try_server(server, &mut plain, name, qtype);
                 }
                 match result {
-                    Ok(r) if r.truncated => {
-                        last = TemporaryReason::BadResponse(WireError::Malformed);
-                    }
                     Ok(r) if matches!(r.rcode, Rcode::NoError | Rcode::NxDomain) => return Ok(r),
                     Ok(r) => last = TemporaryReason::ServerFailure(r.rcode),
                     Err(reason) => last = reason,
@@ -348,6 +342,32 @@ impl Resolver {
             }
         }
         Err(DnsError::Temporary { name: name.to_string(), reason: last })
+    }
+
+    /// One try of `query` at one server: UDP, then TCP if the answer was truncated.
+    fn try_server(
+        &self,
+        server: SocketAddr,
+        query: &mut [u8],
+        name: &str,
+        qtype: QueryType,
+    ) -> Result<Response, TemporaryReason> {
+        // A fresh id for every try: the id is the first two octets (RFC 1035 §4.1.1).
+        let id = self.next_random() as u16;
+        query[..2].copy_from_slice(&id.to_be_bytes());
+        self.queries_total.fetch_add(1, Ordering::Relaxed);
+        let response = udp_exchange(server, query, id, name, qtype, self.timeout)?;
+        if !response.truncated {
+            return Ok(response);
+        }
+        log::debug!("dns truncated name={name} type={qtype} server={server}: retry over TCP");
+        self.queries_total.fetch_add(1, Ordering::Relaxed);
+        let response = tcp_exchange(server, query, id, name, qtype, self.timeout)?;
+        if response.truncated {
+            // Nothing bigger than TCP to fall back to.
+            return Err(TemporaryReason::BadResponse(WireError::Malformed));
+        }
+        Ok(response)
     }
 
     /// xorshift64* (Vigna 2016) over an atomic state: query ids and MX shuffles.

@@ -228,16 +228,33 @@ fn to_fqdn(name: &str) -> Result<Name, WireError> {
     if parsed.is_root() { Err(invalid()) } else { Ok(parsed) }
 }
 
-/// Encodes a recursive (RD=1) query for `name` / `qtype`, class IN, with the given `id` and
-/// an EDNS(0) OPT record advertising [`EDNS_UDP_PAYLOAD_BYTES`].
-pub fn encode_query(id: u16, name: &str, qtype: QueryType) -> Result<Vec<u8>, WireError> {
+/// Whether a query carries an EDNS(0) OPT record (RFC 6891).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edns0 {
+    /// Advertise [`EDNS_UDP_PAYLOAD_BYTES`]: the normal case.
+    On,
+    /// No OPT record, answers limited to 512 bytes over UDP: for servers that answer FORMERR
+    /// to EDNS (RFC 6891 §7).
+    Off,
+}
+
+/// Encodes a recursive (RD=1) query for `name` / `qtype`, class IN, with the given `id`
+/// (the first two octets of the result, so a caller may patch it for a retry).
+pub fn encode_query(
+    id: u16,
+    name: &str,
+    qtype: QueryType,
+    edns0: Edns0,
+) -> Result<Vec<u8>, WireError> {
     let qname = to_fqdn(name)?;
     let mut msg = Message::new(id, MessageType::Query, OpCode::Query);
     msg.metadata.recursion_desired = true;
     msg.add_query(Query::query(qname, qtype.record_type()));
-    let mut edns = Edns::new();
-    edns.set_max_payload(EDNS_UDP_PAYLOAD_BYTES);
-    msg.set_edns(edns);
+    if edns0 == Edns0::On {
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_UDP_PAYLOAD_BYTES);
+        msg.set_edns(edns);
+    }
     msg.to_vec().map_err(|_| WireError::Encode)
 }
 

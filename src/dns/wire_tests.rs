@@ -57,7 +57,7 @@ fn encode_query_round_trips() {
         ("bücher.example", QueryType::Mx, RecordType::MX),
     ];
     for (qname, qtype, rtype) in cases {
-        let bytes = encode_query(0x1234, qname, qtype).unwrap();
+        let bytes = encode_query(0x1234, qname, qtype, Edns0::On).unwrap();
         let msg = Message::from_vec(&bytes).unwrap();
         assert_eq!(msg.metadata.id, 0x1234, "{qname}");
         assert!(msg.metadata.recursion_desired, "{qname}");
@@ -65,11 +65,19 @@ fn encode_query_round_trips() {
         assert_eq!(msg.queries[0].query_type, rtype, "{qname}");
         assert!(msg.queries[0].name.is_fqdn(), "{qname}");
         assert_eq!(msg.max_payload(), EDNS_UDP_PAYLOAD_BYTES, "{qname}");
+        let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+        assert_eq!(id, 0x1234, "the id is the first two octets");
+        let plain = Message::from_vec(&encode_query(7, qname, qtype, Edns0::Off).unwrap()).unwrap();
+        assert!(plain.edns.is_none(), "{qname}");
+        assert_eq!(plain.queries, msg.queries, "{qname}");
     }
     assert_eq!(
-        encode_query(1, "bücher.example", QueryType::Mx).map(|b| Message::from_vec(&b).unwrap()),
-        Ok(Message::from_vec(&encode_query(1, "xn--bcher-kva.example", QueryType::Mx).unwrap())
-            .unwrap())
+        encode_query(1, "bücher.example", QueryType::Mx, Edns0::On)
+            .map(|b| Message::from_vec(&b).unwrap()),
+        Ok(Message::from_vec(
+            &encode_query(1, "xn--bcher-kva.example", QueryType::Mx, Edns0::On).unwrap()
+        )
+        .unwrap())
     );
 }
 
@@ -79,7 +87,10 @@ fn encode_query_rejects_bad_names() {
     let long_name = vec!["abcdefghi"; 30].join(".");
     for bad in ["", ".", "  ", long_label.as_str(), long_name.as_str()] {
         assert!(
-            matches!(encode_query(1, bad, QueryType::Mx), Err(WireError::InvalidName { .. })),
+            matches!(
+                encode_query(1, bad, QueryType::Mx, Edns0::On),
+                Err(WireError::InvalidName { .. })
+            ),
             "{bad:?}"
         );
     }
@@ -118,7 +129,7 @@ fn decode_rejects_mismatches() {
     for (id, qname, qtype, expected) in cases {
         assert_eq!(decode_response(*id, qname, *qtype, &ok).as_ref(), Err(expected), "{qname}");
     }
-    let query = encode_query(9, "example.com", QueryType::Mx).unwrap();
+    let query = encode_query(9, "example.com", QueryType::Mx, Edns0::Off).unwrap();
     assert_eq!(
         decode_response(9, "example.com", QueryType::Mx, &query),
         Err(WireError::NotAResponse)

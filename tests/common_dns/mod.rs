@@ -16,6 +16,7 @@
 //! slow.example             TIMEOUT                  # drops the query (UDP and TCP)
 //! big.example              TRUNCATE                 # UDP: TC=1, no records; TCP: full answer
 //! spoofed.example          SPOOF                    # UDP: a wrong-id answer first, then the real one
+//! old.example              NOEDNS                   # FORMERR to queries with an OPT record
 //! ```
 //!
 //! Answers behave like a recursive server's: CNAME chains inside the zone are followed and
@@ -70,6 +71,8 @@ pub(crate) enum Behaviour {
     Truncate,
     /// Over UDP, first send an answer with another id (and a bogus address), then the real one.
     Spoof,
+    /// Answer FORMERR to a query carrying EDNS(0), as pre-RFC 6891 servers do.
+    NoEdns,
 }
 
 /// The data a `DnsServer` serves.
@@ -135,6 +138,7 @@ impl Zone {
                     "TIMEOUT" => Behaviour::Timeout,
                     "TRUNCATE" => Behaviour::Truncate,
                     "SPOOF" => Behaviour::Spoof,
+                    "NOEDNS" => Behaviour::NoEdns,
                     _ => bad(line),
                 };
                 self.behaviours.insert(key(owner), behaviour);
@@ -168,6 +172,10 @@ impl Zone {
             }
             Some(Behaviour::Refused) => {
                 resp.metadata.response_code = ResponseCode::Refused;
+                return resp;
+            }
+            Some(Behaviour::NoEdns) if query.edns.is_some() => {
+                resp.metadata.response_code = ResponseCode::FormErr;
                 return resp;
             }
             _ => {}
