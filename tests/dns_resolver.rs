@@ -47,8 +47,17 @@ fn zone() -> Zone {
         .with("old.example           MX   10 mx2.example.com")
 }
 
+/// Per-query wait for tests that expect answers, in ms: generous, the machine may be busy.
+const ANSWER_TIMEOUT_MS: u64 = 1_000;
+/// Per-query wait for tests that expect timeouts, in ms.
+const SHORT_TIMEOUT_MS: u64 = 300;
+
+fn resolver_with(servers: Vec<SocketAddr>, timeout_ms: u64) -> Resolver {
+    Resolver::new(ResolverConfig { servers, timeout_ms, attempts: 2, ..Default::default() })
+}
+
 fn resolver(servers: Vec<SocketAddr>) -> Resolver {
-    Resolver::new(ResolverConfig { servers, timeout_ms: 300, attempts: 2, ..Default::default() })
+    resolver_with(servers, ANSWER_TIMEOUT_MS)
 }
 
 fn host(name: &str, preference: u16, addrs: &[&str]) -> MxHost {
@@ -158,7 +167,7 @@ fn mx_host_without_address_is_skipped() {
 #[test]
 fn timeout_is_temporary_and_bounded() {
     let server = DnsServer::start(zone());
-    let r = resolver(vec![server.addr]);
+    let r = resolver_with(vec![server.addr], SHORT_TIMEOUT_MS);
     let start = Instant::now();
     let got = r.resolve_mx("slow.example", start);
     let elapsed = start.elapsed();
@@ -166,8 +175,8 @@ fn timeout_is_temporary_and_bounded() {
         got,
         Err(DnsError::Temporary { name: "slow.example".into(), reason: TemporaryReason::Timeout })
     );
-    // 2 attempts x 1 server x 300 ms, with slack for a loaded machine.
-    assert!(elapsed >= Duration::from_millis(550), "{elapsed:?}");
+    // 2 attempts x 1 server x SHORT_TIMEOUT_MS, with slack for a loaded machine.
+    assert!(elapsed >= Duration::from_millis(2 * SHORT_TIMEOUT_MS - 50), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
     assert_eq!(server.udp_queries(), 2, "one try per attempt");
     // An MX whose only host times out: the deferral is reported, not "no mail hosts".
@@ -282,7 +291,7 @@ fn host_table_is_consulted_before_dns() {
     let server = DnsServer::start(zone());
     let config = ResolverConfig {
         servers: vec![server.addr],
-        timeout_ms: 300,
+        timeout_ms: ANSWER_TIMEOUT_MS,
         attempts: 1,
         hosts: [("example.com".to_string(), vec![ip("10.1.2.3")])].into(),
     };

@@ -4,6 +4,7 @@
 //! - [`wire`] (layer 0, pure): hickory-proto encode/decode, MX ordering, null MX.
 //! - [`hosts`] (layer 0, pure): the `[hosts]` table consulted before DNS.
 //! - [`cache`] (layer 0, pure: `now` is passed in): the TTL cache, positive and negative.
+//! - [`conf`] (layer 0, pure): [`ResolverConfig`] and the `/etc/resolv.conf` parser.
 //! - [`resolver`] (layer 1): UDP with TCP fallback, retries over the configured servers,
 //!   `/etc/resolv.conf`, blocking sockets with timeouts (see its threading notes).
 //!

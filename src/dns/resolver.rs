@@ -228,9 +228,8 @@ impl Resolver {
         }
         let records = match self.query(&domain, QueryType::Mx, now)? {
             Cached::Mx(records) => records,
-            Cached::NxDomain | Cached::Addrs(_) => {
-                return Err(DnsError::NoSuchDomain { name: domain });
-            }
+            Cached::NxDomain => return Err(DnsError::NoSuchDomain { name: domain }),
+            Cached::Addrs(_) => unreachable!("the cache is keyed by type: MX keys hold Cached::Mx"),
         };
         let exchanges = match mx_outcome(records, self.next_random()) {
             MxOutcome::NullMx => return Ok(MxResolution::NullMx),

@@ -32,7 +32,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -304,7 +304,15 @@ fn bind_pair() -> (UdpSocket, TcpListener) {
 fn serve_udp(socket: &UdpSocket, zone: &Zone, stop: &AtomicBool, stats: &Stats) {
     let mut buf = [0u8; 4096];
     while !stop.load(Ordering::SeqCst) {
-        let Ok((n, peer)) = socket.recv_from(&mut buf) else { continue };
+        let (n, peer) = match socket.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
+            Err(_) => {
+                // Not the poll timeout: do not spin on a persistent error.
+                std::thread::sleep(Duration::from_millis(POLL_MS));
+                continue;
+            }
+        };
         stats.udp_queries.fetch_add(1, Ordering::SeqCst);
         let Ok(query) = Message::from_vec(&buf[..n]) else { continue };
         let mut answer = zone.answer(&query);
