@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod net;
 pub mod receive;
 pub mod relay;
