@@ -19,7 +19,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod net;
+pub mod queue;
 pub mod receive;
 pub mod relay;
 pub mod smtp;

@@ -38,13 +38,14 @@ pub fn relay_allowed(cfg: &RelayConfig, ip: IpAddr) -> bool {
     listed(&cfg.allow, ip.to_canonical())
 }
 
-/// Is `domain` one of the local domains? ASCII case-insensitive; one trailing dot of
+/// Is `domain` one of the local domains or alias domains (`[domains] aliases`, delivered
+/// as the default local domain)? ASCII case-insensitive; one trailing dot of
 /// `domain` is ignored (`Example.COM.` matches `example.com`). Config domains are stored
 /// lower-case without a trailing dot (see `DomainsConfig`).
 #[must_use]
 pub fn is_local_domain(cfg: &DomainsConfig, domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
-    cfg.local.iter().any(|local| local.eq_ignore_ascii_case(domain))
+    cfg.local.iter().chain(&cfg.aliases).any(|local| local.eq_ignore_ascii_case(domain))
 }
 
 /// May a client at `client` give this RCPT TO? (RFC 5321 §3.6 relaying, §4.5.1 Postmaster.)
@@ -167,14 +168,18 @@ mod tests {
             (&["192.0.2.7/32"], "192.0.2.8", false),
         ];
         for &(allow, client, want) in cases {
-            let cfg = RelayConfig { allow: nets(allow) };
+            let sys = crate::config::SystemDefaults { hostname: "mx.example".into(), cores: 1 };
+            let cfg = RelayConfig { allow: nets(allow), ..Config::embedded_default(&sys).relay };
             assert_eq!(relay_allowed(&cfg, ip(client)), want, "{allow:?} {client}");
         }
     }
 
     #[test]
     fn local_domains() {
-        let cfg = DomainsConfig { local: vec!["localhost".into(), "example.com".into()] };
+        let cfg = DomainsConfig {
+            local: vec!["localhost".into(), "example.com".into()],
+            aliases: vec!["alias.example".into()],
+        };
         // (domain, local?)
         let cases: &[(&str, bool)] = &[
             ("example.com", true),
@@ -189,10 +194,12 @@ mod tests {
             ("", false),
             (".", false),
             ("[127.0.0.1]", false),
+            ("Alias.Example", true),
         ];
         for &(domain, want) in cases {
             assert_eq!(is_local_domain(&cfg, domain), want, "{domain:?}");
         }
-        assert!(!is_local_domain(&DomainsConfig { local: Vec::new() }, "localhost"));
+        let none = DomainsConfig { local: Vec::new(), aliases: Vec::new() };
+        assert!(!is_local_domain(&none, "localhost"));
     }
 }
