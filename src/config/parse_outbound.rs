@@ -405,7 +405,7 @@ mod tests {
             ("[delivery]\nport = 0", "delivery.port", "> 0"),
             ("[delivery]\nrcpt_timeout = true", "delivery.rcpt_timeout", "found a boolean"),
             ("[delivery]\nrety = 1", "delivery.rety", "did you mean `retry`"),
-            ("retry = [\"1m\"]", "retry", "belongs in [delivery]"),
+            ("expire = \"1d\"", "expire", "belongs in [delivery]"),
         ];
         for &(text, key, words) in cases {
             let err = Config::from_toml_str(text, &sys()).expect_err(text);
