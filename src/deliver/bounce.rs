@@ -32,6 +32,8 @@ use crate::smtp::command::{Notify, Ret};
 
 /// Longest line, in octets without CRLF (RFC 5322 §2.1.1).
 pub const MAX_LINE_OCTETS: usize = 998;
+/// Preferred longest line of a header field we write (RFC 5322 §2.1.1 "SHOULD be 78").
+pub const SOFT_LINE_OCTETS: usize = 78;
 /// Largest original returned whole for RET=FULL; bigger ones are returned as headers.
 pub const MAX_FULL_RETURN_BYTES: usize = 10 << 20;
 /// Seconds per day, for date formatting.
@@ -195,28 +197,34 @@ fn ascii(s: &str) -> String {
     out
 }
 
-/// `name: value` folded at spaces so no line exceeds [`MAX_LINE_OCTETS`]; a word longer
-/// than a line is cut. `value` must be free of CR and LF.
+/// `name: value` folded at spaces: lines of at most [`SOFT_LINE_OCTETS`] where the words
+/// allow, never more than [`MAX_LINE_OCTETS`] (a longer word is cut). Unfolding gives the
+/// value back with single spaces. `value` must be free of CR and LF.
 fn field(out: &mut String, name: &str, value: &str) {
-    let mut line_len = name.len() + 1;
     out.push_str(name);
     out.push(':');
+    let mut line_len = name.len() + 1;
+    // Nothing on this line yet but the name or the folding white space.
+    let mut fresh = true;
     for word in value.split(' ').filter(|w| !w.is_empty()) {
         let mut word = word;
         loop {
-            if line_len + 1 + word.len() <= MAX_LINE_OCTETS {
+            let need = line_len + 1 + word.len();
+            if need <= SOFT_LINE_OCTETS || (fresh && need <= MAX_LINE_OCTETS) {
                 out.push(' ');
                 out.push_str(word);
-                line_len += 1 + word.len();
+                line_len = need;
+                fresh = false;
                 break;
             }
-            if line_len > 1 {
+            if !fresh {
                 out.push_str("\r\n");
                 line_len = 0;
+                fresh = true;
                 continue;
             }
-            // One word longer than a line: cut it at a char boundary.
-            let mut cut = MAX_LINE_OCTETS - 2;
+            // A word longer than a whole line: cut it at a char boundary.
+            let mut cut = MAX_LINE_OCTETS - line_len - 1;
             while !word.is_char_boundary(cut) {
                 cut -= 1;
             }

@@ -68,11 +68,12 @@ fn part_types(m: &Message<'_>) -> Vec<String> {
 }
 
 /// Field values named `name` in a delivery-status text, in order.
-fn fields<'t>(status: &'t str, name: &str) -> Vec<&'t str> {
+fn fields(status: &str, name: &str) -> Vec<String> {
     status
+        .replace("\r\n ", " ")
         .split("\r\n")
         .filter_map(|l| l.split_once(": ").filter(|(n, _)| n.eq_ignore_ascii_case(name)))
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.to_owned())
         .collect()
 }
 
