@@ -14,8 +14,8 @@
 //!
 //! Layers (arrows point down only):
 //! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
-//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`) does no I/O and never
-//! reads the clock.
+//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
+//! `deliver::bounce`, `queue::schedule`) does no I/O and never reads the clock.
 
 pub mod cli;
 pub mod config;
