@@ -14,13 +14,15 @@
 //!
 //! Layers (arrows point down only):
 //! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
-//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`) does no I/O and never
-//! reads the clock.
+//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
+//! `deliver::bounce`, `queue::schedule`) does no I/O and never reads the clock.
 
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod dns;
 pub mod net;
+pub mod queue;
 pub mod receive;
 pub mod relay;
 pub mod smtp;

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::{
-    BareLineEnding, Config, ConnectionsConfig, DomainsConfig, Limits, RelayConfig, Site,
-    SmtpConfig, SpoolConfig, SystemDefaults,
+    BareLineEnding, Config, ConnectionsConfig, DeliveryConfig, DnsConfig, DomainsConfig, HostTable,
+    Limits, RelayConfig, Site, SmtpConfig, SpoolConfig, SystemDefaults,
 };
 
 /// Name of the site used when the file has no `[[site]]`.
@@ -56,6 +56,49 @@ pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
 /// 32 bits, so the format could address 32 GiB; 4 GiB keeps compaction copies short.
 pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
 
+/// Milliseconds per minute, for the outbound defaults below.
+const MS_PER_MIN: u64 = 60 * 1000;
+
+/// Default `relay.attempt_direct_first` (IIS: off).
+pub const DEFAULT_ATTEMPT_DIRECT_FIRST: bool = false;
+/// Default `relay.max_hop_count` (IIS: 15; we use Postfix's `hopcount_limit`, 50).
+pub const DEFAULT_MAX_HOP_COUNT: u32 = 50;
+/// Default `dns.timeout`: 5 s (resolv.conf `timeout` default).
+pub const DEFAULT_DNS_TIMEOUT_MS: u64 = 5 * 1000;
+/// Default `dns.attempts`: 2 (resolv.conf `attempts` default).
+pub const DEFAULT_DNS_ATTEMPTS: u32 = 2;
+/// Port of a `dns.servers` entry written without one.
+pub const DEFAULT_DNS_PORT: u16 = 53;
+/// Default `delivery.retry`: 15, 30, 60 minutes, then every 240 minutes (IIS).
+pub const DEFAULT_RETRY_MS: [u64; 4] =
+    [15 * MS_PER_MIN, 30 * MS_PER_MIN, 60 * MS_PER_MIN, 240 * MS_PER_MIN];
+/// Default `delivery.delay_notify`: 12 hours (IIS).
+pub const DEFAULT_DELAY_NOTIFY_MS: u64 = 12 * 60 * MS_PER_MIN;
+/// Default `delivery.expire`: 2 days (IIS).
+pub const DEFAULT_EXPIRE_MS: u64 = 2 * 24 * 60 * MS_PER_MIN;
+/// Default `delivery.max_messages_per_connection` (IIS: 20).
+pub const DEFAULT_OUTBOUND_MAX_MESSAGES_PER_CONNECTION: u32 = 20;
+/// Default `delivery.max_connections` (IIS: 1000; 500 keeps within a 1024 fd limit).
+pub const DEFAULT_OUTBOUND_MAX_CONNECTIONS: usize = 500;
+/// Default `delivery.max_connections_per_domain` (Postfix `default_destination_concurrency_limit`).
+pub const DEFAULT_OUTBOUND_MAX_CONNECTIONS_PER_DOMAIN: usize = 20;
+/// Default `delivery.connect_timeout`: 5 minutes.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5 * MS_PER_MIN;
+/// Default `delivery.greeting_timeout`: 5 minutes (RFC 5321 §4.5.3.2.1).
+pub const DEFAULT_GREETING_TIMEOUT_MS: u64 = 5 * MS_PER_MIN;
+/// Default `delivery.mail_timeout`: 5 minutes (RFC 5321 §4.5.3.2.2).
+pub const DEFAULT_MAIL_TIMEOUT_MS: u64 = 5 * MS_PER_MIN;
+/// Default `delivery.rcpt_timeout`: 5 minutes (RFC 5321 §4.5.3.2.3).
+pub const DEFAULT_RCPT_TIMEOUT_MS: u64 = 5 * MS_PER_MIN;
+/// Default `delivery.data_init_timeout`: 2 minutes (RFC 5321 §4.5.3.2.4).
+pub const DEFAULT_DATA_INIT_TIMEOUT_MS: u64 = 2 * MS_PER_MIN;
+/// Default `delivery.data_block_timeout`: 3 minutes (RFC 5321 §4.5.3.2.5).
+pub const DEFAULT_DATA_BLOCK_TIMEOUT_MS: u64 = 3 * MS_PER_MIN;
+/// Default `delivery.data_term_timeout`: 10 minutes (RFC 5321 §4.5.3.2.6).
+pub const DEFAULT_DATA_TERM_TIMEOUT_MS: u64 = 10 * MS_PER_MIN;
+/// Default `delivery.port`: SMTP relay port 25.
+pub const DEFAULT_DELIVERY_PORT: u16 = 25;
+
 /// Default relay networks: loopback only (127.0.0.0/8 and ::1/128). `new_assert` is
 /// const-evaluated, so a bad prefix length would fail the build, not the program.
 pub(super) const DEFAULT_RELAY_ALLOW: [ipnet::IpNet; 2] = [
@@ -92,12 +135,47 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
             min_free_disk_bytes: DEFAULT_MIN_FREE_DISK_BYTES,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,
         },
-        relay: RelayConfig { allow: DEFAULT_RELAY_ALLOW.to_vec() },
+        relay: RelayConfig {
+            allow: DEFAULT_RELAY_ALLOW.to_vec(),
+            smart_host: None,
+            attempt_direct_first: DEFAULT_ATTEMPT_DIRECT_FIRST,
+            masquerade_domain: None,
+            max_hop_count: DEFAULT_MAX_HOP_COUNT,
+            send_ndr_copy_to: None,
+        },
         connections: ConnectionsConfig { allow: Vec::new(), deny: Vec::new() },
-        domains: DomainsConfig { local: vec!["localhost".to_owned()] },
+        domains: DomainsConfig { local: vec!["localhost".to_owned()], aliases: Vec::new() },
+        domain_rules: Vec::new(),
+        hosts: HostTable::new(),
+        dns: DnsConfig {
+            servers: Vec::new(),
+            timeout_ms: DEFAULT_DNS_TIMEOUT_MS,
+            attempts: DEFAULT_DNS_ATTEMPTS,
+        },
+        delivery: default_delivery(),
         smtp: SmtpConfig { bare_line_ending: BareLineEnding::Normalize },
         spool: SpoolConfig { segment_bytes: DEFAULT_SEGMENT_BYTES },
         log_level: DEFAULT_LOG_LEVEL.to_owned(),
+    }
+}
+
+/// The `[delivery]` defaults.
+fn default_delivery() -> DeliveryConfig {
+    DeliveryConfig {
+        retry_ms: DEFAULT_RETRY_MS.to_vec(),
+        delay_notify_ms: DEFAULT_DELAY_NOTIFY_MS,
+        expire_ms: DEFAULT_EXPIRE_MS,
+        max_messages_per_connection: DEFAULT_OUTBOUND_MAX_MESSAGES_PER_CONNECTION,
+        max_connections: DEFAULT_OUTBOUND_MAX_CONNECTIONS,
+        max_connections_per_domain: DEFAULT_OUTBOUND_MAX_CONNECTIONS_PER_DOMAIN,
+        connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
+        greeting_timeout_ms: DEFAULT_GREETING_TIMEOUT_MS,
+        mail_timeout_ms: DEFAULT_MAIL_TIMEOUT_MS,
+        rcpt_timeout_ms: DEFAULT_RCPT_TIMEOUT_MS,
+        data_init_timeout_ms: DEFAULT_DATA_INIT_TIMEOUT_MS,
+        data_block_timeout_ms: DEFAULT_DATA_BLOCK_TIMEOUT_MS,
+        data_term_timeout_ms: DEFAULT_DATA_TERM_TIMEOUT_MS,
+        port: DEFAULT_DELIVERY_PORT,
     }
 }
 

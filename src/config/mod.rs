@@ -18,7 +18,9 @@
 //! limits of RFC 5321 §4.5.3.1.2 (domain ≤ 255 octets, label ≤ 63).
 
 mod defaults;
+mod outbound;
 mod parse;
+mod parse_outbound;
 mod print;
 mod units;
 mod values;
@@ -28,6 +30,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use defaults::{
+    DEFAULT_ATTEMPT_DIRECT_FIRST, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DATA_BLOCK_TIMEOUT_MS,
+    DEFAULT_DATA_INIT_TIMEOUT_MS, DEFAULT_DATA_TERM_TIMEOUT_MS, DEFAULT_DELAY_NOTIFY_MS,
+    DEFAULT_DELIVERY_PORT, DEFAULT_DNS_ATTEMPTS, DEFAULT_DNS_PORT, DEFAULT_DNS_TIMEOUT_MS,
+    DEFAULT_EXPIRE_MS, DEFAULT_GREETING_TIMEOUT_MS, DEFAULT_MAIL_TIMEOUT_MS, DEFAULT_MAX_HOP_COUNT,
+    DEFAULT_OUTBOUND_MAX_CONNECTIONS, DEFAULT_OUTBOUND_MAX_CONNECTIONS_PER_DOMAIN,
+    DEFAULT_OUTBOUND_MAX_MESSAGES_PER_CONNECTION, DEFAULT_RCPT_TIMEOUT_MS, DEFAULT_RETRY_MS,
+};
+pub use defaults::{
     DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_DATA_TIMEOUT_MS, DEFAULT_LISTEN, DEFAULT_LOG_LEVEL,
     DEFAULT_MAILROOT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_ERRORS,
     DEFAULT_MAX_MESSAGE_SIZE_BYTES, DEFAULT_MAX_MESSAGES_PER_CONNECTION, DEFAULT_MAX_RECIPIENTS,
@@ -35,6 +45,7 @@ pub use defaults::{
     DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS, MAX_SEGMENT_BYTES, MAX_WORKERS,
     MIN_SEGMENT_BYTES,
 };
+pub use outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostTable, NextHop};
 
 /// The whole validated configuration. Built by [`Config::from_toml_str`] or
 /// [`Config::embedded_default`]; never changed afterwards.
@@ -60,6 +71,15 @@ pub struct Config {
     pub connections: ConnectionsConfig,
     /// Domains delivered locally to `Drop/` (`[domains]`).
     pub domains: DomainsConfig,
+    /// Per-domain delivery rules (`[[domain]]`), in file order. Invariant: no two rules
+    /// share a pattern.
+    pub domain_rules: Vec<DomainRule>,
+    /// Static host table (`[hosts]`).
+    pub hosts: HostTable,
+    /// The DNS resolver (`[dns]`).
+    pub dns: DnsConfig,
+    /// Outbound delivery (`[delivery]`).
+    pub delivery: DeliveryConfig,
     /// SMTP protocol options (`[smtp]`).
     pub smtp: SmtpConfig,
     /// Spool layout options (`[spool]`).
@@ -107,11 +127,27 @@ pub struct Limits {
     pub shutdown_grace_ms: u64,
 }
 
-/// `[relay]`: clients allowed to send to non-local domains.
+/// `[relay]`: clients allowed to send to non-local domains, and how relayed mail leaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayConfig {
     /// Networks whose clients may relay. Invariant: no host bits set. Empty = nobody.
     pub allow: Vec<ipnet::IpNet>,
+    /// Send all remote mail to this host (IIS "smart host"). Key `smart_host`;
+    /// `None` = deliver by MX.
+    pub smart_host: Option<NextHop>,
+    /// With a smart host: try MX delivery first and use the smart host only when that
+    /// fails (IIS "attempt direct delivery before sending to smart host").
+    /// Key `attempt_direct_first`.
+    pub attempt_direct_first: bool,
+    /// Rewrite the sender's domain to this one on the first hop (IIS "masquerade domain").
+    /// Key `masquerade_domain`. Invariant: a valid domain name, lower case.
+    pub masquerade_domain: Option<String>,
+    /// More `Received:` header fields than this means a routing loop: bounce with 5.4.6.
+    /// Key `max_hop_count`. Invariant: > 0.
+    pub max_hop_count: u32,
+    /// Send a copy of every non-delivery report to this mailbox (IIS "send copy of NDR
+    /// to"). Key `send_ndr_copy_to`. Invariant: `local@domain` with a valid domain.
+    pub send_ndr_copy_to: Option<String>,
 }
 
 /// `[connections]`: clients allowed to connect at all (IIS "Connection control").
@@ -127,7 +163,12 @@ pub struct ConnectionsConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DomainsConfig {
     /// Local domains. Invariant: valid domain names, lower case, no trailing dot, unique.
+    /// The first one is the default local domain.
     pub local: Vec<String>,
+    /// Alias domains: mail for them is delivered as if addressed to the default local
+    /// domain (IIS "alias domain"). Key `aliases`. Invariant: same syntax as `local`,
+    /// unique, none also in `local`; non-empty only when `local` is non-empty.
+    pub aliases: Vec<String>,
 }
 
 /// What to do with a bare CR or bare LF inside DATA content (SMTP smuggling defence).

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use toml::{Table, Value};
 
 use super::defaults::{LOG_LEVELS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES};
+use super::parse_outbound::{self, DELIVERY_KEYS, DNS_KEYS, DOMAIN_RULE_KEYS};
 use super::units::{self, DURATION_HINT, SIZE_HINT};
 use super::values::{domain, listen_addr, network, site_name};
 use super::{BareLineEnding, Config, ConfigError, Limits, Site, SystemDefaults};
@@ -34,6 +35,10 @@ const ROOT_KEYS: &[&str] = &[
     "smtp",
     "spool",
     "site",
+    "domain",
+    "hosts",
+    "dns",
+    "delivery",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -49,11 +54,18 @@ const LIMITS_KEYS: &[&str] = &[
     "shutdown_grace",
 ];
 /// Keys allowed in `[relay]`.
-const RELAY_KEYS: &[&str] = &["allow"];
+const RELAY_KEYS: &[&str] = &[
+    "allow",
+    "smart_host",
+    "attempt_direct_first",
+    "masquerade_domain",
+    "max_hop_count",
+    "send_ndr_copy_to",
+];
 /// Keys allowed in `[connections]`.
 const CONNECTIONS_KEYS: &[&str] = &["allow", "deny"];
 /// Keys allowed in `[domains]`.
-const DOMAINS_KEYS: &[&str] = &["local"];
+const DOMAINS_KEYS: &[&str] = &["local", "aliases"];
 /// Keys allowed in `[smtp]`.
 const SMTP_KEYS: &[&str] = &["bare_line_ending"];
 /// Keys allowed in `[spool]`.
@@ -70,6 +82,9 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("smtp", SMTP_KEYS),
     ("spool", SPOOL_KEYS),
     ("[site]", SITE_KEYS),
+    ("[domain]", DOMAIN_RULE_KEYS),
+    ("dns", DNS_KEYS),
+    ("delivery", DELIVERY_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -79,7 +94,7 @@ const MAX_SUGGEST_DISTANCE: usize = 2;
 const MAX_SNIPPET_CHARS: usize = 40;
 
 /// Result type of this file.
-type Parsed<T> = Result<T, ConfigError>;
+pub(super) type Parsed<T> = Result<T, ConfigError>;
 
 /// See [`Config::from_toml_str`].
 pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> {
@@ -102,10 +117,11 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     if let Some(t) = section(&root, "limits", LIMITS_KEYS)? {
         limits(t, &mut cfg.limits)?;
     }
-    if let Some(t) = section(&root, "relay", RELAY_KEYS)?
-        && let Some(v) = t.get("allow")
-    {
-        cfg.relay.allow = networks(v, "relay.allow")?;
+    if let Some(t) = section(&root, "relay", RELAY_KEYS)? {
+        if let Some(v) = t.get("allow") {
+            cfg.relay.allow = networks(v, "relay.allow")?;
+        }
+        parse_outbound::relay(t, &mut cfg.relay)?;
     }
     if let Some(t) = section(&root, "connections", CONNECTIONS_KEYS)? {
         if let Some(v) = t.get("allow") {
@@ -115,10 +131,11 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
             cfg.connections.deny = networks(v, "connections.deny")?;
         }
     }
-    if let Some(t) = section(&root, "domains", DOMAINS_KEYS)?
-        && let Some(v) = t.get("local")
-    {
-        cfg.domains.local = local_domains(v)?;
+    if let Some(t) = section(&root, "domains", DOMAINS_KEYS)? {
+        if let Some(v) = t.get("local") {
+            cfg.domains.local = local_domains(v)?;
+        }
+        parse_outbound::aliases(t, &mut cfg.domains)?;
     }
     if let Some(t) = section(&root, "smtp", SMTP_KEYS)?
         && let Some(v) = t.get("bare_line_ending")
@@ -132,6 +149,18 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(v) = root.get("site") {
         cfg.sites = sites(v)?;
+    }
+    if let Some(v) = root.get("domain") {
+        cfg.domain_rules = parse_outbound::domain_rules(v, &cfg.domains)?;
+    }
+    if let Some(v) = root.get("hosts") {
+        cfg.hosts = parse_outbound::hosts(v)?;
+    }
+    if let Some(t) = section(&root, "dns", DNS_KEYS)? {
+        parse_outbound::dns(t, &mut cfg.dns)?;
+    }
+    if let Some(t) = section(&root, "delivery", DELIVERY_KEYS)? {
+        parse_outbound::delivery(t, &mut cfg.delivery)?;
     }
     Ok(cfg)
 }
@@ -156,12 +185,12 @@ fn syntax_error(text: &str, err: &toml::de::Error) -> ConfigError {
 }
 
 /// `prefix.key`, or `key` at the top level.
-fn join(prefix: &str, key: &str) -> String {
+pub(super) fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
 }
 
 /// Fail on the first key of `table` not in `known`, with a hint where it might belong.
-fn check_keys(table: &Table, prefix: &str, known: &[&str]) -> Parsed<()> {
+pub(super) fn check_keys(table: &Table, prefix: &str, known: &[&str]) -> Parsed<()> {
     let Some(unknown) = table.keys().find(|k| !known.contains(&k.as_str())) else {
         return Ok(());
     };
@@ -199,14 +228,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// `found a string` / `found an integer`.
-fn found(v: &Value) -> String {
+pub(super) fn found(v: &Value) -> String {
     let t = v.type_str();
     let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
     format!("found {article} {t}")
 }
 
 /// The table at `root[name]` after checking its keys, if present.
-fn section<'t>(root: &'t Table, name: &str, known: &[&str]) -> Parsed<Option<&'t Table>> {
+pub(super) fn section<'t>(
+    root: &'t Table,
+    name: &str,
+    known: &[&str],
+) -> Parsed<Option<&'t Table>> {
     let Some(v) = root.get(name) else { return Ok(None) };
     let Value::Table(t) = v else {
         return Err(ConfigError::new(name, format!("expected a table [{name}], {}", found(v))));
@@ -216,7 +249,7 @@ fn section<'t>(root: &'t Table, name: &str, known: &[&str]) -> Parsed<Option<&'t
 }
 
 /// A string value.
-fn string<'v>(v: &'v Value, key: &str) -> Parsed<&'v str> {
+pub(super) fn string<'v>(v: &'v Value, key: &str) -> Parsed<&'v str> {
     v.as_str().ok_or_else(|| ConfigError::new(key, format!("expected a string, {}", found(v))))
 }
 
@@ -229,7 +262,7 @@ fn uint(v: &Value, key: &str) -> Parsed<u64> {
 }
 
 /// An integer in `1..=max`.
-fn count<T: TryFrom<u64>>(v: &Value, key: &str, max: u64) -> Parsed<T> {
+pub(super) fn count<T: TryFrom<u64>>(v: &Value, key: &str, max: u64) -> Parsed<T> {
     let n = uint(v, key)?;
     if n == 0 {
         return Err(ConfigError::new(key, "must be > 0"));
@@ -250,7 +283,7 @@ fn size(v: &Value, key: &str) -> Parsed<u64> {
 }
 
 /// A duration in ms: integer seconds or a string with a unit.
-fn duration_ms(v: &Value, key: &str) -> Parsed<u64> {
+pub(super) fn duration_ms(v: &Value, key: &str) -> Parsed<u64> {
     match v {
         Value::Integer(_) => {
             units::seconds_to_ms(uint(v, key)?).map_err(|p| ConfigError::new(key, p))
@@ -266,7 +299,7 @@ fn nonzero(n: u64, key: &str) -> Parsed<u64> {
 }
 
 /// An array whose elements are all strings, each paired with its key path `key[i]`.
-fn strings<'v>(v: &'v Value, key: &str) -> Parsed<Vec<(String, &'v str)>> {
+pub(super) fn strings<'v>(v: &'v Value, key: &str) -> Parsed<Vec<(String, &'v str)>> {
     let Value::Array(items) = v else {
         return Err(ConfigError::new(key, format!("expected an array of strings, {}", found(v))));
     };

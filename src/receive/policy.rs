@@ -38,13 +38,14 @@ pub fn relay_allowed(cfg: &RelayConfig, ip: IpAddr) -> bool {
     listed(&cfg.allow, ip.to_canonical())
 }
 
-/// Is `domain` one of the local domains? ASCII case-insensitive; one trailing dot of
+/// Is `domain` one of the local domains or alias domains (`[domains] aliases`, delivered
+/// as the default local domain)? ASCII case-insensitive; one trailing dot of
 /// `domain` is ignored (`Example.COM.` matches `example.com`). Config domains are stored
 /// lower-case without a trailing dot (see `DomainsConfig`).
 #[must_use]
 pub fn is_local_domain(cfg: &DomainsConfig, domain: &str) -> bool {
     let domain = domain.strip_suffix('.').unwrap_or(domain);
-    cfg.local.iter().any(|local| local.eq_ignore_ascii_case(domain))
+    cfg.local.iter().chain(&cfg.aliases).any(|local| local.eq_ignore_ascii_case(domain))
 }
 
 /// May a client at `client` give this RCPT TO? (RFC 5321 §3.6 relaying, §4.5.1 Postmaster.)
@@ -59,7 +60,8 @@ pub fn is_local_domain(cfg: &DomainsConfig, domain: &str) -> bool {
 ///   everybody (the route is ignored, RFC 5321 §4.1.1.3 / App. C, so accepting it would
 ///   relay where the sender asked for something else);
 /// - a local domain: accepted;
-/// - any other domain: accepted only when the client may relay (`relay.allow`).
+/// - any other domain: accepted only when the client may relay (`relay.allow`), or a
+///   `[[domain]]` rule with `relay = true` covers the domain.
 ///
 /// Every refusal is `554 5.7.1 Relay access denied`.
 pub fn check_rcpt(cfg: &Config, client: IpAddr, to: &ForwardPath<'_>) -> Result<(), Reply> {
@@ -71,7 +73,10 @@ pub fn check_rcpt(cfg: &Config, client: IpAddr, to: &ForwardPath<'_>) -> Result<
     if local {
         return Ok(());
     }
-    if mailbox.had_source_route || !relay_allowed(&cfg.relay, client) {
+    // Issue 3: a `[[domain]] relay = true` rule opens relaying to that domain for every
+    // client (IIS "allow incoming mail to be relayed to this domain").
+    let open_domain = crate::deliver::route::domain_relay_allowed(cfg, &mailbox.domain_str());
+    if mailbox.had_source_route || !(open_domain || relay_allowed(&cfg.relay, client)) {
         return Err(Reply::relay_denied());
     }
     Ok(())
@@ -114,6 +119,30 @@ mod tests {
             if let Err(r) = got {
                 assert_eq!(r, Reply::relay_denied());
             }
+        }
+    }
+
+    /// Issue 3: `[[domain]] relay = true` lets anybody relay to the domain it covers.
+    #[test]
+    fn rcpt_domain_relay_rule() {
+        let sys = crate::config::SystemDefaults { hostname: "mx.example".into(), cores: 1 };
+        let text = "[[domain]]\nname = \"*.partner.example\"\nrelay = true\n\
+                    [[domain]]\nname = \"no.partner.example\"\nrelay = false";
+        let cfg = Config::from_toml_str(text, &sys).unwrap();
+        // (client, RCPT TO argument, accepted?)
+        let cases: &[(&str, &str, bool)] = &[
+            ("192.0.2.1", "<b@a.partner.example>", true),
+            ("192.0.2.1", "<b@A.Partner.Example>", true),
+            ("192.0.2.1", "<b@no.partner.example>", false),
+            ("192.0.2.1", "<b@partner.example>", false),
+            ("192.0.2.1", "<@x.example:b@a.partner.example>", false),
+            ("192.0.2.1", "<b%x.example@a.partner.example>", false),
+            ("127.0.0.1", "<b@no.partner.example>", true),
+        ];
+        for &(client, arg, want) in cases {
+            let (to, _) = crate::smtp::path::parse_forward_path(arg).unwrap();
+            let got = check_rcpt(&cfg, client.parse().unwrap(), &to);
+            assert_eq!(got.is_ok(), want, "{client} {arg} -> {got:?}");
         }
     }
 
@@ -167,14 +196,18 @@ mod tests {
             (&["192.0.2.7/32"], "192.0.2.8", false),
         ];
         for &(allow, client, want) in cases {
-            let cfg = RelayConfig { allow: nets(allow) };
+            let sys = crate::config::SystemDefaults { hostname: "mx.example".into(), cores: 1 };
+            let cfg = RelayConfig { allow: nets(allow), ..Config::embedded_default(&sys).relay };
             assert_eq!(relay_allowed(&cfg, ip(client)), want, "{allow:?} {client}");
         }
     }
 
     #[test]
     fn local_domains() {
-        let cfg = DomainsConfig { local: vec!["localhost".into(), "example.com".into()] };
+        let cfg = DomainsConfig {
+            local: vec!["localhost".into(), "example.com".into()],
+            aliases: vec!["alias.example".into()],
+        };
         // (domain, local?)
         let cases: &[(&str, bool)] = &[
             ("example.com", true),
@@ -189,10 +222,12 @@ mod tests {
             ("", false),
             (".", false),
             ("[127.0.0.1]", false),
+            ("Alias.Example", true),
         ];
         for &(domain, want) in cases {
             assert_eq!(is_local_domain(&cfg, domain), want, "{domain:?}");
         }
-        assert!(!is_local_domain(&DomainsConfig { local: Vec::new() }, "localhost"));
+        let none = DomainsConfig { local: Vec::new(), aliases: Vec::new() };
+        assert!(!is_local_domain(&none, "localhost"));
     }
 }

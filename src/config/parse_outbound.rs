@@ -1,0 +1,472 @@
+//! TOML -> the outbound parts of [`Config`]: `[relay]` delivery keys, `[domains] aliases`,
+//! `[[domain]]`, `[hosts]`, `[dns]` and `[delivery]`. Same rules as `parse.rs`: every
+//! error names its key path (`domain[2].smart_host`, `hosts."db.corp"[1]`).
+//!
+//! Trust and layer: see `config/mod.rs` (operator text, no I/O).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use toml::{Table, Value};
+
+use super::defaults::DEFAULT_DNS_PORT;
+use super::outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostTable, NextHop};
+use super::parse::{Parsed, check_keys, count, duration_ms, found, join, string, strings};
+use super::values::domain;
+use super::{ConfigError, DomainsConfig, RelayConfig};
+
+/// Keys allowed in each `[[domain]]`.
+pub(super) const DOMAIN_RULE_KEYS: &[&str] =
+    &["name", "relay", "smart_host", "helo", "port", "drop"];
+/// Keys allowed in `[dns]`.
+pub(super) const DNS_KEYS: &[&str] = &["servers", "timeout", "attempts"];
+/// Keys allowed in `[delivery]`.
+pub(super) const DELIVERY_KEYS: &[&str] = &[
+    "retry",
+    "delay_notify",
+    "expire",
+    "max_messages_per_connection",
+    "max_connections",
+    "max_connections_per_domain",
+    "connect_timeout",
+    "greeting_timeout",
+    "mail_timeout",
+    "rcpt_timeout",
+    "data_init_timeout",
+    "data_block_timeout",
+    "data_term_timeout",
+    "port",
+];
+
+/// Upper bound of counts held in `u32`.
+const U32_MAX: u64 = u32::MAX as u64;
+/// Upper bound of counts held in `usize`.
+const USIZE_MAX: u64 = usize::MAX as u64;
+/// Longest `delivery.retry` list: more steps than this is a typo, not a schedule.
+const MAX_RETRY_STEPS: usize = 64;
+
+/// A boolean value.
+fn boolean(v: &Value, key: &str) -> Parsed<bool> {
+    v.as_bool()
+        .ok_or_else(|| ConfigError::new(key, format!("expected true or false, {}", found(v))))
+}
+
+/// A next hop (`"host"`, `"host:port"`, `"[IP]:port"`).
+fn next_hop(v: &Value, key: &str) -> Parsed<NextHop> {
+    NextHop::parse(string(v, key)?).map_err(|p| ConfigError::new(key, p))
+}
+
+/// A TCP port 1..=65535.
+fn port(v: &Value, key: &str) -> Parsed<u16> {
+    count(v, key, u64::from(u16::MAX))
+}
+
+/// A duration in ms that must be > 0.
+fn positive_ms(v: &Value, key: &str) -> Parsed<u64> {
+    let ms = duration_ms(v, key)?;
+    if ms == 0 { Err(ConfigError::new(key, "must be > 0")) } else { Ok(ms) }
+}
+
+/// A mailbox `local@domain` (for `send_ndr_copy_to`): non-empty local part without
+/// spaces, angle brackets or controls, and a valid domain.
+fn mailbox(v: &Value, key: &str) -> Parsed<String> {
+    let s = string(v, key)?;
+    let bad =
+        || ConfigError::new(key, format!("{s:?} is not a mailbox like \"postmaster@example.com\""));
+    let (local, dom) = s.rsplit_once('@').ok_or_else(bad)?;
+    let local_ok = !local.is_empty()
+        && local.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'@'));
+    if !local_ok {
+        return Err(bad());
+    }
+    let dom = domain(dom, key)?.to_ascii_lowercase();
+    Ok(format!("{local}@{dom}"))
+}
+
+/// The delivery keys of `[relay]` (`allow` is read by `parse.rs`).
+pub(super) fn relay(t: &Table, r: &mut RelayConfig) -> Parsed<()> {
+    for (name, v) in t {
+        let key = join("relay", name);
+        match name.as_str() {
+            "allow" => {}
+            "smart_host" => r.smart_host = Some(next_hop(v, &key)?),
+            "attempt_direct_first" => r.attempt_direct_first = boolean(v, &key)?,
+            "masquerade_domain" => {
+                r.masquerade_domain = Some(domain(string(v, &key)?, &key)?.to_ascii_lowercase());
+            }
+            "max_hop_count" => r.max_hop_count = count(v, &key, U32_MAX)?,
+            "send_ndr_copy_to" => r.send_ndr_copy_to = Some(mailbox(v, &key)?),
+            // check_keys ran on this table before: every key is one of RELAY_KEYS.
+            _ => unreachable!("relay key {name} passed check_keys"),
+        }
+    }
+    if r.attempt_direct_first && r.smart_host.is_none() {
+        return Err(ConfigError::new(
+            "relay.attempt_direct_first",
+            "needs relay.smart_host (the host to fall back to)",
+        ));
+    }
+    Ok(())
+}
+
+/// `[domains] aliases` (after `local` was read): valid, lower case, unique, not local.
+pub(super) fn aliases(t: &Table, d: &mut DomainsConfig) -> Parsed<()> {
+    const KEY: &str = "domains.aliases";
+    let Some(v) = t.get("aliases") else { return Ok(()) };
+    let mut out: Vec<String> = Vec::new();
+    for (k, s) in strings(v, KEY)? {
+        let a = domain(s, &k)?.to_ascii_lowercase();
+        if let Some(j) = out.iter().position(|o| *o == a) {
+            return Err(ConfigError::new(k, format!("duplicate alias {a:?} (also {KEY}[{j}])")));
+        }
+        if let Some(j) = d.local.iter().position(|l| *l == a) {
+            return Err(ConfigError::new(
+                k,
+                format!("{a:?} is a local domain (domains.local[{j}]), not an alias"),
+            ));
+        }
+        out.push(a);
+    }
+    if !out.is_empty() && d.local.is_empty() {
+        return Err(ConfigError::new(KEY, "aliases need a local domain to map to (domains.local)"));
+    }
+    d.aliases = out;
+    Ok(())
+}
+
+/// A `[[domain]] name`: `"example.com"` or `"*.example.com"`.
+fn pattern(v: &Value, key: &str) -> Parsed<DomainPattern> {
+    let s = string(v, key)?;
+    match s.strip_prefix("*.") {
+        Some(rest) => Ok(DomainPattern::Wildcard(domain(rest, key)?.to_ascii_lowercase())),
+        None if s.contains('*') => Err(ConfigError::new(
+            key,
+            format!(
+                "{s:?}: a wildcard is only allowed as the whole first label, \"*.example.com\""
+            ),
+        )),
+        None => Ok(DomainPattern::Exact(domain(s, key)?.to_ascii_lowercase())),
+    }
+}
+
+/// `[[domain]]` tables, after `[domains]` was read (a `drop` folder must belong to a
+/// local domain).
+pub(super) fn domain_rules(v: &Value, local: &DomainsConfig) -> Parsed<Vec<DomainRule>> {
+    let Value::Array(items) = v else {
+        return Err(ConfigError::new(
+            "domain",
+            format!("expected [[domain]] tables (an array of tables), {}", found(v)),
+        ));
+    };
+    let mut out: Vec<DomainRule> = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let prefix = format!("domain[{i}]");
+        let Value::Table(t) = item else {
+            return Err(ConfigError::new(prefix, format!("expected a table, {}", found(item))));
+        };
+        check_keys(t, &prefix, DOMAIN_RULE_KEYS)?;
+        let name_key = join(&prefix, "name");
+        let Some(nv) = t.get("name") else {
+            return Err(ConfigError::new(name_key, "missing; every [[domain]] needs a name"));
+        };
+        let pattern = pattern(nv, &name_key)?;
+        if let Some(j) = out.iter().position(|r| r.pattern == pattern) {
+            return Err(ConfigError::new(
+                name_key,
+                format!("duplicate domain rule {pattern} (also domain[{j}].name)"),
+            ));
+        }
+        let mut rule = DomainRule {
+            pattern,
+            relay: false,
+            smart_host: None,
+            helo: false,
+            port: None,
+            drop: None,
+        };
+        for (name, v) in t {
+            let key = join(&prefix, name);
+            match name.as_str() {
+                "name" => {}
+                "relay" => rule.relay = boolean(v, &key)?,
+                "smart_host" => rule.smart_host = Some(next_hop(v, &key)?),
+                "helo" => rule.helo = boolean(v, &key)?,
+                "port" => rule.port = Some(port(v, &key)?),
+                "drop" => rule.drop = Some(drop_dir(v, &key, &rule.pattern, local)?),
+                // check_keys ran on this table before.
+                _ => unreachable!("domain key {name} passed check_keys"),
+            }
+        }
+        out.push(rule);
+    }
+    Ok(out)
+}
+
+/// `[[domain]] drop`: a non-empty path, on a rule that matches a local domain.
+fn drop_dir(v: &Value, key: &str, pattern: &DomainPattern, d: &DomainsConfig) -> Parsed<PathBuf> {
+    let s = string(v, key)?;
+    if s.is_empty() || s.contains('\0') {
+        return Err(ConfigError::new(key, "must be a non-empty path"));
+    }
+    let covers_local = d.local.iter().chain(&d.aliases).any(|l| pattern.match_rank(l).is_some());
+    if !covers_local {
+        return Err(ConfigError::new(
+            key,
+            format!(
+                "{pattern} matches no local domain (domains.local); a drop folder is for local mail"
+            ),
+        ));
+    }
+    Ok(PathBuf::from(s))
+}
+
+/// `[hosts]`: `"name" = ["IP", ...]`.
+pub(super) fn hosts(v: &Value) -> Parsed<HostTable> {
+    let Value::Table(t) = v else {
+        return Err(ConfigError::new("hosts", format!("expected a table [hosts], {}", found(v))));
+    };
+    let mut out = HostTable::new();
+    for (name, list) in t {
+        let key = format!("hosts.{}", toml::Value::String(name.clone()));
+        let host = domain(name, &key)?.to_ascii_lowercase();
+        if out.contains_key(&host) {
+            return Err(ConfigError::new(key, format!("{host:?} is listed twice")));
+        }
+        let mut addrs = Vec::new();
+        for (k, s) in strings(list, &key)? {
+            let ip: IpAddr = s.parse().map_err(|_| {
+                ConfigError::new(&k, format!("invalid IP address {s:?} (no port, no brackets)"))
+            })?;
+            addrs.push(ip);
+        }
+        if addrs.is_empty() {
+            return Err(ConfigError::new(key, "must list at least one address"));
+        }
+        out.insert(host, addrs);
+    }
+    Ok(out)
+}
+
+/// `[dns]`.
+pub(super) fn dns(t: &Table, d: &mut DnsConfig) -> Parsed<()> {
+    for (name, v) in t {
+        let key = join("dns", name);
+        match name.as_str() {
+            "servers" => {
+                d.servers = strings(v, &key)?
+                    .into_iter()
+                    .map(|(k, s)| dns_server(s, &k))
+                    .collect::<Parsed<_>>()?;
+            }
+            "timeout" => d.timeout_ms = positive_ms(v, &key)?,
+            "attempts" => d.attempts = count(v, &key, U32_MAX)?,
+            _ => unreachable!("dns key {name} passed check_keys"),
+        }
+    }
+    Ok(())
+}
+
+/// A name server: `IP`, `IP:port` or `[IPv6]:port`.
+fn dns_server(s: &str, key: &str) -> Parsed<SocketAddr> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_DNS_PORT));
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(a) if a.port() != 0 => Ok(a),
+        _ => Err(ConfigError::new(
+            key,
+            format!(
+                "invalid name server {s:?}: expected \"IP\" or \"IP:port\", e.g. \"127.0.0.1:5353\""
+            ),
+        )),
+    }
+}
+
+/// `[delivery]`.
+pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
+    for (name, v) in t {
+        let key = join("delivery", name);
+        match name.as_str() {
+            "retry" => d.retry_ms = retry(v, &key)?,
+            "delay_notify" => d.delay_notify_ms = duration_ms(v, &key)?,
+            "expire" => d.expire_ms = positive_ms(v, &key)?,
+            "max_messages_per_connection" => {
+                d.max_messages_per_connection = count(v, &key, U32_MAX)?
+            }
+            "max_connections" => d.max_connections = count(v, &key, USIZE_MAX)?,
+            "max_connections_per_domain" => {
+                d.max_connections_per_domain = count(v, &key, USIZE_MAX)?
+            }
+            "connect_timeout" => d.connect_timeout_ms = positive_ms(v, &key)?,
+            "greeting_timeout" => d.greeting_timeout_ms = positive_ms(v, &key)?,
+            "mail_timeout" => d.mail_timeout_ms = positive_ms(v, &key)?,
+            "rcpt_timeout" => d.rcpt_timeout_ms = positive_ms(v, &key)?,
+            "data_init_timeout" => d.data_init_timeout_ms = positive_ms(v, &key)?,
+            "data_block_timeout" => d.data_block_timeout_ms = positive_ms(v, &key)?,
+            "data_term_timeout" => d.data_term_timeout_ms = positive_ms(v, &key)?,
+            "port" => d.port = port(v, &key)?,
+            _ => unreachable!("delivery key {name} passed check_keys"),
+        }
+    }
+    Ok(())
+}
+
+/// `delivery.retry`: 1..=MAX_RETRY_STEPS durations, each > 0 (integers are seconds).
+fn retry(v: &Value, key: &str) -> Parsed<Vec<u64>> {
+    let Value::Array(items) = v else {
+        return Err(ConfigError::new(
+            key,
+            format!("expected an array of durations like [\"15m\", \"30m\"], {}", found(v)),
+        ));
+    };
+    if items.is_empty() {
+        return Err(ConfigError::new(key, "must list at least one interval"));
+    }
+    if items.len() > MAX_RETRY_STEPS {
+        return Err(ConfigError::new(key, format!("at most {MAX_RETRY_STEPS} intervals")));
+    }
+    items.iter().enumerate().map(|(i, item)| positive_ms(item, &format!("{key}[{i}]"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Config, SystemDefaults};
+
+    fn sys() -> SystemDefaults {
+        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 4 }
+    }
+
+    /// One line per bad configuration: (TOML text, key named in the error, words in the problem).
+    #[test]
+    fn bad_outbound_configs_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("[relay]\nsmart_host = \"10.1.2.3\"", "relay.smart_host", "[10.1.2.3]"),
+            ("[relay]\nsmart_host = \"[10.1.2.3]:0\"", "relay.smart_host", "invalid next hop"),
+            ("[relay]\nsmart_host = \"[nope]\"", "relay.smart_host", "invalid next hop"),
+            ("[relay]\nsmart_host = 5", "relay.smart_host", "expected a string"),
+            ("[relay]\nattempt_direct_first = true", "relay.attempt_direct_first", "smart_host"),
+            ("[relay]\nattempt_direct_first = 1", "relay.attempt_direct_first", "true or false"),
+            ("[relay]\nmasquerade_domain = \"a..b\"", "relay.masquerade_domain", "not a valid"),
+            ("[relay]\nmax_hop_count = 0", "relay.max_hop_count", "> 0"),
+            ("[relay]\nsend_ndr_copy_to = \"nobody\"", "relay.send_ndr_copy_to", "mailbox"),
+            ("[relay]\nsend_ndr_copy_to = \"<a@b.c>\"", "relay.send_ndr_copy_to", "mailbox"),
+            ("[relay]\nsend_ndr_copy_to = \"a@b_c\"", "relay.send_ndr_copy_to", "not a valid"),
+            ("[relay]\nsmarthost = \"a\"", "relay.smarthost", "did you mean `smart_host`"),
+            ("[domains]\naliases = [\"a.example\", \"A.example\"]", "domains.aliases[1]", "dup"),
+            ("[domains]\naliases = [\"localhost\"]", "domains.aliases[0]", "is a local domain"),
+            ("[domains]\nlocal = []\naliases = [\"a.example\"]", "domains.aliases", "need a local"),
+            ("[domains]\naliases = \"a.example\"", "domains.aliases", "array of strings"),
+            ("[domain]\nname = \"a\"", "domain", "array of tables"),
+            ("[[domain]]\nrelay = true", "domain[0].name", "missing"),
+            ("[[domain]]\nname = \"a.*.example\"", "domain[0].name", "wildcard"),
+            ("[[domain]]\nname = \"*\"", "domain[0].name", "wildcard"),
+            ("[[domain]]\nname = \"*.\"", "domain[0].name", "not a valid"),
+            ("[[domain]]\nname = \"a\"\n[[domain]]\nname = \"A.\"", "domain[1].name", "duplicate"),
+            ("[[domain]]\nname = \"a\"\nrelay = \"yes\"", "domain[0].relay", "true or false"),
+            ("[[domain]]\nname = \"a\"\nhelo = 1", "domain[0].helo", "true or false"),
+            ("[[domain]]\nname = \"a\"\nport = 0", "domain[0].port", "> 0"),
+            ("[[domain]]\nname = \"a\"\nport = 65536", "domain[0].port", "at most 65535"),
+            ("[[domain]]\nname = \"a\"\nsmart_host = \"[::]\"", "domain[0].smart_host", "unspec"),
+            ("[[domain]]\nname = \"a\"\ndrop = \"/d\"", "domain[0].drop", "no local domain"),
+            ("[[domain]]\nname = \"localhost\"\ndrop = \"\"", "domain[0].drop", "non-empty"),
+            ("[[domain]]\nname = \"a\"\nsmarthost = \"b\"", "domain[0].smarthost", "did you"),
+            ("[[domain]]\nname = \"a\"\n[[domain]]\nname = 5", "domain[1].name", "a string"),
+            ("[hosts]\n\"db.corp\" = []", "hosts.\"db.corp\"", "at least one"),
+            ("[hosts]\n\"db.corp\" = [\"10.0.0.1:25\"]", "hosts.\"db.corp\"[0]", "invalid IP"),
+            ("[hosts]\n\"db_corp\" = [\"10.0.0.1\"]", "hosts.\"db_corp\"", "not a valid"),
+            ("[hosts]\n\"a\" = [\"10.0.0.1\"]\n\"A\" = [\"10.0.0.2\"]", "hosts.\"a\"", "twice"),
+            ("[hosts]\n\"a\" = \"10.0.0.1\"", "hosts.\"a\"", "array of strings"),
+            ("hosts = 1", "hosts", "expected a table"),
+            ("[dns]\nservers = [\"localhost:53\"]", "dns.servers[0]", "invalid name server"),
+            ("[dns]\nservers = [\"127.0.0.1:0\"]", "dns.servers[0]", "invalid name server"),
+            ("[dns]\ntimeout = 0", "dns.timeout", "> 0"),
+            ("[dns]\nattempts = 0", "dns.attempts", "> 0"),
+            ("[dns]\nretries = 2", "dns.retries", "known keys"),
+            ("[delivery]\nretry = []", "delivery.retry", "at least one"),
+            ("[delivery]\nretry = \"15m\"", "delivery.retry", "array of durations"),
+            ("[delivery]\nretry = [\"15m\", \"0s\"]", "delivery.retry[1]", "> 0"),
+            ("[delivery]\nretry = [\"15 mins\"]", "delivery.retry[0]", "invalid duration"),
+            ("[delivery]\nexpire = 0", "delivery.expire", "> 0"),
+            ("[delivery]\ndelay_notify = \"soon\"", "delivery.delay_notify", "invalid"),
+            ("[delivery]\nmax_connections = 0", "delivery.max_connections", "> 0"),
+            (
+                "[delivery]\nmax_connections_per_domain = 0",
+                "delivery.max_connections_per_domain",
+                ">",
+            ),
+            (
+                "[delivery]\nmax_messages_per_connection = 0",
+                "delivery.max_messages_per_connection",
+                ">",
+            ),
+            ("[delivery]\nconnect_timeout = 0", "delivery.connect_timeout", "> 0"),
+            ("[delivery]\ngreeting_timeout = \"0ms\"", "delivery.greeting_timeout", "> 0"),
+            ("[delivery]\ndata_term_timeout = -1", "delivery.data_term_timeout", "negative"),
+            ("[delivery]\nport = 0", "delivery.port", "> 0"),
+            ("[delivery]\nrcpt_timeout = true", "delivery.rcpt_timeout", "found a boolean"),
+            ("[delivery]\nrety = 1", "delivery.rety", "did you mean `retry`"),
+            ("expire = \"1d\"", "expire", "belongs in [delivery]"),
+        ];
+        for &(text, key, words) in cases {
+            let err = Config::from_toml_str(text, &sys()).expect_err(text);
+            assert_eq!(err.key, key, "{text:?}: {err}");
+            assert!(err.problem.contains(words), "{text:?}: {err}");
+        }
+    }
+
+    /// One line per good configuration: (TOML text, check on the result).
+    #[test]
+    fn good_outbound_configs() {
+        use super::super::{DomainPattern, NextHop};
+        type Check = fn(&Config) -> bool;
+        let cases: &[(&str, Check)] = &[
+            ("[relay]\nsmart_host = \"[10.1.2.3]:2525\"", |c| {
+                c.relay.smart_host == Some(NextHop::parse("[10.1.2.3]:2525").unwrap())
+            }),
+            ("[relay]\nsmart_host = \"Relay.Example\"\nattempt_direct_first = true", |c| {
+                c.relay.attempt_direct_first
+                    && c.relay.smart_host
+                        == Some(NextHop::Name { host: "relay.example".into(), port: None })
+            }),
+            ("[relay]\nmasquerade_domain = \"Example.COM\"", |c| {
+                c.relay.masquerade_domain.as_deref() == Some("example.com")
+            }),
+            ("[relay]\nmax_hop_count = 5", |c| c.relay.max_hop_count == 5),
+            ("[relay]\nsend_ndr_copy_to = \"Admin@Example.COM\"", |c| {
+                c.relay.send_ndr_copy_to.as_deref() == Some("Admin@example.com")
+            }),
+            ("[domains]\nlocal = [\"a.example\"]\naliases = [\"B.example\"]", |c| {
+                c.domains.aliases == ["b.example"]
+            }),
+            ("[[domain]]\nname = \"*.Example.com\"\nrelay = true\nhelo = true\nport = 2525", |c| {
+                let r = &c.domain_rules[0];
+                r.pattern == DomainPattern::Wildcard("example.com".into())
+                    && r.relay
+                    && r.helo
+                    && r.port == Some(2525)
+            }),
+            ("[[domain]]\nname = \"localhost\"\ndrop = \"/srv/drop\"", |c| {
+                c.domain_rules[0].drop.as_deref() == Some(std::path::Path::new("/srv/drop"))
+            }),
+            ("[hosts]\n\"DB.corp\" = [\"10.0.0.1\", \"::1\"]", |c| c.hosts["db.corp"].len() == 2),
+            ("[dns]\nservers = [\"127.0.0.1:5353\", \"::1\", \"192.0.2.1\"]", |c| {
+                c.dns.servers[0].port() == 5353 && c.dns.servers[1].port() == 53
+            }),
+            ("[dns]\ntimeout = \"2s\"\nattempts = 3", |c| {
+                c.dns.timeout_ms == 2000 && c.dns.attempts == 3
+            }),
+            ("[delivery]\nretry = [\"1m\", 120]", |c| c.delivery.retry_ms == [60_000, 120_000]),
+            ("[delivery]\ndelay_notify = 0\nexpire = \"5d\"", |c| {
+                c.delivery.delay_notify_ms == 0 && c.delivery.expire_ms == 5 * 86_400_000
+            }),
+            ("[delivery]\nport = 2525\ndata_term_timeout = \"20m\"", |c| {
+                c.delivery.port == 2525 && c.delivery.data_term_timeout_ms == 1_200_000
+            }),
+        ];
+        for &(text, check) in cases {
+            let cfg =
+                Config::from_toml_str(text, &sys()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert!(check(&cfg), "{text:?}: {cfg:?}");
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Scheduler tests on a simulated clock over days of virtual time (STYLE rule 22):
+//! backoff bounds, one delay DSN at 12 h, expiry at 2 d, fairness between incoming and
+//! deferred work, dead-destination handling, flush.
+
+use super::*;
+
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The IIS defaults: 15, 30, 60, then every 240 minutes; delay DSN at 12 h; expire at 2 d.
+fn iis() -> ScheduleConfig {
+    ScheduleConfig {
+        retry: vec![15 * MIN, 30 * MIN, 60 * MIN, 240 * MIN],
+        delay_notify: Some(12 * HOUR),
+        expire: 48 * HOUR,
+        dest_backoff_min: 15 * MIN,
+        dest_backoff_max: 240 * MIN,
+    }
+}
+
+fn id(n: u64) -> QueueId {
+    QueueId(n)
+}
+
+/// What happened, with the virtual time since the start.
+type Log = Vec<(Duration, Action)>;
+
+/// Run the scheduler from `start` until no timer is due before `end`, answering each
+/// recipient of each job with `respond` at once.
+fn drive(
+    s: &mut Scheduler,
+    start: Instant,
+    end: Instant,
+    mut respond: impl FnMut(&Job, RcptIndex, Instant) -> Outcome,
+) -> Log {
+    let mut now = start;
+    let mut log = Vec::new();
+    loop {
+        while let Some(a) = s.next_due(now) {
+            if let Action::Deliver(job) = &a {
+                for &r in &job.rcpts {
+                    let o = respond(job, r, now);
+                    s.result(job.id, r, o, now).unwrap();
+                }
+            }
+            log.push((now - start, a));
+        }
+        match s.poll_timeout() {
+            Some(t) if t <= end => {
+                assert!(t >= now, "timers never go back in time");
+                now = t;
+            }
+            _ => return log,
+        }
+    }
+}
+
+fn defer(reason: &str) -> Outcome {
+    Outcome::Deferred { reason: reason.into(), dest_down: false }
+}
+
+fn down() -> Outcome {
+    Outcome::Deferred { reason: "connection refused".into(), dest_down: true }
+}
+
+fn deliveries(log: &Log) -> Vec<Duration> {
+    log.iter().filter(|(_, a)| matches!(a, Action::Deliver(_))).map(|(t, _)| *t).collect()
+}
+
+#[test]
+fn always_deferred_follows_the_schedule_then_expires() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "example.com"), (1, "Example.COM.")], t0).unwrap();
+    let log = drive(&mut s, t0, t0 + 72 * HOUR, |_, _, _| defer("451 4.3.0 try later"));
+    // Attempt times: 0, +15m, +30m, +60m, then +240m each, while younger than 48 h.
+    let mut want = vec![Duration::ZERO, 15 * MIN, 45 * MIN, 105 * MIN];
+    while let Some(&last) = want.last() {
+        let next = last + 240 * MIN;
+        if next >= 48 * HOUR {
+            break;
+        }
+        want.push(next);
+    }
+    assert_eq!(deliveries(&log), want);
+    // Backoff bounds: every gap is one of the configured intervals.
+    for w in want.windows(2) {
+        assert!(w[1] - w[0] >= 15 * MIN && w[1] - w[0] <= 240 * MIN);
+    }
+    // Both recipients share one item: one job per attempt with both.
+    let Some((_, Action::Deliver(j))) = log.first() else { panic!("{log:?}") };
+    assert_eq!((j.rcpts.clone(), &*j.domain, j.attempt), (vec![0, 1], "example.com", 1));
+    let dsns: Vec<&(Duration, Action)> =
+        log.iter().filter(|(_, a)| matches!(a, Action::DelayDsn { .. })).collect();
+    assert_eq!(dsns.len(), 1, "one delay DSN: {dsns:?}");
+    assert_eq!(dsns[0].0, 12 * HOUR);
+    let expires: Vec<&(Duration, Action)> =
+        log.iter().filter(|(_, a)| matches!(a, Action::Expire { .. })).collect();
+    assert_eq!(expires.len(), 1);
+    assert_eq!(expires[0].0, 48 * HOUR);
+    let Action::Expire { rcpts, message_done, .. } = &expires[0].1 else { unreachable!() };
+    assert!(message_done);
+    assert_eq!(rcpts.len(), 2);
+    assert_eq!(rcpts[0].last_error.as_deref(), Some("451 4.3.0 try later"));
+    assert!(s.is_empty());
+    assert_eq!(s.poll_timeout(), None, "no timers left behind");
+}
+
+#[test]
+fn last_interval_repeats_and_attempt_counts() {
+    let cfg = ScheduleConfig { retry: vec![MIN, 2 * MIN], ..iis() };
+    assert_eq!(cfg.retry_after(1), MIN);
+    assert_eq!(cfg.retry_after(2), 2 * MIN);
+    assert_eq!(cfg.retry_after(50), 2 * MIN);
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg);
+    s.arrive(id(1), &[(0, "a.example")], t0).unwrap();
+    let log = drive(&mut s, t0, t0 + 10 * MIN, |_, _, _| defer("451"));
+    let attempts: Vec<u32> = log
+        .iter()
+        .filter_map(|(_, a)| if let Action::Deliver(j) = a { Some(j.attempt) } else { None })
+        .collect();
+    assert_eq!(deliveries(&log), [0, 1, 3, 5, 7, 9].map(|m| m * MIN));
+    assert_eq!(attempts, [1, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn delivered_before_delay_notify_sends_no_dsn() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "a.example"), (1, "b.example")], t0).unwrap();
+    // a.example works at the 3rd attempt; b.example at once.
+    let mut tries = 0;
+    let log = drive(&mut s, t0, t0 + 72 * HOUR, |j, _, _| {
+        if &*j.domain == "b.example" {
+            return Outcome::Delivered;
+        }
+        tries += 1;
+        if tries < 3 { defer("451") } else { Outcome::Delivered }
+    });
+    assert!(log.iter().all(|(_, a)| matches!(a, Action::Deliver(_))), "{log:?}");
+    assert_eq!(deliveries(&log), [0, 0, 15, 45].map(|m| m * MIN));
+    assert!(s.is_empty());
+    assert_eq!(s.poll_timeout(), None);
+}
+
+#[test]
+fn delay_dsn_lists_only_deferred_recipients() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(7), &[(0, "ok.example"), (1, "slow.example"), (2, "bad.example")], t0).unwrap();
+    let log = drive(&mut s, t0, t0 + 13 * HOUR, |j, _, _| match &*j.domain {
+        "ok.example" => Outcome::Delivered,
+        "bad.example" => Outcome::Failed,
+        _ => defer("452 4.2.2 mailbox full"),
+    });
+    let dsns: Vec<&Action> =
+        log.iter().map(|(_, a)| a).filter(|a| matches!(a, Action::DelayDsn { .. })).collect();
+    let want = Action::DelayDsn {
+        id: id(7),
+        rcpts: vec![PendingRcpt {
+            rcpt: 1,
+            domain: Arc::from("slow.example"),
+            last_error: Some("452 4.2.2 mailbox full".into()),
+        }],
+    };
+    assert_eq!(dsns, [&want]);
+    assert!(s.contains(id(7)));
+}
+
+#[test]
+fn attempt_in_flight_at_expiry_expires_when_it_defers() {
+    let t0 = Instant::now();
+    let cfg = ScheduleConfig { retry: vec![HOUR], expire: 2 * HOUR, ..iis() };
+    let mut s = Scheduler::new(cfg);
+    s.arrive(id(1), &[(0, "a.example")], t0).unwrap();
+    let Some(Action::Deliver(j)) = s.next_due(t0) else { panic!() };
+    // The attempt hangs past the expiry time.
+    assert_eq!(s.poll_timeout(), Some(t0 + 2 * HOUR));
+    assert_eq!(s.next_due(t0 + 2 * HOUR), None, "nothing to expire while in flight");
+    assert!(s.result(j.id, 0, defer("timeout"), t0 + 3 * HOUR).unwrap());
+    let Some(Action::Expire { id: got, rcpts, message_done: true }) = s.next_due(t0 + 3 * HOUR)
+    else {
+        panic!()
+    };
+    assert_eq!((got, rcpts.len()), (id(1), 1));
+    assert!(s.is_empty());
+    // A delivery in flight at expiry still counts.
+    s.arrive(id(2), &[(0, "a.example")], t0).unwrap();
+    let Some(Action::Deliver(_)) = s.next_due(t0) else { panic!() };
+    assert_eq!(s.next_due(t0 + 2 * HOUR), None);
+    assert_eq!(s.result(id(2), 0, Outcome::Delivered, t0 + 3 * HOUR), Ok(true));
+    assert_eq!(s.next_due(t0 + 3 * HOUR), None);
+}
+
+#[test]
+fn recovered_old_message_expires_at_once() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    let now = t0 + 50 * HOUR;
+    s.arrive_aged(id(1), &[(0, "a.example")], t0, now).unwrap();
+    let log = drive(&mut s, now, now + HOUR, |_, _, _| defer("451"));
+    // Delay notice was due long ago but nothing was deferred yet; expiry comes first
+    // because its timer is clamped to `now` and items are ready, not in flight.
+    assert!(log.iter().any(|(_, a)| matches!(a, Action::Expire { .. })), "{log:?}");
+    assert!(s.is_empty());
+}
+
+#[test]
+fn fairness_new_mail_is_not_starved_by_a_deferred_backlog() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    const BACKLOG: u64 = 10_000;
+    for n in 0..BACKLOG {
+        s.arrive(id(n), &[(0, "slow.example")], t0).unwrap();
+    }
+    // First attempts all defer: the whole backlog is due again at +15 min.
+    while let Some(Action::Deliver(j)) = s.next_due(t0) {
+        s.result(j.id, 0, defer("451"), t0).unwrap();
+    }
+    let t1 = t0 + 15 * MIN;
+    assert_eq!(s.poll_timeout(), Some(t1));
+    // New mail keeps arriving while the backlog is worked off, one per pick.
+    let mut picks_until_new = Vec::new();
+    let mut since = 0;
+    for n in 0..1000 {
+        s.arrive(id(BACKLOG + n), &[(0, "fast.example")], t1).unwrap();
+        loop {
+            let Some(Action::Deliver(j)) = s.next_due(t1) else { panic!() };
+            since += 1;
+            if j.id.0 >= BACKLOG {
+                s.result(j.id, 0, Outcome::Delivered, t1).unwrap();
+                picks_until_new.push(since);
+                since = 0;
+                break;
+            }
+            s.result(j.id, 0, defer("451"), t1).unwrap();
+        }
+    }
+    assert!(picks_until_new.iter().all(|&p| p <= 2), "new mail waited: {picks_until_new:?}");
+    // And the backlog was not starved either: it advanced by one per new message.
+    let retried = BACKLOG as usize - s.deferred.len();
+    assert!(retried >= 999, "deferred work advanced by {retried}");
+}
+
+#[test]
+fn fairness_deferred_is_not_starved_by_a_flood_of_new_mail() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(0), &[(0, "slow.example")], t0).unwrap();
+    let Some(Action::Deliver(j)) = s.next_due(t0) else { panic!() };
+    s.result(j.id, 0, defer("451"), t0).unwrap();
+    let t1 = t0 + 15 * MIN;
+    for n in 1..=5000 {
+        s.arrive(id(n), &[(0, "fast.example")], t1).unwrap();
+    }
+    let mut pick = 0;
+    loop {
+        pick += 1;
+        let Some(Action::Deliver(j)) = s.next_due(t1) else { panic!() };
+        s.result(j.id, 0, Outcome::Delivered, t1).unwrap();
+        if j.id == id(0) {
+            break;
+        }
+    }
+    assert!(pick <= 2, "retry waited {pick} picks behind new mail");
+}
+
+#[test]
+fn dead_destination_holds_its_mail_and_probes() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    const N: u64 = 100;
+    for n in 0..N {
+        s.arrive(id(n), &[(0, "dead.example")], t0).unwrap();
+    }
+    s.arrive(id(N), &[(0, "alive.example")], t0).unwrap();
+    let alive_at = t0 + 6 * HOUR;
+    let mut attempts_dead = 0;
+    let log = drive(&mut s, t0, t0 + 72 * HOUR, |j, _, now| {
+        if &*j.domain == "alive.example" {
+            return Outcome::Delivered;
+        }
+        attempts_dead += 1;
+        if now < alive_at { down() } else { Outcome::Delivered }
+    });
+    // The first failure marks the domain dead, so the other 99 are held without an
+    // attempt. Then one probe goes per backoff (15m, 30m, 60m, 120m, 240m, ... for 6 h),
+    // and everything goes at once when a probe gets through: N deliveries plus a handful
+    // of failed probes, instead of N × 5 failed attempts.
+    assert!(attempts_dead >= N as usize, "every message delivered once: {attempts_dead}");
+    let burnt = attempts_dead - N as usize;
+    assert!(burnt <= 8, "attempts burnt while dead: {burnt}");
+    assert!(s.is_empty(), "everything delivered: {} left", s.len());
+    assert!(!s.is_dead("dead.example"));
+    let last = log.last().map(|(t, _)| *t).unwrap();
+    assert!(last < 6 * HOUR + 240 * MIN, "all delivered soon after revival: {last:?}");
+    assert!(log.iter().all(|(_, a)| matches!(a, Action::Deliver(_))));
+}
+
+#[test]
+fn dead_destination_backoff_doubles_within_bounds() {
+    let cfg = iis();
+    let got: Vec<Duration> = (1..=8).map(|f| cfg.dest_backoff(f)).collect();
+    let want = [15, 30, 60, 120, 240, 240, 240, 240].map(|m| m * MIN);
+    assert_eq!(got, want);
+    assert_eq!(cfg.dest_backoff(u32::MAX), 240 * MIN);
+}
+
+#[test]
+fn rcpt_4xx_does_not_kill_a_destination() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "a.example"), (1, "a.example")], t0).unwrap();
+    let Some(Action::Deliver(j)) = s.next_due(t0) else { panic!() };
+    s.result(j.id, 0, down(), t0).unwrap();
+    s.result(j.id, 1, defer("452"), t0).unwrap();
+    assert!(!s.is_dead("a.example"), "one recipient got an answer: the host is up");
+    s.arrive(id(2), &[(0, "b.example")], t0).unwrap();
+    let Some(Action::Deliver(j)) = s.next_due(t0) else { panic!() };
+    s.result(j.id, 0, down(), t0).unwrap();
+    assert!(s.is_dead("b.example"));
+}
+
+#[test]
+fn flush_retries_now() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "a.example"), (1, "b.example")], t0).unwrap();
+    s.arrive(id(2), &[(0, "b.example")], t0).unwrap();
+    while let Some(Action::Deliver(j)) = s.next_due(t0) {
+        for r in j.rcpts {
+            s.result(j.id, r, down(), t0).unwrap();
+        }
+    }
+    let t1 = t0 + MIN;
+    assert_eq!(s.next_due(t1), None);
+    assert!(s.flush(id(1)));
+    assert!(!s.flush(id(99)));
+    let mut got: Vec<(QueueId, String)> = Vec::new();
+    while let Some(Action::Deliver(j)) = s.next_due(t1) {
+        got.push((j.id, j.domain.to_string()));
+        s.result(j.id, j.rcpts[0], down(), t1).unwrap();
+    }
+    got.sort();
+    assert_eq!(got, [(id(1), "a.example".into()), (id(1), "b.example".into())]);
+    // flush_domain also forgets that the destination was dead.
+    assert!(s.is_dead("b.example"));
+    assert_eq!(s.flush_domain("B.Example."), 2);
+    assert!(!s.is_dead("b.example"));
+    let mut got = Vec::new();
+    while let Some(Action::Deliver(j)) = s.next_due(t1) {
+        got.push(j.id);
+        s.result(j.id, j.rcpts[0], Outcome::Delivered, t1).unwrap();
+    }
+    got.sort();
+    assert_eq!(got, [id(1), id(2)]);
+    assert_eq!(s.flush_domain("unknown.example"), 0);
+    assert_eq!(s.flush_all(), 1, "only a.example of message 1 is left");
+}
+
+#[test]
+fn refused_calls() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    // (recipients, expected error) for arrive
+    let cases: &[(&[(RcptIndex, &str)], ScheduleError)] = &[
+        (&[], ScheduleError::BadRecipients(id(1))),
+        (&[(0, "a"), (0, "b")], ScheduleError::BadRecipients(id(1))),
+    ];
+    for (rcpts, err) in cases {
+        assert_eq!(s.arrive(id(1), rcpts, t0).as_ref(), Err(err));
+    }
+    s.arrive(id(1), &[(0, "a"), (3, "a")], t0).unwrap();
+    assert_eq!(s.arrive(id(1), &[(0, "a")], t0), Err(ScheduleError::DuplicateMessage(id(1))));
+    assert_eq!(
+        s.result(id(9), 0, Outcome::Delivered, t0),
+        Err(ScheduleError::UnknownMessage(id(9)))
+    );
+    assert_eq!(
+        s.result(id(1), 0, Outcome::Delivered, t0),
+        Err(ScheduleError::NotInFlight(id(1), 0))
+    );
+    let Some(Action::Deliver(j)) = s.next_due(t0) else { panic!() };
+    assert_eq!(j.rcpts, [0, 3]);
+    assert_eq!(
+        s.result(id(1), 5, Outcome::Delivered, t0),
+        Err(ScheduleError::NotInFlight(id(1), 5))
+    );
+    assert_eq!(s.result(id(1), 0, Outcome::Delivered, t0), Ok(false));
+    assert_eq!(
+        s.result(id(1), 0, Outcome::Delivered, t0),
+        Err(ScheduleError::NotInFlight(id(1), 0))
+    );
+    assert_eq!(s.result(id(1), 3, Outcome::Failed, t0), Ok(true));
+    assert!(s.is_empty());
+    assert_eq!(
+        ScheduleError::NotInFlight(id(1), 3).to_string(),
+        "message 0000000000000001 recipient 3 is not being delivered"
+    );
+}
+
+#[test]
+fn config_from_delivery() {
+    let sys = crate::config::SystemDefaults { hostname: "h".into(), cores: 1 };
+    let c = crate::config::Config::embedded_default(&sys);
+    assert_eq!(ScheduleConfig::from_delivery(&c.delivery), iis());
+    let mut d = c.delivery.clone();
+    d.delay_notify_ms = 0;
+    assert_eq!(ScheduleConfig::from_delivery(&d).delay_notify, None);
+}
