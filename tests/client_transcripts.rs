@@ -163,7 +163,8 @@ fn parse(text: &str) -> Transcript {
             }
             "E:" => t.expected.last_mut().unwrap().events.push(rest.trim().to_owned()),
             "M:" | "M+" => {
-                let (_, content) = t.jobs.last_mut().unwrap_or_else(|| panic!("line {n}: M before job"));
+                let (_, content) =
+                    t.jobs.last_mut().unwrap_or_else(|| panic!("line {n}: M before job"));
                 content.extend_from_slice(&unescape(rest, n));
                 if kind == "M:" {
                     content.extend_from_slice(b"\r\n");
@@ -295,8 +296,11 @@ impl Driver {
     }
 }
 
+/// How input step `i` with these bytes is cut into reads.
+type Split<'a> = &'a dyn Fn(usize, &[u8]) -> Vec<Vec<u8>>;
+
 /// Replay; `split(step_index, bytes)` says how each input step is cut into reads.
-fn replay(t: &Transcript, split: &dyn Fn(usize, &[u8]) -> Vec<Vec<u8>>) -> Vec<Segment> {
+fn replay(t: &Transcript, split: Split<'_>) -> Vec<Segment> {
     let now = Instant::now();
     let mut d = Driver {
         s: ClientSession::new(t.cfg.clone(), now),

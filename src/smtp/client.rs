@@ -47,22 +47,24 @@
 //! §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
 //! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 3463 (codes).
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::fmt;
 use std::io::Write as _;
 use std::mem;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::command::{Body, MailParams, Notify, Orcpt, RcptParams, Ret};
-use super::reply::{EnhancedStatus, Reply};
-use super::reply_parse::{ReplyError, ReplyParser};
+use super::reply::Reply;
+use super::reply_parse::ReplyParser;
 
+mod event;
 mod ext;
+mod job;
 mod stuff;
 
+pub use event::{ClientError, Event, Misbehaviour, RcptResult, Refusal, Stage};
 pub use ext::PeerExtensions;
+pub use job::{Job, JobRecipient};
+use job::{needs_smtputf8, write_mail, write_rcpt};
 use stuff::DotStuffer;
 
 /// `poll_transmit` stops adding content once the output buffer holds this many bytes.
@@ -129,230 +131,6 @@ impl Default for ClientConfig {
         }
     }
 }
-
-/// One message to send: the envelope. The content is passed to `poll_transmit`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Job {
-    /// Canonical `local@domain` of the sender; empty for the null reverse path `<>`.
-    pub reverse_path: String,
-    /// Recipients, in order; `RcptResult::index` points into this. Not empty.
-    pub recipients: Vec<JobRecipient>,
-    /// The content has 8-bit bytes (needs 8BITMIME; sent as `BODY=8BITMIME`).
-    pub body_8bit: bool,
-    /// The message was received with SMTPUTF8.
-    pub smtputf8: bool,
-    /// Size in bytes, declared as `SIZE=` and checked against the server's SIZE.
-    pub size: u64,
-    /// DSN `RET=` (sent only if the server offers DSN).
-    pub ret: Option<Ret>,
-    /// DSN `ENVID=`, decoded (sent only if the server offers DSN).
-    pub envid: Option<String>,
-}
-
-/// One recipient of a `Job`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct JobRecipient {
-    /// Canonical `local@domain`, or `Postmaster`.
-    pub forward_path: String,
-    /// DSN `NOTIFY=` (sent only if the server offers DSN).
-    pub notify: Option<Notify>,
-    /// DSN `ORCPT=` as `addr-type;addr`, addr decoded (sent only if the server offers DSN).
-    pub orcpt: Option<String>,
-}
-
-/// The server's answer for one recipient.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RcptResult {
-    /// Index into `Job::recipients`.
-    pub index: usize,
-    /// The reply to its RCPT; the MAIL reply if MAIL failed; the 421 if the server
-    /// closed before answering.
-    pub reply: Reply,
-}
-
-impl RcptResult {
-    /// The reply that decided this recipient: its RCPT reply if that failed, else the
-    /// transaction's `data_reply`.
-    #[must_use]
-    pub fn outcome<'a>(&'a self, data_reply: Option<&'a Reply>) -> &'a Reply {
-        if self.reply.is_positive() { data_reply.unwrap_or(&self.reply) } else { &self.reply }
-    }
-}
-
-/// What the session is waiting for; names the timeout that applies.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// The 220 greeting.
-    Greeting,
-    /// The reply to EHLO/HELO.
-    Hello,
-    /// Nothing (ready for a job, or closed).
-    Idle,
-    /// The reply to MAIL.
-    Mail,
-    /// A reply to RCPT.
-    Rcpt,
-    /// The reply to DATA.
-    DataInit,
-    /// The caller's socket taking the content.
-    DataBlock,
-    /// The reply after the end of data.
-    DataTerm,
-    /// The reply to RSET.
-    Rset,
-    /// The reply to QUIT.
-    Quit,
-}
-
-impl fmt::Display for Stage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Stage::Greeting => "greeting",
-            Stage::Hello => "hello",
-            Stage::Idle => "idle",
-            Stage::Mail => "mail",
-            Stage::Rcpt => "rcpt",
-            Stage::DataInit => "data-init",
-            Stage::DataBlock => "data-block",
-            Stage::DataTerm => "data-term",
-            Stage::Rset => "rset",
-            Stage::Quit => "quit",
-        })
-    }
-}
-
-/// Why a job was refused before MAIL was sent (the next hop cannot take it). Every
-/// recipient fails with `status()`; nothing was sent, the session stays ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// The declared size exceeds the server's SIZE (5.3.4).
-    MessageTooBig {
-        /// `Job::size`.
-        size: u64,
-        /// The server's SIZE.
-        limit: u64,
-    },
-    /// 8-bit content and no 8BITMIME (5.6.3; no downconversion).
-    EightBitUnsupported,
-    /// A non-ASCII address and no SMTPUTF8 (5.6.7; no downconversion).
-    Smtputf8Unsupported,
-    /// An envelope string holds a control character (a corrupt job; 5.1.3).
-    InvalidEnvelope,
-}
-
-impl Refusal {
-    /// The RFC 3463 status for the NDR.
-    #[must_use]
-    pub fn status(&self) -> EnhancedStatus {
-        let (subject, detail) = match self {
-            Refusal::MessageTooBig { .. } => (3, 4),
-            Refusal::EightBitUnsupported => (6, 3),
-            Refusal::Smtputf8Unsupported => (6, 7),
-            Refusal::InvalidEnvelope => (1, 3),
-        };
-        EnhancedStatus { class: 5, subject, detail }
-    }
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refusal::MessageTooBig { size, limit } => {
-                write!(f, "message size {size} exceeds the remote limit of {limit} bytes")
-            }
-            Refusal::EightBitUnsupported => f.write_str("remote host does not accept 8-bit content"),
-            Refusal::Smtputf8Unsupported => {
-                f.write_str("remote host does not accept UTF-8 addresses (SMTPUTF8)")
-            }
-            Refusal::InvalidEnvelope => f.write_str("envelope contains control characters"),
-        }
-    }
-}
-
-/// What happened; drained with `poll_event`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
-    /// Ready for a job (`send`) or `quit`.
-    Ready,
-    /// The greeting was 4xx/5xx: try the next MX. QUIT is sent unless it was 421.
-    GreetingFailed(Reply),
-    /// EHLO and HELO both failed (or the HELO fallback did not apply): try the next MX.
-    HelloFailed(Reply),
-    /// The greeting or EHLO reply names one of `own_hostnames`: "Cannot connect to self"
-    /// (5.4.6). QUIT is sent.
-    LoopDetected(Reply),
-    /// The job was refused before MAIL; see `Refusal`. `Ready` follows.
-    JobRefused(Refusal),
-    /// A transaction ended. `rcpt_results` has one entry per job recipient, in order.
-    /// `data_reply` is the reply that decided the accepted recipients (DATA's refusal or
-    /// the final reply to the content); `None` when no recipient was accepted.
-    TransactionDone {
-        /// The reply to MAIL.
-        mail_reply: Reply,
-        /// One per recipient; see `RcptResult::outcome`.
-        rcpt_results: Vec<RcptResult>,
-        /// See above.
-        data_reply: Option<Reply>,
-    },
-    /// No reply (or no write progress) in time; the session is closed.
-    TimedOut {
-        /// What we were waiting for.
-        stage: Stage,
-    },
-    /// The session ended normally (QUIT answered, or a 421 from the server).
-    Closed,
-}
-
-/// How the server broke the protocol.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Misbehaviour {
-    /// Its bytes are not a well-formed reply.
-    Malformed(ReplyError),
-    /// A reply code that makes no sense here (e.g. 354 to MAIL, 250 to DATA).
-    UnexpectedCode(u16),
-    /// A reply while none was due (e.g. while we send content).
-    Unsolicited(u16),
-}
-
-/// Why a session failed. The session is closed after any of these.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClientError {
-    /// The server broke the protocol (peer at fault).
-    PeerMisbehaved {
-        /// What we were waiting for.
-        stage: Stage,
-        /// What it did.
-        why: Misbehaviour,
-    },
-    /// The server closed the connection while a reply was due (peer or network at fault).
-    ConnectionClosed {
-        /// What we were waiting for.
-        stage: Stage,
-    },
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::PeerMisbehaved { stage, why: Misbehaviour::Malformed(e) } => {
-                write!(f, "malformed reply at {stage}: {e}")
-            }
-            ClientError::PeerMisbehaved { stage, why: Misbehaviour::UnexpectedCode(c) } => {
-                write!(f, "unexpected reply code {c} at {stage}")
-            }
-            ClientError::PeerMisbehaved { stage, why: Misbehaviour::Unsolicited(c) } => {
-                write!(f, "unsolicited reply {c} at {stage}")
-            }
-            ClientError::ConnectionClosed { stage } => {
-                write!(f, "connection closed by the server at {stage}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
 
 /// One transaction in flight.
 #[derive(Debug)]
@@ -677,7 +455,7 @@ impl ClientSession {
                 } else {
                     After::Ready
                 };
-                self.finish(tx, if discard { None } else { Some(reply) }, after, now);
+                self.finish(*tx, if discard { None } else { Some(reply) }, after, now);
             }
             State::Rset if reply.is_positive() => self.become_ready(),
             State::Rset if code == 421 => self.close_with_event(),
@@ -709,7 +487,8 @@ impl ClientSession {
                 self.events.push_back(Event::LoopDetected(reply));
                 return self.send_quit(now);
             }
-            self.ext = if esmtp { PeerExtensions::from_ehlo(&reply) } else { PeerExtensions::default() };
+            self.ext =
+                if esmtp { PeerExtensions::from_ehlo(&reply) } else { PeerExtensions::default() };
             return self.become_ready();
         }
         if esmtp && matches!(reply.code, 500 | 502) {
@@ -725,13 +504,13 @@ impl ClientSession {
         let n = tx.job.recipients.len();
         let idx = tx.answered();
         if reply.code == 421 {
-            return self.abort(tx, reply, now);
+            return self.abort(*tx, reply, now);
         }
         if idx > n {
             // DATA.
             if reply.code != 354 {
                 let data_reply = (tx.accepted > 0).then_some(reply);
-                return self.finish(tx, data_reply, After::Rset, now);
+                return self.finish(*tx, data_reply, After::Rset, now);
             }
             if tx.accepted > 0 {
                 self.state = State::Content { tx, stuffer: DotStuffer::new() };
@@ -753,7 +532,7 @@ impl ClientSession {
         if tx.sent == idx + 1 {
             // Lock-step: everything queued is answered; queue the next command.
             if !tx.mail_ok() || (idx == n && tx.accepted == 0) {
-                return self.finish(tx, None, After::Rset, now);
+                return self.finish(*tx, None, After::Rset, now);
             }
             match tx.job.recipients.get(idx) {
                 Some(r) => write_rcpt(&mut self.cmds, &self.ext, r),
@@ -767,7 +546,7 @@ impl ClientSession {
     }
 
     /// The server sent 421 in the middle of a transaction: unanswered recipients get it.
-    fn abort(&mut self, mut tx: Box<Tx>, reply: Reply, now: Instant) {
+    fn abort(&mut self, mut tx: Tx, reply: Reply, now: Instant) {
         if tx.mail_reply.is_none() {
             tx.mail_reply = Some(reply.clone());
         }
@@ -779,8 +558,8 @@ impl ClientSession {
     }
 
     /// Report a finished transaction and move on.
-    fn finish(&mut self, tx: Box<Tx>, data_reply: Option<Reply>, after: After, now: Instant) {
-        let Tx { job, mail_reply, mut rcpt_results, .. } = *tx;
+    fn finish(&mut self, tx: Tx, data_reply: Option<Reply>, after: After, now: Instant) {
+        let Tx { job, mail_reply, mut rcpt_results, .. } = tx;
         // Invariant: `finish` runs only after the MAIL reply was stored.
         let mail_reply = mail_reply.unwrap_or_else(|| unreachable!("finish before MAIL reply"));
         if !mail_reply.is_positive() {
@@ -833,9 +612,11 @@ impl ClientSession {
         let name = reply.text.split([' ', '\n']).next().unwrap_or("");
         let name = name.strip_suffix('.').unwrap_or(name);
         !name.is_empty()
-            && self.cfg.own_hostnames.iter().any(|h| {
-                h.strip_suffix('.').unwrap_or(h).eq_ignore_ascii_case(name)
-            })
+            && self
+                .cfg
+                .own_hostnames
+                .iter()
+                .any(|h| h.strip_suffix('.').unwrap_or(h).eq_ignore_ascii_case(name))
     }
 
     /// Queue EHLO (`esmtp`) or HELO.
@@ -896,33 +677,6 @@ impl ClientSession {
         };
         self.deadline = Some((now + d, stage));
     }
-}
-
-/// A non-ASCII address needs SMTPUTF8 (RFC 6531 §3.4).
-fn needs_smtputf8(job: &Job) -> bool {
-    !job.reverse_path.is_ascii() || job.recipients.iter().any(|r| !r.forward_path.is_ascii())
-}
-
-/// `MAIL FROM:<rp> [SIZE=] [BODY=8BITMIME] [SMTPUTF8] [RET= ENVID=]` for what the server offers.
-fn write_mail(out: &mut Vec<u8>, ext: &PeerExtensions, job: &Job) {
-    let params = MailParams {
-        size: ext.size.map(|_| job.size),
-        body: (job.body_8bit && ext.eight_bit_mime).then_some(Body::EightBitMime),
-        smtputf8: ext.smtputf8 && (job.smtputf8 || needs_smtputf8(job)),
-        ret: job.ret.filter(|_| ext.dsn),
-        envid: job.envid.as_deref().filter(|_| ext.dsn).map(Cow::Borrowed),
-    };
-    let _ = write!(out, "MAIL FROM:<{}>{params}\r\n", job.reverse_path);
-}
-
-/// `RCPT TO:<fp> [NOTIFY= ORCPT=]` for what the server offers.
-fn write_rcpt(out: &mut Vec<u8>, ext: &PeerExtensions, r: &JobRecipient) {
-    let orcpt = r.orcpt.as_deref().filter(|_| ext.dsn).map(|o| match o.split_once(';') {
-        Some((addr_type, addr)) => Orcpt { addr_type, addr: Cow::Borrowed(addr) },
-        None => Orcpt { addr_type: "rfc822", addr: Cow::Borrowed(o) },
-    });
-    let params = RcptParams { notify: r.notify.filter(|_| ext.dsn), orcpt };
-    let _ = write!(out, "RCPT TO:<{}>{params}\r\n", r.forward_path);
 }
 
 #[cfg(test)]

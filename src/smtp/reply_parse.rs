@@ -165,11 +165,7 @@ impl ReplyParser {
     fn take_reply(&mut self) -> Reply {
         let code = self.code.take().unwrap_or(0); // set: add_line ran before `done`
         self.lines = 0;
-        Reply {
-            code,
-            status: self.status.take(),
-            text: Cow::Owned(std::mem::take(&mut self.text)),
-        }
+        Reply { code, status: self.status.take(), text: Cow::Owned(std::mem::take(&mut self.text)) }
     }
 }
 
@@ -254,7 +250,8 @@ mod tests {
         use ReplyError::*;
         let long = format!("250 {}\r\n", "x".repeat(MAX_REPLY_LINE_BYTES));
         let many = "250-x\r\n".repeat(MAX_REPLY_LINES) + "250 y\r\n";
-        let cases: &[(&[u8], Result<&[&str], ReplyError>)] = &[
+        type Case<'a> = (&'a [u8], Result<&'a [&'a str], ReplyError>);
+        let cases: &[Case<'_>] = &[
             (b"220 mx.example ESMTP\r\n", Ok(&["220|mx.example ESMTP"])),
             (b"250 2.1.0 Ok\r\n", Ok(&["250 2.1.0|Ok"])),
             (b"250 2.1.0\r\n", Ok(&["250 2.1.0|"])),
@@ -270,7 +267,10 @@ mod tests {
             (b"250 2.1234.0 x\r\n", Ok(&["250|2.1234.0 x"])),
             (b"250 2.1.0x\r\n", Ok(&["250|2.1.0x"])),
             // Pipelined replies come out one at a time.
-            (b"250 2.1.0 a\r\n250 2.1.5 b\r\n354 go\r\n", Ok(&["250 2.1.0|a", "250 2.1.5|b", "354|go"])),
+            (
+                b"250 2.1.0 a\r\n250 2.1.5 b\r\n354 go\r\n",
+                Ok(&["250 2.1.0|a", "250 2.1.5|b", "354|go"]),
+            ),
             (b"250 ok\r\n250-par", Ok(&["250|ok", "<partial>"])),
             // Hostile text is sanitised.
             (b"250 a\rb\x00c\xffd\r\n", Ok(&["250|a?b?c\u{fffd}d"])),

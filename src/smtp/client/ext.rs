@@ -88,7 +88,10 @@ mod tests {
             ("mx\nSIZE", PeerExtensions { size: Some(0), ..none }),
             ("mx\nSIZE junk", PeerExtensions { size: Some(0), ..none }),
             ("mx\nSIZE 99999999999999999999999", PeerExtensions { size: Some(0), ..none }),
-            ("mx\n8BITMIME\nSMTPUTF8", PeerExtensions { eight_bit_mime: true, smtputf8: true, ..none }),
+            (
+                "mx\n8BITMIME\nSMTPUTF8",
+                PeerExtensions { eight_bit_mime: true, smtputf8: true, ..none },
+            ),
             (
                 "mx\nCHUNKING\nDSN\nENHANCEDSTATUSCODES\nSTARTTLS\nAUTH PLAIN\nX-FOO\n",
                 PeerExtensions {

@@ -7,9 +7,11 @@ use std::collections::VecDeque;
 use proptest::prelude::*;
 
 use super::*;
-use crate::smtp::command::{MailParams, RcptParams};
+use crate::smtp::command::{MailParams, Notify, RcptParams, Ret};
 use crate::smtp::data::{BareLineEnding, dot_stuff};
 use crate::smtp::path::{ForwardPath, ReversePath};
+use crate::smtp::reply::EnhancedStatus;
+use crate::smtp::reply_parse::ReplyError;
 use crate::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
 
 const EHLO_ALL: &str = "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n\
@@ -96,12 +98,22 @@ fn pipelined_group_is_one_write() {
 
 #[test]
 fn refusals_before_mail() {
-    let cases: &[(&str, fn(&mut Job), Refusal)] = &[
+    /// (EHLO reply, how the job differs, expected refusal)
+    type Case = (&'static str, fn(&mut Job), Refusal);
+    let cases: &[Case] = &[
         (EHLO_ALL, |j| j.size = 1001, Refusal::MessageTooBig { size: 1001, limit: 1000 }),
         ("250-mx\r\n250 SIZE 0\r\n", |j| j.size = u64::MAX, Refusal::EightBitUnsupported),
         ("250-mx\r\n250 SMTPUTF8\r\n", |j| j.body_8bit = true, Refusal::EightBitUnsupported),
-        ("250-mx\r\n250 8BITMIME\r\n", |j| j.recipients[0].forward_path = "é@d".into(), Refusal::Smtputf8Unsupported),
-        ("250-mx\r\n250 8BITMIME\r\n", |j| j.reverse_path = "é@d".into(), Refusal::Smtputf8Unsupported),
+        (
+            "250-mx\r\n250 8BITMIME\r\n",
+            |j| j.recipients[0].forward_path = "é@d".into(),
+            Refusal::Smtputf8Unsupported,
+        ),
+        (
+            "250-mx\r\n250 8BITMIME\r\n",
+            |j| j.reverse_path = "é@d".into(),
+            Refusal::Smtputf8Unsupported,
+        ),
         (EHLO_ALL, |j| j.reverse_path = "a@b\r\nRSET".into(), Refusal::InvalidEnvelope),
         (EHLO_ALL, |j| j.recipients[0].orcpt = Some("rfc822;a\n".into()), Refusal::InvalidEnvelope),
     ];
@@ -115,7 +127,10 @@ fn refusals_before_mail() {
         assert_eq!(out(&mut s, t0), "", "case {i}");
         assert!(s.ready_for_next() && s.messages_sent() == 0);
     }
-    assert_eq!(Refusal::EightBitUnsupported.status(), EnhancedStatus { class: 5, subject: 6, detail: 3 });
+    assert_eq!(
+        Refusal::EightBitUnsupported.status(),
+        EnhancedStatus { class: 5, subject: 6, detail: 3 }
+    );
     assert_eq!(Refusal::Smtputf8Unsupported.status().detail, 7);
 }
 
@@ -135,8 +150,10 @@ fn send_gives_the_job_back_when_not_ready() {
 fn timeouts_per_stage() {
     let t = Timeouts::default();
     let min = |m: u64| Duration::from_secs(60 * m);
-    assert_eq!((t.greeting, t.mail, t.rcpt, t.data_init, t.data_block, t.data_term),
-        (min(5), min(5), min(5), min(2), min(3), min(10)));
+    assert_eq!(
+        (t.greeting, t.mail, t.rcpt, t.data_init, t.data_block, t.data_term),
+        (min(5), min(5), min(5), min(2), min(3), min(10))
+    );
     // Greeting.
     let t0 = super::test_epoch();
     let mut s = ClientSession::new(cfg(), t0);
@@ -183,13 +200,22 @@ fn server_faults_are_typed_errors() {
     let cases: &[(&[u8], Result<(), ClientError>)] = &[
         (b"250 ok\r\n", Ok(())),
         (b"hello\r\n", mal(ReplyError::BadCode)),
-        (b"354 go\r\n", Err(ClientError::PeerMisbehaved { stage: Stage::Mail, why: UnexpectedCode(354) })),
+        (
+            b"354 go\r\n",
+            Err(ClientError::PeerMisbehaved { stage: Stage::Mail, why: UnexpectedCode(354) }),
+        ),
         (b"250-a\r\n251 b\r\n", mal(ReplyError::CodeMismatch)),
         (&[b'2'; 5000], mal(ReplyError::LineTooLong)),
         // MAIL 250, RCPT 250, DATA 250: not a go-ahead.
-        (b"250 a\r\n250 b\r\n250 c\r\n", Err(ClientError::PeerMisbehaved { stage: Stage::DataInit, why: UnexpectedCode(250) })),
+        (
+            b"250 a\r\n250 b\r\n250 c\r\n",
+            Err(ClientError::PeerMisbehaved { stage: Stage::DataInit, why: UnexpectedCode(250) }),
+        ),
         // A reply while content is due.
-        (b"250 a\r\n250 b\r\n354 c\r\n250 d\r\n", Err(ClientError::PeerMisbehaved { stage: Stage::DataBlock, why: Unsolicited(250) })),
+        (
+            b"250 a\r\n250 b\r\n354 c\r\n250 d\r\n",
+            Err(ClientError::PeerMisbehaved { stage: Stage::DataBlock, why: Unsolicited(250) }),
+        ),
     ];
     for (input, want) in cases {
         let (mut s, t0) = ready(EHLO_ALL);
@@ -379,7 +405,8 @@ fn content_strategy() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec(
             proptest::collection::vec(prop_oneof![Just(b'.'), Just(b'a'), any::<u8>()], 0..10)
                 .prop_map(|l| {
-                    let mut l: Vec<u8> = l.into_iter().filter(|&b| b != b'\r' && b != b'\n').collect();
+                    let mut l: Vec<u8> =
+                        l.into_iter().filter(|&b| b != b'\r' && b != b'\n').collect();
                     l.extend_from_slice(b"\r\n");
                     l
                 }),
