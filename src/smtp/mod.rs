@@ -1,7 +1,9 @@
 //! Sans-IO SMTP protocol core (RFC 5321 and extensions). No sockets, no clock.
+pub mod client;
 pub mod command;
 pub mod data;
 pub mod path;
 pub mod reply;
+pub mod reply_parse;
 pub mod server;
 pub mod trace;
