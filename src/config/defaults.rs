@@ -176,6 +176,7 @@ fn default_delivery() -> DeliveryConfig {
         data_block_timeout_ms: DEFAULT_DATA_BLOCK_TIMEOUT_MS,
         data_term_timeout_ms: DEFAULT_DATA_TERM_TIMEOUT_MS,
         port: DEFAULT_DELIVERY_PORT,
+        hold: false,
     }
 }
 

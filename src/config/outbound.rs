@@ -225,6 +225,9 @@ pub struct DeliveryConfig {
     /// Outbound port for MX and host-table delivery, and for next hops without a port.
     /// Key `port`. Invariant: not 0.
     pub port: u16,
+    /// Deliver nothing: every message stays in the queue (Postfix `defer_transports` for
+    /// all transports; the IIS "pause" of remote delivery). Key `hold`. Default false.
+    pub hold: bool,
 }
 
 impl DeliveryConfig {
@@ -318,6 +321,7 @@ mod tests {
             data_block_timeout_ms: 1,
             data_term_timeout_ms: 1,
             port: 25,
+            hold: false,
         };
         let got: Vec<u64> = (0..6).map(|n| d.retry_interval_ms(n)).collect();
         assert_eq!(got, [1, 1, 2, 3, 3, 3]);

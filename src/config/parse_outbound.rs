@@ -36,6 +36,7 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "data_block_timeout",
     "data_term_timeout",
     "port",
+    "hold",
 ];
 
 /// Upper bound of counts held in `u32`.
@@ -305,6 +306,7 @@ pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
             "data_block_timeout" => d.data_block_timeout_ms = positive_ms(v, &key)?,
             "data_term_timeout" => d.data_term_timeout_ms = positive_ms(v, &key)?,
             "port" => d.port = port(v, &key)?,
+            "hold" => d.hold = boolean(v, &key)?,
             _ => unreachable!("delivery key {name} passed check_keys"),
         }
     }

@@ -112,6 +112,7 @@ fn outbound(c: &Config, out: &mut String) {
     let _ = writeln!(out, "max_connections = {}", d.max_connections);
     let _ = writeln!(out, "max_connections_per_domain = {}", d.max_connections_per_domain);
     let _ = writeln!(out, "port = {}", d.port);
+    let _ = writeln!(out, "hold = {}", d.hold);
 }
 
 #[cfg(test)]

@@ -225,6 +225,31 @@ impl SpoolInner {
         Ok(out)
     }
 
+    /// Envelope and current recipient statuses of a live record (the envelope is copied
+    /// out of the map and decoded; the status bytes are read as they are now).
+    pub(crate) fn message_info(
+        &self,
+        id: QueueId,
+    ) -> Result<(crate::spool::Envelope, Vec<RcptStatus>, u64), SpoolError> {
+        let loc = self.lookup(id)?;
+        let env_len = loc.header.envelope_len as usize;
+        let mut bytes = Vec::with_capacity(env_len);
+        loc.seg.map.copy_out(loc.offset + loc.layout.envelope_offset as usize, env_len, &mut bytes);
+        let corrupt = |reason| SpoolError::Corrupt {
+            segment: loc.seg.number,
+            offset: loc.offset as u64,
+            reason,
+        };
+        let env = crate::spool::format::decode_envelope(&bytes).map_err(corrupt)?;
+        let status = (0..loc.header.rcpt_count as usize)
+            .map(|i| {
+                RcptStatus::from_byte(loc.seg.map.load_u8(loc.status_offset(i)))
+                    .unwrap_or(RcptStatus::Pending)
+            })
+            .collect();
+        Ok((env, status, loc.header.message_len))
+    }
+
     /// Forget a record that has no pending recipient; returns its segment if deletable.
     pub(crate) fn retire(&self, id: QueueId) -> Option<Arc<Segment>> {
         let mut idx = self.index.lock();

@@ -237,6 +237,13 @@ impl Spool {
         self.inner.read_message(id)
     }
 
+    /// A live message's envelope, its recipients' current statuses and its content length
+    /// (for the queue runner; no message bytes are read).
+    pub fn message_info(&self, id: QueueId) -> Result<QueuedMessage, SpoolError> {
+        let (envelope, rcpt_status, message_bytes) = self.inner.message_info(id)?;
+        Ok(QueuedMessage { id, envelope, message_bytes, rcpt_status })
+    }
+
     /// Set recipient `rcpt_index`'s status with a one-byte in-place write, msync its page,
     /// and delete the segment once it is sealed and has no pending recipient left.
     pub fn cross_off(

@@ -99,6 +99,11 @@ pub(crate) struct Conf {
     pub(crate) bare_line_ending: String,
     /// `[spool] segment_size` TOML literal; `None` = the built-in default.
     pub(crate) segment_size: Option<String>,
+    /// Extra lines inside `[relay]` (e.g. `smart_host = "[127.0.0.2]:2600"`).
+    pub(crate) relay_extra: String,
+    /// Extra TOML appended at the end (whole tables). The default holds delivery
+    /// (`[delivery] hold = true`) so tests about receiving find their messages in the queue.
+    pub(crate) extra: String,
 }
 
 impl Default for Conf {
@@ -120,6 +125,8 @@ impl Default for Conf {
             // Small segments: each server preallocates one per worker (the 64 MiB default
             // times dozens of parallel tests is gigabytes), and recovery/scan read them whole.
             segment_size: Some("\"1MiB\"".into()),
+            relay_extra: String::new(),
+            extra: "\n[delivery]\nhold = true\n".into(),
         }
     }
 }
@@ -145,7 +152,7 @@ impl Conf {
         for (k, v) in &self.limits {
             t += &format!("{k} = {v}\n");
         }
-        t += &format!("\n[relay]\nallow = {}\n", list(&self.relay_allow));
+        t += &format!("\n[relay]\nallow = {}\n{}\n", list(&self.relay_allow), self.relay_extra);
         t += &format!(
             "\n[connections]\nallow = {}\ndeny = {}\n",
             list(&self.conn_allow),
@@ -156,6 +163,7 @@ impl Conf {
         if let Some(s) = &self.segment_size {
             t += &format!("\n[spool]\nsegment_size = {s}\n");
         }
+        t += &self.extra;
         t
     }
 }
