@@ -20,7 +20,9 @@
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod local;
 pub mod net;
+pub mod pickup;
 pub mod receive;
 pub mod relay;
 pub mod smtp;
