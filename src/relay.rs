@@ -42,6 +42,10 @@ use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
+use crate::deliver::outbound::{self, OutboundOptions};
+use crate::deliver::{local_worker, resolve};
+use crate::dns::{Resolver, ResolverConfig};
+use crate::queue::runner::{self, RunnerParts};
 use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
@@ -130,8 +134,8 @@ pub struct Running {
     stopper: Stopper,
     /// Worker threads.
     workers: Vec<JoinHandle<std::io::Result<WorkerCounters>>>,
-    /// Queue runner thread; returns how many ids it received.
-    runner: JoinHandle<u64>,
+    /// The queue runner and the delivery threads.
+    delivery: Delivery,
     /// The Pickup folder watcher.
     pickup: JoinHandle<()>,
 }
@@ -177,7 +181,12 @@ impl Running {
         if self.pickup.join().is_err() {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("pickup panicked")));
         }
-        let queued = self.runner.join().unwrap_or(0);
+        let queued = self.delivery.runner.join().unwrap_or(0);
+        // The runner is gone: stop the outbound loop (tasks in flight stay pending in the
+        // spool and are delivered after the next start). The resolver and local-delivery
+        // threads end when their channels close (a blocking DNS query may finish first).
+        self.delivery.stop.store(true, Ordering::Release);
+        let _ = self.delivery.outbound.join();
         log::info!(
             "stopped accepted={} refused={} io_errors={} timeouts={} queued={queued}",
             total.accepted,
@@ -203,10 +212,6 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<IncomingBatch>();
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
-    let runner = std::thread::Builder::new().name("queue-runner".into()).spawn({
-        let spool = spool.clone();
-        move || queue_runner(queue_rx, recovered_ids, &spool)
-    })?;
 
     let shared = Arc::new(InboundShared::new(Arc::clone(&config)));
     let limits =
@@ -261,6 +266,8 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         wakers.push(waker);
         built.push(worker);
     }
+    let listen: Vec<SocketAddr> = listening.iter().map(|(_, a)| *a).collect();
+    let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
@@ -293,7 +300,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper, workers, runner, pickup })
+    Ok(Running { listening, stopper, workers, delivery, pickup })
 }
 
 /// Stops every worker when dropped while armed (`Some`): a worker thread that exits with
@@ -315,39 +322,84 @@ impl Drop for StopOnExit {
     }
 }
 
-/// How often the queue runner compacts the spool.
-const COMPACT_INTERVAL: Duration = Duration::from_secs(10 * 60);
-/// Records in sealed segments older than this are copied forward by compaction, so one
-/// long-deferred message cannot pin a whole segment (STYLE.md rule 17).
-const COMPACT_AGE_MS: u64 = 60 * 60 * 1000;
-
-/// The queue runner for this issue: holds the incoming queue (delivery is issue 3) and
-/// compacts the spool every `COMPACT_INTERVAL`. Returns how many ids arrived over the channel.
-fn queue_runner(rx: Receiver<IncomingBatch>, recovered: Vec<QueueId>, spool: &Spool) -> u64 {
-    let mut incoming: std::collections::VecDeque<QueueId> = recovered.into();
-    let mut received = 0u64;
-    let mut next_compaction = std::time::Instant::now() + COMPACT_INTERVAL;
-    loop {
-        let wait = next_compaction.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(batch) => {
-                for id in batch {
-                    log::debug!("queue_id={id} incoming");
-                    incoming.push_back(id);
-                    received += 1;
-                }
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                match spool.compact(COMPACT_AGE_MS) {
-                    Ok(0) => {}
-                    Ok(n) => log::info!("spool compacted moved={n}"),
-                    Err(e) => log::warn!("spool compaction failed: {e}"),
-                }
-                next_compaction = std::time::Instant::now() + COMPACT_INTERVAL;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        }
-    }
-    log::info!("queue runner exiting incoming={} received={received}", incoming.len());
-    received
+/// The queue runner and the delivery threads it feeds.
+struct Delivery {
+    /// `queue-runner`; returns how many ids it received.
+    runner: JoinHandle<u64>,
+    /// The `outbound` event loop.
+    outbound: JoinHandle<()>,
+    /// Stops the outbound loop at once.
+    stop: Arc<AtomicBool>,
 }
+
+/// Writer number of the queue runner's own `SpoolWriter` (after the workers' and
+/// pickup's).
+fn runner_writer_number(config: &Config) -> u32 {
+    u32::try_from(config.workers + 1).unwrap_or(u32::MAX)
+}
+
+/// Start delivery: the outbound loop, the resolver pool, the local-delivery thread and the
+/// queue runner (which owns the scheduler and a spool writer for NDRs).
+fn start_delivery(
+    config: &Arc<Config>,
+    spool: &Spool,
+    queue_rx: Receiver<IncomingBatch>,
+    recovered: Vec<QueueId>,
+    listen: Vec<SocketAddr>,
+) -> Result<Delivery, RelayError> {
+    let d = &config.delivery;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
+    let (outbound, outbound_thread) = outbound::spawn(
+        OutboundOptions {
+            max_connections: d.max_connections,
+            max_connections_per_dest: d.max_connections_per_domain,
+            connect_timeout: Duration::from_millis(d.connect_timeout_ms),
+            idle_keep: OUTBOUND_IDLE_KEEP,
+        },
+        reports_tx.clone(),
+        Arc::clone(&stop),
+    )?;
+    let mut rc = if config.dns.servers.is_empty() {
+        ResolverConfig::read_system()
+    } else {
+        ResolverConfig { servers: config.dns.servers.clone(), ..ResolverConfig::default() }
+    };
+    if !config.dns.servers.is_empty() {
+        rc.timeout_ms = config.dns.timeout_ms;
+        rc.attempts = config.dns.attempts;
+    }
+    rc.hosts = config.hosts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let resolver = Arc::new(Resolver::new(rc));
+    let (resolve_tx, resolve_rx) = crossbeam_channel::unbounded();
+    resolve::spawn(config, resolver, listen, outbound, reports_tx.clone(), resolve_rx)?;
+    let (local_tx, local_rx) = crossbeam_channel::unbounded();
+    local_worker::spawn(local_rx, reports_tx)?;
+    let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
+    let writer = spool
+        .writer(
+            runner_writer_number(config),
+            Box::new(move || {
+                let _ = commit_tx.send(());
+            }),
+        )
+        .map_err(|e| RelayError::Spool(e.to_string()))?;
+    let parts = RunnerParts {
+        config: Arc::clone(config),
+        spool: spool.clone(),
+        incoming: queue_rx,
+        recovered,
+        reports: reports_rx,
+        resolve: resolve_tx,
+        local: local_tx,
+        writer,
+        committed: commit_rx,
+    };
+    let runner = std::thread::Builder::new()
+        .name("queue-runner".into())
+        .spawn(move || runner::run(parts))?;
+    Ok(Delivery { runner, outbound: outbound_thread, stop })
+}
+
+/// How long an idle outbound connection is kept open for the next message.
+const OUTBOUND_IDLE_KEEP: Duration = Duration::from_secs(2);

@@ -1,0 +1,62 @@
+//! The local-delivery thread: writes Drop files (`local::drop`) off the queue runner's
+//! thread, because each file is `fdatasync`ed and its directory `fsync`ed.
+//!
+//! WHAT: per [`LocalRequest`], one Drop file holding every recipient of the task (IIS
+//! format, see `local::drop`), then one report: all delivered, or all deferred (full disk,
+//! I/O error), or all failed (an address that cannot be written on an `x-receiver:` line).
+//!
+//! TRUST: the request comes from the runner (spool data); see `local::drop`.
+
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::task::{RcptOutcome, Task, TaskReport};
+use crate::local::LocalError;
+use crate::local::drop::deliver_to_drop;
+
+/// A task for the Drop folder.
+#[derive(Debug)]
+pub struct LocalRequest {
+    /// The attempt (its job holds the recipients and the reverse path).
+    pub task: Task,
+    /// The folder.
+    pub drop_dir: PathBuf,
+}
+
+/// Start the thread; it exits when the request channel closes.
+pub fn spawn(
+    requests: Receiver<LocalRequest>,
+    reports: Sender<TaskReport>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("local-delivery".into()).spawn(move || {
+        for req in requests {
+            let _ = reports.send(deliver(&req));
+        }
+    })
+}
+
+/// Write one Drop file for `req`.
+fn deliver(req: &LocalRequest) -> TaskReport {
+    let t = &req.task;
+    let rcpts: Vec<&str> = t.job.recipients.iter().map(|r| r.forward_path.as_str()).collect();
+    let outcome = match deliver_to_drop(&req.drop_dir, t.id, &t.job.reverse_path, &rcpts, &t.content)
+    {
+        Ok(path) => {
+            log::info!("queue_id={} delivered drop={}", t.id, path.display());
+            RcptOutcome::Delivered { mta: "Drop".into() }
+        }
+        Err(e @ LocalError::BadAddress(_)) => RcptOutcome::Failed {
+            status: "5.1.3".into(),
+            mta: None,
+            reply: None,
+            text: e.to_string(),
+        },
+        Err(e) => {
+            log::warn!("queue_id={} drop failed: {e}", t.id);
+            RcptOutcome::Deferred { reason: e.to_string(), dest_down: false }
+        }
+    };
+    TaskReport::all(t, &outcome)
+}

@@ -1,0 +1,255 @@
+//! The resolver pool: a few threads that turn a task's route into connection targets
+//! (blocking DNS through `dns::Resolver`) before the task reaches the outbound event loop,
+//! which never blocks.
+//!
+//! WHAT: per [`ResolveRequest`]: a smart host literal needs no DNS; a smart host name and
+//! the MX route are resolved (MX in preference order, each exchange's addresses; with
+//! `attempt_direct_first` the smart host is appended after every MX target, and used alone
+//! when MX lookup fails temporarily). Targets that are one of our own listen addresses are
+//! dropped; if that leaves none, the task fails with 5.4.6 "Cannot connect to self".
+//! Null MX fails with 5.1.10; NXDOMAIN and "no mail host" fail with the resolver's status;
+//! temporary DNS failures defer (`dest_down`).
+//!
+//! TRUST: DNS answers are untrusted (decoded by `dns::wire`); only names and addresses
+//! come out of them.
+//!
+//! STANDARDS: RFC 5321 §5.1 (MX, implicit MX), RFC 7505 (null MX, 5.1.10), RFC 3463.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::outbound::OutboundHandle;
+use super::route::{HopOptions, LOOP_STATUS, NextHop, Route, SELF_CONNECT_TEXT, is_self};
+use super::task::{OutboundTask, RcptOutcome, Target, Task, TaskReport};
+use crate::config::Config;
+use crate::dns::{DnsError, MxResolution, Resolver};
+use crate::smtp::client::{ClientConfig, Timeouts};
+
+/// Threads in the pool.
+pub const RESOLVER_THREADS: usize = 2;
+/// Status of a null-MX domain (RFC 7505 §4.2).
+pub const NULL_MX_STATUS: &str = "5.1.10";
+
+/// A task and its (remote) route.
+#[derive(Debug)]
+pub struct ResolveRequest {
+    /// The attempt.
+    pub task: Task,
+    /// Where it goes (never `Route::Local`).
+    pub route: Route,
+}
+
+/// What the pool threads share.
+struct Shared {
+    /// DNS.
+    resolver: Arc<Resolver>,
+    /// Our listen addresses (loop check).
+    listen: Vec<SocketAddr>,
+    /// Client settings with EHLO.
+    ehlo: Arc<ClientConfig>,
+    /// Client settings with HELO (`[[domain]] helo = true`).
+    helo: Arc<ClientConfig>,
+    /// The outbound loop.
+    outbound: OutboundHandle,
+    /// Failures go straight back to the runner.
+    reports: Sender<TaskReport>,
+}
+
+/// The client settings from the configuration.
+pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
+    let d = &cfg.delivery;
+    let ms = Duration::from_millis;
+    ClientConfig {
+        helo_name: cfg.hostname.clone(),
+        use_helo,
+        timeouts: Timeouts {
+            greeting: ms(d.greeting_timeout_ms),
+            command: ms(d.mail_timeout_ms),
+            mail: ms(d.mail_timeout_ms),
+            rcpt: ms(d.rcpt_timeout_ms),
+            data_init: ms(d.data_init_timeout_ms),
+            data_block: ms(d.data_block_timeout_ms),
+            data_term: ms(d.data_term_timeout_ms),
+        },
+        max_messages_per_connection: d.max_messages_per_connection,
+        own_hostnames: vec![cfg.hostname.clone()],
+    }
+}
+
+/// Start the pool. Threads exit when the request channel closes.
+pub fn spawn(
+    cfg: &Config,
+    resolver: Arc<Resolver>,
+    listen: Vec<SocketAddr>,
+    outbound: OutboundHandle,
+    reports: Sender<TaskReport>,
+    requests: Receiver<ResolveRequest>,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let shared = Arc::new(Shared {
+        resolver,
+        listen,
+        ehlo: Arc::new(client_config(cfg, false)),
+        helo: Arc::new(client_config(cfg, true)),
+        outbound,
+        reports,
+    });
+    let mut threads = Vec::with_capacity(RESOLVER_THREADS);
+    for k in 0..RESOLVER_THREADS {
+        let shared = Arc::clone(&shared);
+        let rx = requests.clone();
+        threads.push(std::thread::Builder::new().name(format!("resolver-{k}")).spawn(
+            move || {
+                for req in rx {
+                    shared.handle(req);
+                }
+            },
+        )?);
+    }
+    Ok(threads)
+}
+
+/// Targets for a next hop (smart host): a literal as is, a name by A/AAAA.
+fn hop_targets(
+    resolver: &Resolver,
+    hop: &NextHop,
+    options: &HopOptions,
+    now: Instant,
+) -> Result<Vec<Target>, DnsError> {
+    let port = options.port_for(hop);
+    match hop {
+        NextHop::Literal { ip, .. } => {
+            Ok(vec![Target { name: format!("[{ip}]"), addr: SocketAddr::new(*ip, port) }])
+        }
+        NextHop::Name { host, .. } => {
+            let addrs = resolver.resolve_host(host, now)?;
+            if addrs.is_empty() {
+                return Err(DnsError::NoMailHosts { domain: host.clone() });
+            }
+            Ok(addrs
+                .into_iter()
+                .map(|ip| Target { name: host.clone(), addr: SocketAddr::new(ip, port) })
+                .collect())
+        }
+    }
+}
+
+impl Shared {
+    /// Resolve one request and pass it on.
+    fn handle(&self, req: ResolveRequest) {
+        let ResolveRequest { task, route } = req;
+        let now = Instant::now();
+        let (key, options, targets) = match &route {
+            Route::Local { .. } => {
+                // The runner never sends local routes here (a bug): defer, do not lose.
+                let outcome = RcptOutcome::Deferred {
+                    reason: "internal: local route sent to the resolver".into(),
+                    dest_down: false,
+                };
+                let _ = self.reports.send(TaskReport::all(&task, &outcome));
+                return;
+            }
+            Route::SmartHost { hop, options } => {
+                (format!("smart:{hop}:{}", options.port_for(hop)), *options, {
+                    hop_targets(&self.resolver, hop, options, now)
+                })
+            }
+            Route::Hosts { addrs, options } => {
+                let t = addrs
+                    .iter()
+                    .map(|ip: &IpAddr| Target {
+                        name: format!("[{ip}]"),
+                        addr: SocketAddr::new(*ip, options.port),
+                    })
+                    .collect();
+                (format!("hosts:{}", task.domain), *options, Ok(t))
+            }
+            Route::Mx { fallback, options } => {
+                let mx = match self.resolver.resolve_mx(&task.domain, now) {
+                    Ok(MxResolution::NullMx) => {
+                        let outcome = RcptOutcome::Failed {
+                            status: NULL_MX_STATUS.into(),
+                            mta: None,
+                            reply: None,
+                            text: format!("{}: the domain accepts no mail (null MX)", task.domain),
+                        };
+                        let _ = self.reports.send(TaskReport::all(&task, &outcome));
+                        return;
+                    }
+                    Ok(MxResolution::Hosts(hosts)) => Ok(hosts
+                        .into_iter()
+                        .flat_map(|h| {
+                            let name = h.name;
+                            h.addrs.into_iter().map(move |ip| Target {
+                                name: name.clone(),
+                                addr: SocketAddr::new(ip, options.port),
+                            })
+                        })
+                        .collect::<Vec<_>>()),
+                    Err(e) => Err(e),
+                };
+                let targets = match (mx, fallback) {
+                    (Ok(mut t), Some(hop)) => {
+                        if let Ok(more) = hop_targets(&self.resolver, hop, options, now) {
+                            t.extend(more);
+                        }
+                        Ok(t)
+                    }
+                    (Err(e), Some(hop)) if !e.is_permanent() => {
+                        hop_targets(&self.resolver, hop, options, now)
+                    }
+                    (r, _) => r,
+                };
+                (format!("mx:{}", task.domain), *options, targets)
+            }
+        };
+        let targets = match targets {
+            Ok(t) => t,
+            Err(e) => {
+                let outcome = if e.is_permanent() {
+                    RcptOutcome::Failed {
+                        status: e.enhanced_status().into(),
+                        mta: None,
+                        reply: None,
+                        text: e.to_string(),
+                    }
+                } else {
+                    RcptOutcome::Deferred { reason: e.to_string(), dest_down: true }
+                };
+                log::info!("queue_id={} domain={} dns: {e}", task.id, task.domain);
+                let _ = self.reports.send(TaskReport::all(&task, &outcome));
+                return;
+            }
+        };
+        let before = targets.len();
+        let targets: Vec<Target> =
+            targets.into_iter().filter(|t| !is_self(t.addr, &self.listen, &[])).collect();
+        if targets.is_empty() {
+            let outcome = RcptOutcome::Failed {
+                status: LOOP_STATUS.into(),
+                mta: None,
+                reply: None,
+                text: SELF_CONNECT_TEXT.into(),
+            };
+            log::info!(
+                "queue_id={} domain={} loop: {before} target(s), all ourselves",
+                task.id,
+                task.domain
+            );
+            let _ = self.reports.send(TaskReport::all(&task, &outcome));
+            return;
+        }
+        let client = if options.helo { Arc::clone(&self.helo) } else { Arc::clone(&self.ehlo) };
+        let ot = OutboundTask { task, dest_key: Arc::from(key), targets, client };
+        if let Err(t) = self.outbound.submit(ot) {
+            let outcome = RcptOutcome::Deferred {
+                reason: "shutting down".into(),
+                dest_down: false,
+            };
+            let _ = self.reports.send(TaskReport::all(&t.task, &outcome));
+        }
+    }
+}

@@ -1,0 +1,720 @@
+//! The queue runner: the one thread that decides what is delivered when, and the only
+//! one that crosses recipients off.
+//!
+//! WHAT: receives committed QueueIds (one `Vec` per group commit from each inbound worker;
+//! recovered ids at start), loads each message's envelope from the spool
+//! (`Spool::message_info`), and feeds its pending recipients, grouped by domain, to the
+//! pure [`Scheduler`]. It asks the scheduler for due actions and turns each
+//! `Action::Deliver` into a [`Task`] (envelope + content copied once out of the spool):
+//! local domains go to the local-delivery thread, everything else to the resolver pool
+//! and then the outbound event loop. [`TaskReport`]s come back on a channel: delivered ->
+//! `cross_off(Delivered)`; deferred -> the scheduler's retry schedule and the state file;
+//! failed -> an NDR (RFC 3464, `deliver::bounce`) written into the spool with a null
+//! sender through the runner's own `SpoolWriter` and made durable *before* the originals
+//! are crossed off (`Bounced`; `Expired` on expiry): a crash in between means a duplicate
+//! NDR, never none. A failure of a null-sender message (e.g. an NDR) goes to `Badmail/`
+//! instead. Delay DSNs (`delay_notify`) and success DSNs follow NOTIFY (RFC 3461).
+//!
+//! Also: `Queue/flush.req` (written by `mailroot queue flush`) is read every
+//! [`TICK`]: lines `all`, `<queue id>` or `domain <name>` retry now; and the spool is
+//! compacted every [`COMPACT_INTERVAL`].
+//!
+//! TRUST: spool contents are ours; reports carry remote reply text (only copied into
+//! NDRs, where `bounce` sanitises it, and into the state file, sanitised there).
+//!
+//! STANDARDS: RFC 5321 §4.5.4 (retry strategy), §6.1 (responsibility: never lose),
+//! RFC 3461 (NOTIFY, RET, ENVID, ORCPT), RFC 3464 (reports).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender, select};
+
+use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
+use super::state::{self, RcptState};
+use crate::config::Config;
+use crate::deliver::bounce::{self, Diagnosis, RcptReport, Report, ReportKind};
+use crate::deliver::local_worker::LocalRequest;
+use crate::local::badmail::{BadmailEnvelope, to_badmail};
+use crate::deliver::resolve::ResolveRequest;
+use crate::deliver::route::{self, HOP_LOOP_TEXT, LOOP_STATUS, Route};
+use crate::deliver::task::{RcptOutcome, Task, TaskReport};
+use crate::smtp::client::{Job, JobRecipient};
+use crate::smtp::command::{Notify, Ret};
+use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
+use crate::spool::{Envelope, EnvelopeRecipient, QueueId, RcptStatus, Spool, SpoolWriter};
+
+/// How often the runner looks at `Queue/flush.req` (and its longest sleep).
+pub const TICK: Duration = Duration::from_millis(250);
+/// How often the queue runner compacts the spool.
+pub const COMPACT_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Records in sealed segments older than this are copied forward by compaction, so one
+/// long-deferred message cannot pin a whole segment (STYLE.md rule 17).
+pub const COMPACT_AGE_MS: u64 = 60 * 60 * 1000;
+/// Name of the flush request file in `Queue/`.
+pub const FLUSH_REQUEST_FILE: &str = "flush.req";
+/// Longest wait for the runner's own group commit (an NDR), before giving up on it.
+const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Status of an expired recipient (RFC 3463 §3.5 "delivery time expired").
+const EXPIRED_STATUS: &str = "4.4.7";
+/// Site name recorded in the envelope of the reports we generate.
+const REPORT_SITE: &str = "mailer-daemon";
+
+/// Everything the runner owns and talks to.
+pub struct RunnerParts {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// The spool.
+    pub spool: Spool,
+    /// Committed ids from the inbound workers.
+    pub incoming: Receiver<Vec<QueueId>>,
+    /// Ids recovered at start-up.
+    pub recovered: Vec<QueueId>,
+    /// Results from the delivery threads.
+    pub reports: Receiver<TaskReport>,
+    /// Remote tasks, to the resolver pool.
+    pub resolve: Sender<ResolveRequest>,
+    /// Local tasks, to the local-delivery thread.
+    pub local: Sender<LocalRequest>,
+    /// The runner's own writer (NDRs, DSNs).
+    pub writer: SpoolWriter,
+    /// One message per group commit of `writer`.
+    pub committed: Receiver<()>,
+}
+
+/// A queued message as the runner knows it.
+struct Meta {
+    /// Its envelope (from the spool).
+    env: Arc<Envelope>,
+    /// Per recipient: attempts, next retry, last error (`state` file content).
+    state: HashMap<u32, RcptState>,
+}
+
+/// The runner.
+struct Runner {
+    /// See [`RunnerParts`].
+    p: RunnerParts,
+    /// The scheduler.
+    sched: Scheduler,
+    /// Messages in the scheduler.
+    msgs: HashMap<QueueId, Meta>,
+    /// Retry intervals (for the state file's next-retry estimate).
+    sched_cfg: ScheduleConfig,
+    /// Ids received over the channel.
+    received: u64,
+}
+
+/// Unix ms now.
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// NOTIFY bits as the DSN type (`None` when the client gave no NOTIFY).
+fn notify_of(bits: u8) -> Option<Notify> {
+    (bits != 0).then_some(Notify {
+        never: bits & NOTIFY_NEVER != 0,
+        success: bits & NOTIFY_SUCCESS != 0,
+        failure: bits & NOTIFY_FAILURE != 0,
+        delay: bits & NOTIFY_DELAY != 0,
+    })
+}
+
+/// RET as stored (0 none, 1 FULL, 2 HDRS).
+fn ret_of(b: u8) -> Option<Ret> {
+    match b {
+        1 => Some(Ret::Full),
+        2 => Some(Ret::Hdrs),
+        _ => None,
+    }
+}
+
+/// The domain of a forward path (`Postmaster` alone: the first local domain).
+fn rcpt_domain<'a>(cfg: &'a Config, forward_path: &'a str) -> &'a str {
+    match forward_path.rsplit_once('@') {
+        Some((_, d)) => d,
+        None => cfg.domains.local.first().map_or(cfg.hostname.as_str(), String::as_str),
+    }
+}
+
+/// `reverse_path` with its domain replaced by `masquerade` (the null path stays null).
+fn masquerade(reverse_path: &str, masquerade: Option<&str>) -> String {
+    match (reverse_path.rsplit_once('@'), masquerade) {
+        (Some((local, _)), Some(d)) => format!("{local}@{d}"),
+        _ => reverse_path.to_owned(),
+    }
+}
+
+/// Run the queue runner until the incoming channel closes. Returns the ids received.
+pub fn run(parts: RunnerParts) -> u64 {
+    let sched_cfg = ScheduleConfig::from_delivery(&parts.config.delivery);
+    let mut r = Runner {
+        sched: Scheduler::new(sched_cfg.clone()),
+        sched_cfg,
+        msgs: HashMap::new(),
+        received: 0,
+        p: parts,
+    };
+    r.run();
+    r.received
+}
+
+/// One failed recipient, for a report.
+struct Failure {
+    /// Spool index.
+    index: u32,
+    /// Status.
+    status: String,
+    /// Remote host.
+    mta: Option<String>,
+    /// Remote reply.
+    reply: Option<String>,
+    /// Our reason.
+    text: String,
+}
+
+impl Runner {
+    /// The loop.
+    fn run(&mut self) {
+        let hold = self.p.config.delivery.hold;
+        if hold {
+            log::info!("delivery held ([delivery] hold = true): messages stay queued");
+        }
+        let now = Instant::now();
+        for id in std::mem::take(&mut self.p.recovered) {
+            if !hold {
+                self.arrive(id, now);
+            }
+        }
+        let mut next_compaction = Instant::now() + COMPACT_INTERVAL;
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let now = Instant::now();
+            if !hold {
+                self.run_due(now);
+            }
+            let until = self.sched.poll_timeout().unwrap_or(next_tick).min(next_tick);
+            let wait = until.saturating_duration_since(Instant::now());
+            let incoming = self.p.incoming.clone();
+            let reports = self.p.reports.clone();
+            select! {
+                recv(incoming) -> batch => match batch {
+                    Ok(ids) => {
+                        let now = Instant::now();
+                        for id in ids {
+                            self.received += 1;
+                            log::debug!("queue_id={id} incoming");
+                            if !hold {
+                                self.arrive(id, now);
+                            }
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(reports) -> rep => {
+                    if let Ok(rep) = rep {
+                        self.on_report(rep, Instant::now());
+                    }
+                },
+                default(wait) => {}
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + TICK;
+                if !hold {
+                    self.read_flush_requests();
+                }
+            }
+            if now >= next_compaction {
+                match self.p.spool.compact(COMPACT_AGE_MS) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("spool compacted moved={n}"),
+                    Err(e) => log::warn!("spool compaction failed: {e}"),
+                }
+                next_compaction = now + COMPACT_INTERVAL;
+            }
+        }
+        log::info!("queue runner exiting queued={} received={}", self.msgs.len(), self.received);
+    }
+
+    /// A committed message: schedule its pending recipients.
+    fn arrive(&mut self, id: QueueId, now: Instant) {
+        if self.msgs.contains_key(&id) {
+            return;
+        }
+        let info = match self.p.spool.message_info(id) {
+            Ok(i) => i,
+            Err(e) => {
+                log::warn!("queue_id={id} cannot load envelope: {e}");
+                return;
+            }
+        };
+        let env = info.envelope;
+        let cfg = Arc::clone(&self.p.config);
+        let rcpts: Vec<(u32, &str)> = env
+            .recipients
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| info.rcpt_status.get(*i) == Some(&RcptStatus::Pending))
+            .map(|(i, r)| (i as u32, rcpt_domain(&cfg, &r.forward_path)))
+            .collect();
+        if rcpts.is_empty() {
+            return;
+        }
+        let age = Duration::from_millis(unix_ms().saturating_sub(env.arrival_unix_ms));
+        let arrived = now.checked_sub(age).unwrap_or(now);
+        if let Err(e) = self.sched.arrive_aged(id, &rcpts, arrived, now) {
+            log::warn!("queue_id={id} scheduler refused: {e}");
+            return;
+        }
+        let state: HashMap<u32, RcptState> = state::read_from(self.p.spool.queue_dir(), id)
+            .into_iter()
+            .map(|s| (s.index, s))
+            .collect();
+        self.msgs.insert(id, Meta { env: Arc::new(env), state });
+    }
+
+    /// Do everything due at `now`.
+    fn run_due(&mut self, now: Instant) {
+        while let Some(action) = self.sched.next_due(now) {
+            match action {
+                Action::Deliver(job) => self.start(job.id, &job.domain, &job.rcpts, now),
+                Action::DelayDsn { id, rcpts } => self.delay_dsn(id, &rcpts),
+                Action::Expire { id, rcpts, message_done } => {
+                    self.expire(id, &rcpts);
+                    if message_done {
+                        self.forget(id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Build the task for `rcpts` of `id` to `domain` and hand it out.
+    fn start(&mut self, id: QueueId, domain: &Arc<str>, rcpts: &[u32], now: Instant) {
+        let Some(meta) = self.msgs.get(&id) else { return };
+        let env = Arc::clone(&meta.env);
+        let content: Arc<[u8]> = match self.p.spool.read_message(id) {
+            // One copy out of the spool, shared by every thread that sends it.
+            Ok(c) => c.into(),
+            Err(e) => {
+                log::error!("queue_id={id} cannot read message: {e}");
+                let outcome = RcptOutcome::Deferred { reason: e.to_string(), dest_down: false };
+                let rep = TaskReport {
+                    id,
+                    domain: Arc::clone(domain),
+                    results: rcpts.iter().map(|&i| (i, outcome.clone())).collect(),
+                };
+                return self.on_report(rep, now);
+            }
+        };
+        let cfg = Arc::clone(&self.p.config);
+        let route = route::route(&cfg, domain);
+        let local = matches!(route, Route::Local { .. });
+        let reverse_path = if local {
+            env.reverse_path.clone()
+        } else {
+            masquerade(&env.reverse_path, cfg.relay.masquerade_domain.as_deref())
+        };
+        let recipients: Vec<JobRecipient> = rcpts
+            .iter()
+            .filter_map(|&i| env.recipients.get(i as usize))
+            .map(|r| JobRecipient {
+                forward_path: r.forward_path.clone(),
+                notify: notify_of(r.notify),
+                orcpt: r.orcpt.clone(),
+            })
+            .collect();
+        let job = Job {
+            reverse_path,
+            recipients,
+            body_8bit: env.body != 0,
+            smtputf8: env.smtputf8,
+            size: content.len() as u64,
+            ret: ret_of(env.ret),
+            envid: env.envid.clone(),
+        };
+        let task = Task { id, domain: Arc::clone(domain), rcpt_index: rcpts.to_vec(), job, content };
+        if route::too_many_hops(&task.content, cfg.relay.max_hop_count) {
+            log::info!("queue_id={id} routing loop: more than {} hops", cfg.relay.max_hop_count);
+            let outcome = RcptOutcome::Failed {
+                status: LOOP_STATUS.into(),
+                mta: None,
+                reply: None,
+                text: HOP_LOOP_TEXT.into(),
+            };
+            return self.on_report(TaskReport::all(&task, &outcome), now);
+        }
+        let sent = match route {
+            Route::Local { drop_dir } => {
+                self.p.local.send(LocalRequest { task, drop_dir }).map_err(|e| e.0.task)
+            }
+            route => self.p.resolve.send(ResolveRequest { task, route }).map_err(|e| e.0.task),
+        };
+        if let Err(task) = sent {
+            let outcome = RcptOutcome::Deferred { reason: "shutting down".into(), dest_down: false };
+            self.on_report(TaskReport::all(&task, &outcome), now);
+        }
+    }
+
+    /// Results of one task.
+    fn on_report(&mut self, rep: TaskReport, now: Instant) {
+        let id = rep.id;
+        let Some(meta) = self.msgs.get(&id) else { return };
+        let env = Arc::clone(&meta.env);
+        let mut failures = Vec::new();
+        let mut successes = Vec::new();
+        let mut done = false;
+        let mut state_changed = false;
+        for (index, outcome) in rep.results {
+            match outcome {
+                RcptOutcome::Delivered { mta } => {
+                    if let Err(e) = self.p.spool.cross_off(id, index as usize, RcptStatus::Delivered)
+                    {
+                        log::error!("queue_id={id} cross-off failed: {e}");
+                    }
+                    log::info!(
+                        "queue_id={id} delivered rcpt={} via={mta}",
+                        env.recipients.get(index as usize).map_or("?", |r| &r.forward_path)
+                    );
+                    successes.push(Failure {
+                        index,
+                        status: "2.0.0".into(),
+                        mta: Some(mta.clone()),
+                        reply: None,
+                        text: format!("delivered to {mta}"),
+                    });
+                    done |= self.sched.result(id, index, Outcome::Delivered, now).unwrap_or(false);
+                }
+                RcptOutcome::Deferred { reason, dest_down } => {
+                    let attempts = if let Some(m) = self.msgs.get_mut(&id) {
+                        let s = m.state.entry(index).or_insert_with(|| RcptState {
+                            index,
+                            ..RcptState::default()
+                        });
+                        s.attempts += 1;
+                        s.last_error = reason.clone();
+                        s.attempts
+                    } else {
+                        1
+                    };
+                    let next = unix_ms() + self.sched_cfg.retry_after(attempts).as_millis() as u64;
+                    if let Some(s) = self.msgs.get_mut(&id).and_then(|m| m.state.get_mut(&index)) {
+                        s.next_retry_unix_ms = next;
+                    }
+                    state_changed = true;
+                    log::info!("queue_id={id} deferred rcpt_index={index} reason={reason:?}");
+                    let o = Outcome::Deferred { reason, dest_down };
+                    done |= self.sched.result(id, index, o, now).unwrap_or(false);
+                }
+                RcptOutcome::Failed { status, mta, reply, text } => {
+                    failures.push(Failure { index, status, mta, reply, text });
+                }
+            }
+        }
+        if !successes.is_empty() {
+            self.report(id, &env, &successes, ReportKind::Success);
+        }
+        if !failures.is_empty() {
+            if self.bounce(id, &env, &failures, ReportKind::Failure, RcptStatus::Bounced) {
+                for f in &failures {
+                    done |= self.sched.result(id, f.index, Outcome::Failed, now).unwrap_or(false);
+                }
+            } else {
+                // The NDR could not be made durable: keep the recipients, retry later.
+                for f in &failures {
+                    let o = Outcome::Deferred {
+                        reason: format!("bounce not written: {}", f.text),
+                        dest_down: false,
+                    };
+                    done |= self.sched.result(id, f.index, o, now).unwrap_or(false);
+                }
+            }
+        }
+        if done {
+            self.forget(id);
+        } else if state_changed && let Some(m) = self.msgs.get(&id) {
+            let mut v: Vec<RcptState> = m.state.values().cloned().collect();
+            v.sort_by_key(|s| s.index);
+            if let Err(e) = state::write_to(self.p.spool.queue_dir(), id, &v) {
+                log::debug!("queue_id={id} state file not written: {e}");
+            }
+        }
+    }
+
+    /// The message left the queue.
+    fn forget(&mut self, id: QueueId) {
+        if self.msgs.remove(&id).is_some_and(|m| !m.state.is_empty()) {
+            state::remove(self.p.spool.queue_dir(), id);
+        }
+    }
+
+    /// Expired recipients: NDR (status 4.4.7 with the last error), crossed off `Expired`.
+    fn expire(&mut self, id: QueueId, rcpts: &[PendingRcpt]) {
+        let Some(meta) = self.msgs.get(&id) else { return };
+        let env = Arc::clone(&meta.env);
+        let failures: Vec<Failure> = rcpts
+            .iter()
+            .map(|r| Failure {
+                index: r.rcpt,
+                status: EXPIRED_STATUS.into(),
+                mta: None,
+                reply: None,
+                text: match &r.last_error {
+                    Some(e) => format!("delivery time expired; last error: {e}"),
+                    None => "delivery time expired".into(),
+                },
+            })
+            .collect();
+        log::info!("queue_id={id} expired rcpts={}", failures.len());
+        // The scheduler already forgot them; if the NDR cannot be written the recipients
+        // stay pending in the spool and come back after a restart (never lost).
+        let _ = self.bounce(id, &env, &failures, ReportKind::Failure, RcptStatus::Expired);
+    }
+
+    /// A delay DSN for recipients that asked for one.
+    fn delay_dsn(&mut self, id: QueueId, rcpts: &[PendingRcpt]) {
+        let Some(meta) = self.msgs.get(&id) else { return };
+        let env = Arc::clone(&meta.env);
+        let list: Vec<Failure> = rcpts
+            .iter()
+            .map(|r| Failure {
+                index: r.rcpt,
+                status: "4.4.7".into(),
+                mta: None,
+                reply: None,
+                text: r.last_error.clone().unwrap_or_else(|| "delivery delayed".into()),
+            })
+            .collect();
+        self.report(id, &env, &list, ReportKind::Delay);
+    }
+
+    /// Failed recipients: NDR (or Badmail for a null sender), then cross them off with
+    /// `mark`. Returns false if nothing could be made durable (nothing crossed off).
+    fn bounce(
+        &mut self,
+        id: QueueId,
+        env: &Envelope,
+        failures: &[Failure],
+        kind: ReportKind,
+        mark: RcptStatus,
+    ) -> bool {
+        for f in failures {
+            log::info!(
+                "queue_id={id} bounced rcpt={} status={} reason={:?}",
+                env.recipients.get(f.index as usize).map_or("?", |r| &r.forward_path),
+                f.status,
+                f.reply.as_deref().unwrap_or(&f.text)
+            );
+        }
+        let ok = if env.reverse_path.is_empty() {
+            self.write_badmail(id, env, failures)
+        } else {
+            self.report(id, env, failures, kind)
+        };
+        if !ok {
+            return false;
+        }
+        for f in failures {
+            if let Err(e) = self.p.spool.cross_off(id, f.index as usize, mark) {
+                log::error!("queue_id={id} cross-off failed: {e}");
+            }
+        }
+        true
+    }
+
+    /// Write the message and the reasons into `Badmail/`. True when durable.
+    fn write_badmail(&mut self, id: QueueId, env: &Envelope, failures: &[Failure]) -> bool {
+        let message = match self.p.spool.read_message(id) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("queue_id={id} cannot read for badmail: {e}");
+                return false;
+            }
+        };
+        let reason: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{} {}", f.status, f.reply.as_deref().unwrap_or(&f.text)))
+            .collect();
+        let rcpts: Vec<&str> = failures
+            .iter()
+            .filter_map(|f| env.recipients.get(f.index as usize))
+            .map(|r| r.forward_path.as_str())
+            .collect();
+        let benv = BadmailEnvelope { reverse_path: &env.reverse_path, recipients: &rcpts };
+        let dir: PathBuf = self.p.config.badmail_dir();
+        let now = i64::try_from(unix_ms() / 1000).unwrap_or(0);
+        match to_badmail(&dir, &id.to_string(), Some(&benv), &message, &reason.join("; "), now) {
+            Ok(files) => {
+                log::info!("queue_id={id} badmail={}", files.bad.display());
+                true
+            }
+            Err(e) => {
+                log::error!("queue_id={id} badmail failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// Build a report of `kind` for the recipients that asked for it (NOTIFY), spool it
+    /// with a null sender and wait until it is durable. True when durable or when no
+    /// report was due.
+    fn report(&mut self, id: QueueId, env: &Envelope, list: &[Failure], kind: ReportKind) -> bool {
+        if env.reverse_path.is_empty() {
+            return true;
+        }
+        let wanted: Vec<&Failure> = list
+            .iter()
+            .filter(|f| {
+                let n = env.recipients.get(f.index as usize).map_or(0, |r| r.notify);
+                bounce::should_notify(notify_of(n), kind)
+            })
+            .collect();
+        if wanted.is_empty() {
+            return true;
+        }
+        let original = match self.p.spool.read_message(id) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("queue_id={id} cannot read for a report: {e}");
+                return false;
+            }
+        };
+        let now_ms = unix_ms();
+        let now_s = now_ms / 1000;
+        let until = (env.arrival_unix_ms + self.p.config.delivery.expire_ms) / 1000;
+        let rcpt_reports: Vec<RcptReport<'_>> = wanted
+            .iter()
+            .map(|f| {
+                let r = env.recipients.get(f.index as usize);
+                RcptReport {
+                    final_recipient: r.map_or("", |r| &r.forward_path),
+                    original_recipient: r.and_then(|r| r.orcpt.as_deref()),
+                    status: &f.status,
+                    diagnosis: match (&f.mta, &f.reply) {
+                        (Some(mta), Some(reply)) => Diagnosis::Remote { mta, reply },
+                        (mta, _) => Diagnosis::Local { text: &f.text, mta: mta.as_deref() },
+                    },
+                    last_attempt: Some(now_s),
+                    will_retry_until: (kind == ReportKind::Delay).then_some(until),
+                }
+            })
+            .collect();
+        let message_id = format!("{id}.{now_ms}.{}", kind.as_str());
+        let cfg = Arc::clone(&self.p.config);
+        let report = Report {
+            kind,
+            hostname: &cfg.hostname,
+            to: &env.reverse_path,
+            date: now_s,
+            message_id: &message_id,
+            envid: env.envid.as_deref(),
+            arrival_date: env.arrival_unix_ms / 1000,
+            recipients: &rcpt_reports,
+            ret: ret_of(env.ret),
+            original: &original,
+        };
+        let bytes = match bounce::build(&report) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("queue_id={id} no report: {e}");
+                return true;
+            }
+        };
+        let mut to = vec![env.reverse_path.clone()];
+        if kind == ReportKind::Failure
+            && let Some(copy) = &cfg.relay.send_ndr_copy_to
+        {
+            to.push(copy.clone());
+        }
+        match self.spool_report(&bytes, &to, env.body) {
+            Some(ndr) => {
+                log::info!("queue_id={id} report={} ndr_id={ndr}", kind.as_str());
+                self.arrive(ndr, Instant::now());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Write a null-sender message to `to` into the spool and wait for its commit.
+    fn spool_report(&mut self, bytes: &[u8], to: &[String], body: u8) -> Option<QueueId> {
+        let env = Envelope {
+            reverse_path: String::new(),
+            recipients: to
+                .iter()
+                .map(|a| EnvelopeRecipient { forward_path: a.clone(), notify: 0, orcpt: None })
+                .collect(),
+            body: if bytes.is_ascii() { 0 } else { body.max(1) },
+            smtputf8: !to.iter().all(|a| a.is_ascii()),
+            ret: 0,
+            envid: None,
+            client_addr: String::new(),
+            helo: self.p.config.hostname.clone(),
+            arrival_unix_ms: unix_ms(),
+            site: REPORT_SITE.into(),
+        };
+        let w = &mut self.p.writer;
+        let result = (|| {
+            let mut rec = w.begin(&env)?;
+            w.append(&mut rec, bytes)?;
+            w.finish(rec)
+        })();
+        let ticket = match result {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!("report not spooled: {e}");
+                return None;
+            }
+        };
+        w.flush();
+        let deadline = Instant::now() + COMMIT_WAIT;
+        loop {
+            match w.poll_committed() {
+                Ok(seq) if seq >= ticket.seq => return Some(ticket.id),
+                Ok(_) => {}
+                Err((through, e)) if through >= ticket.seq => {
+                    log::error!("report commit failed: {e}");
+                    return None;
+                }
+                Err(_) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                log::error!("report commit did not complete in {COMMIT_WAIT:?}");
+                return None;
+            }
+            let _ = self.p.committed.recv_timeout(left.min(Duration::from_millis(50)));
+            w.flush();
+        }
+    }
+
+    /// Apply `Queue/flush.req`, if present (then remove it).
+    fn read_flush_requests(&mut self) {
+        let dir = self.p.spool.queue_dir().to_path_buf();
+        let path = dir.join(FLUSH_REQUEST_FILE);
+        if !path.exists() {
+            return;
+        }
+        let work = dir.join(format!("{FLUSH_REQUEST_FILE}.work"));
+        if std::fs::rename(&path, &work).is_err() {
+            return;
+        }
+        let text = std::fs::read_to_string(&work).unwrap_or_default();
+        let _ = std::fs::remove_file(&work);
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let n = if line == "all" {
+                self.sched.flush_all()
+            } else if let Some(d) = line.strip_prefix("domain ") {
+                self.sched.flush_domain(d.trim())
+            } else if let Ok(id) = line.parse::<QueueId>() {
+                usize::from(self.sched.flush(id))
+            } else {
+                log::warn!("flush request not understood: {line:?}");
+                0
+            };
+            log::info!("flush request={line:?} requeued={n}");
+        }
+    }
+}
