@@ -4,6 +4,7 @@
 //! mailroot serve        [--config FILE]           run the relay
 //! mailroot check-config [--config FILE]           print the effective config as TOML
 //! mailroot queue list   [--json] [--config FILE]  list the messages in Queue/
+//! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
 //! ```
 //!
 //! Exit status: [`EXIT_OK`] 0; [`EXIT_FAILURE`] 1 for a runtime failure (cannot bind,
@@ -77,6 +78,18 @@ pub enum QueueCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Retry deferred messages now: all of them, one queue id, or one domain. The running
+    /// server picks the request up from `Queue/flush.req` within a quarter second.
+    Flush {
+        /// Only this queue id (16 hex digits).
+        id: Option<String>,
+        /// Only recipients in this domain.
+        #[arg(long, conflicts_with = "id")]
+        domain: Option<String>,
+        /// The configuration file.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 /// The `--config FILE` option shared by the subcommands.
@@ -107,6 +120,9 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         Command::CheckConfig(arg) => check_config(arg.config.as_deref()),
         Command::Queue { command: QueueCommand::List { json, config } } => {
             queue_list(config.config.as_deref(), json)
+        }
+        Command::Queue { command: QueueCommand::Flush { id, domain, config } } => {
+            queue_flush(config.config.as_deref(), id.as_deref(), domain.as_deref())
         }
     }
 }
@@ -215,6 +231,45 @@ fn queue_list(path: Option<&Path>, json: bool) -> i32 {
     // The scan warns (on stderr) about segments it has to skip.
     init_logging(&config);
     queue::list(&config.queue_dir(), json)
+}
+
+/// `queue flush`: append one line to `Queue/flush.req` (`all`, `<ID>` or `domain <D>`);
+/// the running server's queue runner reads and removes the file.
+fn queue_flush(path: Option<&Path>, id: Option<&str>, domain: Option<&str>) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let line = match (id, domain) {
+        (Some(id), _) => match id.parse::<crate::spool::QueueId>() {
+            Ok(q) => q.to_string(),
+            Err(_) => {
+                report(format!("{id:?} is not a queue id (16 hex digits)"));
+                return EXIT_USAGE;
+            }
+        },
+        (None, Some(d)) if !d.is_empty() && !d.contains(char::is_whitespace) => {
+            format!("domain {d}")
+        }
+        (None, Some(d)) => {
+            report(format!("{d:?} is not a domain"));
+            return EXIT_USAGE;
+        }
+        (None, None) => "all".to_owned(),
+    };
+    let file = config.queue_dir().join(crate::queue::runner::FLUSH_REQUEST_FILE);
+    let result = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| writeln!(f, "{line}"));
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            report(format!("cannot write {}: {e}", file.display()));
+            EXIT_FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,449 @@
+//! End-to-end delivery: the real `mailroot` binary relays to a real SMTP sink
+//! (`tests/common_sink`), routes by MX through a real DNS server (`tests/common_dns`),
+//! writes Drop files, NDRs and Badmail. Loopback only: MX hosts resolve to 127.0.0.x
+//! addresses where a sink listens, and `[delivery] port` points at the sink's port.
+//! Every wait is bounded.
+
+mod common;
+mod common_dns;
+mod common_sink;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use common_dns::{DnsServer, Zone};
+use common_sink::Sink;
+use mail_parser::MimeHeaders;
+
+/// How long a delivery may take in these tests (generous: CI is slow).
+const DELIVERY_WAIT: Duration = Duration::from_secs(30);
+/// Poll step.
+const STEP: Duration = Duration::from_millis(25);
+
+/// A test message with a unique Message-ID.
+fn message(tag: &str) -> Vec<u8> {
+    format!(
+        "From: <alice@sender.test>\r\nTo: <bob@dest.test>\r\nSubject: {tag}\r\n\
+         Message-ID: <{tag}@e2e.test>\r\n\r\nHello {tag}.\r\n.dot line\r\n"
+    )
+    .into_bytes()
+}
+
+/// Send one message over a fresh connection; panics unless it is queued.
+fn send(srv: &Server, from: &str, to: &[&str], content: &[u8]) {
+    let mut c = Raw::connect(srv.addr()).expect("connect");
+    c.hello();
+    let r = c.send_message(from, to, &dot_stuff(content));
+    assert_eq!(r.code, 250, "not queued: {r}");
+    let _ = c.cmd("QUIT");
+}
+
+/// A configuration that relays: delivery section, DNS section, local domains.
+fn conf(relay_extra: &str, extra: &str, local: &[&str]) -> Conf {
+    Conf {
+        relay_extra: relay_extra.into(),
+        extra: extra.into(),
+        local_domains: local.iter().map(|s| s.to_string()).collect(),
+        ..Conf::default()
+    }
+}
+
+/// `[delivery]` with a short retry schedule, sending to `port`, and `[dns]` pointing at
+/// `dns` (or at a dead local port, so nothing ever leaves the machine).
+fn delivery(port: u16, dns: Option<&DnsServer>, more: &str) -> String {
+    let dns = dns.map_or("127.0.0.1:9".to_string(), |d| d.addr.to_string());
+    format!(
+        "\n[delivery]\nretry = [\"1s\"]\nport = {port}\nconnect_timeout = \"2s\"\n{more}\n\
+         [dns]\nservers = [\"{dns}\"]\ntimeout = \"500ms\"\nattempts = 1\n"
+    )
+}
+
+/// Messages in `dir` (Drop or Badmail), sorted by name.
+fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    v.retain(|p| p.extension().is_some_and(|e| e == ext));
+    v.sort();
+    v
+}
+
+/// Wait until the sink holds `n` messages.
+fn wait_sink(sink: &Sink, n: usize, srv: &Server) -> Vec<common_sink::Received> {
+    wait_until(DELIVERY_WAIT, STEP, || {
+        let r = sink.received();
+        (r.len() >= n).then_some(r)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "sink got {} of {n} messages\n--- log ---\n{}",
+            sink.received().len(),
+            srv.log_tail(6000)
+        )
+    })
+}
+
+/// Wait until `n` files with extension `ext` are in `dir`.
+fn wait_files(dir: &Path, ext: &str, n: usize, srv: &Server) -> Vec<PathBuf> {
+    wait_until(DELIVERY_WAIT, STEP, || {
+        let f = files_in(dir, ext);
+        (f.len() >= n).then_some(f)
+    })
+    .unwrap_or_else(|| {
+        panic!("{n} .{ext} files not in {}\n--- log ---\n{}", dir.display(), srv.log_tail(6000))
+    })
+}
+
+/// Wait until the queue is empty.
+fn wait_queue_empty(srv: &Server) {
+    let ok = wait_until(DELIVERY_WAIT, STEP, || srv.scan().is_empty().then_some(()));
+    assert!(ok.is_some(), "queue not empty: {:?}\n{}", srv.scan(), srv.log_tail(6000));
+}
+
+/// The content as the sink (or Drop) sees it ends with exactly what we sent.
+fn assert_carries(data: &[u8], content: &[u8]) {
+    assert!(data.ends_with(content), "content changed:\n{}", String::from_utf8_lossy(data));
+    assert!(data.starts_with(b"Received: "), "our Received header comes first");
+}
+
+/// The parts of an NDR in a Drop file: (human text, delivery-status text, whole text).
+fn parse_ndr(path: &Path) -> (String, String, String) {
+    let bytes = fs::read(path).unwrap();
+    // Skip the x-sender / x-receiver lines of the Drop format.
+    let mut start = 0;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"x-sender:") || line.starts_with(b"x-receiver:") {
+            start += line.len();
+        } else {
+            break;
+        }
+    }
+    let msg = mail_parser::MessageParser::default().parse(&bytes[start..]).expect("NDR parses");
+    let ct = msg.content_type().expect("content type");
+    assert_eq!(ct.c_type.as_ref(), "multipart");
+    assert_eq!(ct.subtype(), Some("report"));
+    assert_eq!(ct.attribute("report-type"), Some("delivery-status"));
+    assert!(msg.return_address().is_none() || msg.return_address() == Some(""));
+    let human = msg.body_text(0).map(|s| s.into_owned()).unwrap_or_default();
+    let status = msg
+        .parts
+        .iter()
+        .find(|p| {
+            p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))
+        })
+        .map(|p| String::from_utf8_lossy(p.contents()).into_owned())
+        .expect("a message/delivery-status part");
+    (human, status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[test]
+fn relays_by_smart_host_and_empties_the_queue() {
+    let sink = Sink::start("127.0.0.1");
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost"]));
+    let content = message("smart");
+    send(&srv, "alice@sender.test", &["bob@dest.test"], &content);
+    let got = wait_sink(&sink, 1, &srv);
+    assert_eq!(got[0].mail_from, "alice@sender.test");
+    assert_eq!(got[0].rcpts, ["bob@dest.test"]);
+    assert_carries(&got[0].data, &content);
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn relays_by_mx_host_table_and_domain_rule() {
+    let mx_sink = Sink::start("127.0.0.2");
+    let port = mx_sink.port();
+    let hosts_sink = Sink::start_on(&format!("127.0.0.3:{port}"));
+    let rule_sink = Sink::start("127.0.0.4");
+    let dns = DnsServer::start(Zone::parse(
+        "mx.test MX 10 mail.mx.test\nmail.mx.test A 127.0.0.2\n",
+    ));
+    let extra = format!(
+        "{}\n[hosts]\n\"hosts.test\" = [\"127.0.0.3\"]\n\n[[domain]]\nname = \"*.rule.test\"\n\
+         smart_host = \"[127.0.0.4]:{}\"\n",
+        delivery(port, Some(&dns), ""),
+        rule_sink.port()
+    );
+    let srv = Server::start(conf("", &extra, &["localhost"]));
+    let (a, b, c) = (message("by-mx"), message("by-hosts"), message("by-rule"));
+    send(&srv, "alice@sender.test", &["x@mx.test"], &a);
+    send(&srv, "alice@sender.test", &["y@hosts.test"], &b);
+    send(&srv, "alice@sender.test", &["z@a.rule.test"], &c);
+    assert_carries(&wait_sink(&mx_sink, 1, &srv)[0].data, &a);
+    assert_carries(&wait_sink(&hosts_sink, 1, &srv)[0].data, &b);
+    assert_carries(&wait_sink(&rule_sink, 1, &srv)[0].data, &c);
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn attempt_direct_first_falls_back_to_the_smart_host() {
+    let smart = Sink::start("127.0.0.1");
+    // The MX resolves to 127.0.0.5, where nothing listens on the delivery port.
+    let dead_port = free_port();
+    let dns = DnsServer::start(Zone::parse("direct.test MX 10 mx.direct.test\nmx.direct.test A 127.0.0.5\n"));
+    let relay =
+        format!("smart_host = \"[127.0.0.1]:{}\"\nattempt_direct_first = true", smart.port());
+    let srv = Server::start(conf(&relay, &delivery(dead_port, Some(&dns), ""), &["localhost"]));
+    let content = message("direct-first");
+    send(&srv, "alice@sender.test", &["q@direct.test"], &content);
+    assert_carries(&wait_sink(&smart, 1, &srv)[0].data, &content);
+}
+
+#[test]
+fn reuses_one_connection_for_several_messages() {
+    let sink = Sink::start("127.0.0.1");
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(
+        &relay,
+        &delivery(25, None, "max_connections_per_domain = 1"),
+        &["localhost"],
+    ));
+    // Hold the first reply so the next messages queue up behind the one connection.
+    sink.set_data_delay(Duration::from_millis(200));
+    for i in 0..5 {
+        send(&srv, "alice@sender.test", &["bob@dest.test"], &message(&format!("reuse-{i}")));
+    }
+    let got = wait_sink(&sink, 5, &srv);
+    assert_eq!(sink.connections(), 1, "5 messages over one connection: {got:?}");
+}
+
+#[test]
+fn respects_the_per_destination_limit() {
+    let sink = Sink::start("127.0.0.1");
+    sink.set_data_delay(Duration::from_millis(300));
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(
+        &relay,
+        &delivery(25, None, "max_connections_per_domain = 2\nmax_messages_per_connection = 1"),
+        &["localhost"],
+    ));
+    for i in 0..8 {
+        send(&srv, "alice@sender.test", &["bob@dest.test"], &message(&format!("limit-{i}")));
+    }
+    wait_sink(&sink, 8, &srv);
+    assert!(sink.max_concurrent() <= 2, "max concurrent {}", sink.max_concurrent());
+    assert!(sink.connections() >= 4, "one message per connection: {}", sink.connections());
+}
+
+#[test]
+fn temporary_failure_is_retried_and_delivered() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("later@dest.test", &[451]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost"]));
+    send(&srv, "alice@sender.test", &["later@dest.test"], &message("retry"));
+    // While deferred, `queue list` shows the attempt and the error.
+    let listed = wait_until(DELIVERY_WAIT, STEP, || {
+        let text = srv.queue_list().iter().map(|v| v.to_string()).collect::<String>();
+        (text.contains("451") || !sink.received().is_empty()).then_some(text)
+    });
+    assert!(listed.is_some());
+    let got = wait_sink(&sink, 1, &srv);
+    assert_eq!(got[0].rcpts, ["later@dest.test"]);
+    assert!(sink.rcpt_seen() >= 2);
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn permanent_failure_yields_a_parsable_ndr() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("nobody@dest.test", &[550]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    // The sender's domain is local: the NDR lands in Drop/.
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost", "home.test"]));
+    let content = message("ndr");
+    send(&srv, "alice@home.test", &["nobody@dest.test", "bob@dest.test"], &content);
+    let got = wait_sink(&sink, 1, &srv);
+    assert_eq!(got[0].rcpts, ["bob@dest.test"]);
+    let drop = srv.mailroot.join("Drop");
+    let files = wait_files(&drop, "eml", 1, &srv);
+    let (human, status, whole) = parse_ndr(&files[0]);
+    assert!(whole.starts_with("x-sender: \r\nx-receiver: alice@home.test\r\n"), "{whole}");
+    assert!(human.contains("nobody@dest.test"), "{human}");
+    assert!(human.contains("user unknown here"), "{human}");
+    assert!(status.contains("Final-Recipient: rfc822; nobody@dest.test"), "{status}");
+    assert!(status.contains("Action: failed"), "{status}");
+    assert!(status.contains("Status: 5.1.1"), "{status}");
+    assert!(status.contains("Diagnostic-Code: smtp; 550 5.1.1"), "{status}");
+    assert!(!status.contains("bob@dest.test"), "delivered recipient is not reported");
+    assert!(whole.contains("Subject: ndr"), "original headers returned");
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn expiry_yields_an_ndr() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("slow@dest.test", &[451; 100]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(
+        &relay,
+        &delivery(25, None, "expire = \"3s\""),
+        &["localhost", "home.test"],
+    ));
+    send(&srv, "alice@home.test", &["slow@dest.test"], &message("expire"));
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (_, status, _) = parse_ndr(&files[0]);
+    assert!(status.contains("Status: 4.4.7"), "{status}");
+    assert!(status.contains("slow@dest.test"), "{status}");
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn notify_never_and_success_are_honoured() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("never@dest.test", &[550]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost", "home.test"]));
+    let mut c = Raw::connect(srv.addr()).unwrap();
+    c.hello();
+    assert_eq!(c.cmd("MAIL FROM:<alice@home.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<never@dest.test> NOTIFY=NEVER").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<ok@dest.test> NOTIFY=SUCCESS").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send(&dot_stuff(&message("notify")));
+    c.send(b".\r\n");
+    assert_eq!(c.read_reply().unwrap().code, 250);
+    wait_sink(&sink, 1, &srv);
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    wait_queue_empty(&srv);
+    // Exactly one report: the success DSN for ok@; nothing for never@.
+    let files_now = files_in(&srv.mailroot.join("Drop"), "eml");
+    assert_eq!(files_now.len(), 1, "{files:?}");
+    let (_, status, _) = parse_ndr(&files_now[0]);
+    assert!(status.contains("Action: delivered"), "{status}");
+    assert!(status.contains("ok@dest.test"), "{status}");
+    assert!(!status.contains("never@dest.test"), "{status}");
+}
+
+#[test]
+fn null_sender_failure_goes_to_badmail() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("gone@dest.test", &[550]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost"]));
+    send(&srv, "", &["gone@dest.test"], &message("badmail"));
+    let bad = wait_files(&srv.mailroot.join("Badmail"), "BAD", 1, &srv);
+    let bdr = fs::read_to_string(bad[0].with_extension("BDR")).unwrap();
+    assert!(bdr.contains("550"), "{bdr}");
+    assert!(fs::read(&bad[0]).unwrap().ends_with(&message("badmail")));
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn loop_to_self_is_cannot_connect_to_self() {
+    let mut srv = Server::start(conf("", &delivery(25, None, ""), &["localhost", "home.test"]));
+    // Now that the port is known, make our own address the smart host.
+    srv.conf.relay_extra = format!("smart_host = \"[127.0.0.1]:{}\"", srv.port);
+    srv.restart();
+    send(&srv, "alice@home.test", &["far@dest.test"], &message("self"));
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (human, status, _) = parse_ndr(&files[0]);
+    assert!(human.contains("Cannot connect to self"), "{human}");
+    assert!(status.contains("Status: 5.4.6"), "{status}");
+    assert!(!human.to_lowercase().contains("connection to host failed"));
+}
+
+#[test]
+fn greeting_naming_us_is_a_loop() {
+    let sink = Sink::start("127.0.0.1");
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost", "home.test"]));
+    sink.set_greeting_name(&srv.hostname);
+    send(&srv, "alice@home.test", &["far@dest.test"], &message("self-greeting"));
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (human, status, _) = parse_ndr(&files[0]);
+    assert!(human.contains("Cannot connect to self"), "{human}");
+    assert!(status.contains("Status: 5.4.6"), "{status}");
+    assert!(sink.received().is_empty());
+}
+
+#[test]
+fn too_many_hops_is_a_routing_loop() {
+    let sink = Sink::start("127.0.0.1");
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"\nmax_hop_count = 5", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost", "home.test"]));
+    let mut content = b"Received: from a by b; Sat, 28 Nov 2026 10:00:00 +0000\r\n".repeat(5);
+    content.extend_from_slice(&message("hops"));
+    send(&srv, "alice@home.test", &["far@dest.test"], &content);
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (human, status, _) = parse_ndr(&files[0]);
+    assert!(human.contains("routing loop detected"), "{human}");
+    assert!(status.contains("Status: 5.4.6"), "{status}");
+    assert!(sink.received().is_empty());
+}
+
+#[test]
+fn drop_files_are_byte_exact() {
+    let srv = Server::start(conf("", &delivery(25, None, ""), &["localhost", "local.test"]));
+    let content = message("drop");
+    send(&srv, "alice@sender.test", &["u1@local.test", "u2@local.test"], &content);
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let bytes = fs::read(&files[0]).unwrap();
+    let head = b"x-sender: alice@sender.test\r\nx-receiver: u1@local.test\r\nx-receiver: u2@local.test\r\n";
+    assert!(bytes.starts_with(head), "{}", String::from_utf8_lossy(&bytes));
+    let rest = &bytes[head.len()..];
+    assert_carries(rest, &content);
+    let (received, after) = split_received(rest);
+    assert!(!received.is_empty());
+    assert_eq!(after, &content[..]);
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn flush_retries_now() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("flush@dest.test", &[451]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, "retry = [\"1h\"]"), &["localhost"]));
+    send(&srv, "alice@sender.test", &["flush@dest.test"], &message("flush"));
+    wait_until(DELIVERY_WAIT, STEP, || (sink.rcpt_seen() >= 1).then_some(()))
+        .expect("first attempt");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(sink.received().is_empty());
+    let out = std::process::Command::new(BIN)
+        .args(["queue", "flush", "--config"])
+        .arg(&srv.config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_sink(&sink, 1, &srv);
+}
+
+#[test]
+fn kill_during_delivery_loses_nothing() {
+    let sink = Sink::start("127.0.0.1");
+    sink.set_data_delay(Duration::from_millis(100));
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let mut srv = Server::start(conf(
+        &relay,
+        &delivery(25, None, "max_connections_per_domain = 1"),
+        &["localhost"],
+    ));
+    let n = 20;
+    for i in 0..n {
+        send(&srv, "alice@sender.test", &["bob@dest.test"], &message(&format!("crash-{i}")));
+    }
+    wait_until(DELIVERY_WAIT, STEP, || (!sink.received().is_empty()).then_some(()))
+        .expect("delivery started");
+    if let Some(pid) = srv.pid() {
+        send_signal(pid, libc::SIGKILL);
+    }
+    let _ = srv.wait_exit(Duration::from_secs(10));
+    srv.restart();
+    let all = wait_until(DELIVERY_WAIT, STEP, || {
+        let got = sink.received();
+        let ids: std::collections::HashSet<String> = got
+            .iter()
+            .filter_map(|m| {
+                let t = String::from_utf8_lossy(&m.data).into_owned();
+                t.lines().find(|l| l.starts_with("Subject: ")).map(|l| l.to_string())
+            })
+            .collect();
+        (ids.len() == n).then_some(ids)
+    });
+    assert!(all.is_some(), "not every message arrived: {}\n{}", sink.received().len(), srv.log_tail(6000));
+    wait_queue_empty(&srv);
+}
