@@ -292,7 +292,11 @@ mod tests {
             (&["serve", "--config"], false),
             (&["serve", "extra"], false),
             (&["queue"], false),
-            (&["queue", "flush"], false),
+            (&["queue", "flush"], true),
+            (&["queue", "flush", "0000000300000041"], true),
+            (&["queue", "flush", "--domain", "example.com"], true),
+            (&["queue", "flush", "0000000300000041", "--domain", "example.com"], false),
+            (&["queue", "frobnicate"], false),
             (&["check-config", "--json"], false),
             (&["frobnicate"], false),
         ];

@@ -15,6 +15,8 @@ fn config(dir: &std::path::Path, workers: usize) -> Config {
     c.sites[0].listen = vec!["127.0.0.1:0".parse().unwrap()];
     c.limits.shutdown_grace_ms = 2000;
     c.limits.min_free_disk_bytes = 0;
+    // These tests look at what was received: keep it in the queue (no delivery).
+    c.delivery.hold = true;
     c
 }
 
