@@ -395,12 +395,18 @@ impl PickupWatcher {
                 }
                 Err(e) => self.retry_later(name, &format!("cannot queue: {e}")),
             },
-            Err(reason) => self.to_badmail(name, path, &bytes, &reason),
+            Err(reason) => self.move_to_badmail(name, path, &bytes, &reason),
         }
     }
 
     /// Move an unparseable file to Badmail, then remove it from Pickup.
-    fn to_badmail(&mut self, name: &OsStr, path: &Path, bytes: &[u8], reason: &str) -> Outcome {
+    fn move_to_badmail(
+        &mut self,
+        name: &OsStr,
+        path: &Path,
+        bytes: &[u8],
+        reason: &str,
+    ) -> Outcome {
         let name_str = name.to_string_lossy();
         match badmail::to_badmail(
             &self.cfg.badmail_dir,
