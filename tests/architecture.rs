@@ -17,6 +17,7 @@ const PURE: &[&str] = &[
     "src/dns/cache.rs",
     "src/dns/conf.rs",
     "src/dns/hosts.rs",
+    "src/pickup/parse.rs",
 ];
 
 /// Substrings a pure module must never contain (outside `#[cfg(test)]` tails).

@@ -117,10 +117,43 @@ pub fn to_badmail(
     if let Some(env) = envelope {
         write_envelope_lines(env.reverse_path, env.recipients, &mut head)?;
     }
-    let bdr = bdr_text(name, envelope, reason, now_unix_secs);
     let stem = badmail_stem(name);
     ensure_dir(badmail_dir)?;
     let tmp_bad = write_temp(badmail_dir, &format!("{stem}.BAD"), &[&head, message])?;
+    let bdr = bdr_text(name, envelope, reason, now_unix_secs);
+    finish_pair(badmail_dir, &stem, tmp_bad, &bdr)
+}
+
+/// Like [`to_badmail`] without an envelope, for a file too large to read into memory:
+/// `file` is copied (streamed by the kernel, not loaded) to `<stem>.BAD`. The caller
+/// removes the original once this returns `Ok`.
+pub fn file_to_badmail(
+    badmail_dir: &Path,
+    file: &Path,
+    name: &str,
+    reason: &str,
+    now_unix_secs: i64,
+) -> Result<BadmailFiles, LocalError> {
+    let stem = badmail_stem(name);
+    ensure_dir(badmail_dir)?;
+    let tmp_bad = badmail_dir.join(format!("{}{stem}.BAD", super::TEMP_PREFIX));
+    let copied =
+        fs::copy(file, &tmp_bad).and_then(|_| fs::File::open(&tmp_bad)).and_then(|f| f.sync_data());
+    if let Err(source) = copied {
+        let _ = fs::remove_file(&tmp_bad);
+        return Err(LocalError::Io { op: "copy to", path: tmp_bad, source });
+    }
+    finish_pair(badmail_dir, &stem, tmp_bad, &bdr_text(name, None, reason, now_unix_secs))
+}
+
+/// Write the `.BDR` beside the synced temporary `.BAD`, link both to a free stem, remove
+/// the temporary names, sync the directory.
+fn finish_pair(
+    badmail_dir: &Path,
+    stem: &str,
+    tmp_bad: PathBuf,
+    bdr: &str,
+) -> Result<BadmailFiles, LocalError> {
     let tmp_bdr = match write_temp(badmail_dir, &format!("{stem}.BDR"), &[bdr.as_bytes()]) {
         Ok(t) => t,
         Err(e) => {
@@ -128,7 +161,7 @@ pub fn to_badmail(
             return Err(e);
         }
     };
-    let result = link_pair(badmail_dir, &stem, &tmp_bad, &tmp_bdr);
+    let result = link_pair(badmail_dir, stem, &tmp_bad, &tmp_bdr);
     // The temporary names go in every case (after success they are second links).
     let _ = fs::remove_file(&tmp_bad);
     let _ = fs::remove_file(&tmp_bdr);
@@ -261,6 +294,20 @@ mod tests {
                 "x.eml.BDR"
             ]
         );
+    }
+
+    #[test]
+    fn large_file_is_copied_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("big.eml");
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(&src, &big).unwrap();
+        let bad_dir = dir.path().join("Badmail");
+        let f = file_to_badmail(&bad_dir, &src, "big.eml", "too large", NOW).unwrap();
+        assert_eq!(fs::read(&f.bad).unwrap(), big);
+        assert!(fs::read_to_string(&f.bdr).unwrap().contains("Reason: too large\r\n"));
+        assert_eq!(names(&bad_dir), ["big.eml.BAD", "big.eml.BDR"]);
+        assert!(src.exists(), "the caller removes the original");
     }
 
     #[test]

@@ -64,10 +64,12 @@ mod tests {
 
     const ID: QueueId = QueueId(0x0000_0003_0000_0041);
 
+    /// (sender, recipients, message, expected file)
+    type Case = (&'static str, &'static [&'static str], &'static [u8], &'static [u8]);
+
     #[test]
     fn file_is_byte_exact() {
-        // (sender, recipients, message, expected file)
-        let cases: &[(&str, &[&str], &[u8], &[u8])] = &[
+        let cases: &[Case] = &[
             (
                 "alice@example.com",
                 &["bob@local.example"],

@@ -105,20 +105,23 @@ impl PickupConfig {
 }
 
 /// Start the `pickup` thread. It runs until `stop` is set (checked at least every
-/// [`PICKUP_STOP_CHECK_MS`]), finishing the batch in hand. Fails only if the spool writer
-/// or the thread cannot be created.
+/// [`PICKUP_STOP_CHECK_MS`]), finishing the batch in hand. Fails only if the thread
+/// cannot be created.
 pub fn spawn(
     cfg: PickupConfig,
     spool: Spool,
     queue_tx: Sender<IncomingBatch>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
-    // The writer's syncer wakes nobody: this thread waits for its commits (`wait_idle`).
-    let writer = spool
-        .writer(cfg.writer_number, Box::new(|| {}))
-        .map_err(|e| io::Error::other(format!("pickup spool writer: {e}")))?;
-    let watcher =
-        PickupWatcher { cfg, spool, writer, queue_tx, stop, inotify: None, warned: HashSet::new() };
+    let watcher = PickupWatcher {
+        cfg,
+        spool,
+        writer: None,
+        queue_tx,
+        stop,
+        inotify: None,
+        warned: HashSet::new(),
+    };
     std::thread::Builder::new().name("pickup".into()).spawn(move || watcher.run())
 }
 
@@ -138,8 +141,9 @@ struct PickupWatcher {
     cfg: PickupConfig,
     /// The spool (free-space check).
     spool: Spool,
-    /// This thread's writer.
-    writer: SpoolWriter,
+    /// This thread's writer, created at the first file (a writer holds a preallocated
+    /// segment: a server whose Pickup folder is never used should not pay for it).
+    writer: Option<SpoolWriter>,
     /// Committed ids go to the queue runner.
     queue_tx: Sender<IncomingBatch>,
     /// Set by the relay at shutdown.
@@ -318,17 +322,17 @@ impl PickupWatcher {
                 Outcome::Done | Outcome::Retry => {}
             }
         }
-        if queued.is_empty() {
+        let Some(writer) = self.writer.as_mut().filter(|_| !queued.is_empty()) else {
             return;
-        }
-        self.writer.flush();
-        self.writer.wait_idle();
-        let durable = match self.writer.poll_committed() {
+        };
+        writer.flush();
+        writer.wait_idle();
+        let durable = match writer.poll_committed() {
             Ok(seq) => seq,
             Err((_, e)) => {
                 // Every record of this batch not reported durable failed; their files stay.
                 log::error!("pickup: group commit failed: {e}; files stay in Pickup/");
-                self.writer.poll_committed().unwrap_or(0)
+                writer.poll_committed().unwrap_or(0)
             }
         };
         let mut batch = IncomingBatch::new();
@@ -369,18 +373,23 @@ impl PickupWatcher {
         if !self.spool.has_free_space() {
             return self.retry_later(name, "spool is short of disk space");
         }
-        let bytes = match fs::read(path) {
+        let limit = self.cfg.max_message_bytes;
+        let too_large = |size: u64| format!("message too large ({size} bytes, limit {limit})");
+        if meta.len() > limit {
+            // Copied to Badmail by the kernel; never read into memory.
+            return self.move_to_badmail(name, path, None, &too_large(meta.len()));
+        }
+        // At most limit + 1 bytes, in case the file grew since the stat.
+        let bytes = match read_at_most(path, limit.saturating_add(1)) {
             Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Outcome::Done,
             Err(e) => return self.retry_later(name, &format!("cannot read: {e}")),
         };
         let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        let parsed = if size > self.cfg.max_message_bytes {
-            Err(format!("message too large ({size} bytes, limit {})", self.cfg.max_message_bytes))
-        } else {
-            parse::parse(&bytes).map_err(|e| e.to_string())
-        };
-        match parsed {
+        if size > limit {
+            return self.move_to_badmail(name, path, None, &too_large(size));
+        }
+        match parse::parse(&bytes) {
             Ok(msg) => match self.write_record(&msg) {
                 Ok(t) => {
                     self.warned.remove(name);
@@ -395,21 +404,27 @@ impl PickupWatcher {
                 }
                 Err(e) => self.retry_later(name, &format!("cannot queue: {e}")),
             },
-            Err(reason) => self.to_badmail(name, path, &bytes, &reason),
+            Err(e) => self.move_to_badmail(name, path, Some(&bytes), &e.to_string()),
         }
     }
 
-    /// Move an unparseable file to Badmail, then remove it from Pickup.
-    fn to_badmail(&mut self, name: &OsStr, path: &Path, bytes: &[u8], reason: &str) -> Outcome {
+    /// Move an unparseable file to Badmail (from `bytes` when it was read, else copied
+    /// from `path`), then remove it from Pickup.
+    fn move_to_badmail(
+        &mut self,
+        name: &OsStr,
+        path: &Path,
+        bytes: Option<&[u8]>,
+        reason: &str,
+    ) -> Outcome {
         let name_str = name.to_string_lossy();
-        match badmail::to_badmail(
-            &self.cfg.badmail_dir,
-            &name_str,
-            None,
-            bytes,
-            reason,
-            unix_secs(SystemTime::now()),
-        ) {
+        let dir = &self.cfg.badmail_dir;
+        let now = unix_secs(SystemTime::now());
+        let written = match bytes {
+            Some(b) => badmail::to_badmail(dir, &name_str, None, b, reason, now),
+            None => badmail::file_to_badmail(dir, path, &name_str, reason, now),
+        };
+        match written {
             Ok(files) => {
                 log::warn!("pickup: file={:?} to badmail {}: {reason}", name, files.bad.display());
                 if let Err(e) = fs::remove_file(path) {
@@ -437,7 +452,12 @@ impl PickupWatcher {
     ) -> Result<Ticket, crate::spool::SpoolError> {
         let now = SystemTime::now();
         let env = envelope(msg, unix_ms(now));
-        let mut rec = self.writer.begin(&env)?;
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            // The syncer wakes nobody: this thread waits for its commits (`wait_idle`).
+            None => self.writer.insert(self.spool.writer(self.cfg.writer_number, Box::new(|| {}))?),
+        };
+        let mut rec = writer.begin(&env)?;
         let mut header = Vec::with_capacity(160);
         let id: QueueId = rec.id();
         trace::write_received_pickup(
@@ -446,15 +466,13 @@ impl PickupWatcher {
             unix_secs(now),
             &mut header,
         );
-        let appended = self
-            .writer
-            .append(&mut rec, &header)
-            .and_then(|()| self.writer.append(&mut rec, &msg.content));
+        let appended =
+            writer.append(&mut rec, &header).and_then(|()| writer.append(&mut rec, &msg.content));
         if let Err(e) = appended {
-            self.writer.abort(rec);
+            writer.abort(rec);
             return Err(e);
         }
-        self.writer.finish(rec)
+        writer.finish(rec)
     }
 }
 
@@ -487,6 +505,14 @@ pub fn skipped_name(name: &OsStr) -> bool {
         || b[0] == b'.'
         || b.ends_with(b"~")
         || (b.len() >= 4 && b[b.len() - 4..].eq_ignore_ascii_case(b".tmp"))
+}
+
+/// The first `limit` bytes of the file at `path`.
+fn read_at_most(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut v = Vec::new();
+    fs::File::open(path)?.take(limit).read_to_end(&mut v)?;
+    Ok(v)
 }
 
 /// `fsync` a directory, best effort (a lost unlink means a duplicate, not a loss).

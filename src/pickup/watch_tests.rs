@@ -85,6 +85,9 @@ fn watcher_queues_files_and_badmails_garbage() {
     // Written in place (IN_CLOSE_WRITE), and garbage.
     fs::write(pickup.join("junk.bin"), b"\x7fELF\x02\x01\x01\0\0\0").unwrap();
     fs::write(pickup.join(".ignored"), b"not mail").unwrap();
+    // Over max_message_bytes: copied to Badmail without being read.
+    let big = vec![b'a'; (1 << 20) + 1];
+    fs::write(pickup.join("big.eml"), &big).unwrap();
     let second = recv_ids(&rx, 1);
 
     let bad = badmail.join("junk.bin.BAD");
@@ -94,6 +97,15 @@ fn watcher_queues_files_and_badmails_garbage() {
     assert_eq!(fs::read(&bad).unwrap(), b"\x7fELF\x02\x01\x01\0\0\0");
     let reason = fs::read_to_string(&bdr).unwrap();
     assert!(reason.contains("Reason: binary content: NUL byte at offset 7\r\n"), "{reason}");
+
+    let big_bad = badmail.join("big.eml.BAD");
+    assert!(wait(|| !pickup.join("big.eml").exists() && big_bad.exists()), "big.eml");
+    assert_eq!(fs::read(&big_bad).unwrap(), big);
+    let reason = fs::read_to_string(badmail.join("big.eml.BDR")).unwrap();
+    assert!(
+        reason.contains("Reason: message too large (1048577 bytes, limit 1048576)"),
+        "{reason}"
+    );
 
     stop.store(true, Ordering::Release);
     handle.join().unwrap();
