@@ -38,13 +38,13 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use crate::config::Config;
+use crate::deliver::outbound::{self, OutboundOptions};
+use crate::deliver::{local_worker, resolve};
+use crate::dns::{Resolver, ResolverConfig};
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
-use crate::deliver::outbound::{self, OutboundOptions};
-use crate::deliver::{local_worker, resolve};
-use crate::dns::{Resolver, ResolverConfig};
 use crate::queue::runner::{self, RunnerParts};
 use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
 use crate::spool::{QueueId, Spool, SpoolOptions};

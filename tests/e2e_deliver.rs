@@ -130,9 +130,7 @@ fn parse_ndr(path: &Path) -> (String, String, String) {
     let status = msg
         .parts
         .iter()
-        .find(|p| {
-            p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status"))
-        })
+        .find(|p| p.content_type().is_some_and(|c| c.subtype() == Some("delivery-status")))
         .map(|p| String::from_utf8_lossy(p.contents()).into_owned())
         .expect("a message/delivery-status part");
     (human, status, String::from_utf8_lossy(&bytes).into_owned())
@@ -158,9 +156,8 @@ fn relays_by_mx_host_table_and_domain_rule() {
     let port = mx_sink.port();
     let hosts_sink = Sink::start_on(&format!("127.0.0.3:{port}"));
     let rule_sink = Sink::start("127.0.0.4");
-    let dns = DnsServer::start(Zone::parse(
-        "mx.test MX 10 mail.mx.test\nmail.mx.test A 127.0.0.2\n",
-    ));
+    let dns =
+        DnsServer::start(Zone::parse("mx.test MX 10 mail.mx.test\nmail.mx.test A 127.0.0.2\n"));
     let extra = format!(
         "{}\n[hosts]\n\"hosts.test\" = [\"127.0.0.3\"]\n\n[[domain]]\nname = \"*.rule.test\"\n\
          smart_host = \"[127.0.0.4]:{}\"\n",
@@ -183,7 +180,9 @@ fn attempt_direct_first_falls_back_to_the_smart_host() {
     let smart = Sink::start("127.0.0.1");
     // The MX resolves to 127.0.0.5, where nothing listens on the delivery port.
     let dead_port = free_port();
-    let dns = DnsServer::start(Zone::parse("direct.test MX 10 mx.direct.test\nmx.direct.test A 127.0.0.5\n"));
+    let dns = DnsServer::start(Zone::parse(
+        "direct.test MX 10 mx.direct.test\nmx.direct.test A 127.0.0.5\n",
+    ));
     let relay =
         format!("smart_host = \"[127.0.0.1]:{}\"\nattempt_direct_first = true", smart.port());
     let srv = Server::start(conf(&relay, &delivery(dead_port, Some(&dns), ""), &["localhost"]));
@@ -444,6 +443,11 @@ fn kill_during_delivery_loses_nothing() {
             .collect();
         (ids.len() == n).then_some(ids)
     });
-    assert!(all.is_some(), "not every message arrived: {}\n{}", sink.received().len(), srv.log_tail(6000));
+    assert!(
+        all.is_some(),
+        "not every message arrived: {}\n{}",
+        sink.received().len(),
+        srv.log_tail(6000)
+    );
     wait_queue_empty(&srv);
 }

@@ -363,9 +363,7 @@ impl Outbound {
                             target,
                             remaining: rest,
                             task: Some(task),
-                            phase: Phase::Connecting {
-                                deadline: now + self.opts.connect_timeout,
-                            },
+                            phase: Phase::Connecting { deadline: now + self.opts.connect_timeout },
                             out: Vec::new(),
                             out_pos: 0,
                             readable: false,
@@ -391,7 +389,11 @@ impl Outbound {
     /// Every target of `task` failed: defer it and everything queued for its destination
     /// (unless another connection to it is still open: they will get their turn).
     fn dest_unreachable(&mut self, task: OutboundTask, reason: &str, now: Instant) {
-        log::info!("queue_id={} deferred domain={} reason={reason:?}", task.task.id, task.task.domain);
+        log::info!(
+            "queue_id={} deferred domain={} reason={reason:?}",
+            task.task.id,
+            task.task.domain
+        );
         let outcome = RcptOutcome::Deferred { reason: reason.to_owned(), dest_down: true };
         let key = Arc::clone(&task.dest_key);
         self.report(TaskReport::all(&task.task, &outcome));
@@ -713,9 +715,10 @@ impl Outbound {
         }
         let greeted = matches!(c.phase, Phase::Open { greeted: true, .. });
         if let Some(task) = c.task.take() {
-            let reason = c.last_reason.take().unwrap_or_else(|| {
-                format!("{}: connection closed", c.target.name)
-            });
+            let reason = c
+                .last_reason
+                .take()
+                .unwrap_or_else(|| format!("{}: connection closed", c.target.name));
             if greeted {
                 let outcome = RcptOutcome::Deferred { reason, dest_down: false };
                 self.report(TaskReport::all(&task.task, &outcome));

@@ -245,10 +245,8 @@ impl Shared {
         let client = if options.helo { Arc::clone(&self.helo) } else { Arc::clone(&self.ehlo) };
         let ot = OutboundTask { task, dest_key: Arc::from(key), targets, client };
         if let Err(t) = self.outbound.submit(ot) {
-            let outcome = RcptOutcome::Deferred {
-                reason: "shutting down".into(),
-                dest_down: false,
-            };
+            let outcome =
+                RcptOutcome::Deferred { reason: "shutting down".into(), dest_down: false };
             let _ = self.reports.send(TaskReport::all(&t.task, &outcome));
         }
     }

@@ -37,10 +37,10 @@ use super::state::{self, RcptState};
 use crate::config::Config;
 use crate::deliver::bounce::{self, Diagnosis, RcptReport, Report, ReportKind};
 use crate::deliver::local_worker::LocalRequest;
-use crate::local::badmail::{BadmailEnvelope, to_badmail};
 use crate::deliver::resolve::ResolveRequest;
 use crate::deliver::route::{self, HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::deliver::task::{RcptOutcome, Task, TaskReport};
+use crate::local::badmail::{BadmailEnvelope, to_badmail};
 use crate::smtp::client::{Job, JobRecipient};
 use crate::smtp::command::{Notify, Ret};
 use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
@@ -335,7 +335,8 @@ impl Runner {
             ret: ret_of(env.ret),
             envid: env.envid.clone(),
         };
-        let task = Task { id, domain: Arc::clone(domain), rcpt_index: rcpts.to_vec(), job, content };
+        let task =
+            Task { id, domain: Arc::clone(domain), rcpt_index: rcpts.to_vec(), job, content };
         if route::too_many_hops(&task.content, cfg.relay.max_hop_count) {
             log::info!("queue_id={id} routing loop: more than {} hops", cfg.relay.max_hop_count);
             let outcome = RcptOutcome::Failed {
@@ -353,7 +354,8 @@ impl Runner {
             route => self.p.resolve.send(ResolveRequest { task, route }).map_err(|e| e.0.task),
         };
         if let Err(task) = sent {
-            let outcome = RcptOutcome::Deferred { reason: "shutting down".into(), dest_down: false };
+            let outcome =
+                RcptOutcome::Deferred { reason: "shutting down".into(), dest_down: false };
             self.on_report(TaskReport::all(&task, &outcome), now);
         }
     }
@@ -370,7 +372,8 @@ impl Runner {
         for (index, outcome) in rep.results {
             match outcome {
                 RcptOutcome::Delivered { mta } => {
-                    if let Err(e) = self.p.spool.cross_off(id, index as usize, RcptStatus::Delivered)
+                    if let Err(e) =
+                        self.p.spool.cross_off(id, index as usize, RcptStatus::Delivered)
                     {
                         log::error!("queue_id={id} cross-off failed: {e}");
                     }
@@ -389,10 +392,10 @@ impl Runner {
                 }
                 RcptOutcome::Deferred { reason, dest_down } => {
                     let attempts = if let Some(m) = self.msgs.get_mut(&id) {
-                        let s = m.state.entry(index).or_insert_with(|| RcptState {
-                            index,
-                            ..RcptState::default()
-                        });
+                        let s = m
+                            .state
+                            .entry(index)
+                            .or_insert_with(|| RcptState { index, ..RcptState::default() });
                         s.attempts += 1;
                         s.last_error = reason.clone();
                         s.attempts

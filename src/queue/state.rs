@@ -109,7 +109,12 @@ mod tests {
             }],
             vec![
                 RcptState { index: 2, attempts: 1, next_retry_unix_ms: 0, last_error: "".into() },
-                RcptState { index: 5, attempts: 9, next_retry_unix_ms: 7, last_error: "a b".into() },
+                RcptState {
+                    index: 5,
+                    attempts: 9,
+                    next_retry_unix_ms: 7,
+                    last_error: "a b".into(),
+                },
             ],
         ];
         for c in cases {

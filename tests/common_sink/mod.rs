@@ -118,7 +118,11 @@ impl Sink {
 
     /// Answer RCPT for `rcpt` with these codes, in order, then 250.
     pub(crate) fn script(&self, rcpt: &str, codes: &[u16]) {
-        self.state.script.lock().unwrap().insert(rcpt.to_ascii_lowercase(), codes.iter().copied().collect());
+        self.state
+            .script
+            .lock()
+            .unwrap()
+            .insert(rcpt.to_ascii_lowercase(), codes.iter().copied().collect());
     }
 
     /// First word of the greeting.
