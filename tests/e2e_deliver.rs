@@ -66,7 +66,11 @@ fn files_in(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
         .unwrap_or_default();
-    v.retain(|p| p.extension().is_some_and(|e| e == ext));
+    // Temporary files (`.tmp-*`) are not finished files.
+    v.retain(|p| {
+        p.extension().is_some_and(|e| e == ext)
+            && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    });
     v.sort();
     v
 }
@@ -234,16 +238,29 @@ fn temporary_failure_is_retried_and_delivered() {
     let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
     let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost"]));
     send(&srv, "alice@sender.test", &["later@dest.test"], &message("retry"));
-    // While deferred, `queue list` shows the attempt and the error.
-    let listed = wait_until(DELIVERY_WAIT, STEP, || {
-        let text = srv.queue_list().iter().map(|v| v.to_string()).collect::<String>();
-        (text.contains("451") || !sink.received().is_empty()).then_some(text)
-    });
-    assert!(listed.is_some());
     let got = wait_sink(&sink, 1, &srv);
     assert_eq!(got[0].rcpts, ["later@dest.test"]);
     assert!(sink.rcpt_seen() >= 2);
     wait_queue_empty(&srv);
+}
+
+#[test]
+fn queue_list_shows_attempts_next_retry_and_last_error() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("wait@dest.test", &[451; 10]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, "retry = [\"1h\"]"), &["localhost"]));
+    send(&srv, "alice@sender.test", &["wait@dest.test"], &message("listed"));
+    let rcpt = wait_until(DELIVERY_WAIT, STEP, || {
+        let list = srv.queue_list();
+        let r = list.first()?.get("recipients")?.get(0)?.clone();
+        (r.get("attempts").and_then(serde_json::Value::as_u64) == Some(1)).then_some(r)
+    })
+    .unwrap_or_else(|| panic!("no attempt listed: {:?}\n{}", srv.queue_list(), srv.log_tail(4000)));
+    assert_eq!(rcpt["status"], "pending");
+    let err = rcpt["last_error"].as_str().unwrap_or_default();
+    assert!(err.contains("451 4.7.1"), "{err}");
+    assert!(rcpt["next_retry"].as_str().is_some_and(|t| t.ends_with('Z')), "{rcpt}");
 }
 
 #[test]

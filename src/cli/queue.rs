@@ -6,7 +6,10 @@
 //!
 //! Table columns: `ID  SIZE  ARRIVAL(UTC)  STATE  SENDER  RECIPIENTS`, then a summary line.
 //! JSON: `[{"id", "size", "arrival_unix_ms", "arrival" (RFC 3339 UTC), "state",
-//! "sender", "recipients": [{"address", "status"}]}]`; the null reverse path is `""`.
+//! "sender", "recipients": [{"address", "status", "attempts"?, "next_retry"?,
+//! "last_error"?}]}]`; the null reverse path is `""`. The delivery state (attempts, next
+//! retry, last error) comes from `Queue/state/<id>` (see `queue::state`) and is shown for
+//! deferred recipients only.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -14,6 +17,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{EXIT_FAILURE, EXIT_OK, report};
+use crate::queue::state::{self, RcptState};
 use crate::spool::{self, QueuedMessage, RcptStatus};
 
 /// Milliseconds per second.
@@ -47,6 +51,20 @@ pub(super) struct RecipientListing {
     pub(super) address: String,
     /// `pending`, `delivered`, `bounced` or `expired`.
     pub(super) status: &'static str,
+    /// Deferred attempts so far (from `Queue/state/<id>`; 0 = never deferred).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub(super) attempts: u32,
+    /// When the next attempt is due (RFC 3339 UTC), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) next_retry: Option<String>,
+    /// The last deferral reason, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) last_error: Option<String>,
+}
+
+/// For serde: omit a zero attempt count.
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Recipient status name for a pending (still owed) recipient.
@@ -130,6 +148,14 @@ pub(super) fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Res
                 .recipients
                 .iter()
                 .map(|r| match r.status {
+                    PENDING if r.attempts > 0 => format!(
+                        "{} (deferred, {} attempt{}, next {}: {})",
+                        printable(&r.address),
+                        r.attempts,
+                        if r.attempts == 1 { "" } else { "s" },
+                        r.next_retry.as_deref().unwrap_or("?"),
+                        printable(r.last_error.as_deref().unwrap_or(""))
+                    ),
                     PENDING => printable(&r.address),
                     status => format!("{} ({status})", printable(&r.address)),
                 })
@@ -198,17 +224,25 @@ fn status_name(status: RcptStatus) -> &'static str {
     }
 }
 
-/// The operator's view of one spool record.
-fn listing(msg: &QueuedMessage) -> Listing {
+/// The operator's view of one spool record, with the delivery state of its recipients.
+fn listing(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
     let env = &msg.envelope;
     let recipients = env
         .recipients
         .iter()
         .enumerate()
-        .map(|(i, r)| RecipientListing {
-            address: r.forward_path.clone(),
-            // A status missing from the record reads as still owed (never hide mail).
-            status: msg.rcpt_status.get(i).copied().map_or(PENDING, status_name),
+        .map(|(i, r)| {
+            let st = state.iter().find(|s| s.index as usize == i);
+            RecipientListing {
+                address: r.forward_path.clone(),
+                // A status missing from the record reads as still owed (never hide mail).
+                status: msg.rcpt_status.get(i).copied().map_or(PENDING, status_name),
+                attempts: st.map_or(0, |s| s.attempts),
+                next_retry: st
+                    .filter(|s| s.next_retry_unix_ms > 0)
+                    .map(|s| rfc3339_utc(s.next_retry_unix_ms)),
+                last_error: st.filter(|s| !s.last_error.is_empty()).map(|s| s.last_error.clone()),
+            }
         })
         .collect();
     Listing::new(
@@ -234,7 +268,8 @@ pub(super) fn list(queue_dir: &Path, json: bool) -> i32 {
     } else {
         Vec::new()
     };
-    let mut listings: Vec<Listing> = msgs.iter().map(listing).collect();
+    let mut listings: Vec<Listing> =
+        msgs.iter().map(|m| listing(m, &state::read_from(queue_dir, m.id))).collect();
     listings.sort_by_key(|l| (l.arrival_unix_ms, l.id.clone()));
     print(&listings, json)
 }
@@ -265,7 +300,13 @@ mod tests {
     }
 
     fn rcpt(address: &str, status: &'static str) -> RecipientListing {
-        RecipientListing { address: address.to_owned(), status }
+        RecipientListing {
+            address: address.to_owned(),
+            status,
+            attempts: 0,
+            next_retry: None,
+            last_error: None,
+        }
     }
 
     fn sample() -> Vec<Listing> {
