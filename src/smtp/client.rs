@@ -250,7 +250,7 @@ impl ClientSession {
         matches!(self.state, State::Ready)
     }
 
-    /// The session is over; close the socket once `poll_transmit` gives nothing more.
+    /// The session is over: close the socket (there is nothing more to write).
     #[must_use]
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -641,8 +641,10 @@ impl ClientSession {
         self.events.push_back(Event::Ready);
     }
 
-    /// Closed, no event (the caller learns it from an error or a timeout event).
+    /// Closed, no event (the caller learns it from an error or a timeout event). Queued
+    /// commands are dropped: nothing is written after the session ends.
     fn close(&mut self) {
+        self.cmds.clear();
         self.state = State::Closed;
         self.deadline = None;
     }

@@ -578,3 +578,14 @@ proptest! {
         prop_assert!(s.is_closed());
     }
 }
+
+#[test]
+fn nothing_is_written_after_an_error() {
+    let (mut s, t0) = ready("250 mx\r\n");
+    s.send(job(&["c@d"]), t0).unwrap();
+    assert_eq!(out(&mut s, t0), "MAIL FROM:<a@b.example>\r\n");
+    // MAIL accepted (RCPT queued), then garbage in the same read.
+    assert!(s.handle_input(t0, b"250 ok\r\n\x00\r\n").is_err());
+    assert!(s.is_closed() && !s.wants_write() && !s.wants_read());
+    assert_eq!(out(&mut s, t0), "");
+}
