@@ -43,7 +43,7 @@ pub enum Stage {
     DataInit,
     /// The caller's socket taking the content.
     DataBlock,
-    /// The reply after the end of data.
+    /// The reply after the end of data (or to `BDAT <n> LAST`).
     DataTerm,
     /// The reply to RSET.
     Rset,

@@ -430,10 +430,17 @@ proptest! {
             1..5,
         ),
         use_helo in any::<bool>(),
+        use_bdat in any::<bool>(),
         max_messages in 0u32..4,
         mtu in prop_oneof![Just(1usize), 2usize..64, Just(100_000)],
     ) {
-        let ccfg = ClientConfig { use_helo, max_messages_per_connection: max_messages, ..cfg() };
+        // The server offers CHUNKING: after EHLO the content goes by BDAT or DATA.
+        let ccfg = ClientConfig {
+            use_helo,
+            use_bdat,
+            max_messages_per_connection: max_messages,
+            ..cfg()
+        };
         let scfg = Arc::new(ServerConfig {
             max_messages_per_connection: 0,
             bare_line_ending: BareLineEnding::Normalize,
