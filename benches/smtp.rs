@@ -86,13 +86,7 @@ fn wire_message(approx_bytes: usize) -> Vec<u8> {
 
 fn data_scan(c: &mut Criterion) {
     let mut group = c.benchmark_group("data_scan");
-    let runs = [
-        ("4KiB", 4 * 1024, CLIENT_SCRIPT),
-        ("64KiB", 64 * 1024, CLIENT_SCRIPT),
-        ("1MiB", 1024 * 1024, CLIENT_SCRIPT),
-        ("1MiB_bdat", 1024 * 1024, CLIENT_SCRIPT_BDAT),
-    ];
-    for (name, size, script) in runs {
+    for (name, size) in [("4KiB", 4 * 1024), ("64KiB", 64 * 1024), ("1MiB", 1024 * 1024)] {
         let wire = wire_message(size);
         group.throughput(Throughput::Bytes(wire.len() as u64));
         group.bench_function(name, |b| {
