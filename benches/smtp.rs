@@ -7,7 +7,8 @@
 //!   every 20th starting with a dot) fed in 16 KiB reads as a socket would deliver it;
 //!   `Throughput::Bytes` of wire input, i.e. GB/s (see [`data_scan`]).
 //! - `client_session`: a whole outbound `smtp::client::ClientSession` against canned
-//!   replies: greeting, EHLO with PIPELINING, one message to three recipients, QUIT;
+//!   replies: greeting, EHLO with PIPELINING, one message to three recipients by DATA
+//!   (and by BDAT for `1MiB_bdat`);
 //!   content dot-stuffed into a 64 KiB output buffer that is "written" (cleared) after
 //!   each `poll_transmit`. `Throughput::Bytes` of content (see [`client_session`]).
 //!
@@ -106,11 +107,19 @@ fn data_scan(c: &mut Criterion) {
     group.finish();
 }
 
-/// Replies of a server accepting one pipelined message to three recipients.
+/// Replies of a server accepting one pipelined message to three recipients by DATA.
 const CLIENT_SCRIPT: [&[u8]; 4] = [
     b"220 mx.example.com ESMTP\r\n",
     b"250-mx.example.com\r\n250-PIPELINING\r\n250-SIZE 0\r\n250-8BITMIME\r\n250 DSN\r\n",
     b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n354 Go ahead\r\n",
+    b"250 2.0.0 Ok: queued\r\n",
+];
+
+/// The same by BDAT (CHUNKING offered).
+const CLIENT_SCRIPT_BDAT: [&[u8]; 4] = [
+    b"220 mx.example.com ESMTP\r\n",
+    b"250-mx.example.com\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250 DSN\r\n",
+    b"250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n",
     b"250 2.0.0 Ok: queued\r\n",
 ];
 
@@ -125,7 +134,13 @@ fn client_session(c: &mut Criterion) {
             .collect(),
         ..Job::default()
     };
-    for (name, size) in [("4KiB", 4 * 1024), ("64KiB", 64 * 1024), ("1MiB", 1024 * 1024)] {
+    let runs = [
+        ("4KiB", 4 * 1024, CLIENT_SCRIPT),
+        ("64KiB", 64 * 1024, CLIENT_SCRIPT),
+        ("1MiB", 1024 * 1024, CLIENT_SCRIPT),
+        ("1MiB_bdat", 1024 * 1024, CLIENT_SCRIPT_BDAT),
+    ];
+    for (name, size, script) in runs {
         // Content lines as stored; the wire form comes from the session.
         let content = &wire_message(size)[..];
         let content = &content[..content.len() - 3];
@@ -136,7 +151,7 @@ fn client_session(c: &mut Criterion) {
                 let now = Instant::now();
                 let mut s = ClientSession::new(std::sync::Arc::clone(&cfg), now);
                 let mut written = 0usize;
-                for reply in CLIENT_SCRIPT {
+                for reply in script {
                     s.handle_input(now, reply).unwrap();
                     while let Some(ev) = s.poll_event() {
                         if ev == Event::Ready {

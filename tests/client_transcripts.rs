@@ -18,7 +18,8 @@
 //! - `T: N`         N seconds pass on the fake clock, then `handle_timeout`.
 //! - `X:`           the server closes the connection (`handle_close`).
 //! - `! key value`  configuration and jobs:
-//!   `! helo_name NAME` (default `relay.example`), `! use_helo`,
+//!   `! helo_name NAME` (default `relay.example`), `! use_helo`, `! no_bdat` (DATA even
+//!   when CHUNKING is offered),
 //!   `! max_messages_per_connection N` (default 20), `! own_hostname NAME` (default
 //!   `relay.example`; repeatable, the first replaces the default),
 //!   `! job from=ADDR [size=N] [8bit] [smtputf8] [ret=FULL|HDRS] [envid=X]` (a new job;
@@ -176,6 +177,7 @@ fn parse(text: &str) -> Transcript {
                 match key {
                     "helo_name" => t.cfg.helo_name = words.next().unwrap().into(),
                     "use_helo" => t.cfg.use_helo = true,
+                    "no_bdat" => t.cfg.use_bdat = false,
                     "max_messages_per_connection" => {
                         t.cfg.max_messages_per_connection = words.next().unwrap().parse().unwrap();
                     }

@@ -66,6 +66,8 @@ pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
     ClientConfig {
         helo_name: cfg.hostname.clone(),
         use_helo,
+        // BDAT when offered: no dot-stuffing pass over the content (RFC 3030).
+        use_bdat: true,
         timeouts: Timeouts {
             greeting: ms(d.greeting_timeout_ms),
             command: ms(d.mail_timeout_ms),

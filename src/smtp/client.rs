@@ -9,6 +9,7 @@
 //! new(cfg, now) ── 220 ──▶ EHLO (HELO on 500/502, or when configured) ── 250 ──▶ Event::Ready
 //!   Ready ── send(job) ──▶ MAIL, RCPT..., DATA (one write with PIPELINING, else lock-step)
 //!         ── 354 ──▶ content, dot-stuffed, in bounded pieces ── final reply ──▶
+//!   (with CHUNKING: MAIL, RCPT... ── replies ──▶ `BDAT <n> LAST` + content ── reply ──▶)
 //!         Event::TransactionDone ──▶ (RSET if the transaction failed before content) ──▶
 //!         Event::Ready again, or QUIT at `max_messages_per_connection` ──▶ Event::Closed
 //! ```
@@ -40,12 +41,17 @@
 //! - SMTPUTF8 is required (refusal 5.6.7) when an address is non-ASCII; it is passed on
 //!   when the job had it and the server offers it.
 //! - After a failed greeting or EHLO/HELO we send QUIT (RFC 5321 §3.1, §4.1.1.10).
+//! - With CHUNKING, BDAT goes out only after every RCPT reply is in (no content is sent
+//!   when no recipient was accepted); that costs no round trip over DATA, which waits for
+//!   354 anyway. The whole message is one `BDAT <n> LAST` chunk; `n` is counted first, so
+//!   the next hop stores the same bytes as with DATA (bare CR/LF as CRLF, final CRLF).
 //! - RSET follows a transaction that ended before content (MAIL failed, no RCPT accepted,
 //!   DATA refused); after a final reply to content the server has already reset.
 //!
 //! STANDARDS: RFC 5321 (§3.1 greeting, §4.1.1 commands, §4.1.4 EHLO/HELO fallback,
 //! §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
-//! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 3463 (codes).
+//! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 3463 (codes),
+//! RFC 3030 (CHUNKING, BDAT).
 
 use std::collections::VecDeque;
 use std::io::Write as _;
@@ -111,6 +117,8 @@ pub struct ClientConfig {
     pub helo_name: String,
     /// Send HELO instead of EHLO (per-domain rule for old servers).
     pub use_helo: bool,
+    /// Send content with BDAT when the server offers CHUNKING (RFC 3030), else DATA.
+    pub use_bdat: bool,
     /// Reply timeouts.
     pub timeouts: Timeouts,
     /// Transactions per connection before QUIT; 0 = no limit (IIS default 20).
@@ -125,6 +133,7 @@ impl Default for ClientConfig {
         ClientConfig {
             helo_name: "localhost".to_owned(),
             use_helo: false,
+            use_bdat: true,
             timeouts: Timeouts::default(),
             max_messages_per_connection: 20,
             own_hostnames: Vec::new(),
@@ -137,8 +146,9 @@ impl Default for ClientConfig {
 struct Tx {
     /// The envelope.
     job: Job,
-    /// Commands of the MAIL, RCPT..., DATA group queued so far. Invariant:
-    /// `answered() ≤ sent ≤ recipients + 2`; with PIPELINING all are queued at once.
+    /// Commands of the MAIL, RCPT..., DATA group queued so far (no DATA with BDAT).
+    /// Invariant: `answered() ≤ sent ≤ recipients + 2`; with PIPELINING all are queued
+    /// at once.
     sent: usize,
     /// The reply to MAIL, once it came.
     mail_reply: Option<Reply>,
@@ -180,7 +190,8 @@ enum State {
     Ready,
     /// MAIL/RCPT/DATA replies due.
     Envelope(Box<Tx>),
-    /// After 354: content goes out through `poll_transmit`.
+    /// After 354 (or, with BDAT, after the last RCPT reply): content goes out through
+    /// `poll_transmit`.
     Content { tx: Box<Tx>, stuffer: DotStuffer },
     /// End of data sent; `discard`: it was a lone `.` after an unwanted 354.
     DataEnd { tx: Box<Tx>, discard: bool },
@@ -250,7 +261,7 @@ impl ClientSession {
         matches!(self.state, State::Ready)
     }
 
-    /// The session is over; close the socket once `poll_transmit` gives nothing more.
+    /// The session is over: close the socket (there is nothing more to write).
     #[must_use]
     pub fn is_closed(&self) -> bool {
         matches!(self.state, State::Closed)
@@ -327,8 +338,11 @@ impl ClientSession {
             for r in &job.recipients {
                 write_rcpt(&mut self.cmds, &self.ext, r);
             }
-            self.cmds.extend_from_slice(b"DATA\r\n");
-            sent += job.recipients.len() + 1;
+            sent += job.recipients.len();
+            if !self.bdat() {
+                self.cmds.extend_from_slice(b"DATA\r\n");
+                sent += 1;
+            }
         }
         let tx = Tx { job, sent, mail_reply: None, rcpt_results: Vec::new(), accepted: 0 };
         self.state = State::Envelope(Box::new(tx));
@@ -536,6 +550,11 @@ impl ClientSession {
             }
             match tx.job.recipients.get(idx) {
                 Some(r) => write_rcpt(&mut self.cmds, &self.ext, r),
+                None if self.bdat() => {
+                    // BDAT and the content go out together in `poll_transmit`.
+                    self.state = State::Content { tx, stuffer: DotStuffer::bdat() };
+                    return self.arm(Stage::DataBlock, now);
+                }
                 None => self.cmds.extend_from_slice(b"DATA\r\n"),
             }
             tx.sent += 1;
@@ -582,6 +601,11 @@ impl ClientSession {
     }
 
     // ---- helpers --------------------------------------------------------------------------------
+
+    /// Send content with BDAT (the server offers CHUNKING and the configuration allows it).
+    fn bdat(&self) -> bool {
+        self.ext.chunking && self.cfg.use_bdat
+    }
 
     /// Why the server cannot take `job`, if it cannot.
     fn refusal(&self, job: &Job) -> Option<Refusal> {
@@ -641,8 +665,10 @@ impl ClientSession {
         self.events.push_back(Event::Ready);
     }
 
-    /// Closed, no event (the caller learns it from an error or a timeout event).
+    /// Closed, no event (the caller learns it from an error or a timeout event). Queued
+    /// commands are dropped: nothing is written after the session ends.
     fn close(&mut self) {
+        self.cmds.clear();
         self.state = State::Closed;
         self.deadline = None;
     }

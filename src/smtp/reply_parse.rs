@@ -344,6 +344,30 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// parse(print(x)) == x for replies as `Reply::write_to` prints them.
+        #[test]
+        fn parse_of_print_is_identity(
+            code in 200u16..560,
+            status in proptest::option::of((1u16..999, 0u16..999)),
+            lines in proptest::collection::vec("[ -~]{0,30}", 1..5),
+        ) {
+            // Valid codes only; 3xx never has an enhanced status (RFC 3463 has no class 3).
+            proptest::prop_assume!(code % 100 < 60 && code / 100 != 3);
+            let class = u8::try_from(code / 100).unwrap();
+            let status = status.map(|(subject, detail)| EnhancedStatus { class, subject, detail });
+            // A line that itself starts like a status code would be ambiguous.
+            proptest::prop_assume!(lines.iter().all(|l| enhanced_status(l.as_bytes(), code).is_none()));
+            let r = Reply { code, status, text: lines.join("\n").into() };
+            let mut wire = Vec::new();
+            r.write_to(&mut wire);
+            let (n, got) = ReplyParser::new().parse(&wire).unwrap();
+            proptest::prop_assert_eq!(n, wire.len());
+            let got = got.unwrap();
+            proptest::prop_assert_eq!(got, r);
+        }
+    }
+
     #[test]
     fn line_bound_counts_the_buffered_part() {
         let mut p = ReplyParser::new();

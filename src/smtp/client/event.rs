@@ -43,7 +43,7 @@ pub enum Stage {
     DataInit,
     /// The caller's socket taking the content.
     DataBlock,
-    /// The reply after the end of data.
+    /// The reply after the end of data (or to `BDAT <n> LAST`).
     DataTerm,
     /// The reply to RSET.
     Rset,
@@ -121,7 +121,8 @@ impl fmt::Display for Refusal {
 /// What happened; drained with `poll_event`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Ready for a job (`send`) or `quit`.
+    /// Ready for a job (`send`) or `quit`. Poll events after every `handle_input`: a
+    /// later reply in the same input can close the session (`ready_for_next()` decides).
     Ready,
     /// The greeting was 4xx/5xx: try the next MX. QUIT is sent unless it was 421.
     GreetingFailed(Reply),

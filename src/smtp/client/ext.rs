@@ -21,7 +21,7 @@ pub struct PeerExtensions {
     pub eight_bit_mime: bool,
     /// SMTPUTF8: UTF-8 addresses and headers accepted.
     pub smtputf8: bool,
-    /// CHUNKING: BDAT accepted (noted; the client sends DATA).
+    /// CHUNKING: BDAT accepted (used unless `ClientConfig::use_bdat` is off).
     pub chunking: bool,
     /// DSN: NOTIFY/ORCPT/RET/ENVID accepted.
     pub dsn: bool,

@@ -430,10 +430,17 @@ proptest! {
             1..5,
         ),
         use_helo in any::<bool>(),
+        use_bdat in any::<bool>(),
         max_messages in 0u32..4,
         mtu in prop_oneof![Just(1usize), 2usize..64, Just(100_000)],
     ) {
-        let ccfg = ClientConfig { use_helo, max_messages_per_connection: max_messages, ..cfg() };
+        // The server offers CHUNKING: after EHLO the content goes by BDAT or DATA.
+        let ccfg = ClientConfig {
+            use_helo,
+            use_bdat,
+            max_messages_per_connection: max_messages,
+            ..cfg()
+        };
         let scfg = Arc::new(ServerConfig {
             max_messages_per_connection: 0,
             bare_line_ending: BareLineEnding::Normalize,
@@ -507,4 +514,85 @@ fn crlf_content_is_stored_unchanged() {
     let mut wire = Vec::new();
     dot_stuff(&content, &mut wire);
     assert_eq!(wire, b"From: a\r\n..\r\n...x\r\n\r\n..\r\nend\r\n.\r\n");
+}
+
+/// Bytes in the SMTP reply alphabet, as smtp-proto's fuzz target maps random input.
+fn server_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"220 mx\r\n".to_vec()),
+        Just(b"250-mx\r\n250-PIPELINING\r\n250 SIZE 5\r\n".to_vec()),
+        Just(b"250 2.1.0 ok\r\n".to_vec()),
+        Just(b"354 go\r\n".to_vec()),
+        Just(b"421 4.3.2 bye\r\n".to_vec()),
+        Just(b"550-5.1.1 a\r\n".to_vec()),
+        Just(b"221 bye\r\n".to_vec()),
+        proptest::collection::vec(
+            prop_oneof![
+                Just(b'2'),
+                Just(b'5'),
+                Just(b'0'),
+                Just(b'-'),
+                Just(b' '),
+                Just(b'\r'),
+                Just(b'\n'),
+                any::<u8>()
+            ],
+            0..12,
+        ),
+    ];
+    proptest::collection::vec(piece, 0..16).prop_map(|v| v.concat())
+}
+
+proptest! {
+    /// Whatever a server sends, the client never panics, and after an error it is closed.
+    #[test]
+    fn hostile_server_never_panics(
+        input in server_bytes(),
+        cuts in proptest::collection::vec(1usize..40, 0..8),
+        pipelining in any::<bool>(),
+        content in proptest::collection::vec(any::<u8>(), 0..100),
+    ) {
+        let t0 = super::test_epoch();
+        let mut s = ClientSession::new(cfg(), t0);
+        let mut jobs = 3;
+        let mut rest = &input[..];
+        let mut cuts = cuts.into_iter();
+        while !rest.is_empty() {
+            let n = cuts.next().unwrap_or(rest.len()).min(rest.len());
+            let r = s.handle_input(t0, &rest[..n]);
+            prop_assert!(r.is_ok() || s.is_closed());
+            rest = &rest[n..];
+            while let Some(ev) = s.poll_event() {
+                if ev == Event::Ready {
+                    if jobs > 0 {
+                        jobs -= 1;
+                        let mut j = job(&["a@x", "b@x"]);
+                        j.body_8bit = pipelining;
+                        // Events can be stale (a later reply in the same read closed it).
+                        let ready = s.ready_for_next();
+                        prop_assert_eq!(s.send(j, t0).is_ok(), ready);
+                    } else {
+                        s.quit(t0);
+                    }
+                }
+            }
+            let mut out = Vec::new();
+            while s.poll_transmit(t0, &content, &mut out) > 0 {
+                out.clear();
+            }
+        }
+        let _ = s.handle_close();
+        prop_assert!(s.is_closed());
+    }
+}
+
+#[test]
+fn nothing_is_written_after_an_error() {
+    let (mut s, t0) = ready("250 mx\r\n");
+    s.send(job(&["c@d"]), t0).unwrap();
+    assert_eq!(out(&mut s, t0), "MAIL FROM:<a@b.example>\r\n");
+    // MAIL accepted (RCPT queued), then garbage in the same read.
+    assert!(s.handle_input(t0, b"250 ok\r\n\x00\r\n").is_err());
+    assert!(s.is_closed() && !s.wants_write() && !s.wants_read());
+    assert_eq!(out(&mut s, t0), "");
 }
