@@ -262,6 +262,60 @@ impl SpoolInner {
         None
     }
 
+    /// See [`super::Spool::cross_off_batch`].
+    pub(crate) fn cross_off_batch(
+        &self,
+        items: &[(QueueId, usize, RcptStatus)],
+    ) -> Result<(), SpoolError> {
+        /// Pages are grouped by this size so each is msynced once (the OS page size or a
+        /// multiple of it; a coarser grouping would only sync a page twice, never miss one).
+        const PAGE_BYTES: usize = 4096;
+        let _shared = self.compact_lock.read();
+        let mut pages: Vec<(u64, usize, Arc<Segment>)> = Vec::with_capacity(items.len());
+        let mut records: Vec<(QueueId, Loc)> = Vec::with_capacity(items.len());
+        let mut first_err = None;
+        for &(id, i, status) in items {
+            let loc = match self.lookup(id) {
+                Ok(l) => l,
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                    continue;
+                }
+            };
+            if i >= loc.header.rcpt_count as usize {
+                first_err.get_or_insert(SpoolError::NoSuchRecipient { id, index: i });
+                continue;
+            }
+            let at = loc.status_offset(i);
+            loc.seg.map.store_u8(at, status.as_byte());
+            pages.push((loc.seg.number, at / PAGE_BYTES, Arc::clone(&loc.seg)));
+            if status.is_crossed_off() {
+                records.push((id, loc));
+            }
+        }
+        pages.sort_by_key(|(n, p, _)| (*n, *p));
+        pages.dedup_by_key(|(n, p, _)| (*n, *p));
+        for (_, page, seg) in &pages {
+            if let Err(e) = seg.map.flush_range(page * PAGE_BYTES, 1) {
+                first_err.get_or_insert(e.into());
+            }
+        }
+        records.sort_by_key(|(id, _)| *id);
+        records.dedup_by_key(|(id, _)| *id);
+        let mut dead = Vec::new();
+        for (id, loc) in records {
+            if loc.all_crossed_off()
+                && let Some(seg) = self.retire(id)
+            {
+                dead.push(seg);
+            }
+        }
+        if !dead.is_empty() {
+            self.delete_segments(&dead);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     /// See [`super::Spool::cross_off`].
     pub(crate) fn cross_off(
         &self,

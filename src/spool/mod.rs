@@ -255,6 +255,17 @@ impl Spool {
         self.inner.cross_off(id, rcpt_index, status)
     }
 
+    /// [`Spool::cross_off`] for many recipients at once: every byte is stored first, then
+    /// each page touched is msynced once (one `msync` per page, not per recipient), then
+    /// emptied segments are deleted. Errors for single items (unknown id or index) do not
+    /// stop the others; the first error is returned.
+    pub fn cross_off_batch(
+        &self,
+        items: &[(QueueId, usize, RcptStatus)],
+    ) -> Result<(), SpoolError> {
+        self.inner.cross_off_batch(items)
+    }
+
     /// Copy live records of sealed segments created more than `older_than_ms` ago forward
     /// into a fresh segment, commit it, then mark the old copies dead so the old segments
     /// can be deleted. Returns how many records moved. Queue ids do not change.

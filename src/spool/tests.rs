@@ -661,3 +661,36 @@ fn concurrent_writers_and_cross_offs() {
     let (_, found) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
     assert_eq!(found.len(), 400);
 }
+
+#[test]
+fn cross_off_batch_survives_restart_and_message_info_reads_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = {
+        let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+        let ids = write_all(&spool, &[(env(3), msg(0, 10)), (env(1), msg(1, 10))]);
+        let batch = [
+            (ids[0], 1, RcptStatus::Bounced),
+            (ids[1], 0, RcptStatus::Delivered),
+            (ids[0], 9, RcptStatus::Delivered), // no such recipient: reported, others applied
+        ];
+        assert!(matches!(
+            spool.cross_off_batch(&batch),
+            Err(SpoolError::NoSuchRecipient { index: 9, .. })
+        ));
+        let info = spool.message_info(ids[0]).unwrap();
+        assert_eq!(info.envelope, env(3));
+        assert_eq!(
+            info.rcpt_status,
+            vec![RcptStatus::Pending, RcptStatus::Bounced, RcptStatus::Pending]
+        );
+        assert!(matches!(spool.message_info(ids[1]), Err(SpoolError::NotFound(_))));
+        ids
+    };
+    let (_, found) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].id, ids[0]);
+    assert_eq!(
+        found[0].rcpt_status,
+        vec![RcptStatus::Pending, RcptStatus::Bounced, RcptStatus::Pending]
+    );
+}
