@@ -7,7 +7,11 @@
 #   postfix-relay   smtp-source -> Postfix (relayhost = [127.0.0.1]:SINK_PORT) -> smtp-sink:
 #                   accept msgs/s, and end-to-end msgs/s (until smtp-sink got all of them).
 #   mailroot        smtp-source -> target/release/mailroot serve: accept msgs/s
-#                   ("mailroot: not available" if it does not start).
+#                   ([delivery] hold = true, the analogue of defer_transports = smtp;
+#                   "mailroot: not available" if it does not start).
+#   mailroot-relay  smtp-source -> a second mailroot ([relay] smart_host =
+#                   "[127.0.0.1]:SINK_PORT") -> smtp-sink: accept msgs/s and end-to-end
+#                   msgs/s, as postfix-relay (MR_RELAY=0 skips it).
 #   ceiling         smtp-source -> smtp-sink directly: the load generator's own limit.
 # Targets alternate within each round; ROUNDS rounds; the median is reported.
 #
@@ -33,6 +37,8 @@ SINK_PORT=2626
 PF_RELAY_PORT=2627
 CEILING_PORT=2628
 MR_PORT=${MR_PORT:-2525}          # mailroot listen port (the generated config uses it)
+MR_RELAY_PORT=${MR_RELAY_PORT:-2629}  # the relaying mailroot instance
+MR_RELAY=${MR_RELAY:-1}           # 1: also measure mailroot relaying into smtp-sink
 FROM=a@example.com
 TO=b@example.net
 
@@ -324,16 +330,26 @@ idle_probe() {
 MR_PID=
 MR_AVAILABLE=0
 
+# mailroot_config MODE PORT DIR: write a config for an instance listening on PORT with its
+# Mailroot folder in DIR; print its path. MODE "accept": delivery held (mail stays queued);
+# MODE "relay": everything goes to smtp-sink on SINK_PORT (no DNS, nothing leaves the host).
 mailroot_config() {
-    local cfg=$WORK/mailroot.toml
-    if [[ -n ${MAILROOT_CONFIG:-} ]]; then
+    local mode=$1 port=$2 dir=$3
+    local cfg=$WORK/mailroot-$mode.toml
+    if [[ -n ${MAILROOT_CONFIG:-} && $mode == accept ]]; then
         echo "$MAILROOT_CONFIG"
         return
     fi
+    local relay_extra="" domains='["localhost", "example.net"]' delivery="hold = true"
+    if [[ $mode == relay ]]; then
+        relay_extra="smart_host = \"[127.0.0.1]:$SINK_PORT\""
+        domains='["localhost"]'
+        delivery="hold = false"
+    fi
     cat >"$cfg" <<TOML
-# mailroot config for perf/compare.sh
-hostname = "perf-mailroot.localdomain"
-mailroot = "$WORK/mailroot"
+# mailroot config for perf/compare.sh ($mode)
+hostname = "perf-mailroot-$mode.localdomain"
+mailroot = "$dir"
 log_level = "warn"
 
 [limits]
@@ -341,20 +357,29 @@ max_connections_per_ip = 1000
 
 [relay]
 allow = ["127.0.0.0/8", "::1/128"]
+$relay_extra
 
-# The test recipient's domain is local, so that accepted mail is never relayed towards
-# the real example.net (no DNS, no traffic off the machine) once delivery exists.
+# accept: the test recipient's domain is local and delivery is held, so accepted mail
+# stays in the durable queue (as Postfix's defer_transports = smtp keeps it).
 [domains]
-local = ["localhost", "example.net"]
+local = $domains
+
+[delivery]
+$delivery
+
+[dns]
+servers = ["127.0.0.1:9"]
 
 [[site]]
 name = "perf"
-listen = ["127.0.0.1:$MR_PORT"]
+listen = ["127.0.0.1:$port"]
 TOML
     echo "$cfg"
 }
 
+# start_mailroot MODE PORT: build (once) and start an instance; sets MR_STARTED_PID.
 start_mailroot() {
+    local mode=$1 port=$2
     local bin=${MAILROOT_BIN:-$TARGET_DIR/release/mailroot} cfg
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
         log "building mailroot (cargo build --release)"
@@ -362,22 +387,18 @@ start_mailroot() {
             log "mailroot: build failed (see $WORK/build.log)"
             return 1
         fi
+        SKIP_BUILD=1
     fi
     [[ -x $bin ]] || { log "mailroot: no binary at $bin"; return 1; }
-    port_free "$MR_PORT" || { log "mailroot: port $MR_PORT already in use"; return 1; }
-    cfg=$(mailroot_config)
-    mkdir -p "$WORK/mailroot"
-    (cd "$WORK" && exec "$bin" serve --config "$cfg") >"$WORK/mailroot.log" 2>&1 &
-    MR_PID=$!
-    PIDS+=("$MR_PID")
-    if ! wait_port "$MR_PORT" 10 "$MR_PID"; then
-        log "mailroot: serve did not start: $(grep -m1 -E 'panicked|error' "$WORK/mailroot.log" ||
-            tail -1 "$WORK/mailroot.log")"
-        return 1
-    fi
-    # One real message must get through before we time anything.
-    if ! drive "$MR_PORT" 1 "$WORK/mailroot-probe.log" >/dev/null; then
-        log "mailroot: listens but did not accept a test message"
+    port_free "$port" || { log "mailroot: port $port already in use"; return 1; }
+    cfg=$(mailroot_config "$mode" "$port" "$WORK/mailroot-$mode")
+    mkdir -p "$WORK/mailroot-$mode"
+    (cd "$WORK" && exec "$bin" serve --config "$cfg") >"$WORK/mailroot-$mode.log" 2>&1 &
+    MR_STARTED_PID=$!
+    PIDS+=("$MR_STARTED_PID")
+    if ! wait_port "$port" 10 "$MR_STARTED_PID"; then
+        log "mailroot $mode: serve did not start: $(grep -m1 -E 'panicked|error' \
+            "$WORK/mailroot-$mode.log" || tail -1 "$WORK/mailroot-$mode.log")"
         return 1
     fi
     return 0
@@ -387,7 +408,7 @@ start_mailroot() {
 
 need_root
 install_postfix
-for p in $PF_ACCEPT_PORT $SINK_PORT $PF_RELAY_PORT $CEILING_PORT; do
+for p in $PF_ACCEPT_PORT $SINK_PORT $PF_RELAY_PORT $CEILING_PORT $MR_RELAY_PORT; do
     port_free "$p" || { echo "compare.sh: port 127.0.0.1:$p is busy" >&2; exit 1; }
 done
 
@@ -396,7 +417,20 @@ pf_instance accept $PF_ACCEPT_PORT accept || exit 1
 PF_ACCEPT=$PF_ETC
 pf_instance relay $PF_RELAY_PORT relay || exit 1
 PF_RELAY=$PF_ETC
-if start_mailroot; then MR_AVAILABLE=1; fi
+if start_mailroot accept "$MR_PORT"; then
+    MR_PID=$MR_STARTED_PID
+    # One real message must get through before we time anything.
+    if drive "$MR_PORT" 1 "$WORK/mailroot-probe.log" >/dev/null; then
+        MR_AVAILABLE=1
+    else
+        log "mailroot: listens but did not accept a test message"
+    fi
+fi
+MR_RELAY_AVAILABLE=0
+if [[ $MR_RELAY == 1 ]] && start_mailroot relay "$MR_RELAY_PORT"; then
+    MR_RELAY_PID=$MR_STARTED_PID
+    MR_RELAY_AVAILABLE=1
+fi
 
 # Warm-up (not counted): start Postfix's smtpd/cleanup processes, fault in binaries.
 log "warm-up ($WARMUP_MESSAGES messages per target)"
@@ -407,6 +441,11 @@ drive $PF_RELAY_PORT "$WARMUP_MESSAGES" "$WORK/warm-relay.log" >/dev/null
 wait "$SINK_PID" 2>/dev/null
 if [[ $MR_AVAILABLE == 1 ]]; then
     drive $MR_PORT "$WARMUP_MESSAGES" "$WORK/warm-mailroot.log" >/dev/null
+fi
+if [[ $MR_RELAY_AVAILABLE == 1 ]]; then
+    start_sink $SINK_PORT "$WARMUP_MESSAGES" "$WORK/warm-mr-sink.log"
+    drive $MR_RELAY_PORT "$WARMUP_MESSAGES" "$WORK/warm-mr-relay.log" >/dev/null
+    wait "$SINK_PID" 2>/dev/null
 fi
 
 LT=$TARGET_DIR/release/mailroot-loadtest
@@ -464,6 +503,27 @@ for ((round = 1; round <= ROUNDS; round++)); do
     stop_sink
     pf_empty_queue "$PF_RELAY"
 
+    # (c2) mailroot relaying into smtp-sink: accept rate and end-to-end rate.
+    if [[ $MR_RELAY_AVAILABLE == 1 ]] && kill -0 "$MR_RELAY_PID" 2>/dev/null; then
+        start_sink $SINK_PORT "$MESSAGES" "$WORK/r$round-mr-relay-sink.log"
+        c0=$(tree_ticks "$MR_RELAY_PID")
+        t0=$(now)
+        if secs=$(drive $MR_RELAY_PORT "$MESSAGES" "$WORK/r$round-mr-relay.log"); then
+            record mailroot-relay-accept "$round" "$(rate "$MESSAGES" "$secs")"
+            if wait "$SINK_PID"; then
+                t1=$(now)
+                c1=$(tree_ticks "$MR_RELAY_PID")
+                record mailroot-relay-e2e "$round" \
+                    "$(rate "$MESSAGES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
+                record cpu-mailroot-relay-e2e "$round" \
+                    "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" "CPU ms/msg"
+            else
+                log "  smtp-sink did not get all $MESSAGES messages from mailroot within ${RUN_TIMEOUT}s"
+            fi
+        fi
+        stop_sink
+    fi
+
     # (d) Ceiling: smtp-source straight into smtp-sink.
     start_sink $CEILING_PORT 0 "$WORK/r$round-ceiling-sink.log"
     if secs=$(drive $CEILING_PORT "$MESSAGES" "$WORK/r$round-ceiling.log"); then
@@ -509,13 +569,14 @@ echo "background: ${BUSY_BEFORE}% CPU busy before the rounds (loadavg $LOAD_BEFO
 echo "driver: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -c -f $FROM -t $TO 127.0.0.1:PORT" \
     "(one message per connection)"
 printf '%-24s %12s   %s\n' target "msgs/s" "rounds"
-for l in postfix-accept postfix-relay-accept postfix-relay-e2e ceiling \
+for l in postfix-accept postfix-relay-accept postfix-relay-e2e mailroot-relay-accept \
+    mailroot-relay-e2e ceiling \
     loadtest-postfix-accept loadtest-mailroot; do
     [[ $(median "$l") == n/a ]] && continue
     printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
 done
 echo "server CPU per message (user+system of the server's process tree, ms; robust to other load):"
-for l in cpu-postfix-accept cpu-postfix-relay-e2e cpu-mailroot; do
+for l in cpu-postfix-accept cpu-postfix-relay-e2e cpu-mailroot cpu-mailroot-relay-e2e; do
     [[ $(median "$l") == n/a ]] && continue
     printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
 done
@@ -527,6 +588,11 @@ else
     if [[ $PFA != n/a ]]; then
         echo "ratio mailroot / postfix-accept: $(awk -v a="$MR" -v b="$PFA" 'BEGIN { printf "%.2f\n", a / b }')"
     fi
+fi
+MRE=$(median mailroot-relay-e2e)
+PFE=$(median postfix-relay-e2e)
+if [[ $MRE != n/a && $PFE != n/a ]]; then
+    echo "ratio mailroot-relay-e2e / postfix-relay-e2e: $(awk -v a="$MRE" -v b="$PFE" 'BEGIN { printf "%.2f\n", a / b }')"
 fi
 if [[ -s $WORK/loadtest.jsonl ]]; then
     echo "mailroot-loadtest runs (JSON, latencies in microseconds):"
