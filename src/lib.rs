@@ -9,7 +9,12 @@
 //!                    │                        one msync/fdatasync covers every message
 //!                    │                        finished in the window; 250 only after it
 //!                    ▼
-//!                 crossbeam channel ──▶ queue runner (delivery: see issue 3)
+//!                 crossbeam channel ──▶ queue runner (queue::runner: scheduler, cross-off,
+//!                    │                        NDRs into the spool, Badmail)
+//!          ┌─────────┴──────────┐
+//!          ▼                    ▼
+//!   local-delivery (Drop/)   resolver pool (DNS) ──▶ outbound event loop (mio,
+//!                                                   smtp::client::ClientSession)
 //! ```
 //!
 //! Layers (arrows point down only):

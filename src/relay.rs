@@ -10,8 +10,14 @@
 //!   `on_commit`, which rings the worker's `mio::Waker`. Nothing else crosses.
 //! - `queue-runner`: receives every committed `QueueId` over an unbounded crossbeam channel,
 //!   one `IncomingBatch` per group commit (ids are 8 bytes, copied; the messages stay in the
-//!   spool; batching means one runner wake-up per commit, not per message) and holds the
-//!   incoming queue. Delivery is issue 3. Recovered messages are fed in at start.
+//!   spool; batching means one runner wake-up per commit, not per message). It owns the
+//!   scheduler and every cross-off (`queue::runner`). Recovered messages are fed in at
+//!   start. It sends `Task`s (envelope + content copied once, `Arc<[u8]>`) to:
+//! - `resolver-0..1` (`deliver::resolve`): blocking DNS, then the task with its connection
+//!   targets goes to the outbound loop (crossbeam channel + `mio::Waker`);
+//! - `outbound` (`deliver::outbound`): one mio loop driving every outbound
+//!   `smtp::client::ClientSession`; per-recipient results go back to the runner;
+//! - `local-delivery` (`deliver::local_worker`): Drop files; results back to the runner.
 //! - `pickup` (`pickup::watch`): watches `Mailroot/Pickup/` (inotify + rescan), writes
 //!   files into the spool with its own `SpoolWriter`, and sends their QueueIds to the queue
 //!   runner on a clone of the workers' channel. Stops on the same shutdown flag.
@@ -26,8 +32,11 @@
 //! 2. the pickup thread (which checks the flag at least every 200 ms) finishes its batch
 //!    and exits;
 //! 3. the last `Sender` is dropped with the workers and the pickup thread, so the queue
-//!    runner drains and exits;
-//! 4. `serve` returns `Ok(())` (exit status 0).
+//!    runner applies its last cross-offs and exits;
+//! 4. the outbound loop is told to stop and joined (tasks in flight stay pending in the
+//!    spool: sent again after the next start); the resolver and local-delivery threads end
+//!    when their channels close;
+//! 5. `serve` returns `Ok(())` (exit status 0).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
