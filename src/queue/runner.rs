@@ -189,8 +189,11 @@ impl Runner {
         let now = Instant::now();
         for id in std::mem::take(&mut self.p.recovered) {
             if !hold {
-                self.arrive(id, now);
+                self.arrive(id, now, true);
             }
+        }
+        if !hold {
+            self.remove_orphan_state_files();
         }
         let mut next_compaction = Instant::now() + COMPACT_INTERVAL;
         let mut next_tick = Instant::now() + TICK;
@@ -211,7 +214,7 @@ impl Runner {
                             self.received += 1;
                             log::debug!("queue_id={id} incoming");
                             if !hold {
-                                self.arrive(id, now);
+                                self.arrive(id, now, false);
                             }
                         }
                     }
@@ -250,6 +253,23 @@ impl Runner {
         log::info!("queue runner exiting queued={} received={}", self.msgs.len(), self.received);
     }
 
+    /// Delete state files of messages no longer queued (a crash between the last
+    /// cross-off and the file's removal leaves one behind).
+    fn remove_orphan_state_files(&self) {
+        let dir = self.p.spool.queue_dir().join(state::STATE_DIR);
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let keep = name
+                .to_str()
+                .and_then(|n| n.parse::<QueueId>().ok())
+                .is_some_and(|id| self.msgs.contains_key(&id));
+            if !keep {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// Apply the buffered cross-offs.
     fn write_crossoffs(&mut self) {
         if self.crossoffs.is_empty() {
@@ -261,8 +281,10 @@ impl Runner {
         self.crossoffs.clear();
     }
 
-    /// A committed message: schedule its pending recipients.
-    fn arrive(&mut self, id: QueueId, now: Instant) {
+    /// A committed message: schedule its pending recipients. `recovered`: it was in the
+    /// spool at start-up, so it may have a state file to continue from (a new message
+    /// cannot: no file lookup on the hot path).
+    fn arrive(&mut self, id: QueueId, now: Instant, recovered: bool) {
         if self.msgs.contains_key(&id) {
             return;
         }
@@ -291,10 +313,14 @@ impl Runner {
             log::warn!("queue_id={id} scheduler refused: {e}");
             return;
         }
-        let state: HashMap<u32, RcptState> = state::read_from(self.p.spool.queue_dir(), id)
-            .into_iter()
-            .map(|s| (s.index, s))
-            .collect();
+        let state: HashMap<u32, RcptState> = if recovered {
+            state::read_from(self.p.spool.queue_dir(), id)
+                .into_iter()
+                .map(|s| (s.index, s))
+                .collect()
+        } else {
+            HashMap::new()
+        };
         self.msgs.insert(id, Meta { env: Arc::new(env), state });
     }
 
@@ -651,7 +677,7 @@ impl Runner {
         match self.spool_report(&bytes, &to, env.body) {
             Some(ndr) => {
                 log::info!("queue_id={id} report={} ndr_id={ndr}", kind.as_str());
-                self.arrive(ndr, Instant::now());
+                self.arrive(ndr, Instant::now(), false);
                 true
             }
             None => false,
