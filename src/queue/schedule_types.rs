@@ -107,7 +107,7 @@ pub struct PendingRcpt {
 /// What the caller must do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Try these recipients now; report each with [`Scheduler::result`].
+    /// Try these recipients now; report each with [`Scheduler::result`](super::Scheduler::result).
     Deliver(Job),
     /// Send one delay DSN for these deferred recipients (asked once per message).
     DelayDsn {
