@@ -26,6 +26,11 @@
 //! ten thousand due retries delays a new message by at most one pick, and a flood of new
 //! mail cannot starve retries either.
 //!
+//! Concurrency: at most `max_jobs_per_dest` jobs are in flight per destination domain
+//! (`[delivery] max_connections_per_domain`); further ready items for it wait in that
+//! destination's *blocked* list and the next one goes when a job finishes, so a domain
+//! with a deep queue cannot occupy every connection.
+//!
 //! Dead destinations: when every recipient of an attempt was deferred because the
 //! destination could not be reached (`Outcome::Deferred { dest_down: true }`: no
 //! connection, 421 greeting), the domain is marked dead for a backoff that doubles from the
@@ -115,6 +120,10 @@ struct Dest {
     held: VecDeque<(QueueId, u64)>,
     /// Generation of the wake-up timer (stale timers are skipped).
     wake_generation: u64,
+    /// Jobs handed out and not finished. Invariant: ≤ `max_jobs_per_dest`.
+    active: usize,
+    /// Ready items waiting for a free slot (`active` at the limit), FIFO.
+    blocked: VecDeque<ReadyRef>,
 }
 
 /// What a timer does when it fires.
@@ -535,6 +544,13 @@ impl Scheduler {
                 self.hold(r.key);
                 continue;
             }
+            let limit = self.cfg.max_jobs_per_dest;
+            let dest = self.dests.entry(Arc::clone(&r.key.1)).or_default();
+            if dest.active >= limit {
+                dest.blocked.push_back(r);
+                continue;
+            }
+            dest.active += 1;
             let Some(item) = self.items.get_mut(&r.key) else { continue };
             item.state = ItemState::Active { outstanding: item.rcpts.clone(), all_dest_down: None };
             let job = Job {
@@ -544,6 +560,22 @@ impl Scheduler {
                 attempt: item.failures + 1,
             };
             return Some(job);
+        }
+    }
+
+    /// A job to `domain` finished: free its slot and let the first blocked item (if any)
+    /// go next, ahead of the deferred queue (it was ready before everything there).
+    fn free_slot(&mut self, domain: &Arc<str>) {
+        let Some(dest) = self.dests.get_mut(domain) else { return };
+        dest.active = dest.active.saturating_sub(1);
+        while let Some(r) = dest.blocked.pop_front() {
+            let live = self.items.get(&r.key).is_some_and(|it| {
+                matches!(it.state, ItemState::Ready) && it.generation == r.generation
+            });
+            if live {
+                self.deferred.push_front(r);
+                return;
+            }
         }
     }
 
@@ -604,6 +636,7 @@ impl Scheduler {
     /// Every recipient of an item's job has reported: update the destination's health and
     /// re-queue, expire or drop the item. Returns true when the message is done.
     fn finish_job(&mut self, key: ItemKey, dest_down: bool, now: Instant) -> bool {
+        self.free_slot(&key.1);
         if dest_down {
             self.dest_failed(&key.1, now);
         } else if self.dests.get(&key.1).is_some_and(|d| d.failures > 0) {

@@ -15,6 +15,7 @@ fn iis() -> ScheduleConfig {
         expire: 48 * HOUR,
         dest_backoff_min: 15 * MIN,
         dest_backoff_max: 240 * MIN,
+        max_jobs_per_dest: 20,
     }
 }
 
@@ -408,4 +409,32 @@ fn config_from_delivery() {
     let mut d = c.delivery.clone();
     d.delay_notify_ms = 0;
     assert_eq!(ScheduleConfig::from_delivery(&d).delay_notify, None);
+}
+
+#[test]
+fn per_destination_concurrency_limit() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(ScheduleConfig { max_jobs_per_dest: 3, ..iis() });
+    for n in 0..10 {
+        s.arrive(id(n), &[(0, "big.example")], t0).unwrap();
+    }
+    s.arrive(id(10), &[(0, "small.example")], t0).unwrap();
+    let mut in_flight = Vec::new();
+    while let Some(Action::Deliver(j)) = s.next_due(t0) {
+        in_flight.push(j);
+    }
+    let domains: Vec<&str> = in_flight.iter().map(|j| &*j.domain).collect();
+    assert_eq!(domains, ["big.example", "big.example", "big.example", "small.example"]);
+    // Each finished job lets exactly one more go, in arrival order.
+    let mut order = Vec::new();
+    while let Some(j) = in_flight.pop() {
+        s.result(j.id, 0, Outcome::Delivered, t0).unwrap();
+        while let Some(Action::Deliver(next)) = s.next_due(t0) {
+            order.push(next.id.0);
+            in_flight.push(next);
+        }
+        assert!(in_flight.iter().filter(|j| &*j.domain == "big.example").count() <= 3);
+    }
+    assert_eq!(order, (3..10).collect::<Vec<u64>>());
+    assert!(s.is_empty());
 }

@@ -26,11 +26,15 @@ pub struct ScheduleConfig {
     pub dest_backoff_min: Duration,
     /// Longest backoff of a dead destination. Invariant: ≥ `dest_backoff_min`.
     pub dest_backoff_max: Duration,
+    /// Most jobs in flight to one destination domain (`[delivery]
+    /// max_connections_per_domain`); more ready items for it wait their turn.
+    /// Invariant: > 0.
+    pub max_jobs_per_dest: usize,
 }
 
 impl ScheduleConfig {
-    /// The schedule of `[delivery]`: its retry list, delay notice and expiry; dead
-    /// destinations back off from the first retry interval to the last one.
+    /// The schedule of `[delivery]`: its retry list, delay notice, expiry and per-domain
+    /// concurrency; dead destinations back off from the first retry interval to the last.
     #[must_use]
     pub fn from_delivery(d: &DeliveryConfig) -> ScheduleConfig {
         let retry: Vec<Duration> = d.retry_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
@@ -42,6 +46,7 @@ impl ScheduleConfig {
             expire: Duration::from_millis(d.expire_ms),
             dest_backoff_min: first,
             dest_backoff_max: last,
+            max_jobs_per_dest: d.max_connections_per_domain.max(1),
         }
     }
 
