@@ -52,7 +52,10 @@ use crate::spool::format::QueueId;
 
 #[path = "schedule_types.rs"]
 mod types;
-pub use types::{Action, Job, Outcome, PendingRcpt, RcptIndex, ScheduleConfig, ScheduleError};
+pub use types::{
+    Action, Job, Outcome, PendingRcpt, RcptIndex, RcptState, RcptStatus, ScheduleConfig,
+    ScheduleError,
+};
 
 /// One message in the queue.
 #[derive(Debug)]
@@ -77,8 +80,11 @@ type ItemKey = (QueueId, Arc<str>);
 enum ItemState {
     /// In the incoming or deferred ready queue.
     Ready,
-    /// In the timer heap, retry due later.
-    Waiting,
+    /// In the timer heap, retry due at `due` (`None` = beyond what `Instant` holds).
+    Waiting {
+        /// When the retry timer fires.
+        due: Option<Instant>,
+    },
     /// In its destination's held list (destination dead).
     Held,
     /// Handed out in a [`Job`]; waiting for results.
@@ -239,6 +245,34 @@ impl Scheduler {
         self.messages.contains_key(&id)
     }
 
+    /// Per-recipient state of message `id` for `mailroot queue list`: pending recipients
+    /// only, ascending by index; `None` if the message is not queued.
+    #[must_use]
+    pub fn status(&self, id: QueueId) -> Option<Vec<RcptStatus>> {
+        let msg = self.messages.get(&id)?;
+        let mut out = Vec::new();
+        for (rcpt, domain) in &msg.rcpts {
+            let Some(item) = self.items.get(&(id, Arc::clone(domain))) else { continue };
+            if !item.rcpts.contains(rcpt) {
+                continue;
+            }
+            let state = match &item.state {
+                ItemState::Ready => RcptState::Ready,
+                ItemState::Waiting { due } => RcptState::Waiting { next_try: *due },
+                ItemState::Held => RcptState::Held,
+                ItemState::Active { .. } => RcptState::Active,
+            };
+            out.push(RcptStatus {
+                rcpt: *rcpt,
+                domain: Arc::clone(domain),
+                state,
+                attempts: item.failures,
+                last_error: item.last_error.clone(),
+            });
+        }
+        Some(out)
+    }
+
     /// Is `domain` treated as dead (its items held until a probe gets through)?
     #[must_use]
     pub fn is_dead(&self, domain: &str) -> bool {
@@ -343,10 +377,9 @@ impl Scheduler {
     /// Would this timer still do something?
     fn timer_is_live(&self, kind: &TimerKind) -> bool {
         match kind {
-            TimerKind::Retry(id, d, g) => self
-                .items
-                .get(&(*id, Arc::clone(d)))
-                .is_some_and(|it| matches!(it.state, ItemState::Waiting) && it.generation == *g),
+            TimerKind::Retry(id, d, g) => self.items.get(&(*id, Arc::clone(d))).is_some_and(|it| {
+                matches!(it.state, ItemState::Waiting { .. }) && it.generation == *g
+            }),
             TimerKind::DelayNotify(id) | TimerKind::Expire(id) => self.messages.contains_key(id),
             TimerKind::DestWake(d, g) => self.dests.get(d).is_some_and(|x| x.wake_generation == *g),
         }
@@ -669,10 +702,10 @@ impl Scheduler {
         let generation = self.bump();
         let Some(item) = self.items.get_mut(&key) else { return false };
         item.failures += 1;
-        item.state = ItemState::Waiting;
+        let due = later(now, self.cfg.retry_after(item.failures));
+        item.state = ItemState::Waiting { due };
         item.generation = generation;
-        let wait = self.cfg.retry_after(item.failures);
-        self.add_timer(later(now, wait), TimerKind::Retry(key.0, key.1, generation));
+        self.add_timer(due, TimerKind::Retry(key.0, key.1, generation));
         false
     }
 
@@ -712,7 +745,8 @@ impl Scheduler {
             self.dests.get(&d).map(|x| x.items.iter().copied().collect()).unwrap_or_default();
         for id in ids {
             let key = (id, Arc::clone(&d));
-            if self.items.get(&key).is_some_and(|it| matches!(it.state, ItemState::Waiting)) {
+            if self.items.get(&key).is_some_and(|it| matches!(it.state, ItemState::Waiting { .. }))
+            {
                 self.make_ready(key, false);
                 n += 1;
             }

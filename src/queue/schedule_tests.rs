@@ -438,3 +438,41 @@ fn per_destination_concurrency_limit() {
     assert_eq!(order, (3..10).collect::<Vec<u64>>());
     assert!(s.is_empty());
 }
+
+#[test]
+fn status_for_queue_list() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "a.example"), (1, "b.example"), (2, "c.example")], t0).unwrap();
+    assert_eq!(s.status(id(2)), None);
+    let states = |s: &Scheduler| -> Vec<(RcptIndex, RcptState, u32)> {
+        s.status(id(1)).unwrap().iter().map(|r| (r.rcpt, r.state, r.attempts)).collect()
+    };
+    assert_eq!(
+        states(&s),
+        [(0, RcptState::Ready, 0), (1, RcptState::Ready, 0), (2, RcptState::Ready, 0)]
+    );
+    let mut jobs = Vec::new();
+    while let Some(Action::Deliver(j)) = s.next_due(t0) {
+        jobs.push(j);
+    }
+    assert_eq!(
+        states(&s),
+        [(0, RcptState::Active, 0), (1, RcptState::Active, 0), (2, RcptState::Active, 0)]
+    );
+    s.result(id(1), 0, defer("451 greylisted"), t0).unwrap();
+    s.result(id(1), 1, Outcome::Delivered, t0).unwrap();
+    s.result(id(1), 2, down(), t0).unwrap();
+    let st = s.status(id(1)).unwrap();
+    assert_eq!(st.len(), 2);
+    assert_eq!(
+        (st[0].state, st[0].attempts),
+        (RcptState::Waiting { next_try: Some(t0 + 15 * MIN) }, 1)
+    );
+    assert_eq!(st[0].last_error.as_deref(), Some("451 greylisted"));
+    assert_eq!(&*st[1].domain, "c.example");
+    // c.example is dead: a new message for it is held, not tried.
+    s.arrive(id(2), &[(0, "c.example")], t0).unwrap();
+    assert_eq!(s.next_due(t0), None);
+    assert_eq!(s.status(id(2)).unwrap()[0].state, RcptState::Held);
+}

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::DeliveryConfig;
 use crate::spool::format::QueueId;
@@ -106,6 +106,37 @@ pub struct PendingRcpt {
     /// Its destination domain.
     pub domain: Arc<str>,
     /// Reason of the last deferral, if it was ever tried.
+    pub last_error: Option<String>,
+}
+
+/// Where a pending recipient stands (for `mailroot queue list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RcptState {
+    /// Due now, waiting for its turn.
+    Ready,
+    /// Waiting for its retry time (`None` = never, the schedule overflowed).
+    Waiting {
+        /// When the next attempt is due.
+        next_try: Option<Instant>,
+    },
+    /// Held because its destination is dead.
+    Held,
+    /// Being delivered now.
+    Active,
+}
+
+/// One pending recipient as [`Scheduler::status`](super::Scheduler::status) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptStatus {
+    /// Position in the spool record.
+    pub rcpt: RcptIndex,
+    /// Destination domain.
+    pub domain: Arc<str>,
+    /// Where it stands.
+    pub state: RcptState,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Reason of the last deferral.
     pub last_error: Option<String>,
 }
 
