@@ -174,7 +174,7 @@ pub struct DomainRule {
 /// `[hosts]`: a static host table (name -> addresses), for intranets without DNS (IIS let
 /// a hosts file or WINS stand in for DNS). Keys: valid domain names, lower case, no
 /// trailing dot. Values: at least one address each. Ordered for stable printing.
-pub type HostTable = BTreeMap<String, Vec<IpAddr>>;
+pub type HostsConfig = BTreeMap<String, Vec<IpAddr>>;
 
 /// `[dns]`: the built-in resolver.
 #[derive(Debug, Clone, PartialEq)]
