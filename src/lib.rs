@@ -20,6 +20,7 @@
 pub mod cli;
 pub mod config;
 pub mod deliver;
+pub mod dns;
 pub mod net;
 pub mod queue;
 pub mod receive;

@@ -8,8 +8,9 @@
 //!   the `ConnLimits` counters and the shutdown flag.
 //! - the spool's syncer thread(s) (owned by `spool`): run group commits and call
 //!   `on_commit`, which rings the worker's `mio::Waker`. Nothing else crosses.
-//! - `queue-runner`: receives every committed `QueueId` over an unbounded crossbeam channel
-//!   (an id is 8 bytes, copied; the message itself stays in the spool) and holds the
+//! - `queue-runner`: receives every committed `QueueId` over an unbounded crossbeam channel,
+//!   one `IncomingBatch` per group commit (ids are 8 bytes, copied; the messages stay in the
+//!   spool; batching means one runner wake-up per commit, not per message) and holds the
 //!   incoming queue. Delivery is issue 3. Recovered messages are fed in at start.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker.
@@ -34,7 +35,7 @@ use crate::config::Config;
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
-use crate::receive::inbound::{Inbound, InboundShared};
+use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
 /// Errors that stop the relay from starting or running.
@@ -184,12 +185,13 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         Spool::open(&config.queue_dir(), opts).map_err(|e| RelayError::Spool(e.to_string()))?;
     log::info!("spool={} recovered={}", config.queue_dir().display(), recovered.len());
 
-    let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<QueueId>();
+    let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<IncomingBatch>();
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
-    let runner = std::thread::Builder::new()
-        .name("queue-runner".into())
-        .spawn(move || queue_runner(queue_rx, recovered_ids))?;
+    let runner = std::thread::Builder::new().name("queue-runner".into()).spawn({
+        let spool = spool.clone();
+        move || queue_runner(queue_rx, recovered_ids, &spool)
+    })?;
 
     let shared = Arc::new(InboundShared::new(Arc::clone(&config)));
     let limits =
@@ -201,6 +203,12 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let mut addrs: Vec<(usize, SocketAddr)> = Vec::new();
     for (site, s) in config.sites.iter().enumerate() {
         addrs.extend(s.listen.iter().map(|a| (site, *a)));
+    }
+    // Refuse to share a port with a process already listening there (SO_REUSEPORT would
+    // silently split the connections between us).
+    for (_, addr) in addrs.iter().filter(|(_, a)| a.port() != 0) {
+        listener::ensure_unused(*addr)
+            .map_err(|source| RelayError::Bind { addr: *addr, source })?;
     }
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
@@ -278,15 +286,38 @@ impl Drop for StopOnExit {
     }
 }
 
-/// The queue runner for this issue: holds the incoming queue (delivery is issue 3).
-/// Returns how many ids arrived over the channel.
-fn queue_runner(rx: Receiver<QueueId>, recovered: Vec<QueueId>) -> u64 {
+/// How often the queue runner compacts the spool.
+const COMPACT_INTERVAL: Duration = Duration::from_secs(10 * 60);
+/// Records in sealed segments older than this are copied forward by compaction, so one
+/// long-deferred message cannot pin a whole segment (STYLE.md rule 17).
+const COMPACT_AGE_MS: u64 = 60 * 60 * 1000;
+
+/// The queue runner for this issue: holds the incoming queue (delivery is issue 3) and
+/// compacts the spool every `COMPACT_INTERVAL`. Returns how many ids arrived over the channel.
+fn queue_runner(rx: Receiver<IncomingBatch>, recovered: Vec<QueueId>, spool: &Spool) -> u64 {
     let mut incoming: std::collections::VecDeque<QueueId> = recovered.into();
     let mut received = 0u64;
-    for id in rx {
-        log::debug!("queue_id={id} incoming");
-        incoming.push_back(id);
-        received += 1;
+    let mut next_compaction = std::time::Instant::now() + COMPACT_INTERVAL;
+    loop {
+        let wait = next_compaction.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(batch) => {
+                for id in batch {
+                    log::debug!("queue_id={id} incoming");
+                    incoming.push_back(id);
+                    received += 1;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                match spool.compact(COMPACT_AGE_MS) {
+                    Ok(0) => {}
+                    Ok(n) => log::info!("spool compacted moved={n}"),
+                    Err(e) => log::warn!("spool compaction failed: {e}"),
+                }
+                next_compaction = std::time::Instant::now() + COMPACT_INTERVAL;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        }
     }
     log::info!("queue runner exiting incoming={} received={received}", incoming.len());
     received

@@ -8,8 +8,10 @@
 //! separate v4 listener), non-blocking, backlog `LISTEN_BACKLOG`.
 //!
 //! SECURITY: Linux only lets sockets of the same effective UID share a port with
-//! `SO_REUSEPORT`; another user cannot steal a share of our connections. A second mailroot
-//! of the *same* user on the same port would, though: run one instance per address.
+//! `SO_REUSEPORT`; another user cannot steal a share of our connections. A second process
+//! of the *same* user listening with `SO_REUSEPORT` on the same address would silently get
+//! a share of them, so the relay first calls `ensure_unused` (a bind *without*
+//! `SO_REUSEPORT`, which fails while anybody listens there) and refuses to start.
 
 use std::io;
 use std::net::SocketAddr;
@@ -33,9 +35,39 @@ pub fn bind(addr: SocketAddr) -> io::Result<mio::net::TcpListener> {
     Ok(mio::net::TcpListener::from_std(socket.into()))
 }
 
+/// Fail with `AddrInUse` if some socket already listens on `addr` (ours or another
+/// process's, `SO_REUSEPORT` or not). The probe socket is bound, never listened on, and
+/// closed at once.
+pub fn ensure_unused(addr: SocketAddr) -> io::Result<()> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn probe_detects_a_listener_already_there() {
+        let a = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = a.local_addr().unwrap();
+        let err = ensure_unused(addr).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
+        drop(a);
+        ensure_unused(addr).unwrap();
+    }
+
+    #[test]
+    fn ipv6_loopback_if_available() {
+        let Ok(a) = bind("[::1]:0".parse().unwrap()) else { return }; // no IPv6 here
+        let addr = a.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        bind(addr).unwrap();
+    }
 
     #[test]
     fn two_listeners_share_a_port() {

@@ -71,6 +71,10 @@ fn server_config(c: &Config) -> ServerConfig {
     }
 }
 
+/// QueueIds made durable by one group commit, in commit order: what crosses from a worker
+/// to the queue runner.
+pub type IncomingBatch = Vec<QueueId>;
+
 /// A message finished on some connection, waiting for its group commit.
 #[derive(Debug)]
 struct Pending {
@@ -94,8 +98,8 @@ pub struct Inbound {
     spool: Spool,
     /// This worker's spool writer.
     writer: SpoolWriter,
-    /// Committed QueueIds go to the queue runner.
-    queue_tx: Sender<QueueId>,
+    /// Committed QueueIds go to the queue runner, one batch per group commit.
+    queue_tx: Sender<IncomingBatch>,
     /// Finished records not yet known durable, in `ticket.seq` order (seqs increase).
     pending: VecDeque<Pending>,
     /// Commit outcome per connection, between `poll_ready` and `resume`/`closed`.
@@ -148,7 +152,7 @@ impl Inbound {
         shared: Arc<InboundShared>,
         spool: Spool,
         writer: SpoolWriter,
-        queue_tx: Sender<QueueId>,
+        queue_tx: Sender<IncomingBatch>,
     ) -> Inbound {
         Inbound {
             worker,
@@ -288,18 +292,17 @@ impl Service for Inbound {
                 (self.writer.poll_committed().unwrap_or(0), Some(through))
             }
         };
+        let mut batch = IncomingBatch::new();
         while let Some(p) = self.pending.front() {
             let outcome = if p.ticket.seq <= durable {
-                log::info!(
+                // debug, not info: this is the per-message hot path.
+                log::debug!(
                     "queue_id={} received size={} client={}",
                     p.ticket.id,
                     p.bytes,
                     p.client
                 );
-                // Only the 8-byte id crosses threads; the message stays in the spool.
-                if self.queue_tx.send(p.ticket.id).is_err() {
-                    log::warn!("queue_id={} queue runner gone", p.ticket.id);
-                }
+                batch.push(p.ticket.id);
                 Ok(p.ticket.id)
             } else if failed.is_some_and(|f| p.ticket.seq <= f) {
                 Err(())
@@ -309,6 +312,11 @@ impl Service for Inbound {
             self.outcomes.insert(p.conn, outcome);
             ready.push(p.conn);
             self.pending.pop_front();
+        }
+        // Only the 8-byte ids cross threads (the messages stay in the spool), and only once
+        // per group commit: one wake-up of the queue runner per batch, not per message.
+        if !batch.is_empty() && self.queue_tx.send(batch).is_err() {
+            log::warn!("worker={} queue runner gone", self.worker);
         }
     }
 

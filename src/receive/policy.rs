@@ -2,8 +2,8 @@
 //!
 //! What: who may connect (`[connections]`, IIS "Connection control"), who may relay to
 //! non-local domains (`[relay]`, IIS "Relay restrictions"), and which domains are local
-//! (`[domains]`). `check_rcpt`, which combines them for RCPT TO, is added by the lead on
-//! top of `smtp::path`.
+//! (`[domains]`). `check_rcpt` combines them for RCPT TO and refuses
+//! relay tricks and source routes (`smtp::path` reports both).
 //!
 //! Trust: the client address comes from the kernel (`accept`), so it is trusted; the
 //! domain comes from the peer's RCPT TO and is only compared, never interpreted further.

@@ -2,7 +2,7 @@
 //! payload checksum and the END marker.
 //!
 //! This module does no I/O and reads no clock: it turns values into bytes and bytes into
-//! values. The byte layout is described in `ARCHITECTURE-spool.md` and in the constants
+//! values. The byte layout is described in `ARCHITECTURE.md` ("The spool") and in the constants
 //! below; every multi-byte integer is little-endian.
 //!
 //! TRUST: the bytes handed to the decoders come from spool files that mailroot wrote, but a

@@ -406,6 +406,9 @@ fn scan_is_read_only_and_tolerates_live_writer() {
     w.append(&mut r, b"committed\r\n").unwrap();
     let t = w.finish(r).unwrap();
     w.wait_idle();
+    // After a commit the syncer pre-creates a spare segment in the background; wait for it
+    // so the snapshot below is not racing with that file's creation.
+    w.wait_spare();
     // An unfinished record and a finished-but-uncommitted tail are in flight.
     let mut open = w.begin(&env(1)).unwrap();
     w.append(&mut open, b"half").unwrap();

@@ -474,6 +474,15 @@ impl SpoolWriter {
 
 #[cfg(test)]
 impl SpoolWriter {
+    /// Wait (bounded) until the syncer has pre-created the spare segment, so that no file
+    /// changes behind a test's back.
+    pub(super) fn wait_spare(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.shared.spare.lock().is_none() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     /// (buffers pooled, of which large, total pooled capacity).
     pub(super) fn pool_stats(&self) -> (usize, usize, usize) {
         (self.pool.len(), self.pool_large, self.pool.iter().map(Vec::capacity).sum())

@@ -1,0 +1,324 @@
+//! `sink` mode: a minimal SMTP server that accepts every message and discards it.
+//!
+//! One thread per connection, blocking sockets. It answers 250 to everything it knows
+//! (EHLO advertises PIPELINING, 8BITMIME, SIZE, ENHANCEDSTATUSCODES), reads DATA to the
+//! `<CRLF>.<CRLF>` line, and counts connections, messages, recipients and bytes. Replies are
+//! buffered and flushed only when no more pipelined input is already buffered, so a
+//! pipelined client gets its replies in one write (RFC 2920 §3.2). It stops after
+//! `--max-seconds`, after `--messages` messages, or on SIGINT/SIGTERM, and prints a summary.
+//!
+//! SECURITY: listens on loopback only (see `target.rs`). Input lines are bounded; the peer
+//! cannot make a connection buffer more than `MAX_LINE_BYTES`. Content is never stored.
+//!
+//! STANDARDS: RFC 5321 (server side, minimal), RFC 2920.
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::stats::{json_escape, json_f64, per_second};
+
+/// Longest line read at once, in bytes; longer DATA lines are read in pieces, longer
+/// command lines are answered 500.
+const MAX_LINE_BYTES: u64 = 64 * 1024;
+/// Idle timeout per read, as RFC 5321 §4.5.3.2 suggests for servers (5 minutes).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How often the main thread checks for the stop conditions.
+const STOP_POLL: Duration = Duration::from_millis(20);
+/// Stack size of each connection thread, in bytes.
+const CONN_STACK_BYTES: usize = 128 * 1024;
+/// SIZE advertised in EHLO, in bytes.
+const ADVERTISED_SIZE_BYTES: u64 = 100 * 1024 * 1024;
+
+/// What `sink` was asked to do.
+#[derive(Clone, Debug)]
+pub(crate) struct SinkOptions {
+    /// Loopback address to listen on.
+    pub(crate) listen: SocketAddr,
+    /// Stop after this long.
+    pub(crate) max_duration: Duration,
+    /// Stop once this many messages arrived (None: no limit).
+    pub(crate) messages: Option<u64>,
+    /// Connections served at once; more are answered 421 and closed.
+    pub(crate) max_connections: usize,
+}
+
+/// Counters shared by all connection threads (relaxed atomics: only totals matter).
+struct Counters {
+    /// Instant the sink started listening.
+    start: Instant,
+    /// Connections accepted (including refused ones).
+    connections: AtomicU64,
+    /// Connections currently being served.
+    active: AtomicUsize,
+    /// Messages whose end-of-data was answered 250.
+    messages: AtomicU64,
+    /// RCPT commands answered 250.
+    rcpts: AtomicU64,
+    /// Content bytes of those messages, as received (dot-stuffed, before the final `.`).
+    bytes: AtomicU64,
+    /// Nanoseconds since `start` of the first message's end (0: none yet).
+    first_message_ns: AtomicU64,
+    /// Nanoseconds since `start` of the latest message's end.
+    last_message_ns: AtomicU64,
+}
+
+/// Fixed replies of the sink.
+mod replies {
+    pub(super) const GREETING: &[u8] =
+        b"220 sink.loadtest.invalid ESMTP mailroot-loadtest sink\r\n";
+    pub(super) const OK: &[u8] = b"250 2.0.0 Ok\r\n";
+    pub(super) const HELO: &[u8] = b"250 sink.loadtest.invalid\r\n";
+    pub(super) const START_DATA: &[u8] = b"354 End data with <CR><LF>.<CR><LF>\r\n";
+    pub(super) const BYE: &[u8] = b"221 2.0.0 Bye\r\n";
+    pub(super) const VRFY: &[u8] = b"252 2.5.0 Cannot VRFY user\r\n";
+    pub(super) const UNKNOWN: &[u8] = b"502 5.5.2 Command not implemented\r\n";
+    pub(super) const TOO_LONG: &[u8] = b"500 5.5.2 Line too long\r\n";
+    pub(super) const BUSY: &[u8] = b"421 4.7.0 Too many connections\r\n";
+}
+
+/// Run the sink until a stop condition; returns the summary.
+pub(crate) fn run(opts: &SinkOptions) -> io::Result<SinkReport> {
+    let listener = TcpListener::bind(opts.listen)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    let counters = Arc::new(Counters {
+        start: Instant::now(),
+        connections: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
+        messages: AtomicU64::new(0),
+        rcpts: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        first_message_ns: AtomicU64::new(0),
+        last_message_ns: AtomicU64::new(0),
+    });
+    {
+        let counters = Arc::clone(&counters);
+        let max = opts.max_connections;
+        // The acceptor blocks in accept(); the process exits from main when done.
+        std::thread::Builder::new()
+            .name("acceptor".to_owned())
+            .spawn(move || accept_loop(&listener, &counters, max))?;
+    }
+    let deadline = counters.start + opts.max_duration;
+    let stopped_by = loop {
+        if stop.load(Ordering::Relaxed) {
+            break "signal";
+        }
+        if Instant::now() >= deadline {
+            break "max-seconds";
+        }
+        if opts.messages.is_some_and(|m| counters.messages.load(Ordering::Relaxed) >= m) {
+            break "messages";
+        }
+        std::thread::sleep(STOP_POLL);
+    };
+    Ok(SinkReport::from_counters(opts, &counters, stopped_by))
+}
+
+fn accept_loop(listener: &TcpListener, counters: &Arc<Counters>, max_connections: usize) {
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        counters.connections.fetch_add(1, Ordering::Relaxed);
+        if counters.active.load(Ordering::Relaxed) >= max_connections {
+            let _ = stream.write_all(replies::BUSY);
+            continue;
+        }
+        counters.active.fetch_add(1, Ordering::Relaxed);
+        let c = Arc::clone(counters);
+        let spawned = std::thread::Builder::new().stack_size(CONN_STACK_BYTES).spawn(move || {
+            let _ = serve(stream, &c);
+            c.active.fetch_sub(1, Ordering::Relaxed);
+        });
+        if spawned.is_err() {
+            counters.active.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Serve one connection until QUIT, EOF or an error.
+fn serve(stream: TcpStream, counters: &Counters) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    let mut reader = BufReader::with_capacity(16 * 1024, stream);
+    let mut out: Vec<u8> = replies::GREETING.to_vec();
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        if reader.buffer().is_empty() && !out.is_empty() {
+            reader.get_ref().write_all(&out)?;
+            out.clear();
+        }
+        line.clear();
+        let n = (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        if !line.ends_with(b"\n") {
+            // Over-long command line: discard the rest of it, then complain.
+            skip_line(&mut reader)?;
+            out.extend_from_slice(replies::TOO_LONG);
+            continue;
+        }
+        let verb: [u8; 4] = match line.get(..4) {
+            Some(v) => [v[0], v[1], v[2], v[3]].map(|b| b.to_ascii_uppercase()),
+            None => [0; 4],
+        };
+        match &verb {
+            b"EHLO" => {
+                let _ = write!(
+                    out,
+                    "250-sink.loadtest.invalid\r\n250-PIPELINING\r\n250-SIZE {ADVERTISED_SIZE_BYTES}\r\n\
+                     250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+                );
+            }
+            b"HELO" => out.extend_from_slice(replies::HELO),
+            b"MAIL" | b"RSET" | b"NOOP" => out.extend_from_slice(replies::OK),
+            b"RCPT" => {
+                counters.rcpts.fetch_add(1, Ordering::Relaxed);
+                out.extend_from_slice(replies::OK);
+            }
+            b"VRFY" => out.extend_from_slice(replies::VRFY),
+            b"DATA" => {
+                out.extend_from_slice(replies::START_DATA);
+                reader.get_ref().write_all(&out)?;
+                out.clear();
+                let bytes = read_data(&mut reader, &mut line)?;
+                counters.bytes.fetch_add(bytes, Ordering::Relaxed);
+                counters.messages.fetch_add(1, Ordering::Relaxed);
+                let ns = u64::try_from(counters.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                let _ = counters.first_message_ns.compare_exchange(
+                    0,
+                    ns,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                counters.last_message_ns.fetch_max(ns, Ordering::Relaxed);
+                out.extend_from_slice(replies::OK);
+            }
+            b"QUIT" => {
+                out.extend_from_slice(replies::BYE);
+                reader.get_ref().write_all(&out)?;
+                return Ok(());
+            }
+            _ => out.extend_from_slice(replies::UNKNOWN),
+        }
+    }
+}
+
+/// Discard input up to and including the next LF.
+fn skip_line(reader: &mut BufReader<TcpStream>) -> io::Result<()> {
+    let mut scratch = Vec::new();
+    loop {
+        scratch.clear();
+        let n = reader.take(MAX_LINE_BYTES).read_until(b'\n', &mut scratch)?;
+        if n == 0 || scratch.ends_with(b"\n") {
+            return Ok(());
+        }
+    }
+}
+
+/// Read message content up to the `.` line; returns the content bytes (excluding it).
+fn read_data(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<u64> {
+    let mut bytes = 0u64;
+    let mut at_line_start = true;
+    loop {
+        line.clear();
+        let n = reader.take(MAX_LINE_BYTES).read_until(b'\n', line)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if at_line_start && (line == b".\r\n" || line == b".\n") {
+            return Ok(bytes);
+        }
+        bytes += n as u64;
+        at_line_start = line.ends_with(b"\n");
+    }
+}
+
+/// The sink's final counts.
+pub(crate) struct SinkReport {
+    /// Listen address.
+    listen: SocketAddr,
+    /// Why it stopped: "signal", "max-seconds" or "messages".
+    stopped_by: &'static str,
+    /// Seconds from listening to stopping.
+    elapsed_s: f64,
+    /// Connections accepted.
+    connections: u64,
+    /// Messages received.
+    messages: u64,
+    /// Recipients accepted.
+    rcpts: u64,
+    /// Content bytes received.
+    bytes: u64,
+    /// Seconds between the first and the last message's end (0 with < 2 messages).
+    active_s: f64,
+}
+
+impl SinkReport {
+    fn from_counters(opts: &SinkOptions, c: &Counters, stopped_by: &'static str) -> Self {
+        let first = c.first_message_ns.load(Ordering::Relaxed);
+        let last = c.last_message_ns.load(Ordering::Relaxed);
+        SinkReport {
+            listen: opts.listen,
+            stopped_by,
+            elapsed_s: c.start.elapsed().as_secs_f64(),
+            connections: c.connections.load(Ordering::Relaxed),
+            messages: c.messages.load(Ordering::Relaxed),
+            rcpts: c.rcpts.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            active_s: last.saturating_sub(first) as f64 / 1e9,
+        }
+    }
+
+    /// Messages per second between the first and the last message.
+    fn active_rate(&self) -> f64 {
+        // n messages span n-1 intervals.
+        per_second(self.messages.saturating_sub(1), self.active_s)
+    }
+
+    /// Human-readable summary.
+    pub(crate) fn to_text(&self) -> String {
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "mailroot-loadtest sink {}: stopped by {} after {:.3} s",
+            self.listen, self.stopped_by, self.elapsed_s
+        );
+        let _ = writeln!(
+            t,
+            "messages: {}, recipients: {}, bytes: {}, connections: {}",
+            self.messages, self.rcpts, self.bytes, self.connections
+        );
+        let _ = writeln!(
+            t,
+            "rate (first to last message, {:.3} s): {:.1} msgs/s",
+            self.active_s,
+            self.active_rate()
+        );
+        t
+    }
+
+    /// One JSON object on one line.
+    pub(crate) fn to_json(&self) -> String {
+        format!(
+            "{{\"mode\":\"sink\",\"listen\":\"{}\",\"stopped_by\":\"{}\",\"elapsed_s\":{},\
+             \"connections\":{},\"messages\":{},\"rcpts\":{},\"bytes\":{},\"active_s\":{},\
+             \"msgs_per_s\":{}}}",
+            json_escape(&self.listen.to_string()),
+            self.stopped_by,
+            json_f64(self.elapsed_s),
+            self.connections,
+            self.messages,
+            self.rcpts,
+            self.bytes,
+            json_f64(self.active_s),
+            json_f64(self.active_rate())
+        )
+    }
+}

@@ -1,0 +1,494 @@
+//! `source` mode: N concurrent SMTP sessions sending M messages in total.
+//!
+//! Each session is one OS thread with a blocking socket. A session connects, reads the 220,
+//! sends EHLO, then runs MAIL / RCPT... / DATA transactions (pipelined as one write when
+//! `--pipelining` is given and the server advertises PIPELINING, RFC 2920) until it has sent
+//! `--per-connection` messages, then QUITs and reconnects. Sessions claim message numbers
+//! from one shared atomic counter, so the run sends at most `--messages` transactions; it
+//! also stops at `--max-seconds` (no new transaction starts after it, and every socket
+//! timeout is capped so that threads finish shortly after).
+//!
+//! A connect failure or a refused transaction consumes its message number, so a dead or
+//! refusing server ends the run quickly instead of spinning.
+//!
+//! STANDARDS: RFC 5321 (§3.3 mail transactions, §4.1.1 commands), RFC 2920 (PIPELINING).
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::client::{ClientError, Connection, advertises};
+use crate::message::{END_OF_DATA, MessageTemplate, recipient};
+use crate::stats::{Stage, Stats, json_errors, json_escape, json_f64, per_second};
+
+/// Stack size of each session thread, in bytes (sessions keep little on the stack).
+const SESSION_STACK_BYTES: usize = 256 * 1024;
+/// Pause after a failed connect before the session tries again.
+const CONNECT_RETRY_PAUSE: Duration = Duration::from_millis(10);
+/// Time allowed after `--max-seconds` for in-flight replies before sockets time out.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+/// What `source` was asked to do.
+#[derive(Clone, Debug)]
+pub(crate) struct SourceOptions {
+    /// Loopback server address (checked by `target::loopback_addr`).
+    pub(crate) server: SocketAddr,
+    /// Concurrent sessions (threads), >= 1.
+    pub(crate) sessions: usize,
+    /// Total transactions to attempt, >= 1.
+    pub(crate) messages: u64,
+    /// Message size in bytes, headers included, excluding the final `.` line.
+    pub(crate) size_bytes: usize,
+    /// Recipients per message, >= 1.
+    pub(crate) rcpts: usize,
+    /// Send MAIL/RCPT/DATA in one write when the server allows it.
+    pub(crate) pipelining: bool,
+    /// EHLO argument.
+    pub(crate) helo: String,
+    /// MAIL FROM address.
+    pub(crate) from: String,
+    /// First RCPT TO address (see `message::recipient` for the others).
+    pub(crate) to: String,
+    /// Transactions per connection before QUIT and reconnect, >= 1.
+    pub(crate) per_connection: u32,
+    /// Wall-clock bound of the whole run.
+    pub(crate) max_duration: Duration,
+    /// Bound on each connect, read and write.
+    pub(crate) io_timeout: Duration,
+}
+
+/// State shared by all session threads; only atomics and constants.
+struct Shared {
+    /// The run's options.
+    opts: SourceOptions,
+    /// Next message number to hand out; a session may send number `n` only if `n < messages`.
+    next_message: AtomicU64,
+    /// No transaction starts at or after this instant.
+    deadline: Instant,
+}
+
+impl Shared {
+    /// Claim the next message number, or `None` when the run is over.
+    fn claim(&self) -> Option<u64> {
+        if Instant::now() >= self.deadline {
+            return None;
+        }
+        let n = self.next_message.fetch_add(1, Ordering::Relaxed);
+        (n < self.opts.messages).then_some(n)
+    }
+
+    /// Socket timeout for a connection opened now: `io_timeout`, capped so that nothing
+    /// blocks much past the deadline. `None` if the deadline (plus grace) has passed.
+    fn socket_timeout(&self) -> Option<Duration> {
+        let left = (self.deadline + DEADLINE_GRACE).checked_duration_since(Instant::now())?;
+        let t = left.min(self.opts.io_timeout);
+        (!t.is_zero()).then_some(t)
+    }
+}
+
+/// The result of a finished run.
+pub(crate) struct SourceReport {
+    /// The options it ran with.
+    opts: SourceOptions,
+    /// Merged counts and histograms of every session.
+    stats: Stats,
+    /// Wall time from the common start until the last session finished.
+    elapsed: Duration,
+    /// Transactions attempted (accepted + failed).
+    attempted: u64,
+    /// True if the run ended because `--max-seconds` passed.
+    hit_deadline: bool,
+}
+
+/// Run the load and return the merged report.
+pub(crate) fn run(opts: SourceOptions) -> SourceReport {
+    let sessions = opts.sessions;
+    let barrier = Arc::new(Barrier::new(sessions + 1));
+    let shared = Arc::new(Shared {
+        deadline: Instant::now() + opts.max_duration,
+        next_message: AtomicU64::new(0),
+        opts: opts.clone(),
+    });
+    let mut handles = Vec::with_capacity(sessions);
+    let mut spawn_failures = 0u64;
+    for id in 0..sessions {
+        let shared = Arc::clone(&shared);
+        let barrier = Arc::clone(&barrier);
+        let spawned = std::thread::Builder::new()
+            .name(format!("session-{id}"))
+            .stack_size(SESSION_STACK_BYTES)
+            .spawn(move || {
+                barrier.wait();
+                session(id, &shared)
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(_) => spawn_failures += 1,
+        }
+    }
+    // Threads that failed to spawn never reach the barrier; stand in for them.
+    for _ in 0..spawn_failures {
+        let barrier = Arc::clone(&barrier);
+        std::thread::spawn(move || barrier.wait());
+    }
+    barrier.wait();
+    let start = Instant::now();
+    let mut stats = Stats::new();
+    for _ in 0..spawn_failures {
+        stats.error("thread spawn failed".to_owned());
+    }
+    for h in handles {
+        match h.join() {
+            Ok(s) => stats.merge(&s),
+            Err(_) => stats.error("session thread panicked".to_owned()),
+        }
+    }
+    let elapsed = start.elapsed();
+    let attempted = stats.accepted + stats.failed;
+    let hit_deadline = attempted < opts.messages;
+    SourceReport { opts, stats, elapsed, attempted, hit_deadline }
+}
+
+/// One session thread: transactions until the shared counter or the deadline says stop.
+fn session(id: usize, shared: &Shared) -> Stats {
+    let o = &shared.opts;
+    let mut stats = Stats::new();
+    let template = MessageTemplate::new(id, o.size_bytes, &o.from, &o.to);
+    let envelope = Envelope::new(o);
+    let mut message = Vec::with_capacity(o.size_bytes + 256);
+    let mut conn: Option<(Connection, bool)> = None; // (connection, pipelining usable)
+    let mut sent_on_conn = 0u32;
+
+    while let Some(seq) = shared.claim() {
+        if conn.is_none() {
+            match open(shared, &mut stats) {
+                Ok(opened) => {
+                    sent_on_conn = 0;
+                    conn = Some(opened);
+                }
+                Err(key) => {
+                    stats.failed += 1;
+                    stats.error(key);
+                    std::thread::sleep(CONNECT_RETRY_PAUSE);
+                    continue;
+                }
+            }
+        }
+        let Some((c, pipelined)) = conn.as_mut() else { continue };
+        template.render(seq, &mut message);
+        let outcome = transaction(c, *pipelined, &envelope, &message, &mut stats);
+        sent_on_conn += 1;
+        let keep = match outcome {
+            Ok(Outcome::Accepted) => {
+                stats.accepted += 1;
+                stats.accepted_bytes += (message.len() - END_OF_DATA.len()) as u64;
+                true
+            }
+            Ok(Outcome::Refused { key, closing }) => {
+                stats.failed += 1;
+                stats.error(key);
+                !closing
+            }
+            Err(e) => {
+                stats.failed += 1;
+                stats.error(e.key());
+                conn = None;
+                false
+            }
+        };
+        if !keep || sent_on_conn >= o.per_connection {
+            // Refused with 421 or broken: just drop it; otherwise say goodbye.
+            if let Some((mut c, _)) = conn.take()
+                && keep
+            {
+                quit(&mut c);
+            }
+        }
+    }
+    if let Some((mut c, _)) = conn.take() {
+        quit(&mut c);
+    }
+    stats
+}
+
+/// Pre-formatted envelope commands, identical for every transaction of a session.
+struct Envelope {
+    /// `"MAIL FROM:<from>\r\n"`.
+    mail: Vec<u8>,
+    /// One "RCPT TO:<to_n>\r\n" per recipient.
+    rcpts: Vec<Vec<u8>>,
+    /// MAIL, every RCPT and DATA in one buffer, for pipelining.
+    pipelined: Vec<u8>,
+}
+
+impl Envelope {
+    fn new(o: &SourceOptions) -> Self {
+        let mail = format!("MAIL FROM:<{}>\r\n", o.from).into_bytes();
+        let rcpts: Vec<Vec<u8>> = (0..o.rcpts)
+            .map(|n| format!("RCPT TO:<{}>\r\n", recipient(&o.to, n)).into_bytes())
+            .collect();
+        let mut pipelined = mail.clone();
+        for r in &rcpts {
+            pipelined.extend_from_slice(r);
+        }
+        pipelined.extend_from_slice(b"DATA\r\n");
+        Envelope { mail, rcpts, pipelined }
+    }
+}
+
+/// How a transaction that kept the connection usable ended.
+enum Outcome {
+    /// End-of-data answered 250.
+    Accepted,
+    /// Some reply refused it; `key` names the stage and code, `closing` means a 421 came.
+    Refused { key: String, closing: bool },
+}
+
+/// Connect, read the greeting, EHLO. Err is the error-table key.
+fn open(shared: &Shared, stats: &mut Stats) -> Result<(Connection, bool), String> {
+    let o = &shared.opts;
+    let timeout = shared.socket_timeout().ok_or_else(|| "deadline".to_owned())?;
+    let t0 = Instant::now();
+    let mut c = Connection::connect(o.server, timeout).map_err(|e| e.key())?;
+    let greeting = c.read_reply(None).map_err(|e| e.key())?;
+    if greeting.code != 220 {
+        return Err(format!("greeting {}", greeting.code));
+    }
+    stats.record(Stage::Connect, t0.elapsed());
+    let t1 = Instant::now();
+    c.send(format!("EHLO {}\r\n", o.helo).as_bytes()).map_err(|e| e.key())?;
+    let mut lines = Vec::new();
+    let ehlo = c.read_reply(Some(&mut lines)).map_err(|e| e.key())?;
+    if ehlo.code != 250 {
+        return Err(format!("EHLO {}", ehlo.code));
+    }
+    stats.record(Stage::Ehlo, t1.elapsed());
+    stats.connections += 1;
+    let server_pipelining = advertises(&lines, "PIPELINING");
+    if o.pipelining && !server_pipelining {
+        stats.pipelining_refused = true;
+    }
+    Ok((c, o.pipelining && server_pipelining))
+}
+
+/// One MAIL / RCPT... / DATA / content transaction.
+fn transaction(
+    c: &mut Connection,
+    pipelined: bool,
+    env: &Envelope,
+    message: &[u8],
+    stats: &mut Stats,
+) -> Result<Outcome, ClientError> {
+    let t0 = Instant::now();
+    let mut refusal: Option<(String, u16)> = None;
+    let note = |stage: &str, code: u16, refusal: &mut Option<(String, u16)>| {
+        if refusal.is_none() {
+            *refusal = Some((format!("{stage} {code}"), code));
+        }
+    };
+    let data = if pipelined {
+        c.send(&env.pipelined)?;
+        let mail = c.read_reply(None)?;
+        if !mail.is_positive() {
+            note("MAIL", mail.code, &mut refusal);
+        }
+        for _ in &env.rcpts {
+            let r = c.read_reply(None)?;
+            if !r.is_positive() {
+                note("RCPT", r.code, &mut refusal);
+            }
+        }
+        c.read_reply(None)?
+    } else {
+        let mut rcpt_ok = 0usize;
+        c.send(&env.mail)?;
+        let mail = c.read_reply(None)?;
+        if !mail.is_positive() {
+            return finish_refused(c, format!("MAIL {}", mail.code), mail.code);
+        }
+        for r in &env.rcpts {
+            c.send(r)?;
+            let reply = c.read_reply(None)?;
+            if reply.is_positive() {
+                rcpt_ok += 1;
+            } else {
+                note("RCPT", reply.code, &mut refusal);
+                if reply.code == 421 {
+                    break;
+                }
+            }
+        }
+        if rcpt_ok == 0 {
+            let (key, code) = refusal.unwrap_or_else(|| ("RCPT none".to_owned(), 0));
+            return finish_refused(c, key, code);
+        }
+        c.send(b"DATA\r\n")?;
+        c.read_reply(None)?
+    };
+    if data.code != 354 {
+        let (key, code) = refusal.unwrap_or_else(|| (format!("DATA {}", data.code), data.code));
+        let closing = code == 421 || data.code == 421;
+        return finish_refused(c, key, if closing { 421 } else { code });
+    }
+    c.send(message)?;
+    let t_eod = Instant::now();
+    let end = c.read_reply(None)?;
+    if end.code != 250 {
+        return Ok(Outcome::Refused { key: format!("EOD {}", end.code), closing: end.code == 421 });
+    }
+    let now = Instant::now();
+    stats.record(Stage::EndOfData, now - t_eod);
+    stats.record(Stage::Transaction, now - t0);
+    if let Some((key, _)) = refusal {
+        // Accepted for some recipients only: count the refused recipient too.
+        stats.error(key);
+    }
+    Ok(Outcome::Accepted)
+}
+
+/// After a refusal: RSET unless the server is closing (421), and report it.
+fn finish_refused(c: &mut Connection, key: String, code: u16) -> Result<Outcome, ClientError> {
+    if code == 421 {
+        return Ok(Outcome::Refused { key, closing: true });
+    }
+    c.send(b"RSET\r\n")?;
+    let r = c.read_reply(None)?;
+    Ok(Outcome::Refused { key, closing: r.code == 421 })
+}
+
+/// Polite QUIT; errors do not matter any more.
+fn quit(c: &mut Connection) {
+    if c.send(b"QUIT\r\n").is_ok() {
+        let _ = c.read_reply(None);
+    }
+}
+
+impl SourceReport {
+    /// Exit status: 0 if at least one message was accepted, else 1.
+    pub(crate) fn exit_code(&self) -> i32 {
+        if self.stats.accepted > 0 { 0 } else { 1 }
+    }
+
+    fn secs(&self) -> f64 {
+        self.elapsed.as_secs_f64()
+    }
+
+    /// Human-readable report.
+    pub(crate) fn to_text(&self) -> String {
+        let o = &self.opts;
+        let s = &self.stats;
+        let secs = self.secs();
+        let mut t = String::new();
+        let _ = writeln!(
+            t,
+            "mailroot-loadtest source -> {}: {} sessions, {} messages of {} bytes, {} rcpt(s), \
+             {} per connection, pipelining {}",
+            o.server,
+            o.sessions,
+            o.messages,
+            o.size_bytes,
+            o.rcpts,
+            o.per_connection,
+            match (o.pipelining, s.pipelining_refused) {
+                (false, _) => "off",
+                (true, false) => "on",
+                (true, true) => "asked but NOT advertised by server (fell back)",
+            }
+        );
+        let _ = writeln!(
+            t,
+            "messages: {} accepted, {} failed, {} attempted in {:.3} s (stopped by {})",
+            s.accepted,
+            s.failed,
+            self.attempted,
+            secs,
+            if self.hit_deadline { "--max-seconds" } else { "--messages" }
+        );
+        let bps = per_second(s.accepted_bytes, secs);
+        let _ = writeln!(
+            t,
+            "rate: {:.1} msgs/s, {:.0} bytes/s ({:.2} MiB/s); connections: {}",
+            per_second(s.accepted, secs),
+            bps,
+            bps / (1024.0 * 1024.0),
+            s.connections
+        );
+        if s.errors.is_empty() {
+            let _ = writeln!(t, "errors: none");
+        } else {
+            let _ = writeln!(t, "errors:");
+            for (k, v) in &s.errors {
+                let _ = writeln!(t, "  {k}: {v}");
+            }
+        }
+        let _ = writeln!(
+            t,
+            "latency ms {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "count", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for stage in Stage::ALL {
+            let l = s.latency(stage);
+            let p = l.percentiles_us().map(|us| us as f64 / 1000.0);
+            let _ = writeln!(
+                t,
+                "  {:<8} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
+                stage.name(),
+                l.count(),
+                p[0],
+                p[1],
+                p[2],
+                p[3],
+                p[4]
+            );
+        }
+        t
+    }
+
+    /// One JSON object on one line.
+    pub(crate) fn to_json(&self) -> String {
+        let o = &self.opts;
+        let s = &self.stats;
+        let secs = self.secs();
+        let latency: Vec<String> = Stage::ALL
+            .iter()
+            .map(|&stage| {
+                let l = s.latency(stage);
+                let [p50, p90, p99, p999, max] = l.percentiles_us();
+                format!(
+                    "\"{}\":{{\"count\":{},\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\
+                     \"p99_9\":{p999},\"max\":{max}}}",
+                    stage.name(),
+                    l.count()
+                )
+            })
+            .collect();
+        format!(
+            "{{\"mode\":\"source\",\"server\":\"{}\",\"sessions\":{},\"messages\":{},\
+             \"size_bytes\":{},\"rcpts\":{},\"per_connection\":{},\"pipelining\":{},\
+             \"server_pipelining\":{},\"attempted\":{},\"accepted\":{},\"failed\":{},\
+             \"accepted_bytes\":{},\"connections\":{},\"elapsed_s\":{},\"msgs_per_s\":{},\
+             \"bytes_per_s\":{},\"stopped_by\":\"{}\",\"errors\":{},\"latency_us\":{{{}}}}}",
+            json_escape(&o.server.to_string()),
+            o.sessions,
+            o.messages,
+            o.size_bytes,
+            o.rcpts,
+            o.per_connection,
+            o.pipelining,
+            o.pipelining && !s.pipelining_refused,
+            self.attempted,
+            s.accepted,
+            s.failed,
+            s.accepted_bytes,
+            s.connections,
+            json_f64(secs),
+            json_f64(per_second(s.accepted, secs)),
+            json_f64(per_second(s.accepted_bytes, secs)),
+            if self.hit_deadline { "max-seconds" } else { "messages" },
+            json_errors(&s.errors),
+            latency.join(",")
+        )
+    }
+}
