@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use super::{
-    BareLineEnding, Config, ConnectionsConfig, DeliveryConfig, DnsConfig, DomainsConfig, HostTable,
-    Limits, RelayConfig, Site, SmtpConfig, SpoolConfig, SystemDefaults,
+    BareLineEnding, Config, ConnectionsConfig, DeliveryConfig, DnsConfig, DomainsConfig,
+    HostsConfig, Limits, RelayConfig, Site, SmtpConfig, SpoolConfig, SystemDefaults,
 };
 
 /// Name of the site used when the file has no `[[site]]`.
@@ -146,7 +146,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         connections: ConnectionsConfig { allow: Vec::new(), deny: Vec::new() },
         domains: DomainsConfig { local: vec!["localhost".to_owned()], aliases: Vec::new() },
         domain_rules: Vec::new(),
-        hosts: HostTable::new(),
+        hosts: HostsConfig::new(),
         dns: DnsConfig {
             servers: Vec::new(),
             timeout_ms: DEFAULT_DNS_TIMEOUT_MS,

@@ -45,7 +45,7 @@ pub use defaults::{
     DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS, MAX_SEGMENT_BYTES, MAX_WORKERS,
     MIN_SEGMENT_BYTES,
 };
-pub use outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostTable, NextHop};
+pub use outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop};
 
 /// The whole validated configuration. Built by [`Config::from_toml_str`] or
 /// [`Config::embedded_default`]; never changed afterwards.
@@ -75,7 +75,7 @@ pub struct Config {
     /// share a pattern.
     pub domain_rules: Vec<DomainRule>,
     /// Static host table (`[hosts]`).
-    pub hosts: HostTable,
+    pub hosts: HostsConfig,
     /// The DNS resolver (`[dns]`).
     pub dns: DnsConfig,
     /// Outbound delivery (`[delivery]`).

@@ -174,7 +174,7 @@ pub struct DomainRule {
 /// `[hosts]`: a static host table (name -> addresses), for intranets without DNS (IIS let
 /// a hosts file or WINS stand in for DNS). Keys: valid domain names, lower case, no
 /// trailing dot. Values: at least one address each. Ordered for stable printing.
-pub type HostTable = BTreeMap<String, Vec<IpAddr>>;
+pub type HostsConfig = BTreeMap<String, Vec<IpAddr>>;
 
 /// `[dns]`: the built-in resolver.
 #[derive(Debug, Clone, PartialEq)]
@@ -282,6 +282,39 @@ mod tests {
             assert_eq!(NextHop::parse(text).ok(), *want, "{text:?}");
             if let Some(hop) = want {
                 assert_eq!(NextHop::parse(&hop.to_string()).as_ref(), Ok(hop), "{text:?}");
+            }
+        }
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_hop() -> impl Strategy<Value = NextHop> {
+            let port = proptest::option::of(1u16..);
+            let literal = (any::<IpAddr>(), port.clone())
+                .prop_filter("not unspecified", |(ip, _)| !ip.is_unspecified())
+                .prop_map(|(ip, port)| NextHop::Literal { ip, port });
+            let name = ("[a-z][a-z0-9-]{0,10}[a-z0-9]", proptest::collection::vec("[a-z0-9]{1,8}", 0..4), port)
+                .prop_map(|(first, rest, port)| {
+                    let host = std::iter::once(first).chain(rest).collect::<Vec<_>>().join(".");
+                    NextHop::Name { host, port }
+                })
+                .prop_filter("valid name", |h| matches!(h, NextHop::Name { host, .. } if crate::config::values::is_valid_domain(host)));
+            prop_oneof![literal, name]
+        }
+
+        proptest! {
+            /// parse(print(x)) == x for every next hop.
+            #[test]
+            fn next_hop_round_trips(hop in any_hop()) {
+                prop_assert_eq!(NextHop::parse(&hop.to_string()), Ok(hop));
+            }
+
+            /// Arbitrary text never panics the parser.
+            #[test]
+            fn next_hop_parse_never_panics(text in "\\PC{0,40}") {
+                let _ = NextHop::parse(&text);
             }
         }
     }

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use toml::{Table, Value};
 
 use super::defaults::DEFAULT_DNS_PORT;
-use super::outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostTable, NextHop};
+use super::outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop};
 use super::parse::{Parsed, check_keys, count, duration_ms, found, join, string, strings};
 use super::values::domain;
 use super::{ConfigError, DomainsConfig, RelayConfig};
@@ -222,11 +222,11 @@ fn drop_dir(v: &Value, key: &str, pattern: &DomainPattern, d: &DomainsConfig) ->
 }
 
 /// `[hosts]`: `"name" = ["IP", ...]`.
-pub(super) fn hosts(v: &Value) -> Parsed<HostTable> {
+pub(super) fn hosts(v: &Value) -> Parsed<HostsConfig> {
     let Value::Table(t) = v else {
         return Err(ConfigError::new("hosts", format!("expected a table [hosts], {}", found(v))));
     };
-    let mut out = HostTable::new();
+    let mut out = HostsConfig::new();
     for (name, list) in t {
         let key = format!("hosts.{}", toml::Value::String(name.clone()));
         let host = domain(name, &key)?.to_ascii_lowercase();

@@ -328,3 +328,29 @@ fn dates() {
         assert_eq!(rfc5322_date(t), want, "{t}");
     }
 }
+
+mod props {
+    use super::super::{MAX_LINE_OCTETS, field};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A folded field unfolds to its words joined by single spaces, and no line is
+        /// longer than the limit.
+        #[test]
+        fn folding_keeps_words_and_limits(words in proptest::collection::vec("[!-~\\u{a0}-\\u{2ff}]{1,1200}", 0..12)) {
+            let value = words.join(" ");
+            let mut out = String::new();
+            field(&mut out, "Diagnostic-Code", &value);
+            prop_assert!(out.ends_with("\r\n"));
+            for (i, line) in out.trim_end_matches("\r\n").split("\r\n").enumerate() {
+                prop_assert!(line.len() <= MAX_LINE_OCTETS, "line of {}", line.len());
+                // A continuation line starts with white space, or it would be a new field.
+                prop_assert!(i == 0 || line.starts_with(' '), "line {} is not folded", i);
+            }
+            let unfolded = out.trim_end_matches("\r\n").replace("\r\n", "");
+            let body = unfolded.strip_prefix("Diagnostic-Code:").unwrap();
+            // Cut words come back with a space inside; compare without spaces.
+            prop_assert_eq!(body.replace(' ', ""), value.replace(' ', ""));
+        }
+    }
+}

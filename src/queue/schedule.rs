@@ -26,6 +26,11 @@
 //! ten thousand due retries delays a new message by at most one pick, and a flood of new
 //! mail cannot starve retries either.
 //!
+//! Concurrency: at most `max_jobs_per_dest` jobs are in flight per destination domain
+//! (`[delivery] max_connections_per_domain`); further ready items for it wait in that
+//! destination's *blocked* list and the next one goes when a job finishes, so a domain
+//! with a deep queue cannot occupy every connection.
+//!
 //! Dead destinations: when every recipient of an attempt was deferred because the
 //! destination could not be reached (`Outcome::Deferred { dest_down: true }`: no
 //! connection, 421 greeting), the domain is marked dead for a backoff that doubles from the
@@ -47,7 +52,10 @@ use crate::spool::format::QueueId;
 
 #[path = "schedule_types.rs"]
 mod types;
-pub use types::{Action, Job, Outcome, PendingRcpt, RcptIndex, ScheduleConfig, ScheduleError};
+pub use types::{
+    Action, Job, Outcome, PendingRcpt, RcptIndex, RcptState, RcptStatus, ScheduleConfig,
+    ScheduleError,
+};
 
 /// One message in the queue.
 #[derive(Debug)]
@@ -72,8 +80,11 @@ type ItemKey = (QueueId, Arc<str>);
 enum ItemState {
     /// In the incoming or deferred ready queue.
     Ready,
-    /// In the timer heap, retry due later.
-    Waiting,
+    /// In the timer heap, retry due at `due` (`None` = beyond what `Instant` holds).
+    Waiting {
+        /// When the retry timer fires.
+        due: Option<Instant>,
+    },
     /// In its destination's held list (destination dead).
     Held,
     /// Handed out in a [`Job`]; waiting for results.
@@ -115,6 +126,10 @@ struct Dest {
     held: VecDeque<(QueueId, u64)>,
     /// Generation of the wake-up timer (stale timers are skipped).
     wake_generation: u64,
+    /// Jobs handed out and not finished. Invariant: ≤ `max_jobs_per_dest`.
+    active: usize,
+    /// Ready items waiting for a free slot (`active` at the limit), FIFO.
+    blocked: VecDeque<ReadyRef>,
 }
 
 /// What a timer does when it fires.
@@ -230,6 +245,34 @@ impl Scheduler {
         self.messages.contains_key(&id)
     }
 
+    /// Per-recipient state of message `id` for `mailroot queue list`: pending recipients
+    /// only, ascending by index; `None` if the message is not queued.
+    #[must_use]
+    pub fn status(&self, id: QueueId) -> Option<Vec<RcptStatus>> {
+        let msg = self.messages.get(&id)?;
+        let mut out = Vec::new();
+        for (rcpt, domain) in &msg.rcpts {
+            let Some(item) = self.items.get(&(id, Arc::clone(domain))) else { continue };
+            if !item.rcpts.contains(rcpt) {
+                continue;
+            }
+            let state = match &item.state {
+                ItemState::Ready => RcptState::Ready,
+                ItemState::Waiting { due } => RcptState::Waiting { next_try: *due },
+                ItemState::Held => RcptState::Held,
+                ItemState::Active { .. } => RcptState::Active,
+            };
+            out.push(RcptStatus {
+                rcpt: *rcpt,
+                domain: Arc::clone(domain),
+                state,
+                attempts: item.failures,
+                last_error: item.last_error.clone(),
+            });
+        }
+        Some(out)
+    }
+
     /// Is `domain` treated as dead (its items held until a probe gets through)?
     #[must_use]
     pub fn is_dead(&self, domain: &str) -> bool {
@@ -334,10 +377,9 @@ impl Scheduler {
     /// Would this timer still do something?
     fn timer_is_live(&self, kind: &TimerKind) -> bool {
         match kind {
-            TimerKind::Retry(id, d, g) => self
-                .items
-                .get(&(*id, Arc::clone(d)))
-                .is_some_and(|it| matches!(it.state, ItemState::Waiting) && it.generation == *g),
+            TimerKind::Retry(id, d, g) => self.items.get(&(*id, Arc::clone(d))).is_some_and(|it| {
+                matches!(it.state, ItemState::Waiting { .. }) && it.generation == *g
+            }),
             TimerKind::DelayNotify(id) | TimerKind::Expire(id) => self.messages.contains_key(id),
             TimerKind::DestWake(d, g) => self.dests.get(d).is_some_and(|x| x.wake_generation == *g),
         }
@@ -535,6 +577,13 @@ impl Scheduler {
                 self.hold(r.key);
                 continue;
             }
+            let limit = self.cfg.max_jobs_per_dest;
+            let dest = self.dests.entry(Arc::clone(&r.key.1)).or_default();
+            if dest.active >= limit {
+                dest.blocked.push_back(r);
+                continue;
+            }
+            dest.active += 1;
             let Some(item) = self.items.get_mut(&r.key) else { continue };
             item.state = ItemState::Active { outstanding: item.rcpts.clone(), all_dest_down: None };
             let job = Job {
@@ -544,6 +593,22 @@ impl Scheduler {
                 attempt: item.failures + 1,
             };
             return Some(job);
+        }
+    }
+
+    /// A job to `domain` finished: free its slot and let the first blocked item (if any)
+    /// go next, ahead of the deferred queue (it was ready before everything there).
+    fn free_slot(&mut self, domain: &Arc<str>) {
+        let Some(dest) = self.dests.get_mut(domain) else { return };
+        dest.active = dest.active.saturating_sub(1);
+        while let Some(r) = dest.blocked.pop_front() {
+            let live = self.items.get(&r.key).is_some_and(|it| {
+                matches!(it.state, ItemState::Ready) && it.generation == r.generation
+            });
+            if live {
+                self.deferred.push_front(r);
+                return;
+            }
         }
     }
 
@@ -604,6 +669,7 @@ impl Scheduler {
     /// Every recipient of an item's job has reported: update the destination's health and
     /// re-queue, expire or drop the item. Returns true when the message is done.
     fn finish_job(&mut self, key: ItemKey, dest_down: bool, now: Instant) -> bool {
+        self.free_slot(&key.1);
         if dest_down {
             self.dest_failed(&key.1, now);
         } else if self.dests.get(&key.1).is_some_and(|d| d.failures > 0) {
@@ -636,10 +702,10 @@ impl Scheduler {
         let generation = self.bump();
         let Some(item) = self.items.get_mut(&key) else { return false };
         item.failures += 1;
-        item.state = ItemState::Waiting;
+        let due = later(now, self.cfg.retry_after(item.failures));
+        item.state = ItemState::Waiting { due };
         item.generation = generation;
-        let wait = self.cfg.retry_after(item.failures);
-        self.add_timer(later(now, wait), TimerKind::Retry(key.0, key.1, generation));
+        self.add_timer(due, TimerKind::Retry(key.0, key.1, generation));
         false
     }
 
@@ -679,7 +745,8 @@ impl Scheduler {
             self.dests.get(&d).map(|x| x.items.iter().copied().collect()).unwrap_or_default();
         for id in ids {
             let key = (id, Arc::clone(&d));
-            if self.items.get(&key).is_some_and(|it| matches!(it.state, ItemState::Waiting)) {
+            if self.items.get(&key).is_some_and(|it| matches!(it.state, ItemState::Waiting { .. }))
+            {
                 self.make_ready(key, false);
                 n += 1;
             }

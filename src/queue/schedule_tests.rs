@@ -15,6 +15,7 @@ fn iis() -> ScheduleConfig {
         expire: 48 * HOUR,
         dest_backoff_min: 15 * MIN,
         dest_backoff_max: 240 * MIN,
+        max_jobs_per_dest: 20,
     }
 }
 
@@ -408,4 +409,197 @@ fn config_from_delivery() {
     let mut d = c.delivery.clone();
     d.delay_notify_ms = 0;
     assert_eq!(ScheduleConfig::from_delivery(&d).delay_notify, None);
+}
+
+#[test]
+fn per_destination_concurrency_limit() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(ScheduleConfig { max_jobs_per_dest: 3, ..iis() });
+    for n in 0..10 {
+        s.arrive(id(n), &[(0, "big.example")], t0).unwrap();
+    }
+    s.arrive(id(10), &[(0, "small.example")], t0).unwrap();
+    let mut in_flight = Vec::new();
+    while let Some(Action::Deliver(j)) = s.next_due(t0) {
+        in_flight.push(j);
+    }
+    let domains: Vec<&str> = in_flight.iter().map(|j| &*j.domain).collect();
+    assert_eq!(domains, ["big.example", "big.example", "big.example", "small.example"]);
+    // Each finished job lets exactly one more go, in arrival order.
+    let mut order = Vec::new();
+    while let Some(j) = in_flight.pop() {
+        s.result(j.id, 0, Outcome::Delivered, t0).unwrap();
+        while let Some(Action::Deliver(next)) = s.next_due(t0) {
+            order.push(next.id.0);
+            in_flight.push(next);
+        }
+        assert!(in_flight.iter().filter(|j| &*j.domain == "big.example").count() <= 3);
+    }
+    assert_eq!(order, (3..10).collect::<Vec<u64>>());
+    assert!(s.is_empty());
+}
+
+#[test]
+fn status_for_queue_list() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "a.example"), (1, "b.example"), (2, "c.example")], t0).unwrap();
+    assert_eq!(s.status(id(2)), None);
+    let states = |s: &Scheduler| -> Vec<(RcptIndex, RcptState, u32)> {
+        s.status(id(1)).unwrap().iter().map(|r| (r.rcpt, r.state, r.attempts)).collect()
+    };
+    assert_eq!(
+        states(&s),
+        [(0, RcptState::Ready, 0), (1, RcptState::Ready, 0), (2, RcptState::Ready, 0)]
+    );
+    let mut jobs = Vec::new();
+    while let Some(Action::Deliver(j)) = s.next_due(t0) {
+        jobs.push(j);
+    }
+    assert_eq!(
+        states(&s),
+        [(0, RcptState::Active, 0), (1, RcptState::Active, 0), (2, RcptState::Active, 0)]
+    );
+    s.result(id(1), 0, defer("451 greylisted"), t0).unwrap();
+    s.result(id(1), 1, Outcome::Delivered, t0).unwrap();
+    s.result(id(1), 2, down(), t0).unwrap();
+    let st = s.status(id(1)).unwrap();
+    assert_eq!(st.len(), 2);
+    assert_eq!(
+        (st[0].state, st[0].attempts),
+        (RcptState::Waiting { next_try: Some(t0 + 15 * MIN) }, 1)
+    );
+    assert_eq!(st[0].last_error.as_deref(), Some("451 greylisted"));
+    assert_eq!(&*st[1].domain, "c.example");
+    // c.example is dead: a new message for it is held, not tried.
+    s.arrive(id(2), &[(0, "c.example")], t0).unwrap();
+    assert_eq!(s.next_due(t0), None);
+    assert_eq!(s.status(id(2)).unwrap()[0].state, RcptState::Held);
+}
+
+/// A small deterministic PRNG (xorshift64*), so the simulation is reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Three virtual days of random traffic: arrivals spread over the first day, random
+/// outcomes, one domain down for the first 20 hours and one down for good. Checks the
+/// invariants: every recipient ends exactly once (delivered, failed or expired), nobody is
+/// tried twice at once, no delay DSN twice, expiry on time, attempts within the schedule.
+#[test]
+fn random_traffic_over_three_days_keeps_the_invariants() {
+    const MESSAGES: u64 = 3000;
+    const DOMAINS: [&str; 6] =
+        ["a.example", "b.example", "c.example", "d.example", "flaky.example", "gone.example"];
+    let t0 = Instant::now();
+    let cfg = iis();
+    let mut s = Scheduler::new(ScheduleConfig { max_jobs_per_dest: 5, ..cfg.clone() });
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    // Arrival times, sorted.
+    let mut arrivals: Vec<(Duration, u64)> =
+        (0..MESSAGES).map(|n| (Duration::from_secs(rng.below(86_400)), n)).collect();
+    arrivals.sort();
+    let mut rcpt_domain: HashMap<(u64, RcptIndex), &str> = HashMap::new();
+    let mut arrived_at: HashMap<u64, Duration> = HashMap::new();
+    let mut ended: HashMap<(u64, RcptIndex), &str> = HashMap::new();
+    let mut attempts: HashMap<(u64, &str), u32> = HashMap::new();
+    let mut dsn: HashSet<u64> = HashSet::new();
+    let mut in_flight: Vec<Job> = Vec::new();
+    let end = t0 + 72 * HOUR;
+    let mut now = t0;
+    let mut next_arrival = 0;
+    loop {
+        while next_arrival < arrivals.len() && t0 + arrivals[next_arrival].0 <= now {
+            let n = arrivals[next_arrival].1;
+            let count = 1 + rng.below(3) as RcptIndex;
+            let rcpts: Vec<(RcptIndex, &str)> = (0..count)
+                .map(|i| (i, DOMAINS[rng.below(DOMAINS.len() as u64) as usize]))
+                .collect();
+            for &(i, d) in &rcpts {
+                rcpt_domain.insert((n, i), d);
+            }
+            arrived_at.insert(n, now - t0);
+            s.arrive(id(n), &rcpts, now).unwrap();
+            next_arrival += 1;
+        }
+        while let Some(a) = s.next_due(now) {
+            match a {
+                Action::Deliver(j) => {
+                    assert!(!in_flight.iter().any(|f| f.id == j.id && f.domain == j.domain));
+                    assert!(in_flight.iter().filter(|f| f.domain == j.domain).count() < 5);
+                    *attempts
+                        .entry((j.id.0, DOMAINS.iter().find(|d| **d == &*j.domain).unwrap()))
+                        .or_default() += 1;
+                    in_flight.push(j);
+                }
+                Action::DelayDsn { id: m, rcpts } => {
+                    assert!(dsn.insert(m.0), "second delay DSN for {m}");
+                    assert_eq!(now - t0 - arrived_at[&m.0], 12 * HOUR);
+                    assert!(rcpts.iter().all(|r| !ended.contains_key(&(m.0, r.rcpt))));
+                }
+                Action::Expire { id: m, rcpts, .. } => {
+                    let age = now - t0 - arrived_at[&m.0];
+                    // On time, or when an attempt in flight at 48 h came back deferred
+                    // (jobs here take a few simulated minutes).
+                    assert!(age >= 48 * HOUR && age <= 48 * HOUR + HOUR, "expired at age {age:?}");
+                    for r in rcpts {
+                        assert!(ended.insert((m.0, r.rcpt), "expired").is_none());
+                    }
+                }
+            }
+        }
+        // Answer about half of the jobs in flight each minute.
+        let mut keep = Vec::new();
+        for j in in_flight.drain(..) {
+            if rng.below(2) == 0 {
+                keep.push(j);
+                continue;
+            }
+            for &r in &j.rcpts {
+                let o = match (&*j.domain, rng.below(10)) {
+                    ("gone.example", _) => down(),
+                    ("flaky.example", _) if now < t0 + 20 * HOUR => down(),
+                    (_, 0) => Outcome::Failed,
+                    (_, 1..=3) => defer("451 try later"),
+                    _ => Outcome::Delivered,
+                };
+                if matches!(o, Outcome::Delivered | Outcome::Failed) {
+                    assert!(ended.insert((j.id.0, r), "final").is_none(), "{j:?} {r}");
+                }
+                s.result(j.id, r, o, now).unwrap();
+            }
+        }
+        in_flight = keep;
+        if now >= end {
+            break;
+        }
+        now += MIN;
+    }
+    // Every recipient ended exactly once, and the queue is empty.
+    assert_eq!(ended.len(), rcpt_domain.len());
+    assert!(s.is_empty(), "{} messages left", s.len());
+    assert!(
+        ended
+            .iter()
+            .any(|((n, i), how)| *how == "expired" && rcpt_domain[&(*n, *i)] == "gone.example")
+    );
+    // No item was tried more often than the schedule allows in two days (15 slots).
+    let max = attempts.values().copied().max().unwrap();
+    assert!(max <= 15, "an item was tried {max} times");
+    // The dead domain burnt few attempts: far fewer than one per message per retry slot.
+    let gone: u32 =
+        attempts.iter().filter(|((_, d), _)| *d == "gone.example").map(|(_, n)| n).sum();
+    let gone_msgs = attempts.keys().filter(|(_, d)| *d == "gone.example").count() as u32;
+    assert!(gone < 2 * gone_msgs, "gone.example: {gone} attempts for {gone_msgs} messages");
 }

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::DeliveryConfig;
 use crate::spool::format::QueueId;
@@ -26,11 +26,15 @@ pub struct ScheduleConfig {
     pub dest_backoff_min: Duration,
     /// Longest backoff of a dead destination. Invariant: ≥ `dest_backoff_min`.
     pub dest_backoff_max: Duration,
+    /// Most jobs in flight to one destination domain (`[delivery]
+    /// max_connections_per_domain`); more ready items for it wait their turn.
+    /// Invariant: > 0.
+    pub max_jobs_per_dest: usize,
 }
 
 impl ScheduleConfig {
-    /// The schedule of `[delivery]`: its retry list, delay notice and expiry; dead
-    /// destinations back off from the first retry interval to the last one.
+    /// The schedule of `[delivery]`: its retry list, delay notice, expiry and per-domain
+    /// concurrency; dead destinations back off from the first retry interval to the last.
     #[must_use]
     pub fn from_delivery(d: &DeliveryConfig) -> ScheduleConfig {
         let retry: Vec<Duration> = d.retry_ms.iter().map(|&ms| Duration::from_millis(ms)).collect();
@@ -42,6 +46,7 @@ impl ScheduleConfig {
             expire: Duration::from_millis(d.expire_ms),
             dest_backoff_min: first,
             dest_backoff_max: last,
+            max_jobs_per_dest: d.max_connections_per_domain.max(1),
         }
     }
 
@@ -101,6 +106,37 @@ pub struct PendingRcpt {
     /// Its destination domain.
     pub domain: Arc<str>,
     /// Reason of the last deferral, if it was ever tried.
+    pub last_error: Option<String>,
+}
+
+/// Where a pending recipient stands (for `mailroot queue list`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RcptState {
+    /// Due now, waiting for its turn.
+    Ready,
+    /// Waiting for its retry time (`None` = never, the schedule overflowed).
+    Waiting {
+        /// When the next attempt is due.
+        next_try: Option<Instant>,
+    },
+    /// Held because its destination is dead.
+    Held,
+    /// Being delivered now.
+    Active,
+}
+
+/// One pending recipient as [`Scheduler::status`](super::Scheduler::status) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptStatus {
+    /// Position in the spool record.
+    pub rcpt: RcptIndex,
+    /// Destination domain.
+    pub domain: Arc<str>,
+    /// Where it stands.
+    pub state: RcptState,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Reason of the last deferral.
     pub last_error: Option<String>,
 }
 
