@@ -56,9 +56,12 @@ fn recipients_of(m: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The only stored message, after stopping the server.
+/// The only stored message, after stopping the server (SIGTERM: it must exit 0 with the
+/// pickup thread running).
 fn only_stored(s: &mut Server) -> (mailroot::spool::QueuedMessage, Vec<u8>) {
-    let mut all = s.stop_and_read_all();
+    let status = s.terminate().expect("server was running and exited");
+    assert!(status.success(), "exit status after SIGTERM: {status}\n{}", s.log_tail(4000));
+    let mut all = read_spool(&s.queue_dir());
     assert_eq!(all.len(), 1, "exactly one message queued");
     all.remove(0)
 }

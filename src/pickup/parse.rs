@@ -19,6 +19,8 @@
 //! * Every `Bcc:` field is removed from the content, whichever way the envelope was given
 //!   (IIS kept it, which told every recipient who else got a blind copy).
 //! * Bare LF and bare CR line ends are normalised to CRLF (files written on Unix).
+//! * A line of only spaces/tabs ends the header like an empty line and is written as one
+//!   (hand-typed files; strictly an obsolete folding, RFC 5322 §4.2).
 //! * Addresses must pass the RFC 5321 mailbox grammar (`smtp::path`), as if given in RCPT.
 //!
 //! Anything else is a [`PickupError`] whose `Display` is the reason written to the `.BDR`
@@ -126,13 +128,21 @@ pub fn parse(file: &[u8]) -> Result<PickupMessage<'_>, PickupError> {
     // The header: fields up to the first empty line.
     let mut fields: Vec<Field> = Vec::new();
     let mut line_no = 0;
-    let header_end = loop {
+    // Edits of the content: (start, end, replacement), in order.
+    let mut edits: Vec<(usize, usize, &'static [u8])> = Vec::new();
+    let blank_line = loop {
         let Some((line, next)) = line_at(bytes, pos) else {
             return Err(PickupError::NoHeaderEnd);
         };
         line_no += 1;
         if line.is_empty() {
-            break pos;
+            break None;
+        }
+        if line.iter().all(|&b| b == b' ' || b == b'\t') {
+            // Files typed by hand (the classic IIS Pickup examples) often "end" the header
+            // with a line of spaces. Strictly that is an obsolete folding; taking it as the
+            // end of the header, and writing it as an empty line, is what the author meant.
+            break Some((pos, next));
         }
         if matches!(line[0], b' ' | b'\t') {
             match fields.last_mut() {
@@ -145,7 +155,7 @@ pub fn parse(file: &[u8]) -> Result<PickupMessage<'_>, PickupError> {
         }
         pos = next;
     };
-    // `fields` cover [content_start, header_end) without gaps.
+    // `fields` cover the header lines from `content_start` up to the empty line.
     let field = |f: &Field| -> (&[u8], &[u8]) {
         let name = trim(&bytes[f.start..f.name_end]);
         // Skip the ':' after the name (and any WSP before it, obsolete syntax).
@@ -210,24 +220,31 @@ pub fn parse(file: &[u8]) -> Result<PickupMessage<'_>, PickupError> {
         return Err(PickupError::NoRecipients);
     }
 
-    let bcc: Vec<&Field> =
-        fields.iter().filter(|f| field(f).0.eq_ignore_ascii_case(b"bcc")).collect();
-    let content: Cow<'_, [u8]> = if bcc.is_empty() {
+    for f in &fields {
+        if field(f).0.eq_ignore_ascii_case(b"bcc") {
+            edits.push((f.start, f.end, b""));
+        }
+    }
+    if let Some((start, end)) = blank_line {
+        edits.push((start, end, b"\r\n"));
+    }
+    let content: Cow<'_, [u8]> = if edits.is_empty() {
         match text {
             Cow::Borrowed(b) => Cow::Borrowed(&b[content_start..]),
             Cow::Owned(ref v) => Cow::Owned(v[content_start..].to_vec()),
         }
     } else {
+        // Edits are in file order and do not overlap (header fields, then the blank line).
         let mut out = Vec::with_capacity(bytes.len() - content_start);
         let mut from = content_start;
-        for f in bcc {
-            out.extend_from_slice(&bytes[from..f.start]);
-            from = f.end;
+        for (start, end, replacement) in edits {
+            out.extend_from_slice(&bytes[from..start]);
+            out.extend_from_slice(replacement);
+            from = end;
         }
         out.extend_from_slice(&bytes[from..]);
         Cow::Owned(out)
     };
-    debug_assert!(header_end >= content_start);
     let smtputf8 = !reverse_path.is_ascii() || recipients.iter().any(|r| !r.is_ascii());
     let eight_bit = !content.is_ascii();
     Ok(PickupMessage { reverse_path, recipients, content, smtputf8, eight_bit })

@@ -93,6 +93,20 @@ fn files_that_parse() {
             "S: 1\r\n\r\nline1\r\nline2\r\n",
         ),
         ("From: a@b\rTo: c@d\r\rx\r\n", "a@b", &["c@d"], "From: a@b\r\nTo: c@d\r\n\r\nx\r\n"),
+        // The classic hand-typed IIS example: the header "ends" with a line of spaces,
+        // written as an empty line.
+        (
+            "From: blog@a.example\nTo: email@b.example\nSubject: Email test\n \nThis is the body\n \n.\n",
+            "blog@a.example",
+            &["email@b.example"],
+            "From: blog@a.example\r\nTo: email@b.example\r\nSubject: Email test\r\n\r\nThis is the body\r\n \r\n.\r\n",
+        ),
+        (
+            "From: a@b\r\nBcc: x@y\r\nTo: c@d\r\n\t \r\nb",
+            "a@b",
+            &["x@y", "c@d"],
+            "From: a@b\r\nTo: c@d\r\n\r\nb",
+        ),
         // Obsolete WSP before the colon; postmaster without a domain.
         (
             "From : a@b\r\nTo\t: postmaster\r\n\r\n",

@@ -2,7 +2,8 @@
 //! message is durable in the spool.
 //!
 //! WHAT: one thread with its own `SpoolWriter` (writer number `workers`, after the inbound
-//! workers). It learns of files two ways:
+//! workers; created at the first file, since a writer preallocates a segment). It learns
+//! of files two ways:
 //! * inotify on `Pickup/` (`IN_CLOSE_WRITE`: a writer closed the file; `IN_MOVED_TO`: a file
 //!   was renamed in, the recommended way to drop a file), read through a mio `Poll` with a
 //!   timeout: the timeout also serves the periodic rescan and the stop-flag check, so no

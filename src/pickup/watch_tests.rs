@@ -85,6 +85,10 @@ fn watcher_queues_files_and_badmails_garbage() {
     // Written in place (IN_CLOSE_WRITE), and garbage.
     fs::write(pickup.join("junk.bin"), b"\x7fELF\x02\x01\x01\0\0\0").unwrap();
     fs::write(pickup.join(".ignored"), b"not mail").unwrap();
+    // A symbolic link to a readable message outside Pickup/ is never followed.
+    let secret = root.path().join("secret.eml");
+    fs::write(&secret, b"x-sender: a@b\r\nx-receiver: thief@x\r\n\r\nsecret\r\n").unwrap();
+    std::os::unix::fs::symlink(&secret, pickup.join("link.eml")).unwrap();
     // Over max_message_bytes: copied to Badmail without being read.
     let big = vec![b'a'; (1 << 20) + 1];
     fs::write(pickup.join("big.eml"), &big).unwrap();
@@ -114,7 +118,9 @@ fn watcher_queues_files_and_badmails_garbage() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, [".ignored"], "queued files are removed");
+    assert_eq!(left, [".ignored", "link.eml"], "queued files are removed, links left alone");
+    assert!(rx.try_recv().is_err(), "nothing else was queued");
+    assert_eq!(spool.live_messages(), 2);
 
     let early = spool.read_message(first[0]).unwrap();
     let text = String::from_utf8(early).unwrap();
