@@ -380,8 +380,7 @@ fn start_delivery(
     }
     rc.hosts = config.hosts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let resolver = Arc::new(Resolver::new(rc));
-    let (resolve_tx, resolve_rx) = crossbeam_channel::unbounded();
-    resolve::spawn(config, resolver, listen, outbound, reports_tx.clone(), resolve_rx)?;
+    let router = resolve::spawn(config, resolver, listen, outbound, reports_tx.clone())?;
     let (local_tx, local_rx) = crossbeam_channel::unbounded();
     local_worker::spawn(local_rx, reports_tx)?;
     let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
@@ -399,7 +398,7 @@ fn start_delivery(
         incoming: queue_rx,
         recovered,
         reports: reports_rx,
-        resolve: resolve_tx,
+        router,
         local: local_tx,
         writer,
         committed: commit_rx,

@@ -1,6 +1,7 @@
 //! The resolver pool: a few threads that turn a task's route into connection targets
 //! (blocking DNS through `dns::Resolver`) before the task reaches the outbound event loop,
-//! which never blocks.
+//! which never blocks. Routes that need no DNS (address literals, the host table) are
+//! handled by [`Router::submit`] on the caller's thread.
 //!
 //! WHAT: per [`ResolveRequest`]: a smart host literal needs no DNS; a smart host name and
 //! the MX route are resolved (MX in preference order, each exchange's addresses; with
@@ -17,10 +18,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use super::outbound::OutboundHandle;
 use super::route::{HopOptions, LOOP_STATUS, NextHop, Route, SELF_CONNECT_TEXT, is_self};
@@ -82,15 +82,43 @@ pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
     }
 }
 
-/// Start the pool. Threads exit when the request channel closes.
+/// Where the queue runner sends remote tasks: routes that need no DNS (an address-literal
+/// smart host, host-table addresses) are turned into targets right away on the caller's
+/// thread (no blocking, no extra thread hop); the others go to the pool.
+pub struct Router {
+    /// Shared with the pool threads.
+    shared: Arc<Shared>,
+    /// The pool's queue.
+    pool: Sender<ResolveRequest>,
+}
+
+impl Router {
+    /// Route `req` now if it needs no DNS, else queue it for the pool. Gives the request
+    /// back if the pool is gone (shutting down).
+    pub fn submit(&self, req: ResolveRequest) -> Result<(), Box<ResolveRequest>> {
+        let no_dns = match &req.route {
+            Route::SmartHost { hop, .. } => matches!(hop, NextHop::Literal { .. }),
+            Route::Hosts { .. } => true,
+            Route::Local { .. } | Route::Mx { .. } => false,
+        };
+        if no_dns {
+            self.shared.handle(req);
+            return Ok(());
+        }
+        self.pool.send(req).map_err(|e| Box::new(e.0))
+    }
+}
+
+/// Start the pool; returns the [`Router`] that feeds it. Threads exit when the router is
+/// dropped.
 pub fn spawn(
     cfg: &Config,
     resolver: Arc<Resolver>,
     listen: Vec<SocketAddr>,
     outbound: OutboundHandle,
     reports: Sender<TaskReport>,
-    requests: Receiver<ResolveRequest>,
-) -> std::io::Result<Vec<JoinHandle<()>>> {
+) -> std::io::Result<Router> {
+    let (pool, requests) = crossbeam_channel::unbounded::<ResolveRequest>();
     let shared = Arc::new(Shared {
         resolver,
         listen,
@@ -99,19 +127,19 @@ pub fn spawn(
         outbound,
         reports,
     });
-    let mut threads = Vec::with_capacity(RESOLVER_THREADS);
     for k in 0..RESOLVER_THREADS {
         let shared = Arc::clone(&shared);
         let rx = requests.clone();
-        threads.push(std::thread::Builder::new().name(format!("resolver-{k}")).spawn(
-            move || {
+        // Not joined: a thread ends when the router (the last sender) is dropped, after at
+        // most one blocking query.
+        let _detached =
+            std::thread::Builder::new().name(format!("resolver-{k}")).spawn(move || {
                 for req in rx {
                     shared.handle(req);
                 }
-            },
-        )?);
+            })?;
     }
-    Ok(threads)
+    Ok(Router { shared, pool })
 }
 
 /// Targets for a next hop (smart host): a literal as is, a name by A/AAAA.

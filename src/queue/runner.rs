@@ -37,7 +37,7 @@ use super::state::{self, RcptState};
 use crate::config::Config;
 use crate::deliver::bounce::{self, Diagnosis, RcptReport, Report, ReportKind};
 use crate::deliver::local_worker::LocalRequest;
-use crate::deliver::resolve::ResolveRequest;
+use crate::deliver::resolve::{ResolveRequest, Router};
 use crate::deliver::route::{self, HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::deliver::task::{RcptOutcome, Task, TaskReport};
 use crate::local::badmail::{BadmailEnvelope, to_badmail};
@@ -74,8 +74,8 @@ pub struct RunnerParts {
     pub recovered: Vec<QueueId>,
     /// Results from the delivery threads.
     pub reports: Receiver<TaskReport>,
-    /// Remote tasks, to the resolver pool.
-    pub resolve: Sender<ResolveRequest>,
+    /// Remote tasks: to the resolver pool, or straight to the outbound loop.
+    pub router: Router,
     /// Local tasks, to the local-delivery thread.
     pub local: Sender<LocalRequest>,
     /// The runner's own writer (NDRs, DSNs).
@@ -400,7 +400,7 @@ impl Runner {
             Route::Local { drop_dir } => {
                 self.p.local.send(LocalRequest { task, drop_dir }).map_err(|e| e.0.task)
             }
-            route => self.p.resolve.send(ResolveRequest { task, route }).map_err(|e| e.0.task),
+            route => self.p.router.submit(ResolveRequest { task, route }).map_err(|e| e.task),
         };
         if let Err(task) = sent {
             let outcome =
