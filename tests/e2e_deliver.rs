@@ -468,3 +468,87 @@ fn kill_during_delivery_loses_nothing() {
     );
     wait_queue_empty(&srv);
 }
+
+#[test]
+fn next_mx_after_refused_greeting_and_dead_host() {
+    // MX 10: a sink that answers 421 to the greeting; MX 20: nothing listens;
+    // MX 30: the sink that takes the mail.
+    let busy = Sink::start("127.0.0.6");
+    busy.set_greeting_code(421);
+    let port = busy.port();
+    let good = Sink::start_on(&format!("127.0.0.8:{port}"));
+    let dns = DnsServer::start(Zone::parse(
+        "multi.test MX 10 a.multi.test\nmulti.test MX 20 b.multi.test\n\
+         multi.test MX 30 c.multi.test\na.multi.test A 127.0.0.6\n\
+         b.multi.test A 127.0.0.7\nc.multi.test A 127.0.0.8\n",
+    ));
+    let srv = Server::start(conf("", &delivery(port, Some(&dns), ""), &["localhost"]));
+    let content = message("next-mx");
+    send(&srv, "alice@sender.test", &["m@multi.test"], &content);
+    assert_carries(&wait_sink(&good, 1, &srv)[0].data, &content);
+    assert!(busy.connections() >= 1, "the first MX was tried");
+    assert!(busy.received().is_empty());
+}
+
+#[test]
+fn null_mx_bounces_with_5_1_10() {
+    let dns = DnsServer::start(Zone::parse("nomail.test MX 0 .\n"));
+    let srv = Server::start(conf("", &delivery(25, Some(&dns), ""), &["localhost", "home.test"]));
+    send(&srv, "alice@home.test", &["x@nomail.test"], &message("nullmx"));
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (_, status, _) = parse_ndr(&files[0]);
+    assert!(status.contains("Status: 5.1.10"), "{status}");
+    wait_queue_empty(&srv);
+}
+
+#[test]
+fn masquerade_rewrites_the_sender_domain_and_ndr_copy_goes_out() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("no@dest.test", &[550]);
+    let relay = format!(
+        "smart_host = \"[127.0.0.1]:{}\"\nmasquerade_domain = \"corp.test\"\n\
+         send_ndr_copy_to = \"postmaster@home.test\"",
+        sink.port()
+    );
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost", "home.test"]));
+    send(&srv, "alice@internal.test", &["ok@dest.test", "no@dest.test"], &message("masq"));
+    let got = wait_sink(&sink, 2, &srv);
+    // The original goes out with the masqueraded sender ...
+    let orig = got.iter().find(|m| m.rcpts == ["ok@dest.test"]).expect("original relayed");
+    assert_eq!(orig.mail_from, "alice@corp.test");
+    // ... the NDR goes to the (unmasqueraded) sender by the smart host, with a null sender,
+    let ndr = got.iter().find(|m| m.rcpts.contains(&"alice@internal.test".to_string()));
+    let ndr = ndr.expect("NDR relayed to the sender");
+    assert_eq!(ndr.mail_from, "");
+    // ... and its copy lands in Drop (home.test is local).
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (_, status, whole) = parse_ndr(&files[0]);
+    assert!(whole.contains("x-receiver: postmaster@home.test"), "{whole}");
+    assert!(status.contains("no@dest.test"), "{status}");
+}
+
+#[test]
+fn delay_dsn_after_delay_notify() {
+    let sink = Sink::start("127.0.0.1");
+    sink.script("slow@dest.test", &[451; 100]);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(
+        &relay,
+        &delivery(25, None, "delay_notify = \"2s\""),
+        &["localhost", "home.test"],
+    ));
+    let mut c = Raw::connect(srv.addr()).unwrap();
+    c.hello();
+    assert_eq!(c.cmd("MAIL FROM:<alice@home.test>").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<slow@dest.test> NOTIFY=DELAY,FAILURE").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send(&dot_stuff(&message("delay")));
+    c.send(b".\r\n");
+    assert_eq!(c.read_reply().unwrap().code, 250);
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (_, status, _) = parse_ndr(&files[0]);
+    assert!(status.contains("Action: delayed"), "{status}");
+    assert!(status.contains("slow@dest.test"), "{status}");
+    // Still queued: a delay notice is not a bounce.
+    assert_eq!(srv.scan().len(), 1);
+}

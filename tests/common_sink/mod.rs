@@ -66,6 +66,8 @@ struct State {
     greeting_name: Mutex<String>,
     /// Hold the reply to the final dot this long.
     data_delay: Mutex<Duration>,
+    /// Greeting code (220 unless set: 421 / 554 refuse the session).
+    greeting_code: AtomicUsize,
 }
 
 /// A running sink.
@@ -89,6 +91,7 @@ impl Sink {
         let addr = l.local_addr().expect("local_addr");
         let state = Arc::new(State::default());
         *state.greeting_name.lock().unwrap() = "sink.test".into();
+        state.greeting_code.store(220, Ordering::Release);
         let st = Arc::clone(&state);
         let thread = std::thread::spawn(move || {
             while !st.stop.load(Ordering::Acquire) {
@@ -128,6 +131,11 @@ impl Sink {
     /// First word of the greeting.
     pub(crate) fn set_greeting_name(&self, name: &str) {
         *self.state.greeting_name.lock().unwrap() = name.into();
+    }
+
+    /// Answer the greeting with `code` (e.g. 421, 554) instead of 220.
+    pub(crate) fn set_greeting_code(&self, code: u16) {
+        self.state.greeting_code.store(usize::from(code), Ordering::Release);
     }
 
     /// Hold each reply to the final dot.
@@ -179,6 +187,15 @@ fn serve(st: &State, s: TcpStream, conn: usize) -> std::io::Result<()> {
     let mut w = s.try_clone()?;
     let mut r = BufReader::new(s);
     let name = st.greeting_name.lock().unwrap().clone();
+    let code = st.greeting_code.load(Ordering::Acquire);
+    if code != 220 {
+        w.write_all(format!("{code} {name} not now\r\n").as_bytes())?;
+        // Wait for QUIT (or EOF), then close.
+        let mut line = Vec::new();
+        let _ = r.read_until(b'\n', &mut line);
+        let _ = w.write_all(b"221 bye\r\n");
+        return Ok(());
+    }
     w.write_all(format!("220 {name} ESMTP test sink\r\n").as_bytes())?;
     let mut mail: Option<(String, String)> = None;
     let mut rcpts: Vec<String> = Vec::new();
