@@ -108,6 +108,20 @@ struct Runner {
     /// (one msync per page instead of one per recipient). Losing them in a crash means a
     /// duplicate delivery, never a lost message; an NDR they depend on is already durable.
     crossoffs: Vec<(QueueId, usize, RcptStatus)>,
+    /// Spool-to-delivered latency of each delivered recipient, ms (bounded sample, logged
+    /// as percentiles when the runner exits; counters proper are future work).
+    latency_ms: Vec<u64>,
+}
+
+/// Most latency samples kept (the first ones win; enough for a benchmark run).
+const MAX_LATENCY_SAMPLES: usize = 1 << 20;
+
+/// `p`-th percentile (0..=100) of sorted `v`.
+fn percentile(v: &[u64], p: usize) -> u64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v[((v.len() - 1) * p / 100).min(v.len() - 1)]
 }
 
 /// Unix ms now.
@@ -159,6 +173,7 @@ pub fn run(parts: RunnerParts) -> u64 {
         msgs: HashMap::new(),
         received: 0,
         crossoffs: Vec::new(),
+        latency_ms: Vec::new(),
         p: parts,
     };
     r.run();
@@ -250,7 +265,19 @@ impl Runner {
             }
         }
         self.write_crossoffs();
-        log::info!("queue runner exiting queued={} received={}", self.msgs.len(), self.received);
+        let mut l = std::mem::take(&mut self.latency_ms);
+        l.sort_unstable();
+        log::info!(
+            "queue runner exiting queued={} received={} delivered={} latency_ms p50={} p90={} \
+             p99={} max={}",
+            self.msgs.len(),
+            self.received,
+            l.len(),
+            percentile(&l, 50),
+            percentile(&l, 90),
+            percentile(&l, 99),
+            l.last().copied().unwrap_or(0)
+        );
     }
 
     /// Delete state files of messages no longer queued (a crash between the last
@@ -422,6 +449,9 @@ impl Runner {
             match outcome {
                 RcptOutcome::Delivered { mta } => {
                     self.crossoffs.push((id, index as usize, RcptStatus::Delivered));
+                    if self.latency_ms.len() < MAX_LATENCY_SAMPLES {
+                        self.latency_ms.push(unix_ms().saturating_sub(env.arrival_unix_ms));
+                    }
                     log::info!(
                         "queue_id={id} delivered rcpt={} via={mta}",
                         env.recipients.get(index as usize).map_or("?", |r| &r.forward_path)
