@@ -45,7 +45,7 @@ fn deliver(req: &LocalRequest) -> TaskReport {
         match deliver_to_drop(&req.drop_dir, t.id, &t.job.reverse_path, &rcpts, &t.content) {
             Ok(path) => {
                 log::info!("queue_id={} delivered drop={}", t.id, path.display());
-                RcptOutcome::Delivered { mta: "Drop".into() }
+                RcptOutcome::Delivered { mta: "Drop".into(), dsn_passed_on: false }
             }
             Err(e @ LocalError::BadAddress(_)) => RcptOutcome::Failed {
                 status: "5.1.3".into(),

@@ -206,9 +206,9 @@ fn status_of(r: &Reply) -> String {
 }
 
 /// The outcome for one recipient from the reply that decided it.
-fn outcome_from_reply(r: &Reply, mta: &str) -> RcptOutcome {
+fn outcome_from_reply(r: &Reply, mta: &str, peer_dsn: bool) -> RcptOutcome {
     if r.is_positive() {
-        RcptOutcome::Delivered { mta: mta.to_owned() }
+        RcptOutcome::Delivered { mta: mta.to_owned(), dsn_passed_on: peer_dsn }
     } else if r.is_permanent() {
         RcptOutcome::Failed {
             status: status_of(r),
@@ -628,6 +628,7 @@ impl Outbound {
                     }
                 }
                 Event::TransactionDone { mail_reply, rcpt_results, data_reply } => {
+                    let peer_dsn = session.extensions().dsn;
                     if let Some(t) = c.task.take() {
                         let mut results = Vec::with_capacity(t.task.rcpt_index.len());
                         for (i, &idx) in t.task.rcpt_index.iter().enumerate() {
@@ -635,7 +636,7 @@ impl Outbound {
                                 .iter()
                                 .find(|r| r.index == i)
                                 .map_or(&mail_reply, |r| r.outcome(data_reply.as_ref()));
-                            results.push((idx, outcome_from_reply(reply, &mta)));
+                            results.push((idx, outcome_from_reply(reply, &mta, peer_dsn)));
                         }
                         log::info!(
                             "queue_id={} attempt domain={} host={mta} reply={:?}",

@@ -61,6 +61,9 @@ pub enum RcptOutcome {
     Delivered {
         /// The host that took it (`[ip]` or name), or `Drop` for local delivery.
         mta: String,
+        /// The next hop offered DSN, so NOTIFY went along with the recipient and a success
+        /// report is its job from now on (RFC 3461 §6.2.2.1: we would say "relayed").
+        dsn_passed_on: bool,
     },
     /// Try again later.
     Deferred {

@@ -447,7 +447,7 @@ impl Runner {
         let mut state_changed = false;
         for (index, outcome) in rep.results {
             match outcome {
-                RcptOutcome::Delivered { mta } => {
+                RcptOutcome::Delivered { mta, dsn_passed_on } => {
                     self.crossoffs.push((id, index as usize, RcptStatus::Delivered));
                     if self.latency_ms.len() < MAX_LATENCY_SAMPLES {
                         self.latency_ms.push(unix_ms().saturating_sub(env.arrival_unix_ms));
@@ -456,13 +456,16 @@ impl Runner {
                         "queue_id={id} delivered rcpt={} via={mta}",
                         env.recipients.get(index as usize).map_or("?", |r| &r.forward_path)
                     );
-                    successes.push(Failure {
-                        index,
-                        status: "2.0.0".into(),
-                        mta: Some(mta.clone()),
-                        reply: None,
-                        text: format!("delivered to {mta}"),
-                    });
+                    // A DSN-capable next hop got NOTIFY and reports success itself.
+                    if !dsn_passed_on {
+                        successes.push(Failure {
+                            index,
+                            status: "2.0.0".into(),
+                            mta: Some(mta.clone()),
+                            reply: None,
+                            text: format!("delivered to {mta}"),
+                        });
+                    }
                     done |= self.sched.result(id, index, Outcome::Delivered, now).unwrap_or(false);
                 }
                 RcptOutcome::Deferred { reason, dest_down } => {
