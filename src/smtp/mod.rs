@@ -1,6 +1,7 @@
 //! Sans-IO SMTP protocol core (RFC 5321 and extensions). No sockets, no clock.
 pub mod command;
 pub mod data;
+pub mod date;
 pub mod path;
 pub mod reply;
 pub mod server;
