@@ -1,0 +1,258 @@
+//! Streaming content encoding for the client: message content in, wire bytes out, in
+//! bounded pieces.
+//!
+//! For DATA, `DotStuffer::fill` produces exactly what `data::dot_stuff` produces for the
+//! whole content, but a piece at a time into the caller's output buffer, so a 50 MB
+//! message never needs a 50 MB buffer. For BDAT (`DotStuffer::bdat`) it writes
+//! `BDAT <n> LAST` and then the same content without dot-stuffing or end marker, `n` being
+//! counted beforehand (`bdat_len`). Either way it keeps only a position and two flags
+//! between calls, and the next hop stores the same bytes.
+//!
+//! TRUST: the content comes from our spool, but is treated as arbitrary bytes: bare CR and
+//! bare LF become CRLF so the next hop can never see an end-of-data marker (or a line
+//! break) that we did not mean (SMTP smuggling, RFC 5321 §2.3.8).
+//!
+//! STANDARDS: RFC 5321 §4.5.2 (transparency), §4.1.1.4 (`<CRLF>.<CRLF>` ends the data);
+//! RFC 3030 §2 (BDAT: the chunk is exactly `n` octets, no transparency).
+
+use std::io::Write as _;
+
+use memchr::memchr2;
+
+/// Streaming encoder for one message's content. See the module docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DotStuffer {
+    /// Bytes of the content already encoded. Invariant: ≤ `len`.
+    pos: usize,
+    /// Length of the content, learnt at the first `fill`; every call must pass the same
+    /// content. `usize::MAX` before the first call.
+    len: usize,
+    /// The next content byte starts a line (start of content or after a line ending), and
+    /// no dot has been doubled for it yet.
+    line_start: bool,
+    /// The final CRLF (if needed) and, for DATA, `.\r\n` were written.
+    done: bool,
+    /// BDAT instead of DATA: no transparency dots, no end marker, a `BDAT <n> LAST`
+    /// line before the content (written at the first `fill`, when `len` is learnt).
+    bdat: bool,
+}
+
+impl DotStuffer {
+    /// A DATA encoder at the start of a message's content.
+    pub(crate) fn new() -> Self {
+        DotStuffer { pos: 0, len: usize::MAX, line_start: true, done: false, bdat: false }
+    }
+
+    /// A BDAT encoder: `BDAT <n> LAST` and the content as one chunk (RFC 3030).
+    pub(crate) fn bdat() -> Self {
+        DotStuffer { bdat: true, ..DotStuffer::new() }
+    }
+
+    /// True once the end-of-data marker was written.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Append the next encoded bytes of `content` to `out` until `out.len()` reaches
+    /// `limit` (it may pass it by up to 5 bytes) or the end marker is written. Returns the
+    /// bytes appended.
+    ///
+    /// # Panics
+    /// If `content` is not as long as at the first call (a caller bug).
+    pub(crate) fn fill(&mut self, content: &[u8], out: &mut Vec<u8>, limit: usize) -> usize {
+        let start = out.len();
+        if self.len == usize::MAX {
+            self.len = content.len();
+            if self.bdat {
+                let _ = write!(out, "BDAT {} LAST\r\n", bdat_len(content));
+            }
+        }
+        assert_eq!(content.len(), self.len, "DotStuffer: content changed between calls");
+        while self.pos < self.len && out.len() < limit {
+            if self.line_start && content[self.pos] == b'.' && !self.bdat {
+                out.push(b'.');
+            }
+            self.line_start = false;
+            let end = self.len.min(self.pos + (limit.saturating_sub(out.len())));
+            match memchr2(b'\r', b'\n', &content[self.pos..end]) {
+                None => {
+                    out.extend_from_slice(&content[self.pos..end]);
+                    self.pos = end;
+                }
+                Some(k) => {
+                    let j = self.pos + k;
+                    out.extend_from_slice(&content[self.pos..j]);
+                    out.extend_from_slice(b"\r\n");
+                    let crlf = content[j] == b'\r' && content.get(j + 1) == Some(&b'\n');
+                    self.pos = if crlf { j + 2 } else { j + 1 };
+                    self.line_start = true;
+                }
+            }
+        }
+        if self.pos == self.len && !self.done && out.len() < limit {
+            // `line_start` is false only inside a line: the content did not end with a line
+            // ending, so one is added before the marker (empty content needs none).
+            if !self.line_start {
+                out.extend_from_slice(b"\r\n");
+            }
+            if !self.bdat {
+                out.extend_from_slice(b".\r\n");
+            }
+            self.done = true;
+        }
+        out.len() - start
+    }
+}
+
+/// Length of the BDAT chunk for `content`: bare CR / bare LF count as CRLF, and a final
+/// CRLF is added to non-empty content that does not end with a line ending.
+pub(crate) fn bdat_len(content: &[u8]) -> u64 {
+    let mut n = content.len() as u64;
+    let mut i = 0;
+    while let Some(k) = memchr2(b'\r', b'\n', &content[i..]) {
+        let j = i + k;
+        if content[j] == b'\r' && content.get(j + 1) == Some(&b'\n') {
+            i = j + 2;
+        } else {
+            n += 1; // a bare CR or LF becomes two bytes
+            i = j + 1;
+        }
+    }
+    if content.last().is_some_and(|&b| b != b'\r' && b != b'\n') {
+        n += 2;
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::smtp::data::dot_stuff;
+    use proptest::prelude::*;
+
+    /// Encode `content` with pieces of at most `limit` bytes (plus slack).
+    fn encode(content: &[u8], limit: usize) -> Vec<u8> {
+        let mut st = DotStuffer::new();
+        let mut wire = Vec::new();
+        let mut calls = 0;
+        while !st.is_done() {
+            let mut piece = Vec::new();
+            let n = st.fill(content, &mut piece, limit);
+            assert_eq!(n, piece.len());
+            assert!(n > 0, "no progress");
+            assert!(n <= limit + 5, "piece of {n} for limit {limit}");
+            wire.extend_from_slice(&piece);
+            calls += 1;
+            assert!(calls < 10 * content.len() + 10);
+        }
+        let mut piece = Vec::new();
+        assert_eq!(st.fill(content, &mut piece, limit), 0);
+        wire
+    }
+
+    #[test]
+    fn table() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (b"", b".\r\n"),
+            (b"a", b"a\r\n.\r\n"),
+            (b".", b"..\r\n.\r\n"),
+            (b".\r\n", b"..\r\n.\r\n"),
+            (b"a\r\n.b\r\n", b"a\r\n..b\r\n.\r\n"),
+            (b"a\r\n..\r\n", b"a\r\n...\r\n.\r\n"),
+            (b"a.\r\nb", b"a.\r\nb\r\n.\r\n"),
+            (b"a\n.\n", b"a\r\n..\r\n.\r\n"),
+            (b"a\r.", b"a\r\n..\r\n.\r\n"),
+            (b"\r\n\r\n", b"\r\n\r\n.\r\n"),
+        ];
+        for (content, want) in cases {
+            for limit in 1..=12 {
+                assert_eq!(
+                    encode(content, limit),
+                    *want,
+                    "{:?} limit {limit}",
+                    String::from_utf8_lossy(content)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn respects_a_full_buffer() {
+        let mut st = DotStuffer::new();
+        let mut out = vec![0; 10];
+        assert_eq!(st.fill(b"abc", &mut out, 10), 0);
+        assert!(!st.is_done());
+    }
+
+    #[test]
+    #[should_panic(expected = "content changed")]
+    fn other_content_is_a_bug() {
+        let mut st = DotStuffer::new();
+        st.fill(b"abc", &mut Vec::new(), 1);
+        st.fill(b"abcd", &mut Vec::new(), 10);
+    }
+
+    /// BDAT-encode `content` in pieces; returns (header, chunk).
+    fn encode_bdat(content: &[u8], limit: usize) -> (String, Vec<u8>) {
+        let mut st = DotStuffer::bdat();
+        let mut wire = Vec::new();
+        while !st.is_done() {
+            let before = wire.len();
+            st.fill(content, &mut wire, before + limit);
+        }
+        let k = wire.iter().position(|&b| b == b'\n').unwrap() + 1;
+        (String::from_utf8(wire[..k].to_vec()).unwrap(), wire[k..].to_vec())
+    }
+
+    #[test]
+    fn bdat_table() {
+        let cases: &[(&[u8], &str, &[u8])] = &[
+            (b"", "BDAT 0 LAST\r\n", b""),
+            (b"a", "BDAT 3 LAST\r\n", b"a\r\n"),
+            (b".\r\n", "BDAT 3 LAST\r\n", b".\r\n"),
+            (b"a\n.\r", "BDAT 6 LAST\r\n", b"a\r\n.\r\n"),
+            (b"\r\n\r\n", "BDAT 4 LAST\r\n", b"\r\n\r\n"),
+        ];
+        for (content, header, chunk) in cases {
+            for limit in 1..=8 {
+                let got = encode_bdat(content, limit);
+                assert_eq!((got.0.as_str(), got.1.as_slice()), (*header, *chunk), "{content:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn bdat_chunk_is_the_unstuffed_data(
+            content in proptest::collection::vec(
+                prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
+                0..200,
+            ),
+            limit in 1usize..64,
+        ) {
+            // What a DATA receiver stores (dot_stuff, then scan) is what BDAT sends.
+            let mut wire = Vec::new();
+            dot_stuff(&content, &mut wire);
+            let mut stored = Vec::new();
+            let mut sc = crate::smtp::data::DataScanner::new(crate::smtp::data::BareLineEnding::Normalize);
+            let _ = sc.scan(&wire, &mut |b: &[u8]| stored.extend_from_slice(b));
+            let (header, chunk) = encode_bdat(&content, limit);
+            prop_assert_eq!(header, format!("BDAT {} LAST\r\n", chunk.len()));
+            prop_assert_eq!(chunk.len() as u64, bdat_len(&content));
+            prop_assert_eq!(chunk, stored);
+        }
+
+        #[test]
+        fn equals_dot_stuff_at_any_piece_size(
+            content in proptest::collection::vec(
+                prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
+                0..200,
+            ),
+            limit in 1usize..64,
+        ) {
+            let mut want = Vec::new();
+            dot_stuff(&content, &mut want);
+            prop_assert_eq!(encode(&content, limit), want);
+        }
+    }
+}
