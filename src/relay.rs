@@ -12,6 +12,9 @@
 //!   one `IncomingBatch` per group commit (ids are 8 bytes, copied; the messages stay in the
 //!   spool; batching means one runner wake-up per commit, not per message) and holds the
 //!   incoming queue. Delivery is issue 3. Recovered messages are fed in at start.
+//! - `pickup` (`pickup::watch`): watches `Mailroot/Pickup/` (inotify + rescan), writes
+//!   files into the spool with its own `SpoolWriter`, and sends their QueueIds to the queue
+//!   runner on a clone of the workers' channel. Stops on the same shutdown flag.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
@@ -20,8 +23,11 @@
 //! 1. flag + wake: every worker drops its listeners, tells idle sessions 421 4.3.2, lets
 //!    in-flight transactions finish for up to `limits.shutdown_grace_ms`, closes the rest,
 //!    waits for its outstanding commits, exits;
-//! 2. the last `Sender` is dropped with the workers, so the queue runner drains and exits;
-//! 3. `serve` returns `Ok(())` (exit status 0).
+//! 2. the pickup thread (which checks the flag at least every 200 ms) finishes its batch
+//!    and exits;
+//! 3. the last `Sender` is dropped with the workers and the pickup thread, so the queue
+//!    runner drains and exits;
+//! 4. `serve` returns `Ok(())` (exit status 0).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,6 +41,7 @@ use crate::config::Config;
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
+use crate::pickup::{self, PickupConfig};
 use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
@@ -125,6 +132,8 @@ pub struct Running {
     workers: Vec<JoinHandle<std::io::Result<WorkerCounters>>>,
     /// Queue runner thread; returns how many ids it received.
     runner: JoinHandle<u64>,
+    /// The Pickup folder watcher.
+    pickup: JoinHandle<()>,
 }
 
 impl Running {
@@ -161,6 +170,12 @@ impl Running {
                         .get_or_insert(RelayError::Io(std::io::Error::other("worker panicked")));
                 }
             }
+        }
+        // The workers are gone, so the flag is set (by `stop`, or by `StopOnExit`); set it
+        // again in case a worker returned some other way, then let pickup finish its batch.
+        self.stopper.flag.store(true, Ordering::Release);
+        if self.pickup.join().is_err() {
+            first_err.get_or_insert(RelayError::Io(std::io::Error::other("pickup panicked")));
         }
         let queued = self.runner.join().unwrap_or(0);
         log::info!(
@@ -247,6 +262,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         wakers.push(waker);
         built.push(worker);
     }
+    let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
     let stopper = Stopper { flag, wakers };
@@ -262,10 +278,23 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
             result
         })?);
     }
+    // The Pickup/ watcher: its own thread and spool writer, stopped by the same flag.
+    let pickup = match pickup::spawn(
+        PickupConfig::from_config(&config),
+        spool.clone(),
+        pickup_tx,
+        Arc::clone(&stopper.flag),
+    ) {
+        Ok(h) => h,
+        Err(e) => {
+            stopper.stop();
+            return Err(RelayError::Io(e));
+        }
+    };
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper, workers, runner })
+    Ok(Running { listening, stopper, workers, runner, pickup })
 }
 
 /// Stops every worker when dropped while armed (`Some`): a worker thread that exits with

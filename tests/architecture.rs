@@ -21,6 +21,7 @@ const PURE: &[&str] = &[
     "src/deliver/bounce.rs",
     "src/queue/schedule.rs",
     "src/queue/schedule_types.rs",
+    "src/pickup/parse.rs",
 ];
 
 /// Substrings a pure module must never contain (outside `#[cfg(test)]` tails).

@@ -113,6 +113,39 @@ pub fn write_received(f: &TraceFields<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// Append the trace header of a message that entered from the Pickup folder (no client,
+/// no protocol: the Postfix `pickup` style, a `by` clause and the id), ending with CRLF:
+///
+/// ```text
+/// Received: by mx.example (mailroot, from the Pickup folder)
+///     id 0000000100000002; Sat, 28 Nov 2026 14:49:40 +0000
+/// ```
+pub fn write_received_pickup(
+    hostname: &str,
+    queue_id: &str,
+    unix_time_secs: i64,
+    out: &mut Vec<u8>,
+) {
+    let mut s = String::with_capacity(128);
+    s.push_str("Received: by ");
+    push_clean(&mut s, hostname, false);
+    s.push_str(" (mailroot, from the Pickup folder)\r\n\tid ");
+    push_clean(&mut s, queue_id, false);
+    s.push_str("; ");
+    push_date(&mut s, unix_time_secs, 0);
+    s.push_str("\r\n");
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// RFC 5322 §3.3 `date-time` of `unix_secs` shown `offset_secs` from UTC, e.g.
+/// `Sat, 28 Nov 2026 14:49:40 +0000`.
+#[must_use]
+pub fn rfc5322_date(unix_secs: i64, offset_secs: i32) -> String {
+    let mut s = String::with_capacity(32);
+    push_date(&mut s, unix_secs, offset_secs);
+    s
+}
+
 /// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
 fn push_address_literal(s: &mut String, ip: IpAddr) {
     let _ = match ip {
@@ -176,6 +209,18 @@ mod tests {
              \tid 0000000100000002\r\n\
              \tfor <user@example.com>; Sat, 28 Nov 2026 14:49:40 +0000\r\n"
         );
+    }
+
+    #[test]
+    fn pickup_header() {
+        let mut v = Vec::new();
+        write_received_pickup("mx.example", "0000000100000002", 1_795_877_380, &mut v);
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "Received: by mx.example (mailroot, from the Pickup folder)\r\n\
+             \tid 0000000100000002; Sat, 28 Nov 2026 14:49:40 +0000\r\n"
+        );
+        assert_eq!(rfc5322_date(0, 0), "Thu, 1 Jan 1970 00:00:00 +0000");
     }
 
     #[test]
