@@ -209,6 +209,7 @@ impl Running {
 
 /// Open the spool, bind every listener, start the workers and the queue runner.
 pub fn start(config: Config) -> Result<Running, RelayError> {
+    raise_fd_limit(&config);
     let config = Arc::new(config);
     let opts = SpoolOptions {
         segment_bytes: config.spool.segment_bytes,
@@ -411,3 +412,24 @@ fn start_delivery(
 
 /// How long an idle outbound connection is kept open for the next message.
 const OUTBOUND_IDLE_KEEP: Duration = Duration::from_secs(2);
+
+/// File descriptors needed besides client connections: listeners, spool segments, wakers,
+/// epoll instances, logs.
+const FD_OVERHEAD: u64 = 256;
+
+/// Raise the soft `RLIMIT_NOFILE` towards the hard limit so `max_connections` can be
+/// reached (systemd and login shells often start servers at 1024); warn when even the hard
+/// limit is too low, since accept would then fail with EMFILE under load.
+fn raise_fd_limit(config: &Config) {
+    // Inbound connections, outbound connections (delivery), and the rest.
+    let conns = config.limits.max_connections.saturating_add(config.delivery.max_connections);
+    let want = u64::try_from(conns).unwrap_or(u64::MAX).saturating_add(FD_OVERHEAD);
+    match rlimit::increase_nofile_limit(want) {
+        Ok(got) if got < want => log::warn!(
+            "open-file limit {got} is below max_connections + {FD_OVERHEAD} = {want}; \
+             raise the hard limit (ulimit -Hn / LimitNOFILE=) or lower limits.max_connections"
+        ),
+        Ok(got) => log::debug!("open-file limit {got}"),
+        Err(e) => log::warn!("cannot read or raise the open-file limit: {e}"),
+    }
+}

@@ -17,6 +17,10 @@ const PURE: &[&str] = &[
     "src/dns/cache.rs",
     "src/dns/conf.rs",
     "src/dns/hosts.rs",
+    "src/deliver/route.rs",
+    "src/deliver/bounce.rs",
+    "src/queue/schedule.rs",
+    "src/queue/schedule_types.rs",
     "src/pickup/parse.rs",
 ];
 

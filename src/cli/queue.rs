@@ -18,12 +18,8 @@ use serde::Serialize;
 
 use super::{EXIT_FAILURE, EXIT_OK, report};
 use crate::queue::state::{self, RcptState};
+use crate::smtp::date::{SECS_PER_DAY, civil_from_days};
 use crate::spool::{self, QueuedMessage, RcptStatus};
-
-/// Milliseconds per second.
-const MS_PER_SEC: u64 = 1_000;
-/// Seconds per day (UTC has no leap seconds in Unix time).
-const SECS_PER_DAY: u64 = 86_400;
 
 /// One queued message as shown to the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -90,27 +86,12 @@ impl Listing {
     }
 }
 
-/// Days since 1970-01-01 -> (year, month 1..=12, day 1..=31) in the proleptic Gregorian
-/// calendar. Howard Hinnant's `civil_from_days` (chrono-compatible algorithms paper),
-/// restricted to non-negative day counts.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468; // days since 0000-03-01
-    let era = z / 146_097;
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], March-based
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 /// (date, time-of-day, ms) parts of a Unix time in ms.
-fn utc_parts(unix_ms: u64) -> ((u64, u64, u64), (u64, u64, u64), u64) {
-    let secs = unix_ms / MS_PER_SEC;
+fn utc_parts(unix_ms: u64) -> ((i64, i64, i64), (i64, i64, i64), i64) {
+    let ms = i64::try_from(unix_ms).unwrap_or(i64::MAX);
+    let secs = ms / 1000;
     let sod = secs % SECS_PER_DAY;
-    (civil_from_days(secs / SECS_PER_DAY), (sod / 3600, sod / 60 % 60, sod % 60), unix_ms % 1000)
+    (civil_from_days(secs / SECS_PER_DAY), (sod / 3600, sod / 60 % 60, sod % 60), ms % 1000)
 }
 
 /// `2026-11-28T14:49:41.123Z` (RFC 3339 §5.6, UTC).

@@ -36,8 +36,6 @@ pub const MAX_LINE_OCTETS: usize = 998;
 pub const SOFT_LINE_OCTETS: usize = 78;
 /// Largest original returned whole for RET=FULL; bigger ones are returned as headers.
 pub const MAX_FULL_RETURN_BYTES: usize = 10 << 20;
-/// Seconds per day, for date formatting.
-const SECS_PER_DAY: u64 = 86_400;
 
 /// Which report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,39 +255,10 @@ fn text_line(out: &mut String, indent: &str, text: &str) {
     }
 }
 
-/// Days since 1970-01-01 -> (year, month 1..=12, day 1..=31) in the proleptic Gregorian
-/// calendar (H. Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 /// An RFC 5322 §3.3 date in UTC: `Sat, 28 Nov 2026 15:40:02 +0000`.
 #[must_use]
 pub fn rfc5322_date(unix_secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    let days = unix_secs / SECS_PER_DAY;
-    let secs = unix_secs % SECS_PER_DAY;
-    let (y, m, d) = civil_from_days(days);
-    // Indices are in range: days % 7 < 7 and 1 <= m <= 12.
-    let wday = DAYS[usize::try_from(days % 7).unwrap_or(0)];
-    let month = MONTHS[usize::try_from(m - 1).unwrap_or(0)];
-    format!(
-        "{wday}, {d} {month} {y} {:02}:{:02}:{:02} +0000",
-        secs / 3600,
-        secs % 3600 / 60,
-        secs % 60
-    )
+    crate::smtp::date::rfc5322_utc(i64::try_from(unix_secs).unwrap_or(i64::MAX))
 }
 
 /// The human-readable part.

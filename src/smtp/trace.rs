@@ -169,46 +169,8 @@ fn push_clean(s: &mut String, text: &str, in_comment: bool) {
     }
 }
 
-/// RFC 5322 §3.3 `date-time`, e.g. `Sat, 28 Nov 2026 14:49:40 +0100`.
 fn push_date(s: &mut String, unix_secs: i64, offset_secs: i32) {
-    const DAY_NAMES: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTH_NAMES: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    const SECS_PER_DAY: i64 = 86_400;
-    // Offsets beyond ±23:59 are not representable; clamp rather than print garbage.
-    let offset = i64::from(offset_secs).clamp(-86_340, 86_340);
-    let local = unix_secs.saturating_add(offset);
-    let days = local.div_euclid(SECS_PER_DAY);
-    let secs_of_day = local.rem_euclid(SECS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let weekday = DAY_NAMES[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
-    let month_name = MONTH_NAMES[usize::try_from(month - 1).unwrap_or(0)];
-    let sign = if offset < 0 { '-' } else { '+' };
-    let off_min = offset.abs() / 60;
-    let _ = write!(
-        s,
-        "{weekday}, {day} {month_name} {year:04} {:02}:{:02}:{:02} {sign}{:02}{:02}",
-        secs_of_day / 3600,
-        secs_of_day / 60 % 60,
-        secs_of_day % 60,
-        off_min / 60,
-        off_min % 60
-    );
-}
-
-/// Proleptic Gregorian (year, month 1..=12, day 1..=31) of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    super::date::write_rfc5322(s, unix_secs, offset_secs);
 }
 
 #[cfg(test)]
