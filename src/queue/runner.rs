@@ -818,7 +818,9 @@ mod tests {
 
     #[test]
     fn notify_bits() {
-        let cases: &[(u8, Option<(bool, bool, bool, bool)>)] = &[
+        /// (never, success, failure, delay)
+        type Flags = (bool, bool, bool, bool);
+        let cases: &[(u8, Option<Flags>)] = &[
             (0, None),
             (NOTIFY_NEVER, Some((true, false, false, false))),
             (NOTIFY_SUCCESS | NOTIFY_FAILURE, Some((false, true, true, false))),
