@@ -19,6 +19,7 @@ const PURE: &[&str] = &[
     "src/dns/hosts.rs",
     "src/deliver/route.rs",
     "src/deliver/bounce.rs",
+    "src/deliver/task.rs",
     "src/queue/schedule.rs",
     "src/queue/schedule_types.rs",
     "src/pickup/parse.rs",

@@ -552,3 +552,24 @@ fn delay_dsn_after_delay_notify() {
     // Still queued: a delay notice is not a bounce.
     assert_eq!(srv.scan().len(), 1);
 }
+
+#[test]
+fn eight_bit_content_to_a_7bit_hop_bounces_5_6_3() {
+    let sink = Sink::start("127.0.0.1");
+    sink.without_8bitmime();
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost", "home.test"]));
+    let mut c = Raw::connect(srv.addr()).unwrap();
+    c.hello();
+    assert_eq!(c.cmd("MAIL FROM:<alice@home.test> BODY=8BITMIME").code, 250);
+    assert_eq!(c.cmd("RCPT TO:<u@dest.test>").code, 250);
+    assert_eq!(c.cmd("DATA").code, 354);
+    c.send("Subject: caf\u{e9}\r\n\r\nd\u{e9}j\u{e0} vu\r\n".as_bytes());
+    c.send(b".\r\n");
+    assert_eq!(c.read_reply().unwrap().code, 250);
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 1, &srv);
+    let (_, status, _) = parse_ndr(&files[0]);
+    assert!(status.contains("Status: 5.6.3"), "{status}");
+    assert!(sink.received().is_empty());
+    wait_queue_empty(&srv);
+}

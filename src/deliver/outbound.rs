@@ -638,7 +638,7 @@ impl Outbound {
                                 .map_or(&mail_reply, |r| r.outcome(data_reply.as_ref()));
                             results.push((idx, outcome_from_reply(reply, &mta, peer_dsn)));
                         }
-                        log::info!(
+                        log::debug!(
                             "queue_id={} attempt domain={} host={mta} reply={:?}",
                             t.task.id,
                             t.task.domain,

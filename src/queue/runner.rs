@@ -797,3 +797,51 @@ impl Runner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masquerading() {
+        // (reverse path, masquerade domain, sent as)
+        let cases: &[(&str, Option<&str>, &str)] = &[
+            ("alice@internal.test", Some("corp.test"), "alice@corp.test"),
+            ("alice@internal.test", None, "alice@internal.test"),
+            ("", Some("corp.test"), ""),
+            ("a@b@c", Some("d"), "a@b@d"),
+        ];
+        for &(rp, m, want) in cases {
+            assert_eq!(masquerade(rp, m), want, "{rp:?} {m:?}");
+        }
+    }
+
+    #[test]
+    fn notify_bits() {
+        /// (never, success, failure, delay)
+        type Flags = (bool, bool, bool, bool);
+        let cases: &[(u8, Option<Flags>)] = &[
+            (0, None),
+            (NOTIFY_NEVER, Some((true, false, false, false))),
+            (NOTIFY_SUCCESS | NOTIFY_FAILURE, Some((false, true, true, false))),
+            (NOTIFY_DELAY, Some((false, false, false, true))),
+        ];
+        for &(bits, want) in cases {
+            let got = notify_of(bits).map(|n| (n.never, n.success, n.failure, n.delay));
+            assert_eq!(got, want, "{bits}");
+        }
+        assert_eq!(ret_of(1), Some(Ret::Full));
+        assert_eq!(ret_of(2), Some(Ret::Hdrs));
+        assert_eq!(ret_of(0), None);
+    }
+
+    #[test]
+    fn percentiles() {
+        let v: Vec<u64> = (1..=100).collect();
+        let cases: &[(&[u64], usize, u64)] =
+            &[(&[], 50, 0), (&[7], 99, 7), (&v, 50, 50), (&v, 99, 99), (&v, 100, 100)];
+        for &(data, p, want) in cases {
+            assert_eq!(percentile(data, p), want, "p{p}");
+        }
+    }
+}

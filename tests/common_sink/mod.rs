@@ -68,6 +68,8 @@ struct State {
     data_delay: Mutex<Duration>,
     /// Greeting code (220 unless set: 421 / 554 refuse the session).
     greeting_code: AtomicUsize,
+    /// Leave 8BITMIME out of the EHLO reply.
+    no_8bitmime: AtomicBool,
 }
 
 /// A running sink.
@@ -136,6 +138,11 @@ impl Sink {
     /// Answer the greeting with `code` (e.g. 421, 554) instead of 220.
     pub(crate) fn set_greeting_code(&self, code: u16) {
         self.state.greeting_code.store(usize::from(code), Ordering::Release);
+    }
+
+    /// Do not offer 8BITMIME.
+    pub(crate) fn without_8bitmime(&self) {
+        self.state.no_8bitmime.store(true, Ordering::Release);
     }
 
     /// Hold each reply to the final dot.
@@ -209,8 +216,10 @@ fn serve(st: &State, s: TcpStream, conn: usize) -> std::io::Result<()> {
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let upper = text.to_ascii_uppercase();
         let reply: String = if upper.starts_with("EHLO") {
+            let eight =
+                if st.no_8bitmime.load(Ordering::Acquire) { "" } else { "250-8BITMIME\r\n" };
             format!(
-                "250-{name}\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n\
+                "250-{name}\r\n250-PIPELINING\r\n{eight}250-SMTPUTF8\r\n\
                  250-SIZE 100000000\r\n250 ENHANCEDSTATUSCODES\r\n"
             )
         } else if upper.starts_with("HELO") {
