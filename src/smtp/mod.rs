@@ -3,6 +3,7 @@ pub mod client;
 pub mod command;
 pub mod data;
 pub mod date;
+pub mod params;
 pub mod path;
 pub mod reply;
 pub mod reply_parse;
