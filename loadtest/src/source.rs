@@ -232,7 +232,7 @@ pub(crate) fn progress_text(
     secs: f64,
 ) -> String {
     const WIDTH: u64 = 30;
-    let filled = if total == 0 { 0 } else { (finished.min(total) * WIDTH / total) as usize };
+    let filled = (finished.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
     format!(
         "[{}{}] {finished}/{total} ({} failed) {rate:.0} msgs/s {secs:.1} s",
         "#".repeat(filled),
@@ -615,5 +615,24 @@ impl SourceReport {
             json_errors(&s.errors),
             latency.join(",")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_text() {
+        assert_eq!(
+            progress_text(50, 48, 100, 1234.4, 2.04),
+            "[###############---------------] 50/100 (2 failed) 1234 msgs/s 2.0 s"
+        );
+        assert!(
+            progress_text(0, 0, 0, 0.0, 0.0).starts_with("[------------------------------] 0/0")
+        );
+        assert!(
+            progress_text(200, 200, 100, 1.0, 1.0).starts_with("[##############################]")
+        );
     }
 }
