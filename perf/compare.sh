@@ -33,8 +33,11 @@
 # `timeout RUN_TIMEOUT`; everything started here is stopped by the EXIT trap (by PID, or
 # `postfix -c DIR stop` for the private Postfix instances). Needs root (apt-get, Postfix).
 #
-# Usage: perf/compare.sh            (env: SESSIONS MESSAGES SIZE ROUNDS KEEP=1 SKIP_BUILD=1
-#                                    LOADTEST=1 MAILROOT_BIN=path MAILROOT_CONFIG=path)
+# Usage: perf/compare.sh            (env: SCENARIOS SESSIONS MESSAGES MESSAGES_10K
+#                                    SESSIONS_100K MESSAGES_100K LATENCY_MESSAGES
+#                                    IDLE_CONNECTIONS IDLE_PF_CONNECTIONS ROUNDS KEEP=1
+#                                    SKIP_BUILD=1 LOADTEST=1 MAILROOT_BIN=path
+#                                    MAILROOT_CONFIG=path; see perf/README.md)
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
