@@ -410,8 +410,8 @@ start_mailroot() {
     local mode=$1 port=$2
     local bin=${MAILROOT_BIN:-$TARGET_DIR/release/mailroot} cfg
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        log "building mailroot (cargo build --release)"
-        if ! (cd "$REPO" && cargo build --release >"$WORK/build.log" 2>&1); then
+        log "building mailroot and mailroot-loadtest (cargo build --release --workspace)"
+        if ! (cd "$REPO" && cargo build --release --workspace >"$WORK/build.log" 2>&1); then
             log "mailroot: build failed (see $WORK/build.log)"
             return 1
         fi
@@ -601,6 +601,9 @@ if [[ ($LOADTEST == 1 || " $SCENARIOS " == *" latency "* || " $SCENARIOS " == *"
     log "building mailroot-loadtest"
     (cd "$REPO" && cargo build --release -p mailroot-loadtest >"$WORK/build-lt.log" 2>&1) ||
         log "mailroot-loadtest: build failed (see $WORK/build-lt.log); latency/idle/LOADTEST skipped"
+fi
+if [[ -x $LT ]] && ! "$LT" idle --help >/dev/null 2>&1; then
+    log "mailroot-loadtest at $LT predates the idle/relay modes: rebuild it (cargo build --release -p mailroot-loadtest)"
 fi
 [[ -x $LT ]] || LOADTEST=0
 
