@@ -210,6 +210,15 @@ impl RelayReport {
             self.e2e_s,
             self.e2e_rate()
         );
+        if self.timed_out && self.matched == 0 {
+            let _ = writeln!(
+                t,
+                "nothing arrived: does the server relay to the sink ({})? mailroot: [relay] \
+                 smart_host = \"[127.0.0.1]:PORT\"; a server that failed to reach the sink \
+                 earlier may be waiting for its retry schedule",
+                self.sink.listen()
+            );
+        }
         let p = self.latency.percentiles_us().map(|us| us as f64 / 1000.0);
         let _ = writeln!(
             t,

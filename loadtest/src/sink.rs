@@ -410,6 +410,11 @@ impl SinkReport {
         }
     }
 
+    /// The address it listened on.
+    pub(crate) fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
     /// Messages per second between the first and the last message.
     fn active_rate(&self) -> f64 {
         // n messages span n-1 intervals.
