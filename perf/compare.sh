@@ -449,7 +449,9 @@ wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 # watch_start PID: sample the RSS of PID and its children (summed, KiB) every 0.5 s in the
 # background, keeping the peak in $WORK/peak-rss; watch_stop prints the peak.
 WATCH_PID=
+WATCH_TARGET=
 watch_start() {
+    WATCH_TARGET=$1
     echo 0 >"$WORK/peak-rss"
     (
         peak=0
@@ -463,10 +465,15 @@ watch_start() {
     WATCH_PID=$!
 }
 watch_stop() {
+    local r peak
     kill "$WATCH_PID" 2>/dev/null
     wait "$WATCH_PID" 2>/dev/null
     WATCH_PID=
-    cat "$WORK/peak-rss"
+    # One last sample, so that a run shorter than the interval is still measured.
+    r=$(instance_kb $(tree_pids "$WATCH_TARGET"))
+    r=${r%% *}
+    peak=$(cat "$WORK/peak-rss")
+    echo $((r > peak ? r : peak))
 }
 
 # accept_run SC ROUND LABEL PORT PID: one accept run of scenario SC into PORT; records
