@@ -1,6 +1,20 @@
 #!/usr/bin/env bash
 # perf/compare.sh: mailroot vs Postfix accept rate, side by side, on loopback only.
 #
+# Scenarios (SCENARIOS="1k 10k 100k latency idle" by default; any subset, in any order):
+#   1k       SESSIONS (100) sessions x MESSAGES (10000) messages, smtp-source -l 1024
+#   10k      SESSIONS sessions x MESSAGES_10K (10000) messages, -l 10240
+#   100k     SESSIONS_100K (20) sessions x MESSAGES_100K (2000) messages, -l 102400
+#   latency  mailroot-loadtest, 1 session x LATENCY_MESSAGES (2000) x 1 KiB, against
+#            postfix-accept and mailroot: p50/p99 end-of-data -> 250; then open loop (--rate)
+#            at half of that server's 1k accept rate of the same round, 100 sessions
+#   idle     IDLE_CONNECTIONS (10000) idle connections to mailroot (mailroot-loadtest idle,
+#            VmRSS); Postfix: IDLE_PF_CONNECTIONS (100) connections measured (one smtpd
+#            each), extrapolated linearly to IDLE_CONNECTIONS
+# Each throughput scenario (1k, 10k, 100k) runs the targets below; the final table has
+# accept msgs/s, end-to-end msgs/s, p99 accept latency, peak RSS, CPU s per 1,000 messages
+# and the mailroot/Postfix ratios.
+#
 # What it measures (see perf/README.md for the why and perf/RESULTS.md for numbers):
 #   postfix-accept  smtp-source -> Postfix smtpd (private instance, default durable queue,
 #                   defer_transports = smtp so mail stays queued): accept msgs/s.
@@ -19,19 +33,31 @@
 # `timeout RUN_TIMEOUT`; everything started here is stopped by the EXIT trap (by PID, or
 # `postfix -c DIR stop` for the private Postfix instances). Needs root (apt-get, Postfix).
 #
-# Usage: perf/compare.sh            (env: SESSIONS MESSAGES SIZE ROUNDS KEEP=1 SKIP_BUILD=1
-#                                    LOADTEST=1 MAILROOT_BIN=path MAILROOT_CONFIG=path)
+# Usage: perf/compare.sh            (env: SCENARIOS SESSIONS MESSAGES MESSAGES_10K
+#                                    SESSIONS_100K MESSAGES_100K LATENCY_MESSAGES
+#                                    IDLE_CONNECTIONS IDLE_PF_CONNECTIONS ROUNDS KEEP=1
+#                                    SKIP_BUILD=1 LOADTEST=1 MAILROOT_BIN=path
+#                                    MAILROOT_CONFIG=path; see perf/README.md)
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SCENARIOS=${SCENARIOS:-1k 10k 100k latency idle}
 SESSIONS=${SESSIONS:-100}
 MESSAGES=${MESSAGES:-10000}
-SIZE=${SIZE:-1024}
+MESSAGES_10K=${MESSAGES_10K:-10000}
+SESSIONS_100K=${SESSIONS_100K:-20}
+MESSAGES_100K=${MESSAGES_100K:-2000}
+LATENCY_MESSAGES=${LATENCY_MESSAGES:-2000}
+IDLE_PF_CONNECTIONS=${IDLE_PF_CONNECTIONS:-100}
+# Current scenario's shape (set by scenario_shape; drive uses them).
+SC_SESSIONS=$SESSIONS
+SC_MESSAGES=$MESSAGES
+SC_SIZE=1024
 ROUNDS=${ROUNDS:-3}
 WARMUP_MESSAGES=${WARMUP_MESSAGES:-1000}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 LOADTEST=${LOADTEST:-0}          # 1: also drive each target with mailroot-loadtest (pipelining)
-IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-100}  # idle-connection memory probe (0: skip)
+IDLE_CONNECTIONS=${IDLE_CONNECTIONS:-10000}  # idle scenario: connections to mailroot
 PF_ACCEPT_PORT=2625
 SINK_PORT=2626
 PF_RELAY_PORT=2627
@@ -45,7 +71,7 @@ TO=b@example.net
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 WORK=$(mktemp -d /tmp/mailroot-perf.XXXXXX)
 chmod 755 "$WORK"                # the postfix user must reach its queue below here
-RESULTS=$WORK/results.tsv        # label <TAB> round <TAB> msgs/s
+RESULTS=$WORK/results.tsv        # scenario:label <TAB> round <TAB> value
 : >"$RESULTS"
 PIDS=()                          # background processes we started
 PF_DIRS=()                       # private Postfix config dirs we started
@@ -57,6 +83,7 @@ cleanup() {
     for d in "${PF_DIRS[@]}"; do
         postfix -c "$d" stop >/dev/null 2>&1
     done
+    [[ -n ${WATCH_PID:-} ]] && kill "$WATCH_PID" 2>/dev/null
     for p in "${PIDS[@]}"; do
         kill "$p" 2>/dev/null
     done
@@ -216,12 +243,12 @@ stop_sink() {
 
 now() { date +%s.%N; }
 
-# drive PORT COUNT LOG: smtp-source with SESSIONS sessions; prints elapsed seconds, or
-# nothing (and returns 1) if smtp-source failed.
+# drive PORT COUNT LOG: smtp-source with SC_SESSIONS sessions, -l SC_SIZE; prints elapsed
+# seconds, or nothing (and returns 1) if smtp-source failed.
 drive() {
     local t0 t1 rc
     t0=$(now)
-    timeout "$RUN_TIMEOUT" smtp-source -s "$SESSIONS" -m "$2" -l "$SIZE" -c \
+    timeout "$RUN_TIMEOUT" smtp-source -s "$SC_SESSIONS" -m "$2" -l "$SC_SIZE" -c \
         -f "$FROM" -t "$TO" "127.0.0.1:$1" >"$3" 2>&1
     rc=$?
     t1=$(now)
@@ -353,7 +380,8 @@ mailroot = "$dir"
 log_level = "warn"
 
 [limits]
-max_connections_per_ip = 1000
+max_connections = 20000
+max_connections_per_ip = 20000
 
 [relay]
 allow = ["127.0.0.0/8", "::1/128"]
@@ -382,8 +410,8 @@ start_mailroot() {
     local mode=$1 port=$2
     local bin=${MAILROOT_BIN:-$TARGET_DIR/release/mailroot} cfg
     if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-        log "building mailroot (cargo build --release)"
-        if ! (cd "$REPO" && cargo build --release >"$WORK/build.log" 2>&1); then
+        log "building mailroot and mailroot-loadtest (cargo build --release --workspace)"
+        if ! (cd "$REPO" && cargo build --release --workspace >"$WORK/build.log" 2>&1); then
             log "mailroot: build failed (see $WORK/build.log)"
             return 1
         fi
@@ -404,6 +432,130 @@ start_mailroot() {
     return 0
 }
 
+# ---- scenario helpers ----------------------------------------------------------------
+
+# scenario_shape NAME: set SC_SESSIONS, SC_MESSAGES, SC_SIZE for a throughput scenario.
+scenario_shape() {
+    case $1 in
+        1k) SC_SESSIONS=$SESSIONS SC_MESSAGES=$MESSAGES SC_SIZE=1024 ;;
+        10k) SC_SESSIONS=$SESSIONS SC_MESSAGES=$MESSAGES_10K SC_SIZE=10240 ;;
+        100k) SC_SESSIONS=$SESSIONS_100K SC_MESSAGES=$MESSAGES_100K SC_SIZE=102400 ;;
+        *) return 1 ;;
+    esac
+}
+
+wants() { [[ " $SCENARIOS " == *" $1 "* ]]; }
+
+# watch_start PID: sample the RSS of PID and its children (summed, KiB) every 0.5 s in the
+# background, keeping the peak in $WORK/peak-rss; watch_stop prints the peak.
+WATCH_PID=
+WATCH_TARGET=
+watch_start() {
+    WATCH_TARGET=$1
+    echo 0 >"$WORK/peak-rss"
+    (
+        peak=0
+        while :; do
+            r=$(instance_kb $(tree_pids "$1"))
+            r=${r%% *}
+            if ((r > peak)); then peak=$r; echo "$peak" >"$WORK/peak-rss"; fi
+            sleep 0.5
+        done
+    ) &
+    WATCH_PID=$!
+}
+watch_stop() {
+    local r peak
+    kill "$WATCH_PID" 2>/dev/null
+    wait "$WATCH_PID" 2>/dev/null
+    WATCH_PID=
+    # One last sample, so that a run shorter than the interval is still measured.
+    r=$(instance_kb $(tree_pids "$WATCH_TARGET"))
+    r=${r%% *}
+    peak=$(cat "$WORK/peak-rss")
+    echo $((r > peak ? r : peak))
+}
+
+# accept_run SC ROUND LABEL PORT PID: one accept run of scenario SC into PORT; records
+# SC:LABEL (msgs/s), SC:cpu-LABEL (CPU ms/msg = CPU s per 1,000 msgs), SC:rss-LABEL (peak
+# RSS KiB of PID's process tree).
+accept_run() {
+    local sc=$1 round=$2 label=$3 port=$4 pid=$5 c0 c1 secs
+    c0=$(tree_ticks "$pid")
+    watch_start "$pid"
+    if secs=$(drive "$port" "$SC_MESSAGES" "$WORK/r$round-$sc-$label.log"); then
+        c1=$(tree_ticks "$pid")
+        record "$sc:$label" "$round" "$(rate "$SC_MESSAGES" "$secs")"
+        record "$sc:cpu-$label" "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$SC_MESSAGES")" "CPU ms/msg"
+    fi
+    record "$sc:rss-$label" "$round" "$(watch_stop)" "KiB peak RSS"
+}
+
+# relay_run SC ROUND LABEL PORT PID: smtp-source into a relaying server on PORT, smtp-sink
+# on SINK_PORT behind it; records SC:LABEL-accept, SC:LABEL-e2e (until smtp-sink has all),
+# SC:cpu-LABEL-e2e and SC:rss-LABEL.
+relay_run() {
+    local sc=$1 round=$2 label=$3 port=$4 pid=$5 c0 c1 t0 t1 secs
+    start_sink $SINK_PORT "$SC_MESSAGES" "$WORK/r$round-$sc-$label-sink.log"
+    c0=$(tree_ticks "$pid")
+    watch_start "$pid"
+    t0=$(now)
+    if secs=$(drive "$port" "$SC_MESSAGES" "$WORK/r$round-$sc-$label.log"); then
+        record "$sc:$label-accept" "$round" "$(rate "$SC_MESSAGES" "$secs")"
+        if wait "$SINK_PID"; then
+            t1=$(now)
+            c1=$(tree_ticks "$pid")
+            record "$sc:$label-e2e" "$round" \
+                "$(rate "$SC_MESSAGES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
+            record "$sc:cpu-$label-e2e" "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$SC_MESSAGES")" \
+                "CPU ms/msg"
+        else
+            log "  smtp-sink did not get all $SC_MESSAGES messages from $label within ${RUN_TIMEOUT}s"
+        fi
+    fi
+    record "$sc:rss-$label" "$round" "$(watch_stop)" "KiB peak RSS"
+    stop_sink
+}
+
+# json_stage_us JSON STAGE: "p50 p99" of that stage (microseconds) of a mailroot-loadtest report.
+json_stage_us() {
+    sed -n "s/.*\"$2\":{\"count\":[0-9]*,\"p50\":\([0-9]*\),\"p90\":[0-9]*,\"p99\":\([0-9]*\).*/\1 \2/p" <<<"$1"
+}
+
+# latency_run ROUND LABEL PORT: mailroot-loadtest, 1 session, 1 KiB: records
+# latency:p50-LABEL and latency:p99-LABEL (end-of-data -> 250, ms). Then, if the 1k accept
+# rate of this round is known, open loop at half of it with SESSIONS sessions for
+# LATENCY_HALF_SECONDS (10) seconds: latency:half-p99-LABEL (eod) and
+# latency:half-sched-p99-LABEL (due time -> 250).
+latency_run() {
+    local round=$1 label=$2 port=$3 out v full half n
+    out=$(timeout "$RUN_TIMEOUT" "$LT" source --server "127.0.0.1:$port" --sessions 1 \
+        --messages "$LATENCY_MESSAGES" --size 1024 --from "$FROM" --to "$TO" \
+        --max-seconds "$RUN_TIMEOUT" --json)
+    echo "$out" >>"$WORK/loadtest.jsonl"
+    v=$(json_stage_us "$out" eod)
+    if [[ -n $v ]]; then
+        record "latency:p50-$label" "$round" "$(awk -v u="${v% *}" 'BEGIN { printf "%.3f\n", u / 1000 }')" ms
+        record "latency:p99-$label" "$round" "$(awk -v u="${v#* }" 'BEGIN { printf "%.3f\n", u / 1000 }')" ms
+    fi
+    full=$(awk -F'\t' -v l="1k:$label" -v r="$round" '$1 == l && $2 == r { print $3 }' "$RESULTS")
+    [[ -z $full ]] && return 0
+    half=$(awk -v f="$full" 'BEGIN { printf "%.0f\n", f / 2 }')
+    n=$(awk -v h="$half" -v s="${LATENCY_HALF_SECONDS:-10}" 'BEGIN { printf "%d\n", h * s }')
+    ((n < 1)) && return 0
+    out=$(timeout "$RUN_TIMEOUT" "$LT" source --server "127.0.0.1:$port" --sessions "$SESSIONS" \
+        --messages "$n" --size 1024 --rate "$half" --from "$FROM" --to "$TO" \
+        --max-seconds "$RUN_TIMEOUT" --json)
+    echo "$out" >>"$WORK/loadtest.jsonl"
+    v=$(json_stage_us "$out" eod)
+    [[ -n $v ]] && record "latency:half-p99-$label" "$round" \
+        "$(awk -v u="${v#* }" 'BEGIN { printf "%.3f\n", u / 1000 }')" "ms (at $half msgs/s)"
+    v=$(json_stage_us "$out" sched)
+    [[ -n $v ]] && record "latency:half-sched-p99-$label" "$round" \
+        "$(awk -v u="${v#* }" 'BEGIN { printf "%.3f\n", u / 1000 }')" "ms (at $half msgs/s)"
+    return 0
+}
+
 # ---- main ----------------------------------------------------------------------------
 
 need_root
@@ -411,8 +563,10 @@ install_postfix
 for p in $PF_ACCEPT_PORT $SINK_PORT $PF_RELAY_PORT $CEILING_PORT $MR_RELAY_PORT; do
     port_free "$p" || { echo "compare.sh: port 127.0.0.1:$p is busy" >&2; exit 1; }
 done
+# The idle scenario holds IDLE_CONNECTIONS sockets on each side of loopback.
+ulimit -n $((IDLE_CONNECTIONS * 2 + 1024)) 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 
-log "work dir $WORK; $SESSIONS sessions x $MESSAGES messages x $SIZE bytes, $ROUNDS rounds"
+log "work dir $WORK; scenarios: $SCENARIOS; $ROUNDS rounds"
 pf_instance accept $PF_ACCEPT_PORT accept || exit 1
 PF_ACCEPT=$PF_ETC
 pf_instance relay $PF_RELAY_PORT relay || exit 1
@@ -434,6 +588,7 @@ fi
 
 # Warm-up (not counted): start Postfix's smtpd/cleanup processes, fault in binaries.
 log "warm-up ($WARMUP_MESSAGES messages per target)"
+scenario_shape 1k
 drive $PF_ACCEPT_PORT "$WARMUP_MESSAGES" "$WORK/warm-accept.log" >/dev/null
 pf_empty_queue "$PF_ACCEPT"
 start_sink $SINK_PORT "$WARMUP_MESSAGES" "$WORK/warm-sink.log"
@@ -449,152 +604,187 @@ if [[ $MR_RELAY_AVAILABLE == 1 ]]; then
 fi
 
 LT=$TARGET_DIR/release/mailroot-loadtest
-if [[ $LOADTEST == 1 && ! -x $LT ]]; then
-    (cd "$REPO" && cargo build --release -p mailroot-loadtest >"$WORK/build-lt.log" 2>&1) || LOADTEST=0
+if [[ ($LOADTEST == 1 || " $SCENARIOS " == *" latency "* || " $SCENARIOS " == *" idle "*) && ! -x $LT ]]; then
+    log "building mailroot-loadtest"
+    (cd "$REPO" && cargo build --release -p mailroot-loadtest >"$WORK/build-lt.log" 2>&1) ||
+        log "mailroot-loadtest: build failed (see $WORK/build-lt.log); latency/idle/LOADTEST skipped"
 fi
+if [[ -x $LT ]] && ! "$LT" idle --help >/dev/null 2>&1; then
+    log "mailroot-loadtest at $LT predates the idle/relay modes: rebuild it (cargo build --release -p mailroot-loadtest)"
+fi
+[[ -x $LT ]] || LOADTEST=0
+
+mr_alive() {
+    [[ $MR_AVAILABLE == 1 ]] || return 1
+    kill -0 "$MR_PID" 2>/dev/null && return 0
+    log "mailroot: process exited"
+    MR_AVAILABLE=0
+    return 1
+}
 
 BUSY_BEFORE=$(cpu_busy)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log "machine busy before the rounds: ${BUSY_BEFORE}% CPU, loadavg $LOAD_BEFORE"
 for ((round = 1; round <= ROUNDS; round++)); do
     log "round $round/$ROUNDS"
+    for sc in 1k 10k 100k; do
+        wants "$sc" || continue
+        scenario_shape "$sc"
+        log " scenario $sc: $SC_SESSIONS sessions x $SC_MESSAGES msgs x -l $SC_SIZE"
 
-    # (a) Postfix, durable accept only.
-    c0=$(tree_ticks "$(pf_master "$PF_ACCEPT")")
-    if secs=$(drive $PF_ACCEPT_PORT "$MESSAGES" "$WORK/r$round-accept.log"); then
-        c1=$(tree_ticks "$(pf_master "$PF_ACCEPT")")
-        record postfix-accept "$round" "$(rate "$MESSAGES" "$secs")"
-        record cpu-postfix-accept "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" "CPU ms/msg"
-    fi
-    pf_empty_queue "$PF_ACCEPT"
+        # (a) Postfix, durable accept only.
+        accept_run "$sc" "$round" postfix-accept $PF_ACCEPT_PORT "$(pf_master "$PF_ACCEPT")"
+        pf_empty_queue "$PF_ACCEPT"
 
-    # (b) mailroot.
-    if [[ $MR_AVAILABLE == 1 ]]; then
-        if ! kill -0 "$MR_PID" 2>/dev/null; then
-            log "mailroot: process exited"
-            MR_AVAILABLE=0
-        else
-            c0=$(tree_ticks "$MR_PID")
-            if secs=$(drive $MR_PORT "$MESSAGES" "$WORK/r$round-mailroot.log"); then
-                c1=$(tree_ticks "$MR_PID")
-                record mailroot "$round" "$(rate "$MESSAGES" "$secs")"
-                record cpu-mailroot "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" "CPU ms/msg"
-            fi
+        # (b) mailroot, durable accept only (delivery held).
+        mr_alive && accept_run "$sc" "$round" mailroot $MR_PORT "$MR_PID"
+
+        # (c) Postfix relaying into smtp-sink: accept rate and end-to-end rate.
+        relay_run "$sc" "$round" postfix-relay $PF_RELAY_PORT "$(pf_master "$PF_RELAY")"
+        pf_empty_queue "$PF_RELAY"
+
+        # (c2) mailroot relaying into smtp-sink.
+        if [[ $MR_RELAY_AVAILABLE == 1 ]] && kill -0 "$MR_RELAY_PID" 2>/dev/null; then
+            relay_run "$sc" "$round" mailroot-relay $MR_RELAY_PORT "$MR_RELAY_PID"
         fi
-    fi
 
-    # (c) Postfix relaying into smtp-sink: accept rate and end-to-end rate.
-    start_sink $SINK_PORT "$MESSAGES" "$WORK/r$round-relay-sink.log"
-    c0=$(tree_ticks "$(pf_master "$PF_RELAY")")
-    t0=$(now)
-    if secs=$(drive $PF_RELAY_PORT "$MESSAGES" "$WORK/r$round-relay.log"); then
-        record postfix-relay-accept "$round" "$(rate "$MESSAGES" "$secs")"
-        if wait "$SINK_PID"; then
-            t1=$(now)
-            c1=$(tree_ticks "$(pf_master "$PF_RELAY")")
-            record postfix-relay-e2e "$round" \
-                "$(rate "$MESSAGES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
-            record cpu-postfix-relay-e2e "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" \
-                "CPU ms/msg"
-        else
-            log "  smtp-sink did not get all $MESSAGES messages within ${RUN_TIMEOUT}s"
-        fi
-    fi
-    stop_sink
-    pf_empty_queue "$PF_RELAY"
-
-    # (c2) mailroot relaying into smtp-sink: accept rate and end-to-end rate.
-    if [[ $MR_RELAY_AVAILABLE == 1 ]] && kill -0 "$MR_RELAY_PID" 2>/dev/null; then
-        start_sink $SINK_PORT "$MESSAGES" "$WORK/r$round-mr-relay-sink.log"
-        c0=$(tree_ticks "$MR_RELAY_PID")
-        t0=$(now)
-        if secs=$(drive $MR_RELAY_PORT "$MESSAGES" "$WORK/r$round-mr-relay.log"); then
-            record mailroot-relay-accept "$round" "$(rate "$MESSAGES" "$secs")"
-            if wait "$SINK_PID"; then
-                t1=$(now)
-                c1=$(tree_ticks "$MR_RELAY_PID")
-                record mailroot-relay-e2e "$round" \
-                    "$(rate "$MESSAGES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
-                record cpu-mailroot-relay-e2e "$round" \
-                    "$(cpu_ms_per_msg "$c0" "$c1" "$MESSAGES")" "CPU ms/msg"
-            else
-                log "  smtp-sink did not get all $MESSAGES messages from mailroot within ${RUN_TIMEOUT}s"
-            fi
+        # (d) Ceiling: smtp-source straight into smtp-sink.
+        start_sink $CEILING_PORT 0 "$WORK/r$round-$sc-ceiling-sink.log"
+        if secs=$(drive $CEILING_PORT "$SC_MESSAGES" "$WORK/r$round-$sc-ceiling.log"); then
+            record "$sc:ceiling" "$round" "$(rate "$SC_MESSAGES" "$secs")"
         fi
         stop_sink
-    fi
 
-    # (d) Ceiling: smtp-source straight into smtp-sink.
-    start_sink $CEILING_PORT 0 "$WORK/r$round-ceiling-sink.log"
-    if secs=$(drive $CEILING_PORT "$MESSAGES" "$WORK/r$round-ceiling.log"); then
-        record ceiling "$round" "$(rate "$MESSAGES" "$secs")"
-    fi
-    stop_sink
+        # (e) Optional: mailroot-loadtest with pipelining and 20 messages per connection.
+        if [[ $LOADTEST == 1 ]]; then
+            for t in postfix-accept:$PF_ACCEPT_PORT mailroot:$MR_PORT; do
+                [[ ${t%%:*} == mailroot && $MR_AVAILABLE != 1 ]] && continue
+                out=$(timeout "$RUN_TIMEOUT" "$LT" source --server "127.0.0.1:${t##*:}" \
+                    --sessions "$SC_SESSIONS" --messages "$SC_MESSAGES" --size "$SC_SIZE" \
+                    --pipelining --from "$FROM" --to "$TO" --max-seconds "$RUN_TIMEOUT" --json)
+                r=$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$out")
+                [[ -n $r ]] && record "$sc:loadtest-${t%%:*}" "$round" "$r"
+                echo "$out" >>"$WORK/loadtest.jsonl"
+            done
+            pf_empty_queue "$PF_ACCEPT"
+        fi
+    done
 
-    # (e) Optional: mailroot-loadtest with pipelining and 20 messages per connection.
-    if [[ $LOADTEST == 1 ]]; then
-        for t in postfix-accept:$PF_ACCEPT_PORT mailroot:$MR_PORT; do
-            [[ ${t%%:*} == mailroot && $MR_AVAILABLE != 1 ]] && continue
-            out=$(timeout "$RUN_TIMEOUT" "$LT" source --server "127.0.0.1:${t##*:}" \
-                --sessions "$SESSIONS" --messages "$MESSAGES" --size "$SIZE" --pipelining \
-                --from "$FROM" --to "$TO" --max-seconds "$RUN_TIMEOUT" --json)
-            r=$(sed -n 's/.*"msgs_per_s":\([0-9.]*\).*/\1/p' <<<"$out")
-            [[ -n $r ]] && record "loadtest-${t%%:*}" "$round" "$r"
-            echo "$out" >>"$WORK/loadtest.jsonl"
-        done
+    # Latency: one session, then open loop at half of the 1k accept rate.
+    if wants latency && [[ -x $LT ]]; then
+        log " scenario latency"
+        latency_run "$round" postfix-accept $PF_ACCEPT_PORT
         pf_empty_queue "$PF_ACCEPT"
+        mr_alive && latency_run "$round" mailroot $MR_PORT
     fi
 done
 
-if [[ $IDLE_CONNECTIONS -gt 0 ]]; then
-    log "idle-connection memory probe ($IDLE_CONNECTIONS connections)"
-    idle_probe postfix $PF_ACCEPT_PORT "$IDLE_CONNECTIONS" "" "$PF_ACCEPT"
-    if [[ $MR_AVAILABLE == 1 ]] && kill -0 "$MR_PID" 2>/dev/null; then
-        idle_probe mailroot $MR_PORT "$IDLE_CONNECTIONS" "$MR_PID"
+# Idle connections: mailroot with IDLE_CONNECTIONS; Postfix measured with
+# IDLE_PF_CONNECTIONS (one smtpd process each, default_process_limit = 100) and
+# extrapolated linearly (an idle Postfix connection is a whole smtpd process).
+IDLE_LINES=
+if wants idle; then
+    log "scenario idle"
+    idle_probe postfix $PF_ACCEPT_PORT "$IDLE_PF_CONNECTIONS" "" "$PF_ACCEPT"
+    PF_IDLE_LINE=
+    ((${#IDLE_REPORT[@]} > 0)) && PF_IDLE_LINE=${IDLE_REPORT[-1]}
+    # "RSS a -> b KiB, PSS c -> d KiB": extrapolate PSS per connection to IDLE_CONNECTIONS.
+    PF_IDLE_PROJ=$(sed -n 's/.* \([0-9]*\) idle connections: RSS \([0-9]*\) -> \([0-9]*\) KiB, PSS \([0-9]*\) -> \([0-9]*\) KiB.*/\1 \2 \3 \4 \5/p' <<<"$PF_IDLE_LINE" |
+        awk -v n="$IDLE_CONNECTIONS" '$1 > 0 { printf "%.0f\n", $4 + ($5 - $4) / $1 * n }')
+    if [[ -n $PF_IDLE_PROJ ]]; then
+        IDLE_LINES+="postfix: $PF_IDLE_LINE"$'\n'
+        IDLE_LINES+="postfix: $IDLE_CONNECTIONS idle connections EXTRAPOLATED from $IDLE_PF_CONNECTIONS: PSS ~$PF_IDLE_PROJ KiB ($(awk -v k="$PF_IDLE_PROJ" 'BEGIN { printf "%.1f", k / 1024 }') MiB)"$'\n'
+        record idle:rss-postfix 1 "$PF_IDLE_PROJ" "KiB PSS (extrapolated)"
+    fi
+    if mr_alive && [[ -x $LT ]]; then
+        out=$(timeout "$RUN_TIMEOUT" "$LT" idle --server "127.0.0.1:$MR_PORT" \
+            --connections "$IDLE_CONNECTIONS" --hold-seconds 5 --pid "$MR_PID" --json)
+        echo "$out" >>"$WORK/loadtest.jsonl"
+        held=$(sed -n 's/.*"held":\([0-9]*\).*/\1/p' <<<"$out")
+        kib=$(sed -n 's/.*"rss_held_kib":\([0-9]*\).*/\1/p' <<<"$out")
+        before=$(sed -n 's/.*"rss_before_kib":\([0-9]*\).*/\1/p' <<<"$out")
+        if [[ -n $kib ]]; then
+            IDLE_LINES+="mailroot: $held of $IDLE_CONNECTIONS idle connections held (after EHLO): VmRSS $before -> $kib KiB ($(awk -v k="$kib" 'BEGIN { printf "%.1f", k / 1024 }') MiB, measured)"$'\n'
+            record idle:rss-mailroot 1 "$kib" "KiB VmRSS ($held connections)"
+        else
+            IDLE_LINES+="mailroot: idle run failed: $out"$'\n'
+        fi
     fi
 fi
 
 # ---- report --------------------------------------------------------------------------
 
-PFA=$(median postfix-accept)
-for line in "${IDLE_REPORT[@]}"; do IDLE_LINES+="$line"$'\n'; done
-MR=$(median mailroot)
+# ratio A B [SUFFIX]: A / B with two decimals and SUFFIX, or n/a.
+ratio() {
+    [[ $1 == n/a || $2 == n/a || -z $1 || -z $2 ]] && { echo n/a; return; }
+    awk -v a="$1" -v b="$2" -v s="${3:-}" 'BEGIN { if (b > 0) printf "%.2f%s\n", a / b, s; else print "n/a" }'
+}
+# mib KIB: KiB to MiB, one decimal, or n/a.
+mib() { [[ $1 == n/a ]] && echo n/a || awk -v k="$1" 'BEGIN { printf "%.1f\n", k / 1024 }'; }
+
 echo
-echo "== perf/compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): $SESSIONS sessions, $MESSAGES msgs, -l $SIZE, median of $ROUNDS"
+echo "== perf/compare.sh $(date -u +%Y-%m-%dT%H:%M:%SZ): scenarios $SCENARIOS, median of $ROUNDS rounds"
 echo "machine: $(nproc) cpus, $(free -h | awk '/^Mem:/ { print $2 }') RAM, kernel $(uname -r)," \
     "queue fs $(findmnt -no FSTYPE,SOURCE -T "$WORK" | tr -s ' ')"
 echo "background: ${BUSY_BEFORE}% CPU busy before the rounds (loadavg $LOAD_BEFORE);" \
     "loadavg after: $(cut -d' ' -f1-3 /proc/loadavg)"
 [[ -n ${PF_MAIN_CF_EXTRA:-} ]] && echo "postfix main.cf extra: $PF_MAIN_CF_EXTRA"
-echo "driver: smtp-source -s $SESSIONS -m $MESSAGES -l $SIZE -c -f $FROM -t $TO 127.0.0.1:PORT" \
+echo "driver: smtp-source -s SESSIONS -m MESSAGES -l SIZE -c -f $FROM -t $TO 127.0.0.1:PORT" \
     "(one message per connection)"
-printf '%-24s %12s   %s\n' target "msgs/s" "rounds"
-for l in postfix-accept postfix-relay-accept postfix-relay-e2e mailroot-relay-accept \
-    mailroot-relay-e2e ceiling \
-    loadtest-postfix-accept loadtest-mailroot; do
-    [[ $(median "$l") == n/a ]] && continue
-    printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
+echo
+echo "all rows (median, then every round):"
+cut -f1 "$RESULTS" | awk '!seen[$0]++' | while read -r l; do
+    printf '  %-36s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
 done
-echo "server CPU per message (user+system of the server's process tree, ms; robust to other load):"
-for l in cpu-postfix-accept cpu-postfix-relay-e2e cpu-mailroot cpu-mailroot-relay-e2e; do
-    [[ $(median "$l") == n/a ]] && continue
-    printf '%-24s %12s   %s\n' "$l" "$(median "$l")" "$(all_rounds "$l")"
+
+echo
+echo "summary (medians; accept = durable accept, delivery held; e2e = relayed into smtp-sink;"
+echo "p99 = end-of-data -> 250 with 1 session (latency scenario); peak RSS = sum over the"
+echo "server's process tree during the accept run; CPU = server user+system s per 1,000 msgs):"
+printf '| %-8s | %-8s | %12s | %12s | %12s | %13s | %14s |\n' scenario server "accept msg/s" \
+    "e2e msg/s" "p99 acc. ms" "peak RSS MiB" "CPU s/1k msgs"
+printf '| --- | --- | ---: | ---: | ---: | ---: | ---: |\n'
+for sc in 1k 10k 100k; do
+    wants "$sc" || continue
+    for srv in postfix mailroot; do
+        if [[ $srv == postfix ]]; then acc=postfix-accept rel=postfix-relay; else acc=mailroot rel=mailroot-relay; fi
+        printf '| %-8s | %-8s | %12s | %12s | %12s | %13s | %14s |\n' "$sc" "$srv" \
+            "$(median "$sc:$acc")" "$(median "$sc:$rel-e2e")" \
+            "$([[ $sc == 1k ]] && median "latency:p99-$acc" || echo -)" \
+            "$(mib "$(median "$sc:rss-$acc")")" "$(median "$sc:cpu-$acc")"
+    done
+    printf '| %-8s | %-8s | %12s | %12s | %12s | %13s | %14s |\n' "$sc" "ratio" \
+        "$(ratio "$(median "$sc:mailroot")" "$(median "$sc:postfix-accept")" x)" \
+        "$(ratio "$(median "$sc:mailroot-relay-e2e")" "$(median "$sc:postfix-relay-e2e")" x)" \
+        "$([[ $sc == 1k ]] && ratio "$(median latency:p99-postfix-accept)" "$(median latency:p99-mailroot)" "x less" || echo -)" \
+        "$(ratio "$(median "$sc:rss-postfix-accept")" "$(median "$sc:rss-mailroot")" "x less")" \
+        "$(ratio "$(median "$sc:cpu-postfix-accept")" "$(median "$sc:cpu-mailroot")" "x less")"
+    printf '| %-8s | %-8s | %12s | %12s | %12s | %13s | %14s |\n' "$sc" "ceiling" \
+        "" "$(median "$sc:ceiling")" "" "" ""
 done
-printf '%s' "${IDLE_LINES:-}"
-if [[ $MR == n/a ]]; then
-    echo "mailroot: not available"
-else
-    printf '%-24s %12s   %s\n' mailroot "$MR" "$(all_rounds mailroot)"
-    if [[ $PFA != n/a ]]; then
-        echo "ratio mailroot / postfix-accept: $(awk -v a="$MR" -v b="$PFA" 'BEGIN { printf "%.2f\n", a / b }')"
-    fi
+echo "(ceiling: smtp-source straight into smtp-sink, listed under e2e; mailroot relay e2e /"
+echo "ceiling, 1k: $(ratio "$(median 1k:mailroot-relay-e2e)" "$(median 1k:ceiling)")."
+echo "Postfix's peak RSS sums every process of the instance, shared pages counted in each.)"
+if wants latency; then
+    echo
+    echo "latency (mailroot-loadtest, end-of-data -> 250, ms, medians):"
+    for srv in postfix-accept mailroot; do
+        echo "  $srv: 1 session p50 $(median "latency:p50-$srv") p99 $(median "latency:p99-$srv");" \
+            "open loop at half its 1k rate: eod p99 $(median "latency:half-p99-$srv")," \
+            "due-time -> 250 p99 $(median "latency:half-sched-p99-$srv")"
+    done
 fi
-MRE=$(median mailroot-relay-e2e)
-PFE=$(median postfix-relay-e2e)
-if [[ $MRE != n/a && $PFE != n/a ]]; then
-    echo "ratio mailroot-relay-e2e / postfix-relay-e2e: $(awk -v a="$MRE" -v b="$PFE" 'BEGIN { printf "%.2f\n", a / b }')"
+if wants idle; then
+    echo
+    echo "idle connections (target: $IDLE_CONNECTIONS in under 100 MiB):"
+    printf '%s' "$IDLE_LINES"
+    echo "  ratio postfix (extrapolated PSS) / mailroot (VmRSS): $(ratio "$(median idle:rss-postfix)" "$(median idle:rss-mailroot)")x"
+fi
+if [[ $MR_AVAILABLE != 1 ]]; then
+    echo "mailroot: not available"
 fi
 if [[ -s $WORK/loadtest.jsonl ]]; then
+    echo
     echo "mailroot-loadtest runs (JSON, latencies in microseconds):"
     cat "$WORK/loadtest.jsonl"
 fi

@@ -19,6 +19,8 @@ const MAX_REPLY_LINE_BYTES: u64 = 4096;
 const MAX_REPLY_LINES: usize = 100;
 /// Read buffer size per connection, in bytes.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Read buffer size of `connect_small`, in bytes (an EHLO reply fits).
+const SMALL_READ_BUFFER_BYTES: usize = 1024;
 
 /// What went wrong on a connection; every variant closes it.
 #[derive(Debug)]
@@ -88,14 +90,27 @@ pub(crate) struct Connection {
 impl Connection {
     /// Connect with `timeout` for connect, each read and each write.
     pub(crate) fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
+        Self::connect_with_buffer(addr, timeout, READ_BUFFER_BYTES)
+    }
+
+    fn connect_with_buffer(
+        addr: SocketAddr,
+        timeout: Duration,
+        buffer: usize,
+    ) -> Result<Self, ClientError> {
         let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ClientError::Connect)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
         Ok(Connection {
-            reader: BufReader::with_capacity(READ_BUFFER_BYTES, stream),
-            line: Vec::with_capacity(512),
+            reader: BufReader::with_capacity(buffer, stream),
+            line: Vec::with_capacity(buffer.min(512)),
         })
+    }
+
+    /// As `connect`, with a small read buffer: for `idle`, which holds thousands.
+    pub(crate) fn connect_small(addr: SocketAddr, timeout: Duration) -> Result<Self, ClientError> {
+        Self::connect_with_buffer(addr, timeout, SMALL_READ_BUFFER_BYTES)
     }
 
     /// Write all of `bytes`.

@@ -7,6 +7,15 @@
 //! pipelined client gets its replies in one write (RFC 2920 §3.2). It stops after
 //! `--max-seconds`, after `--messages` messages, or on SIGINT/SIGTERM, and prints a summary.
 //!
+//! Like a realistic receiver it can refuse a share of recipients: `--tempfail-pct` answers
+//! `451 4.2.0`, `--permfail-pct` answers `550 5.1.1`. Which RCPT fails is a pure function of
+//! `--seed` and the RCPT's number in the run (0, 1, 2, ... over all connections), so the
+//! shares are exact in expectation and reproducible. A transaction whose every recipient
+//! was refused gets `554 5.5.1` to DATA (RFC 5321 §3.3).
+//!
+//! In `relay` mode the sink also reads each message's `X-Loadtest-Id` header and notes its
+//! arrival time in the shared `Tracker`.
+//!
 //! SECURITY: listens on loopback only (see `target.rs`). Input lines are bounded; the peer
 //! cannot make a connection buffer more than `MAX_LINE_BYTES`. Content is never stored.
 //!
@@ -19,6 +28,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::message::{ID_HEADER, parse_id};
+use crate::relay::Tracker;
+use crate::size::mix64;
 use crate::stats::{json_escape, json_f64, per_second};
 
 /// Longest line read at once, in bytes; longer DATA lines are read in pieces, longer
@@ -44,6 +56,38 @@ pub(crate) struct SinkOptions {
     pub(crate) messages: Option<u64>,
     /// Connections served at once; more are answered 421 and closed.
     pub(crate) max_connections: usize,
+    /// Share of recipients answered 451, in basis points (1/100 of a percent).
+    pub(crate) tempfail_bp: u32,
+    /// Share of recipients answered 550, in basis points.
+    pub(crate) permfail_bp: u32,
+    /// Seed of the fail choice.
+    pub(crate) seed: u64,
+    /// `relay` mode: where to note each message's arrival.
+    pub(crate) tracker: Option<Arc<Tracker>>,
+}
+
+/// A sink's answer to one RCPT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// 250.
+    Accept,
+    /// 451 (temporary).
+    TempFail,
+    /// 550 (permanent).
+    PermFail,
+}
+
+/// The answer to RCPT number `n` of the run: the first `tempfail_bp` of every 10,000 hash
+/// values fail temporarily, the next `permfail_bp` permanently.
+pub(crate) fn verdict(seed: u64, n: u64, tempfail_bp: u32, permfail_bp: u32) -> Verdict {
+    let r = mix64(seed ^ mix64(n)) % 10_000;
+    if r < u64::from(tempfail_bp) {
+        Verdict::TempFail
+    } else if r < u64::from(tempfail_bp) + u64::from(permfail_bp) {
+        Verdict::PermFail
+    } else {
+        Verdict::Accept
+    }
 }
 
 /// Counters shared by all connection threads (relaxed atomics: only totals matter).
@@ -58,6 +102,12 @@ struct Counters {
     messages: AtomicU64,
     /// RCPT commands answered 250.
     rcpts: AtomicU64,
+    /// RCPT commands seen (the number each verdict is keyed on).
+    rcpt_seq: AtomicU64,
+    /// RCPT commands answered 451.
+    tempfailed: AtomicU64,
+    /// RCPT commands answered 550.
+    permfailed: AtomicU64,
     /// Content bytes of those messages, as received (dot-stuffed, before the final `.`).
     bytes: AtomicU64,
     /// Nanoseconds since `start` of the first message's end (0: none yet).
@@ -78,33 +128,34 @@ mod replies {
     pub(super) const UNKNOWN: &[u8] = b"502 5.5.2 Command not implemented\r\n";
     pub(super) const TOO_LONG: &[u8] = b"500 5.5.2 Line too long\r\n";
     pub(super) const BUSY: &[u8] = b"421 4.7.0 Too many connections\r\n";
+    pub(super) const TEMPFAIL: &[u8] = b"451 4.2.0 Mailbox temporarily unavailable (loadtest)\r\n";
+    pub(super) const PERMFAIL: &[u8] = b"550 5.1.1 Mailbox unavailable (loadtest)\r\n";
+    pub(super) const NO_RCPTS: &[u8] = b"554 5.5.1 No valid recipients\r\n";
+}
+
+/// A sink listening and serving in background threads.
+pub(crate) struct RunningSink {
+    /// Its options.
+    opts: SinkOptions,
+    /// Its counters.
+    counters: Arc<Counters>,
+}
+
+impl RunningSink {
+    /// The summary as of now.
+    pub(crate) fn report(&self, stopped_by: &'static str) -> SinkReport {
+        SinkReport::from_counters(&self.opts, &self.counters, stopped_by)
+    }
 }
 
 /// Run the sink until a stop condition; returns the summary.
 pub(crate) fn run(opts: &SinkOptions) -> io::Result<SinkReport> {
-    let listener = TcpListener::bind(opts.listen)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    let counters = Arc::new(Counters {
-        start: Instant::now(),
-        connections: AtomicU64::new(0),
-        active: AtomicUsize::new(0),
-        messages: AtomicU64::new(0),
-        rcpts: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        first_message_ns: AtomicU64::new(0),
-        last_message_ns: AtomicU64::new(0),
-    });
-    {
-        let counters = Arc::clone(&counters);
-        let max = opts.max_connections;
-        // The acceptor blocks in accept(); the process exits from main when done.
-        std::thread::Builder::new()
-            .name("acceptor".to_owned())
-            .spawn(move || accept_loop(&listener, &counters, max))?;
-    }
+    let sink = start(opts)?;
+    let counters = &sink.counters;
     let deadline = counters.start + opts.max_duration;
     let stopped_by = loop {
         if stop.load(Ordering::Relaxed) {
@@ -118,10 +169,38 @@ pub(crate) fn run(opts: &SinkOptions) -> io::Result<SinkReport> {
         }
         std::thread::sleep(STOP_POLL);
     };
-    Ok(SinkReport::from_counters(opts, &counters, stopped_by))
+    Ok(sink.report(stopped_by))
 }
 
-fn accept_loop(listener: &TcpListener, counters: &Arc<Counters>, max_connections: usize) {
+/// Bind and start serving in background threads (they end with the process).
+pub(crate) fn start(opts: &SinkOptions) -> io::Result<RunningSink> {
+    let listener = TcpListener::bind(opts.listen)?;
+    let counters = Arc::new(Counters {
+        start: Instant::now(),
+        connections: AtomicU64::new(0),
+        active: AtomicUsize::new(0),
+        messages: AtomicU64::new(0),
+        rcpts: AtomicU64::new(0),
+        rcpt_seq: AtomicU64::new(0),
+        tempfailed: AtomicU64::new(0),
+        permfailed: AtomicU64::new(0),
+        bytes: AtomicU64::new(0),
+        first_message_ns: AtomicU64::new(0),
+        last_message_ns: AtomicU64::new(0),
+    });
+    {
+        let counters = Arc::clone(&counters);
+        let opts = Arc::new(opts.clone());
+        // The acceptor blocks in accept(); the process exits from main when done.
+        std::thread::Builder::new()
+            .name("acceptor".to_owned())
+            .spawn(move || accept_loop(&listener, &counters, &opts))?;
+    }
+    Ok(RunningSink { opts: opts.clone(), counters })
+}
+
+fn accept_loop(listener: &TcpListener, counters: &Arc<Counters>, opts: &Arc<SinkOptions>) {
+    let max_connections = opts.max_connections;
     for stream in listener.incoming() {
         let Ok(mut stream) = stream else { continue };
         counters.connections.fetch_add(1, Ordering::Relaxed);
@@ -131,8 +210,9 @@ fn accept_loop(listener: &TcpListener, counters: &Arc<Counters>, max_connections
         }
         counters.active.fetch_add(1, Ordering::Relaxed);
         let c = Arc::clone(counters);
+        let o = Arc::clone(opts);
         let spawned = std::thread::Builder::new().stack_size(CONN_STACK_BYTES).spawn(move || {
-            let _ = serve(stream, &c);
+            let _ = serve(stream, &c, &o);
             c.active.fetch_sub(1, Ordering::Relaxed);
         });
         if spawned.is_err() {
@@ -142,12 +222,14 @@ fn accept_loop(listener: &TcpListener, counters: &Arc<Counters>, max_connections
 }
 
 /// Serve one connection until QUIT, EOF or an error.
-fn serve(stream: TcpStream, counters: &Counters) -> io::Result<()> {
+fn serve(stream: TcpStream, counters: &Counters, opts: &SinkOptions) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
     let mut reader = BufReader::with_capacity(16 * 1024, stream);
     let mut out: Vec<u8> = replies::GREETING.to_vec();
     let mut line = Vec::with_capacity(1024);
+    // Recipients accepted in the current transaction.
+    let mut rcpt_ok = 0u32;
     loop {
         if reader.buffer().is_empty() && !out.is_empty() {
             reader.get_ref().write_all(&out)?;
@@ -177,17 +259,40 @@ fn serve(stream: TcpStream, counters: &Counters) -> io::Result<()> {
                 );
             }
             b"HELO" => out.extend_from_slice(replies::HELO),
-            b"MAIL" | b"RSET" | b"NOOP" => out.extend_from_slice(replies::OK),
-            b"RCPT" => {
-                counters.rcpts.fetch_add(1, Ordering::Relaxed);
+            b"MAIL" | b"RSET" => {
+                rcpt_ok = 0;
                 out.extend_from_slice(replies::OK);
             }
+            b"NOOP" => out.extend_from_slice(replies::OK),
+            b"RCPT" => {
+                let n = counters.rcpt_seq.fetch_add(1, Ordering::Relaxed);
+                match verdict(opts.seed, n, opts.tempfail_bp, opts.permfail_bp) {
+                    Verdict::Accept => {
+                        rcpt_ok += 1;
+                        counters.rcpts.fetch_add(1, Ordering::Relaxed);
+                        out.extend_from_slice(replies::OK);
+                    }
+                    Verdict::TempFail => {
+                        counters.tempfailed.fetch_add(1, Ordering::Relaxed);
+                        out.extend_from_slice(replies::TEMPFAIL);
+                    }
+                    Verdict::PermFail => {
+                        counters.permfailed.fetch_add(1, Ordering::Relaxed);
+                        out.extend_from_slice(replies::PERMFAIL);
+                    }
+                }
+            }
+            b"DATA" if rcpt_ok == 0 => out.extend_from_slice(replies::NO_RCPTS),
             b"VRFY" => out.extend_from_slice(replies::VRFY),
             b"DATA" => {
                 out.extend_from_slice(replies::START_DATA);
                 reader.get_ref().write_all(&out)?;
                 out.clear();
-                let bytes = read_data(&mut reader, &mut line)?;
+                rcpt_ok = 0;
+                let (bytes, id) = read_data(&mut reader, &mut line)?;
+                if let (Some(t), Some((run, seq))) = (&opts.tracker, id) {
+                    t.arrived(run, seq, Instant::now());
+                }
                 counters.bytes.fetch_add(bytes, Ordering::Relaxed);
                 counters.messages.fetch_add(1, Ordering::Relaxed);
                 let ns = u64::try_from(counters.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -222,10 +327,16 @@ fn skip_line(reader: &mut BufReader<TcpStream>) -> io::Result<()> {
     }
 }
 
-/// Read message content up to the `.` line; returns the content bytes (excluding it).
-fn read_data(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Result<u64> {
+/// Read message content up to the `.` line; returns the content bytes (excluding it) and
+/// the value of the first `X-Loadtest-Id` header in the header section, if any.
+fn read_data(
+    reader: &mut BufReader<TcpStream>,
+    line: &mut Vec<u8>,
+) -> io::Result<(u64, Option<(u64, u64)>)> {
     let mut bytes = 0u64;
     let mut at_line_start = true;
+    let mut in_headers = true;
+    let mut id = None;
     loop {
         line.clear();
         let n = reader.take(MAX_LINE_BYTES).read_until(b'\n', line)?;
@@ -233,11 +344,28 @@ fn read_data(reader: &mut BufReader<TcpStream>, line: &mut Vec<u8>) -> io::Resul
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
         if at_line_start && (line == b".\r\n" || line == b".\n") {
-            return Ok(bytes);
+            return Ok((bytes, id));
+        }
+        if in_headers && at_line_start {
+            if line == b"\r\n" || line == b"\n" {
+                in_headers = false;
+            } else if id.is_none() {
+                id = header_id(line);
+            }
         }
         bytes += n as u64;
         at_line_start = line.ends_with(b"\n");
     }
+}
+
+/// If `line` is an `X-Loadtest-Id` header, its `(run, seq)`.
+fn header_id(line: &[u8]) -> Option<(u64, u64)> {
+    let name = line.get(..ID_HEADER.len())?;
+    if !name.eq_ignore_ascii_case(ID_HEADER.as_bytes()) || line.get(ID_HEADER.len()) != Some(&b':')
+    {
+        return None;
+    }
+    parse_id(&line[ID_HEADER.len() + 1..])
 }
 
 /// The sink's final counts.
@@ -254,6 +382,10 @@ pub(crate) struct SinkReport {
     messages: u64,
     /// Recipients accepted.
     rcpts: u64,
+    /// Recipients answered 451.
+    tempfailed: u64,
+    /// Recipients answered 550.
+    permfailed: u64,
     /// Content bytes received.
     bytes: u64,
     /// Seconds between the first and the last message's end (0 with < 2 messages).
@@ -271,9 +403,16 @@ impl SinkReport {
             connections: c.connections.load(Ordering::Relaxed),
             messages: c.messages.load(Ordering::Relaxed),
             rcpts: c.rcpts.load(Ordering::Relaxed),
+            tempfailed: c.tempfailed.load(Ordering::Relaxed),
+            permfailed: c.permfailed.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             active_s: last.saturating_sub(first) as f64 / 1e9,
         }
+    }
+
+    /// The address it listened on.
+    pub(crate) fn listen(&self) -> SocketAddr {
+        self.listen
     }
 
     /// Messages per second between the first and the last message.
@@ -292,14 +431,21 @@ impl SinkReport {
         );
         let _ = writeln!(
             t,
-            "messages: {}, recipients: {}, bytes: {}, connections: {}",
-            self.messages, self.rcpts, self.bytes, self.connections
+            "messages: {}, recipients: {} accepted, {} tempfailed (451), {} permfailed (550), \
+             bytes: {}, connections: {}",
+            self.messages,
+            self.rcpts,
+            self.tempfailed,
+            self.permfailed,
+            self.bytes,
+            self.connections
         );
         let _ = writeln!(
             t,
-            "rate (first to last message, {:.3} s): {:.1} msgs/s",
+            "rate (first to last message, {:.3} s): {:.1} msgs/s, {:.0} bytes/s",
             self.active_s,
-            self.active_rate()
+            self.active_rate(),
+            per_second(self.bytes, self.active_s)
         );
         t
     }
@@ -308,17 +454,50 @@ impl SinkReport {
     pub(crate) fn to_json(&self) -> String {
         format!(
             "{{\"mode\":\"sink\",\"listen\":\"{}\",\"stopped_by\":\"{}\",\"elapsed_s\":{},\
-             \"connections\":{},\"messages\":{},\"rcpts\":{},\"bytes\":{},\"active_s\":{},\
-             \"msgs_per_s\":{}}}",
+             \"connections\":{},\"messages\":{},\"rcpts\":{},\"tempfailed\":{},\"permfailed\":{},\
+             \"bytes\":{},\"active_s\":{},\"msgs_per_s\":{},\"bytes_per_s\":{}}}",
             json_escape(&self.listen.to_string()),
             self.stopped_by,
             json_f64(self.elapsed_s),
             self.connections,
             self.messages,
             self.rcpts,
+            self.tempfailed,
+            self.permfailed,
             self.bytes,
             json_f64(self.active_s),
-            json_f64(self.active_rate())
+            json_f64(self.active_rate()),
+            json_f64(per_second(self.bytes, self.active_s))
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_shares_are_seeded_and_close_to_asked() {
+        let n = 200_000u64;
+        let count =
+            |seed: u64, v: Verdict| (0..n).filter(|&i| verdict(seed, i, 500, 100) == v).count();
+        let temp = count(7, Verdict::TempFail);
+        let perm = count(7, Verdict::PermFail);
+        assert!((9_400..10_600).contains(&temp), "{temp}");
+        assert!((1_700..2_300).contains(&perm), "{perm}");
+        // Deterministic for a seed, different across seeds.
+        let pick = |seed| (0..1000).map(|i| verdict(seed, i, 500, 100)).collect::<Vec<_>>();
+        assert_eq!(pick(7), pick(7));
+        assert_ne!(pick(7), pick(8));
+        assert!((0..n).all(|i| verdict(1, i, 0, 0) == Verdict::Accept));
+        assert!((0..n).all(|i| verdict(1, i, 10_000, 0) == Verdict::TempFail));
+    }
+
+    #[test]
+    fn id_header_is_found_case_insensitively() {
+        assert_eq!(header_id(b"X-Loadtest-Id: 00ff.00000000000000000042\r\n"), Some((255, 42)));
+        assert_eq!(header_id(b"x-loadtest-id:1.2\r\n"), Some((1, 2)));
+        assert_eq!(header_id(b"X-Loadtest-Idx: 1.2\r\n"), None);
+        assert_eq!(header_id(b"Subject: 1.2\r\n"), None);
     }
 }

@@ -11,16 +11,26 @@
 //! A connect failure or a refused transaction consumes its message number, so a dead or
 //! refusing server ends the run quickly instead of spinning.
 //!
+//! Open loop (`--rate R`): message number `n` is due at `start + n / R` whatever happened
+//! before; a session that claims it early sleeps until then, a session that claims it late
+//! (every session was busy: the server is not keeping up) sends at once. The `sched` stage
+//! measures from the due time to the end-of-data 250, so time spent waiting for a free
+//! session counts: coordinated omission cannot hide queueing (Tene, "How NOT to measure
+//! latency"). Without `--rate` the sessions run closed loop, as fast as replies come.
+//!
 //! STANDARDS: RFC 5321 (§3.3 mail transactions, §4.1.1 commands), RFC 2920 (PIPELINING).
 
 use std::fmt::Write as _;
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::client::{ClientError, Connection, advertises};
 use crate::message::{END_OF_DATA, MessageTemplate, recipient};
+use crate::relay::Tracker;
+use crate::size::SizeDist;
 use crate::stats::{Stage, Stats, json_errors, json_escape, json_f64, per_second};
 
 /// Stack size of each session thread, in bytes (sessions keep little on the stack).
@@ -39,8 +49,16 @@ pub(crate) struct SourceOptions {
     pub(crate) sessions: usize,
     /// Total transactions to attempt, >= 1.
     pub(crate) messages: u64,
-    /// Message size in bytes, headers included, excluding the final `.` line.
-    pub(crate) size_bytes: usize,
+    /// Message sizes in bytes, headers included, excluding the final `.` line.
+    pub(crate) size: SizeDist,
+    /// Open-loop target rate in messages per second (None: closed loop).
+    pub(crate) rate: Option<f64>,
+    /// Run nonce written into every `X-Loadtest-Id` header.
+    pub(crate) run: u64,
+    /// Show a progress line on stderr (only when it is a terminal).
+    pub(crate) progress: bool,
+    /// `relay` mode: where to note each message's end-of-data time.
+    pub(crate) tracker: Option<Arc<Tracker>>,
     /// Recipients per message, >= 1.
     pub(crate) rcpts: usize,
     /// Send MAIL/RCPT/DATA in one write when the server allows it.
@@ -65,14 +83,34 @@ struct Shared {
     opts: SourceOptions,
     /// Next message number to hand out; a session may send number `n` only if `n < messages`.
     next_message: AtomicU64,
-    /// No transaction starts at or after this instant.
-    deadline: Instant,
+    /// The common start (set by the main thread just before the start barrier opens).
+    start: OnceLock<Instant>,
+    /// Transactions finished (accepted or not), for the progress line.
+    finished: AtomicU64,
+    /// Transactions accepted, for the progress line.
+    accepted: AtomicU64,
 }
 
 impl Shared {
+    /// The common start instant.
+    fn start(&self) -> Instant {
+        *self.start.get_or_init(Instant::now)
+    }
+
+    /// No transaction starts at or after this instant.
+    fn deadline(&self) -> Instant {
+        self.start() + self.opts.max_duration
+    }
+
+    /// When message `seq` is due in open-loop mode.
+    fn due(&self, seq: u64) -> Option<Instant> {
+        let rate = self.opts.rate?;
+        Some(self.start() + Duration::from_secs_f64(seq as f64 / rate))
+    }
+
     /// Claim the next message number, or `None` when the run is over.
     fn claim(&self) -> Option<u64> {
-        if Instant::now() >= self.deadline {
+        if Instant::now() >= self.deadline() {
             return None;
         }
         let n = self.next_message.fetch_add(1, Ordering::Relaxed);
@@ -82,7 +120,7 @@ impl Shared {
     /// Socket timeout for a connection opened now: `io_timeout`, capped so that nothing
     /// blocks much past the deadline. `None` if the deadline (plus grace) has passed.
     fn socket_timeout(&self) -> Option<Duration> {
-        let left = (self.deadline + DEADLINE_GRACE).checked_duration_since(Instant::now())?;
+        let left = (self.deadline() + DEADLINE_GRACE).checked_duration_since(Instant::now())?;
         let t = left.min(self.opts.io_timeout);
         (!t.is_zero()).then_some(t)
     }
@@ -107,8 +145,10 @@ pub(crate) fn run(opts: SourceOptions) -> SourceReport {
     let sessions = opts.sessions;
     let barrier = Arc::new(Barrier::new(sessions + 1));
     let shared = Arc::new(Shared {
-        deadline: Instant::now() + opts.max_duration,
         next_message: AtomicU64::new(0),
+        start: OnceLock::new(),
+        finished: AtomicU64::new(0),
+        accepted: AtomicU64::new(0),
         opts: opts.clone(),
     });
     let mut handles = Vec::with_capacity(sessions);
@@ -133,8 +173,13 @@ pub(crate) fn run(opts: SourceOptions) -> SourceReport {
         let barrier = Arc::clone(&barrier);
         std::thread::spawn(move || barrier.wait());
     }
+    let start = shared.start();
     barrier.wait();
-    let start = Instant::now();
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let (shared, done) = (Arc::clone(&shared), Arc::clone(&done));
+        std::thread::spawn(move || progress_line(&shared, &done))
+    });
     let mut stats = Stats::new();
     for _ in 0..spawn_failures {
         stats.error("thread spawn failed".to_owned());
@@ -146,22 +191,77 @@ pub(crate) fn run(opts: SourceOptions) -> SourceReport {
         }
     }
     let elapsed = start.elapsed();
+    done.store(true, Ordering::Relaxed);
+    if let Some(p) = progress {
+        let _ = p.join();
+    }
     let attempted = stats.accepted + stats.failed;
     let hit_deadline = attempted < opts.messages;
     SourceReport { opts, stats, elapsed, attempted, hit_deadline }
+}
+
+/// Interval between progress line updates.
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Redraw one progress line on stderr until `done`; erase it at the end.
+fn progress_line(shared: &Shared, done: &AtomicBool) {
+    let total = shared.opts.messages;
+    let start = shared.start();
+    let mut last = (start, 0u64);
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(PROGRESS_EVERY);
+        let now = Instant::now();
+        let finished = shared.finished.load(Ordering::Relaxed);
+        let accepted = shared.accepted.load(Ordering::Relaxed);
+        let rate = per_second(finished - last.1, (now - last.0).as_secs_f64());
+        last = (now, finished);
+        eprint!(
+            "\r{}\x1b[K",
+            progress_text(finished, accepted, total, rate, (now - start).as_secs_f64())
+        );
+    }
+    eprint!("\r\x1b[K");
+}
+
+/// The text of the progress line.
+pub(crate) fn progress_text(
+    finished: u64,
+    accepted: u64,
+    total: u64,
+    rate: f64,
+    secs: f64,
+) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (finished.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
+    format!(
+        "[{}{}] {finished}/{total} ({} failed) {rate:.0} msgs/s {secs:.1} s",
+        "#".repeat(filled),
+        "-".repeat(WIDTH as usize - filled),
+        finished - accepted.min(finished)
+    )
 }
 
 /// One session thread: transactions until the shared counter or the deadline says stop.
 fn session(id: usize, shared: &Shared) -> Stats {
     let o = &shared.opts;
     let mut stats = Stats::new();
-    let template = MessageTemplate::new(id, o.size_bytes, &o.from, &o.to);
+    let max_size = usize::try_from(o.size.max()).unwrap_or(usize::MAX);
+    let template = MessageTemplate::new(id, o.run, max_size, &o.from, &o.to);
     let envelope = Envelope::new(o);
-    let mut message = Vec::with_capacity(o.size_bytes + 256);
+    let mut message = Vec::with_capacity(max_size + 256);
     let mut conn: Option<(Connection, bool)> = None; // (connection, pipelining usable)
     let mut sent_on_conn = 0u32;
 
     while let Some(seq) = shared.claim() {
+        let due = shared.due(seq);
+        if let Some(due) = due {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(
+                    (due - now).min(shared.deadline().saturating_duration_since(now)),
+                );
+            }
+        }
         if conn.is_none() {
             match open(shared, &mut stats) {
                 Ok(opened) => {
@@ -171,17 +271,24 @@ fn session(id: usize, shared: &Shared) -> Stats {
                 Err(key) => {
                     stats.failed += 1;
                     stats.error(key);
+                    shared.finished.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(CONNECT_RETRY_PAUSE);
                     continue;
                 }
             }
         }
         let Some((c, pipelined)) = conn.as_mut() else { continue };
-        template.render(seq, &mut message);
-        let outcome = transaction(c, *pipelined, &envelope, &message, &mut stats);
+        template.render(seq, usize::try_from(o.size.pick(seq)).unwrap_or(usize::MAX), &mut message);
+        let tracker = o.tracker.as_deref().map(|t| (t, seq));
+        let outcome = transaction(c, *pipelined, &envelope, &message, tracker, &mut stats);
         sent_on_conn += 1;
+        shared.finished.fetch_add(1, Ordering::Relaxed);
         let keep = match outcome {
-            Ok(Outcome::Accepted) => {
+            Ok(Outcome::Accepted(done_at)) => {
+                if let Some(due) = due {
+                    stats.record(Stage::Scheduled, done_at.saturating_duration_since(due));
+                }
+                shared.accepted.fetch_add(1, Ordering::Relaxed);
                 stats.accepted += 1;
                 stats.accepted_bytes += (message.len() - END_OF_DATA.len()) as u64;
                 true
@@ -240,8 +347,8 @@ impl Envelope {
 
 /// How a transaction that kept the connection usable ended.
 enum Outcome {
-    /// End-of-data answered 250.
-    Accepted,
+    /// End-of-data answered 250 at this instant.
+    Accepted(Instant),
     /// Some reply refused it; `key` names the stage and code, `closing` means a 421 came.
     Refused { key: String, closing: bool },
 }
@@ -279,6 +386,7 @@ fn transaction(
     pipelined: bool,
     env: &Envelope,
     message: &[u8],
+    tracker: Option<(&Tracker, u64)>,
     stats: &mut Stats,
 ) -> Result<Outcome, ClientError> {
     let t0 = Instant::now();
@@ -334,6 +442,9 @@ fn transaction(
     }
     c.send(message)?;
     let t_eod = Instant::now();
+    if let Some((t, seq)) = tracker {
+        t.sent(seq, t_eod);
+    }
     let end = c.read_reply(None)?;
     if end.code != 250 {
         return Ok(Outcome::Refused { key: format!("EOD {}", end.code), closing: end.code == 421 });
@@ -345,7 +456,7 @@ fn transaction(
         // Accepted for some recipients only: count the refused recipient too.
         stats.error(key);
     }
-    Ok(Outcome::Accepted)
+    Ok(Outcome::Accepted(now))
 }
 
 /// After a refusal: RSET unless the server is closing (421), and report it.
@@ -366,6 +477,11 @@ fn quit(c: &mut Connection) {
 }
 
 impl SourceReport {
+    /// Messages accepted (end-of-data 250).
+    pub(crate) fn accepted(&self) -> u64 {
+        self.stats.accepted
+    }
+
     /// Exit status: 0 if at least one message was accepted, else 1.
     pub(crate) fn exit_code(&self) -> i32 {
         if self.stats.accepted > 0 { 0 } else { 1 }
@@ -384,17 +500,21 @@ impl SourceReport {
         let _ = writeln!(
             t,
             "mailroot-loadtest source -> {}: {} sessions, {} messages of {} bytes, {} rcpt(s), \
-             {} per connection, pipelining {}",
+             {} per connection, pipelining {}, {}",
             o.server,
             o.sessions,
             o.messages,
-            o.size_bytes,
+            o.size,
             o.rcpts,
             o.per_connection,
             match (o.pipelining, s.pipelining_refused) {
                 (false, _) => "off",
                 (true, false) => "on",
                 (true, true) => "asked but NOT advertised by server (fell back)",
+            },
+            match o.rate {
+                Some(r) => format!("open loop at {r} msgs/s"),
+                None => "closed loop".to_owned(),
             }
         );
         let _ = writeln!(
@@ -429,6 +549,9 @@ impl SourceReport {
             "count", "p50", "p90", "p99", "p99.9", "max"
         );
         for stage in Stage::ALL {
+            if stage == Stage::Scheduled && o.rate.is_none() {
+                continue;
+            }
             let l = s.latency(stage);
             let p = l.percentiles_us().map(|us| us as f64 / 1000.0);
             let _ = writeln!(
@@ -466,14 +589,16 @@ impl SourceReport {
             .collect();
         format!(
             "{{\"mode\":\"source\",\"server\":\"{}\",\"sessions\":{},\"messages\":{},\
-             \"size_bytes\":{},\"rcpts\":{},\"per_connection\":{},\"pipelining\":{},\
+             \"size\":\"{}\",\"size_mean_bytes\":{},\"rate\":{},\"rcpts\":{},\"per_connection\":{},\"pipelining\":{},\
              \"server_pipelining\":{},\"attempted\":{},\"accepted\":{},\"failed\":{},\
              \"accepted_bytes\":{},\"connections\":{},\"elapsed_s\":{},\"msgs_per_s\":{},\
              \"bytes_per_s\":{},\"stopped_by\":\"{}\",\"errors\":{},\"latency_us\":{{{}}}}}",
             json_escape(&o.server.to_string()),
             o.sessions,
             o.messages,
-            o.size_bytes,
+            o.size,
+            json_f64(o.size.mean()),
+            o.rate.map_or_else(|| "null".to_owned(), json_f64),
             o.rcpts,
             o.per_connection,
             o.pipelining,
@@ -490,5 +615,24 @@ impl SourceReport {
             json_errors(&s.errors),
             latency.join(",")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_line_text() {
+        assert_eq!(
+            progress_text(50, 48, 100, 1234.4, 2.04),
+            "[###############---------------] 50/100 (2 failed) 1234 msgs/s 2.0 s"
+        );
+        assert!(
+            progress_text(0, 0, 0, 0.0, 0.0).starts_with("[------------------------------] 0/0")
+        );
+        assert!(
+            progress_text(200, 200, 100, 1.0, 1.0).starts_with("[##############################]")
+        );
     }
 }

@@ -26,12 +26,15 @@ pub(crate) enum Stage {
     EndOfData,
     /// MAIL sent until the end-of-data 250 arrived (one whole accepted transaction).
     Transaction,
+    /// Open loop only: the message's due time until its end-of-data 250 arrived (includes
+    /// waiting for a free session, so queueing shows).
+    Scheduled,
 }
 
 impl Stage {
     /// Every stage, in report order.
-    pub(crate) const ALL: [Stage; 4] =
-        [Stage::Connect, Stage::Ehlo, Stage::EndOfData, Stage::Transaction];
+    pub(crate) const ALL: [Stage; 5] =
+        [Stage::Connect, Stage::Ehlo, Stage::EndOfData, Stage::Transaction, Stage::Scheduled];
 
     /// Name used in the text and JSON reports.
     pub(crate) fn name(self) -> &'static str {
@@ -40,6 +43,7 @@ impl Stage {
             Stage::Ehlo => "ehlo",
             Stage::EndOfData => "eod",
             Stage::Transaction => "txn",
+            Stage::Scheduled => "sched",
         }
     }
 }
@@ -105,7 +109,7 @@ pub(crate) struct Stats {
     /// True if some EHLO reply lacked PIPELINING while `--pipelining` was asked for.
     pub(crate) pipelining_refused: bool,
     /// One histogram per `Stage`, indexed by `Stage as usize`.
-    latency: [Latency; 4],
+    latency: [Latency; 5],
 }
 
 impl Stats {
@@ -118,7 +122,7 @@ impl Stats {
             connections: 0,
             errors: BTreeMap::new(),
             pipelining_refused: false,
-            latency: [Latency::new(), Latency::new(), Latency::new(), Latency::new()],
+            latency: std::array::from_fn(|_| Latency::new()),
         }
     }
 
