@@ -34,3 +34,4 @@ pub mod receive;
 pub mod relay;
 pub mod smtp;
 pub mod spool;
+pub mod stats;
