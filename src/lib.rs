@@ -22,6 +22,7 @@
 //! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
 //! `deliver::bounce`, `queue::schedule`) does no I/O and never reads the clock.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deliver;
