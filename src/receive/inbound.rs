@@ -487,7 +487,10 @@ impl Handler for TxHandler<'_> {
 
     fn data_start(&mut self, t: &Transaction) -> Result<(), Reply> {
         let env = self.envelope(t);
-        self.tx.rcpts = rcpt_split(self.cfg, &env);
+        self.tx.rcpts = policy::rcpt_split(
+            &self.cfg.domains,
+            env.recipients.iter().map(|r| r.forward_path.as_str()),
+        );
         let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
         let mut header = Vec::with_capacity(256);
         received_header(&mut header, self.cfg, &self.tx.peer, t, rec.id(), self.now);
@@ -547,20 +550,6 @@ impl Handler for TxHandler<'_> {
             self.writer.abort(rec);
         }
     }
-}
-
-/// stats: (local, remote) recipients of `env` (a bare `Postmaster` is local).
-fn rcpt_split(cfg: &Config, env: &Envelope) -> RcptSplit {
-    let local = env
-        .recipients
-        .iter()
-        .filter(|r| {
-            r.forward_path
-                .rsplit_once('@')
-                .is_none_or(|(_, d)| policy::is_local_domain(&cfg.domains, d))
-        })
-        .count() as u64;
-    (local, env.recipients.len() as u64 - local)
 }
 
 /// The client's address as policy sees it.
