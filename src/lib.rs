@@ -20,7 +20,9 @@
 //! Layers (arrows point down only):
 //! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
 //! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
-//! `deliver::bounce`, `queue::schedule`) does no I/O and never reads the clock.
+//! `deliver::bounce`, `queue::schedule`, `stats::names`, `stats::render`) does no I/O and
+//! never reads the clock. Counters (`stats`) are per-thread blocks merged on read by the
+//! `admin` listener thread (`GET /metrics`, `/api/stats`, `/api/queue`).
 
 pub mod admin;
 pub mod cli;

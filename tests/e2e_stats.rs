@@ -6,12 +6,14 @@
 //! `mailroot stats --json`. Every wait is bounded; nothing asserts on speed.
 
 mod common;
+mod common_sink;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::{BIN, Conf, Raw, Server, dot_stuff, wait_until};
+use common_sink::Sink;
 
 /// Messages accepted.
 const N: usize = 4;
@@ -271,4 +273,59 @@ fn counters_match_the_traffic() {
             .any(|l| l.starts_with("Messages Received Total") && l.contains(&N.to_string())),
         "{table}"
     );
+}
+
+/// Delivery counters: M messages relayed to a smart host (a sink), each also for a local
+/// recipient (a Drop file): sent, drops, delivered, outbound connections, attempt and
+/// queue-time histograms, and the queue gauges back at zero.
+#[test]
+fn delivery_counters_match() {
+    const M: usize = 3;
+    let sink = Sink::start("127.0.0.1");
+    let conf = Conf {
+        relay_extra: format!("smart_host = \"[127.0.0.1]:{}\"", sink.port()),
+        extra: "\n[delivery]\nretry = [\"1s\"]\nconnect_timeout = \"2s\"\n\
+                [dns]\nservers = [\"127.0.0.1:9\"]\ntimeout = \"500ms\"\nattempts = 1\n"
+            .into(),
+        ..Conf::default()
+    };
+    let srv = Server::start(conf);
+    let mut c = Raw::connect(srv.addr()).unwrap();
+    c.hello();
+    for i in 0..M {
+        let r = c.send_message(
+            &format!("d{i}@sender.test"),
+            &["bob@dest.test", "carol@localhost"],
+            &dot_stuff(&body(300)),
+        );
+        assert_eq!(r.code, 250, "{r}");
+    }
+    let _ = c.cmd("QUIT");
+    let want: Vec<(&str, f64)> = vec![
+        ("mailroot_messages_sent_total", M as f64),
+        ("mailroot_directory_drops_total", M as f64),
+        ("mailroot_messages_delivered_total", M as f64),
+        ("mailroot_delivery_attempt_seconds_count", M as f64),
+        ("mailroot_queue_time_seconds_count", (2 * M) as f64),
+        ("mailroot_outbound_connections", 0.0),
+        ("mailroot_outbound_connection_errors_total", 0.0),
+        ("mailroot_queue_local_messages", 0.0),
+        ("mailroot_queue_remote_messages", 0.0),
+        ("mailroot_queue_retry_messages", 0.0),
+        ("mailroot_message_delivery_retries_total", 0.0),
+        ("mailroot_recipients_local_total", M as f64),
+        ("mailroot_recipients_remote_total", M as f64),
+    ];
+    let got = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        let (_, _, body) = srv.admin_get("/metrics");
+        let e = parse_exposition(&body).unwrap_or_else(|m| panic!("{m}\n{body}"));
+        want.iter().all(|(k, v)| e.samples.get(*k) == Some(v)).then_some(e)
+    });
+    let Some(e) = got else {
+        let (_, _, body) = srv.admin_get("/metrics");
+        panic!("delivery counters never matched {want:?}\n{body}\n{}", srv.log_tail(4000));
+    };
+    assert!(e.samples["mailroot_outbound_connections_total"] >= 1.0);
+    assert!(e.samples["mailroot_message_sent_bytes_total"] >= (M * 300) as f64);
+    assert_eq!(sink.received().len(), M);
 }

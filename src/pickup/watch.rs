@@ -128,6 +128,7 @@ pub fn spawn(
         inotify: None,
         warned: HashSet::new(),
         stats: crate::stats::Registry::global().block(),
+        badmail_reason: Counter::BadmailPickup,
     };
     std::thread::Builder::new().name("pickup".into()).spawn(move || watcher.run())
 }
@@ -162,6 +163,8 @@ struct PickupWatcher {
     warned: HashSet<OsString>,
     /// stats: this thread's counter block (Pickup retrieved, recipients, bad pickup files).
     stats: Arc<crate::stats::CounterBlock>,
+    /// stats: Badmail reason of the file being moved (reset after each move).
+    badmail_reason: Counter,
 }
 
 /// What happened to one file.
@@ -424,7 +427,15 @@ impl PickupWatcher {
                 }
                 Err(e) => self.retry_later(name, &format!("cannot queue: {e}")),
             },
-            Err(e) => self.move_to_badmail(name, path, Some(&bytes), &e.to_string()),
+            Err(e) => {
+                // stats: the Badmail reason counter for this file.
+                self.badmail_reason = if matches!(e, parse::PickupError::NoRecipients) {
+                    Counter::BadmailNoRecipients
+                } else {
+                    Counter::BadmailPickup
+                };
+                self.move_to_badmail(name, path, Some(&bytes), &e.to_string())
+            }
         }
     }
 
@@ -451,7 +462,9 @@ impl PickupWatcher {
                     log::error!("pickup: cannot remove {}: {e}", path.display());
                 }
                 self.warned.remove(name);
-                self.stats.inc(Counter::BadmailPickup); // stats
+                // stats: by reason (set by the caller; bad pickup file otherwise).
+                let reason = std::mem::replace(&mut self.badmail_reason, Counter::BadmailPickup);
+                self.stats.inc(reason);
                 Outcome::Done
             }
             Err(e) => self.retry_later(name, &format!("unparseable ({reason}) and {e}")),

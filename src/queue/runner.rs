@@ -24,6 +24,10 @@
 //!
 //! STANDARDS: RFC 5321 §4.5.4 (retry strategy), §6.1 (responsibility: never lose),
 //! RFC 3461 (NOTIFY, RET, ENVID, ORCPT), RFC 3464 (reports).
+//!
+//! COUNTERS (`stats`, marked `// stats`): queue-length gauges (Local / Remote / Retry,
+//! published once per loop pass), delivery retries, NDRs generated, Badmail by reason,
+//! time in queue, messages currently undeliverable. The block is this thread's own.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
