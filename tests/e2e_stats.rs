@@ -267,12 +267,45 @@ fn counters_match_the_traffic() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);
+    assert!(!table.lines().next().unwrap_or("").contains("/s"), "{table}");
     assert!(
         table
             .lines()
             .any(|l| l.starts_with("Messages Received Total") && l.contains(&N.to_string())),
         "{table}"
     );
+    // --watch: two reads one second apart, the second with per-second rates; bounded.
+    let out = std::process::Command::new(BIN)
+        .args(["stats", "--watch", "1", "--count", "2", "--config"])
+        .arg(&srv.config_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("Counter ")).collect();
+    assert_eq!(heads.len(), 2, "{text}");
+    assert!(!heads[0].contains("/s") && heads[1].contains("/s"), "{text}");
+}
+
+/// `mailroot stats` with the admin listener disabled is a usage error naming the key.
+#[test]
+fn stats_without_admin_listener_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m.toml");
+    std::fs::write(&cfg, "[admin]\nlisten = \"\"\n").unwrap();
+    let out =
+        std::process::Command::new(BIN).args(["stats", "--config"]).arg(&cfg).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin.listen"));
+    // A non-loopback listener without a token does not even parse.
+    std::fs::write(&cfg, "[admin]\nlisten = \"0.0.0.0:8025\"\n").unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("admin.listen"));
 }
 
 /// Delivery counters: M messages relayed to a smart host (a sink), each also for a local

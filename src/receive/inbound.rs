@@ -294,14 +294,18 @@ impl Service for Inbound {
 
     fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         log::debug!("worker={} client={} idle timeout", self.worker, c.tx.peer.remote);
+        let before = out.len();
         c.session.timeout(out);
         Self::release_if_closed(c);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         self.draining = true;
         c.draining = true;
+        let before = out.len();
         Self::maybe_goodbye(c, out);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {
