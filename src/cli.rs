@@ -5,6 +5,8 @@
 //! mailroot check-config [--config FILE]           print the effective config as TOML
 //! mailroot queue list   [--json] [--config FILE]  list the messages in Queue/
 //! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
+//! mailroot stats        [--watch SECONDS [--count N]] [--json] [--config FILE]
+//!                                                 the counters, from the admin listener
 //! ```
 //!
 //! Exit status: [`EXIT_OK`] 0; [`EXIT_FAILURE`] 1 for a runtime failure (cannot bind,
@@ -16,7 +18,7 @@
 //! the OS for the host name and core count ([`system_defaults`]) and creates the Mailroot
 //! folders ([`create_mailroot`]).
 
-mod queue;
+mod stats;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
@@ -63,6 +65,21 @@ pub enum Command {
         /// The queue operation.
         #[command(subcommand)]
         command: QueueCommand,
+    },
+    /// Show the performance counters of the running server (read from its admin listener).
+    Stats {
+        /// Read again every SECONDS and show per-second rates (stop with Ctrl-C).
+        #[arg(long, value_name = "SECONDS")]
+        watch: Option<u64>,
+        /// With --watch: stop after N reads.
+        #[arg(long, value_name = "N", requires = "watch")]
+        count: Option<u64>,
+        /// Print the raw JSON of `GET /api/stats` instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file (for `[admin] listen` and `token`).
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -124,6 +141,51 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         Command::Queue { command: QueueCommand::Flush { id, domain, config } } => {
             queue_flush(config.config.as_deref(), id.as_deref(), domain.as_deref())
         }
+        Command::Stats { watch, count, json, config } => {
+            show_stats(config.config.as_deref(), watch, count, json)
+        }
+    }
+}
+
+/// `stats`: one read (or `--watch` reads) of `GET /api/stats`, as a table or JSON.
+fn show_stats(path: Option<&Path>, watch: Option<u64>, count: Option<u64>, json: bool) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(addr) = stats::admin_addr(&config) else {
+        report("the admin listener is disabled (admin.listen)");
+        return EXIT_USAGE;
+    };
+    let token = config.admin.token.as_deref();
+    let mut prev: Option<(serde_json::Value, std::time::Instant)> = None;
+    let mut reads = 0u64;
+    loop {
+        let cur = match stats::fetch(addr, token) {
+            Ok(v) => v,
+            Err(e) => {
+                report(e);
+                return EXIT_FAILURE;
+            }
+        };
+        let now = std::time::Instant::now();
+        let text = if json {
+            format!("{cur}\n")
+        } else {
+            let p = prev.as_ref().map(|(v, t)| (v, now.duration_since(*t).as_secs_f64()));
+            stats::table(&cur, p)
+        };
+        let mut out = io::stdout().lock();
+        if out.write_all(text.as_bytes()).and_then(|()| out.flush()).is_err() {
+            return EXIT_OK; // closed pipe
+        }
+        reads += 1;
+        let Some(secs) = watch else { return EXIT_OK };
+        if count.is_some_and(|n| reads >= n) {
+            return EXIT_OK;
+        }
+        prev = Some((cur, now));
+        std::thread::sleep(std::time::Duration::from_secs(secs.max(1)));
     }
 }
 
@@ -230,7 +292,20 @@ fn queue_list(path: Option<&Path>, json: bool) -> i32 {
     };
     // The scan warns (on stderr) about segments it has to skip.
     init_logging(&config);
-    queue::list(&config.queue_dir(), json)
+    let listings = match crate::queue::listing::list(&config.queue_dir()) {
+        Ok(l) => l,
+        Err(e) => {
+            report(format_args!("{e}"));
+            return EXIT_FAILURE;
+        }
+    };
+    match crate::queue::listing::print(&listings, json) {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            report(format_args!("cannot write to stdout: {e}"));
+            EXIT_FAILURE
+        }
+    }
 }
 
 /// `queue flush`: append one line to `Queue/flush.req` (`all`, `<ID>` or `domain <D>`);

@@ -20,8 +20,11 @@
 //! Layers (arrows point down only):
 //! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
 //! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
-//! `deliver::bounce`, `queue::schedule`) does no I/O and never reads the clock.
+//! `deliver::bounce`, `queue::schedule`, `stats::names`, `stats::render`) does no I/O and
+//! never reads the clock. Counters (`stats`) are per-thread blocks merged on read by the
+//! `admin` listener thread (`GET /metrics`, `/api/stats`, `/api/queue`).
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deliver;
@@ -34,3 +37,4 @@ pub mod receive;
 pub mod relay;
 pub mod smtp;
 pub mod spool;
+pub mod stats;

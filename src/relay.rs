@@ -70,6 +70,9 @@ pub enum RelayError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The admin listener (`[admin] listen`) could not be bound.
+    #[error("admin.listen: {0}")]
+    Admin(std::io::Error),
     /// The spool could not be opened or recovered.
     #[error("spool: {0}")]
     Spool(String),
@@ -147,12 +150,19 @@ pub struct Running {
     delivery: Delivery,
     /// The Pickup folder watcher.
     pickup: JoinHandle<()>,
+    /// The admin HTTP listener, if enabled.
+    admin: Option<crate::admin::Admin>,
 }
 
 impl Running {
     /// Addresses listened on (a `:0` port in the config is resolved here).
     pub fn listening(&self) -> &[(String, SocketAddr)] {
         &self.listening
+    }
+
+    /// Address of the admin listener, if enabled.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(|a| a.addr)
     }
 
     /// A handle that starts shutdown.
@@ -187,6 +197,11 @@ impl Running {
         // The workers are gone, so the flag is set (by `stop`, or by `StopOnExit`); set it
         // again in case a worker returned some other way, then let pickup finish its batch.
         self.stopper.flag.store(true, Ordering::Release);
+        if let Some(admin) = self.admin
+            && admin.thread.join().is_err()
+        {
+            first_err.get_or_insert(RelayError::Io(std::io::Error::other("admin panicked")));
+        }
         if self.pickup.join().is_err() {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("pickup panicked")));
         }
@@ -307,10 +322,18 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
             return Err(RelayError::Io(e));
         }
     };
+    // The admin listener (GET /metrics, /api/*): stopped by the same flag.
+    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag)) {
+        Ok(a) => a,
+        Err(e) => {
+            stopper.stop();
+            return Err(RelayError::Admin(e));
+        }
+    };
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper, workers, delivery, pickup })
+    Ok(Running { listening, stopper, workers, delivery, pickup, admin })
 }
 
 /// Stops every worker when dropped while armed (`Some`): a worker thread that exits with
@@ -381,6 +404,10 @@ fn start_delivery(
     }
     rc.hosts = config.hosts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let resolver = Arc::new(Resolver::new(rc));
+    // stats: the resolver keeps its own query count; read it at each snapshot.
+    let dns = Arc::clone(&resolver);
+    crate::stats::Registry::global()
+        .add_source(crate::stats::Counter::DnsQueries, move || dns.queries_total());
     let router = resolve::spawn(config, resolver, listen, outbound, reports_tx.clone())?;
     let (local_tx, local_rx) = crossbeam_channel::unbounded();
     local_worker::spawn(local_rx, reports_tx)?;

@@ -23,6 +23,8 @@ const PURE: &[&str] = &[
     "src/queue/schedule.rs",
     "src/queue/schedule_types.rs",
     "src/pickup/parse.rs",
+    "src/stats/names.rs",
+    "src/stats/render.rs",
 ];
 
 /// Substrings a pure module must never contain (outside `#[cfg(test)]` tails).

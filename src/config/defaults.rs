@@ -156,6 +156,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         smtp: SmtpConfig { bare_line_ending: BareLineEnding::Normalize },
         spool: SpoolConfig { segment_bytes: DEFAULT_SEGMENT_BYTES },
         log_level: DEFAULT_LOG_LEVEL.to_owned(),
+        admin: super::AdminConfig::default(),
     }
 }
 

@@ -17,6 +17,7 @@
 //! syntax as relaxed by RFC 1123 §2.1 (labels may start with a digit), within the length
 //! limits of RFC 5321 §4.5.3.1.2 (domain ≤ 255 octets, label ≤ 63).
 
+mod admin;
 mod defaults;
 mod outbound;
 mod parse;
@@ -29,6 +30,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+pub use admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
 pub use defaults::{
     DEFAULT_ATTEMPT_DIRECT_FIRST, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DATA_BLOCK_TIMEOUT_MS,
     DEFAULT_DATA_INIT_TIMEOUT_MS, DEFAULT_DATA_TERM_TIMEOUT_MS, DEFAULT_DELAY_NOTIFY_MS,
@@ -84,6 +86,8 @@ pub struct Config {
     pub smtp: SmtpConfig,
     /// Spool layout options (`[spool]`).
     pub spool: SpoolConfig,
+    /// The admin HTTP listener (`[admin]`).
+    pub admin: AdminConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }

@@ -39,6 +39,7 @@ const ROOT_KEYS: &[&str] = &[
     "hosts",
     "dns",
     "delivery",
+    "admin",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -85,6 +86,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("[domain]", DOMAIN_RULE_KEYS),
     ("dns", DNS_KEYS),
     ("delivery", DELIVERY_KEYS),
+    ("admin", super::admin::ADMIN_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -161,6 +163,9 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(t) = section(&root, "delivery", DELIVERY_KEYS)? {
         parse_outbound::delivery(t, &mut cfg.delivery)?;
+    }
+    if let Some(t) = section(&root, "admin", super::admin::ADMIN_KEYS)? {
+        super::admin::admin(t, &mut cfg.admin)?;
     }
     Ok(cfg)
 }

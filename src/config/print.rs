@@ -59,6 +59,7 @@ pub(super) fn to_toml(c: &Config) -> String {
         let _ = writeln!(out, "listen = {}", list(&site.listen));
     }
     outbound(c, &mut out);
+    super::admin::print(&c.admin, &mut out);
     out
 }
 

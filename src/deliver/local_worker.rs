@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::task::{RcptOutcome, Task, TaskReport};
 use crate::local::LocalError;
 use crate::local::drop::deliver_to_drop;
+use crate::stats::{Counter, CounterBlock, Registry};
 
 /// A task for the Drop folder.
 #[derive(Debug)]
@@ -31,20 +32,23 @@ pub fn spawn(
     reports: Sender<TaskReport>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("local-delivery".into()).spawn(move || {
+        let stats = Registry::global().block(); // stats: this thread's block
         for req in requests {
-            let _ = reports.send(deliver(&req));
+            let _ = reports.send(deliver(&req, &stats));
         }
     })
 }
 
 /// Write one Drop file for `req`.
-fn deliver(req: &LocalRequest) -> TaskReport {
+fn deliver(req: &LocalRequest, stats: &CounterBlock) -> TaskReport {
     let t = &req.task;
     let rcpts: Vec<&str> = t.job.recipients.iter().map(|r| r.forward_path.as_str()).collect();
     let outcome =
         match deliver_to_drop(&req.drop_dir, t.id, &t.job.reverse_path, &rcpts, &t.content) {
             Ok(path) => {
                 log::info!("queue_id={} delivered drop={}", t.id, path.display());
+                stats.inc(Counter::DirectoryDrops); // stats
+                stats.inc(Counter::MessagesDelivered);
                 RcptOutcome::Delivered { mta: "Drop".into(), dsn_passed_on: false }
             }
             Err(e @ LocalError::BadAddress(_)) => RcptOutcome::Failed {

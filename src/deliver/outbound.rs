@@ -39,6 +39,7 @@ use super::route::{LOOP_STATUS, SELF_CONNECT_TEXT};
 use super::task::{OutboundTask, RcptOutcome, Target, TaskReport};
 use crate::smtp::client::{ClientSession, Event};
 use crate::smtp::reply::Reply;
+use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 /// Token of the waker.
 const WAKER_TOKEN: Token = Token(usize::MAX - 1);
@@ -107,6 +108,7 @@ pub fn spawn(
         dests: HashMap::new(),
         open: 0,
         buf: vec![0; READ_CHUNK_BYTES],
+        stats: Registry::global().block(),
     };
     let thread = std::thread::Builder::new().name("outbound".into()).spawn(move || lp.run())?;
     Ok((handle, thread))
@@ -154,6 +156,8 @@ struct Conn {
     writable: bool,
     /// Why the current target failed, once it did (reported if no target is left).
     last_reason: Option<String>,
+    /// stats: when the current delivery attempt began (connect, or job start on reuse).
+    attempt_start: Instant,
 }
 
 /// A destination's queue and connection count.
@@ -187,6 +191,8 @@ struct Outbound {
     open: usize,
     /// Read scratch buffer.
     buf: Vec<u8>,
+    /// stats: this thread's counter block (written only by the outbound thread).
+    stats: Arc<CounterBlock>,
 }
 
 /// A reply as one line of text: `550 5.1.1 text` (multi-line replies joined with " / ").
@@ -321,6 +327,7 @@ impl Outbound {
         let Some(Some(c)) = self.conns.get_mut(slot) else { return };
         let Phase::Open { session, idle_since, .. } = &mut c.phase else { return };
         *idle_since = None;
+        c.attempt_start = now; // stats
         if let Err(job) = session.send(task.task.job.clone(), now) {
             // Not ready after all (a caller bug): put it back in the queue.
             let _ = job;
@@ -357,6 +364,8 @@ impl Outbound {
                         );
                         self.dests.entry(Arc::clone(&task.dest_key)).or_default().conns += 1;
                         self.open += 1;
+                        self.stats.inc(Counter::OutboundConnections); // stats: down in `close`
+                        self.stats.inc(Counter::OutboundConnectionsTotal);
                         self.conns[slot] = Some(Conn {
                             stream,
                             dest: Arc::clone(&task.dest_key),
@@ -369,12 +378,14 @@ impl Outbound {
                             readable: false,
                             writable: false,
                             last_reason: None,
+                            attempt_start: now,
                         });
                         return;
                     }
                 }
                 Err(e) => {
                     log::debug!("outbound: connect {} failed: {e}", target.addr);
+                    self.stats.inc(Counter::OutboundConnectionErrors); // stats
                 }
             }
             if rest.is_empty() {
@@ -608,6 +619,7 @@ impl Outbound {
                             Some(task) => {
                                 let _ = session.send(task.task.job.clone(), now);
                                 c.task = Some(task);
+                                c.attempt_start = now; // stats
                             }
                             None => *idle_since = Some(now),
                         }
@@ -637,6 +649,14 @@ impl Outbound {
                                 .find(|r| r.index == i)
                                 .map_or(&mail_reply, |r| r.outcome(data_reply.as_ref()));
                             results.push((idx, outcome_from_reply(reply, &mta, peer_dsn)));
+                        }
+                        // stats: one attempt done; "sent" when any recipient was accepted.
+                        let s = &self.stats;
+                        let took = now.saturating_duration_since(c.attempt_start);
+                        s.record(Hist::DeliveryAttempt, took.as_micros() as u64);
+                        if results.iter().any(|(_, o)| matches!(o, RcptOutcome::Delivered { .. })) {
+                            s.inc(Counter::MessagesSent);
+                            s.add(Counter::MessageBytesSent, t.task.content.len() as u64);
                         }
                         log::debug!(
                             "queue_id={} attempt domain={} host={mta} reply={:?}",
@@ -685,6 +705,7 @@ impl Outbound {
         let greeted = matches!(c.phase, Phase::Open { greeted: true, .. });
         let reason = format!("{}: {err}", c.target.name);
         if greeted {
+            self.stats.inc(Counter::OutboundConnectionErrors); // stats
             if let Some(t) = c.task.take() {
                 let outcome = RcptOutcome::Deferred { reason, dest_down: false };
                 self.report(TaskReport::all(&t.task, &outcome));
@@ -697,6 +718,7 @@ impl Outbound {
 
     /// The connection failed before the session was ready: try the next target.
     fn fail_before_ready(&mut self, slot: usize, reason: &str, now: Instant) {
+        self.stats.inc(Counter::OutboundConnectionErrors); // stats
         if let Some(Some(c)) = self.conns.get_mut(slot) {
             c.remaining_reason(reason.to_owned());
         }
@@ -711,6 +733,7 @@ impl Outbound {
         drop(c.stream);
         self.free.push(slot);
         self.open -= 1;
+        self.stats.dec(Counter::OutboundConnections); // stats: up in `connect`
         if let Some(d) = self.dests.get_mut(&c.dest) {
             d.conns -= 1;
         }

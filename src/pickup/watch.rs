@@ -56,8 +56,10 @@ use super::parse::{self, PickupMessage};
 use crate::config::Config;
 use crate::local::badmail;
 use crate::receive::inbound::IncomingBatch;
+use crate::receive::policy;
 use crate::smtp::trace;
 use crate::spool::{Envelope, EnvelopeRecipient, QueueId, Spool, SpoolWriter, Ticket};
+use crate::stats::Counter;
 
 /// Period of the full rescan of `Pickup/`, in ms.
 pub const PICKUP_RESCAN_MS: u64 = 5_000;
@@ -73,8 +75,10 @@ const INOTIFY_BUFFER_BYTES: usize = 4096;
 pub const PICKUP_SOURCE: &str = "pickup";
 
 /// What the pickup thread needs from the configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PickupConfig {
+    /// Local domains, for the local/remote recipient counters.
+    pub domains: crate::config::DomainsConfig,
     /// The folder watched (`<mailroot>/Pickup`).
     pub pickup_dir: PathBuf,
     /// Where unparseable files go (`<mailroot>/Badmail`).
@@ -95,6 +99,7 @@ impl PickupConfig {
     #[must_use]
     pub fn from_config(c: &Config) -> PickupConfig {
         PickupConfig {
+            domains: c.domains.clone(),
             pickup_dir: c.pickup_dir(),
             badmail_dir: c.badmail_dir(),
             hostname: c.hostname.clone(),
@@ -122,6 +127,8 @@ pub fn spawn(
         stop,
         inotify: None,
         warned: HashSet::new(),
+        stats: crate::stats::Registry::global().block(),
+        badmail_reason: Counter::BadmailPickup,
     };
     std::thread::Builder::new().name("pickup".into()).spawn(move || watcher.run())
 }
@@ -154,12 +161,17 @@ struct PickupWatcher {
     /// Names already logged as unreadable / not queueable (logged once each); pruned at
     /// every rescan to names still present.
     warned: HashSet<OsString>,
+    /// stats: this thread's counter block (Pickup retrieved, recipients, bad pickup files).
+    stats: Arc<crate::stats::CounterBlock>,
+    /// stats: Badmail reason of the file being moved (reset after each move).
+    badmail_reason: Counter,
 }
 
 /// What happened to one file.
 enum Outcome {
-    /// Written to the spool; remove the file once this ticket is durable.
-    Queued(Ticket),
+    /// Written to the spool; remove the file once this ticket is durable. Carries the
+    /// (local, remote) recipient split for the counters.
+    Queued(Ticket, (u64, u64)),
     /// Moved to Badmail and removed, or vanished, or skipped: nothing more to do.
     Done,
     /// Left in place for the next rescan.
@@ -315,11 +327,11 @@ impl PickupWatcher {
 
     /// Queue (or badmail) the files named in `names`, with one group commit.
     fn process_batch(&mut self, names: &[OsString]) {
-        let mut queued: Vec<(PathBuf, Ticket)> = Vec::new();
+        let mut queued: Vec<(PathBuf, Ticket, (u64, u64))> = Vec::new();
         for name in names {
             let path = self.cfg.pickup_dir.join(name);
             match self.process_file(name, &path) {
-                Outcome::Queued(t) => queued.push((path, t)),
+                Outcome::Queued(t, split) => queued.push((path, t, split)),
                 Outcome::Done | Outcome::Retry => {}
             }
         }
@@ -337,10 +349,16 @@ impl PickupWatcher {
             }
         };
         let mut batch = IncomingBatch::new();
-        for (path, t) in queued {
+        for (path, t, (local, remote)) in queued {
             if t.seq > durable {
                 continue; // failed: the file stays and is retried at the next rescan
             }
+            // stats: queued from Pickup/.
+            let s = &self.stats;
+            s.inc(Counter::PickupRetrieved);
+            s.inc(Counter::MessagesAccepted);
+            s.add(Counter::RecipientsLocal, local);
+            s.add(Counter::RecipientsRemote, remote);
             if let Err(e) = fs::remove_file(&path) {
                 // The message is queued; the file would be queued again (a duplicate).
                 log::error!(
@@ -401,11 +419,23 @@ impl PickupWatcher {
                         msg.content.len(),
                         msg.recipients.len()
                     );
-                    Outcome::Queued(t)
+                    let split = policy::rcpt_split(
+                        &self.cfg.domains,
+                        msg.recipients.iter().map(String::as_str),
+                    );
+                    Outcome::Queued(t, split)
                 }
                 Err(e) => self.retry_later(name, &format!("cannot queue: {e}")),
             },
-            Err(e) => self.move_to_badmail(name, path, Some(&bytes), &e.to_string()),
+            Err(e) => {
+                // stats: the Badmail reason counter for this file.
+                self.badmail_reason = if matches!(e, parse::PickupError::NoRecipients) {
+                    Counter::BadmailNoRecipients
+                } else {
+                    Counter::BadmailPickup
+                };
+                self.move_to_badmail(name, path, Some(&bytes), &e.to_string())
+            }
         }
     }
 
@@ -432,6 +462,9 @@ impl PickupWatcher {
                     log::error!("pickup: cannot remove {}: {e}", path.display());
                 }
                 self.warned.remove(name);
+                // stats: by reason (set by the caller; bad pickup file otherwise).
+                let reason = std::mem::replace(&mut self.badmail_reason, Counter::BadmailPickup);
+                self.stats.inc(reason);
                 Outcome::Done
             }
             Err(e) => self.retry_later(name, &format!("unparseable ({reason}) and {e}")),

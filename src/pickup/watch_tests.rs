@@ -67,6 +67,7 @@ fn watcher_queues_files_and_badmails_garbage() {
     )
     .unwrap();
     let cfg = PickupConfig {
+        domains: crate::config::DomainsConfig { local: vec!["localhost".into()], aliases: vec![] },
         pickup_dir: pickup.clone(),
         badmail_dir: badmail.clone(),
         hostname: "mx.test".into(),

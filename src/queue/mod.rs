@@ -4,6 +4,7 @@
 //! Layer 2: `runner` (the queue-runner thread) and `state` (the delivery-state files
 //! beside the spool, for `queue list`).
 
+pub mod listing;
 pub mod runner;
 pub mod schedule;
 pub mod state;

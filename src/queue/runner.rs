@@ -24,8 +24,12 @@
 //!
 //! STANDARDS: RFC 5321 §4.5.4 (retry strategy), §6.1 (responsibility: never lose),
 //! RFC 3461 (NOTIFY, RET, ENVID, ORCPT), RFC 3464 (reports).
+//!
+//! COUNTERS (`stats`, marked `// stats`): queue-length gauges (Local / Remote / Retry,
+//! published once per loop pass), delivery retries, NDRs generated, Badmail by reason,
+//! time in queue, messages currently undeliverable. The block is this thread's own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,10 +45,12 @@ use crate::deliver::resolve::{ResolveRequest, Router};
 use crate::deliver::route::{self, HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::deliver::task::{RcptOutcome, Task, TaskReport};
 use crate::local::badmail::{BadmailEnvelope, to_badmail};
+use crate::receive::policy;
 use crate::smtp::client::{Job, JobRecipient};
 use crate::smtp::command::{Notify, Ret};
 use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
 use crate::spool::{Envelope, EnvelopeRecipient, QueueId, RcptStatus, Spool, SpoolWriter};
+use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 /// How often the runner looks at `Queue/flush.req` (and its longest sleep).
 pub const TICK: Duration = Duration::from_millis(250);
@@ -90,6 +96,31 @@ struct Meta {
     env: Arc<Envelope>,
     /// Per recipient: attempts, next retry, last error (`state` file content).
     state: HashMap<u32, RcptState>,
+    /// stats: whether some pending recipient is in a remote domain (Remote vs Local queue).
+    remote: bool,
+    /// stats: the queue-length gauge this message is counted in (`Runner::shape`).
+    counted: Counter,
+}
+
+/// stats: the queue-length gauge a message belongs in: Retry once a recipient was
+/// deferred, else Remote if any recipient is remote, else Local.
+fn shape_of(m: &Meta) -> Counter {
+    if !m.state.is_empty() {
+        Counter::RetryQueueLength
+    } else if m.remote {
+        Counter::RemoteQueueLength
+    } else {
+        Counter::LocalQueueLength
+    }
+}
+
+/// stats: index of a queue-length gauge in `Runner::shape`.
+fn shape_slot(c: Counter) -> usize {
+    match c {
+        Counter::LocalQueueLength => 0,
+        Counter::RemoteQueueLength => 1,
+        _ => 2,
+    }
 }
 
 /// The runner.
@@ -111,6 +142,12 @@ struct Runner {
     /// Spool-to-delivered latency of each delivered recipient, ms (bounded sample, logged
     /// as percentiles when the runner exits; counters proper are future work).
     latency_ms: Vec<u64>,
+    /// stats: this thread's counter block.
+    stats: Arc<CounterBlock>,
+    /// stats: messages per queue-length gauge (Local, Remote, Retry), published each pass.
+    shape: [u64; 3],
+    /// stats: messages whose failure report could not be written (retried later).
+    undeliverable: HashSet<QueueId>,
 }
 
 /// Most latency samples kept (the first ones win; enough for a benchmark run).
@@ -174,6 +211,9 @@ pub fn run(parts: RunnerParts) -> u64 {
         received: 0,
         crossoffs: Vec::new(),
         latency_ms: Vec::new(),
+        stats: Registry::global().block(),
+        shape: [0; 3],
+        undeliverable: HashSet::new(),
         p: parts,
     };
     r.run();
@@ -248,6 +288,7 @@ impl Runner {
                 default(wait) => {}
             }
             self.write_crossoffs();
+            self.publish_gauges();
             let now = Instant::now();
             if now >= next_tick {
                 next_tick = now + TICK;
@@ -278,6 +319,15 @@ impl Runner {
             percentile(&l, 99),
             l.last().copied().unwrap_or(0)
         );
+    }
+
+    /// stats: publish the queue-length gauges (three relaxed stores per pass).
+    fn publish_gauges(&self) {
+        let s = &self.stats;
+        s.set(Counter::LocalQueueLength, self.shape[0]);
+        s.set(Counter::RemoteQueueLength, self.shape[1]);
+        s.set(Counter::RetryQueueLength, self.shape[2]);
+        s.set(Counter::MessagesUndeliverable, self.undeliverable.len() as u64);
     }
 
     /// Delete state files of messages no longer queued (a crash between the last
@@ -348,7 +398,12 @@ impl Runner {
         } else {
             HashMap::new()
         };
-        self.msgs.insert(id, Meta { env: Arc::new(env), state });
+        let remote = rcpts.iter().any(|(_, d)| !policy::is_local_domain(&cfg.domains, d));
+        let mut meta =
+            Meta { env: Arc::new(env), state, remote, counted: Counter::LocalQueueLength };
+        meta.counted = shape_of(&meta);
+        self.shape[shape_slot(meta.counted)] += 1;
+        self.msgs.insert(id, meta);
     }
 
     /// Do everything due at `now`.
@@ -449,6 +504,9 @@ impl Runner {
             match outcome {
                 RcptOutcome::Delivered { mta, dsn_passed_on } => {
                     self.crossoffs.push((id, index as usize, RcptStatus::Delivered));
+                    // stats: arrival to delivery, microseconds.
+                    let queued_ms = unix_ms().saturating_sub(env.arrival_unix_ms);
+                    self.stats.record(Hist::QueueTime, queued_ms.saturating_mul(1000));
                     if self.latency_ms.len() < MAX_LATENCY_SAMPLES {
                         self.latency_ms.push(unix_ms().saturating_sub(env.arrival_unix_ms));
                     }
@@ -485,6 +543,7 @@ impl Runner {
                         s.next_retry_unix_ms = next;
                     }
                     state_changed = true;
+                    self.stats.inc(Counter::DeliveryRetries); // stats
                     log::info!("queue_id={id} deferred rcpt_index={index} reason={reason:?}");
                     let o = Outcome::Deferred { reason, dest_down };
                     done |= self.sched.result(id, index, o, now).unwrap_or(false);
@@ -499,11 +558,13 @@ impl Runner {
         }
         if !failures.is_empty() {
             if self.bounce(id, &env, &failures, ReportKind::Failure, RcptStatus::Bounced) {
+                self.undeliverable.remove(&id); // stats
                 for f in &failures {
                     done |= self.sched.result(id, f.index, Outcome::Failed, now).unwrap_or(false);
                 }
             } else {
                 // The NDR could not be made durable: keep the recipients, retry later.
+                self.undeliverable.insert(id); // stats
                 for f in &failures {
                     let o = Outcome::Deferred {
                         reason: format!("bounce not written: {}", f.text),
@@ -511,6 +572,15 @@ impl Runner {
                     };
                     done |= self.sched.result(id, f.index, o, now).unwrap_or(false);
                 }
+            }
+        }
+        // stats: a first deferral moves the message to the Retry gauge.
+        if !done && let Some(m) = self.msgs.get_mut(&id) {
+            let now_in = shape_of(m);
+            if now_in != m.counted {
+                self.shape[shape_slot(m.counted)] -= 1;
+                self.shape[shape_slot(now_in)] += 1;
+                m.counted = now_in;
             }
         }
         if done {
@@ -526,7 +596,10 @@ impl Runner {
 
     /// The message left the queue.
     fn forget(&mut self, id: QueueId) {
-        if self.msgs.remove(&id).is_some_and(|m| !m.state.is_empty()) {
+        self.undeliverable.remove(&id); // stats
+        let Some(m) = self.msgs.remove(&id) else { return };
+        self.shape[shape_slot(m.counted)] -= 1; // stats
+        if !m.state.is_empty() {
             state::remove(self.p.spool.queue_dir(), id);
         }
     }
@@ -627,6 +700,15 @@ impl Runner {
         match to_badmail(&dir, &id.to_string(), Some(&benv), &message, &reason.join("; "), now) {
             Ok(files) => {
                 log::info!("queue_id={id} badmail={}", files.bad.display());
+                // stats: by reason (a null-sender message: NDR of NDR unless it looped).
+                let looped = failures.iter().all(|f| f.text == HOP_LOOP_TEXT);
+                self.stats.inc(if failures.is_empty() {
+                    Counter::BadmailNoRecipients
+                } else if looped {
+                    Counter::BadmailHopCount
+                } else {
+                    Counter::BadmailNdrOfNdr
+                });
                 true
             }
             Err(e) => {
@@ -710,6 +792,9 @@ impl Runner {
         match self.spool_report(&bytes, &to, env.body) {
             Some(ndr) => {
                 log::info!("queue_id={id} report={} ndr_id={ndr}", kind.as_str());
+                if kind == ReportKind::Failure {
+                    self.stats.inc(Counter::NdrsGenerated); // stats
+                }
                 self.arrive(ndr, Instant::now(), false);
                 true
             }

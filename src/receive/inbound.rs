@@ -17,6 +17,11 @@
 //! INVARIANT (DESIGN invariant 1): a 250 to DATA/BDAT is written only after
 //! `poll_committed` reported the record's sequence number durable.
 //!
+//! COUNTERS (`stats`): one `CounterBlock` per site, owned by this worker (written only
+//! here, Relaxed adds, no lock): connections, bytes in/out, refusals, and at commit the
+//! messages, message bytes, recipients (local/remote), commit latency and batch size.
+//! Marked `// stats:` below.
+//!
 //! STANDARDS: RFC 5321 §4.4 (trace header), §4.5.3.2 (timeouts), RFC 1870 (SIZE),
 //! RFC 3463 (enhanced codes, via `smtp::reply`).
 
@@ -39,6 +44,7 @@ use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SU
 use crate::spool::{
     Envelope, EnvelopeRecipient, OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket,
 };
+use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 /// Configuration shared (read-only) by every worker's `Inbound`.
 #[derive(Debug)]
@@ -86,7 +92,16 @@ struct Pending {
     bytes: u64,
     /// The client, for the log line.
     client: std::net::SocketAddr,
+    /// Site index (`Peer::listener_tag`), for the per-site counters.
+    site: usize,
+    /// Recipients in a local domain / elsewhere, counted at commit.
+    rcpts: RcptSplit,
+    /// Wall clock of the pass that finished the record (commit latency).
+    finished: SystemTime,
 }
+
+/// Recipients of one message: (local, remote).
+type RcptSplit = (u64, u64);
 
 /// The inbound SMTP service of one worker.
 pub struct Inbound {
@@ -108,6 +123,8 @@ pub struct Inbound {
     now: SystemTime,
     /// Graceful shutdown has begun.
     draining: bool,
+    /// stats: this worker's counter block per site (index = `Peer::listener_tag`).
+    stats: Vec<Arc<CounterBlock>>,
 }
 
 /// Per-connection state.
@@ -131,6 +148,8 @@ struct ConnTx {
     peer: Peer,
     /// Spool state of the current message.
     record: RecordState,
+    /// Recipient split of the current message, set at `data_start`.
+    rcpts: RcptSplit,
 }
 
 /// Spool state of the message being received on a connection.
@@ -156,7 +175,6 @@ impl Inbound {
     ) -> Inbound {
         Inbound {
             worker,
-            shared,
             spool,
             writer,
             queue_tx,
@@ -164,7 +182,20 @@ impl Inbound {
             outcomes: HashMap::new(),
             now: UNIX_EPOCH, // set by `begin_pass` before any connection exists
             draining: false,
+            // stats: registered once, at worker construction (never on the hot path).
+            stats: shared
+                .config
+                .sites
+                .iter()
+                .map(|s| Registry::global().site_block(&s.name))
+                .collect(),
+            shared,
         }
+    }
+
+    /// stats: the counter block of the connection's site.
+    fn block(&self, peer: &Peer) -> &CounterBlock {
+        &self.stats[peer.listener_tag.min(self.stats.len() - 1)]
     }
 
     /// Say 421 4.3.2 to a draining session as soon as it is between messages (the
@@ -212,17 +243,26 @@ impl Service for Inbound {
             }
         };
         let mut session = ServerSession::new(Arc::clone(&self.shared.server));
+        let before = out.len();
         session.greet(out);
+        // stats: one more connection (counted down in `closed`), and the greeting's bytes.
+        let b = self.block(peer);
+        b.inc(Counter::InboundConnections);
+        b.inc(Counter::InboundConnectionsTotal);
+        b.add(Counter::BytesSent, (out.len() - before) as u64);
         Some(InboundConn {
             session,
-            tx: ConnTx { peer: *peer, record: RecordState::Idle },
+            tx: ConnTx { peer: *peer, record: RecordState::Idle, rcpts: (0, 0) },
             permit: Some(permit),
             draining: self.draining,
         })
     }
 
     fn read(&mut self, id: ConnId, c: &mut InboundConn, input: &[u8], out: &mut Vec<u8>) -> usize {
+        let before = out.len();
+        let stats = &self.stats[c.tx.peer.listener_tag.min(self.stats.len() - 1)];
         let mut h = TxHandler {
+            stats,
             cfg: &self.shared.config,
             spool: &self.spool,
             writer: &mut self.writer,
@@ -233,6 +273,9 @@ impl Service for Inbound {
         };
         let used = c.session.feed(input, &mut h, out);
         Self::maybe_goodbye(c, out);
+        // stats: bytes consumed from the peer and reply bytes produced in this call.
+        stats.add(Counter::BytesReceived, used as u64);
+        stats.add(Counter::BytesSent, (out.len() - before) as u64);
         used
     }
 
@@ -251,19 +294,26 @@ impl Service for Inbound {
 
     fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         log::debug!("worker={} client={} idle timeout", self.worker, c.tx.peer.remote);
+        let before = out.len();
         c.session.timeout(out);
         Self::release_if_closed(c);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         self.draining = true;
         c.draining = true;
+        let before = out.len();
         Self::maybe_goodbye(c, out);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {
         self.outcomes.remove(&id);
+        let stats = &self.stats[c.tx.peer.listener_tag.min(self.stats.len() - 1)];
+        stats.dec(Counter::InboundConnections); // stats: counted up in `accept`
         let mut h = TxHandler {
+            stats,
             cfg: &self.shared.config,
             spool: &self.spool,
             writer: &mut self.writer,
@@ -303,6 +353,15 @@ impl Service for Inbound {
                     p.client
                 );
                 batch.push(p.ticket.id);
+                // stats: the message is accepted (250 follows).
+                let b = &self.stats[p.site.min(self.stats.len() - 1)];
+                b.inc(Counter::MessagesReceived);
+                b.inc(Counter::MessagesAccepted);
+                b.add(Counter::MessageBytesReceived, p.bytes);
+                b.add(Counter::RecipientsLocal, p.rcpts.0);
+                b.add(Counter::RecipientsRemote, p.rcpts.1);
+                let waited = self.now.duration_since(p.finished).unwrap_or_default();
+                b.record(Hist::CommitLatency, waited.as_micros() as u64);
                 Ok(p.ticket.id)
             } else if failed.is_some_and(|f| p.ticket.seq <= f) {
                 Err(())
@@ -315,6 +374,9 @@ impl Service for Inbound {
         }
         // Only the 8-byte ids cross threads (the messages stay in the spool), and only once
         // per group commit: one wake-up of the queue runner per batch, not per message.
+        if let Some(b) = self.stats.first().filter(|_| !batch.is_empty()) {
+            b.record(Hist::CommitBatch, batch.len() as u64); // stats
+        }
         if !batch.is_empty() && self.queue_tx.send(batch).is_err() {
             log::warn!("worker={} queue runner gone", self.worker);
         }
@@ -326,11 +388,13 @@ impl Service for Inbound {
             return;
         }
         c.tx.record = RecordState::Idle;
+        let before = out.len();
         match outcome {
             Ok(qid) => c.session.commit_done(Ok(&qid.to_string()), out),
             Err(()) => c.session.commit_done(Err(Reply::local_error()), out),
         }
         Self::maybe_goodbye(c, out);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     fn end_of_pass(&mut self) {
@@ -344,6 +408,8 @@ impl Service for Inbound {
 
 /// The session's `Handler` for one `feed` call: policy + spool for one connection.
 struct TxHandler<'a> {
+    /// stats: the worker's block for the connection's site.
+    stats: &'a CounterBlock,
     /// Configuration.
     cfg: &'a Config,
     /// The spool (free-space check).
@@ -412,11 +478,23 @@ impl Handler for TxHandler<'_> {
     }
 
     fn rcpt(&mut self, to: &ForwardPath<'_>, _params: &RcptParams<'_>) -> Result<(), Reply> {
-        policy::check_rcpt(self.cfg, client_ip(&self.tx.peer), to)
+        let verdict = policy::check_rcpt(self.cfg, client_ip(&self.tx.peer), to);
+        if verdict.is_err() {
+            self.stats.inc(Counter::MessagesRefusedPolicy); // stats
+        }
+        verdict
+    }
+
+    fn refused_for_size(&mut self) {
+        self.stats.inc(Counter::MessagesRefusedSize); // stats
     }
 
     fn data_start(&mut self, t: &Transaction) -> Result<(), Reply> {
         let env = self.envelope(t);
+        self.tx.rcpts = policy::rcpt_split(
+            &self.cfg.domains,
+            env.recipients.iter().map(|r| r.forward_path.as_str()),
+        );
         let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
         let mut header = Vec::with_capacity(256);
         received_header(&mut header, self.cfg, &self.tx.peer, t, rec.id(), self.now);
@@ -452,7 +530,15 @@ impl Handler for TxHandler<'_> {
             RecordState::Open(rec) => match (rec.bytes(), self.writer.finish(rec)) {
                 (bytes, Ok(ticket)) => {
                     let client = self.tx.peer.remote;
-                    self.pending.push_back(Pending { ticket, conn: self.conn, bytes, client });
+                    self.pending.push_back(Pending {
+                        ticket,
+                        conn: self.conn,
+                        bytes,
+                        client,
+                        site: self.tx.peer.listener_tag,
+                        rcpts: self.tx.rcpts,
+                        finished: self.now,
+                    });
                     self.tx.record = RecordState::Committing;
                     DataOutcome::Pending
                 }

@@ -48,6 +48,23 @@ pub fn is_local_domain(cfg: &DomainsConfig, domain: &str) -> bool {
     cfg.local.iter().chain(&cfg.aliases).any(|local| local.eq_ignore_ascii_case(domain))
 }
 
+/// (local, remote) count of `forward_paths` for the "% Recipients Local/Remote" counters:
+/// local when the domain is local (`is_local_domain`) or there is none (`Postmaster`).
+pub fn rcpt_split<'a>(
+    cfg: &DomainsConfig,
+    forward_paths: impl Iterator<Item = &'a str>,
+) -> (u64, u64) {
+    let (mut local, mut remote) = (0, 0);
+    for fp in forward_paths {
+        if fp.rsplit_once('@').is_none_or(|(_, d)| is_local_domain(cfg, d)) {
+            local += 1;
+        } else {
+            remote += 1;
+        }
+    }
+    (local, remote)
+}
+
 /// May a client at `client` give this RCPT TO? (RFC 5321 §3.6 relaying, §4.5.1 Postmaster.)
 ///
 /// - bare `<Postmaster>`: always accepted (RFC 5321 §4.5.1 requires it);

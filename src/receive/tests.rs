@@ -17,6 +17,8 @@ fn config(dir: &std::path::Path, workers: usize) -> Config {
     c.limits.min_free_disk_bytes = 0;
     // These tests look at what was received: keep it in the queue (no delivery).
     c.delivery.hold = true;
+    // Tests run in parallel: no admin listener on the fixed default port.
+    c.admin.listen = None;
     c
 }
 

@@ -112,6 +112,9 @@ pub trait Handler {
     /// HELO/EHLO, QUIT, too many errors, disconnect mid-DATA). Called at most once per
     /// `data_start`, and never after `data_end`.
     fn data_abort(&mut self);
+    /// The transaction was refused for size (MAIL `SIZE=` over the limit, or content that
+    /// grew past it): for the "Messages Refused for Size" counter. Called once per refusal.
+    fn refused_for_size(&mut self) {}
 }
 
 /// What `Handler::data_end` decided.
@@ -205,6 +208,7 @@ impl Content {
         let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         self.received_bytes = self.received_bytes.saturating_add(len);
         if max_bytes != 0 && self.received_bytes > max_bytes {
+            h.refused_for_size();
             self.fail(Reply::message_too_big(), h);
         } else if let Err(r) = h.data_chunk(bytes) {
             self.fail(r, h);
@@ -640,6 +644,7 @@ impl ServerSession {
         let too_big =
             |size: u64| cfg.max_message_size_bytes != 0 && size > cfg.max_message_size_bytes;
         let refusal = if params.size.is_some_and(too_big) {
+            h.refused_for_size();
             Some(Reply::message_too_big())
         } else if params.smtputf8 && !cfg.enable_smtputf8 {
             Some(Reply::bad_parameter("SMTPUTF8"))
@@ -764,6 +769,9 @@ impl ServerSession {
         };
         let max = self.cfg.max_message_size_bytes;
         if max != 0 && content.received_bytes.saturating_add(chunk_bytes) > max {
+            if matches!(content.sink, Sink::Handler) {
+                h.refused_for_size();
+            }
             content.fail(Reply::message_too_big(), h); // known now; drain the chunk
         }
         let chunk = ChunkCounter::new(chunk_bytes);

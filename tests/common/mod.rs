@@ -138,7 +138,7 @@ impl Conf {
         self
     }
 
-    fn render(&self, hostname: &str, mailroot: &Path, port: u16) -> String {
+    fn render(&self, hostname: &str, mailroot: &Path, port: u16, admin_port: u16) -> String {
         fn list(v: &[String]) -> String {
             let items: Vec<String> = v.iter().map(|s| format!("{s:?}")).collect();
             format!("[{}]", items.join(", "))
@@ -164,6 +164,8 @@ impl Conf {
             t += &format!("\n[spool]\nsegment_size = {s}\n");
         }
         t += &self.extra;
+        // Every server gets its own admin port (the default 8025 would collide).
+        t += &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
         t
     }
 }
@@ -182,6 +184,8 @@ pub(crate) struct Server {
     pub(crate) hostname: String,
     /// Listening port on 127.0.0.1.
     pub(crate) port: u16,
+    /// Admin listener port on 127.0.0.1 (`GET /metrics`, `/api/*`).
+    pub(crate) admin_port: u16,
     child: Option<Child>,
     log_path: PathBuf,
 }
@@ -200,6 +204,7 @@ impl Server {
             config_path,
             mailroot,
             port: 0,
+            admin_port: 0,
             child: None,
             log_path,
         };
@@ -215,7 +220,8 @@ impl Server {
                 self.port = free_port();
             }
             self.hostname = format!("mr{}-{}.test", self.port, std::process::id());
-            let text = self.conf.render(&self.hostname, &self.mailroot, self.port);
+            self.admin_port = free_port();
+            let text = self.conf.render(&self.hostname, &self.mailroot, self.port, self.admin_port);
             fs::write(&self.config_path, text).expect("write config");
             let log = fs::OpenOptions::new()
                 .create(true)
@@ -587,4 +593,24 @@ pub(crate) fn free_bytes(path: &Path) -> u64 {
     #[allow(clippy::useless_conversion)]
     let v = u64::from(st.f_bavail) * u64::from(st.f_frsize);
     v
+}
+
+/// `GET path` on the admin listener at 127.0.0.1:`port` (HTTP/1.0, bounded): (status, body).
+pub(crate) fn admin_get(port: u16, path: &str) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(IO_TIMEOUT)).expect("timeout");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("header/body split");
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    (status, head.to_string(), body.to_string())
+}
+
+impl Server {
+    /// `GET path` on this server's admin listener: (status, header block, body).
+    pub(crate) fn admin_get(&self, path: &str) -> (u16, String, String) {
+        admin_get(self.admin_port, path)
+    }
 }

@@ -1,4 +1,5 @@
-//! `mailroot queue list`: the messages in `Queue/` as a table or a JSON array.
+//! The messages in `Queue/` as a table or a JSON array: `mailroot queue list` and the admin
+//! listener's `GET /api/queue` (one listing code for both).
 //!
 //! Trust: sender and recipient addresses were supplied by SMTP clients. JSON output escapes
 //! them (serde_json); the table escapes control characters so a crafted address cannot
@@ -16,46 +17,45 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{EXIT_FAILURE, EXIT_OK, report};
 use crate::queue::state::{self, RcptState};
 use crate::smtp::date::{SECS_PER_DAY, civil_from_days};
 use crate::spool::{self, QueuedMessage, RcptStatus};
 
 /// One queued message as shown to the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(super) struct Listing {
+pub struct Listing {
     /// Queue id, 16 upper-case hex digits.
-    pub(super) id: String,
+    pub id: String,
     /// Message size in bytes as stored.
-    pub(super) size: u64,
+    pub size: u64,
     /// Arrival time, ms since the Unix epoch.
-    pub(super) arrival_unix_ms: u64,
+    pub arrival_unix_ms: u64,
     /// Arrival time as RFC 3339 UTC with milliseconds.
-    pub(super) arrival: String,
+    pub arrival: String,
     /// `queued` (nothing delivered yet), `partially delivered`, or `completed`.
-    pub(super) state: &'static str,
+    pub state: &'static str,
     /// Reverse path; `""` is the null sender `<>`.
-    pub(super) sender: String,
+    pub sender: String,
     /// Every recipient with its status.
-    pub(super) recipients: Vec<RecipientListing>,
+    pub recipients: Vec<RecipientListing>,
 }
 
 /// One recipient of a [`Listing`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(super) struct RecipientListing {
+pub struct RecipientListing {
     /// Forward path.
-    pub(super) address: String,
+    pub address: String,
     /// `pending`, `delivered`, `bounced` or `expired`.
-    pub(super) status: &'static str,
+    pub status: &'static str,
     /// Deferred attempts so far (from `Queue/state/<id>`; 0 = never deferred).
     #[serde(skip_serializing_if = "is_zero")]
-    pub(super) attempts: u32,
+    pub attempts: u32,
     /// When the next attempt is due (RFC 3339 UTC), if known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) next_retry: Option<String>,
+    pub next_retry: Option<String>,
     /// The last deferral reason, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(super) last_error: Option<String>,
+    pub last_error: Option<String>,
 }
 
 /// For serde: omit a zero attempt count.
@@ -68,7 +68,7 @@ const PENDING: &str = "pending";
 
 impl Listing {
     /// Build a listing; `state` follows from the recipients' statuses.
-    pub(super) fn new(
+    pub fn new(
         id: String,
         size: u64,
         arrival_unix_ms: u64,
@@ -95,7 +95,7 @@ fn utc_parts(unix_ms: u64) -> ((i64, i64, i64), (i64, i64, i64), i64) {
 }
 
 /// `2026-11-28T14:49:41.123Z` (RFC 3339 §5.6, UTC).
-pub(super) fn rfc3339_utc(unix_ms: u64) -> String {
+pub fn rfc3339_utc(unix_ms: u64) -> String {
     let ((y, mo, d), (h, mi, s), ms) = utc_parts(unix_ms);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{ms:03}Z")
 }
@@ -117,7 +117,7 @@ fn printable(s: &str) -> String {
 }
 
 /// Write the table (or "Mail queue is empty") to `out`.
-pub(super) fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Result<()> {
+pub fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Result<()> {
     if listings.is_empty() {
         return writeln!(out, "Mail queue is empty");
     }
@@ -175,23 +175,19 @@ pub(super) fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Res
 }
 
 /// Write the JSON array to `out`.
-pub(super) fn write_json(listings: &[Listing], out: &mut impl Write) -> io::Result<()> {
+pub fn write_json(listings: &[Listing], out: &mut impl Write) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, listings)?;
     writeln!(out)
 }
 
 /// Write `listings` to stdout; a closed pipe (`| head`) is not an error.
-pub(super) fn print(listings: &[Listing], json: bool) -> i32 {
+pub fn print(listings: &[Listing], json: bool) -> io::Result<()> {
     let mut out = io::stdout().lock();
     let written =
         if json { write_json(listings, &mut out) } else { write_table(listings, &mut out) };
     match written.and_then(|()| out.flush()) {
-        Ok(()) => EXIT_OK,
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
-        Err(e) => {
-            report(format_args!("cannot write to stdout: {e}"));
-            EXIT_FAILURE
-        }
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 
@@ -235,24 +231,19 @@ fn listing(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
     )
 }
 
-/// `queue list`: scan `queue_dir` read-only and print; returns the exit status.
+/// Scan `queue_dir` read-only: every message, oldest first, with its delivery state.
 /// A missing `Queue/` (server never started) is an empty queue.
-pub(super) fn list(queue_dir: &Path, json: bool) -> i32 {
+pub fn list(queue_dir: &Path) -> Result<Vec<Listing>, String> {
     let msgs = if queue_dir.exists() {
-        match spool::scan(queue_dir) {
-            Ok(msgs) => msgs,
-            Err(e) => {
-                report(format_args!("cannot read queue {}: {e}", queue_dir.display()));
-                return EXIT_FAILURE;
-            }
-        }
+        spool::scan(queue_dir)
+            .map_err(|e| format!("cannot read queue {}: {e}", queue_dir.display()))?
     } else {
         Vec::new()
     };
     let mut listings: Vec<Listing> =
         msgs.iter().map(|m| listing(m, &state::read_from(queue_dir, m.id))).collect();
     listings.sort_by_key(|l| (l.arrival_unix_ms, l.id.clone()));
-    print(&listings, json)
+    Ok(listings)
 }
 
 #[cfg(test)]
