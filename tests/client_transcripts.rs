@@ -44,6 +44,9 @@ use mailroot::smtp::client::{ClientConfig, ClientSession, Event, Job, JobRecipie
 use mailroot::smtp::command::{Notify, Ret};
 use mailroot::smtp::reply::Reply;
 
+mod common_transcript;
+use common_transcript::unescape;
+
 /// Something the server side of a transcript does.
 #[derive(Clone, Debug)]
 enum Step {
@@ -70,34 +73,6 @@ struct Transcript {
     steps: Vec<Step>,
     /// `expected[0]` before any step, `expected[i + 1]` after `steps[i]`.
     expected: Vec<Segment>,
-}
-
-fn unescape(s: &str, line_no: usize) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut v = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            v.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let e = *b.get(i + 1).unwrap_or_else(|| panic!("line {line_no}: trailing backslash"));
-        i += 2;
-        match e {
-            b'r' => v.push(b'\r'),
-            b'n' => v.push(b'\n'),
-            b't' => v.push(b'\t'),
-            b'\\' => v.push(b'\\'),
-            b'x' => {
-                let hex = std::str::from_utf8(&b[i..i + 2]).unwrap();
-                v.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 2;
-            }
-            _ => panic!("line {line_no}: unknown escape \\{}", e as char),
-        }
-    }
-    v
 }
 
 fn parse_notify(v: &str) -> Notify {

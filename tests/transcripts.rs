@@ -49,6 +49,9 @@ use mailroot::smtp::path::{ForwardPath, ReversePath};
 use mailroot::smtp::reply::Reply;
 use mailroot::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
 
+mod common_transcript;
+use common_transcript::unescape;
+
 /// How the fake handler finishes a message.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Commit {
@@ -255,45 +258,6 @@ struct Transcript {
     expected: Vec<u8>,
     messages: Vec<Vec<u8>>,
     asserts: Vec<(usize, String, String)>,
-}
-
-fn unescape(s: &str, line_no: usize) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut v = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] != b'\\' {
-            v.push(b[i]);
-            i += 1;
-            continue;
-        }
-        let e = *b.get(i + 1).unwrap_or_else(|| panic!("line {line_no}: trailing backslash"));
-        i += 2;
-        match e {
-            b'r' => v.push(b'\r'),
-            b'n' => v.push(b'\n'),
-            b't' => v.push(b'\t'),
-            b'0' => v.push(0),
-            b'\\' => v.push(b'\\'),
-            b'x' => {
-                let hex = std::str::from_utf8(&b[i..i + 2]).unwrap();
-                v.push(u8::from_str_radix(hex, 16).unwrap());
-                i += 2;
-            }
-            b'{' => {
-                let end = i + s[i..].find('}').expect("unterminated \\{");
-                let (n, text) = s[i..end].split_once('*').expect("\\{N*TEXT}");
-                let n: usize = n.parse().unwrap();
-                let text = unescape(text, line_no);
-                for _ in 0..n {
-                    v.extend_from_slice(&text);
-                }
-                i = end + 1;
-            }
-            _ => panic!("line {line_no}: unknown escape \\{}", e as char),
-        }
-    }
-    v
 }
 
 fn parse_transcript(text: &str) -> Transcript {
