@@ -198,6 +198,21 @@ impl Inbound {
         &self.stats[peer.listener_tag.min(self.stats.len() - 1)]
     }
 
+    /// The session's `Handler` for connection `id`: the worker's spool writer, commit-wait
+    /// list and the connection's site counters, lent for one `feed`/`disconnect` call.
+    fn handler<'a>(&'a mut self, id: ConnId, tx: &'a mut ConnTx) -> TxHandler<'a> {
+        TxHandler {
+            stats: &self.stats[tx.peer.listener_tag.min(self.stats.len() - 1)],
+            cfg: &self.shared.config,
+            spool: &self.spool,
+            writer: &mut self.writer,
+            pending: &mut self.pending,
+            tx,
+            conn: id,
+            now: self.now,
+        }
+    }
+
     /// Say 421 4.3.2 to a draining session as soon as it is between messages (the
     /// session itself refuses while content is open or a commit is pending).
     fn maybe_goodbye(c: &mut InboundConn, out: &mut Vec<u8>) {
@@ -260,20 +275,11 @@ impl Service for Inbound {
 
     fn read(&mut self, id: ConnId, c: &mut InboundConn, input: &[u8], out: &mut Vec<u8>) -> usize {
         let before = out.len();
-        let stats = &self.stats[c.tx.peer.listener_tag.min(self.stats.len() - 1)];
-        let mut h = TxHandler {
-            stats,
-            cfg: &self.shared.config,
-            spool: &self.spool,
-            writer: &mut self.writer,
-            pending: &mut self.pending,
-            tx: &mut c.tx,
-            conn: id,
-            now: self.now,
-        };
+        let mut h = self.handler(id, &mut c.tx);
         let used = c.session.feed(input, &mut h, out);
         Self::maybe_goodbye(c, out);
         // stats: bytes consumed from the peer and reply bytes produced in this call.
+        let stats = self.block(&c.tx.peer);
         stats.add(Counter::BytesReceived, used as u64);
         stats.add(Counter::BytesSent, (out.len() - before) as u64);
         used
@@ -310,18 +316,8 @@ impl Service for Inbound {
 
     fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {
         self.outcomes.remove(&id);
-        let stats = &self.stats[c.tx.peer.listener_tag.min(self.stats.len() - 1)];
-        stats.dec(Counter::InboundConnections); // stats: counted up in `accept`
-        let mut h = TxHandler {
-            stats,
-            cfg: &self.shared.config,
-            spool: &self.spool,
-            writer: &mut self.writer,
-            pending: &mut self.pending,
-            tx: &mut c.tx,
-            conn: id,
-            now: self.now,
-        };
+        self.block(&c.tx.peer).dec(Counter::InboundConnections); // stats: counted up in `accept`
+        let mut h = self.handler(id, &mut c.tx);
         c.session.disconnect(&mut h);
         // Whatever the session thought, never leave a record open (it would pin the writer).
         if let RecordState::Open(rec) = std::mem::replace(&mut c.tx.record, RecordState::Idle) {
