@@ -35,7 +35,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{LocalError, ensure_dir, sync_dir, write_envelope_lines, write_temp};
-use crate::smtp::trace::rfc5322_date;
+use crate::smtp::date::rfc5322_utc;
 
 /// How many `-N` suffixes are tried before giving up on a stem.
 pub const MAX_BADMAIL_SUFFIX: u32 = 10_000;
@@ -88,7 +88,7 @@ pub fn bdr_text(
 ) -> String {
     let mut s = format!(
         "Date: {}\r\nSource: {}\r\nReason: {}\r\n",
-        rfc5322_date(now_unix_secs, 0),
+        rfc5322_utc(now_unix_secs),
         one_line(source),
         one_line(reason)
     );

@@ -137,15 +137,6 @@ pub fn write_received_pickup(
     out.extend_from_slice(s.as_bytes());
 }
 
-/// RFC 5322 §3.3 `date-time` of `unix_secs` shown `offset_secs` from UTC, e.g.
-/// `Sat, 28 Nov 2026 14:49:40 +0000`.
-#[must_use]
-pub fn rfc5322_date(unix_secs: i64, offset_secs: i32) -> String {
-    let mut s = String::with_capacity(32);
-    push_date(&mut s, unix_secs, offset_secs);
-    s
-}
-
 /// `[192.0.2.1]` or `[IPv6:2001:db8::1]` (RFC 5321 §4.1.3).
 fn push_address_literal(s: &mut String, ip: IpAddr) {
     let _ = match ip {
@@ -220,7 +211,6 @@ mod tests {
             "Received: by mx.example (mailroot, from the Pickup folder)\r\n\
              \tid 0000000100000002; Sat, 28 Nov 2026 14:49:40 +0000\r\n"
         );
-        assert_eq!(rfc5322_date(0, 0), "Thu, 1 Jan 1970 00:00:00 +0000");
     }
 
     #[test]
