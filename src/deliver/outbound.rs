@@ -72,13 +72,20 @@ pub struct OutboundHandle {
     tx: Sender<OutboundTask>,
     /// Rings the loop.
     waker: Arc<Waker>,
+    /// Set by the first submit after the loop last drained the queue; only that submit
+    /// rings the waker (one eventfd write per batch of tasks, not one per task).
+    wake_pending: Arc<AtomicBool>,
 }
 
 impl OutboundHandle {
     /// Hand a task to the loop. Returns it if the loop is gone.
     pub fn submit(&self, task: OutboundTask) -> Result<(), Box<OutboundTask>> {
         self.tx.send(task).map_err(|e| Box::new(e.0))?;
-        if let Err(e) = self.waker.wake() {
+        // AcqRel pairs with the loop's swap(false) before it drains: either the loop's
+        // drain sees this task, or this swap sees `false` and rings.
+        if !self.wake_pending.swap(true, Ordering::AcqRel)
+            && let Err(e) = self.waker.wake()
+        {
             log::warn!("outbound: cannot wake the loop: {e}");
         }
         Ok(())
@@ -96,12 +103,15 @@ pub fn spawn(
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
     let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = OutboundHandle { tx, waker };
+    let wake_pending = Arc::new(AtomicBool::new(false));
+    let handle = OutboundHandle { tx, waker, wake_pending: Arc::clone(&wake_pending) };
     let mut lp = Outbound {
         poll,
         opts,
         rx,
+        wake_pending,
         reports,
+        pending_reports: Vec::new(),
         stop,
         conns: Vec::new(),
         free: Vec::new(),
@@ -150,8 +160,11 @@ struct Conn {
     out: Vec<u8>,
     /// Written prefix of `out`.
     out_pos: usize,
-    /// Readiness seen and not yet consumed by `WouldBlock`.
+    /// Readiness seen and not yet consumed by `WouldBlock` or a short read (the rule of
+    /// `net/mod.rs`).
     readable: bool,
+    /// An event reported half-close or error: a short read no longer clears `readable`.
+    read_closed: bool,
     /// See `readable`.
     writable: bool,
     /// Why the current target failed, once it did (reported if no target is left).
@@ -177,8 +190,12 @@ struct Outbound {
     opts: OutboundOptions,
     /// Incoming tasks.
     rx: Receiver<OutboundTask>,
+    /// See [`OutboundHandle::wake_pending`]; cleared before each drain of `rx`.
+    wake_pending: Arc<AtomicBool>,
     /// Results to the runner.
     reports: Sender<TaskReport>,
+    /// Results of this loop pass not yet sent (see [`Outbound::send_reports`]).
+    pending_reports: Vec<TaskReport>,
     /// Stop at once.
     stop: Arc<AtomicBool>,
     /// Connection slots; the index is the mio token.
@@ -253,11 +270,14 @@ impl Outbound {
                 }
                 let slot = ev.token().0;
                 if let Some(Some(c)) = self.conns.get_mut(slot) {
-                    c.readable |= ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                    let trouble = ev.is_read_closed() || ev.is_error();
+                    c.readable |= ev.is_readable() || trouble;
+                    c.read_closed |= trouble;
                     c.writable |= ev.is_writable() || ev.is_write_closed() || ev.is_error();
                 }
                 self.drive(slot, now);
             }
+            self.wake_pending.swap(false, Ordering::AcqRel);
             loop {
                 match self.rx.try_recv() {
                     Ok(t) => self.enqueue(t, now),
@@ -269,6 +289,7 @@ impl Outbound {
                 }
             }
             self.handle_timeouts(now);
+            self.send_reports();
             if disconnected && self.open == 0 && self.dests.values().all(|d| d.queue.is_empty()) {
                 break;
             }
@@ -376,6 +397,7 @@ impl Outbound {
                             out: Vec::new(),
                             out_pos: 0,
                             readable: false,
+                            read_closed: false,
                             writable: false,
                             last_reason: None,
                             attempt_start: now,
@@ -419,10 +441,19 @@ impl Outbound {
         self.forget_dest_if_unused(&key);
     }
 
-    /// Send a report to the runner (ignored if the runner is gone: the spool still has the
-    /// recipients pending).
-    fn report(&self, r: TaskReport) {
-        let _ = self.reports.send(r);
+    /// Queue a report for the runner; [`Outbound::send_reports`] sends them at the end of
+    /// the loop pass.
+    fn report(&mut self, r: TaskReport) {
+        self.pending_reports.push(r);
+    }
+
+    /// Send the pass's reports back to back, so the runner wakes once per pass rather than
+    /// once per report (a futex wake and a context switch each). Ignored if the runner is
+    /// gone: the spool still has the recipients pending.
+    fn send_reports(&mut self) {
+        for r in self.pending_reports.drain(..) {
+            let _ = self.reports.send(r);
+        }
     }
 
     /// Start queued tasks of `key` while the limits allow.
@@ -510,7 +541,7 @@ impl Outbound {
                 }
             }
             let mut progress = false;
-            // Read until WouldBlock.
+            // Read until WouldBlock or a short read.
             let mut eof = false;
             let mut input_err = None;
             if c.readable {
@@ -523,10 +554,17 @@ impl Outbound {
                         }
                         Ok(n) => {
                             progress = true;
+                            if n < self.buf.len() && !c.read_closed {
+                                // Short read: drained; the next arrival is a new edge.
+                                c.readable = false;
+                            }
                             if let Phase::Open { session, .. } = &mut c.phase
                                 && let Err(e) = session.handle_input(now, &self.buf[..n])
                             {
                                 input_err = Some(e.to_string());
+                                break;
+                            }
+                            if !c.readable {
                                 break;
                             }
                         }

@@ -1,8 +1,8 @@
 //! One connection's socket, buffers and readiness, and the read/write pass over it.
 //!
 //! WHAT: `drive` applies the edge-triggered rule of `net/mod.rs` to one connection: write
-//! pending output, then read-and-feed until `WouldBlock` (or the service stops wanting
-//! input), writing after every feed. Reads land in the worker's shared scratch buffer,
+//! pending output, then read-and-feed until `WouldBlock` or a short read (or the service
+//! stops wanting input), writing after every feed. Reads land in the worker's shared scratch buffer,
 //! preceded by the connection's small unconsumed remainder, so the service always sees one
 //! contiguous slice and per-connection memory stays tiny.
 //!
@@ -50,8 +50,13 @@ pub(super) struct Conn<C> {
     pub(super) out: Vec<u8>,
     /// Invariant: `out_pos <= out.len()`; both reset to 0 when everything is written.
     out_pos: usize,
-    /// Read readiness: set by an event, cleared only by `WouldBlock`.
+    /// Read readiness: set by an event, cleared by `WouldBlock` or by a short read (see
+    /// the edge-triggered rule in `net/mod.rs`).
     pub(super) readable: bool,
+    /// An event reported the peer's half-close or an error (EPOLLRDHUP/HUP/ERR). Sticky:
+    /// once set, a short read no longer clears `readable` (no new edge would report the
+    /// pending end of stream).
+    pub(super) read_closed: bool,
     /// Write readiness: set by an event (and at accept), cleared only by `WouldBlock`.
     pub(super) writable: bool,
     /// The service may consume more of `input` without new bytes (after `resume`).
@@ -78,6 +83,7 @@ impl<C> Conn<C> {
             out,
             out_pos: 0,
             readable: false,
+            read_closed: false,
             writable: true,
             refeed: false,
         }
@@ -150,6 +156,7 @@ pub(super) fn drive<S: Service>(
             break Step::Close(CloseReason::InputOverflow);
         }
         scratch[..kept].copy_from_slice(&c.input);
+        let room = scratch.len() - kept;
         match c.stream.read(&mut scratch[kept..]) {
             Ok(0) => {
                 // Peer closed. Best effort for anything still unsent, then close.
@@ -158,6 +165,10 @@ pub(super) fn drive<S: Service>(
             }
             Ok(n) => {
                 reads += 1;
+                if n < room && !c.read_closed {
+                    // Short read: the socket is drained; the next arrival is a new edge.
+                    c.readable = false;
+                }
                 let avail = kept + n;
                 let used = svc.read(id, &mut c.state, &scratch[..avail], &mut c.out);
                 c.input.clear();

@@ -13,10 +13,15 @@
 //! # The edge-triggered rule (sozu `doc/lifetime_of_a_session.md` §2.2)
 //! mio registers every socket edge-triggered (`EPOLLET`): the kernel reports a socket
 //! *once* when it becomes readable/writable, not while it stays so. Hence, always:
-//! 1. **Drain reads until `WouldBlock`.** A readiness flag (`readable`) is set by an event
-//!    and cleared only when a read returns `WouldBlock`. If we stop early (the service does
-//!    not want input now, or the per-pass fairness cap hit) the flag stays set and we come
-//!    back without waiting for a new event: none would come.
+//! 1. **Drain reads until `WouldBlock` or a short read.** A readiness flag (`readable`) is
+//!    set by an event and cleared when a read returns `WouldBlock`, or fewer bytes than it
+//!    asked for: a short TCP read took everything queued, and Linux reports every later
+//!    arrival as a new edge (nginx's `ngx_unix_recv` relies on the same; it saves one
+//!    `EAGAIN` read per command). Exception: once an event said the peer half-closed or
+//!    errored (`read_closed`), only `WouldBlock` or end of stream clears the flag, since no
+//!    further edge would report the pending end. If we stop early (the service does not
+//!    want input now, or the per-pass fairness cap hit) the flag stays set and we come back
+//!    without waiting for a new event: none would come.
 //! 2. **Output produced on a read path is written in the same pass.** After each
 //!    `Service::read`/`resume`/`timed_out` the worker tries to write the connection's output
 //!    before doing anything else; `writable` is likewise cleared only by `WouldBlock`.

@@ -214,6 +214,7 @@ impl<S: Service> Worker<S> {
                             // Errors and hang-ups surface through the next read/write.
                             let trouble = event.is_error() || event.is_read_closed();
                             c.readable |= event.is_readable() || trouble;
+                            c.read_closed |= trouble;
                             c.writable |= event.is_writable() || event.is_write_closed();
                         }
                         self.drive(id);
@@ -297,8 +298,7 @@ impl<S: Service> Worker<S> {
     /// Hand a new socket to the service; keep it or refuse it.
     fn admit(&mut self, mut stream: mio::net::TcpStream, remote: SocketAddr, li: usize) {
         let l = &self.listeners[li];
-        // SMTP replies are small and written once per pass: Nagle would only add latency.
-        let _ = stream.set_nodelay(true);
+        // TCP_NODELAY comes from the listener (see `listener.rs`).
         let local = if l.local.ip().is_unspecified() {
             stream.local_addr().unwrap_or(l.local)
         } else {

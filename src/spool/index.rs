@@ -88,6 +88,9 @@ pub(crate) struct SpoolInner {
     /// Cross-offs hold it shared; compaction holds it exclusively (no status changes while
     /// records are copied).
     pub(crate) compact_lock: RwLock<()>,
+    /// Pages holding cross-off bytes stored but not yet msynced (segment, page index):
+    /// written back by [`SpoolInner::sync_crossoffs`] (see [`super::Spool::cross_off_batch`]).
+    pub(crate) crossoff_dirty: Mutex<Vec<(Arc<Segment>, usize)>>,
     /// Free-space cache.
     pub(crate) space: FreeSpace,
     /// Test hook: make the next group commit fail as if msync had failed.
@@ -111,6 +114,10 @@ pub(crate) fn read_hwm(dir: &std::path::Path) -> u64 {
         Err(_) => 0,
     }
 }
+
+/// Cross-off pages are grouped by this size (the OS page size or a multiple of it: a coarser
+/// grouping only widens an msync range, it never misses a byte).
+const CROSSOFF_PAGE_BYTES: usize = 4096;
 
 impl SpoolInner {
     /// A fresh segment number (never used before, never used again).
@@ -267,11 +274,8 @@ impl SpoolInner {
         &self,
         items: &[(QueueId, usize, RcptStatus)],
     ) -> Result<(), SpoolError> {
-        /// Pages are grouped by this size so each is msynced once (the OS page size or a
-        /// multiple of it; a coarser grouping would only sync a page twice, never miss one).
-        const PAGE_BYTES: usize = 4096;
         let _shared = self.compact_lock.read();
-        let mut pages: Vec<(u64, usize, Arc<Segment>)> = Vec::with_capacity(items.len());
+        let mut pages: Vec<(Arc<Segment>, usize)> = Vec::with_capacity(items.len());
         let mut records: Vec<(QueueId, Loc)> = Vec::with_capacity(items.len());
         let mut first_err = None;
         for &(id, i, status) in items {
@@ -288,18 +292,12 @@ impl SpoolInner {
             }
             let at = loc.status_offset(i);
             loc.seg.map.store_u8(at, status.as_byte());
-            pages.push((loc.seg.number, at / PAGE_BYTES, Arc::clone(&loc.seg)));
+            pages.push((Arc::clone(&loc.seg), at / CROSSOFF_PAGE_BYTES));
             if status.is_crossed_off() {
                 records.push((id, loc));
             }
         }
-        pages.sort_by_key(|(n, p, _)| (*n, *p));
-        pages.dedup_by_key(|(n, p, _)| (*n, *p));
-        for (_, page, seg) in &pages {
-            if let Err(e) = seg.map.flush_range(page * PAGE_BYTES, 1) {
-                first_err.get_or_insert(e.into());
-            }
-        }
+        self.crossoff_dirty.lock().extend(pages);
         records.sort_by_key(|(id, _)| *id);
         records.dedup_by_key(|(id, _)| *id);
         let mut dead = Vec::new();
@@ -314,6 +312,33 @@ impl SpoolInner {
             self.delete_segments(&dead);
         }
         first_err.map_or(Ok(()), Err)
+    }
+
+    /// See [`super::Spool::sync_crossoffs`].
+    pub(crate) fn sync_crossoffs(&self) -> Result<usize, SpoolError> {
+        let mut pages = std::mem::take(&mut *self.crossoff_dirty.lock());
+        if pages.is_empty() {
+            return Ok(0);
+        }
+        pages.sort_by_key(|(seg, page)| (seg.number, *page));
+        let mut first_err = None;
+        let mut calls = 0;
+        let mut i = 0;
+        while i < pages.len() {
+            // One msync per segment, from its lowest to its highest dirty page.
+            let (seg, lo) = (&pages[i].0, pages[i].1);
+            let mut hi = lo;
+            while i < pages.len() && pages[i].0.number == seg.number {
+                hi = pages[i].1;
+                i += 1;
+            }
+            let len = (hi - lo) * CROSSOFF_PAGE_BYTES + 1;
+            calls += 1;
+            if let Err(e) = seg.map.flush_range(lo * CROSSOFF_PAGE_BYTES, len) {
+                first_err.get_or_insert(e.into());
+            }
+        }
+        first_err.map_or(Ok(calls), Err)
     }
 
     /// See [`super::Spool::cross_off`].

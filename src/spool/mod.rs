@@ -15,8 +15,9 @@
 //! reports its seq), so the client still owns the message and will retry.
 //!
 //! **What must never be lost:** a record whose commit completed (its seq was reported
-//! durable). Recipient cross-offs may be lost (the byte did not reach the disk): that means
-//! a duplicate delivery after the crash, never a lost message.
+//! durable). Recipient cross-offs may be lost (the byte did not reach the disk; with
+//! [`Spool::cross_off_batch`] that is up to the last [`Spool::sync_crossoffs`] after a power
+//! loss): that means a duplicate delivery after the crash, never a lost message.
 //!
 //! **What must never come back:** a torn record (any record whose header checksum, status
 //! bytes, payload checksum or END marker does not verify), a record whose commit *failed*
@@ -255,15 +256,26 @@ impl Spool {
         self.inner.cross_off(id, rcpt_index, status)
     }
 
-    /// [`Spool::cross_off`] for many recipients at once: every byte is stored first, then
-    /// each page touched is msynced once (one `msync` per page, not per recipient), then
-    /// emptied segments are deleted. Errors for single items (unknown id or index) do not
-    /// stop the others; the first error is returned.
+    /// [`Spool::cross_off`] for many recipients at once, written lazily: every byte is
+    /// stored in the mapping (visible to readers and kept across a process crash, since the
+    /// page cache outlives the process), emptied segments are deleted, and the touched pages
+    /// are remembered for [`Spool::sync_crossoffs`] instead of being msynced here. Until that
+    /// runs, a power loss or OS crash can undo these cross-offs, which means a duplicate
+    /// delivery after restart, never a lost message (the at-least-once contract of SMTP;
+    /// Postfix's unlinked queue files have the same window). Errors for single items
+    /// (unknown id or index) do not stop the others; the first error is returned.
     pub fn cross_off_batch(
         &self,
         items: &[(QueueId, usize, RcptStatus)],
     ) -> Result<(), SpoolError> {
         self.inner.cross_off_batch(items)
+    }
+
+    /// msync every page [`Spool::cross_off_batch`] touched since the last call: one msync
+    /// per segment, over the range from its lowest to its highest dirty page. Returns the
+    /// number of msync calls. The queue runner calls it about once a second and on exit.
+    pub fn sync_crossoffs(&self) -> Result<usize, SpoolError> {
+        self.inner.sync_crossoffs()
     }
 
     /// Copy live records of sealed segments created more than `older_than_ms` ago forward

@@ -242,6 +242,7 @@ pub(crate) fn open(
         hwm: Mutex::new(hwm),
         index: Mutex::new(Index::default()),
         compact_lock: RwLock::new(()),
+        crossoff_dirty: Mutex::new(Vec::new()),
         space: FreeSpace::new(dir.to_path_buf(), opts.min_free_bytes),
         #[cfg(test)]
         fail_next_commit: std::sync::atomic::AtomicBool::new(false),

@@ -694,3 +694,22 @@ fn cross_off_batch_survives_restart_and_message_info_reads_it() {
         vec![RcptStatus::Pending, RcptStatus::Bounced, RcptStatus::Pending]
     );
 }
+
+#[test]
+fn sync_crossoffs_is_one_msync_per_segment_and_then_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    assert_eq!(spool.sync_crossoffs().unwrap(), 0, "nothing crossed off yet");
+    let ids =
+        write_all(&spool, &[(env(2), msg(0, 10)), (env(2), msg(1, 10)), (env(2), msg(2, 10))]);
+    // All three records sit in the first segment; only the first recipient of each is
+    // crossed off, so every message stays live.
+    let batch: Vec<_> = ids.iter().map(|&id| (id, 0, RcptStatus::Delivered)).collect();
+    spool.cross_off_batch(&batch).unwrap();
+    for &id in &ids {
+        let info = spool.message_info(id).unwrap();
+        assert_eq!(info.rcpt_status, vec![RcptStatus::Delivered, RcptStatus::Pending]);
+    }
+    assert_eq!(spool.sync_crossoffs().unwrap(), 1, "one segment touched: one msync");
+    assert_eq!(spool.sync_crossoffs().unwrap(), 0, "the dirty set was taken");
+}
