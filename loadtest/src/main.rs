@@ -78,7 +78,7 @@ struct SourceArgs {
     /// replies; adds the `sched` latency (due time to 250). Default: closed loop.
     #[arg(long, value_parser = parse_rate)]
     rate: Option<f64>,
-    /// No progress line (it is shown only when stderr is a terminal anyway).
+    /// No progress bar (it is shown only when stderr is a terminal anyway).
     #[arg(long)]
     no_progress: bool,
     /// Recipients per message (b@x, b1@x, b2@x, ...).

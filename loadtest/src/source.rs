@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
 use crate::client::{ClientError, Connection, advertises};
 use crate::message::{END_OF_DATA, MessageTemplate, recipient};
 use crate::relay::Tracker;
@@ -55,7 +57,7 @@ pub(crate) struct SourceOptions {
     pub(crate) rate: Option<f64>,
     /// Run nonce written into every `X-Loadtest-Id` header.
     pub(crate) run: u64,
-    /// Show a progress line on stderr (only when it is a terminal).
+    /// Show an indicatif progress bar on stderr (only when it is a terminal).
     pub(crate) progress: bool,
     /// `relay` mode: where to note each message's end-of-data time.
     pub(crate) tracker: Option<Arc<Tracker>>,
@@ -85,9 +87,9 @@ struct Shared {
     next_message: AtomicU64,
     /// The common start (set by the main thread just before the start barrier opens).
     start: OnceLock<Instant>,
-    /// Transactions finished (accepted or not), for the progress line.
+    /// Transactions finished (accepted or not), for the progress bar.
     finished: AtomicU64,
-    /// Transactions accepted, for the progress line.
+    /// Transactions accepted, for the progress bar.
     accepted: AtomicU64,
 }
 
@@ -176,9 +178,12 @@ pub(crate) fn run(opts: SourceOptions) -> SourceReport {
     let start = shared.start();
     barrier.wait();
     let done = Arc::new(AtomicBool::new(false));
+    // indicatif's stderr target hides itself off a terminal too; checking first also
+    // saves the thread.
     let progress = (opts.progress && std::io::stderr().is_terminal()).then(|| {
         let (shared, done) = (Arc::clone(&shared), Arc::clone(&done));
-        std::thread::spawn(move || progress_line(&shared, &done))
+        let bar = Progress::new(opts.messages, start, ProgressDrawTarget::stderr());
+        std::thread::spawn(move || progress_loop(&shared, &done, bar))
     });
     let mut stats = Stats::new();
     for _ in 0..spawn_failures {
@@ -200,45 +205,60 @@ pub(crate) fn run(opts: SourceOptions) -> SourceReport {
     SourceReport { opts, stats, elapsed, attempted, hit_deadline }
 }
 
-/// Interval between progress line updates.
+/// Interval between progress bar updates (the session threads never touch the bar).
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
-/// Redraw one progress line on stderr until `done`; erase it at the end.
-fn progress_line(shared: &Shared, done: &AtomicBool) {
-    let total = shared.opts.messages;
-    let start = shared.start();
-    let mut last = (start, 0u64);
-    while !done.load(Ordering::Relaxed) {
-        std::thread::sleep(PROGRESS_EVERY);
-        let now = Instant::now();
-        let finished = shared.finished.load(Ordering::Relaxed);
-        let accepted = shared.accepted.load(Ordering::Relaxed);
-        let rate = per_second(finished - last.1, (now - last.0).as_secs_f64());
-        last = (now, finished);
-        eprint!(
-            "\r{}\x1b[K",
-            progress_text(finished, accepted, total, rate, (now - start).as_secs_f64())
-        );
-    }
-    eprint!("\r\x1b[K");
+/// Template of the progress bar: bar, finished/total, message, elapsed time.
+const PROGRESS_TEMPLATE: &str = "[{bar:30}] {pos}/{len} {msg} {elapsed}";
+
+/// The indicatif progress bar of a run and what its rate is measured from.
+struct Progress {
+    /// Length = `--messages`, position = transactions finished (accepted or not).
+    bar: ProgressBar,
+    /// Time and finished count of the previous update, for the current rate.
+    last: (Instant, u64),
 }
 
-/// The text of the progress line.
-pub(crate) fn progress_text(
-    finished: u64,
-    accepted: u64,
-    total: u64,
-    rate: f64,
-    secs: f64,
-) -> String {
-    const WIDTH: u64 = 30;
-    let filled = (finished.min(total) * WIDTH).checked_div(total).unwrap_or(0) as usize;
-    format!(
-        "[{}{}] {finished}/{total} ({} failed) {rate:.0} msgs/s {secs:.1} s",
-        "#".repeat(filled),
-        "-".repeat(WIDTH as usize - filled),
-        finished - accepted.min(finished)
-    )
+impl Progress {
+    /// A bar of `total` messages drawn to `target`, counting from `start`.
+    fn new(total: u64, start: Instant, target: ProgressDrawTarget) -> Self {
+        let style = ProgressStyle::with_template(PROGRESS_TEMPLATE)
+            .expect("PROGRESS_TEMPLATE is a valid template")
+            .progress_chars("#>-");
+        let bar = ProgressBar::with_draw_target(Some(total), target).with_style(style);
+        Progress { bar, last: (start, 0) }
+    }
+
+    /// Move the bar to `finished` and show `accepted` and the rate since the last update.
+    fn update(&mut self, now: Instant, finished: u64, accepted: u64) {
+        let (then, before) = self.last;
+        let rate = per_second(
+            finished.saturating_sub(before),
+            now.saturating_duration_since(then).as_secs_f64(),
+        );
+        self.last = (now, finished);
+        self.bar.set_position(finished);
+        self.bar.set_message(progress_message(finished, accepted, rate));
+    }
+}
+
+/// Update the progress bar from the shared counters until `done`, then clear it so the
+/// report prints on a clean line.
+fn progress_loop(shared: &Shared, done: &AtomicBool, mut progress: Progress) {
+    while !done.load(Ordering::Relaxed) {
+        std::thread::sleep(PROGRESS_EVERY);
+        progress.update(
+            Instant::now(),
+            shared.finished.load(Ordering::Relaxed),
+            shared.accepted.load(Ordering::Relaxed),
+        );
+    }
+    progress.bar.finish_and_clear();
+}
+
+/// The bar's message: accepted and failed transactions and the current rate.
+fn progress_message(finished: u64, accepted: u64, rate: f64) -> String {
+    format!("{accepted} accepted, {} failed, {rate:.0} msgs/s", finished - accepted.min(finished))
 }
 
 /// One session thread: transactions until the shared counter or the deadline says stop.
@@ -623,16 +643,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn progress_line_text() {
-        assert_eq!(
-            progress_text(50, 48, 100, 1234.4, 2.04),
-            "[###############---------------] 50/100 (2 failed) 1234 msgs/s 2.0 s"
-        );
-        assert!(
-            progress_text(0, 0, 0, 0.0, 0.0).starts_with("[------------------------------] 0/0")
-        );
-        assert!(
-            progress_text(200, 200, 100, 1.0, 1.0).starts_with("[##############################]")
-        );
+    fn progress_message_counts_failures_and_rounds_rate() {
+        assert_eq!(progress_message(50, 48, 1234.4), "48 accepted, 2 failed, 1234 msgs/s");
+        assert_eq!(progress_message(0, 0, 0.0), "0 accepted, 0 failed, 0 msgs/s");
+        // A racy read may see `accepted` ahead of `finished`: no underflow.
+        assert_eq!(progress_message(3, 4, 1.0), "4 accepted, 0 failed, 1 msgs/s");
+    }
+
+    #[test]
+    fn progress_bar_tracks_counters_and_rate() {
+        let start = Instant::now();
+        let mut p = Progress::new(1000, start, ProgressDrawTarget::hidden());
+        assert_eq!(p.bar.length(), Some(1000));
+        assert_eq!(p.bar.position(), 0);
+
+        p.update(start + Duration::from_secs(1), 500, 490);
+        assert_eq!(p.bar.position(), 500);
+        assert_eq!(p.bar.message(), "490 accepted, 10 failed, 500 msgs/s");
+
+        // The rate is over the last interval only: 100 more in 0.5 s.
+        p.update(start + Duration::from_millis(1500), 600, 590);
+        assert_eq!(p.bar.position(), 600);
+        assert_eq!(p.bar.message(), "590 accepted, 10 failed, 200 msgs/s");
+
+        p.bar.finish_and_clear();
+        assert!(p.bar.is_finished());
     }
 }
