@@ -145,6 +145,7 @@ fn sync_job(
     for (seg, end) in touched.iter() {
         seg.synced_to.fetch_max(*end, Ordering::AcqRel);
         seg.dir_synced.store(true, Ordering::Release);
+        seg.release_durable(false);
     }
     Ok(())
 }
@@ -215,6 +216,9 @@ pub(crate) fn run(shared: Arc<Shared>, inner: Arc<SpoolInner>) {
             _ => None,
         };
         inner.seal(&seals, &mut deletable);
+        for seg in &seals {
+            seg.release_durable(true);
+        }
         inner.delete_segments(&deletable);
         deletable.clear();
         seals.clear();

@@ -183,6 +183,32 @@ impl Map {
         a.store(u32::from_ne_bytes(value), Ordering::Release);
     }
 
+    /// Drop the pages of `[offset, offset + len)` from this process's page tables
+    /// (`madvise(MADV_DONTNEED)`), so mapped spool data that is already on disk stops
+    /// counting in the RSS (and in the OOM killer's score). The bytes are not lost: this is
+    /// a shared file mapping, so the pages stay in the page cache (a dirty one is written
+    /// back as usual) and the next access maps them again. `offset` must be page-aligned;
+    /// the range is clamped to the mapping.
+    pub(crate) fn release(&self, offset: usize, len: usize) -> io::Result<()> {
+        let end = offset.saturating_add(len).min(self.len);
+        if offset >= end {
+            return Ok(());
+        }
+        // SAFETY: memmap2 marks MADV_DONTNEED unchecked because on a *private* mapping it
+        // discards the process's copy of the data. This mapping is MAP_SHARED over a file
+        // (`MmapOptions::map_mut`), for which DONTNEED only unmaps: the data lives in the
+        // page cache and the file, and any later load or store through `ptr` (concurrent
+        // ones included) faults the same page back in. No reference into the mapping is
+        // invalidated, since nothing is freed: `ptr` and `len` stay valid.
+        unsafe {
+            self.mmap.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                offset,
+                end - offset,
+            )
+        }
+    }
+
     /// msync(MS_SYNC) the pages covering `[offset, offset + len)`.
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
         if len == 0 {
@@ -263,6 +289,51 @@ mod tests {
         let mut disk = vec![];
         std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
         assert_eq!(&disk[..10], b"aZcdWXYZij");
+    }
+
+    /// Resident pages of the mapping that starts at `ptr` (from /proc/self/smaps).
+    fn resident_kib(ptr: *mut u8) -> u64 {
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let start = format!("{:x}-", ptr as usize);
+        let mut lines = smaps.lines().skip_while(|l| !l.starts_with(&start));
+        assert!(lines.next().is_some(), "mapping not in smaps");
+        let rss = lines.find(|l| l.starts_with("Rss:")).unwrap();
+        rss.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn release_drops_residency_and_keeps_every_byte() {
+        const LEN: usize = 64 * 4096;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m");
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        f.set_len(LEN as u64).unwrap();
+        let m = Map::new(&f, LEN, 0).unwrap();
+        let mut app = m.take_appender().unwrap();
+        let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        m.append(&mut app, &[&data]);
+        assert!(resident_kib(m.ptr) >= 256, "written pages are resident");
+        // Not msynced first: dirty pages must survive DONTNEED on a shared mapping too.
+        m.release(0, LEN).unwrap();
+        assert_eq!(resident_kib(m.ptr), 0, "released pages left the page tables");
+        let mut out = vec![];
+        m.copy_out(0, LEN, &mut out);
+        assert!(out == data, "bytes read back after release differ");
+        m.store_u8(4096 * 3, 7); // a store after release lands in the file
+        m.release(0, LEN).unwrap();
+        assert_eq!(m.load_u8(4096 * 3), 7);
+        m.flush_range(0, LEN).unwrap();
+        let mut disk = vec![];
+        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
+        assert_eq!(disk[4096 * 3], 7);
+        assert!(disk[..4096 * 3] == data[..4096 * 3]);
+        m.release(LEN, 4096).unwrap(); // past the end: nothing to do
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::SpoolError;
 use super::format::{SEGMENT_FLAG_SPILL, SEGMENT_HEADER_BYTES, SegmentHeader};
@@ -19,6 +19,12 @@ pub(crate) const SEGMENT_SUFFIX: &str = ".seg";
 const ZERO_CHUNK_BYTES: usize = 64 * 1024;
 /// Spill files grow their reservation by at least this much at a time.
 pub(crate) const SPILL_GROW_BYTES: u64 = 1024 * 1024;
+/// Durable pages of a segment are dropped from the page tables once this many of them
+/// piled up (see [`Segment::release_durable`]); bounds the RSS of each open segment.
+pub(crate) const RELEASE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Release ranges are multiples of this (the OS page size, or a divisor of it: memmap2
+/// aligns the start down to the real page size, which only releases a little more).
+const RELEASE_ALIGN_BYTES: usize = 4096;
 
 /// The file name of segment `number`.
 pub(crate) fn file_name(number: u64) -> String {
@@ -87,9 +93,33 @@ pub(crate) struct Segment {
     pub(crate) synced_to: AtomicUsize,
     /// Whether `Queue/` was fsynced after this file was created.
     pub(crate) dir_synced: AtomicBool,
+    /// Bytes `[0, released_to)` were dropped from the page tables ([`Map::release`]) after
+    /// they became durable; only the committing thread advances it (a page multiple).
+    pub(crate) released_to: AtomicUsize,
 }
 
 impl Segment {
+    /// Drop durable bytes of this segment from the process's page tables ([`Map::release`]):
+    /// `[released_to, synced_to)` rounded down to a page, once at least
+    /// [`RELEASE_CHUNK_BYTES`] piled up; with `sealed`, the whole rest of the mapping (no
+    /// more appends will come). The data stays in the page cache and the file; a later read
+    /// maps it again. Called by the committing thread only. Failure only costs memory.
+    pub(crate) fn release_durable(&self, sealed: bool) {
+        let from = self.released_to.load(Ordering::Relaxed);
+        let to = if sealed {
+            self.map.len()
+        } else {
+            self.synced_to.load(Ordering::Acquire) / RELEASE_ALIGN_BYTES * RELEASE_ALIGN_BYTES
+        };
+        if to <= from || (!sealed && to - from < RELEASE_CHUNK_BYTES) {
+            return;
+        }
+        match self.map.release(from, to - from) {
+            Ok(()) => self.released_to.store(to, Ordering::Relaxed),
+            Err(e) => log::debug!("spool: segment {}: madvise(DONTNEED) failed: {e}", self.number),
+        }
+    }
+
     /// Create a fresh segment of `capacity` bytes with all blocks reserved, write its header,
     /// and map it. Returns it with its unique appender. A failure removes the file again.
     pub(crate) fn create(
@@ -118,6 +148,7 @@ impl Segment {
                     header,
                     synced_to: AtomicUsize::new(0),
                     dir_synced: AtomicBool::new(false),
+                    released_to: AtomicUsize::new(0),
                 },
                 app,
             )),
@@ -149,6 +180,7 @@ impl Segment {
             header,
             synced_to: AtomicUsize::new(if durable { len } else { 0 }),
             dir_synced: AtomicBool::new(durable),
+            released_to: AtomicUsize::new(0),
         })
     }
 
