@@ -215,11 +215,15 @@ impl SpoolInner {
         // Layout offsets are within the record, which is within the map (verified/appended).
         let env_len = loc.header.envelope_len as usize;
         let mut out = Vec::with_capacity(env_len.max(len));
-        loc.seg.map.copy_out(loc.offset + loc.layout.envelope_offset as usize, env_len, &mut out);
+        loc.seg.read_published(
+            loc.offset + loc.layout.envelope_offset as usize,
+            env_len,
+            &mut out,
+        )?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&out);
         out.clear();
-        loc.seg.map.copy_out(loc.offset + loc.layout.message_offset as usize, len, &mut out);
+        loc.seg.read_published(loc.offset + loc.layout.message_offset as usize, len, &mut out)?;
         crc.update(&out);
         // Re-verify: bits can rot between recovery and delivery.
         if crc.finalize() != loc.header.payload_crc {
@@ -232,27 +236,31 @@ impl SpoolInner {
         Ok(out)
     }
 
-    /// Envelope and current recipient statuses of a live record (the envelope is copied
-    /// out of the map and decoded; the status bytes are read as they are now).
+    /// Envelope and current recipient statuses of a live record: the status bytes and the
+    /// envelope that follows them are read with one `pread` ([`Segment::read_published`]),
+    /// not through the mapping, whose read fault would also map the neighbouring 64 KiB
+    /// (the kernel's fault-around) into the RSS for every queued message.
     pub(crate) fn message_info(
         &self,
         id: QueueId,
     ) -> Result<(crate::spool::Envelope, Vec<RcptStatus>, u64), SpoolError> {
         let loc = self.lookup(id)?;
-        let env_len = loc.header.envelope_len as usize;
-        let mut bytes = Vec::with_capacity(env_len);
-        loc.seg.map.copy_out(loc.offset + loc.layout.envelope_offset as usize, env_len, &mut bytes);
+        let rcpts = loc.header.rcpt_count as usize;
+        let start = loc.status_offset(0);
+        let env_start = loc.offset + loc.layout.envelope_offset as usize;
+        let env_end = env_start + loc.header.envelope_len as usize;
+        let mut bytes = Vec::with_capacity(env_end - start);
+        loc.seg.read_published(start, env_end - start, &mut bytes)?;
         let corrupt = |reason| SpoolError::Corrupt {
             segment: loc.seg.number,
             offset: loc.offset as u64,
             reason,
         };
-        let env = crate::spool::format::decode_envelope(&bytes).map_err(corrupt)?;
-        let status = (0..loc.header.rcpt_count as usize)
-            .map(|i| {
-                RcptStatus::from_byte(loc.seg.map.load_u8(loc.status_offset(i)))
-                    .unwrap_or(RcptStatus::Pending)
-            })
+        let env =
+            crate::spool::format::decode_envelope(&bytes[env_start - start..]).map_err(corrupt)?;
+        let status = bytes[..rcpts]
+            .iter()
+            .map(|&b| RcptStatus::from_byte(b).unwrap_or(RcptStatus::Pending))
             .collect();
         Ok((env, status, loc.header.message_len))
     }
@@ -336,6 +344,15 @@ impl SpoolInner {
             calls += 1;
             if let Err(e) = seg.map.flush_range(lo * CROSSOFF_PAGE_BYTES, len) {
                 first_err.get_or_insert(e.into());
+            }
+            // The stores faulted their pages (whole large folios, on recent kernels) back
+            // into the page tables; drop them again where the syncer had already released
+            // them (all of a sealed segment), so cross-offs do not grow the RSS either.
+            let from = lo * CROSSOFF_PAGE_BYTES;
+            let to = ((hi + 1) * CROSSOFF_PAGE_BYTES)
+                .min(seg.released_to.load(std::sync::atomic::Ordering::Relaxed));
+            if from < to {
+                let _ = seg.map.release(from, to - from);
             }
         }
         first_err.map_or(Ok(calls), Err)

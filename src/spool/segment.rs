@@ -99,6 +99,29 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// Append `len` published bytes at `offset` to `out`, read with `pread(2)` rather than
+    /// through the mapping: reading a queued message (the runner, once per delivery
+    /// attempt) then never maps its pages into mailroot's page tables, so the RSS does not
+    /// grow with the queue. The page cache is the one the mapping writes into, so the bytes
+    /// are those [`Map::copy_out`] would return. Panics (a bug) when the range is not below
+    /// the published tail.
+    pub(crate) fn read_published(
+        &self,
+        offset: usize,
+        len: usize,
+        out: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let tail = self.map.tail();
+        assert!(offset <= tail && len <= tail - offset, "read beyond the published tail");
+        let old = out.len();
+        out.resize(old + len, 0);
+        let r = self.file.read_exact_at(&mut out[old..], offset as u64);
+        if r.is_err() {
+            out.truncate(old);
+        }
+        r
+    }
+
     /// Drop durable bytes of this segment from the process's page tables ([`Map::release`]):
     /// `[released_to, synced_to)` rounded down to a page, once at least
     /// [`RELEASE_CHUNK_BYTES`] piled up; with `sealed`, the whole rest of the mapping (no
