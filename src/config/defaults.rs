@@ -116,21 +116,12 @@ pub(super) fn default_hostname(sys: &SystemDefaults) -> String {
     }
 }
 
-/// Default `workers`: one event loop per two cores (at least one). Every worker brings a
-/// syncer thread that is busy whenever the worker commits, and delivery needs the queue
-/// runner and the outbound loop, so one worker per core oversubscribes the CPUs. On the
-/// 2-core perf machine one worker beat two by 28% end to end with 30% less CPU per message
-/// (perf/RESULTS.md, 2026-11-28 17:50); ARCHITECTURE.md lists this departure from DESIGN.md.
-pub(super) fn default_workers(cores: usize) -> usize {
-    (cores / 2).clamp(1, MAX_WORKERS)
-}
-
 /// See [`Config::embedded_default`].
 pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
     Config {
         hostname: default_hostname(sys),
         mailroot: PathBuf::from(DEFAULT_MAILROOT),
-        workers: default_workers(sys.cores),
+        workers: sys.cores.clamp(1, MAX_WORKERS),
         sites: vec![Site { name: DEFAULT_SITE_NAME.to_owned(), listen: vec![DEFAULT_LISTEN] }],
         limits: Limits {
             max_message_size_bytes: DEFAULT_MAX_MESSAGE_SIZE_BYTES,
@@ -212,7 +203,7 @@ mod tests {
 
     #[test]
     fn workers_clamped() {
-        for (cores, want) in [(0, 1), (1, 1), (2, 1), (3, 1), (8, 4), (5000, MAX_WORKERS)] {
+        for (cores, want) in [(0, 1), (1, 1), (8, 8), (5000, MAX_WORKERS)] {
             let sys = SystemDefaults { hostname: "h".to_owned(), cores };
             assert_eq!(embedded_default(&sys).workers, want);
         }

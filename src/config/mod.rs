@@ -200,8 +200,7 @@ pub struct SystemDefaults {
     /// The machine's host name; used for `hostname` when the file does not set it.
     /// If it is not a valid domain name, [`FALLBACK_HOSTNAME`] is used instead.
     pub hostname: String,
-    /// Number of CPU cores available; the default `workers` is half of it (clamped to
-    /// `1..=MAX_WORKERS`, see `defaults::default_workers`).
+    /// Number of CPU cores available; the default `workers` (clamped to `1..=MAX_WORKERS`).
     pub cores: usize,
 }
 

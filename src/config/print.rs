@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn sys() -> SystemDefaults {
-        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 6 }
+        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 3 }
     }
 
     fn round_trip(c: &Config) {
