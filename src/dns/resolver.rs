@@ -17,9 +17,11 @@
 //!
 //! TRUST: answers are untrusted bytes decoded by [`super::wire`], matched on id, question and
 //! source (a connected UDP socket on a fresh ephemeral port per query); stray datagrams are
-//! ignored until the deadline. Ids and MX shuffling come from a xorshift64* generator seeded
-//! from the clock and pid: not cryptographic, so a spoofer on the path can still forge
-//! answers; we trust the configured recursive servers and the path to them (no DNSSEC).
+//! ignored until the deadline. Ids and MX shuffling come from SipHash keyed with OS
+//! randomness (std's `RandomState`) over a counter, so an off-path spoofer cannot predict
+//! the next id from earlier ones (with the random source port that leaves blind guessing);
+//! a spoofer on the path can still forge answers: we trust the configured recursive
+//! servers and the path to them (no DNSSEC).
 //!
 //! STANDARDS: RFC 1035 §4.2 (UDP, TCP with a 2-byte length prefix), §7.2 (retransmission
 //! over servers), RFC 2181, RFC 2308 (negative caching, in `cache`), RFC 5321 §5.1 (MX,
@@ -29,7 +31,7 @@
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use std::{fmt, fs};
 
 use parking_lot::Mutex;
@@ -185,8 +187,10 @@ pub struct Resolver {
     hosts: HostTable,
     /// Positive and negative answers; locked only around a lookup or an insert.
     cache: Mutex<Cache>,
-    /// xorshift64* state; never 0.
-    rng: AtomicU64,
+    /// Secret SipHash keys from the OS (std seeds `RandomState` with `getrandom`).
+    rng_key: std::collections::hash_map::RandomState,
+    /// Counter hashed under `rng_key` by [`Resolver::next_random`].
+    rng_counter: AtomicU64,
     /// Queries sent to servers (UDP, and TCP retries), for the counters.
     queries_total: AtomicU64,
 }
@@ -194,15 +198,14 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver with an empty cache holding at most [`DEFAULT_MAX_ENTRIES`] answers.
     pub fn new(config: ResolverConfig) -> Self {
-        let clock = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let seed = (clock.as_nanos() as u64) ^ (u64::from(std::process::id()) << 32);
         Resolver {
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
             attempts: config.attempts.max(1),
             servers: config.servers,
             hosts: HostTable::from_map(&config.hosts),
             cache: Mutex::new(Cache::new(DEFAULT_MAX_ENTRIES)),
-            rng: AtomicU64::new(seed | 1),
+            rng_key: std::collections::hash_map::RandomState::new(),
+            rng_counter: AtomicU64::new(0),
             queries_total: AtomicU64::new(0),
         }
     }
@@ -369,19 +372,11 @@ impl Resolver {
         Ok(response)
     }
 
-    /// xorshift64* (Vigna 2016) over an atomic state: query ids and MX shuffles.
+    /// Query ids and MX shuffles: SipHash of a counter under secret random keys, which
+    /// outsiders can neither predict nor reconstruct from earlier outputs.
     fn next_random(&self) -> u64 {
-        let step = |mut x: u64| {
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            x
-        };
-        let prev =
-            match self.rng.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| Some(step(x))) {
-                Ok(prev) | Err(prev) => prev,
-            };
-        step(prev).wrapping_mul(0x2545_F491_4F6C_DD1D)
+        use std::hash::BuildHasher;
+        self.rng_key.hash_one(self.rng_counter.fetch_add(1, Ordering::Relaxed))
     }
 }
 
@@ -542,5 +537,16 @@ mod tests {
         let ids: std::collections::HashSet<u16> =
             (0..100).map(|_| resolver.next_random() as u16).collect();
         assert!(ids.len() > 90);
+    }
+
+    #[test]
+    fn two_resolvers_do_not_share_a_sequence() {
+        // Each resolver draws its own keys: a constant seed would repeat the sequence (and
+        // let anyone who saw one run's ids predict another's).
+        let a = Resolver::new(ResolverConfig::default());
+        let b = Resolver::new(ResolverConfig::default());
+        let xs: Vec<u64> = (0..8).map(|_| a.next_random()).collect();
+        let ys: Vec<u64> = (0..8).map(|_| b.next_random()).collect();
+        assert_ne!(xs, ys);
     }
 }
