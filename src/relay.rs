@@ -281,6 +281,8 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
                 }),
             )
             .map_err(|e| RelayError::Spool(e.to_string()))?;
+        let mut writer = writer;
+        writer.set_commit_delay(Duration::from_millis(config.spool.commit_delay_ms));
         let service = Inbound::new(k, Arc::clone(&shared), spool.clone(), writer, queue_tx.clone());
         let opts = WorkerOptions {
             index: k,

@@ -55,6 +55,10 @@ pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
 /// Largest `spool.segment_size`: 4 GiB. A `QueueId` holds the record offset / 8 in
 /// 32 bits, so the format could address 32 GiB; 4 GiB keeps compaction copies short.
 pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
+/// Default `spool.commit_delay`: 1 ms (measured in perf/RESULTS.md, 2026-11-28 19:00).
+pub const DEFAULT_COMMIT_DELAY_MS: u64 = 1;
+/// Upper bound of `spool.commit_delay` (every 250 under load waits up to this long).
+pub const MAX_COMMIT_DELAY_MS: u64 = 100;
 
 /// Milliseconds per minute, for the outbound defaults below.
 const MS_PER_MIN: u64 = 60 * 1000;
@@ -154,7 +158,10 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         },
         delivery: default_delivery(),
         smtp: SmtpConfig { bare_line_ending: BareLineEnding::Normalize },
-        spool: SpoolConfig { segment_bytes: DEFAULT_SEGMENT_BYTES },
+        spool: SpoolConfig {
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+            commit_delay_ms: DEFAULT_COMMIT_DELAY_MS,
+        },
         log_level: DEFAULT_LOG_LEVEL.to_owned(),
         admin: super::AdminConfig::default(),
     }

@@ -16,7 +16,9 @@ use std::path::PathBuf;
 
 use toml::{Table, Value};
 
-use super::defaults::{LOG_LEVELS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES};
+use super::defaults::{
+    LOG_LEVELS, MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
+};
 use super::parse_outbound::{self, DELIVERY_KEYS, DNS_KEYS, DOMAIN_RULE_KEYS};
 use super::units::{self, DURATION_HINT, SIZE_HINT};
 use super::values::{domain, listen_addr, network, site_name};
@@ -70,7 +72,7 @@ const DOMAINS_KEYS: &[&str] = &["local", "aliases"];
 /// Keys allowed in `[smtp]`.
 const SMTP_KEYS: &[&str] = &["bare_line_ending"];
 /// Keys allowed in `[spool]`.
-const SPOOL_KEYS: &[&str] = &["segment_size"];
+const SPOOL_KEYS: &[&str] = &["segment_size", "commit_delay"];
 /// Keys allowed in each `[[site]]`.
 const SITE_KEYS: &[&str] = &["name", "listen"];
 
@@ -144,10 +146,13 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     {
         cfg.smtp.bare_line_ending = bare_line_ending(v)?;
     }
-    if let Some(t) = section(&root, "spool", SPOOL_KEYS)?
-        && let Some(v) = t.get("segment_size")
-    {
-        cfg.spool.segment_bytes = segment_size(v)?;
+    if let Some(t) = section(&root, "spool", SPOOL_KEYS)? {
+        if let Some(v) = t.get("segment_size") {
+            cfg.spool.segment_bytes = segment_size(v)?;
+        }
+        if let Some(v) = t.get("commit_delay") {
+            cfg.spool.commit_delay_ms = commit_delay(v)?;
+        }
     }
     if let Some(v) = root.get("site") {
         cfg.sites = sites(v)?;
@@ -409,6 +414,16 @@ fn bare_line_ending(v: &Value) -> Parsed<BareLineEnding> {
 }
 
 /// `[spool] segment_size`: MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES.
+fn commit_delay(v: &Value) -> Parsed<u64> {
+    const KEY: &str = "spool.commit_delay";
+    let ms = duration_ms(v, KEY)?;
+    if ms <= MAX_COMMIT_DELAY_MS {
+        Ok(ms)
+    } else {
+        Err(ConfigError::new(KEY, format!("must be at most {MAX_COMMIT_DELAY_MS}ms (got {ms}ms)")))
+    }
+}
+
 fn segment_size(v: &Value) -> Parsed<u64> {
     const KEY: &str = "spool.segment_size";
     let n = size(v, KEY)?;
@@ -543,6 +558,8 @@ mod tests {
             ("[domains]\nlocal = [\"A.example\", \"a.example.\"]", "domains.local[1]", "dup"),
             ("[domains]\nlocal = [\"[127.0.0.1]\"]", "domains.local[0]", "IP address"),
             ("[smtp]\nbare_line_ending = \"fix\"", "smtp.bare_line_ending", "\"reject\""),
+            ("[spool]\ncommit_delay = \"1s\"", "spool.commit_delay", "at most 100ms"),
+            ("[spool]\ncommit_delay = \"soon\"", "spool.commit_delay", "invalid"),
             ("[smtp]\nbare_lf = \"reject\"", "smtp.bare_lf", "unknown key"),
             ("[spool]\nsegment_size = \"1KiB\"", "spool.segment_size", "between 1MiB and 4GiB"),
             ("[spool]\nsegment_size = \"5GiB\"", "spool.segment_size", "between"),
@@ -609,6 +626,9 @@ mod tests {
             ("[limits]\ncommand_timeout = 30", |c| c.limits.command_timeout_ms == 30_000),
             ("[limits]\ndata_timeout = \"10min\"", |c| c.limits.data_timeout_ms == 600_000),
             ("[limits]\nshutdown_grace = 0", |c| c.limits.shutdown_grace_ms == 0),
+            ("[spool]\ncommit_delay = 0", |c| c.spool.commit_delay_ms == 0),
+            ("[spool]\ncommit_delay = \"5ms\"", |c| c.spool.commit_delay_ms == 5),
+            ("", |c| c.spool.commit_delay_ms == 1),
             ("[limits]\nmin_free_disk = 0", |c| c.limits.min_free_disk_bytes == 0),
             ("[limits]\nmax_errors = 3", |c| {
                 c.limits.max_errors == 3 && c.limits.max_recipients == 100

@@ -54,6 +54,7 @@ pub(super) fn to_toml(c: &Config) -> String {
     let _ =
         writeln!(out, "\n[smtp]\nbare_line_ending = {}", quote(c.smtp.bare_line_ending.as_str()));
     let _ = writeln!(out, "\n[spool]\nsegment_size = {}", format_size(c.spool.segment_bytes));
+    let _ = writeln!(out, "commit_delay = {}", format_duration_ms(c.spool.commit_delay_ms));
     for site in &c.sites {
         let _ = writeln!(out, "\n[[site]]\nname = {}", quote(&site.name));
         let _ = writeln!(out, "listen = {}", list(&site.listen));

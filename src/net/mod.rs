@@ -54,7 +54,7 @@ pub mod worker;
 mod tests;
 
 use std::net::SocketAddr;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 pub use conn_table::ConnId;
 pub use limits::{ConnLimits, ConnPermit, LimitExceeded};
@@ -143,6 +143,12 @@ pub trait Service {
 
     /// End of an event-loop pass (the spool's group commit is started here).
     fn end_of_pass(&mut self);
+
+    /// When the service next needs a pass (and so `end_of_pass`) even if no I/O happens:
+    /// a group commit the spool held back for its commit delay. `None`: no such need.
+    fn pass_deadline(&self) -> Option<Instant> {
+        None
+    }
 
     /// True while work is outstanding that the worker must wait for before exiting
     /// (uncommitted spool records).

@@ -6,17 +6,23 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use super::*;
 
 /// Echoes lines. `quit` -> "bye" and close; `defer` -> stops reading until the next pass,
-/// then "resumed"; idle -> "timeout"; shutdown -> "shutdown" and close.
+/// then "resumed"; `later` -> the same, but only once `LATER` has passed, with no I/O in
+/// between (the worker must wake for `pass_deadline`); idle -> "timeout"; shutdown ->
+/// "shutdown" and close.
 struct Echo {
     timeout_ms: u64,
     deferred: VecDeque<ConnId>,
+    later: Option<(ConnId, Instant)>,
 }
+
+/// How long `later` waits.
+const LATER: Duration = Duration::from_millis(30);
 
 struct EchoConn {
     _permit: ConnPermit,
@@ -61,6 +67,10 @@ impl Service for Echo {
                     c.deferred = true;
                     self.deferred.push_back(id);
                 }
+                b"later" => {
+                    c.deferred = true;
+                    self.later = Some((id, Instant::now() + LATER));
+                }
                 _ => {
                     out.extend_from_slice(line);
                     out.push(b'\n');
@@ -88,6 +98,15 @@ impl Service for Echo {
     fn closed(&mut self, _: ConnId, _: EchoConn, _: CloseReason) {}
     fn poll_ready(&mut self, ready: &mut Vec<ConnId>) {
         ready.extend(self.deferred.drain(..));
+        if let Some((id, at)) = self.later
+            && Instant::now() >= at
+        {
+            ready.push(id);
+            self.later = None;
+        }
+    }
+    fn pass_deadline(&self) -> Option<Instant> {
+        self.later.map(|(_, at)| at)
     }
     fn resume(&mut self, _: ConnId, c: &mut EchoConn, out: &mut Vec<u8>) {
         c.deferred = false;
@@ -123,7 +142,7 @@ fn start(max_conns: usize, timeout_ms: u64) -> Running {
     let stop = Arc::new(AtomicBool::new(false));
     let limits = ConnLimits::new(max_conns, 0);
     let opts = WorkerOptions { index: 0, shutdown_grace: Duration::from_millis(500) };
-    let svc = Echo { timeout_ms, deferred: VecDeque::new() };
+    let svc = Echo { timeout_ms, deferred: VecDeque::new(), later: None };
     let w =
         Worker::new(wp, vec![(l, 7)], svc, Arc::clone(&limits), Arc::clone(&stop), opts).unwrap();
     let thread = std::thread::spawn(move || w.run());
@@ -189,6 +208,22 @@ fn deferred_work_holds_input_then_resumes() {
     s.write_all(b"defer\nafter\nquit\n").unwrap();
     assert_eq!(line(&mut r), "resumed\n");
     assert_eq!(line(&mut r), "after\n");
+    assert_eq!(line(&mut r), "bye\n");
+    w.stop();
+}
+
+#[test]
+fn pass_deadline_wakes_the_loop_without_io() {
+    // Nothing else would wake the worker for 60 s (the idle timeout): the resume must come
+    // from the service's pass deadline.
+    let w = start(0, 60_000);
+    let (mut r, mut s) = connect(w.addr);
+    assert_eq!(line(&mut r), "hello\n");
+    let t = Instant::now();
+    s.write_all(b"later\n").unwrap();
+    assert_eq!(line(&mut r), "resumed\n");
+    assert!(t.elapsed() >= LATER, "resumed before the deadline");
+    s.write_all(b"quit\n").unwrap();
     assert_eq!(line(&mut r), "bye\n");
     w.stop();
 }

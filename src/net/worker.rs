@@ -254,6 +254,20 @@ impl<S: Service> Worker<S> {
         if !self.runnable.is_empty() {
             return Some(Duration::ZERO);
         }
+        let timers = self.timer_timeout(now);
+        match self.service.pass_deadline() {
+            // mio rounds a timeout up to whole milliseconds, so a held-back commit waits at
+            // most its delay plus under a millisecond.
+            Some(at) => {
+                let d = at.saturating_duration_since(now);
+                Some(timers.map_or(d, |t| t.min(d)))
+            }
+            None => timers,
+        }
+    }
+
+    /// How long `poll` may sleep for the timer wheel, the listeners and shutdown.
+    fn timer_timeout(&self, now: Instant) -> Option<Duration> {
         let now_tick = self.tick_of(now);
         let mut ticks = self.timers.next_due_in(now_tick);
         let must_tick = self.listeners.iter().any(|l| l.retry)

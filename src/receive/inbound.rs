@@ -28,7 +28,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
@@ -395,6 +395,10 @@ impl Service for Inbound {
 
     fn end_of_pass(&mut self) {
         self.writer.flush();
+    }
+
+    fn pass_deadline(&self) -> Option<Instant> {
+        self.writer.flush_deadline()
     }
 
     fn has_outstanding(&self) -> bool {

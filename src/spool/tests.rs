@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use super::format::{EnvelopeRecipient, RECORD_STATUS_OFFSET};
 use super::recover::parse_segment;
@@ -712,4 +713,71 @@ fn sync_crossoffs_is_one_msync_per_segment_and_then_nothing() {
     }
     assert_eq!(spool.sync_crossoffs().unwrap(), 1, "one segment touched: one msync");
     assert_eq!(spool.sync_crossoffs().unwrap(), 0, "the dirty set was taken");
+}
+
+/// Finish one small record on `w`; its ticket's seq.
+fn finish_one(w: &mut SpoolWriter, n: usize) -> u64 {
+    let mut r = w.begin(&env(1)).unwrap();
+    w.append(&mut r, &msg(n, 10)).unwrap();
+    w.finish(r).unwrap().seq
+}
+
+#[test]
+fn commit_delay_holds_back_only_under_load_and_until_its_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    let mut w = spool.writer(0, noop()).unwrap();
+    w.set_commit_delay(Duration::from_millis(200));
+    // No load seen yet (no previous commit of 2+ records): handed over at once.
+    let s1 = finish_one(&mut w, 1);
+    let s2 = finish_one(&mut w, 2);
+    w.flush();
+    assert_eq!(w.flush_deadline(), None, "nothing held back");
+    w.wait_idle();
+    assert!(w.poll_committed().unwrap() >= s2.max(s1));
+    // The last commit carried 2 records: the next ones wait for the delay.
+    let before = Instant::now();
+    let s3 = finish_one(&mut w, 3);
+    w.flush();
+    let deadline = w.flush_deadline().expect("held back");
+    assert!(deadline > before && deadline <= Instant::now() + Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(w.poll_committed().unwrap() < s3, "not committed before the deadline");
+    assert!(w.has_uncommitted());
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    w.flush(); // the caller's pass at the deadline hands it over
+    assert_eq!(w.flush_deadline(), None);
+    w.wait_idle();
+    assert!(w.poll_committed().unwrap() >= s3);
+}
+
+#[test]
+fn commit_delay_never_holds_a_full_batch_or_a_single_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    let mut w = spool.writer(0, noop()).unwrap();
+    w.set_commit_delay(Duration::from_secs(10));
+    // One record at a time (a single client): never held back.
+    for n in 0..3 {
+        let s = finish_one(&mut w, n);
+        w.flush();
+        assert_eq!(w.flush_deadline(), None);
+        w.wait_idle();
+        assert!(w.poll_committed().unwrap() >= s);
+    }
+    // Load: a commit of 2, then a full batch goes at once despite the 10 s delay.
+    finish_one(&mut w, 10);
+    finish_one(&mut w, 11);
+    w.flush();
+    w.wait_idle();
+    let mut last = 0;
+    for n in 0..64 {
+        last = finish_one(&mut w, n);
+    }
+    w.flush();
+    assert_eq!(w.flush_deadline(), None, "64 pending: handed over");
+    let t = Instant::now();
+    w.wait_idle();
+    assert!(w.poll_committed().unwrap() >= last);
+    assert!(t.elapsed() < Duration::from_secs(5), "did not wait for the delay");
 }

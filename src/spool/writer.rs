@@ -13,6 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use super::commit::{self, Done, Shared};
 use super::format::{
@@ -35,6 +36,10 @@ const POOL_LARGE_BUFFER_BYTES: usize = 64 * 1024;
 const POOL_MAX_LARGE_BUFFERS: usize = 16;
 /// Source of writer identities (to refuse records from another writer).
 static NEXT_WRITER_TOKEN: AtomicU64 = AtomicU64::new(1);
+/// The commit delay applies only after a commit of at least this many records (load).
+pub(super) const COMMIT_DELAY_MIN_LAST_JOB: usize = 2;
+/// The commit delay never holds back this many records or more.
+pub(super) const COMMIT_DELAY_MAX_BATCH: usize = 64;
 
 /// The segment a writer appends to.
 struct Active {
@@ -100,6 +105,12 @@ pub struct SpoolWriter {
     seq: u64,
     /// Finished records not yet handed to the syncer (in finish order).
     pending: Vec<Done>,
+    /// When the oldest record in `pending` was finished.
+    pending_since: Option<Instant>,
+    /// Records in the last job handed to the syncer (the load signal of the commit delay).
+    last_job_len: usize,
+    /// See [`SpoolWriter::set_commit_delay`]; zero: hand over at once.
+    commit_delay: Duration,
     /// Segments this writer will not append to again, sealed after the next commit.
     seals: Vec<Arc<Segment>>,
     /// Reusable record buffers.
@@ -133,6 +144,9 @@ impl SpoolWriter {
             active: None,
             seq: 0,
             pending: Vec::new(),
+            pending_since: None,
+            last_job_len: 0,
+            commit_delay: Duration::ZERO,
             seals: Vec::new(),
             pool: Vec::new(),
             pool_large: 0,
@@ -324,6 +338,9 @@ impl SpoolWriter {
         self.give_back(buf);
         let (seg, offset) = placed?;
         self.seq += 1;
+        if self.pending.is_empty() {
+            self.pending_since = Some(Instant::now());
+        }
         self.pending.push(Done { seq: self.seq, id: rec.id, seg, offset, header });
         Ok(Ticket { id: rec.id, seq: self.seq })
     }
@@ -403,6 +420,8 @@ impl SpoolWriter {
             return false;
         }
         debug_assert!(st.job.is_empty() && st.seals.is_empty());
+        self.last_job_len = self.pending.len();
+        self.pending_since = None;
         std::mem::swap(&mut st.job, &mut self.pending);
         std::mem::swap(&mut st.seals, &mut self.seals);
         st.fail = fail;
@@ -413,10 +432,48 @@ impl SpoolWriter {
         true
     }
 
-    /// Start a group commit of every finished record if none is in flight. Call once per
-    /// event-loop pass (and after `on_commit` woke the loop).
+    /// Let [`SpoolWriter::flush`] hold finished records back for up to `delay` while
+    /// commits are busy, so that one msync covers more of them (group commit delay, as
+    /// PostgreSQL's `commit_delay` with `commit_siblings`). It applies only when the
+    /// previous commit carried at least 2 records (`COMMIT_DELAY_MIN_LAST_JOB`) (a single
+    /// client waits for nothing) and while fewer than 64 (`COMMIT_DELAY_MAX_BATCH`) are
+    /// pending. The caller must call `flush` again by [`SpoolWriter::flush_deadline`].
+    pub fn set_commit_delay(&mut self, delay: Duration) {
+        self.commit_delay = delay;
+    }
+
+    /// When `flush` must run again for records it held back (see
+    /// [`SpoolWriter::set_commit_delay`]); `None` when nothing is held back.
+    #[must_use]
+    pub fn flush_deadline(&self) -> Option<Instant> {
+        if self.commit_delay.is_zero() || self.pending.is_empty() {
+            return None;
+        }
+        self.pending_since.map(|t| t + self.commit_delay)
+    }
+
+    /// True when `flush` should hold the pending records back a little longer.
+    fn hold_back(&self, now: Instant) -> bool {
+        !self.commit_delay.is_zero()
+            && self.seals.is_empty()
+            && self.last_job_len >= COMMIT_DELAY_MIN_LAST_JOB
+            && self.pending.len() < COMMIT_DELAY_MAX_BATCH
+            && self.pending_since.is_some_and(|t| now < t + self.commit_delay)
+    }
+
+    /// Start a group commit of every finished record if none is in flight (unless the
+    /// commit delay holds them back). Call once per event-loop pass (and after
+    /// `on_commit` woke the loop, and by [`SpoolWriter::flush_deadline`]).
     pub fn flush(&mut self) {
+        self.flush_inner(false);
+    }
+
+    /// `flush`; `now`: ignore the commit delay.
+    fn flush_inner(&mut self, now: bool) {
         if self.pending.is_empty() && self.seals.is_empty() {
+            return;
+        }
+        if !now && self.hold_back(Instant::now()) {
             return;
         }
         if !self.hand_over(false) && !self.shared.in_flight.load(Ordering::Acquire) {
@@ -451,10 +508,11 @@ impl SpoolWriter {
         !self.pending.is_empty() || self.shared.in_flight.load(Ordering::Acquire)
     }
 
-    /// Block until every finished record is committed or failed (tests, shutdown).
+    /// Block until every finished record is committed or failed (tests, shutdown); the
+    /// commit delay does not apply.
     pub fn wait_idle(&mut self) {
         loop {
-            self.flush();
+            self.flush_inner(true);
             let mut st = self.shared.state.lock();
             while st.in_flight {
                 if self.syncer.as_ref().is_none_or(|h| h.is_finished()) {
