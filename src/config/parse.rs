@@ -628,7 +628,7 @@ mod tests {
             ("[limits]\nshutdown_grace = 0", |c| c.limits.shutdown_grace_ms == 0),
             ("[spool]\ncommit_delay = 0", |c| c.spool.commit_delay_ms == 0),
             ("[spool]\ncommit_delay = \"5ms\"", |c| c.spool.commit_delay_ms == 5),
-            ("", |c| c.spool.commit_delay_ms == 0),
+            ("", |c| c.spool.commit_delay_ms == 1),
             ("[limits]\nmin_free_disk = 0", |c| c.limits.min_free_disk_bytes == 0),
             ("[limits]\nmax_errors = 3", |c| {
                 c.limits.max_errors == 3 && c.limits.max_recipients == 100
