@@ -262,8 +262,9 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    #[test]
-    fn append_copy_store_flush() {
+    /// A fresh read-write file of `len` bytes in a temporary directory (kept alive by the
+    /// returned guard).
+    fn sized_file(len: usize) -> (tempfile::TempDir, std::path::PathBuf, File) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m");
         let f = std::fs::OpenOptions::new()
@@ -273,7 +274,13 @@ mod tests {
             .truncate(true)
             .open(&path)
             .unwrap();
-        f.set_len(4096).unwrap();
+        f.set_len(len as u64).unwrap();
+        (dir, path, f)
+    }
+
+    #[test]
+    fn append_copy_store_flush() {
+        let (_dir, path, f) = sized_file(4096);
         let m = Map::new(&f, 4096, 0).unwrap();
         let mut app = m.take_appender().unwrap();
         assert!(m.take_appender().is_none());
@@ -304,16 +311,7 @@ mod tests {
     #[test]
     fn release_drops_residency_and_keeps_every_byte() {
         const LEN: usize = 64 * 4096;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("m");
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        f.set_len(LEN as u64).unwrap();
+        let (_dir, path, f) = sized_file(LEN);
         let m = Map::new(&f, LEN, 0).unwrap();
         let mut app = m.take_appender().unwrap();
         let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();

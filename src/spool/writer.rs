@@ -446,19 +446,23 @@ impl SpoolWriter {
     /// [`SpoolWriter::set_commit_delay`]); `None` when nothing is held back.
     #[must_use]
     pub fn flush_deadline(&self) -> Option<Instant> {
-        if self.commit_delay.is_zero() || self.pending.is_empty() {
-            return None;
-        }
-        self.pending_since.map(|t| t + self.commit_delay)
+        // Possibly already past: then the caller's next pass (at once) hands them over.
+        self.hold_back_until()
+    }
+
+    /// Until when `flush` may hold the pending records back (the delay's conditions other
+    /// than time); `None`: it must not.
+    fn hold_back_until(&self) -> Option<Instant> {
+        let under_load = !self.commit_delay.is_zero()
+            && self.seals.is_empty()
+            && self.last_job_len >= COMMIT_DELAY_MIN_LAST_JOB
+            && self.pending.len() < COMMIT_DELAY_MAX_BATCH;
+        self.pending_since.filter(|_| under_load).map(|t| t + self.commit_delay)
     }
 
     /// True when `flush` should hold the pending records back a little longer.
     fn hold_back(&self, now: Instant) -> bool {
-        !self.commit_delay.is_zero()
-            && self.seals.is_empty()
-            && self.last_job_len >= COMMIT_DELAY_MIN_LAST_JOB
-            && self.pending.len() < COMMIT_DELAY_MAX_BATCH
-            && self.pending_since.is_some_and(|t| now < t + self.commit_delay)
+        self.hold_back_until().is_some_and(|until| now < until)
     }
 
     /// Start a group commit of every finished record if none is in flight (unless the
