@@ -32,6 +32,7 @@
 //! `Done(250 queued)` at once).
 //!
 //! Assertions: `= messages N` (complete messages), `= aborted N` (`data_abort` calls),
+//! `= smuggling N` (`refused_smuggling` calls),
 //! `= closed yes|no`, `= tx TEXT` (the envelope given to the last `data_start`, rendered
 //! as `render_tx` below).
 //!
@@ -106,6 +107,8 @@ struct Fake {
     /// Complete messages (data_end called).
     messages: Vec<Vec<u8>>,
     aborted: usize,
+    /// `refused_smuggling` calls.
+    smuggling: usize,
     last_tx: Option<String>,
     calls: Vec<String>,
 }
@@ -198,6 +201,11 @@ impl Handler for Fake {
         } else {
             DataOutcome::Pending
         }
+    }
+
+    fn refused_smuggling(&mut self) {
+        self.calls.push("refused_smuggling".into());
+        self.smuggling += 1;
     }
 
     fn data_abort(&mut self) {
@@ -386,6 +394,7 @@ fn check_transcript(path: &Path) {
         let got = match k.as_str() {
             "messages" => fake.messages.len().to_string(),
             "aborted" => fake.aborted.to_string(),
+            "smuggling" => fake.smuggling.to_string(),
             "closed" => (if closed { "yes" } else { "no" }).to_owned(),
             "tx" => fake.last_tx.clone().unwrap_or_default(),
             _ => panic!("{name}:{line}: unknown assertion {k}"),

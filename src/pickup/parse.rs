@@ -18,13 +18,17 @@
 //!   lists are parsed by mail-parser), without duplicates (compared case-insensitively).
 //! * Every `Bcc:` field is removed from the content, whichever way the envelope was given
 //!   (IIS kept it, which told every recipient who else got a blind copy).
-//! * Bare LF and bare CR line ends are normalised to CRLF (files written on Unix).
+//! * Bare LF and bare CR line ends are normalised to CRLF (files written on Unix), except
+//!   that a file with a line that is a single `.` next to a bare CR or bare LF is refused
+//!   (`smtp::data::LineCheck`): normalising it would hand the next hop a lone-dot line
+//!   followed by whatever the file hid after it, the SMTP smuggling payload. The rule is
+//!   the one SMTP clients get for DATA and BDAT; such a file goes to Badmail.
 //! * A line of only spaces/tabs ends the header like an empty line and is written as one
 //!   (hand-typed files; strictly an obsolete folding, RFC 5322 §4.2).
 //! * Addresses must pass the RFC 5321 mailbox grammar (`smtp::path`), as if given in RCPT.
 //!
 //! Anything else is a [`PickupError`] whose `Display` is the reason written to the `.BDR`
-//! file: empty file, NUL bytes (binary), a header line that is not a field, no empty line
+//! file: empty file, NUL bytes (binary), an end-of-data look-alike, a header line that is not a field, no empty line
 //! ending the header, invalid addresses, no sender, no recipients.
 //!
 //! TRUST: the file is untrusted (anyone who can write `Pickup/`). Nothing here panics on
@@ -67,6 +71,12 @@ pub enum PickupError {
     /// The file contains a NUL byte (binary data, not a message).
     #[error("binary content: NUL byte at offset {0}")]
     Nul(usize),
+    /// A line that is a single `.` has a bare CR or bare LF before it or as its ending.
+    #[error(
+        "a line holding a single dot next to a bare CR or LF (an end-of-data look-alike, \
+         SMTP smuggling); write the file with CRLF line ends, or without such a line"
+    )]
+    EndOfDataLookalike,
     /// A line of the header is neither a `name: value` field nor a folded continuation.
     #[error("header line {0} is not a header field (name: value)")]
     BadHeaderLine(usize),
@@ -103,6 +113,9 @@ pub fn parse(file: &[u8]) -> Result<PickupMessage<'_>, PickupError> {
     }
     if let Some(at) = memchr::memchr(0, file) {
         return Err(PickupError::Nul(at));
+    }
+    if crate::smtp::data::has_end_of_data_lookalike(file) {
+        return Err(PickupError::EndOfDataLookalike);
     }
     let text = normalize_crlf(file);
     let bytes: &[u8] = &text;

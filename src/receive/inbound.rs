@@ -489,6 +489,16 @@ impl Handler for TxHandler<'_> {
         self.stats.inc(Counter::MessagesRefusedSize); // stats
     }
 
+    fn refused_smuggling(&mut self) {
+        self.stats.inc(Counter::SmugglingRefused); // stats
+        let site = self.cfg.sites.get(self.tx.peer.listener_tag).map_or("", |s| s.name.as_str());
+        log::warn!(
+            "client={} site={site} refused: end-of-data look-alike in content (SMTP smuggling), \
+             554 5.6.0",
+            self.tx.peer.remote
+        );
+    }
+
     fn data_start(&mut self, t: &Transaction) -> Result<(), Reply> {
         let env = self.envelope(t);
         self.tx.rcpts = policy::rcpt_split(

@@ -330,6 +330,12 @@ impl Reply {
         fixed(554, 5, 6, 0, "Message contains bare CR or LF; lines must end with <CR><LF>")
     }
 
+    /// `554 5.6.0`: the content held an end-of-data look-alike (a line that is a single dot
+    /// with a bare CR or bare LF next to it): SMTP smuggling, refused under every policy.
+    pub fn smuggling_refused() -> Reply {
+        fixed(554, 5, 6, 0, "Bare CR or LF next to a lone dot looks like end of data; refused")
+    }
+
     /// `554 5.7.1`: relaying refused.
     pub fn relay_denied() -> Reply {
         fixed(554, 5, 7, 1, "Relay access denied")
@@ -419,6 +425,7 @@ mod tests {
             Reply::smtputf8_required(),
             Reply::no_valid_recipients(),
             Reply::bare_lf_rejected(),
+            Reply::smuggling_refused(),
             Reply::relay_denied(),
             Reply::connection_refused(),
         ];

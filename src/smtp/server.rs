@@ -17,7 +17,9 @@
 //! `MAX_COMMAND_LINE_BYTES` (longer lines are dropped as they arrive and answered
 //! `500 5.5.2`, and nothing of them is executed); DATA and BDAT content is streamed to the
 //! handler and never buffered here; content past `max_message_size_bytes` is drained and
-//! dropped (`552 5.3.4`). Nothing but `<CRLF>.<CRLF>` ends DATA (`data.rs`). The bytes of a
+//! dropped (`552 5.3.4`). Nothing but `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content
+//! holding an end-of-data look-alike (a lone dot next to a bare CR or LF, in DATA or BDAT)
+//! is refused `554 5.6.0` under every bare line ending policy (SMTP smuggling). The bytes of a
 //! BDAT chunk are always consumed as content, even when the BDAT command is refused, so
 //! chunk data can never be executed as commands. No input can make this module panic.
 //!
@@ -54,7 +56,7 @@ use memchr::memchr;
 
 use super::command::Ret;
 use super::command::{self, Body, Command, MAX_COMMAND_LINE_BYTES, MailParams, Notify, RcptParams};
-use super::data::{BareLineEnding, ChunkCounter, DataScanner};
+use super::data::{BareLineEnding, ChunkCounter, DataScanner, LineCheck};
 use super::path::{ForwardPath, ReversePath};
 use super::reply::{Extensions, Reply};
 
@@ -115,6 +117,11 @@ pub trait Handler {
     /// The transaction was refused for size (MAIL `SIZE=` over the limit, or content that
     /// grew past it): for the "Messages Refused for Size" counter. Called once per refusal.
     fn refused_for_size(&mut self) {}
+    /// The content held an end-of-data look-alike (a lone dot next to a bare CR or LF,
+    /// `data.rs`) and is refused `554 5.6.0`: for the smuggling counter and log line.
+    /// Called once per refused message (after or before `data_abort`, which the content
+    /// gets once in any case).
+    fn refused_smuggling(&mut self) {}
 }
 
 /// What `Handler::data_end` decided.
@@ -193,6 +200,21 @@ enum Sink {
     /// Nowhere: the content failed, `data_abort` was called, and this reply is sent when the
     /// content ends (Stalwart's `DataTooLarge`, generalised).
     Drain(Reply),
+    /// Nowhere: the content held an end-of-data look-alike (`data.rs`); answered
+    /// `554 5.6.0` when it ends. Overrides any earlier `Drain` reply (size, bare line
+    /// ending, handler error), so the verdict does not depend on where the input was split.
+    Smuggling,
+}
+
+impl Sink {
+    /// The reply for content that went nowhere; `None` for `Handler`.
+    fn into_refusal(self) -> Option<Reply> {
+        match self {
+            Sink::Handler => None,
+            Sink::Drain(reply) => Some(reply),
+            Sink::Smuggling => Some(Reply::smuggling_refused()),
+        }
+    }
 }
 
 impl Content {
@@ -202,7 +224,7 @@ impl Content {
 
     /// Pass `bytes` on unless draining; switch to draining on overflow or handler error.
     fn accept<H: Handler>(&mut self, bytes: &[u8], max_bytes: u64, h: &mut H) {
-        if let Sink::Drain(_) = self.sink {
+        if !matches!(self.sink, Sink::Handler) {
             return;
         }
         let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
@@ -213,6 +235,18 @@ impl Content {
         } else if let Err(r) = h.data_chunk(bytes) {
             self.fail(r, h);
         }
+    }
+
+    /// Refuse content that held an end-of-data look-alike: counted once, and it replaces any
+    /// earlier failure's reply.
+    fn refuse_smuggling<H: Handler>(&mut self, h: &mut H) {
+        match self.sink {
+            Sink::Smuggling => return,
+            Sink::Handler => h.data_abort(),
+            Sink::Drain(_) => {}
+        }
+        h.refused_smuggling();
+        self.sink = Sink::Smuggling;
     }
 
     /// Abandon the content (once) and remember the reply for its end.
@@ -236,9 +270,17 @@ enum State {
     /// After `354`: input is DATA content until `<CRLF>.<CRLF>`.
     Data { tx: Transaction, content: Content, scanner: DataScanner },
     /// Input is the rest of a BDAT chunk.
-    Bdat { tx: Transaction, content: Content, chunk: ChunkCounter, chunk_bytes: u64, last: bool },
+    /// `lines` has seen every chunk byte of this message so far.
+    Bdat {
+        tx: Transaction,
+        content: Content,
+        lines: LineCheck,
+        chunk: ChunkCounter,
+        chunk_bytes: u64,
+        last: bool,
+    },
     /// Between two BDAT chunks of one message (content started, commands accepted).
-    BdatIdle { tx: Transaction, content: Content },
+    BdatIdle { tx: Transaction, content: Content, lines: LineCheck },
     /// The handler is committing the message; no input is consumed until `commit_done`.
     Committing { hello: Hello },
     /// Dropping the rest of an over-long command line; `500 5.5.2` when its LF arrives.
@@ -395,7 +437,11 @@ impl ServerSession {
             State::Data { content, scanner, .. } => {
                 let (n, finished) =
                     scanner.scan(input, &mut |bytes: &[u8]| content.accept(bytes, max_bytes, h));
-                if reject_bare && scanner.saw_bare_line_ending() {
+                // SECURITY: an end-of-data look-alike is refused under either policy
+                // (normalising it would store a lone-dot line the client never sent).
+                if scanner.saw_end_of_data_lookalike() {
+                    content.refuse_smuggling(h);
+                } else if reject_bare && scanner.saw_bare_line_ending() {
                     content.fail(Reply::bare_lf_rejected(), h);
                 }
                 if finished {
@@ -407,8 +453,15 @@ impl ServerSession {
                 }
                 n
             }
-            State::Bdat { content, chunk, .. } => {
+            State::Bdat { content, lines, chunk, .. } => {
                 let part = chunk.take(input);
+                // Checked before the bytes reach the handler: a refused part is never stored.
+                lines.feed(part);
+                if lines.saw_end_of_data_lookalike() {
+                    content.refuse_smuggling(h);
+                } else if reject_bare && lines.saw_bare_line_ending() {
+                    content.fail(Reply::bare_lf_rejected(), h);
+                }
                 content.accept(part, max_bytes, h);
                 let n = part.len();
                 if chunk.is_done() {
@@ -511,45 +564,46 @@ impl ServerSession {
         out: &mut Vec<u8>,
     ) {
         let hello = tx.into_hello();
-        match content.sink {
-            Sink::Drain(reply) => {
+        if let Some(reply) = content.sink.into_refusal() {
+            reply.write_to(out);
+            self.state = State::Ready { hello };
+            return;
+        }
+        match h.data_end() {
+            DataOutcome::Done(reply) => {
+                if reply.is_positive() {
+                    self.message_accepted();
+                }
                 reply.write_to(out);
                 self.state = State::Ready { hello };
             }
-            Sink::Handler => match h.data_end() {
-                DataOutcome::Done(reply) => {
-                    if reply.is_positive() {
-                        self.message_accepted();
-                    }
-                    reply.write_to(out);
-                    self.state = State::Ready { hello };
-                }
-                DataOutcome::Pending => self.state = State::Committing { hello },
-            },
+            DataOutcome::Pending => self.state = State::Committing { hello },
         }
     }
 
     /// The current BDAT chunk is complete.
     fn end_chunk<H: Handler>(&mut self, h: &mut H, out: &mut Vec<u8>) {
-        let State::Bdat { tx, content, chunk_bytes, last, .. } =
+        let State::Bdat { tx, mut content, mut lines, chunk_bytes, last, .. } =
             mem::replace(&mut self.state, TAKEN)
         else {
             unreachable!("end_chunk is only called in State::Bdat")
         };
         if last {
+            // `BDAT 0 LAST` never reaches `step`: finish the line check here too.
+            lines.finish();
+            if lines.saw_end_of_data_lookalike() {
+                content.refuse_smuggling(h);
+            }
             return self.end_content(tx, content, h, out);
         }
-        match content.sink {
-            Sink::Handler => {
-                Reply::chunk_received(chunk_bytes).write_to(out);
-                self.state = State::BdatIdle { tx, content };
-            }
-            Sink::Drain(reply) => {
-                // The message failed: answer now and end the transaction (RFC 3030 §2:
-                // the client should send RSET; later BDATs get 503 and are dropped).
-                reply.write_to(out);
-                self.state = State::Ready { hello: tx.into_hello() };
-            }
+        if let Sink::Handler = content.sink {
+            Reply::chunk_received(chunk_bytes).write_to(out);
+            self.state = State::BdatIdle { tx, content, lines };
+        } else if let Some(reply) = content.sink.into_refusal() {
+            // The message failed: answer now and end the transaction (RFC 3030 §2:
+            // the client should send RSET; later BDATs get 503 and are dropped).
+            reply.write_to(out);
+            self.state = State::Ready { hello: tx.into_hello() };
         }
     }
 
@@ -762,9 +816,9 @@ impl ServerSession {
             }
             return;
         }
-        let (tx, mut content) = match mem::replace(&mut self.state, TAKEN) {
-            State::Mail { tx } => (tx, Content::new()),
-            State::BdatIdle { tx, content } => (tx, content),
+        let (tx, mut content, lines) = match mem::replace(&mut self.state, TAKEN) {
+            State::Mail { tx } => (tx, Content::new(), LineCheck::new()),
+            State::BdatIdle { tx, content, lines } => (tx, content, lines),
             _ => unreachable!("refused above in every other state"),
         };
         let max = self.cfg.max_message_size_bytes;
@@ -775,7 +829,7 @@ impl ServerSession {
             content.fail(Reply::message_too_big(), h); // known now; drain the chunk
         }
         let chunk = ChunkCounter::new(chunk_bytes);
-        self.state = State::Bdat { tx, content, chunk, chunk_bytes, last };
+        self.state = State::Bdat { tx, content, lines, chunk, chunk_bytes, last };
         if chunk_bytes == 0 {
             self.end_chunk(h, out);
         }

@@ -65,6 +65,9 @@ catalogue! {
     /// Transactions refused because the message was larger than the limit.
     MessagesRefusedSize = ("mailroot_messages_refused_for_size_total", "", "Messages Refused for Size",
         "Transactions refused for size (MAIL SIZE= or content over the limit).", "messages", Counter, true);
+    /// Messages refused because their content held an end-of-data look-alike.
+    SmugglingRefused = ("mailroot_smuggling_refused_total", "", "Messages Refused as SMTP Smuggling",
+        "Messages refused 554 5.6.0 for a lone dot next to a bare CR or LF (SMTP smuggling).", "messages", Counter, true);
     /// Recipients refused by relay or connection policy.
     MessagesRefusedPolicy = ("mailroot_recipients_refused_total", "", "Messages Refused for Address Objects",
         "RCPT commands refused by the relay policy.", "recipients", Counter, true);

@@ -221,7 +221,84 @@ mod tests {
         }
     }
 
+    /// The wire invariants of a DATA encoding (the SMTP smuggling defence, outbound):
+    /// every line ends in CRLF (no bare CR, no bare LF), every line that starts with a dot
+    /// has it doubled but the final `.`, so `<CRLF>.<CRLF>` (counting the CRLF that ended
+    /// the DATA command) occurs exactly once: at the very end.
+    fn assert_wire_is_canonical(content: &[u8], wire: &[u8]) {
+        let what = String::from_utf8_lossy(content);
+        assert_only_crlf(wire);
+        let mut framed = b"\r\n".to_vec(); // the DATA command's line ending
+        framed.extend_from_slice(wire);
+        let ends: Vec<usize> = framed
+            .windows(5)
+            .enumerate()
+            .filter(|(_, w)| w == b"\r\n.\r\n")
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(ends, [framed.len() - 5], "end of data only at the end for {what:?}");
+        let lines: Vec<&[u8]> = wire.split(|&b| b == b'\n').collect();
+        let body = &lines[..lines.len() - 2]; // the last two: "." and "" after its LF
+        for l in body {
+            assert!(!l.starts_with(b".") || l.starts_with(b".."), "unstuffed {l:?} in {what:?}");
+        }
+    }
+
+    /// Every CR in `wire` is followed by LF and every LF preceded by CR. (A BDAT chunk has
+    /// no transparency dots: RFC 3030 §2; a lone-dot line in it is plain content.)
+    fn assert_only_crlf(wire: &[u8]) {
+        for (i, &b) in wire.iter().enumerate() {
+            if b == b'\r' {
+                assert_eq!(wire.get(i + 1), Some(&b'\n'), "bare CR at {i}: {wire:?}");
+            }
+            if b == b'\n' {
+                assert!(i > 0 && wire[i - 1] == b'\r', "bare LF at {i}: {wire:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn smuggling_sequences_go_out_canonical() {
+        let cases: &[&[u8]] = &[
+            b"a\n.\nMAIL FROM:<x@y>\r\n",
+            b"a\n.\r\nMAIL FROM:<x@y>\r\n",
+            b"a\r.\r\nMAIL FROM:<x@y>\r\n",
+            b"a\r.\rMAIL FROM:<x@y>\r\n",
+            b"a\r\n.\rMAIL FROM:<x@y>",
+            b"a\r\n.\nMAIL",
+            b".\n",
+            b".\r",
+            b".",
+            b"\r\n.\r\n",
+            b"a\r\n.\r\n.\r\n",
+            b"\r\r\n\n.\r",
+        ];
+        for content in cases {
+            for limit in 1..=12 {
+                assert_wire_is_canonical(content, &encode(content, limit));
+            }
+            let (_, chunk) = encode_bdat(content, 7);
+            assert_only_crlf(&chunk);
+        }
+    }
+
     proptest! {
+        /// No content byte string can put `<CRLF>.<CRLF>` on the wire before the real end
+        /// of data, at any piece size; BDAT chunks hold only CRLF line ends.
+        #[test]
+        fn no_content_ends_the_data_early(
+            content in proptest::collection::vec(
+                prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
+                0..200,
+            ),
+            limit in 1usize..64,
+        ) {
+            assert_wire_is_canonical(&content, &encode(&content, limit));
+            let (_, chunk) = encode_bdat(&content, limit);
+            assert!(chunk.is_empty() || chunk.ends_with(b"\r\n"));
+            assert_only_crlf(&chunk);
+        }
+
         #[test]
         fn bdat_chunk_is_the_unstuffed_data(
             content in proptest::collection::vec(
