@@ -17,12 +17,13 @@
 //!                                                   smtp::client::ClientSession)
 //! ```
 //!
-//! Layers (arrows point down only):
-//! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
-//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
-//! `deliver::bounce`, `queue::schedule`, `stats::names`, `stats::render`) does no I/O and
-//! never reads the clock. Counters (`stats`) are per-thread blocks merged on read by the
-//! `admin` listener thread (`GET /metrics`, `/api/stats`, `/api/queue`).
+//! Counters (`stats`) are per-thread blocks merged on read by the `admin` listener thread
+//! (`GET /metrics`, `/api/stats`, `/api/queue`).
+//!
+//! The layers below are `src/LAYERS.md`, the one layer table (`ARCHITECTURE.md` quotes it,
+//! `tests/architecture.rs` enforces it).
+//!
+#![doc = include_str!("LAYERS.md")]
 
 pub mod admin;
 pub mod cli;
