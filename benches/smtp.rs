@@ -22,7 +22,8 @@ use std::time::Instant;
 
 use mailroot::smtp::client::{ClientConfig, ClientSession, Event, Job, JobRecipient};
 use mailroot::smtp::command::parse;
-use mailroot::smtp::data::{BareLineEnding, DataScanner, dot_stuff};
+use mailroot::smtp::data::{BareLineEnding, DataScanner};
+use mailroot::smtp::stuff::dot_stuff;
 
 /// Typical command lines, without CRLF, named for the report.
 const COMMAND_LINES: &[(&str, &[u8])] = &[

@@ -29,7 +29,7 @@
 //! `ClientError` naming the server as at fault; nothing a server sends can panic this
 //! module. Job strings come from our spool and are checked once more (no control
 //! characters) before they are written as command lines, so a corrupt envelope can never
-//! inject a command. Content is always dot-stuffed with bare CR/LF made CRLF (`stuff.rs`).
+//! inject a command. Content is always dot-stuffed with bare CR/LF made CRLF (`smtp/stuff.rs`).
 //!
 //! Choices where the RFCs leave room:
 //! - A reply arriving while we are still sending content is a protocol violation; we stop
@@ -65,13 +65,12 @@ use super::reply_parse::ReplyParser;
 mod event;
 mod ext;
 mod job;
-mod stuff;
 
+use super::stuff::DotStuffer;
 pub use event::{ClientError, Event, Misbehaviour, RcptResult, Refusal, Stage};
 pub use ext::PeerExtensions;
 pub use job::{Job, JobRecipient};
 use job::{needs_smtputf8, write_mail, write_rcpt};
-use stuff::DotStuffer;
 
 /// `poll_transmit` stops adding content once the output buffer holds this many bytes.
 pub const TRANSMIT_CHUNK_BYTES: usize = 64 * 1024;

@@ -8,4 +8,5 @@ pub mod path;
 pub mod reply;
 pub mod reply_parse;
 pub mod server;
+pub mod stuff;
 pub mod trace;

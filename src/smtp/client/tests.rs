@@ -8,11 +8,12 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::smtp::command::{MailParams, Notify, RcptParams, Ret};
-use crate::smtp::data::{BareLineEnding, dot_stuff};
+use crate::smtp::data::BareLineEnding;
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::EnhancedStatus;
 use crate::smtp::reply_parse::ReplyError;
 use crate::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
+use crate::smtp::stuff::dot_stuff;
 
 const EHLO_ALL: &str = "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 1000\r\n250-8BITMIME\r\n\
                         250-SMTPUTF8\r\n250-DSN\r\n250 ENHANCEDSTATUSCODES\r\n";

@@ -1,12 +1,15 @@
-//! Streaming content encoding for the client: message content in, wire bytes out, in
-//! bounded pieces.
+//! Dot-stuffing, the one implementation: message content in, DATA (or BDAT) wire bytes out.
 //!
-//! For DATA, `DotStuffer::fill` produces exactly what `data::dot_stuff` produces for the
-//! whole content, but a piece at a time into the caller's output buffer, so a 50 MB
-//! message never needs a 50 MB buffer. For BDAT (`DotStuffer::bdat`) it writes
-//! `BDAT <n> LAST` and then the same content without dot-stuffing or end marker, `n` being
-//! counted beforehand (`bdat_len`). Either way it keeps only a position and two flags
-//! between calls, and the next hop stores the same bytes.
+//! `DotStuffer::fill` writes a message's content as DATA transparency requires (RFC 5321
+//! §4.5.2), a piece at a time into the caller's output buffer, so a 50 MB message never
+//! needs a 50 MB buffer: bare CR and bare LF become CRLF, a dot at a line start is doubled,
+//! a final CRLF is added if the content is not empty and does not end with a line ending,
+//! then `.\r\n`. [`dot_stuff`] is the same encoder run to completion in one call (tests,
+//! benches, the load generator). For BDAT (`DotStuffer::bdat`) it writes `BDAT <n> LAST`
+//! and then the same content without dot-stuffing or end marker, `n` being counted
+//! beforehand (`bdat_len`). Either way it keeps only a position and two flags between
+//! calls, and the next hop stores the same bytes. For content made of CRLF-terminated
+//! lines, `data::DataScanner` gives back exactly the content.
 //!
 //! TRUST: the content comes from our spool, but is treated as arbitrary bytes: bare CR and
 //! bare LF become CRLF so the next hop can never see an end-of-data marker (or a line
@@ -18,6 +21,15 @@
 use std::io::Write as _;
 
 use memchr::memchr2;
+
+/// Write `content` dot-stuffed, followed by the end marker, into `out` (see the module
+/// docs): `DotStuffer` run to completion.
+pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
+    out.reserve(content.len() + content.len() / 64 + 5);
+    let mut stuffer = DotStuffer::new();
+    stuffer.fill(content, out, usize::MAX);
+    debug_assert!(stuffer.is_done(), "an unbounded fill writes the end marker");
+}
 
 /// Streaming encoder for one message's content. See the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,7 +85,7 @@ impl DotStuffer {
                 out.push(b'.');
             }
             self.line_start = false;
-            let end = self.len.min(self.pos + (limit.saturating_sub(out.len())));
+            let end = self.len.min(self.pos.saturating_add(limit.saturating_sub(out.len())));
             match memchr2(b'\r', b'\n', &content[self.pos..end]) {
                 None => {
                     out.extend_from_slice(&content[self.pos..end]);
@@ -127,7 +139,7 @@ pub(crate) fn bdat_len(content: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::smtp::data::dot_stuff;
+    use crate::smtp::data::{BareLineEnding, DataScanner};
     use proptest::prelude::*;
 
     /// Encode `content` with pieces of at most `limit` bytes (plus slack).
@@ -165,6 +177,9 @@ mod tests {
             (b"\r\n\r\n", b"\r\n\r\n.\r\n"),
         ];
         for (content, want) in cases {
+            let mut whole = Vec::new();
+            dot_stuff(content, &mut whole);
+            assert_eq!(whole, *want, "{:?} whole", String::from_utf8_lossy(content));
             for limit in 1..=12 {
                 assert_eq!(
                     encode(content, limit),
@@ -311,7 +326,7 @@ mod tests {
             let mut wire = Vec::new();
             dot_stuff(&content, &mut wire);
             let mut stored = Vec::new();
-            let mut sc = crate::smtp::data::DataScanner::new(crate::smtp::data::BareLineEnding::Normalize);
+            let mut sc = DataScanner::new(BareLineEnding::Normalize);
             let _ = sc.scan(&wire, &mut |b: &[u8]| stored.extend_from_slice(b));
             let (header, chunk) = encode_bdat(&content, limit);
             prop_assert_eq!(header, format!("BDAT {} LAST\r\n", chunk.len()));
@@ -319,8 +334,9 @@ mod tests {
             prop_assert_eq!(chunk, stored);
         }
 
+        /// Pieces of any size put the same bytes on the wire as one unbounded call.
         #[test]
-        fn equals_dot_stuff_at_any_piece_size(
+        fn any_piece_size_gives_the_whole(
             content in proptest::collection::vec(
                 prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
                 0..200,
