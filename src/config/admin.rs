@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use toml::{Table, Value};
+use toml::Table;
 
 use super::ConfigError;
-use super::parse::{Parsed, string};
+use super::keyed::{Parsed, boolean, string};
 use super::values::listen_addr;
 
 /// Default `[admin] listen`: loopback only.
@@ -45,13 +45,7 @@ pub(super) fn admin(t: &Table, cfg: &mut AdminConfig) -> Parsed<()> {
         cfg.listen = if s.is_empty() { None } else { Some(listen_addr(s, "admin.listen")?) };
     }
     if let Some(v) = t.get("enabled") {
-        let Value::Boolean(on) = *v else {
-            return Err(ConfigError::new(
-                "admin.enabled",
-                format!("expected true or false, {}", super::parse::found(v)),
-            ));
-        };
-        if !on {
+        if !boolean(v, "admin.enabled")? {
             cfg.listen = None;
         }
     }

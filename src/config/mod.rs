@@ -19,6 +19,7 @@
 
 mod admin;
 mod defaults;
+mod keyed;
 mod outbound;
 mod parse;
 mod parse_outbound;

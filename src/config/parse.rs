@@ -19,8 +19,12 @@ use toml::{Table, Value};
 use super::defaults::{
     LOG_LEVELS, MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
 };
+use super::keyed::{
+    Parsed, U32_MAX, USIZE_MAX, count, duration_ms, each_key, join, nonzero, size, string, strings,
+    tables, wrong_type,
+};
 use super::parse_outbound::{self, DELIVERY_KEYS, DNS_KEYS, DOMAIN_RULE_KEYS};
-use super::units::{self, DURATION_HINT, SIZE_HINT};
+use super::units;
 use super::values::{domain, listen_addr, network, site_name};
 use super::{BareLineEnding, Config, ConfigError, Limits, Site, SystemDefaults};
 
@@ -96,9 +100,6 @@ const MAX_SUGGEST_DISTANCE: usize = 2;
 
 /// Longest piece of the file quoted in a syntax error.
 const MAX_SNIPPET_CHARS: usize = 40;
-
-/// Result type of this file.
-pub(super) type Parsed<T> = Result<T, ConfigError>;
 
 /// See [`Config::from_toml_str`].
 pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> {
@@ -194,11 +195,6 @@ fn syntax_error(text: &str, err: &toml::de::Error) -> ConfigError {
     ConfigError::new(format!("line {line}, column {column}"), problem)
 }
 
-/// `prefix.key`, or `key` at the top level.
-pub(super) fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_owned() } else { format!("{prefix}.{key}") }
-}
-
 /// Fail on the first key of `table` not in `known`, with a hint where it might belong.
 pub(super) fn check_keys(table: &Table, prefix: &str, known: &[&str]) -> Parsed<()> {
     let Some(unknown) = table.keys().find(|k| !known.contains(&k.as_str())) else {
@@ -237,13 +233,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-/// `found a string` / `found an integer`.
-pub(super) fn found(v: &Value) -> String {
-    let t = v.type_str();
-    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
-    format!("found {article} {t}")
-}
-
 /// The table at `root[name]` after checking its keys, if present.
 pub(super) fn section<'t>(
     root: &'t Table,
@@ -252,76 +241,10 @@ pub(super) fn section<'t>(
 ) -> Parsed<Option<&'t Table>> {
     let Some(v) = root.get(name) else { return Ok(None) };
     let Value::Table(t) = v else {
-        return Err(ConfigError::new(name, format!("expected a table [{name}], {}", found(v))));
+        return Err(wrong_type(name, &format!("expected a table [{name}]"), v));
     };
     check_keys(t, name, known)?;
     Ok(Some(t))
-}
-
-/// A string value.
-pub(super) fn string<'v>(v: &'v Value, key: &str) -> Parsed<&'v str> {
-    v.as_str().ok_or_else(|| ConfigError::new(key, format!("expected a string, {}", found(v))))
-}
-
-/// A non-negative integer.
-fn uint(v: &Value, key: &str) -> Parsed<u64> {
-    let Value::Integer(i) = *v else {
-        return Err(ConfigError::new(key, format!("expected an integer, {}", found(v))));
-    };
-    u64::try_from(i).map_err(|_| ConfigError::new(key, format!("must not be negative (got {i})")))
-}
-
-/// An integer in `1..=max`.
-pub(super) fn count<T: TryFrom<u64>>(v: &Value, key: &str, max: u64) -> Parsed<T> {
-    let n = uint(v, key)?;
-    if n == 0 {
-        return Err(ConfigError::new(key, "must be > 0"));
-    }
-    if n > max {
-        return Err(ConfigError::new(key, format!("must be at most {max} (got {n})")));
-    }
-    T::try_from(n).map_err(|_| ConfigError::new(key, format!("{n} is too large")))
-}
-
-/// A size: integer bytes or a string with a unit.
-fn size(v: &Value, key: &str) -> Parsed<u64> {
-    match v {
-        Value::Integer(_) => uint(v, key),
-        Value::String(s) => units::parse_size(s).map_err(|p| ConfigError::new(key, p)),
-        _ => Err(ConfigError::new(key, format!("{SIZE_HINT}, {}", found(v)))),
-    }
-}
-
-/// A duration in ms: integer seconds or a string with a unit.
-pub(super) fn duration_ms(v: &Value, key: &str) -> Parsed<u64> {
-    match v {
-        Value::Integer(_) => {
-            units::seconds_to_ms(uint(v, key)?).map_err(|p| ConfigError::new(key, p))
-        }
-        Value::String(s) => units::parse_duration_ms(s).map_err(|p| ConfigError::new(key, p)),
-        _ => Err(ConfigError::new(key, format!("{DURATION_HINT}, {}", found(v)))),
-    }
-}
-
-/// Fail with "must be > 0" when `n` is zero.
-fn nonzero(n: u64, key: &str) -> Parsed<u64> {
-    if n == 0 { Err(ConfigError::new(key, "must be > 0")) } else { Ok(n) }
-}
-
-/// An array whose elements are all strings, each paired with its key path `key[i]`.
-pub(super) fn strings<'v>(v: &'v Value, key: &str) -> Parsed<Vec<(String, &'v str)>> {
-    let Value::Array(items) = v else {
-        return Err(ConfigError::new(key, format!("expected an array of strings, {}", found(v))));
-    };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            let k = format!("{key}[{i}]");
-            let s = string(item, &k)?;
-            Ok((k, s))
-        })
-        .collect()
 }
 
 /// `mailroot`: a non-empty path.
@@ -353,30 +276,25 @@ fn log_level(v: &Value) -> Parsed<String> {
 
 /// `[limits]`: each key present overrides its default.
 fn limits(t: &Table, l: &mut Limits) -> Parsed<()> {
-    /// Upper bound of counts held in `u32`.
-    const U32_MAX: u64 = u32::MAX as u64;
-    /// Upper bound of counts held in `usize` (`u64::MAX` on 64-bit targets).
-    const USIZE_MAX: u64 = usize::MAX as u64;
-    for (name, v) in t {
-        let key = join("limits", name);
-        match name.as_str() {
-            "max_message_size" => l.max_message_size_bytes = nonzero(size(v, &key)?, &key)?,
-            "max_recipients" => l.max_recipients = count(v, &key, USIZE_MAX)?,
+    each_key(t, "limits", |name, v, key| {
+        match name {
+            "max_message_size" => l.max_message_size_bytes = nonzero(size(v, key)?, key)?,
+            "max_recipients" => l.max_recipients = count(v, key, USIZE_MAX)?,
             "max_messages_per_connection" => {
-                l.max_messages_per_connection = count(v, &key, U32_MAX)?;
+                l.max_messages_per_connection = count(v, key, U32_MAX)?;
             }
-            "max_connections" => l.max_connections = count(v, &key, USIZE_MAX)?,
-            "max_connections_per_ip" => l.max_connections_per_ip = count(v, &key, USIZE_MAX)?,
-            "command_timeout" => l.command_timeout_ms = nonzero(duration_ms(v, &key)?, &key)?,
-            "data_timeout" => l.data_timeout_ms = nonzero(duration_ms(v, &key)?, &key)?,
-            "max_errors" => l.max_errors = count(v, &key, U32_MAX)?,
-            "min_free_disk" => l.min_free_disk_bytes = size(v, &key)?,
-            "shutdown_grace" => l.shutdown_grace_ms = duration_ms(v, &key)?,
+            "max_connections" => l.max_connections = count(v, key, USIZE_MAX)?,
+            "max_connections_per_ip" => l.max_connections_per_ip = count(v, key, USIZE_MAX)?,
+            "command_timeout" => l.command_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
+            "data_timeout" => l.data_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
+            "max_errors" => l.max_errors = count(v, key, U32_MAX)?,
+            "min_free_disk" => l.min_free_disk_bytes = size(v, key)?,
+            "shutdown_grace" => l.shutdown_grace_ms = duration_ms(v, key)?,
             // check_keys ran on this table before: every key is one of LIMITS_KEYS.
             _ => unreachable!("limits key {name} passed check_keys"),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// An array of networks.
@@ -443,22 +361,14 @@ fn segment_size(v: &Value) -> Parsed<u64> {
 
 /// `[[site]]`: at least one; unique names; no listen address twice in the whole file.
 fn sites(v: &Value) -> Parsed<Vec<Site>> {
-    let Value::Array(items) = v else {
-        return Err(ConfigError::new(
-            "site",
-            format!("expected [[site]] tables (an array of tables), {}", found(v)),
-        ));
-    };
-    if items.is_empty() {
+    let items = tables(v, "site")?;
+    if items.len() == 0 {
         return Err(ConfigError::new("site", "at least one [[site]] is required"));
     }
     let mut out: Vec<Site> = Vec::with_capacity(items.len());
     let mut seen: HashMap<SocketAddr, String> = HashMap::new();
-    for (i, item) in items.iter().enumerate() {
-        let prefix = format!("site[{i}]");
-        let Value::Table(t) = item else {
-            return Err(ConfigError::new(prefix, format!("expected a table, {}", found(item))));
-        };
+    for item in items {
+        let (prefix, t) = item?;
         check_keys(t, &prefix, SITE_KEYS)?;
         let name_key = join(&prefix, "name");
         let name = match t.get("name") {

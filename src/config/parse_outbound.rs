@@ -10,8 +10,12 @@ use std::path::PathBuf;
 use toml::{Table, Value};
 
 use super::defaults::DEFAULT_DNS_PORT;
+use super::keyed::{
+    AtKey, Parsed, U32_MAX, USIZE_MAX, boolean, count, duration_ms, each_key, join, port,
+    positive_ms, string, strings, tables, wrong_type,
+};
 use super::outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop};
-use super::parse::{Parsed, check_keys, count, duration_ms, found, join, string, strings};
+use super::parse::check_keys;
 use super::values::domain;
 use super::{ConfigError, DomainsConfig, RelayConfig};
 
@@ -39,33 +43,12 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "hold",
 ];
 
-/// Upper bound of counts held in `u32`.
-const U32_MAX: u64 = u32::MAX as u64;
-/// Upper bound of counts held in `usize`.
-const USIZE_MAX: u64 = usize::MAX as u64;
 /// Longest `delivery.retry` list: more steps than this is a typo, not a schedule.
 const MAX_RETRY_STEPS: usize = 64;
 
-/// A boolean value.
-fn boolean(v: &Value, key: &str) -> Parsed<bool> {
-    v.as_bool()
-        .ok_or_else(|| ConfigError::new(key, format!("expected true or false, {}", found(v))))
-}
-
 /// A next hop (`"host"`, `"host:port"`, `"[IP]:port"`).
 fn next_hop(v: &Value, key: &str) -> Parsed<NextHop> {
-    NextHop::parse(string(v, key)?).map_err(|p| ConfigError::new(key, p))
-}
-
-/// A TCP port 1..=65535.
-fn port(v: &Value, key: &str) -> Parsed<u16> {
-    count(v, key, u64::from(u16::MAX))
-}
-
-/// A duration in ms that must be > 0.
-fn positive_ms(v: &Value, key: &str) -> Parsed<u64> {
-    let ms = duration_ms(v, key)?;
-    if ms == 0 { Err(ConfigError::new(key, "must be > 0")) } else { Ok(ms) }
+    NextHop::parse(string(v, key)?).at_key(key)
 }
 
 /// A mailbox `local@domain` (for `send_ndr_copy_to`): non-empty local part without
@@ -86,21 +69,21 @@ fn mailbox(v: &Value, key: &str) -> Parsed<String> {
 
 /// The delivery keys of `[relay]` (`allow` is read by `parse.rs`).
 pub(super) fn relay(t: &Table, r: &mut RelayConfig) -> Parsed<()> {
-    for (name, v) in t {
-        let key = join("relay", name);
-        match name.as_str() {
+    each_key(t, "relay", |name, v, key| {
+        match name {
             "allow" => {}
-            "smart_host" => r.smart_host = Some(next_hop(v, &key)?),
-            "attempt_direct_first" => r.attempt_direct_first = boolean(v, &key)?,
+            "smart_host" => r.smart_host = Some(next_hop(v, key)?),
+            "attempt_direct_first" => r.attempt_direct_first = boolean(v, key)?,
             "masquerade_domain" => {
-                r.masquerade_domain = Some(domain(string(v, &key)?, &key)?.to_ascii_lowercase());
+                r.masquerade_domain = Some(domain(string(v, key)?, key)?.to_ascii_lowercase());
             }
-            "max_hop_count" => r.max_hop_count = count(v, &key, U32_MAX)?,
-            "send_ndr_copy_to" => r.send_ndr_copy_to = Some(mailbox(v, &key)?),
+            "max_hop_count" => r.max_hop_count = count(v, key, U32_MAX)?,
+            "send_ndr_copy_to" => r.send_ndr_copy_to = Some(mailbox(v, key)?),
             // check_keys ran on this table before: every key is one of RELAY_KEYS.
             _ => unreachable!("relay key {name} passed check_keys"),
         }
-    }
+        Ok(())
+    })?;
     if r.attempt_direct_first && r.smart_host.is_none() {
         return Err(ConfigError::new(
             "relay.attempt_direct_first",
@@ -153,18 +136,10 @@ fn pattern(v: &Value, key: &str) -> Parsed<DomainPattern> {
 /// `[[domain]]` tables, after `[domains]` was read (a `drop` folder must belong to a
 /// local domain).
 pub(super) fn domain_rules(v: &Value, local: &DomainsConfig) -> Parsed<Vec<DomainRule>> {
-    let Value::Array(items) = v else {
-        return Err(ConfigError::new(
-            "domain",
-            format!("expected [[domain]] tables (an array of tables), {}", found(v)),
-        ));
-    };
+    let items = tables(v, "domain")?;
     let mut out: Vec<DomainRule> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let prefix = format!("domain[{i}]");
-        let Value::Table(t) = item else {
-            return Err(ConfigError::new(prefix, format!("expected a table, {}", found(item))));
-        };
+    for item in items {
+        let (prefix, t) = item?;
         check_keys(t, &prefix, DOMAIN_RULE_KEYS)?;
         let name_key = join(&prefix, "name");
         let Some(nv) = t.get("name") else {
@@ -185,19 +160,19 @@ pub(super) fn domain_rules(v: &Value, local: &DomainsConfig) -> Parsed<Vec<Domai
             port: None,
             drop: None,
         };
-        for (name, v) in t {
-            let key = join(&prefix, name);
-            match name.as_str() {
+        each_key(t, &prefix, |name, v, key| {
+            match name {
                 "name" => {}
-                "relay" => rule.relay = boolean(v, &key)?,
-                "smart_host" => rule.smart_host = Some(next_hop(v, &key)?),
-                "helo" => rule.helo = boolean(v, &key)?,
-                "port" => rule.port = Some(port(v, &key)?),
-                "drop" => rule.drop = Some(drop_dir(v, &key, &rule.pattern, local)?),
+                "relay" => rule.relay = boolean(v, key)?,
+                "smart_host" => rule.smart_host = Some(next_hop(v, key)?),
+                "helo" => rule.helo = boolean(v, key)?,
+                "port" => rule.port = Some(port(v, key)?),
+                "drop" => rule.drop = Some(drop_dir(v, key, &rule.pattern, local)?),
                 // check_keys ran on this table before.
                 _ => unreachable!("domain key {name} passed check_keys"),
             }
-        }
+            Ok(())
+        })?;
         out.push(rule);
     }
     Ok(out)
@@ -224,7 +199,7 @@ fn drop_dir(v: &Value, key: &str, pattern: &DomainPattern, d: &DomainsConfig) ->
 /// `[hosts]`: `"name" = ["IP", ...]`.
 pub(super) fn hosts(v: &Value) -> Parsed<HostsConfig> {
     let Value::Table(t) = v else {
-        return Err(ConfigError::new("hosts", format!("expected a table [hosts], {}", found(v))));
+        return Err(wrong_type("hosts", "expected a table [hosts]", v));
     };
     let mut out = HostsConfig::new();
     for (name, list) in t {
@@ -250,21 +225,20 @@ pub(super) fn hosts(v: &Value) -> Parsed<HostsConfig> {
 
 /// `[dns]`.
 pub(super) fn dns(t: &Table, d: &mut DnsConfig) -> Parsed<()> {
-    for (name, v) in t {
-        let key = join("dns", name);
-        match name.as_str() {
+    each_key(t, "dns", |name, v, key| {
+        match name {
             "servers" => {
-                d.servers = strings(v, &key)?
+                d.servers = strings(v, key)?
                     .into_iter()
                     .map(|(k, s)| dns_server(s, &k))
                     .collect::<Parsed<_>>()?;
             }
-            "timeout" => d.timeout_ms = positive_ms(v, &key)?,
-            "attempts" => d.attempts = count(v, &key, U32_MAX)?,
+            "timeout" => d.timeout_ms = positive_ms(v, key)?,
+            "attempts" => d.attempts = count(v, key, U32_MAX)?,
             _ => unreachable!("dns key {name} passed check_keys"),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// A name server: `IP`, `IP:port` or `[IPv6]:port`.
@@ -285,41 +259,37 @@ fn dns_server(s: &str, key: &str) -> Parsed<SocketAddr> {
 
 /// `[delivery]`.
 pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
-    for (name, v) in t {
-        let key = join("delivery", name);
-        match name.as_str() {
-            "retry" => d.retry_ms = retry(v, &key)?,
-            "delay_notify" => d.delay_notify_ms = duration_ms(v, &key)?,
-            "expire" => d.expire_ms = positive_ms(v, &key)?,
+    each_key(t, "delivery", |name, v, key| {
+        match name {
+            "retry" => d.retry_ms = retry(v, key)?,
+            "delay_notify" => d.delay_notify_ms = duration_ms(v, key)?,
+            "expire" => d.expire_ms = positive_ms(v, key)?,
             "max_messages_per_connection" => {
-                d.max_messages_per_connection = count(v, &key, U32_MAX)?
+                d.max_messages_per_connection = count(v, key, U32_MAX)?
             }
-            "max_connections" => d.max_connections = count(v, &key, USIZE_MAX)?,
+            "max_connections" => d.max_connections = count(v, key, USIZE_MAX)?,
             "max_connections_per_domain" => {
-                d.max_connections_per_domain = count(v, &key, USIZE_MAX)?
+                d.max_connections_per_domain = count(v, key, USIZE_MAX)?
             }
-            "connect_timeout" => d.connect_timeout_ms = positive_ms(v, &key)?,
-            "greeting_timeout" => d.greeting_timeout_ms = positive_ms(v, &key)?,
-            "mail_timeout" => d.mail_timeout_ms = positive_ms(v, &key)?,
-            "rcpt_timeout" => d.rcpt_timeout_ms = positive_ms(v, &key)?,
-            "data_init_timeout" => d.data_init_timeout_ms = positive_ms(v, &key)?,
-            "data_block_timeout" => d.data_block_timeout_ms = positive_ms(v, &key)?,
-            "data_term_timeout" => d.data_term_timeout_ms = positive_ms(v, &key)?,
-            "port" => d.port = port(v, &key)?,
-            "hold" => d.hold = boolean(v, &key)?,
+            "connect_timeout" => d.connect_timeout_ms = positive_ms(v, key)?,
+            "greeting_timeout" => d.greeting_timeout_ms = positive_ms(v, key)?,
+            "mail_timeout" => d.mail_timeout_ms = positive_ms(v, key)?,
+            "rcpt_timeout" => d.rcpt_timeout_ms = positive_ms(v, key)?,
+            "data_init_timeout" => d.data_init_timeout_ms = positive_ms(v, key)?,
+            "data_block_timeout" => d.data_block_timeout_ms = positive_ms(v, key)?,
+            "data_term_timeout" => d.data_term_timeout_ms = positive_ms(v, key)?,
+            "port" => d.port = port(v, key)?,
+            "hold" => d.hold = boolean(v, key)?,
             _ => unreachable!("delivery key {name} passed check_keys"),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// `delivery.retry`: 1..=MAX_RETRY_STEPS durations, each > 0 (integers are seconds).
 fn retry(v: &Value, key: &str) -> Parsed<Vec<u64>> {
     let Value::Array(items) = v else {
-        return Err(ConfigError::new(
-            key,
-            format!("expected an array of durations like [\"15m\", \"30m\"], {}", found(v)),
-        ));
+        return Err(wrong_type(key, "expected an array of durations like [\"15m\", \"30m\"]", v));
     };
     if items.is_empty() {
         return Err(ConfigError::new(key, "must list at least one interval"));
