@@ -44,10 +44,10 @@ pub(super) fn admin(t: &Table, cfg: &mut AdminConfig) -> Parsed<()> {
         let s = string(v, "admin.listen")?;
         cfg.listen = if s.is_empty() { None } else { Some(listen_addr(s, "admin.listen")?) };
     }
-    if let Some(v) = t.get("enabled") {
-        if !boolean(v, "admin.enabled")? {
-            cfg.listen = None;
-        }
+    if let Some(v) = t.get("enabled")
+        && !boolean(v, "admin.enabled")?
+    {
+        cfg.listen = None;
     }
     if let Some(v) = t.get("token") {
         let s = string(v, "admin.token")?;
