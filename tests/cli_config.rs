@@ -3,28 +3,9 @@
 //! Good configurations print the effective TOML and exit 0; bad ones exit 2 and name the
 //! offending key on stderr as ``mailroot: config error at `key`: problem``.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common_cli;
 
-/// Run the built binary with `args`; `RUST_LOG` cleared so output is deterministic.
-fn mailroot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mailroot"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mailroot: {e}"))
-}
-
-/// Write `text` to a config file in `dir` and run `check-config` on it.
-fn check(dir: &Path, name: &str, text: &str) -> Output {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-    mailroot(&["check-config", "--config", path.to_str().unwrap_or_else(|| panic!("utf-8 path"))])
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common_cli::{check_config_file as check, mailroot, text};
 
 #[test]
 fn no_file_prints_defaults() {

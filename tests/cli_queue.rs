@@ -1,18 +1,12 @@
 //! `mailroot queue list` run as a real process over a spool written with the spool API.
 
+mod common_cli;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use mailroot::spool::{Envelope, EnvelopeRecipient, RcptStatus, Spool, SpoolOptions};
 
-/// Run the built binary with `args`.
-fn mailroot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mailroot"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run mailroot: {e}"))
-}
+use common_cli::mailroot;
 
 fn envelope(sender: &str, rcpts: &[&str], arrival_unix_ms: u64) -> Envelope {
     Envelope {

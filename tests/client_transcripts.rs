@@ -45,7 +45,7 @@ use mailroot::smtp::command::{Notify, Ret};
 use mailroot::smtp::reply::Reply;
 
 mod common_transcript;
-use common_transcript::unescape;
+use common_transcript::{transcript_files, unescape};
 
 /// Something the server side of a transcript does.
 #[derive(Clone, Debug)]
@@ -339,14 +339,8 @@ fn check(path: &Path) {
 
 #[test]
 fn transcripts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/client_transcripts");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 12, "transcripts missing in {}", dir.display());
+    let files = transcript_files("tests/client_transcripts");
+    assert!(files.len() >= 12, "transcripts missing in tests/client_transcripts");
     for f in &files {
         check(f);
     }

@@ -419,12 +419,7 @@ fn flush_retries_now() {
         .expect("first attempt");
     std::thread::sleep(Duration::from_millis(300));
     assert!(sink.received().is_empty());
-    let out = std::process::Command::new(BIN)
-        .args(["queue", "flush", "--config"])
-        .arg(&srv.config_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_success(&mailroot_with_config(&["queue", "flush"], &srv.config_path), "queue flush");
     wait_sink(&sink, 1, &srv);
 }
 

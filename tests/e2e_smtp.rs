@@ -9,12 +9,11 @@ mod common;
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    BIN, Conf, PySend, Raw, Server, assert_stored_exactly, code_text, dot_stuff, json_strings,
-    run_py,
+    Conf, PySend, Raw, Server, assert_stored_exactly, check_config_file, code_text, dot_stuff,
+    json_strings, run_py,
 };
 use lettre::Transport;
 use lettre::address::Envelope;
@@ -403,13 +402,7 @@ fn raw_client_dot_stuffing_round_trips() {
 
 fn check_config(text: &str) -> (i32, String) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("bad.toml");
-    std::fs::write(&path, text).expect("write config");
-    let out = Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run check-config");
+    let out = check_config_file(dir.path(), "bad.toml", text);
     let mut msg = String::from_utf8_lossy(&out.stdout).into_owned();
     msg += &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), msg)

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use common::{BIN, Conf, Raw, Server, dot_stuff, wait_until};
+use common::{Conf, Raw, Server, assert_success, dot_stuff, mailroot_with_config, wait_until};
 use common_sink::Sink;
 
 /// Messages accepted.
@@ -253,19 +253,11 @@ fn counters_match_the_traffic() {
     assert_eq!(status, 404);
 
     // `mailroot stats --json` reads the same counters through the admin listener.
-    let out = std::process::Command::new(BIN)
-        .args(["stats", "--json", "--config"])
-        .arg(&srv.config_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mailroot_with_config(&["stats", "--json"], &srv.config_path);
+    assert_success(&out, "stats --json");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["counters"][0]["value"], N as u64);
-    let out = std::process::Command::new(BIN)
-        .args(["stats", "--config"])
-        .arg(&srv.config_path)
-        .output()
-        .unwrap();
+    let out = mailroot_with_config(&["stats"], &srv.config_path);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(!table.lines().next().unwrap_or("").contains("/s"), "{table}");
     assert!(
@@ -275,12 +267,8 @@ fn counters_match_the_traffic() {
         "{table}"
     );
     // --watch: two reads one second apart, the second with per-second rates; bounded.
-    let out = std::process::Command::new(BIN)
-        .args(["stats", "--watch", "1", "--count", "2", "--config"])
-        .arg(&srv.config_path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = mailroot_with_config(&["stats", "--watch", "1", "--count", "2"], &srv.config_path);
+    assert_success(&out, "stats --watch");
     let text = String::from_utf8_lossy(&out.stdout);
     let heads: Vec<&str> = text.lines().filter(|l| l.starts_with("Counter ")).collect();
     assert_eq!(heads.len(), 2, "{text}");
@@ -293,17 +281,12 @@ fn stats_without_admin_listener_names_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, "[admin]\nlisten = \"\"\n").unwrap();
-    let out =
-        std::process::Command::new(BIN).args(["stats", "--config"]).arg(&cfg).output().unwrap();
+    let out = mailroot_with_config(&["stats"], &cfg);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin.listen"));
     // A non-loopback listener without a token does not even parse.
     std::fs::write(&cfg, "[admin]\nlisten = \"0.0.0.0:8025\"\n").unwrap();
-    let out = std::process::Command::new(BIN)
-        .args(["check-config", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = mailroot_with_config(&["check-config"], &cfg);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("admin.listen"));
 }

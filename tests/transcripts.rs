@@ -51,7 +51,7 @@ use mailroot::smtp::reply::Reply;
 use mailroot::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
 
 mod common_transcript;
-use common_transcript::unescape;
+use common_transcript::{transcript_files, unescape};
 
 /// How the fake handler finishes a message.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -431,13 +431,7 @@ fn check_transcript(path: &Path) {
 
 #[test]
 fn transcripts() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/transcripts");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-        .collect();
-    paths.sort();
+    let paths = transcript_files("tests/transcripts");
     assert!(!paths.is_empty());
     let mut failures = Vec::new();
     for p in &paths {

@@ -90,7 +90,7 @@ mod tests {
     use crate::config::{Config, SystemDefaults};
 
     fn sys() -> SystemDefaults {
-        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 2 }
+        crate::config::test_support::sys(2)
     }
 
     #[test]
@@ -131,10 +131,6 @@ mod tests {
             ("[admin]\ntoken = \"a b\"", "admin.token", "without spaces"),
             ("[admin]\nport = 1", "admin.port", "unknown key"),
         ];
-        for (text, key, words) in cases {
-            let e = Config::from_toml_str(text, &sys()).unwrap_err();
-            assert_eq!(e.key, *key, "{text}: {e}");
-            assert!(e.to_string().contains(words), "{text}: {e}");
-        }
+        crate::config::test_support::assert_refused(cases);
     }
 }

@@ -24,6 +24,8 @@ mod outbound;
 mod parse;
 mod parse_outbound;
 mod print;
+#[cfg(test)]
+mod test_support;
 mod units;
 mod values;
 

@@ -409,8 +409,10 @@ fn sites(v: &Value) -> Parsed<Vec<Site>> {
 mod tests {
     use super::*;
 
+    use crate::config::test_support::assert_refused;
+
     fn sys() -> SystemDefaults {
-        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 4 }
+        crate::config::test_support::sys(4)
     }
 
     /// One line per bad configuration: (TOML text, key named in the error, words in the problem).
@@ -509,11 +511,7 @@ mod tests {
             ("workers = 1\nworkers = 2", "line 2, column 1", "duplicate key (at `workers`)"),
             ("[limits]\n[limits]", "line 2, column 2", "duplicate key (at `limits`)"),
         ];
-        for &(text, key, words) in cases {
-            let err = Config::from_toml_str(text, &sys()).expect_err(text);
-            assert_eq!(err.key, key, "{text:?}: {err}");
-            assert!(err.problem.contains(words), "{text:?}: {err}");
-        }
+        assert_refused(cases);
     }
 
     /// One line per good configuration: (TOML text, check on the result).

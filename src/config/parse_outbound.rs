@@ -303,9 +303,10 @@ fn retry(v: &Value, key: &str) -> Parsed<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::super::{Config, SystemDefaults};
+    use crate::config::test_support::assert_refused;
 
     fn sys() -> SystemDefaults {
-        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 4 }
+        crate::config::test_support::sys(4)
     }
 
     /// One line per bad configuration: (TOML text, key named in the error, words in the problem).
@@ -379,11 +380,7 @@ mod tests {
             ("[delivery]\nrety = 1", "delivery.rety", "did you mean `retry`"),
             ("expire = \"1d\"", "expire", "belongs in [delivery]"),
         ];
-        for &(text, key, words) in cases {
-            let err = Config::from_toml_str(text, &sys()).expect_err(text);
-            assert_eq!(err.key, key, "{text:?}: {err}");
-            assert!(err.problem.contains(words), "{text:?}: {err}");
-        }
+        assert_refused(cases);
     }
 
     /// One line per good configuration: (TOML text, check on the result).

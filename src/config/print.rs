@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     fn sys() -> SystemDefaults {
-        SystemDefaults { hostname: "mx.example.org".to_owned(), cores: 3 }
+        crate::config::test_support::sys(3)
     }
 
     fn round_trip(c: &Config) {

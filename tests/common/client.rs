@@ -191,13 +191,7 @@ pub(crate) fn run_py(script: &str, args: &[String]) -> Value {
         .args(args)
         .output()
         .expect("run python3 (is it installed?)");
-    assert!(
-        out.status.success(),
-        "python3 {script} {args:?} failed: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::assert_success(&out, &format!("python3 {script} {args:?}"));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("python3 {script}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
     })

@@ -25,9 +25,9 @@ use serde_json::Value;
 
 mod client;
 pub(crate) use client::*;
-
-/// Path of the binary under test.
-pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mailroot");
+#[path = "../common_cli/mod.rs"]
+mod cli;
+pub(crate) use cli::*;
 
 /// Source address of the readiness probe: never used by a test's own clients, so the probe
 /// cannot eat a per-IP connection slot a test counts on.
@@ -342,18 +342,8 @@ impl Server {
 
     /// `mailroot queue list --json --config FILE`, parsed; one `Value` per queued message.
     pub(crate) fn queue_list(&self) -> Vec<Value> {
-        let out = Command::new(BIN)
-            .args(["queue", "list", "--json", "--config"])
-            .arg(&self.config_path)
-            .output()
-            .expect("run mailroot queue list");
-        assert!(
-            out.status.success(),
-            "queue list failed: {}\nstdout: {}\nstderr: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = mailroot_with_config(&["queue", "list", "--json"], &self.config_path);
+        assert_success(&out, "queue list");
         parse_queue_json(&out.stdout)
     }
 

@@ -1,6 +1,20 @@
 //! Shared by the transcript runners (`tests/transcripts.rs` for the server session,
 //! `tests/client_transcripts.rs` for the client session): the escape syntax of `C:`/`S:`
-//! lines, documented in `tests/transcripts/README.md`.
+//! lines, documented in `tests/transcripts/README.md`, and where the transcript files are.
+
+use std::path::{Path, PathBuf};
+
+/// The `*.txt` transcripts in `dir` (relative to the crate root), sorted by name.
+pub(crate) fn transcript_files(dir: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
+    files.sort();
+    files
+}
 
 /// Decode `\r`, `\n`, `\t`, `\0`, `\\`, `\xHH` and `\{N*TEXT}` (TEXT repeated N times).
 /// Panics (failing the test) on a malformed escape, naming the transcript line.

@@ -19,12 +19,7 @@ import smtplib
 import socket
 import sys
 
-
-def pair(reply):
-    code, text = reply
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return [code, text]
+from replies import pair
 
 
 def main():

@@ -17,12 +17,7 @@ import argparse
 import json
 import smtplib
 
-
-def pair(reply):
-    code, text = reply
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return [code, text]
+from replies import pair
 
 
 def main():
