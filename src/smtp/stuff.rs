@@ -297,15 +297,20 @@ mod tests {
         }
     }
 
+    /// Content over the bytes that matter to transparency, plus any byte.
+    fn smtp_content() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
+            0..200,
+        )
+    }
+
     proptest! {
         /// No content byte string can put `<CRLF>.<CRLF>` on the wire before the real end
         /// of data, at any piece size; BDAT chunks hold only CRLF line ends.
         #[test]
         fn no_content_ends_the_data_early(
-            content in proptest::collection::vec(
-                prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
-                0..200,
-            ),
+            content in smtp_content(),
             limit in 1usize..64,
         ) {
             assert_wire_is_canonical(&content, &encode(&content, limit));
@@ -316,10 +321,7 @@ mod tests {
 
         #[test]
         fn bdat_chunk_is_the_unstuffed_data(
-            content in proptest::collection::vec(
-                prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
-                0..200,
-            ),
+            content in smtp_content(),
             limit in 1usize..64,
         ) {
             // What a DATA receiver stores (dot_stuff, then scan) is what BDAT sends.
@@ -337,10 +339,7 @@ mod tests {
         /// Pieces of any size put the same bytes on the wire as one unbounded call.
         #[test]
         fn any_piece_size_gives_the_whole(
-            content in proptest::collection::vec(
-                prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
-                0..200,
-            ),
+            content in smtp_content(),
             limit in 1usize..64,
         ) {
             let mut want = Vec::new();
