@@ -46,9 +46,9 @@ pub(crate) fn scan(toks: &[Tok]) -> FileScan {
     let names = |scope: &[(String, usize)]| scope.iter().map(|s| s.0.clone()).collect::<Vec<_>>();
     while i < toks.len() {
         let t = &toks[i];
-        if t.is_punct('#') {
-            let inner = toks.get(i + 1).is_some_and(|t| t.is_punct('!'));
-            let open = i + 1 + usize::from(inner);
+        let inner = toks.get(i + 1).is_some_and(|t| t.is_punct('!'));
+        let open = i + 1 + usize::from(inner);
+        if t.is_punct('#') && toks.get(open).is_some_and(|t| t.is_punct('[')) {
             let close = matching(toks, open);
             let attr = &toks[(open + 1).min(close)..close];
             if is_cfg_test(attr) {

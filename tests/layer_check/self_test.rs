@@ -117,6 +117,9 @@ fn wrong_imports_are_reported() {
             &["src/smtp/probe.rs:1 -> std::thread::spawn"],
         ),
         (PURE, "use core::time; use mio::Poll;", &["src/smtp/probe.rs:1 -> mio::Poll"]),
+        (PURE, "pub(crate) use ::std::fs::read;", &["src/smtp/probe.rs:1 -> std::fs::read"]),
+        (PURE, "use std::net::*;", &["src/smtp/probe.rs:1 -> std::net"]),
+        (PURE, "#[cfg(not(test))]\nuse std::fs;", &["src/smtp/probe.rs:2 -> std::fs"]),
         (
             PURE,
             "use std::thread as t;\nfn f() { t::sleep(d); }",
