@@ -3,6 +3,8 @@
 //! Why by hand rather than `#[derive(Deserialize)]`: serde's errors name the field but not
 //! the path (`site[1].listen[0]`), cannot say "did you mean", and accept only one spelling
 //! per type; sizes and durations here are integers *or* strings with units.
+//! The readers of single values (string, count, size, duration, ...) are in `keyed.rs`,
+//! shared with `parse_outbound.rs` and `admin.rs`.
 //!
 //! Order of checks: TOML syntax, then unknown keys of each table before its values, then
 //! each value in file order of sections (root, limits, relay, connections, domains, smtp,
