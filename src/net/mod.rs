@@ -62,6 +62,8 @@ pub mod worker;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_connect;
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};

@@ -3,9 +3,9 @@
 //! WHAT: `Worker::run` loops: poll (timeout = next due timer tick) → accept / finish
 //! connects / drive the connections with events → drive connections that yielded → ask
 //! the service which connections have deferred work (`poll_ready`, e.g. commits finished;
-//! the waker makes the poll return) → open the outbound connections the service asks for
-//! (`poll_connect`) → fire timers (idle timeouts, and connect timeouts of sockets still
-//! connecting) → `end_of_pass` (the spool's group commit starts here, so every message
+//! the waker makes the poll return) → fire timers (idle timeouts, and connect timeouts of
+//! sockets still connecting) → open the outbound connections the service asks for
+//! (`poll_connect`) → `end_of_pass` (the spool's group commit starts here, so every message
 //! finished in this pass shares one fdatasync) → recycle slots.
 //!
 //! Tokens: `WAKER_TOKEN` = 0; listener `i` = `1 + i`; connection slot `j` =
@@ -206,6 +206,7 @@ impl<S: Service> Worker<S> {
     /// Run until shutdown completes. Errors only if `poll` itself fails.
     pub fn run(mut self) -> io::Result<WorkerCounters> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        self.open_connects(); // requests made before the loop started
         loop {
             let timeout = self.poll_timeout(Instant::now());
             match self.poll.poll.poll(&mut events, timeout) {
@@ -241,8 +242,9 @@ impl<S: Service> Worker<S> {
                 self.drive(id);
             }
             self.resume_ready();
-            self.open_connects();
             self.fire_timers();
+            // After the timers: a connect timeout may ask for the next address at once.
+            self.open_connects();
             self.retry_listeners();
             if self.step_shutdown(now) {
                 break;
