@@ -54,8 +54,9 @@ use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
+use crate::queue::inbox::IncomingBatch;
 use crate::queue::runner::{self, RunnerParts};
-use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
+use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
 /// Errors that stop the relay from starting or running.

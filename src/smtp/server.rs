@@ -16,8 +16,8 @@
 //! TRUST: all input is hostile. Bounds: a command line is at most
 //! `MAX_COMMAND_LINE_BYTES` (longer lines are dropped as they arrive and answered
 //! `500 5.5.2`, and nothing of them is executed); DATA and BDAT content is streamed to the
-//! handler and never buffered here; content past `max_message_size_bytes` is drained and
-//! dropped (`552 5.3.4`). Nothing but `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content
+//! handler and never buffered here; content past `max_message_size_bytes` (the one rule:
+//! `policy::size::exceeds_size_limit`) is drained and dropped (`552 5.3.4`). Nothing but `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content
 //! holding an end-of-data look-alike (a lone dot next to a bare CR or LF, in DATA or BDAT)
 //! is refused `554 5.6.0` under every bare line ending policy (SMTP smuggling). The bytes of a
 //! BDAT chunk are always consumed as content, even when the BDAT command is refused, so
@@ -59,6 +59,7 @@ use super::command::{self, Body, Command, MAX_COMMAND_LINE_BYTES, MailParams, No
 use super::data::{BareLineEnding, ChunkCounter, DataScanner, LineCheck};
 use super::path::{ForwardPath, ReversePath};
 use super::reply::{Extensions, Reply};
+use crate::policy::size::exceeds_size_limit;
 
 /// Per-listener settings of the session. Shared read-only between sessions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,7 +230,7 @@ impl Content {
         }
         let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         self.received_bytes = self.received_bytes.saturating_add(len);
-        if max_bytes != 0 && self.received_bytes > max_bytes {
+        if exceeds_size_limit(self.received_bytes, max_bytes) {
             h.refused_for_size();
             self.fail(Reply::message_too_big(), h);
         } else if let Err(r) = h.data_chunk(bytes) {
@@ -695,8 +696,7 @@ impl ServerSession {
         {
             return self.close(Reply::too_many_messages(), h, out);
         }
-        let too_big =
-            |size: u64| cfg.max_message_size_bytes != 0 && size > cfg.max_message_size_bytes;
+        let too_big = |size: u64| exceeds_size_limit(size, cfg.max_message_size_bytes);
         let refusal = if params.size.is_some_and(too_big) {
             h.refused_for_size();
             Some(Reply::message_too_big())
@@ -822,7 +822,7 @@ impl ServerSession {
             _ => unreachable!("refused above in every other state"),
         };
         let max = self.cfg.max_message_size_bytes;
-        if max != 0 && content.received_bytes.saturating_add(chunk_bytes) > max {
+        if exceeds_size_limit(content.received_bytes.saturating_add(chunk_bytes), max) {
             if matches!(content.sink, Sink::Handler) {
                 h.refused_for_size();
             }

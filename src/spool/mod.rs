@@ -238,6 +238,13 @@ impl Spool {
         self.inner.read_message(id)
     }
 
+    /// [`Spool::read_message`] into a shared buffer (`pread` straight into the `Arc`): the
+    /// one copy of a delivery attempt's content out of the spool, shared by every thread
+    /// that sends it.
+    pub fn read_message_shared(&self, id: QueueId) -> Result<Arc<[u8]>, SpoolError> {
+        self.inner.read_message_shared(id)
+    }
+
     /// A live message's envelope, its recipients' current statuses and its content length
     /// (for the queue runner; no message bytes are read).
     pub fn message_info(&self, id: QueueId) -> Result<QueuedMessage, SpoolError> {
