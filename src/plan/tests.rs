@@ -70,8 +70,9 @@ fn plans() {
     let carol = ("carol@corp.example", both, Some("rfc822;c@x"));
     let dave = ("dave@corp.example", None, None);
     let size = content.len() as u64;
-    // (config, domain, recipient indexes, content, plan)
-    let cases: Vec<(&Config, &str, &[u32], &[u8], Plan)> = vec![
+    /// (config, domain, recipient indexes, content, plan)
+    type Case<'a> = (&'a Config, &'a str, &'a [u32], &'a [u8], Plan);
+    let cases: Vec<Case<'_>> = vec![
         (
             &plain,
             "example.org",
