@@ -39,13 +39,13 @@ use crossbeam_channel::{Receiver, Sender, select};
 use super::bounce::{BounceService, Bounced, Failure};
 use super::inbox::{IncomingBatch, RcptOutcome, TaskReport};
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
-use super::state::{self, RcptState};
 use crate::config::Config;
 use crate::deliver::inbox::{LocalRequest, ResolveRequest, Router, Task};
 use crate::dsn::ReportKind;
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
 use crate::policy::domain::{is_local_domain, rcpt_domain};
+use crate::spool::state::{self, RcptState};
 use crate::spool::{Envelope, QueueId, RcptStatus, Spool, SpoolWriter};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 

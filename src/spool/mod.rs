@@ -1,5 +1,7 @@
 //! The durable queue in `Queue/`: mmap'd segment files, group commit, recovery, cross-off,
-//! compaction, free-space checks.
+//! compaction, free-space checks. Beside the segments: the advisory delivery-state files
+//! (`state`, `Queue/state/<ID>`, written by the queue runner) and the read-only `queue
+//! list` view of both (`listing`, for the CLI and the admin listener).
 //!
 //! TRUST: `Queue/` is ours alone (mode 0700, `Queue/lock` held with `flock` by the running
 //! server); files in it are read back with full verification because a crash or a disk can
@@ -84,10 +86,12 @@ mod commit;
 mod compact;
 pub mod format;
 mod index;
+pub mod listing;
 mod map;
 mod recover;
 mod segment;
 mod space;
+pub mod state;
 mod writer;
 
 use std::io;
