@@ -313,3 +313,112 @@ impl BounceService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::SystemDefaults;
+    use crate::spool::SpoolOptions;
+
+    /// A spool under `root/Queue` holding one message from `reverse_path` to two
+    /// recipients, and a bounce service writing into it.
+    fn setup(root: &Path, reverse_path: &str) -> (Spool, QueueId, Envelope, BounceService) {
+        let sys = SystemDefaults { hostname: "mx.example.org".into(), cores: 1 };
+        let cfg = Config::from_toml_str(&format!("mailroot = {:?}", root.display()), &sys)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opts = SpoolOptions { segment_bytes: 1 << 20, min_free_bytes: 0 };
+        let (spool, _) = Spool::open(&root.join("Queue"), opts).unwrap();
+        let env = Envelope {
+            reverse_path: reverse_path.into(),
+            recipients: ["a@remote.example", "b@remote.example"]
+                .iter()
+                .map(|&fp| EnvelopeRecipient { forward_path: fp.into(), notify: 0, orcpt: None })
+                .collect(),
+            arrival_unix_ms: unix_ms(),
+            ..Envelope::default()
+        };
+        let mut w = spool.writer(0, Box::new(|| {})).unwrap();
+        let mut rec = w.begin(&env).unwrap();
+        w.append(&mut rec, b"Subject: hi\r\n\r\nbody\r\n").unwrap();
+        let ticket = w.finish(rec).unwrap();
+        let deadline = Instant::now() + COMMIT_WAIT;
+        while w.poll_committed().unwrap() < ticket.seq {
+            assert!(Instant::now() < deadline, "original not committed");
+            w.flush();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (tx, committed) = crossbeam_channel::unbounded();
+        let writer = spool
+            .writer(
+                1,
+                Box::new(move || {
+                    let _ = tx.send(());
+                }),
+            )
+            .unwrap();
+        let stats = Arc::new(CounterBlock::default());
+        let svc = BounceService::new(Arc::new(cfg), spool.clone(), writer, committed, stats);
+        (spool, ticket.id, env, svc)
+    }
+
+    fn failure(index: u32) -> Failure {
+        Failure {
+            index,
+            status: "5.1.1".into(),
+            mta: Some("mx.remote.example".into()),
+            reply: Some("550 5.1.1 no such user".into()),
+            text: "rejected".into(),
+        }
+    }
+
+    #[test]
+    fn failure_spools_a_durable_ndr_then_crosses_off() {
+        let root = tempfile::tempdir().unwrap();
+        let (spool, id, env, mut svc) = setup(root.path(), "alice@example.org");
+        let fails = [failure(1)];
+        let got = svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        assert_eq!(got.crossoffs, vec![(id, 1, RcptStatus::Bounced)]);
+        let ndr = got.report.expect("an NDR was due (no NOTIFY: failures are reported)");
+        let info = spool.message_info(ndr).unwrap();
+        assert_eq!(info.envelope.reverse_path, "");
+        let to: Vec<&str> =
+            info.envelope.recipients.iter().map(|r| r.forward_path.as_str()).collect();
+        assert_eq!(to, ["alice@example.org"]);
+        let text = String::from_utf8(spool.read_message(ndr).unwrap()).unwrap();
+        assert!(text.contains("550 5.1.1 no such user"), "{text}");
+    }
+
+    #[test]
+    fn null_sender_goes_to_badmail() {
+        let root = tempfile::tempdir().unwrap();
+        let (_spool, id, env, mut svc) = setup(root.path(), "");
+        let fails = [failure(0), failure(1)];
+        let got = svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Expired).unwrap();
+        assert_eq!(got.report, None);
+        assert_eq!(got.crossoffs, vec![(id, 0, RcptStatus::Expired), (id, 1, RcptStatus::Expired)]);
+        let names: Vec<String> = std::fs::read_dir(root.path().join("Badmail"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn reports_follow_notify() {
+        let root = tempfile::tempdir().unwrap();
+        let (_spool, id, env, mut svc) = setup(root.path(), "alice@example.org");
+        // (kind, report spooled?) for recipients without NOTIFY: failures only.
+        let cases: &[(ReportKind, bool)] = &[
+            (ReportKind::Delay, false),
+            (ReportKind::Success, false),
+            (ReportKind::Failure, true),
+        ];
+        for &(kind, want) in cases {
+            let got = svc.report(id, &env, &[failure(0)], kind).unwrap();
+            assert_eq!(got.is_some(), want, "{kind:?}");
+        }
+    }
+}

@@ -175,6 +175,16 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// A report giving every recipient in `rcpts` of `id` the same `outcome`, for an attempt
+/// that never left the runner (unreadable content, routing loop).
+fn report_all(id: QueueId, domain: &Arc<str>, rcpts: &[u32], outcome: &RcptOutcome) -> TaskReport {
+    TaskReport {
+        id,
+        domain: Arc::clone(domain),
+        results: rcpts.iter().map(|&i| (i, outcome.clone())).collect(),
+    }
+}
+
 /// Run the queue runner until the incoming channel closes. Returns the ids received.
 pub fn run(parts: RunnerParts) -> u64 {
     let RunnerParts {
@@ -428,12 +438,7 @@ impl Runner {
             Err(e) => {
                 log::error!("queue_id={id} cannot read message: {e}");
                 let outcome = RcptOutcome::Deferred { reason: e.to_string(), dest_down: false };
-                let rep = TaskReport {
-                    id,
-                    domain: Arc::clone(domain),
-                    results: rcpts.iter().map(|&i| (i, outcome.clone())).collect(),
-                };
-                return self.on_report(rep, now);
+                return self.on_report(report_all(id, domain, rcpts, &outcome), now);
             }
         };
         let (route, job) = match plan::plan(&self.config, &env, domain, rcpts, &content) {
@@ -446,12 +451,7 @@ impl Runner {
                     reply: None,
                     text: HOP_LOOP_TEXT.into(),
                 };
-                let rep = TaskReport {
-                    id,
-                    domain: Arc::clone(domain),
-                    results: rcpts.iter().map(|&i| (i, outcome.clone())).collect(),
-                };
-                return self.on_report(rep, now);
+                return self.on_report(report_all(id, domain, rcpts, &outcome), now);
             }
         };
         let task =

@@ -60,6 +60,7 @@ use super::data::{BareLineEnding, ChunkCounter, DataScanner, LineCheck};
 use super::path::{ForwardPath, ReversePath};
 use super::reply::{Extensions, Reply};
 use crate::policy::size::exceeds_size_limit;
+use content::{Content, Sink};
 
 /// Per-listener settings of the session. Shared read-only between sessions.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,81 +182,6 @@ impl Transaction {
     /// The greeting this transaction was started under.
     fn into_hello(self) -> Hello {
         Hello { name: self.helo, esmtp: self.esmtp }
-    }
-}
-
-/// Progress of one message's content (DATA or all BDAT chunks together).
-#[derive(Debug)]
-struct Content {
-    /// Content bytes passed to the handler so far. Invariant: ≤ the size limit.
-    received_bytes: u64,
-    /// Where further content goes.
-    sink: Sink,
-}
-
-/// Where content bytes go.
-#[derive(Debug)]
-enum Sink {
-    /// To `Handler::data_chunk`.
-    Handler,
-    /// Nowhere: the content failed, `data_abort` was called, and this reply is sent when the
-    /// content ends (Stalwart's `DataTooLarge`, generalised).
-    Drain(Reply),
-    /// Nowhere: the content held an end-of-data look-alike (`data.rs`); answered
-    /// `554 5.6.0` when it ends. Overrides any earlier `Drain` reply (size, bare line
-    /// ending, handler error), so the verdict does not depend on where the input was split.
-    Smuggling,
-}
-
-impl Sink {
-    /// The reply for content that went nowhere; `None` for `Handler`.
-    fn into_refusal(self) -> Option<Reply> {
-        match self {
-            Sink::Handler => None,
-            Sink::Drain(reply) => Some(reply),
-            Sink::Smuggling => Some(Reply::smuggling_refused()),
-        }
-    }
-}
-
-impl Content {
-    fn new() -> Self {
-        Content { received_bytes: 0, sink: Sink::Handler }
-    }
-
-    /// Pass `bytes` on unless draining; switch to draining on overflow or handler error.
-    fn accept<H: Handler>(&mut self, bytes: &[u8], max_bytes: u64, h: &mut H) {
-        if !matches!(self.sink, Sink::Handler) {
-            return;
-        }
-        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        self.received_bytes = self.received_bytes.saturating_add(len);
-        if exceeds_size_limit(self.received_bytes, max_bytes) {
-            h.refused_for_size();
-            self.fail(Reply::message_too_big(), h);
-        } else if let Err(r) = h.data_chunk(bytes) {
-            self.fail(r, h);
-        }
-    }
-
-    /// Refuse content that held an end-of-data look-alike: counted once, and it replaces any
-    /// earlier failure's reply.
-    fn refuse_smuggling<H: Handler>(&mut self, h: &mut H) {
-        match self.sink {
-            Sink::Smuggling => return,
-            Sink::Handler => h.data_abort(),
-            Sink::Drain(_) => {}
-        }
-        h.refused_smuggling();
-        self.sink = Sink::Smuggling;
-    }
-
-    /// Abandon the content (once) and remember the reply for its end.
-    fn fail<H: Handler>(&mut self, reply: Reply, h: &mut H) {
-        if let Sink::Handler = self.sink {
-            h.data_abort();
-            self.sink = Sink::Drain(reply);
-        }
     }
 }
 
@@ -835,6 +761,8 @@ impl ServerSession {
         }
     }
 }
+
+mod content;
 
 #[cfg(test)]
 mod tests;
