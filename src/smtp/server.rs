@@ -17,11 +17,12 @@
 //! `MAX_COMMAND_LINE_BYTES` (longer lines are dropped as they arrive and answered
 //! `500 5.5.2`, and nothing of them is executed); DATA and BDAT content is streamed to the
 //! handler and never buffered here; content past `max_message_size_bytes` (the one rule:
-//! `policy::size::exceeds_size_limit`) is drained and dropped (`552 5.3.4`). Nothing but `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content
-//! holding an end-of-data look-alike (a lone dot next to a bare CR or LF, in DATA or BDAT)
-//! is refused `554 5.6.0` under every bare line ending policy (SMTP smuggling). The bytes of a
-//! BDAT chunk are always consumed as content, even when the BDAT command is refused, so
-//! chunk data can never be executed as commands. No input can make this module panic.
+//! `policy::size::exceeds_size_limit`) is drained and dropped (`552 5.3.4`). Nothing but
+//! `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content holding an end-of-data look-alike (a
+//! lone dot next to a bare CR or LF, in DATA or BDAT) is refused `554 5.6.0` under every
+//! bare line ending policy (SMTP smuggling). The bytes of a BDAT chunk are always consumed
+//! as content, even when the BDAT command is refused, so chunk data can never be executed
+//! as commands. No input can make this module panic.
 //!
 //! Choices where the RFCs leave room (see also the transcripts in `tests/transcripts/`):
 //! - Command lines end at LF; a preceding CR is removed. A bare-LF command line is
