@@ -1,20 +1,27 @@
 //! Delivery services: the threads that carry a task to its next hop.
 //!
 //! * `inbox`: what the queue runner hands to delivery (`Task`, `ResolveRequest`,
-//!   `LocalRequest`, `OutboundTask`) and the `Router` handle it sends remote tasks with;
-//! * `resolve`: the DNS thread pool turning a route into connection targets;
-//! * `outbound`: the mio event loop driving `smtp::client::ClientSession`s;
+//!   `LocalRequest`, `OutboundTask`, `Target`; plain data) and the shape of the submit
+//!   handle it is wired with (`RemoteSubmit`);
+//! * `resolve`: the DNS thread pool turning a route into connection targets (`Router`);
+//! * `outbound`: a `net::Service` driving `smtp::client::ClientSession`s on the shared I/O
+//!   core;
 //! * `local_worker`: Drop folder writes (`local::drop`) on their own thread.
 //!
-//! The pure decisions they follow live in `plan::route` (next hop, loop checks); results go
+//! Layer 0 pieces in this folder: `dest` (destination queues and connection limits of
+//! outbound delivery) and `outcome` (what the remote replies mean per recipient). The pure
+//! decisions delivery follows live in `plan::route` (next hop, loop checks); results go
 //! back as `queue::inbox::TaskReport`. `route`, `task` and `bounce` are compatibility
-//! re-exports kept while `outbound.rs` and `tests/architecture.rs` are being rewritten.
+//! re-exports kept while `outbound.rs`/`outcome.rs` and `tests/architecture.rs` still name
+//! the old paths.
 
 #[doc(hidden)]
 pub mod bounce;
+pub mod dest;
 pub mod inbox;
 pub mod local_worker;
 pub mod outbound;
+pub mod outcome;
 pub mod resolve;
 #[doc(hidden)]
 pub mod route;

@@ -233,7 +233,7 @@ impl Inbound {
 impl Service for Inbound {
     type Conn = InboundConn;
 
-    fn begin_pass(&mut self, wall_clock: SystemTime) {
+    fn begin_pass(&mut self, _now: Instant, wall_clock: SystemTime) {
         self.now = wall_clock;
     }
 
