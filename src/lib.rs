@@ -22,7 +22,8 @@
 //! `main/cli -> relay -> services {receive, pickup::watch, queue::{runner, bounce},
 //! deliver, admin} -> mechanisms {net, spool, dns::resolver, local} -> pure`.
 //! Layer 0 (`smtp`, `spool::format`, `config`, `policy`, `plan`, `dsn`, `dns::{wire,
-//! cache, conf, hosts}`, `queue::schedule`, `pickup::parse`, `stats::{names, render}`)
+//! cache, conf, hosts}`, `queue::schedule`, `pickup::parse`, `stats::{names, render}`,
+//! `deliver::{dest, outcome}`, the channel types `queue::inbox` and `deliver::inbox`)
 //! does no I/O and never reads the clock. A service imports no other service, except that
 //! service's `inbox` module (channel message types live beside their receiver:
 //! `queue::inbox`, `deliver::inbox`). Counters (`stats`) are per-thread

@@ -425,7 +425,7 @@ fn start_delivery(
         incoming: queue_rx,
         recovered,
         reports: reports_rx,
-        router,
+        router: Box::new(move |req| router.submit(req)),
         local: local_tx,
         writer,
         committed: commit_rx,

@@ -1,18 +1,19 @@
 //! The delivery threads' inbox: what the queue runner hands to delivery, and the handle it
 //! hands it with.
 //!
-//! WHAT: plain data. A [`Task`] is one scheduler job (one message, one destination domain,
+//! WHAT: plain data (layer 0: no I/O, no threads). A [`Task`] is one scheduler job (one message, one destination domain,
 //! some of its recipients) with everything the delivery side needs, so that no delivery
 //! thread touches the spool: the envelope strings and the message content, copied once out
 //! of the spool by the runner (`Arc<[u8]>`, shared, never copied again; the copy is the
-//! price of crossing threads while compaction may move the record). A remote task goes
-//! through the [`Router`] as a [`ResolveRequest`] (to the resolver pool, or straight on to
-//! the outbound loop as an [`OutboundTask`] when the route needs no DNS); a local one goes
-//! to the local-delivery thread as a [`LocalRequest`].
+//! price of crossing threads while compaction may move the record). A remote task is
+//! submitted as a [`ResolveRequest`] through a [`RemoteSubmit`] handle (to the resolver
+//! pool, or straight on to the outbound loop as an [`OutboundTask`] when the route needs
+//! no DNS); a local one goes to the local-delivery thread as a [`LocalRequest`].
 //!
 //! RULE (ARCHITECTURE.md "Channel message types"): channel message types live beside their
 //! receiver, in `inbox.rs`; the queue runner imports this module of `deliver` and nothing
-//! else of it. Results come back as `queue::inbox::TaskReport`.
+//! else of it (the submit handle is wired by `relay.rs`). Results come back as
+//! `queue::inbox::TaskReport`.
 //!
 //! TRUST: built by the runner from the spool (trusted).
 
@@ -20,12 +21,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
-use super::resolve::Shared;
-use crate::plan::route::{NextHop, Route};
+use crate::plan::route::Route;
 use crate::smtp::client;
-use crate::spool::QueueId;
+use crate::spool::format::QueueId;
 
 /// One delivery attempt.
 #[derive(Debug, Clone)]
@@ -83,29 +81,9 @@ pub struct LocalRequest {
     pub drop_dir: PathBuf,
 }
 
-/// Where the queue runner sends remote tasks: routes that need no DNS (an address-literal
-/// smart host, host-table addresses) are turned into targets right away on the caller's
-/// thread (no blocking, no extra thread hop); the others go to the pool.
-pub struct Router {
-    /// Shared with the pool threads.
-    pub(super) shared: Arc<Shared>,
-    /// The pool's queue.
-    pub(super) pool: Sender<ResolveRequest>,
-}
-
-impl Router {
-    /// Route `req` now if it needs no DNS, else queue it for the pool. Gives the request
-    /// back if the pool is gone (shutting down).
-    pub fn submit(&self, req: ResolveRequest) -> Result<(), Box<ResolveRequest>> {
-        let no_dns = match &req.route {
-            Route::SmartHost { hop, .. } => matches!(hop, NextHop::Literal { .. }),
-            Route::Hosts { .. } => true,
-            Route::Local { .. } | Route::Mx { .. } => false,
-        };
-        if no_dns {
-            self.shared.handle(req);
-            return Ok(());
-        }
-        self.pool.send(req).map_err(|e| Box::new(e.0))
-    }
-}
+/// How the queue runner submits a remote task: wired by `relay.rs` to
+/// `deliver::resolve::Router::submit` (routes that need no DNS become an `OutboundTask` on
+/// the caller's thread, the others go to the resolver pool). Gives the request back when
+/// delivery is shutting down. A callback like the spool's `on_commit`, so the runner names
+/// no type of `deliver` but this module's.
+pub type RemoteSubmit = Box<dyn Fn(ResolveRequest) -> Result<(), Box<ResolveRequest>> + Send>;

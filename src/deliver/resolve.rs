@@ -1,7 +1,8 @@
 //! The resolver pool: a few threads that turn a task's route into connection targets
 //! (blocking DNS through `dns::Resolver`) before the task reaches the outbound event loop,
 //! which never blocks. Routes that need no DNS (address literals, the host table) are
-//! handled by [`Router::submit`] (`deliver::inbox`) on the caller's thread.
+//! handled by [`Router::submit`] on the caller's thread (the queue runner's, through the
+//! `deliver::inbox::RemoteSubmit` handle `relay.rs` wires).
 //!
 //! WHAT: per [`ResolveRequest`]: a smart host literal needs no DNS; a smart host name and
 //! the MX route are resolved (MX in preference order, each exchange's addresses; with
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::inbox::{OutboundTask, ResolveRequest, Router, Target};
+use super::inbox::{OutboundTask, ResolveRequest, Target};
 use super::outbound::OutboundHandle;
 use crate::config::Config;
 use crate::dns::{DnsError, MxResolution, Resolver};
@@ -36,7 +37,7 @@ pub const RESOLVER_THREADS: usize = 2;
 pub const NULL_MX_STATUS: &str = "5.1.10";
 
 /// What the pool threads share.
-pub(super) struct Shared {
+struct Shared {
     /// DNS.
     resolver: Arc<Resolver>,
     /// Our listen addresses (loop check).
@@ -71,6 +72,33 @@ pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
         },
         max_messages_per_connection: d.max_messages_per_connection,
         own_hostnames: vec![cfg.hostname.clone()],
+    }
+}
+
+/// Where the queue runner sends remote tasks: routes that need no DNS (an address-literal
+/// smart host, host-table addresses) are turned into targets right away on the caller's
+/// thread (no blocking, no extra thread hop); the others go to the pool.
+pub struct Router {
+    /// Shared with the pool threads.
+    shared: Arc<Shared>,
+    /// The pool's queue.
+    pool: Sender<ResolveRequest>,
+}
+
+impl Router {
+    /// Route `req` now if it needs no DNS, else queue it for the pool. Gives the request
+    /// back if the pool is gone (shutting down).
+    pub fn submit(&self, req: ResolveRequest) -> Result<(), Box<ResolveRequest>> {
+        let no_dns = match &req.route {
+            Route::SmartHost { hop, .. } => matches!(hop, NextHop::Literal { .. }),
+            Route::Hosts { .. } => true,
+            Route::Local { .. } | Route::Mx { .. } => false,
+        };
+        if no_dns {
+            self.shared.handle(req);
+            return Ok(());
+        }
+        self.pool.send(req).map_err(|e| Box::new(e.0))
     }
 }
 
@@ -134,7 +162,7 @@ fn hop_targets(
 
 impl Shared {
     /// Resolve one request and pass it on.
-    pub(super) fn handle(&self, req: ResolveRequest) {
+    fn handle(&self, req: ResolveRequest) {
         let ResolveRequest { task, route } = req;
         let now = Instant::now();
         let (key, options, targets) = match &route {

@@ -1,7 +1,6 @@
 //! Compatibility path (issue 13): next-hop selection and the loop checks moved to
 //! `plan::route` (the pure delivery planner's home). `deliver/outbound.rs` still names
-//! them `super::route::…` while it is being rewritten onto `net`; remove this file when
-//! it imports `crate::plan::route`.
+//! them `super::route::…`; remove this file when it imports `crate::plan::route`.
 //!
 //! Layer 0: re-exports only.
 

@@ -1,7 +1,7 @@
 //! Compatibility path (issue 13): the delivery message types moved to `deliver::inbox`
 //! (`Task`, `OutboundTask`, `Target`) and `queue::inbox` (`TaskReport`, `RcptOutcome`,
-//! beside their receiver). `deliver/outbound.rs` still names them `super::task::…` while
-//! it is being rewritten onto `net`; remove this file when it imports the inboxes.
+//! beside their receiver). `deliver/outbound.rs` and `deliver/outcome.rs` still name them
+//! `super::task::…`; remove this file when they import the inboxes.
 //!
 //! Layer 0: re-exports only.
 

@@ -3,7 +3,8 @@
 //! WHAT: [`IncomingBatch`] (committed QueueIds, one batch per group commit, from the inbound
 //! workers and the pickup thread) and [`TaskReport`] / [`RcptOutcome`] (per-recipient
 //! results of one delivery attempt, from the resolver pool, the outbound loop and the
-//! local-delivery thread). Plain data, no logic beyond a constructor.
+//! local-delivery thread). Plain data (layer 0: no I/O, no threads), no logic beyond a
+//! constructor.
 //!
 //! RULE (ARCHITECTURE.md "Channel message types"): channel message types live beside their
 //! receiver, in a file named `inbox.rs`; a service that sends to another imports only that
@@ -15,7 +16,7 @@
 use std::sync::Arc;
 
 use crate::deliver::inbox::Task;
-use crate::spool::QueueId;
+use crate::spool::format::QueueId;
 
 /// Committed QueueIds, one `Vec` per group commit (ids are 8 bytes, copied; the messages
 /// stay in the spool).

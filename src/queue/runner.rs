@@ -40,7 +40,7 @@ use super::bounce::{BounceService, Bounced, Failure};
 use super::inbox::{IncomingBatch, RcptOutcome, TaskReport};
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
 use crate::config::Config;
-use crate::deliver::inbox::{LocalRequest, ResolveRequest, Router, Task};
+use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
 use crate::dsn::ReportKind;
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
@@ -77,8 +77,9 @@ pub struct RunnerParts {
     pub recovered: Vec<QueueId>,
     /// Results from the delivery threads.
     pub reports: Receiver<TaskReport>,
-    /// Remote tasks: to the resolver pool, or straight to the outbound loop.
-    pub router: Router,
+    /// Remote tasks: to the resolver pool, or straight to the outbound loop
+    /// (`deliver::resolve::Router::submit`, wired by `relay.rs`).
+    pub router: RemoteSubmit,
     /// Local tasks, to the local-delivery thread.
     pub local: Sender<LocalRequest>,
     /// The runner's own writer (NDRs, DSNs), handed to its bounce service.
@@ -131,7 +132,7 @@ struct Runner {
     /// Results from the delivery threads.
     reports: Receiver<TaskReport>,
     /// Remote tasks.
-    router: Router,
+    router: RemoteSubmit,
     /// Local tasks.
     local: Sender<LocalRequest>,
     /// NDRs, DSNs and Badmail.
@@ -460,7 +461,7 @@ impl Runner {
             Route::Local { drop_dir } => {
                 self.local.send(LocalRequest { task, drop_dir }).map_err(|e| e.0.task)
             }
-            route => self.router.submit(ResolveRequest { task, route }).map_err(|e| e.task),
+            route => (self.router)(ResolveRequest { task, route }).map_err(|e| e.task),
         };
         if let Err(task) = sent {
             let outcome =
