@@ -10,28 +10,37 @@
 //!                    │                        finished in the window; 250 only after it
 //!                    ▼
 //!                 crossbeam channel ──▶ queue runner (queue::runner: scheduler, cross-off,
-//!                    │                        NDRs into the spool, Badmail)
+//!                    │                        channels; queue::bounce: NDRs into the spool,
+//!                    │                        Badmail; plan: the pure delivery planner)
 //!          ┌─────────┴──────────┐
 //!          ▼                    ▼
 //!   local-delivery (Drop/)   resolver pool (DNS) ──▶ outbound event loop (mio,
 //!                                                   smtp::client::ClientSession)
 //! ```
 //!
-//! Layers (arrows point down only):
-//! `main/cli -> relay -> receive -> {net, spool} -> {smtp, spool::format, config}`.
-//! Layer 0 (`smtp`, `spool::format`, `config`, `receive::policy`, `deliver::route`,
-//! `deliver::bounce`, `queue::schedule`, `stats::names`, `stats::render`) does no I/O and
-//! never reads the clock. Counters (`stats`) are per-thread blocks merged on read by the
-//! `admin` listener thread (`GET /metrics`, `/api/stats`, `/api/queue`).
+//! Layers (arrows point down only; the full table is in ARCHITECTURE.md "Layers"):
+//! `main/cli -> relay -> services {receive, pickup::watch, queue::{runner, bounce},
+//! deliver, admin} -> mechanisms {net, spool, dns::resolver, local} -> pure`.
+//! Layer 0 (`smtp`, `spool::format`, `config`, `policy`, `plan`, `dsn`, `dns::{wire,
+//! cache, conf, hosts}`, `queue::schedule`, `pickup::parse`, `stats::{names, render}`,
+//! `deliver::{dest, outcome}`, the channel types `queue::inbox` and `deliver::inbox`)
+//! does no I/O and never reads the clock. A service imports no other service, except that
+//! service's `inbox` module (channel message types live beside their receiver:
+//! `queue::inbox`, `deliver::inbox`). Counters (`stats`) are per-thread
+//! blocks merged on read by the `admin` listener thread (`GET /metrics`, `/api/stats`,
+//! `/api/queue`).
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod dns;
+pub mod dsn;
 pub mod local;
 pub mod net;
 pub mod pickup;
+pub mod plan;
+pub mod policy;
 pub mod queue;
 pub mod receive;
 pub mod relay;

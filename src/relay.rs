@@ -54,8 +54,9 @@ use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
+use crate::queue::inbox::IncomingBatch;
 use crate::queue::runner::{self, RunnerParts};
-use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
+use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
 /// Errors that stop the relay from starting or running.
@@ -424,7 +425,7 @@ fn start_delivery(
         incoming: queue_rx,
         recovered,
         reports: reports_rx,
-        router,
+        router: Box::new(move |req| router.submit(req)),
         local: local_tx,
         writer,
         committed: commit_rx,
