@@ -292,14 +292,14 @@ fn queue_list(path: Option<&Path>, json: bool) -> i32 {
     };
     // The scan warns (on stderr) about segments it has to skip.
     init_logging(&config);
-    let listings = match crate::queue::listing::list(&config.queue_dir()) {
+    let listings = match crate::spool::listing::list(&config.queue_dir()) {
         Ok(l) => l,
         Err(e) => {
             report(format_args!("{e}"));
             return EXIT_FAILURE;
         }
     };
-    match crate::queue::listing::print(&listings, json) {
+    match crate::spool::listing::print(&listings, json) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             report(format_args!("cannot write to stdout: {e}"));

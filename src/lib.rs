@@ -10,7 +10,8 @@
 //!                    │                        finished in the window; 250 only after it
 //!                    ▼
 //!                 crossbeam channel ──▶ queue runner (queue::runner: scheduler, cross-off,
-//!                    │                        NDRs into the spool, Badmail)
+//!                    │                        channels; queue::bounce: NDRs into the spool,
+//!                    │                        Badmail; plan: the pure delivery planner)
 //!          ┌─────────┴──────────┐
 //!          ▼                    ▼
 //!   local-delivery (Drop/)   resolver pool (DNS) ──▶ outbound event loop (mio,
@@ -30,9 +31,12 @@ pub mod cli;
 pub mod config;
 pub mod deliver;
 pub mod dns;
+pub mod dsn;
 pub mod local;
 pub mod net;
 pub mod pickup;
+pub mod plan;
+pub mod policy;
 pub mod queue;
 pub mod receive;
 pub mod relay;

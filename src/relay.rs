@@ -47,15 +47,16 @@ use std::time::Duration;
 use crossbeam_channel::Receiver;
 
 use crate::config::Config;
-use crate::deliver::outbound::{self, OutboundOptions};
+use crate::deliver::outbound::{self, OutboundOptions, OutboundThread};
 use crate::deliver::{local_worker, resolve};
 use crate::dns::{Resolver, ResolverConfig};
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
+use crate::queue::inbox::IncomingBatch;
 use crate::queue::runner::{self, RunnerParts};
-use crate::receive::inbound::{Inbound, InboundShared, IncomingBatch};
+use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
 /// Errors that stop the relay from starting or running.
@@ -209,8 +210,7 @@ impl Running {
         // The runner is gone: stop the outbound loop (tasks in flight stay pending in the
         // spool and are delivered after the next start). The resolver and local-delivery
         // threads end when their channels close (a blocking DNS query may finish first).
-        self.delivery.stop.store(true, Ordering::Release);
-        let _ = self.delivery.outbound.join();
+        self.delivery.outbound.stop_and_join();
         log::info!(
             "stopped accepted={} refused={} io_errors={} timeouts={} queued={queued}",
             total.accepted,
@@ -361,10 +361,8 @@ impl Drop for StopOnExit {
 struct Delivery {
     /// `queue-runner`; returns how many ids it received.
     runner: JoinHandle<u64>,
-    /// The `outbound` event loop.
-    outbound: JoinHandle<()>,
-    /// Stops the outbound loop at once.
-    stop: Arc<AtomicBool>,
+    /// The `outbound` worker (a `net::Worker` driving `deliver::outbound::Outbound`).
+    outbound: OutboundThread,
 }
 
 /// Writer number of the queue runner's own `SpoolWriter` (after the workers' and
@@ -383,7 +381,6 @@ fn start_delivery(
     listen: Vec<SocketAddr>,
 ) -> Result<Delivery, RelayError> {
     let d = &config.delivery;
-    let stop = Arc::new(AtomicBool::new(false));
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
     let (outbound, outbound_thread) = outbound::spawn(
         OutboundOptions {
@@ -391,9 +388,9 @@ fn start_delivery(
             max_connections_per_dest: d.max_connections_per_domain,
             connect_timeout: Duration::from_millis(d.connect_timeout_ms),
             idle_keep: OUTBOUND_IDLE_KEEP,
+            worker_index: config.workers,
         },
         reports_tx.clone(),
-        Arc::clone(&stop),
     )?;
     let mut rc = if config.dns.servers.is_empty() {
         ResolverConfig::read_system()
@@ -428,7 +425,7 @@ fn start_delivery(
         incoming: queue_rx,
         recovered,
         reports: reports_rx,
-        router,
+        router: Box::new(move |req| router.submit(req)),
         local: local_tx,
         writer,
         committed: commit_rx,
@@ -436,7 +433,7 @@ fn start_delivery(
     let runner = std::thread::Builder::new()
         .name("queue-runner".into())
         .spawn(move || runner::run(parts))?;
-    Ok(Delivery { runner, outbound: outbound_thread, stop })
+    Ok(Delivery { runner, outbound: outbound_thread })
 }
 
 /// How long an idle outbound connection is kept open for the next message.

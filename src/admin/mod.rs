@@ -5,7 +5,7 @@
 //! - `GET /metrics`: every counter in Prometheus text format 0.0.4 (`stats::render_prometheus`);
 //! - `GET /api/stats`: the same snapshot as JSON (`stats::render_json`), read by `mailroot stats`;
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
-//!   (`queue::listing`, a read-only scan of `Queue/`).
+//!   (`spool::listing`, a read-only scan of `Queue/`).
 //!
 //! SECURITY: bound to `[admin] listen` (loopback by default; the config refuses a
 //! non-loopback address without `[admin] token`). With a token set and a non-loopback
@@ -27,7 +27,7 @@ use std::time::Duration;
 use tiny_http::{Header, Method, Request, Response, Server};
 
 use crate::config::Config;
-use crate::queue::listing;
+use crate::spool::listing;
 use crate::stats::{self, Registry};
 
 /// Content type of the Prometheus text exposition format.

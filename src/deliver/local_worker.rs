@@ -7,24 +7,15 @@
 //!
 //! TRUST: the request comes from the runner (spool data); see `local::drop`.
 
-use std::path::PathBuf;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::task::{RcptOutcome, Task, TaskReport};
+use super::inbox::LocalRequest;
 use crate::local::LocalError;
 use crate::local::drop::deliver_to_drop;
+use crate::queue::inbox::{RcptOutcome, TaskReport};
 use crate::stats::{Counter, CounterBlock, Registry};
-
-/// A task for the Drop folder.
-#[derive(Debug)]
-pub struct LocalRequest {
-    /// The attempt (its job holds the recipients and the reverse path).
-    pub task: Task,
-    /// The folder.
-    pub drop_dir: PathBuf,
-}
 
 /// Start the thread; it exits when the request channel closes.
 pub fn spawn(

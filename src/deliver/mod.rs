@@ -1,13 +1,29 @@
-//! Delivery: the pure decisions (next hop, bounce text) and the delivery services.
+//! Delivery services: the threads that carry a task to its next hop.
 //!
-//! Layer 0 pieces: `route` (where a recipient goes next) and `bounce` (RFC 3464 reports).
-//! Layer 2: `task` (what crosses between the delivery threads), `resolve` (the DNS thread
-//! pool turning a route into connection targets), `outbound` (the mio event loop driving
-//! `smtp::client::ClientSession`s), `local_worker` (Drop folder writes on their own thread).
+//! * `inbox`: what the queue runner hands to delivery (`Task`, `ResolveRequest`,
+//!   `LocalRequest`, `OutboundTask`, `Target`; plain data) and the shape of the submit
+//!   handle it is wired with (`RemoteSubmit`);
+//! * `resolve`: the DNS thread pool turning a route into connection targets (`Router`);
+//! * `outbound`: a `net::Service` driving `smtp::client::ClientSession`s on the shared I/O
+//!   core;
+//! * `local_worker`: Drop folder writes (`local::drop`) on their own thread.
+//!
+//! Layer 0 pieces in this folder: `dest` (destination queues and connection limits of
+//! outbound delivery) and `outcome` (what the remote replies mean per recipient). The pure
+//! decisions delivery follows live in `plan::route` (next hop, loop checks); results go
+//! back as `queue::inbox::TaskReport`. `route`, `task` and `bounce` are compatibility
+//! re-exports kept while `outbound.rs`/`outcome.rs` and `tests/architecture.rs` still name
+//! the old paths.
 
+#[doc(hidden)]
 pub mod bounce;
+pub mod dest;
+pub mod inbox;
 pub mod local_worker;
 pub mod outbound;
+pub mod outcome;
 pub mod resolve;
+#[doc(hidden)]
 pub mod route;
+#[doc(hidden)]
 pub mod task;

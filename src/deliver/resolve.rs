@@ -1,7 +1,8 @@
 //! The resolver pool: a few threads that turn a task's route into connection targets
 //! (blocking DNS through `dns::Resolver`) before the task reaches the outbound event loop,
 //! which never blocks. Routes that need no DNS (address literals, the host table) are
-//! handled by [`Router::submit`] on the caller's thread.
+//! handled by [`Router::submit`] on the caller's thread (the queue runner's, through the
+//! `deliver::inbox::RemoteSubmit` handle `relay.rs` wires).
 //!
 //! WHAT: per [`ResolveRequest`]: a smart host literal needs no DNS; a smart host name and
 //! the MX route are resolved (MX in preference order, each exchange's addresses; with
@@ -22,26 +23,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::inbox::{OutboundTask, ResolveRequest, Target};
 use super::outbound::OutboundHandle;
-use super::route::{HopOptions, LOOP_STATUS, NextHop, Route, SELF_CONNECT_TEXT, is_self};
-use super::task::{OutboundTask, RcptOutcome, Target, Task, TaskReport};
 use crate::config::Config;
 use crate::dns::{DnsError, MxResolution, Resolver};
+use crate::plan::route::{HopOptions, LOOP_STATUS, NextHop, Route, SELF_CONNECT_TEXT, is_self};
+use crate::queue::inbox::{RcptOutcome, TaskReport};
 use crate::smtp::client::{ClientConfig, Timeouts};
 
 /// Threads in the pool.
 pub const RESOLVER_THREADS: usize = 2;
 /// Status of a null-MX domain (RFC 7505 §4.2).
 pub const NULL_MX_STATUS: &str = "5.1.10";
-
-/// A task and its (remote) route.
-#[derive(Debug)]
-pub struct ResolveRequest {
-    /// The attempt.
-    pub task: Task,
-    /// Where it goes (never `Route::Local`).
-    pub route: Route,
-}
 
 /// What the pool threads share.
 struct Shared {

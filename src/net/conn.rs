@@ -11,6 +11,7 @@
 //! scratch buffer closes the connection).
 
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 
@@ -61,6 +62,9 @@ pub(super) struct Conn<C> {
     pub(super) writable: bool,
     /// The service may consume more of `input` without new bytes (after `resume`).
     pub(super) refeed: bool,
+    /// Outbound only: the TCP connect to this address is still in progress (the socket
+    /// is neither read nor written until the worker sees it complete).
+    pub(super) connecting: Option<SocketAddr>,
 }
 
 /// What `drive` decided.
@@ -86,6 +90,33 @@ impl<C> Conn<C> {
             read_closed: false,
             writable: true,
             refeed: false,
+            connecting: None,
+        }
+    }
+
+    /// An outbound socket whose non-blocking connect to `addr` is in progress.
+    pub(super) fn connecting(stream: TcpStream, state: C, addr: SocketAddr) -> Conn<C> {
+        Conn { writable: false, connecting: Some(addr), ..Conn::new(stream, state, Vec::new()) }
+    }
+
+    /// For a connecting socket that got an event: `Ok(true)` once the connect completed,
+    /// `Ok(false)` while it is still in progress, `Err` when it failed.
+    pub(super) fn finish_connect(&mut self) -> io::Result<bool> {
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connecting = None;
+                self.writable = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                self.readable = false;
+                self.writable = false;
+                Ok(false)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -138,9 +169,33 @@ pub(super) fn drive<S: Service>(
         c.input.drain(..used);
     }
     let mut reads = 0;
+    let mut rounds = 0;
     let step = loop {
+        // Produce and write until the socket is full or the service has nothing more
+        // (edge-triggered: a socket that took everything reports no new writable edge).
+        let mut full = false;
+        loop {
+            if c.out_pending() < OUT_HIGH_WATER_BYTES {
+                svc.produce(&mut c.state, &mut c.out);
+            }
+            let produced = c.out_pending();
+            if c.flush().is_err() {
+                break; // reported by the flush below
+            }
+            if !c.writable || c.out_pending() != 0 || produced == 0 {
+                break;
+            }
+            rounds += 1;
+            if rounds == MAX_READS_PER_DRIVE {
+                full = true;
+                break;
+            }
+        }
         if let Err(e) = c.flush() {
             break Step::Close(CloseReason::Io(e.kind()));
+        }
+        if full {
+            break Step::Yield;
         }
         if svc.wants_close(&c.state) {
             break if c.out_pending() == 0 { Step::Close(CloseReason::Done) } else { Step::Idle };

@@ -1,6 +1,16 @@
-//! The mio I/O core: listeners, one event loop per worker thread, connection table,
-//! buffers, idle timers, connection limits, wakers. Knows NOTHING about SMTP: it moves bytes
-//! between sockets and a [`Service`] (static dispatch, implemented by `receive`).
+//! The mio I/O core: listeners, outbound connects, one event loop per worker thread,
+//! connection table, buffers, timers, connection limits, wakers. Knows NOTHING about SMTP:
+//! it moves bytes between sockets and a [`Service`] (static dispatch, implemented by
+//! `receive` for inbound SMTP and by `deliver::outbound` for outbound delivery).
+//!
+//! # Both directions
+//! A connection enters the worker either by `accept` on one of its listeners or by a
+//! [`ConnectRequest`] the service hands out from [`Service::poll_connect`]: the worker
+//! starts a non-blocking `connect`, keeps the socket in the same table under the same
+//! timer wheel (the request's timeout arms the connection's timer), and tells the service
+//! [`Service::connected`] once the TCP handshake is done, or gives the state back through
+//! [`Service::connect_failed`] (refused, unreachable, timed out) so it can try the next
+//! address. From then on an outbound connection is driven exactly like an inbound one.
 //!
 //! # Threads
 //! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
@@ -52,6 +62,8 @@ pub mod worker;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_connect;
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
@@ -68,6 +80,39 @@ pub struct Peer {
     pub local: SocketAddr,
     /// Caller-chosen tag of the listener (the relay uses the site index).
     pub listener_tag: usize,
+}
+
+/// An outbound connection the service wants: where to, how long the TCP connect may take,
+/// and the service's state for it (given back by `connected` / `connect_failed`).
+#[derive(Debug)]
+pub struct ConnectRequest<C> {
+    /// The address to connect to.
+    pub addr: SocketAddr,
+    /// Give up (`ConnectError::TimedOut`) after this many milliseconds.
+    pub timeout_ms: u64,
+    /// The service's per-connection state.
+    pub state: C,
+}
+
+/// Why an outbound connect failed (given to [`Service::connect_failed`]).
+#[derive(Debug)]
+pub enum ConnectError {
+    /// The connect did not complete within the request's timeout.
+    TimedOut,
+    /// The connect failed (refused, unreachable, no route...), at once or later.
+    Io(std::io::Error),
+    /// The worker is shutting down and opens no new connection.
+    ShuttingDown,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::TimedOut => f.write_str("connection timed out"),
+            ConnectError::Io(e) => write!(f, "connection failed: {e}"),
+            ConnectError::ShuttingDown => f.write_str("shutting down"),
+        }
+    }
 }
 
 /// Why a connection was closed (given to [`Service::closed`]).
@@ -96,9 +141,9 @@ pub trait Service {
     /// Per-connection state.
     type Conn;
 
-    /// Start of an event-loop pass; the wall clock is read once per pass by the worker
+    /// Start of an event-loop pass; the clocks are read once per pass by the worker
     /// (layer-0 code below the service never reads the clock).
-    fn begin_pass(&mut self, wall_clock: SystemTime);
+    fn begin_pass(&mut self, now: Instant, wall_clock: SystemTime);
 
     /// A new connection. `permit` is the outcome of the connection limits; the service
     /// keeps the permit in its state (dropping it un-counts the connection). Return `None`
@@ -153,4 +198,22 @@ pub trait Service {
     /// True while work is outstanding that the worker must wait for before exiting
     /// (uncommitted spool records).
     fn has_outstanding(&self) -> bool;
+
+    /// More output for `conn` now that its unsent output is below the high-water mark
+    /// (a large message is produced piece by piece as the socket drains). Called on every
+    /// drive of a connection before its output is flushed; inbound services produce
+    /// output only when they read, and keep the default.
+    fn produce(&mut self, _conn: &mut Self::Conn, _out: &mut Vec<u8>) {}
+
+    /// Outbound: connections to open now. Called every pass (after `poll_ready`), and
+    /// again in the same pass while it keeps adding requests (bounded).
+    fn poll_connect(&mut self, _requests: &mut Vec<ConnectRequest<Self::Conn>>) {}
+
+    /// Outbound: the TCP connect of `id` completed; the connection is driven from now on
+    /// like an accepted one (`out` is written at once).
+    fn connected(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Vec<u8>) {}
+
+    /// Outbound: the connect to `addr` failed; the state comes back (e.g. to try the next
+    /// address with a new request). `closed` is not called for such a connection.
+    fn connect_failed(&mut self, _conn: Self::Conn, _addr: SocketAddr, _error: ConnectError) {}
 }

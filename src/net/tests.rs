@@ -32,7 +32,7 @@ struct EchoConn {
 
 impl Service for Echo {
     type Conn = EchoConn;
-    fn begin_pass(&mut self, _: SystemTime) {}
+    fn begin_pass(&mut self, _: Instant, _: SystemTime) {}
     fn accept(
         &mut self,
         _peer: &Peer,

@@ -1,10 +1,12 @@
 //! One event loop: a mio `Poll`, this worker's listeners, its connections, its timers.
 //!
-//! WHAT: `Worker::run` loops: poll (timeout = next due timer tick) → accept / drive the
-//! connections with events → drive connections that yielded → ask the service which
-//! connections have deferred work (`poll_ready`, e.g. commits finished; the waker makes
-//! the poll return) → fire idle timers → `end_of_pass` (the spool's group commit starts
-//! here, so every message finished in this pass shares one fdatasync) → recycle slots.
+//! WHAT: `Worker::run` loops: poll (timeout = next due timer tick) → accept / finish
+//! connects / drive the connections with events → drive connections that yielded → ask
+//! the service which connections have deferred work (`poll_ready`, e.g. commits finished;
+//! the waker makes the poll return) → fire timers (idle timeouts, and connect timeouts of
+//! sockets still connecting) → open the outbound connections the service asks for
+//! (`poll_connect`) → `end_of_pass` (the spool's group commit starts here, so every message
+//! finished in this pass shares one fdatasync) → recycle slots.
 //!
 //! Tokens: `WAKER_TOKEN` = 0; listener `i` = `1 + i`; connection slot `j` =
 //! `CONN_TOKEN_BASE + j`.
@@ -28,7 +30,7 @@ use super::conn::{self, Conn, Step};
 use super::conn_table::{ConnId, ConnTable};
 use super::limits::ConnLimits;
 use super::timer::{TICK_MS, TimerWheel};
-use super::{CloseReason, Peer, Service};
+use super::{CloseReason, ConnectError, ConnectRequest, Peer, Service};
 
 /// Token of the worker's waker.
 const WAKER_TOKEN: Token = Token(0);
@@ -41,6 +43,10 @@ const EVENTS_CAPACITY: usize = 1024;
 
 /// How long to keep waiting for outstanding commits once every connection is closed.
 const OUTSTANDING_WAIT_MS: u64 = 10_000;
+
+/// Rounds of `poll_connect` per pass: a request that fails at once may make the service
+/// ask for the next address in the same pass; the rest waits for the next pass.
+const MAX_CONNECT_ROUNDS: usize = 8;
 
 /// Counters of one worker (summed by the relay at exit; later exported per worker).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,6 +65,10 @@ pub struct WorkerCounters {
     pub shutdown_closed: u64,
     /// `accept` failures other than `WouldBlock`/`Interrupted`.
     pub accept_errors: u64,
+    /// Outbound connects started.
+    pub connects: u64,
+    /// Outbound connects that failed (at once, later, or by timeout).
+    pub connect_failures: u64,
 }
 
 /// Per-worker settings.
@@ -147,6 +157,8 @@ pub struct Worker<S: Service> {
     ready: Vec<ConnId>,
     /// Scratch list for fired timers.
     fired: Vec<usize>,
+    /// Scratch list for `poll_connect`.
+    connects: Vec<ConnectRequest<S::Conn>>,
     /// Lifecycle phase.
     phase: Phase,
     /// Counters.
@@ -185,6 +197,7 @@ impl<S: Service> Worker<S> {
             runnable: Vec::new(),
             ready: Vec::new(),
             fired: Vec::new(),
+            connects: Vec::new(),
             phase: Phase::Running,
             counters: WorkerCounters::default(),
         })
@@ -193,6 +206,7 @@ impl<S: Service> Worker<S> {
     /// Run until shutdown completes. Errors only if `poll` itself fails.
     pub fn run(mut self) -> io::Result<WorkerCounters> {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
+        self.open_connects(); // requests made before the loop started
         loop {
             let timeout = self.poll_timeout(Instant::now());
             match self.poll.poll.poll(&mut events, timeout) {
@@ -202,7 +216,7 @@ impl<S: Service> Worker<S> {
             }
             let now = Instant::now();
             self.now_tick = self.tick_of(now);
-            self.service.begin_pass(SystemTime::now());
+            self.service.begin_pass(now, SystemTime::now());
 
             for event in events.iter() {
                 match event.token() {
@@ -210,14 +224,17 @@ impl<S: Service> Worker<S> {
                     Token(t) if t < CONN_TOKEN_BASE => self.accept_all(t - 1),
                     Token(t) => {
                         let Some(id) = self.conns.id_at(t - CONN_TOKEN_BASE) else { continue };
-                        if let Some(c) = self.conns.get_mut(id) {
-                            // Errors and hang-ups surface through the next read/write.
-                            let trouble = event.is_error() || event.is_read_closed();
-                            c.readable |= event.is_readable() || trouble;
-                            c.read_closed |= trouble;
-                            c.writable |= event.is_writable() || event.is_write_closed();
+                        let Some(c) = self.conns.get_mut(id) else { continue };
+                        // Errors and hang-ups surface through the next read/write.
+                        let trouble = event.is_error() || event.is_read_closed();
+                        c.readable |= event.is_readable() || trouble;
+                        c.read_closed |= trouble;
+                        c.writable |= event.is_writable() || event.is_write_closed();
+                        if c.connecting.is_some() {
+                            self.finish_connect(id);
+                        } else {
+                            self.drive(id);
                         }
-                        self.drive(id);
                     }
                 }
             }
@@ -226,6 +243,8 @@ impl<S: Service> Worker<S> {
             }
             self.resume_ready();
             self.fire_timers();
+            // After the timers: a connect timeout may ask for the next address at once.
+            self.open_connects();
             self.retry_listeners();
             if self.step_shutdown(now) {
                 break;
@@ -345,6 +364,81 @@ impl<S: Service> Worker<S> {
         }
     }
 
+    /// Open the outbound connections the service asks for (non-blocking connect; the
+    /// request's timeout arms the slot's timer).
+    fn open_connects(&mut self) {
+        for _ in 0..MAX_CONNECT_ROUNDS {
+            let mut requests = std::mem::take(&mut self.connects);
+            self.service.poll_connect(&mut requests);
+            if requests.is_empty() {
+                self.connects = requests;
+                return;
+            }
+            for req in requests.drain(..) {
+                self.connect(req);
+            }
+            self.connects = requests;
+        }
+    }
+
+    /// Start one outbound connect.
+    fn connect(&mut self, req: ConnectRequest<S::Conn>) {
+        let ConnectRequest { addr, timeout_ms, state } = req;
+        if self.phase != Phase::Running {
+            return self.service.connect_failed(state, addr, ConnectError::ShuttingDown);
+        }
+        self.counters.connects += 1;
+        let stream = match mio::net::TcpStream::connect(addr) {
+            Ok(s) => s,
+            Err(e) => {
+                self.counters.connect_failures += 1;
+                return self.service.connect_failed(state, addr, ConnectError::Io(e));
+            }
+        };
+        // Replies and commands are small writes that must not wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        let id = self.conns.insert(Conn::connecting(stream, state, addr));
+        let token = Token(CONN_TOKEN_BASE + id.index());
+        let registered = match self.conns.get_mut(id) {
+            Some(c) => self.poll.poll.registry().register(
+                &mut c.stream,
+                token,
+                Interest::READABLE | Interest::WRITABLE,
+            ),
+            None => unreachable!("just inserted"),
+        };
+        match registered {
+            Ok(()) => {
+                // +1: `now_tick` is rounded down, so this never fires early.
+                let due = self.now_tick + timeout_ms.div_ceil(TICK_MS) + 1;
+                self.timers.schedule(id.index(), due);
+            }
+            Err(e) => self.connect_failed(id, ConnectError::Io(e)),
+        }
+    }
+
+    /// An event on a connecting socket: hand it to the service once connected.
+    fn finish_connect(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(id) else { return };
+        match c.finish_connect() {
+            Ok(false) => {}
+            Ok(true) => {
+                self.service.connected(id, &mut c.state, &mut c.out);
+                self.drive(id);
+            }
+            Err(e) => self.connect_failed(id, ConnectError::Io(e)),
+        }
+    }
+
+    /// The connect of `id` failed: drop the socket, give the state back to the service.
+    fn connect_failed(&mut self, id: ConnId, error: ConnectError) {
+        let Some(c) = self.conns.remove(id) else { return };
+        self.timers.cancel(id.index());
+        self.counters.connect_failures += 1;
+        let addr = c.connecting.unwrap_or_else(|| unreachable!("only connecting sockets"));
+        self.service.connect_failed(c.state, addr, error);
+    }
+
     /// Run one pass over connection `id` and act on the outcome.
     fn drive(&mut self, id: ConnId) {
         let Some(c) = self.conns.get_mut(id) else { return };
@@ -407,6 +501,10 @@ impl<S: Service> Worker<S> {
         for key in fired.drain(..) {
             let Some(id) = self.conns.id_at(key) else { continue };
             let Some(c) = self.conns.get_mut(id) else { continue };
+            if c.connecting.is_some() {
+                self.connect_failed(id, ConnectError::TimedOut);
+                continue;
+            }
             self.service.timed_out(&mut c.state, &mut c.out);
             let _ = c.flush();
             self.close(id, CloseReason::TimedOut);
@@ -438,6 +536,10 @@ impl<S: Service> Worker<S> {
                 }
                 for id in self.conns.ids() {
                     if let Some(c) = self.conns.get_mut(id) {
+                        if c.connecting.is_some() {
+                            self.connect_failed(id, ConnectError::ShuttingDown);
+                            continue;
+                        }
                         self.service.shutdown(&mut c.state, &mut c.out);
                         self.drive(id);
                     }

@@ -55,8 +55,9 @@ use inotify::{EventMask, Inotify, WatchMask};
 use super::parse::{self, PickupMessage};
 use crate::config::Config;
 use crate::local::badmail;
-use crate::receive::inbound::IncomingBatch;
-use crate::receive::policy;
+use crate::policy::domain::rcpt_split;
+use crate::policy::size::exceeds_size_limit;
+use crate::queue::inbox::IncomingBatch;
 use crate::smtp::trace;
 use crate::spool::{Envelope, EnvelopeRecipient, QueueId, Spool, SpoolWriter, Ticket};
 use crate::stats::Counter;
@@ -85,8 +86,9 @@ pub struct PickupConfig {
     pub badmail_dir: PathBuf,
     /// Our host name, for the `Received:` header.
     pub hostname: String,
-    /// Larger files are not queued but moved to Badmail ("too large").
-    pub max_message_bytes: u64,
+    /// Larger files are not queued but moved to Badmail ("too large"); the one size rule
+    /// is `policy::size::exceeds_size_limit`.
+    pub max_message_size_bytes: u64,
     /// The spool writer's number (segment headers, syncer thread name).
     pub writer_number: u32,
     /// Rescan period in ms.
@@ -103,7 +105,7 @@ impl PickupConfig {
             pickup_dir: c.pickup_dir(),
             badmail_dir: c.badmail_dir(),
             hostname: c.hostname.clone(),
-            max_message_bytes: c.limits.max_message_size_bytes,
+            max_message_size_bytes: c.limits.max_message_size_bytes,
             writer_number: u32::try_from(c.workers).unwrap_or(u32::MAX),
             rescan_ms: PICKUP_RESCAN_MS,
         }
@@ -392,9 +394,9 @@ impl PickupWatcher {
         if !self.spool.has_free_space() {
             return self.retry_later(name, "spool is short of disk space");
         }
-        let limit = self.cfg.max_message_bytes;
+        let limit = self.cfg.max_message_size_bytes;
         let too_large = |size: u64| format!("message too large ({size} bytes, limit {limit})");
-        if meta.len() > limit {
+        if exceeds_size_limit(meta.len(), limit) {
             // Copied to Badmail by the kernel; never read into memory.
             return self.move_to_badmail(name, path, None, &too_large(meta.len()));
         }
@@ -405,7 +407,7 @@ impl PickupWatcher {
             Err(e) => return self.retry_later(name, &format!("cannot read: {e}")),
         };
         let size = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        if size > limit {
+        if exceeds_size_limit(size, limit) {
             return self.move_to_badmail(name, path, None, &too_large(size));
         }
         match parse::parse(&bytes) {
@@ -419,10 +421,8 @@ impl PickupWatcher {
                         msg.content.len(),
                         msg.recipients.len()
                     );
-                    let split = policy::rcpt_split(
-                        &self.cfg.domains,
-                        msg.recipients.iter().map(String::as_str),
-                    );
+                    let split =
+                        rcpt_split(&self.cfg.domains, msg.recipients.iter().map(String::as_str));
                     Outcome::Queued(t, split)
                 }
                 Err(e) => self.retry_later(name, &format!("cannot queue: {e}")),

@@ -71,7 +71,7 @@ fn watcher_queues_files_and_badmails_garbage() {
         pickup_dir: pickup.clone(),
         badmail_dir: badmail.clone(),
         hostname: "mx.test".into(),
-        max_message_bytes: 1 << 20,
+        max_message_size_bytes: 1 << 20,
         writer_number: 7,
         rescan_ms: 300,
     };
@@ -90,7 +90,7 @@ fn watcher_queues_files_and_badmails_garbage() {
     let secret = root.path().join("secret.eml");
     fs::write(&secret, b"x-sender: a@b\r\nx-receiver: thief@x\r\n\r\nsecret\r\n").unwrap();
     std::os::unix::fs::symlink(&secret, pickup.join("link.eml")).unwrap();
-    // Over max_message_bytes: copied to Badmail without being read.
+    // Over max_message_size_bytes: copied to Badmail without being read.
     let big = vec![b'a'; (1 << 20) + 1];
     fs::write(pickup.join("big.eml"), &big).unwrap();
     let second = recv_ids(&rx, 1);

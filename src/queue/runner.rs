@@ -1,19 +1,20 @@
 //! The queue runner: the one thread that decides what is delivered when, and the only
 //! one that crosses recipients off.
 //!
-//! WHAT: receives committed QueueIds (one `Vec` per group commit from each inbound worker;
-//! recovered ids at start), loads each message's envelope from the spool
-//! (`Spool::message_info`), and feeds its pending recipients, grouped by domain, to the
-//! pure [`Scheduler`]. It asks the scheduler for due actions and turns each
-//! `Action::Deliver` into a [`Task`] (envelope + content copied once out of the spool):
-//! local domains go to the local-delivery thread, everything else to the resolver pool
-//! and then the outbound event loop. [`TaskReport`]s come back on a channel: delivered ->
-//! `cross_off(Delivered)`; deferred -> the scheduler's retry schedule and the state file;
-//! failed -> an NDR (RFC 3464, `deliver::bounce`) written into the spool with a null
-//! sender through the runner's own `SpoolWriter` and made durable *before* the originals
-//! are crossed off (`Bounced`; `Expired` on expiry): a crash in between means a duplicate
-//! NDR, never none. A failure of a null-sender message (e.g. an NDR) goes to `Badmail/`
-//! instead. Delay DSNs (`delay_notify`) and success DSNs follow NOTIFY (RFC 3461).
+//! WHAT: receives committed QueueIds (`queue::inbox::IncomingBatch`, one per group commit
+//! from each inbound worker and the pickup thread; recovered ids at start), loads each
+//! message's envelope from the spool (`Spool::message_info`), and feeds its pending
+//! recipients, grouped by domain (`policy::domain::rcpt_domain`), to the pure
+//! [`Scheduler`]. It asks the scheduler for due actions; for each `Action::Deliver` it
+//! reads the content once out of the spool (`Spool::read_message_shared`), asks the pure
+//! delivery planner (`plan::plan`: hop count, route, masquerade, the envelope to send)
+//! and hands the [`Task`] to delivery through `deliver::inbox` (local domains to the
+//! local-delivery thread, the rest to the resolver pool / outbound loop).
+//! `queue::inbox::TaskReport`s come back on a channel: delivered -> cross-off `Delivered`
+//! (+ a success DSN); deferred -> the scheduler's retry schedule and the state file;
+//! failed or expired -> the bounce service (`queue::bounce`: NDR or Badmail, durable),
+//! which answers with what to cross off (`Bounced`; `Expired` on expiry). Delay DSNs
+//! (`delay_notify`) and success DSNs follow NOTIFY (RFC 3461) through the same service.
 //!
 //! Also: `Queue/flush.req` (written by `mailroot queue flush`) is read every
 //! [`TICK`]: lines `all`, `<queue id>` or `domain <name>` retry now; and the spool is
@@ -21,36 +22,31 @@
 //! [`CROSSOFF_SYNC_INTERVAL`].
 //!
 //! TRUST: spool contents are ours; reports carry remote reply text (only copied into
-//! NDRs, where `bounce` sanitises it, and into the state file, sanitised there).
+//! NDRs, where `dsn` sanitises it, and into the state file, sanitised there).
 //!
-//! STANDARDS: RFC 5321 §4.5.4 (retry strategy), §6.1 (responsibility: never lose),
-//! RFC 3461 (NOTIFY, RET, ENVID, ORCPT), RFC 3464 (reports).
+//! STANDARDS: RFC 5321 §4.5.4 (retry strategy), §6.1 (responsibility: never lose).
 //!
 //! COUNTERS (`stats`, marked `// stats`): queue-length gauges (Local / Remote / Retry,
-//! published once per loop pass), delivery retries, NDRs generated, Badmail by reason,
-//! time in queue, messages currently undeliverable. The block is this thread's own.
+//! published once per loop pass), delivery retries, time in queue, messages currently
+//! undeliverable; the bounce service counts NDRs and Badmail on the same block.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
+use super::bounce::{BounceService, Bounced, Failure};
+use super::inbox::{IncomingBatch, RcptOutcome, TaskReport};
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
-use super::state::{self, RcptState};
 use crate::config::Config;
-use crate::deliver::bounce::{self, Diagnosis, RcptReport, Report, ReportKind};
-use crate::deliver::local_worker::LocalRequest;
-use crate::deliver::resolve::{ResolveRequest, Router};
-use crate::deliver::route::{self, HOP_LOOP_TEXT, LOOP_STATUS, Route};
-use crate::deliver::task::{RcptOutcome, Task, TaskReport};
-use crate::local::badmail::{BadmailEnvelope, to_badmail};
-use crate::receive::policy;
-use crate::smtp::client::{Job, JobRecipient};
-use crate::smtp::command::{Notify, Ret};
-use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
-use crate::spool::{Envelope, EnvelopeRecipient, QueueId, RcptStatus, Spool, SpoolWriter};
+use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
+use crate::dsn::ReportKind;
+use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
+use crate::plan::{self, Plan};
+use crate::policy::domain::{is_local_domain, rcpt_domain};
+use crate::spool::state::{self, RcptState};
+use crate::spool::{Envelope, QueueId, RcptStatus, Spool, SpoolWriter};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 /// How often the runner looks at `Queue/flush.req` (and its longest sleep).
@@ -66,12 +62,8 @@ pub const CROSSOFF_SYNC_INTERVAL: Duration = Duration::from_secs(1);
 pub const COMPACT_AGE_MS: u64 = 60 * 60 * 1000;
 /// Name of the flush request file in `Queue/`.
 pub const FLUSH_REQUEST_FILE: &str = "flush.req";
-/// Longest wait for the runner's own group commit (an NDR), before giving up on it.
-const COMMIT_WAIT: Duration = Duration::from_secs(30);
 /// Status of an expired recipient (RFC 3463 §3.5 "delivery time expired").
 const EXPIRED_STATUS: &str = "4.4.7";
-/// Site name recorded in the envelope of the reports we generate.
-const REPORT_SITE: &str = "mailer-daemon";
 
 /// Everything the runner owns and talks to.
 pub struct RunnerParts {
@@ -79,17 +71,18 @@ pub struct RunnerParts {
     pub config: Arc<Config>,
     /// The spool.
     pub spool: Spool,
-    /// Committed ids from the inbound workers.
-    pub incoming: Receiver<Vec<QueueId>>,
+    /// Committed ids from the inbound workers and pickup.
+    pub incoming: Receiver<IncomingBatch>,
     /// Ids recovered at start-up.
     pub recovered: Vec<QueueId>,
     /// Results from the delivery threads.
     pub reports: Receiver<TaskReport>,
-    /// Remote tasks: to the resolver pool, or straight to the outbound loop.
-    pub router: Router,
+    /// Remote tasks: to the resolver pool, or straight to the outbound loop
+    /// (`deliver::resolve::Router::submit`, wired by `relay.rs`).
+    pub router: RemoteSubmit,
     /// Local tasks, to the local-delivery thread.
     pub local: Sender<LocalRequest>,
-    /// The runner's own writer (NDRs, DSNs).
+    /// The runner's own writer (NDRs, DSNs), handed to its bounce service.
     pub writer: SpoolWriter,
     /// One message per group commit of `writer`.
     pub committed: Receiver<()>,
@@ -130,8 +123,20 @@ fn shape_slot(c: Counter) -> usize {
 
 /// The runner.
 struct Runner {
-    /// See [`RunnerParts`].
-    p: RunnerParts,
+    /// Configuration.
+    config: Arc<Config>,
+    /// The spool.
+    spool: Spool,
+    /// Committed ids from the inbound workers and pickup.
+    incoming: Receiver<IncomingBatch>,
+    /// Results from the delivery threads.
+    reports: Receiver<TaskReport>,
+    /// Remote tasks.
+    router: RemoteSubmit,
+    /// Local tasks.
+    local: Sender<LocalRequest>,
+    /// NDRs, DSNs and Badmail.
+    bounce: BounceService,
     /// The scheduler.
     sched: Scheduler,
     /// Messages in the scheduler.
@@ -171,83 +176,69 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
-/// NOTIFY bits as the DSN type (`None` when the client gave no NOTIFY).
-fn notify_of(bits: u8) -> Option<Notify> {
-    (bits != 0).then_some(Notify {
-        never: bits & NOTIFY_NEVER != 0,
-        success: bits & NOTIFY_SUCCESS != 0,
-        failure: bits & NOTIFY_FAILURE != 0,
-        delay: bits & NOTIFY_DELAY != 0,
-    })
-}
-
-/// RET as stored (0 none, 1 FULL, 2 HDRS).
-fn ret_of(b: u8) -> Option<Ret> {
-    match b {
-        1 => Some(Ret::Full),
-        2 => Some(Ret::Hdrs),
-        _ => None,
-    }
-}
-
-/// The domain of a forward path (`Postmaster` alone: the first local domain).
-fn rcpt_domain<'a>(cfg: &'a Config, forward_path: &'a str) -> &'a str {
-    match forward_path.rsplit_once('@') {
-        Some((_, d)) => d,
-        None => cfg.domains.local.first().map_or(cfg.hostname.as_str(), String::as_str),
-    }
-}
-
-/// `reverse_path` with its domain replaced by `masquerade` (the null path stays null).
-fn masquerade(reverse_path: &str, masquerade: Option<&str>) -> String {
-    match (reverse_path.rsplit_once('@'), masquerade) {
-        (Some((local, _)), Some(d)) => format!("{local}@{d}"),
-        _ => reverse_path.to_owned(),
+/// A report giving every recipient in `rcpts` of `id` the same `outcome`, for an attempt
+/// that never left the runner (unreadable content, routing loop).
+fn report_all(id: QueueId, domain: &Arc<str>, rcpts: &[u32], outcome: &RcptOutcome) -> TaskReport {
+    TaskReport {
+        id,
+        domain: Arc::clone(domain),
+        results: rcpts.iter().map(|&i| (i, outcome.clone())).collect(),
     }
 }
 
 /// Run the queue runner until the incoming channel closes. Returns the ids received.
 pub fn run(parts: RunnerParts) -> u64 {
-    let sched_cfg = ScheduleConfig::from_delivery(&parts.config.delivery);
+    let RunnerParts {
+        config,
+        spool,
+        incoming,
+        recovered,
+        reports,
+        router,
+        local,
+        writer,
+        committed,
+    } = parts;
+    let sched_cfg = ScheduleConfig::from_delivery(&config.delivery);
+    let stats = Registry::global().block();
+    let bounce = BounceService::new(
+        Arc::clone(&config),
+        spool.clone(),
+        writer,
+        committed,
+        Arc::clone(&stats),
+    );
     let mut r = Runner {
+        config,
+        spool,
+        incoming,
+        reports,
+        router,
+        local,
+        bounce,
         sched: Scheduler::new(sched_cfg.clone()),
         sched_cfg,
         msgs: HashMap::new(),
         received: 0,
         crossoffs: Vec::new(),
         latency_ms: Vec::new(),
-        stats: Registry::global().block(),
+        stats,
         shape: [0; 3],
         undeliverable: HashSet::new(),
-        p: parts,
     };
-    r.run();
+    r.run(recovered);
     r.received
-}
-
-/// One failed recipient, for a report.
-struct Failure {
-    /// Spool index.
-    index: u32,
-    /// Status.
-    status: String,
-    /// Remote host.
-    mta: Option<String>,
-    /// Remote reply.
-    reply: Option<String>,
-    /// Our reason.
-    text: String,
 }
 
 impl Runner {
     /// The loop.
-    fn run(&mut self) {
-        let hold = self.p.config.delivery.hold;
+    fn run(&mut self, recovered: Vec<QueueId>) {
+        let hold = self.config.delivery.hold;
         if hold {
             log::info!("delivery held ([delivery] hold = true): messages stay queued");
         }
         let now = Instant::now();
-        for id in std::mem::take(&mut self.p.recovered) {
+        for id in recovered {
             if !hold {
                 self.arrive(id, now, true);
             }
@@ -265,8 +256,8 @@ impl Runner {
             }
             let until = self.sched.poll_timeout().unwrap_or(next_tick).min(next_tick);
             let wait = until.saturating_duration_since(Instant::now());
-            let incoming = self.p.incoming.clone();
-            let reports = self.p.reports.clone();
+            let incoming = self.incoming.clone();
+            let reports = self.reports.clone();
             select! {
                 recv(incoming) -> batch => match batch {
                     Ok(ids) => {
@@ -286,7 +277,7 @@ impl Runner {
                         let now = Instant::now();
                         self.on_report(rep, now);
                         // Take every report already waiting: one cross-off batch for all.
-                        while let Ok(rep) = self.p.reports.try_recv() {
+                        while let Ok(rep) = self.reports.try_recv() {
                             self.on_report(rep, now);
                         }
                     }
@@ -307,7 +298,7 @@ impl Runner {
                 }
             }
             if now >= next_compaction {
-                match self.p.spool.compact(COMPACT_AGE_MS) {
+                match self.spool.compact(COMPACT_AGE_MS) {
                     Ok(0) => {}
                     Ok(n) => log::info!("spool compacted moved={n}"),
                     Err(e) => log::warn!("spool compaction failed: {e}"),
@@ -344,7 +335,7 @@ impl Runner {
     /// Delete state files of messages no longer queued (a crash between the last
     /// cross-off and the file's removal leaves one behind).
     fn remove_orphan_state_files(&self) {
-        let dir = self.p.spool.queue_dir().join(state::STATE_DIR);
+        let dir = self.spool.queue_dir().join(state::STATE_DIR);
         let Ok(entries) = std::fs::read_dir(&dir) else { return };
         for e in entries.flatten() {
             let name = e.file_name();
@@ -360,7 +351,7 @@ impl Runner {
 
     /// msync the pages the cross-offs since the last call touched.
     fn sync_crossoffs(&self) {
-        if let Err(e) = self.p.spool.sync_crossoffs() {
+        if let Err(e) = self.spool.sync_crossoffs() {
             log::error!("cross-off sync failed (a duplicate delivery is possible): {e}");
         }
     }
@@ -370,7 +361,7 @@ impl Runner {
         if self.crossoffs.is_empty() {
             return;
         }
-        if let Err(e) = self.p.spool.cross_off_batch(&self.crossoffs) {
+        if let Err(e) = self.spool.cross_off_batch(&self.crossoffs) {
             log::error!("cross-off failed (a duplicate delivery is possible): {e}");
         }
         self.crossoffs.clear();
@@ -383,7 +374,7 @@ impl Runner {
         if self.msgs.contains_key(&id) {
             return;
         }
-        let info = match self.p.spool.message_info(id) {
+        let info = match self.spool.message_info(id) {
             Ok(i) => i,
             Err(e) => {
                 log::warn!("queue_id={id} cannot load envelope: {e}");
@@ -391,7 +382,7 @@ impl Runner {
             }
         };
         let env = info.envelope;
-        let cfg = Arc::clone(&self.p.config);
+        let cfg = Arc::clone(&self.config);
         let rcpts: Vec<(u32, &str)> = env
             .recipients
             .iter()
@@ -409,14 +400,11 @@ impl Runner {
             return;
         }
         let state: HashMap<u32, RcptState> = if recovered {
-            state::read_from(self.p.spool.queue_dir(), id)
-                .into_iter()
-                .map(|s| (s.index, s))
-                .collect()
+            state::read_from(self.spool.queue_dir(), id).into_iter().map(|s| (s.index, s)).collect()
         } else {
             HashMap::new()
         };
-        let remote = rcpts.iter().any(|(_, d)| !policy::is_local_domain(&cfg.domains, d));
+        let remote = rcpts.iter().any(|(_, d)| !is_local_domain(&cfg.domains, d));
         let mut meta =
             Meta { env: Arc::new(env), state, remote, counted: Counter::LocalQueueLength };
         meta.counted = shape_of(&meta);
@@ -444,63 +432,36 @@ impl Runner {
     fn start(&mut self, id: QueueId, domain: &Arc<str>, rcpts: &[u32], now: Instant) {
         let Some(meta) = self.msgs.get(&id) else { return };
         let env = Arc::clone(&meta.env);
-        let content: Arc<[u8]> = match self.p.spool.read_message(id) {
-            // One copy out of the spool, shared by every thread that sends it.
-            Ok(c) => c.into(),
+        // The one copy of the content out of the spool for this attempt, shared by every
+        // thread that sends it (the task crosses threads; compaction may move the record).
+        let content = match self.spool.read_message_shared(id) {
+            Ok(c) => c,
             Err(e) => {
                 log::error!("queue_id={id} cannot read message: {e}");
                 let outcome = RcptOutcome::Deferred { reason: e.to_string(), dest_down: false };
-                let rep = TaskReport {
-                    id,
-                    domain: Arc::clone(domain),
-                    results: rcpts.iter().map(|&i| (i, outcome.clone())).collect(),
-                };
-                return self.on_report(rep, now);
+                return self.on_report(report_all(id, domain, rcpts, &outcome), now);
             }
         };
-        let cfg = Arc::clone(&self.p.config);
-        let route = route::route(&cfg, domain);
-        let local = matches!(route, Route::Local { .. });
-        let reverse_path = if local {
-            env.reverse_path.clone()
-        } else {
-            masquerade(&env.reverse_path, cfg.relay.masquerade_domain.as_deref())
-        };
-        let recipients: Vec<JobRecipient> = rcpts
-            .iter()
-            .filter_map(|&i| env.recipients.get(i as usize))
-            .map(|r| JobRecipient {
-                forward_path: r.forward_path.clone(),
-                notify: notify_of(r.notify),
-                orcpt: r.orcpt.clone(),
-            })
-            .collect();
-        let job = Job {
-            reverse_path,
-            recipients,
-            body_8bit: env.body != 0,
-            smtputf8: env.smtputf8,
-            size: content.len() as u64,
-            ret: ret_of(env.ret),
-            envid: env.envid.clone(),
+        let (route, job) = match plan::plan(&self.config, &env, domain, rcpts, &content) {
+            Plan::Deliver { route, job } => (route, job),
+            Plan::RoutingLoop { max_hop_count } => {
+                log::info!("queue_id={id} routing loop: more than {max_hop_count} hops");
+                let outcome = RcptOutcome::Failed {
+                    status: LOOP_STATUS.into(),
+                    mta: None,
+                    reply: None,
+                    text: HOP_LOOP_TEXT.into(),
+                };
+                return self.on_report(report_all(id, domain, rcpts, &outcome), now);
+            }
         };
         let task =
             Task { id, domain: Arc::clone(domain), rcpt_index: rcpts.to_vec(), job, content };
-        if route::too_many_hops(&task.content, cfg.relay.max_hop_count) {
-            log::info!("queue_id={id} routing loop: more than {} hops", cfg.relay.max_hop_count);
-            let outcome = RcptOutcome::Failed {
-                status: LOOP_STATUS.into(),
-                mta: None,
-                reply: None,
-                text: HOP_LOOP_TEXT.into(),
-            };
-            return self.on_report(TaskReport::all(&task, &outcome), now);
-        }
         let sent = match route {
             Route::Local { drop_dir } => {
-                self.p.local.send(LocalRequest { task, drop_dir }).map_err(|e| e.0.task)
+                self.local.send(LocalRequest { task, drop_dir }).map_err(|e| e.0.task)
             }
-            route => self.p.router.submit(ResolveRequest { task, route }).map_err(|e| e.task),
+            route => (self.router)(ResolveRequest { task, route }).map_err(|e| e.task),
         };
         if let Err(task) = sent {
             let outcome =
@@ -575,7 +536,7 @@ impl Runner {
             self.report(id, &env, &successes, ReportKind::Success);
         }
         if !failures.is_empty() {
-            if self.bounce(id, &env, &failures, ReportKind::Failure, RcptStatus::Bounced) {
+            if self.fail(id, &env, &failures, ReportKind::Failure, RcptStatus::Bounced) {
                 self.undeliverable.remove(&id); // stats
                 for f in &failures {
                     done |= self.sched.result(id, f.index, Outcome::Failed, now).unwrap_or(false);
@@ -606,7 +567,7 @@ impl Runner {
         } else if state_changed && let Some(m) = self.msgs.get(&id) {
             let mut v: Vec<RcptState> = m.state.values().cloned().collect();
             v.sort_by_key(|s| s.index);
-            if let Err(e) = state::write_to(self.p.spool.queue_dir(), id, &v) {
+            if let Err(e) = state::write_to(self.spool.queue_dir(), id, &v) {
                 log::debug!("queue_id={id} state file not written: {e}");
             }
         }
@@ -618,7 +579,7 @@ impl Runner {
         let Some(m) = self.msgs.remove(&id) else { return };
         self.shape[shape_slot(m.counted)] -= 1; // stats
         if !m.state.is_empty() {
-            state::remove(self.p.spool.queue_dir(), id);
+            state::remove(self.spool.queue_dir(), id);
         }
     }
 
@@ -642,7 +603,7 @@ impl Runner {
         log::info!("queue_id={id} expired rcpts={}", failures.len());
         // The scheduler already forgot them; if the NDR cannot be written the recipients
         // stay pending in the spool and come back after a restart (never lost).
-        let _ = self.bounce(id, &env, &failures, ReportKind::Failure, RcptStatus::Expired);
+        let _ = self.fail(id, &env, &failures, ReportKind::Failure, RcptStatus::Expired);
     }
 
     /// A delay DSN for recipients that asked for one.
@@ -662,9 +623,10 @@ impl Runner {
         self.report(id, &env, &list, ReportKind::Delay);
     }
 
-    /// Failed recipients: NDR (or Badmail for a null sender), then cross them off with
-    /// `mark`. Returns false if nothing could be made durable (nothing crossed off).
-    fn bounce(
+    /// Failed recipients: the bounce service makes an NDR (or Badmail for a null sender)
+    /// durable, then they are crossed off with `mark`. Returns false if nothing could be
+    /// made durable (nothing crossed off).
+    fn fail(
         &mut self,
         id: QueueId,
         env: &Envelope,
@@ -672,209 +634,34 @@ impl Runner {
         kind: ReportKind,
         mark: RcptStatus,
     ) -> bool {
-        for f in failures {
-            log::info!(
-                "queue_id={id} bounced rcpt={} status={} reason={:?}",
-                env.recipients.get(f.index as usize).map_or("?", |r| &r.forward_path),
-                f.status,
-                f.reply.as_deref().unwrap_or(&f.text)
-            );
-        }
-        let ok = if env.reverse_path.is_empty() {
-            self.write_badmail(id, env, failures)
-        } else {
-            self.report(id, env, failures, kind)
-        };
-        if !ok {
-            return false;
-        }
-        for f in failures {
-            self.crossoffs.push((id, f.index as usize, mark));
-        }
-        true
-    }
-
-    /// Write the message and the reasons into `Badmail/`. True when durable.
-    fn write_badmail(&mut self, id: QueueId, env: &Envelope, failures: &[Failure]) -> bool {
-        let message = match self.p.spool.read_message(id) {
-            Ok(m) => m,
-            Err(e) => {
-                log::error!("queue_id={id} cannot read for badmail: {e}");
-                return false;
-            }
-        };
-        let reason: Vec<String> = failures
-            .iter()
-            .map(|f| format!("{} {}", f.status, f.reply.as_deref().unwrap_or(&f.text)))
-            .collect();
-        let rcpts: Vec<&str> = failures
-            .iter()
-            .filter_map(|f| env.recipients.get(f.index as usize))
-            .map(|r| r.forward_path.as_str())
-            .collect();
-        let benv = BadmailEnvelope { reverse_path: &env.reverse_path, recipients: &rcpts };
-        let dir: PathBuf = self.p.config.badmail_dir();
-        let now = i64::try_from(unix_ms() / 1000).unwrap_or(0);
-        match to_badmail(&dir, &id.to_string(), Some(&benv), &message, &reason.join("; "), now) {
-            Ok(files) => {
-                log::info!("queue_id={id} badmail={}", files.bad.display());
-                // stats: by reason (a null-sender message: NDR of NDR unless it looped).
-                let looped = failures.iter().all(|f| f.text == HOP_LOOP_TEXT);
-                self.stats.inc(if failures.is_empty() {
-                    Counter::BadmailNoRecipients
-                } else if looped {
-                    Counter::BadmailHopCount
-                } else {
-                    Counter::BadmailNdrOfNdr
-                });
+        match self.bounce.bounce(id, env, failures, kind, mark) {
+            Ok(Bounced { crossoffs, report }) => {
+                self.crossoffs.extend(crossoffs);
+                if let Some(ndr) = report {
+                    self.arrive(ndr, Instant::now(), false);
+                }
                 true
             }
             Err(e) => {
-                log::error!("queue_id={id} badmail failed: {e}");
+                log::error!("queue_id={id} {} not written: {e}", kind.as_str());
                 false
             }
         }
     }
 
-    /// Build a report of `kind` for the recipients that asked for it (NOTIFY), spool it
-    /// with a null sender and wait until it is durable. True when durable or when no
-    /// report was due.
-    fn report(&mut self, id: QueueId, env: &Envelope, list: &[Failure], kind: ReportKind) -> bool {
-        if env.reverse_path.is_empty() {
-            return true;
-        }
-        let wanted: Vec<&Failure> = list
-            .iter()
-            .filter(|f| {
-                let n = env.recipients.get(f.index as usize).map_or(0, |r| r.notify);
-                bounce::should_notify(notify_of(n), kind)
-            })
-            .collect();
-        if wanted.is_empty() {
-            return true;
-        }
-        let original = match self.p.spool.read_message(id) {
-            Ok(m) => m,
-            Err(e) => {
-                log::error!("queue_id={id} cannot read for a report: {e}");
-                return false;
-            }
-        };
-        let now_ms = unix_ms();
-        let now_s = now_ms / 1000;
-        let until = (env.arrival_unix_ms + self.p.config.delivery.expire_ms) / 1000;
-        let rcpt_reports: Vec<RcptReport<'_>> = wanted
-            .iter()
-            .map(|f| {
-                let r = env.recipients.get(f.index as usize);
-                RcptReport {
-                    final_recipient: r.map_or("", |r| &r.forward_path),
-                    original_recipient: r.and_then(|r| r.orcpt.as_deref()),
-                    status: &f.status,
-                    diagnosis: match (&f.mta, &f.reply) {
-                        (Some(mta), Some(reply)) => Diagnosis::Remote { mta, reply },
-                        (mta, _) => Diagnosis::Local { text: &f.text, mta: mta.as_deref() },
-                    },
-                    last_attempt: Some(now_s),
-                    will_retry_until: (kind == ReportKind::Delay).then_some(until),
-                }
-            })
-            .collect();
-        let message_id = format!("{id}.{now_ms}.{}", kind.as_str());
-        let cfg = Arc::clone(&self.p.config);
-        let report = Report {
-            kind,
-            hostname: &cfg.hostname,
-            to: &env.reverse_path,
-            date: now_s,
-            message_id: &message_id,
-            envid: env.envid.as_deref(),
-            arrival_date: env.arrival_unix_ms / 1000,
-            recipients: &rcpt_reports,
-            ret: ret_of(env.ret),
-            original: &original,
-        };
-        let bytes = match bounce::build(&report) {
-            Ok(b) => b,
-            Err(e) => {
-                log::warn!("queue_id={id} no report: {e}");
-                return true;
-            }
-        };
-        let mut to = vec![env.reverse_path.clone()];
-        if kind == ReportKind::Failure
-            && let Some(copy) = &cfg.relay.send_ndr_copy_to
-        {
-            to.push(copy.clone());
-        }
-        match self.spool_report(&bytes, &to, env.body) {
-            Some(ndr) => {
-                log::info!("queue_id={id} report={} ndr_id={ndr}", kind.as_str());
-                if kind == ReportKind::Failure {
-                    self.stats.inc(Counter::NdrsGenerated); // stats
-                }
-                self.arrive(ndr, Instant::now(), false);
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Write a null-sender message to `to` into the spool and wait for its commit.
-    fn spool_report(&mut self, bytes: &[u8], to: &[String], body: u8) -> Option<QueueId> {
-        let env = Envelope {
-            reverse_path: String::new(),
-            recipients: to
-                .iter()
-                .map(|a| EnvelopeRecipient { forward_path: a.clone(), notify: 0, orcpt: None })
-                .collect(),
-            body: if bytes.is_ascii() { 0 } else { body.max(1) },
-            smtputf8: !to.iter().all(|a| a.is_ascii()),
-            ret: 0,
-            envid: None,
-            client_addr: String::new(),
-            helo: self.p.config.hostname.clone(),
-            arrival_unix_ms: unix_ms(),
-            site: REPORT_SITE.into(),
-        };
-        let w = &mut self.p.writer;
-        let result = (|| {
-            let mut rec = w.begin(&env)?;
-            w.append(&mut rec, bytes)?;
-            w.finish(rec)
-        })();
-        let ticket = match result {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!("report not spooled: {e}");
-                return None;
-            }
-        };
-        w.flush();
-        let deadline = Instant::now() + COMMIT_WAIT;
-        loop {
-            match w.poll_committed() {
-                Ok(seq) if seq >= ticket.seq => return Some(ticket.id),
-                Ok(_) => {}
-                Err((through, e)) if through >= ticket.seq => {
-                    log::error!("report commit failed: {e}");
-                    return None;
-                }
-                Err(_) => {}
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                log::error!("report commit did not complete in {COMMIT_WAIT:?}");
-                return None;
-            }
-            let _ = self.p.committed.recv_timeout(left.min(Duration::from_millis(50)));
-            w.flush();
+    /// A report of `kind` (delay, success) for the recipients in `list` that asked for one;
+    /// the report, once durable, is queued like any message. Nothing is crossed off.
+    fn report(&mut self, id: QueueId, env: &Envelope, list: &[Failure], kind: ReportKind) {
+        match self.bounce.report(id, env, list, kind) {
+            Ok(Some(dsn)) => self.arrive(dsn, Instant::now(), false),
+            Ok(None) => {}
+            Err(e) => log::error!("queue_id={id} {} report not written: {e}", kind.as_str()),
         }
     }
 
     /// Apply `Queue/flush.req`, if present (then remove it).
     fn read_flush_requests(&mut self) {
-        let dir = self.p.spool.queue_dir().to_path_buf();
+        let dir = self.spool.queue_dir().to_path_buf();
         let path = dir.join(FLUSH_REQUEST_FILE);
         if !path.exists() {
             return;
@@ -904,39 +691,6 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masquerading() {
-        // (reverse path, masquerade domain, sent as)
-        let cases: &[(&str, Option<&str>, &str)] = &[
-            ("alice@internal.test", Some("corp.test"), "alice@corp.test"),
-            ("alice@internal.test", None, "alice@internal.test"),
-            ("", Some("corp.test"), ""),
-            ("a@b@c", Some("d"), "a@b@d"),
-        ];
-        for &(rp, m, want) in cases {
-            assert_eq!(masquerade(rp, m), want, "{rp:?} {m:?}");
-        }
-    }
-
-    #[test]
-    fn notify_bits() {
-        /// (never, success, failure, delay)
-        type Flags = (bool, bool, bool, bool);
-        let cases: &[(u8, Option<Flags>)] = &[
-            (0, None),
-            (NOTIFY_NEVER, Some((true, false, false, false))),
-            (NOTIFY_SUCCESS | NOTIFY_FAILURE, Some((false, true, true, false))),
-            (NOTIFY_DELAY, Some((false, false, false, true))),
-        ];
-        for &(bits, want) in cases {
-            let got = notify_of(bits).map(|n| (n.never, n.success, n.failure, n.delay));
-            assert_eq!(got, want, "{bits}");
-        }
-        assert_eq!(ret_of(1), Some(Ret::Full));
-        assert_eq!(ret_of(2), Some(Ret::Hdrs));
-        assert_eq!(ret_of(0), None);
-    }
 
     #[test]
     fn percentiles() {

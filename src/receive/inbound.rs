@@ -1,10 +1,12 @@
 //! Inbound SMTP service: drives one `smtp::server::ServerSession` per connection on `net`
 //! and streams DATA into this worker's `SpoolWriter`.
 //!
-//! WHAT: implements `net::Service`. Accept: `policy::connection_allowed` (554 5.7.1) and the
-//! connection limits (421 4.7.0), then the 220 greeting. Per transaction (`TxHandler`, the
-//! session's `Handler`): MAIL checks spool free space (452 4.3.1); RCPT runs
-//! `policy::check_rcpt`; DATA opens a spool record and writes our `Received:` header first;
+//! WHAT: implements `net::Service`. Accept: `policy::access::connection_allowed` (554
+//! 5.7.1) and the connection limits (421 4.7.0), then the 220 greeting. Per transaction
+//! (`TxHandler`, the session's `Handler`): MAIL checks spool free space (452 4.3.1; the
+//! session itself applies `policy::size` to `SIZE=` and the content); RCPT runs
+//! `policy::access::check_rcpt`; DATA opens a spool record and writes our `Received:` header
+//! first;
 //! content goes straight to `SpoolWriter::append`; end of data `finish`es the record and the
 //! reply waits (`DataOutcome::Pending`) for the group commit. Each event-loop pass ends with
 //! `SpoolWriter::flush` (one fdatasync for every message finished in the pass); when the
@@ -34,7 +36,9 @@ use crossbeam_channel::Sender;
 
 use crate::config::Config;
 use crate::net::{CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service};
-use crate::receive::policy;
+use crate::policy::access::{check_rcpt, connection_allowed};
+use crate::policy::domain::rcpt_split;
+use crate::queue::inbox::IncomingBatch;
 use crate::smtp::command::{Body, MailParams, RcptParams, Ret};
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
@@ -76,10 +80,6 @@ fn server_config(c: &Config) -> ServerConfig {
         enable_smtputf8: true,
     }
 }
-
-/// QueueIds made durable by one group commit, in commit order: what crosses from a worker
-/// to the queue runner.
-pub type IncomingBatch = Vec<QueueId>;
 
 /// A message finished on some connection, waiting for its group commit.
 #[derive(Debug)]
@@ -233,7 +233,7 @@ impl Inbound {
 impl Service for Inbound {
     type Conn = InboundConn;
 
-    fn begin_pass(&mut self, wall_clock: SystemTime) {
+    fn begin_pass(&mut self, _now: Instant, wall_clock: SystemTime) {
         self.now = wall_clock;
     }
 
@@ -244,7 +244,7 @@ impl Service for Inbound {
         out: &mut Vec<u8>,
     ) -> Option<InboundConn> {
         let ip = peer.remote.ip();
-        if !policy::connection_allowed(&self.shared.config.connections, ip) {
+        if !connection_allowed(&self.shared.config.connections, ip) {
             log::debug!("worker={} client={ip} refused: connection control", self.worker);
             Reply::connection_refused().write_to(out);
             return None;
@@ -467,18 +467,15 @@ impl TxHandler<'_> {
 }
 
 impl Handler for TxHandler<'_> {
-    fn mail(&mut self, _from: &ReversePath<'_>, params: &MailParams<'_>) -> Result<(), Reply> {
+    fn mail(&mut self, _from: &ReversePath<'_>, _params: &MailParams<'_>) -> Result<(), Reply> {
         if !self.spool.has_free_space() {
             return Err(Reply::insufficient_storage());
-        }
-        if params.size.is_some_and(|s| s > self.cfg.limits.max_message_size_bytes) {
-            return Err(Reply::message_too_big());
         }
         Ok(())
     }
 
     fn rcpt(&mut self, to: &ForwardPath<'_>, _params: &RcptParams<'_>) -> Result<(), Reply> {
-        let verdict = policy::check_rcpt(self.cfg, client_ip(&self.tx.peer), to);
+        let verdict = check_rcpt(self.cfg, client_ip(&self.tx.peer), to);
         if verdict.is_err() {
             self.stats.inc(Counter::MessagesRefusedPolicy); // stats
         }
@@ -501,10 +498,8 @@ impl Handler for TxHandler<'_> {
 
     fn data_start(&mut self, t: &Transaction) -> Result<(), Reply> {
         let env = self.envelope(t);
-        self.tx.rcpts = policy::rcpt_split(
-            &self.cfg.domains,
-            env.recipients.iter().map(|r| r.forward_path.as_str()),
-        );
+        self.tx.rcpts =
+            rcpt_split(&self.cfg.domains, env.recipients.iter().map(|r| r.forward_path.as_str()));
         let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
         let mut header = Vec::with_capacity(256);
         received_header(&mut header, self.cfg, &self.tx.peer, t, rec.id(), self.now);

@@ -16,12 +16,13 @@
 //! TRUST: all input is hostile. Bounds: a command line is at most
 //! `MAX_COMMAND_LINE_BYTES` (longer lines are dropped as they arrive and answered
 //! `500 5.5.2`, and nothing of them is executed); DATA and BDAT content is streamed to the
-//! handler and never buffered here; content past `max_message_size_bytes` is drained and
-//! dropped (`552 5.3.4`). Nothing but `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content
-//! holding an end-of-data look-alike (a lone dot next to a bare CR or LF, in DATA or BDAT)
-//! is refused `554 5.6.0` under every bare line ending policy (SMTP smuggling). The bytes of a
-//! BDAT chunk are always consumed as content, even when the BDAT command is refused, so
-//! chunk data can never be executed as commands. No input can make this module panic.
+//! handler and never buffered here; content past `max_message_size_bytes` (the one rule:
+//! `policy::size::exceeds_size_limit`) is drained and dropped (`552 5.3.4`). Nothing but
+//! `<CRLF>.<CRLF>` ends DATA (`data.rs`), and content holding an end-of-data look-alike (a
+//! lone dot next to a bare CR or LF, in DATA or BDAT) is refused `554 5.6.0` under every
+//! bare line ending policy (SMTP smuggling). The bytes of a BDAT chunk are always consumed
+//! as content, even when the BDAT command is refused, so chunk data can never be executed
+//! as commands. No input can make this module panic.
 //!
 //! Choices where the RFCs leave room (see also the transcripts in `tests/transcripts/`):
 //! - Command lines end at LF; a preceding CR is removed. A bare-LF command line is
@@ -58,6 +59,8 @@ use super::command::{self, Body, Command, MAX_COMMAND_LINE_BYTES, MailParams, Rc
 use super::data::{BareLineEnding, ChunkCounter, DataScanner, LineCheck};
 use super::path::{ForwardPath, ReversePath};
 use super::reply::{Extensions, Reply};
+use crate::policy::size::exceeds_size_limit;
+use content::{Content, Sink};
 
 mod handler;
 pub use handler::{DataOutcome, Handler, ServerConfig, Transaction, TxRecipient};
@@ -75,81 +78,6 @@ impl Transaction {
     /// The greeting this transaction was started under.
     fn into_hello(self) -> Hello {
         Hello { name: self.helo, esmtp: self.esmtp }
-    }
-}
-
-/// Progress of one message's content (DATA or all BDAT chunks together).
-#[derive(Debug)]
-struct Content {
-    /// Content bytes passed to the handler so far. Invariant: ≤ the size limit.
-    received_bytes: u64,
-    /// Where further content goes.
-    sink: Sink,
-}
-
-/// Where content bytes go.
-#[derive(Debug)]
-enum Sink {
-    /// To `Handler::data_chunk`.
-    Handler,
-    /// Nowhere: the content failed, `data_abort` was called, and this reply is sent when the
-    /// content ends (Stalwart's `DataTooLarge`, generalised).
-    Drain(Reply),
-    /// Nowhere: the content held an end-of-data look-alike (`data.rs`); answered
-    /// `554 5.6.0` when it ends. Overrides any earlier `Drain` reply (size, bare line
-    /// ending, handler error), so the verdict does not depend on where the input was split.
-    Smuggling,
-}
-
-impl Sink {
-    /// The reply for content that went nowhere; `None` for `Handler`.
-    fn into_refusal(self) -> Option<Reply> {
-        match self {
-            Sink::Handler => None,
-            Sink::Drain(reply) => Some(reply),
-            Sink::Smuggling => Some(Reply::smuggling_refused()),
-        }
-    }
-}
-
-impl Content {
-    fn new() -> Self {
-        Content { received_bytes: 0, sink: Sink::Handler }
-    }
-
-    /// Pass `bytes` on unless draining; switch to draining on overflow or handler error.
-    fn accept<H: Handler>(&mut self, bytes: &[u8], max_bytes: u64, h: &mut H) {
-        if !matches!(self.sink, Sink::Handler) {
-            return;
-        }
-        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-        self.received_bytes = self.received_bytes.saturating_add(len);
-        if max_bytes != 0 && self.received_bytes > max_bytes {
-            h.refused_for_size();
-            self.fail(Reply::message_too_big(), h);
-        } else if let Err(r) = h.data_chunk(bytes) {
-            self.fail(r, h);
-        }
-    }
-
-    /// Refuse content that held an end-of-data look-alike: counted once, and it replaces any
-    /// earlier failure's reply.
-    fn refuse_smuggling<H: Handler>(&mut self, h: &mut H) {
-        match self.sink {
-            Sink::Smuggling => return,
-            Sink::Handler => h.data_abort(),
-            Sink::Drain(_) => {}
-        }
-        h.refused_smuggling();
-        self.sink = Sink::Smuggling;
-    }
-
-    /// Abandon the content (once) and remember the reply for its end.
-    fn fail<H: Handler>(&mut self, reply: Reply, h: &mut H) {
-        if let Sink::Handler = self.sink {
-            h.data_abort();
-            self.sink = Sink::Drain(reply);
-        }
     }
 }
 
@@ -590,8 +518,7 @@ impl ServerSession {
         {
             return self.close(Reply::too_many_messages(), h, out);
         }
-        let too_big =
-            |size: u64| cfg.max_message_size_bytes != 0 && size > cfg.max_message_size_bytes;
+        let too_big = |size: u64| exceeds_size_limit(size, cfg.max_message_size_bytes);
         let refusal = if params.size.is_some_and(too_big) {
             h.refused_for_size();
             Some(Reply::message_too_big())
@@ -717,7 +644,7 @@ impl ServerSession {
             _ => unreachable!("refused above in every other state"),
         };
         let max = self.cfg.max_message_size_bytes;
-        if max != 0 && content.received_bytes.saturating_add(chunk_bytes) > max {
+        if exceeds_size_limit(content.received_bytes.saturating_add(chunk_bytes), max) {
             if matches!(content.sink, Sink::Handler) {
                 h.refused_for_size();
             }
@@ -730,6 +657,8 @@ impl ServerSession {
         }
     }
 }
+
+mod content;
 
 #[cfg(test)]
 mod tests;

@@ -209,22 +209,47 @@ impl SpoolInner {
 
     /// Message content, copied out of the map.
     pub(crate) fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
+        self.read_message_into(id, |len| vec![0; len], Vec::as_mut_slice)
+    }
+
+    /// The message content in one shared buffer, read straight into it (one copy out of
+    /// the spool; the zero fill of a fresh allocation is not a copy of the content).
+    pub(crate) fn read_message_shared(&self, id: QueueId) -> Result<Arc<[u8]>, SpoolError> {
+        // `collect` into an `Arc<[u8]>` from an exact-size iterator allocates once.
+        let alloc = |len| std::iter::repeat_n(0u8, len).collect::<Arc<[u8]>>();
+        /// The bytes of a fresh `Arc`: it has no other reference yet, so `get_mut` succeeds.
+        fn unique(a: &mut Arc<[u8]>) -> &mut [u8] {
+            Arc::get_mut(a).expect("a fresh Arc is unique")
+        }
+        self.read_message_into(id, alloc, unique)
+    }
+
+    /// Read the content of `id` into the buffer `alloc(len)` returns (`bytes` of it is
+    /// `len` bytes long) and verify the payload checksum over envelope + content.
+    fn read_message_into<B>(
+        &self,
+        id: QueueId,
+        alloc: impl FnOnce(usize) -> B,
+        bytes: impl FnOnce(&mut B) -> &mut [u8],
+    ) -> Result<B, SpoolError> {
         let loc = self.lookup(id)?;
         let len = usize::try_from(loc.header.message_len)
             .map_err(|_| SpoolError::Io(std::io::Error::other("message too large")))?;
         // Layout offsets are within the record, which is within the map (verified/appended).
         let env_len = loc.header.envelope_len as usize;
-        let mut out = Vec::with_capacity(env_len.max(len));
+        let mut envelope = Vec::with_capacity(env_len);
         loc.seg.read_published(
             loc.offset + loc.layout.envelope_offset as usize,
             env_len,
-            &mut out,
+            &mut envelope,
         )?;
         let mut crc = crc32fast::Hasher::new();
-        crc.update(&out);
-        out.clear();
-        loc.seg.read_published(loc.offset + loc.layout.message_offset as usize, len, &mut out)?;
-        crc.update(&out);
+        crc.update(&envelope);
+        let mut out = alloc(len);
+        let buf = bytes(&mut out);
+        assert_eq!(buf.len(), len, "alloc returns a buffer of the length asked");
+        loc.seg.read_published_into(loc.offset + loc.layout.message_offset as usize, buf)?;
+        crc.update(buf);
         // Re-verify: bits can rot between recovery and delivery.
         if crc.finalize() != loc.header.payload_crc {
             return Err(SpoolError::Corrupt {

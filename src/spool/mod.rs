@@ -1,5 +1,7 @@
 //! The durable queue in `Queue/`: mmap'd segment files, group commit, recovery, cross-off,
-//! compaction, free-space checks.
+//! compaction, free-space checks. Beside the segments: the advisory delivery-state files
+//! (`state`, `Queue/state/<ID>`, written by the queue runner) and the read-only `queue
+//! list` view of both (`listing`, for the CLI and the admin listener).
 //!
 //! TRUST: `Queue/` is ours alone (mode 0700, `Queue/lock` held with `flock` by the running
 //! server); files in it are read back with full verification because a crash or a disk can
@@ -84,10 +86,12 @@ mod commit;
 mod compact;
 pub mod format;
 mod index;
+pub mod listing;
 mod map;
 mod recover;
 mod segment;
 mod space;
+pub mod state;
 mod writer;
 
 use std::io;
@@ -236,6 +240,13 @@ impl Spool {
     /// [`SpoolError::Corrupt`] if the bytes changed on disk since they were written).
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
         self.inner.read_message(id)
+    }
+
+    /// [`Spool::read_message`] into a shared buffer (`pread` straight into the `Arc`): the
+    /// one copy of a delivery attempt's content out of the spool, shared by every thread
+    /// that sends it.
+    pub fn read_message_shared(&self, id: QueueId) -> Result<Arc<[u8]>, SpoolError> {
+        self.inner.read_message_shared(id)
     }
 
     /// A live message's envelope, its recipients' current statuses and its content length

@@ -170,6 +170,8 @@ enum Target {
 struct Module {
     file: String,
     aliases: HashMap<String, Target>,
+    /// Targets of `use path::*` in this module (followed when it has exactly one).
+    globs: Vec<Target>,
 }
 
 fn join(base: &str, name: &str) -> String {
@@ -193,7 +195,10 @@ pub(crate) fn check(files: &BTreeMap<String, String>, table: &Table) -> Report {
             report.errors.push(format!("module {path:?}: file {file} not found"));
             continue;
         };
-        modules.insert(path.clone(), Module { file: file.clone(), aliases: HashMap::new() });
+        modules.insert(
+            path.clone(),
+            Module { file: file.clone(), aliases: HashMap::new(), globs: Vec::new() },
+        );
         let mod_rs = file.ends_with("/lib.rs") || file.ends_with("/mod.rs");
         let own_dir = if mod_rs {
             dir_of(&file).to_string()
@@ -226,7 +231,7 @@ pub(crate) fn check(files: &BTreeMap<String, String>, table: &Table) -> Report {
                 Entry::InlineMod { name } => {
                     modules.insert(
                         join(&here, name),
-                        Module { file: file.clone(), aliases: HashMap::new() },
+                        Module { file: file.clone(), aliases: HashMap::new(), globs: Vec::new() },
                     );
                 }
                 _ => entries.push((here, entry)),
@@ -238,19 +243,24 @@ pub(crate) fn check(files: &BTreeMap<String, String>, table: &Table) -> Report {
     // 2. `use` aliases, per module (a leaf may name a module declared anywhere in the tree)
     let names: BTreeSet<String> = modules.keys().cloned().collect();
     let externs = extern_roots(table);
-    let mut aliases: Vec<(String, String, Target)> = Vec::new();
+    let mut aliases: Vec<(String, Option<String>, Target)> = Vec::new();
     for (here, entry) in &entries {
-        if let Entry::Use(UseLeaf { segs, alias: Some(a), leading_colons, .. }) = entry {
+        if let Entry::Use(UseLeaf { segs, alias, glob, leading_colons, .. }) = entry
+            && (alias.is_some() || *glob)
+        {
             let empty = HashMap::new();
             if let Some(t) = absolutize(segs, here, *leading_colons, true, &names, &empty, &externs)
             {
-                aliases.push((here.clone(), a.clone(), t));
+                aliases.push((here.clone(), alias.clone(), t));
             }
         }
     }
     for (here, a, t) in aliases {
         if let Some(m) = modules.get_mut(&here) {
-            m.aliases.insert(a, t);
+            match a {
+                Some(a) => drop(m.aliases.insert(a, t)),
+                None => m.globs.push(t),
+            }
         }
     }
 
@@ -384,7 +394,8 @@ fn absolutize(
 }
 
 /// The module an absolute internal path lands in, following `use`/`pub use` aliases of the
-/// modules it walks through (bounded, in case of a cycle).
+/// modules it walks through, and a module's glob import when it has exactly one (as the
+/// compatibility modules `pub use crate::x::*` do); bounded, in case of a cycle.
 fn resolve_module(path: &[String], modules: &BTreeMap<String, Module>) -> String {
     let mut segs = path.to_vec();
     'restart: for _ in 0..8 {
@@ -395,9 +406,12 @@ fn resolve_module(path: &[String], modules: &BTreeMap<String, Module>) -> String
                 cur = cand;
                 continue;
             }
-            if let Some(Target::Internal(t)) = modules.get(&cur).and_then(|m| m.aliases.get(s)) {
+            let m = modules.get(&cur);
+            let glob = m.filter(|m| m.globs.len() == 1).map(|m| (&m.globs[0], k));
+            let alias = m.and_then(|m| m.aliases.get(s)).map(|t| (t, k + 1));
+            if let Some((Target::Internal(t), rest)) = alias.or(glob) {
                 let mut next = t.clone();
-                next.extend(segs[k + 1..].iter().cloned());
+                next.extend(segs[rest..].iter().cloned());
                 if next != segs {
                     segs = next;
                     continue 'restart;

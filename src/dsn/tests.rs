@@ -1,4 +1,4 @@
-//! Tests of `bounce.rs`: generated reports parsed back with mail-parser, NOTIFY tables,
+//! Tests of `dsn`: generated reports parsed back with mail-parser, NOTIFY tables,
 //! line and boundary rules, and injection attempts.
 
 use mail_parser::{Message, MessageParser, MimeHeaders};

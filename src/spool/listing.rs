@@ -9,7 +9,7 @@
 //! JSON: `[{"id", "size", "arrival_unix_ms", "arrival" (RFC 3339 UTC), "state",
 //! "sender", "recipients": [{"address", "status", "attempts"?, "next_retry"?,
 //! "last_error"?}]}]`; the null reverse path is `""`. The delivery state (attempts, next
-//! retry, last error) comes from `Queue/state/<id>` (see `queue::state`) and is shown for
+//! retry, last error) comes from `Queue/state/<id>` (see `spool::state`) and is shown for
 //! deferred recipients only.
 
 use std::io::{self, Write};
@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::queue::state::{self, RcptState};
+use super::state::{self, RcptState};
 use crate::smtp::date::{SECS_PER_DAY, civil_from_days};
 use crate::spool::{self, QueuedMessage, RcptStatus};
 

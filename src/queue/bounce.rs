@@ -1,0 +1,424 @@
+//! The bounce service: failed, delayed and delivered recipients turned into reports (RFC
+//! 3464 NDRs and DSNs) in the spool, or into Badmail when there is nobody to report to.
+//!
+//! WHAT: the queue runner hands it a message's envelope and a list of [`Failure`]s and
+//! gets back what to cross off ([`Bounced`]): the report is composed by the pure
+//! [`crate::dsn`] (for the recipients whose NOTIFY asks for it), written into the spool with
+//! a null sender through the service's own `SpoolWriter` and *waited for until durable*
+//! before any original recipient may be crossed off: a crash in between means a duplicate
+//! NDR, never none. A failed null-sender message (an NDR, a bounce of `<>`) is not bounced
+//! again: it goes to `Badmail/<id>.BAD` + `.BDR` (`local::badmail`, durable before the
+//! cross-off). If nothing could be made durable, the runner gets a [`BounceError`] and
+//! crosses nothing off (the recipients stay pending, retried later).
+//!
+//! It runs on the runner's thread (it is called, not sent to): a report is committed
+//! before the runner goes on, which keeps "cross off only after the NDR is durable" a
+//! plain sequence. Reads the clock (report dates) and the spool (the original's content).
+//!
+//! TRUST: spool contents are ours; failure texts carry remote reply text, which `dsn`
+//! sanitises and Badmail's reason file stores as one line.
+//!
+//! STANDARDS: RFC 3461 (NOTIFY, RET, ENVID, ORCPT), RFC 3464 (reports), RFC 5321 §4.5.5
+//! (null reverse path; no bounce of a bounce), §6.1 (responsibility: never lose).
+//!
+//! COUNTERS (`stats`, marked `// stats`): NDRs generated, Badmail by reason (the runner's
+//! counter block: this service runs on its thread).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::Receiver;
+
+use crate::config::Config;
+use crate::dsn::{self, Diagnosis, RcptReport, Report, ReportKind};
+use crate::local::LocalError;
+use crate::local::badmail::{BadmailEnvelope, to_badmail};
+use crate::plan::route::HOP_LOOP_TEXT;
+use crate::plan::{notify_of, ret_of};
+use crate::spool::{
+    Envelope, EnvelopeRecipient, QueueId, RcptStatus, Spool, SpoolError, SpoolWriter,
+};
+use crate::stats::{Counter, CounterBlock};
+
+/// Longest wait for the service's own group commit (a report), before giving up on it.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(30);
+/// Site name recorded in the envelope of the reports we generate.
+const REPORT_SITE: &str = "mailer-daemon";
+
+/// One recipient to report on: failed, delayed or delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Spool recipient index (into the envelope's recipients).
+    pub index: u32,
+    /// RFC 3463 status, e.g. `5.1.1`, `4.4.7`, `2.0.0`.
+    pub status: String,
+    /// The remote host, if one answered.
+    pub mta: Option<String>,
+    /// The remote reply (exact), or `None` when `text` is our own reason.
+    pub reply: Option<String>,
+    /// Our reason in words.
+    pub text: String,
+}
+
+/// What a bounce made durable, for the runner to act on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Bounced {
+    /// `(id, recipient index, status)` to cross off: every failure, with the mark asked for.
+    pub crossoffs: Vec<(QueueId, usize, RcptStatus)>,
+    /// The report spooled (a new message for the scheduler), if one was due.
+    pub report: Option<QueueId>,
+}
+
+/// Why nothing was made durable (nothing may be crossed off).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BounceError {
+    /// The original message could not be read back from the spool.
+    #[error("cannot read the original: {0}")]
+    ReadOriginal(#[source] SpoolError),
+    /// The report could not be written into the spool.
+    #[error("report not spooled: {0}")]
+    Spool(#[source] SpoolError),
+    /// The report's group commit failed.
+    #[error("report commit failed: {0}")]
+    Commit(#[source] SpoolError),
+    /// The report's group commit did not complete in [`COMMIT_WAIT`].
+    #[error("report commit did not complete in {0:?}")]
+    CommitTimeout(Duration),
+    /// The Badmail files could not be written.
+    #[error("badmail failed: {0}")]
+    Badmail(#[source] LocalError),
+}
+
+/// The bounce service (one, owned by the queue runner).
+pub struct BounceService {
+    /// Configuration (host name, `send_ndr_copy_to`, expiry, Badmail folder).
+    config: Arc<Config>,
+    /// The spool (originals are read from it).
+    spool: Spool,
+    /// The service's own writer: reports go into the spool through it.
+    writer: SpoolWriter,
+    /// One message per group commit of `writer`.
+    committed: Receiver<()>,
+    /// stats: the runner's counter block (same thread).
+    stats: Arc<CounterBlock>,
+}
+
+/// Unix ms now.
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl BounceService {
+    /// A service writing reports with `writer` (whose commits ring `committed`).
+    #[must_use]
+    pub fn new(
+        config: Arc<Config>,
+        spool: Spool,
+        writer: SpoolWriter,
+        committed: Receiver<()>,
+        stats: Arc<CounterBlock>,
+    ) -> BounceService {
+        BounceService { config, spool, writer, committed, stats }
+    }
+
+    /// Failed recipients of `id`: an NDR of `kind` (or Badmail for a null sender), durable,
+    /// then every failure is to be crossed off with `mark`. On error nothing is durable
+    /// and nothing may be crossed off.
+    pub fn bounce(
+        &mut self,
+        id: QueueId,
+        env: &Envelope,
+        failures: &[Failure],
+        kind: ReportKind,
+        mark: RcptStatus,
+    ) -> Result<Bounced, BounceError> {
+        for f in failures {
+            log::info!(
+                "queue_id={id} bounced rcpt={} status={} reason={:?}",
+                env.recipients.get(f.index as usize).map_or("?", |r| &r.forward_path),
+                f.status,
+                f.reply.as_deref().unwrap_or(&f.text)
+            );
+        }
+        let report = if env.reverse_path.is_empty() {
+            self.write_badmail(id, env, failures)?;
+            None
+        } else {
+            self.report(id, env, failures, kind)?
+        };
+        let crossoffs = failures.iter().map(|f| (id, f.index as usize, mark)).collect();
+        Ok(Bounced { crossoffs, report })
+    }
+
+    /// Write the message and the reasons into `Badmail/`; durable when it returns `Ok`.
+    fn write_badmail(
+        &mut self,
+        id: QueueId,
+        env: &Envelope,
+        failures: &[Failure],
+    ) -> Result<(), BounceError> {
+        let message = self.spool.read_message(id).map_err(BounceError::ReadOriginal)?;
+        let reason: Vec<String> = failures
+            .iter()
+            .map(|f| format!("{} {}", f.status, f.reply.as_deref().unwrap_or(&f.text)))
+            .collect();
+        let rcpts: Vec<&str> = failures
+            .iter()
+            .filter_map(|f| env.recipients.get(f.index as usize))
+            .map(|r| r.forward_path.as_str())
+            .collect();
+        let benv = BadmailEnvelope { reverse_path: &env.reverse_path, recipients: &rcpts };
+        let dir = self.config.badmail_dir();
+        let now = i64::try_from(unix_ms() / 1000).unwrap_or(0);
+        let files =
+            to_badmail(&dir, &id.to_string(), Some(&benv), &message, &reason.join("; "), now)
+                .map_err(BounceError::Badmail)?;
+        log::info!("queue_id={id} badmail={}", files.bad.display());
+        // stats: by reason (a null-sender message: NDR of NDR unless it looped).
+        let looped = failures.iter().all(|f| f.text == HOP_LOOP_TEXT);
+        self.stats.inc(if failures.is_empty() {
+            Counter::BadmailNoRecipients
+        } else if looped {
+            Counter::BadmailHopCount
+        } else {
+            Counter::BadmailNdrOfNdr
+        });
+        Ok(())
+    }
+
+    /// A report of `kind` for the recipients in `list` that asked for it (NOTIFY), spooled
+    /// with a null sender and durable when it returns. `Ok(None)`: no report was due (null
+    /// sender, nobody asked, or the report could not be composed).
+    pub fn report(
+        &mut self,
+        id: QueueId,
+        env: &Envelope,
+        list: &[Failure],
+        kind: ReportKind,
+    ) -> Result<Option<QueueId>, BounceError> {
+        if env.reverse_path.is_empty() {
+            return Ok(None);
+        }
+        let wanted: Vec<&Failure> = list
+            .iter()
+            .filter(|f| {
+                let n = env.recipients.get(f.index as usize).map_or(0, |r| r.notify);
+                dsn::should_notify(notify_of(n), kind)
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let original = self.spool.read_message(id).map_err(BounceError::ReadOriginal)?;
+        let now_ms = unix_ms();
+        let now_s = now_ms / 1000;
+        let until = (env.arrival_unix_ms + self.config.delivery.expire_ms) / 1000;
+        let rcpt_reports: Vec<RcptReport<'_>> = wanted
+            .iter()
+            .map(|f| {
+                let r = env.recipients.get(f.index as usize);
+                RcptReport {
+                    final_recipient: r.map_or("", |r| &r.forward_path),
+                    original_recipient: r.and_then(|r| r.orcpt.as_deref()),
+                    status: &f.status,
+                    diagnosis: match (&f.mta, &f.reply) {
+                        (Some(mta), Some(reply)) => Diagnosis::Remote { mta, reply },
+                        (mta, _) => Diagnosis::Local { text: &f.text, mta: mta.as_deref() },
+                    },
+                    last_attempt: Some(now_s),
+                    will_retry_until: (kind == ReportKind::Delay).then_some(until),
+                }
+            })
+            .collect();
+        let message_id = format!("{id}.{now_ms}.{}", kind.as_str());
+        let cfg = Arc::clone(&self.config);
+        let report = Report {
+            kind,
+            hostname: &cfg.hostname,
+            to: &env.reverse_path,
+            date: now_s,
+            message_id: &message_id,
+            envid: env.envid.as_deref(),
+            arrival_date: env.arrival_unix_ms / 1000,
+            recipients: &rcpt_reports,
+            ret: ret_of(env.ret),
+            original: &original,
+        };
+        let bytes = match dsn::build(&report) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("queue_id={id} no report: {e}");
+                return Ok(None);
+            }
+        };
+        let mut to = vec![env.reverse_path.clone()];
+        if kind == ReportKind::Failure
+            && let Some(copy) = &cfg.relay.send_ndr_copy_to
+        {
+            to.push(copy.clone());
+        }
+        let ndr = self.spool_report(&bytes, &to, env.body)?;
+        log::info!("queue_id={id} report={} ndr_id={ndr}", kind.as_str());
+        if kind == ReportKind::Failure {
+            self.stats.inc(Counter::NdrsGenerated); // stats
+        }
+        Ok(Some(ndr))
+    }
+
+    /// Write a null-sender message to `to` into the spool and wait for its commit.
+    fn spool_report(
+        &mut self,
+        bytes: &[u8],
+        to: &[String],
+        body: u8,
+    ) -> Result<QueueId, BounceError> {
+        let env = Envelope {
+            reverse_path: String::new(),
+            recipients: to
+                .iter()
+                .map(|a| EnvelopeRecipient { forward_path: a.clone(), notify: 0, orcpt: None })
+                .collect(),
+            body: if bytes.is_ascii() { 0 } else { body.max(1) },
+            smtputf8: !to.iter().all(|a| a.is_ascii()),
+            ret: 0,
+            envid: None,
+            client_addr: String::new(),
+            helo: self.config.hostname.clone(),
+            arrival_unix_ms: unix_ms(),
+            site: REPORT_SITE.into(),
+        };
+        let w = &mut self.writer;
+        let ticket = (|| {
+            let mut rec = w.begin(&env)?;
+            w.append(&mut rec, bytes)?;
+            w.finish(rec)
+        })()
+        .map_err(BounceError::Spool)?;
+        w.flush();
+        let deadline = Instant::now() + COMMIT_WAIT;
+        loop {
+            match w.poll_committed() {
+                Ok(seq) if seq >= ticket.seq => return Ok(ticket.id),
+                Ok(_) => {}
+                Err((through, e)) if through >= ticket.seq => return Err(BounceError::Commit(e)),
+                Err(_) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(BounceError::CommitTimeout(COMMIT_WAIT));
+            }
+            let _ = self.committed.recv_timeout(left.min(Duration::from_millis(50)));
+            w.flush();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::SystemDefaults;
+    use crate::spool::SpoolOptions;
+
+    /// A spool under `root/Queue` holding one message from `reverse_path` to two
+    /// recipients, and a bounce service writing into it.
+    fn setup(root: &Path, reverse_path: &str) -> (Spool, QueueId, Envelope, BounceService) {
+        let sys = SystemDefaults { hostname: "mx.example.org".into(), cores: 1 };
+        let cfg = Config::from_toml_str(&format!("mailroot = {:?}", root.display()), &sys)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opts = SpoolOptions { segment_bytes: 1 << 20, min_free_bytes: 0 };
+        let (spool, _) = Spool::open(&root.join("Queue"), opts).unwrap();
+        let env = Envelope {
+            reverse_path: reverse_path.into(),
+            recipients: ["a@remote.example", "b@remote.example"]
+                .iter()
+                .map(|&fp| EnvelopeRecipient { forward_path: fp.into(), notify: 0, orcpt: None })
+                .collect(),
+            arrival_unix_ms: unix_ms(),
+            ..Envelope::default()
+        };
+        let mut w = spool.writer(0, Box::new(|| {})).unwrap();
+        let mut rec = w.begin(&env).unwrap();
+        w.append(&mut rec, b"Subject: hi\r\n\r\nbody\r\n").unwrap();
+        let ticket = w.finish(rec).unwrap();
+        let deadline = Instant::now() + COMMIT_WAIT;
+        while w.poll_committed().unwrap() < ticket.seq {
+            assert!(Instant::now() < deadline, "original not committed");
+            w.flush();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (tx, committed) = crossbeam_channel::unbounded();
+        let writer = spool
+            .writer(
+                1,
+                Box::new(move || {
+                    let _ = tx.send(());
+                }),
+            )
+            .unwrap();
+        let stats = Arc::new(CounterBlock::default());
+        let svc = BounceService::new(Arc::new(cfg), spool.clone(), writer, committed, stats);
+        (spool, ticket.id, env, svc)
+    }
+
+    fn failure(index: u32) -> Failure {
+        Failure {
+            index,
+            status: "5.1.1".into(),
+            mta: Some("mx.remote.example".into()),
+            reply: Some("550 5.1.1 no such user".into()),
+            text: "rejected".into(),
+        }
+    }
+
+    #[test]
+    fn failure_spools_a_durable_ndr_then_crosses_off() {
+        let root = tempfile::tempdir().unwrap();
+        let (spool, id, env, mut svc) = setup(root.path(), "alice@example.org");
+        let fails = [failure(1)];
+        let got = svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        assert_eq!(got.crossoffs, vec![(id, 1, RcptStatus::Bounced)]);
+        let ndr = got.report.expect("an NDR was due (no NOTIFY: failures are reported)");
+        let info = spool.message_info(ndr).unwrap();
+        assert_eq!(info.envelope.reverse_path, "");
+        let to: Vec<&str> =
+            info.envelope.recipients.iter().map(|r| r.forward_path.as_str()).collect();
+        assert_eq!(to, ["alice@example.org"]);
+        let text = String::from_utf8(spool.read_message(ndr).unwrap()).unwrap();
+        assert!(text.contains("550 5.1.1 no such user"), "{text}");
+    }
+
+    #[test]
+    fn null_sender_goes_to_badmail() {
+        let root = tempfile::tempdir().unwrap();
+        let (_spool, id, env, mut svc) = setup(root.path(), "");
+        let fails = [failure(0), failure(1)];
+        let got = svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Expired).unwrap();
+        assert_eq!(got.report, None);
+        assert_eq!(got.crossoffs, vec![(id, 0, RcptStatus::Expired), (id, 1, RcptStatus::Expired)]);
+        let names: Vec<String> = std::fs::read_dir(root.path().join("Badmail"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn reports_follow_notify() {
+        let root = tempfile::tempdir().unwrap();
+        let (_spool, id, env, mut svc) = setup(root.path(), "alice@example.org");
+        // (kind, report spooled?) for recipients without NOTIFY: failures only.
+        let cases: &[(ReportKind, bool)] = &[
+            (ReportKind::Delay, false),
+            (ReportKind::Success, false),
+            (ReportKind::Failure, true),
+        ];
+        for &(kind, want) in cases {
+            let got = svc.report(id, &env, &[failure(0)], kind).unwrap();
+            assert_eq!(got.is_some(), want, "{kind:?}");
+        }
+    }
+}
