@@ -341,10 +341,7 @@ fn complete_crlf_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 fn smtp_bytes() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(
-        prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
-        0..64,
-    )
+    crate::smtp::test_bytes::smtp_bytes(64)
 }
 
 proptest! {

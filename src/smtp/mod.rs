@@ -9,4 +9,6 @@ pub mod reply;
 pub mod reply_parse;
 pub mod server;
 pub mod stuff;
+#[cfg(test)]
+mod test_bytes;
 pub mod trace;

@@ -299,10 +299,7 @@ mod tests {
 
     /// Content over the bytes that matter to transparency, plus any byte.
     fn smtp_content() -> impl Strategy<Value = Vec<u8>> {
-        proptest::collection::vec(
-            prop_oneof![Just(b'.'), Just(b'\r'), Just(b'\n'), Just(b'a'), any::<u8>()],
-            0..200,
-        )
+        crate::smtp::test_bytes::smtp_bytes(200)
     }
 
     proptest! {
