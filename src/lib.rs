@@ -14,8 +14,9 @@
 //!                    │                        Badmail; plan: the pure delivery planner)
 //!          ┌─────────┴──────────┐
 //!          ▼                    ▼
-//!   local-delivery (Drop/)   resolver pool (DNS) ──▶ outbound event loop (mio,
-//!                                                   smtp::client::ClientSession)
+//!   local-delivery (Drop/)   resolver pool (DNS) ──▶ outbound net::Worker (the same
+//!                                                   I/O core as inbound, connects instead
+//!                                                   of accepts; smtp::client::ClientSession)
 //! ```
 //!
 //! Counters (`stats`) are per-thread blocks merged on read by the `admin` listener thread

@@ -11,19 +11,11 @@
 //! Layer 0 pieces in this folder: `dest` (destination queues and connection limits of
 //! outbound delivery) and `outcome` (what the remote replies mean per recipient). The pure
 //! decisions delivery follows live in `plan::route` (next hop, loop checks); results go
-//! back as `queue::inbox::TaskReport`. `route`, `task` and `bounce` are compatibility
-//! re-exports kept while `outbound.rs`/`outcome.rs` and `tests/architecture.rs` still name
-//! the old paths.
+//! back as `queue::inbox::TaskReport`.
 
-#[doc(hidden)]
-pub mod bounce;
 pub mod dest;
 pub mod inbox;
 pub mod local_worker;
 pub mod outbound;
 pub mod outcome;
 pub mod resolve;
-#[doc(hidden)]
-pub mod route;
-#[doc(hidden)]
-pub mod task;

@@ -41,14 +41,15 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::Waker;
 
 use super::dest::{DestLimits, DestQueues, Placement};
+use super::inbox::{OutboundTask, Target};
 use super::outcome::{reply_text, session_outcomes};
-use super::route::{LOOP_STATUS, SELF_CONNECT_TEXT};
-use super::task::{OutboundTask, RcptOutcome, Target, TaskReport};
 use crate::net::worker::{Worker, WorkerOptions, WorkerPoll};
 use crate::net::{
     CloseReason, ConnId, ConnLimits, ConnPermit, ConnectError, ConnectRequest, LimitExceeded, Peer,
     Service,
 };
+use crate::plan::route::{LOOP_STATUS, SELF_CONNECT_TEXT};
+use crate::queue::inbox::{RcptOutcome, TaskReport};
 use crate::smtp::client::{ClientSession, Event};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 

@@ -11,7 +11,7 @@
 //! STANDARDS: RFC 5321 §4.2.1 (reply code classes), RFC 3463 (enhanced status codes),
 //! RFC 3461 §6.2.2.1 (a next hop that offers DSN takes over success reports).
 
-use super::task::RcptOutcome;
+use crate::queue::inbox::RcptOutcome;
 use crate::smtp::client::RcptResult;
 use crate::smtp::reply::Reply;
 
