@@ -55,9 +55,9 @@ pub const MIN_SEGMENT_BYTES: u64 = 1 << 20;
 /// Largest `spool.segment_size`: 4 GiB. A `QueueId` holds the record offset / 8 in
 /// 32 bits, so the format could address 32 GiB; 4 GiB keeps compaction copies short.
 pub const MAX_SEGMENT_BYTES: u64 = 4 << 30;
-/// Default `spool.commit_delay`: 1 ms. It raised smtp-source's accept rate by a fifth in
-/// alternating runs at about 10% less CPU per message (perf/RESULTS.md, 2026-11-28 19:10
-/// and 19:30).
+/// Default `spool.commit_delay`: 1 ms, the longest a finished message waits for another
+/// client's open message to join its commit (the writer holds back only while one is
+/// open; perf/RESULTS.md, 2026-11-28 19:10 and 2026-12-05 15:05).
 pub const DEFAULT_COMMIT_DELAY_MS: u64 = 1;
 /// Upper bound of `spool.commit_delay` (every 250 under load waits up to this long).
 pub const MAX_COMMIT_DELAY_MS: u64 = 100;

@@ -194,8 +194,9 @@ pub struct SpoolConfig {
     /// Size of one segment file in `Queue/`, in bytes. Key `segment_size`.
     /// Invariant: `MIN_SEGMENT_BYTES..=MAX_SEGMENT_BYTES`.
     pub segment_bytes: u64,
-    /// Group commit delay in ms (key `commit_delay`, 0 = off): while commits are busy, a
-    /// worker holds finished messages back this long so one msync covers more of them.
+    /// Group commit delay in ms (key `commit_delay`, 0 = off): while another client of the
+    /// worker is in the middle of a message, finished messages wait for it up to this long
+    /// so one msync covers both.
     /// Invariant: `<= MAX_COMMIT_DELAY_MS`.
     pub commit_delay_ms: u64,
 }

@@ -722,32 +722,52 @@ fn finish_one(w: &mut SpoolWriter, n: usize) -> u64 {
 }
 
 #[test]
-fn commit_delay_holds_back_only_under_load_and_until_its_deadline() {
+fn commit_delay_holds_back_only_while_another_record_is_open() {
     let dir = tempfile::tempdir().unwrap();
     let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
     let mut w = spool.writer(0, noop()).unwrap();
     w.set_commit_delay(Duration::from_millis(200));
-    // No load seen yet (no previous commit of 2+ records): handed over at once.
+    // Nobody else in the middle of a message: handed over at once.
     let s1 = finish_one(&mut w, 1);
-    let s2 = finish_one(&mut w, 2);
     w.flush();
     assert_eq!(w.flush_deadline(), None, "nothing held back");
     w.wait_idle();
-    assert!(w.poll_committed().unwrap() >= s2.max(s1));
-    // The last commit carried 2 records: the next ones wait for the delay.
+    assert!(w.poll_committed().unwrap() >= s1);
+    // Another client is between DATA and its dot: the finished record waits for it.
+    let mut other = w.begin(&env(1)).unwrap();
     let before = Instant::now();
-    let s3 = finish_one(&mut w, 3);
+    let s2 = finish_one(&mut w, 2);
     w.flush();
     let deadline = w.flush_deadline().expect("held back");
     assert!(deadline > before && deadline <= Instant::now() + Duration::from_millis(200));
     std::thread::sleep(Duration::from_millis(50));
-    assert!(w.poll_committed().unwrap() < s3, "not committed before the deadline");
+    assert!(w.poll_committed().unwrap() < s2, "not committed while the other is open");
     assert!(w.has_uncommitted());
+    // It finishes: both go together at once, long before the deadline.
+    w.append(&mut other, &msg(3, 10)).unwrap();
+    let s3 = w.finish(other).unwrap().seq;
+    w.flush();
+    assert_eq!(w.flush_deadline(), None, "no open record left: nothing held");
+    w.wait_idle();
+    assert!(w.poll_committed().unwrap() >= s3.max(s2));
+    assert!(Instant::now() < deadline, "did not wait for the delay");
+    // A record that stays open holds the others back only until the deadline.
+    let stuck = w.begin(&env(1)).unwrap();
+    let s4 = finish_one(&mut w, 4);
+    w.flush();
+    let deadline = w.flush_deadline().expect("held back");
     std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
     w.flush(); // the caller's pass at the deadline hands it over
     assert_eq!(w.flush_deadline(), None);
     w.wait_idle();
-    assert!(w.poll_committed().unwrap() >= s3);
+    assert!(w.poll_committed().unwrap() >= s4);
+    // An aborted record is no longer open.
+    w.abort(stuck);
+    let s5 = finish_one(&mut w, 5);
+    w.flush();
+    assert_eq!(w.flush_deadline(), None);
+    w.wait_idle();
+    assert!(w.poll_committed().unwrap() >= s5);
 }
 
 #[test]
@@ -764,11 +784,8 @@ fn commit_delay_never_holds_a_full_batch_or_a_single_client() {
         w.wait_idle();
         assert!(w.poll_committed().unwrap() >= s);
     }
-    // Load: a commit of 2, then a full batch goes at once despite the 10 s delay.
-    finish_one(&mut w, 10);
-    finish_one(&mut w, 11);
-    w.flush();
-    w.wait_idle();
+    // A client stays open, yet a full batch goes at once despite the 10 s delay.
+    let open = w.begin(&env(1)).unwrap();
     let mut last = 0;
     for n in 0..64 {
         last = finish_one(&mut w, n);
@@ -779,4 +796,5 @@ fn commit_delay_never_holds_a_full_batch_or_a_single_client() {
     w.wait_idle();
     assert!(w.poll_committed().unwrap() >= last);
     assert!(t.elapsed() < Duration::from_secs(5), "did not wait for the delay");
+    w.abort(open);
 }

@@ -11,7 +11,7 @@
 //! refused, not trusted.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -36,8 +36,6 @@ const POOL_LARGE_BUFFER_BYTES: usize = 64 * 1024;
 const POOL_MAX_LARGE_BUFFERS: usize = 16;
 /// Source of writer identities (to refuse records from another writer).
 static NEXT_WRITER_TOKEN: AtomicU64 = AtomicU64::new(1);
-/// The commit delay applies only after a commit of at least this many records (load).
-pub(super) const COMMIT_DELAY_MIN_LAST_JOB: usize = 2;
 /// The commit delay never holds back this many records or more.
 pub(super) const COMMIT_DELAY_MAX_BATCH: usize = 64;
 
@@ -75,6 +73,27 @@ pub struct OpenRecord {
     pub(super) spill: Option<Spill>,
     /// An append failed; the record can only be aborted.
     failed: bool,
+    /// Counts this record among its writer's open ones until it is dropped (finished,
+    /// aborted, or lost by a caller bug).
+    _open: OpenGuard,
+}
+
+/// Keeps a writer's count of open records: +1 when made, -1 when dropped.
+#[derive(Debug)]
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl OpenGuard {
+    fn new(count: &Arc<AtomicUsize>) -> OpenGuard {
+        // Relaxed: the count is only read by the same (worker) thread, as a hint.
+        count.fetch_add(1, Ordering::Relaxed);
+        OpenGuard(Arc::clone(count))
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl OpenRecord {
@@ -107,8 +126,9 @@ pub struct SpoolWriter {
     pending: Vec<Done>,
     /// When the oldest record in `pending` was finished.
     pending_since: Option<Instant>,
-    /// Records in the last job handed to the syncer (the load signal of the commit delay).
-    last_job_len: usize,
+    /// Records begun and not yet finished or aborted: clients in the middle of a message
+    /// (between DATA and the final dot), the load signal of the commit delay.
+    open: Arc<AtomicUsize>,
     /// See [`SpoolWriter::set_commit_delay`]; zero: hand over at once.
     commit_delay: Duration,
     /// Segments this writer will not append to again, sealed after the next commit.
@@ -145,7 +165,7 @@ impl SpoolWriter {
             seq: 0,
             pending: Vec::new(),
             pending_since: None,
-            last_job_len: 0,
+            open: Arc::new(AtomicUsize::new(0)),
             commit_delay: Duration::ZERO,
             seals: Vec::new(),
             pool: Vec::new(),
@@ -243,6 +263,7 @@ impl SpoolWriter {
             message_len: 0,
             spill: None,
             failed: false,
+            _open: OpenGuard::new(&self.open),
         };
         if rec.buf.len() > self.inner.spill_threshold
             && let Err(e) = self.spill(&mut rec)
@@ -420,7 +441,6 @@ impl SpoolWriter {
             return false;
         }
         debug_assert!(st.job.is_empty() && st.seals.is_empty());
-        self.last_job_len = self.pending.len();
         self.pending_since = None;
         std::mem::swap(&mut st.job, &mut self.pending);
         std::mem::swap(&mut st.seals, &mut self.seals);
@@ -432,12 +452,15 @@ impl SpoolWriter {
         true
     }
 
-    /// Let [`SpoolWriter::flush`] hold finished records back for up to `delay` while
-    /// commits are busy, so that one msync covers more of them (group commit delay, as
-    /// PostgreSQL's `commit_delay` with `commit_siblings`). It applies only when the
-    /// previous commit carried at least 2 records (`COMMIT_DELAY_MIN_LAST_JOB`) (a single
-    /// client waits for nothing) and while fewer than 64 (`COMMIT_DELAY_MAX_BATCH`) are
-    /// pending. The caller must call `flush` again by [`SpoolWriter::flush_deadline`].
+    /// Let [`SpoolWriter::flush`] hold finished records back for up to `delay` while it
+    /// pays: only while another record of this writer is open (a client between DATA and
+    /// its final dot, about to finish and join this commit rather than wait for the next
+    /// one), and while fewer than 64 (`COMMIT_DELAY_MAX_BATCH`) are pending. The records
+    /// go at once when the last open one finishes, so a lone client, or clients that are
+    /// all waiting for their 250, never wait for the delay: the hold-back follows the
+    /// arrivals instead of a fixed delay every commit pays (as PostgreSQL's
+    /// `commit_delay` with `commit_siblings`, where the siblings are open transactions).
+    /// The caller must call `flush` again by [`SpoolWriter::flush_deadline`].
     pub fn set_commit_delay(&mut self, delay: Duration) {
         self.commit_delay = delay;
     }
@@ -455,7 +478,7 @@ impl SpoolWriter {
     fn hold_back_until(&self) -> Option<Instant> {
         let under_load = !self.commit_delay.is_zero()
             && self.seals.is_empty()
-            && self.last_job_len >= COMMIT_DELAY_MIN_LAST_JOB
+            && self.open.load(Ordering::Relaxed) > 0
             && self.pending.len() < COMMIT_DELAY_MAX_BATCH;
         self.pending_since.filter(|_| under_load).map(|t| t + self.commit_delay)
     }
