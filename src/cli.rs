@@ -7,6 +7,8 @@
 //! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
 //! mailroot stats        [--watch SECONDS [--count N]] [--json] [--config FILE]
 //!                                                 the counters, from the admin listener
+//! mailroot hash-password                          read a password on stdin, print its
+//!                                                 argon2id PHC hash for `[[user]]`
 //! ```
 //!
 //! Exit status: [`EXIT_OK`] 0; [`EXIT_FAILURE`] 1 for a runtime failure (cannot bind,
@@ -81,6 +83,9 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Read a password from stdin (one line) and print its argon2id PHC hash, the
+    /// `password_hash` of a `[[user]]` (SMTP AUTH).
+    HashPassword,
 }
 
 /// Queue operations.
@@ -143,6 +148,33 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         }
         Command::Stats { watch, count, json, config } => {
             show_stats(config.config.as_deref(), watch, count, json)
+        }
+        Command::HashPassword => hash_password(),
+    }
+}
+
+/// `hash-password`: one line from stdin (its line ending removed) -> the PHC string on
+/// stdout. The password is never echoed or logged, and wiped from memory after use.
+fn hash_password() -> i32 {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    if let Err(e) = io::stdin().read_line(&mut line) {
+        report(format!("cannot read the password from stdin: {e}"));
+        return EXIT_FAILURE;
+    }
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    if password.is_empty() {
+        report("empty password (give it on stdin, e.g. `mailroot hash-password < file`)");
+        return EXIT_USAGE;
+    }
+    match crate::receive::auth::hash_password(password.as_bytes()) {
+        Ok(hash) => {
+            let _ = writeln!(io::stdout().lock(), "{hash}");
+            EXIT_OK
+        }
+        Err(e) => {
+            report(format!("cannot hash the password: {e}"));
+            EXIT_FAILURE
         }
     }
 }
@@ -373,6 +405,8 @@ mod tests {
             (&["queue", "flush", "0000000300000041", "--domain", "example.com"], false),
             (&["queue", "frobnicate"], false),
             (&["check-config", "--json"], false),
+            (&["hash-password"], true),
+            (&["hash-password", "x"], false),
             (&["frobnicate"], false),
         ];
         for &(args, ok) in cases {

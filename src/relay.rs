@@ -21,6 +21,9 @@
 //! - `pickup` (`pickup::watch`): watches `Mailroot/Pickup/` (inotify + rescan), writes
 //!   files into the spool with its own `SpoolWriter`, and sends their QueueIds to the queue
 //!   runner on a clone of the workers' channel. Stops on the same shutdown flag.
+//! - `auth-verifier` (`receive::auth`, only when `[[user]]`s exist): argon2 password checks
+//!   for every worker's AUTH (crossbeam channel in; each verdict goes back on the asking
+//!   worker's channel and rings its `mio::Waker`). Ends when the workers are gone.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
@@ -56,6 +59,7 @@ use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
 use crate::queue::inbox::IncomingBatch;
 use crate::queue::runner::{self, RunnerParts};
+use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
 
@@ -153,6 +157,8 @@ pub struct Running {
     pickup: JoinHandle<()>,
     /// The admin HTTP listener, if enabled.
     admin: Option<crate::admin::Admin>,
+    /// The AUTH verifier thread, if users are configured.
+    auth_verifier: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -202,6 +208,12 @@ impl Running {
             && admin.thread.join().is_err()
         {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("admin panicked")));
+        }
+        // The workers held the verifier's request channel: it has ended or is ending.
+        if let Some(v) = self.auth_verifier
+            && v.join().is_err()
+        {
+            first_err.get_or_insert(RelayError::Io(std::io::Error::other("verifier panicked")));
         }
         if self.pickup.join().is_err() {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("pickup panicked")));
@@ -255,6 +267,13 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         listener::ensure_unused(*addr)
             .map_err(|source| RelayError::Bind { addr: *addr, source })?;
     }
+    // AUTH: one verifier thread for the relay (argon2 must not run on the event loops).
+    let (verifier, auth_verifier) = if config.auth.users.is_empty() {
+        (None, None)
+    } else {
+        let (client, thread) = receive_auth::spawn(&config.auth)?;
+        (Some(client), Some(thread))
+    };
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
@@ -283,7 +302,15 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
             .map_err(|e| RelayError::Spool(e.to_string()))?;
         let mut writer = writer;
         writer.set_commit_delay(Duration::from_millis(config.spool.commit_delay_ms));
-        let service = Inbound::new(k, Arc::clone(&shared), spool.clone(), writer, queue_tx.clone());
+        let mut service =
+            Inbound::new(k, Arc::clone(&shared), spool.clone(), writer, queue_tx.clone());
+        if let Some(client) = &verifier {
+            let auth_waker = Arc::clone(&waker);
+            let notify = Box::new(move || {
+                let _ = auth_waker.wake();
+            });
+            service = service.with_auth(WorkerAuth::new(client.clone(), notify));
+        }
         let opts = WorkerOptions {
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
@@ -293,6 +320,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         wakers.push(waker);
         built.push(worker);
     }
+    drop(verifier); // the workers hold the only request senders now
     let listen: Vec<SocketAddr> = listening.iter().map(|(_, a)| *a).collect();
     let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
@@ -335,7 +363,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper, workers, delivery, pickup, admin })
+    Ok(Running { listening, stopper, workers, delivery, pickup, admin, auth_verifier })
 }
 
 /// Stops every worker when dropped while armed (`Some`): a worker thread that exits with

@@ -166,6 +166,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         },
         log_level: DEFAULT_LOG_LEVEL.to_owned(),
         admin: super::AdminConfig::default(),
+        auth: super::AuthConfig::default(),
     }
 }
 

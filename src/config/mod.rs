@@ -18,6 +18,7 @@
 //! limits of RFC 5321 §4.5.3.1.2 (domain ≤ 255 octets, label ≤ 63).
 
 mod admin;
+mod auth;
 mod defaults;
 mod keyed;
 mod outbound;
@@ -34,6 +35,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 pub use admin::{AdminConfig, DEFAULT_ADMIN_LISTEN};
+pub use auth::{AuthConfig, DEFAULT_AUTH_FAILURE_DELAY_MS, DEFAULT_MAX_AUTH_FAILURES, User};
 pub use defaults::{
     DEFAULT_ATTEMPT_DIRECT_FIRST, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_DATA_BLOCK_TIMEOUT_MS,
     DEFAULT_DATA_INIT_TIMEOUT_MS, DEFAULT_DATA_TERM_TIMEOUT_MS, DEFAULT_DELAY_NOTIFY_MS,
@@ -91,6 +93,8 @@ pub struct Config {
     pub spool: SpoolConfig,
     /// The admin HTTP listener (`[admin]`).
     pub admin: AdminConfig,
+    /// SMTP AUTH users and rules (`[auth]`, `[[user]]`).
+    pub auth: AuthConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }

@@ -48,6 +48,8 @@ const ROOT_KEYS: &[&str] = &[
     "dns",
     "delivery",
     "admin",
+    "auth",
+    "user",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -95,6 +97,8 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("dns", DNS_KEYS),
     ("delivery", DELIVERY_KEYS),
     ("admin", super::admin::ADMIN_KEYS),
+    ("auth", super::auth::AUTH_KEYS),
+    ("[user]", super::auth::USER_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -174,6 +178,12 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(t) = section(&root, "admin", super::admin::ADMIN_KEYS)? {
         super::admin::admin(t, &mut cfg.admin)?;
+    }
+    if let Some(t) = section(&root, "auth", super::auth::AUTH_KEYS)? {
+        super::auth::auth(t, &mut cfg.auth)?;
+    }
+    if let Some(v) = root.get("user") {
+        cfg.auth.users = super::auth::users(v)?;
     }
     Ok(cfg)
 }

@@ -61,6 +61,7 @@ pub(super) fn to_toml(c: &Config) -> String {
     }
     outbound(c, &mut out);
     super::admin::print(&c.admin, &mut out);
+    super::auth::print(&c.auth, &mut out);
     out
 }
 

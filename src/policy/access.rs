@@ -52,11 +52,18 @@ pub fn relay_allowed(cfg: &RelayConfig, ip: IpAddr) -> bool {
 ///   everybody (the route is ignored, RFC 5321 §4.1.1.3 / App. C, so accepting it would
 ///   relay where the sender asked for something else);
 /// - a local domain: accepted;
-/// - any other domain: accepted only when the client may relay (`relay.allow`), or a
+/// - any other domain: accepted only when the client may relay (`relay.allow`), or it
+///   authenticated (`authenticated`, SMTP AUTH) and `[auth] relay_authenticated` is on
+///   (IIS "allow all computers which successfully authenticate to relay"), or a
 ///   `[[domain]]` rule with `relay = true` covers the domain.
 ///
 /// Every refusal is `554 5.7.1 Relay access denied`.
-pub fn check_rcpt(cfg: &Config, client: IpAddr, to: &ForwardPath<'_>) -> Result<(), Reply> {
+pub fn check_rcpt(
+    cfg: &Config,
+    client: IpAddr,
+    authenticated: bool,
+    to: &ForwardPath<'_>,
+) -> Result<(), Reply> {
     let ForwardPath::Mailbox(mailbox) = to else { return Ok(()) };
     if mailbox.has_relay_trick() {
         return Err(Reply::relay_denied());
@@ -68,7 +75,9 @@ pub fn check_rcpt(cfg: &Config, client: IpAddr, to: &ForwardPath<'_>) -> Result<
     // Issue 3: a `[[domain]] relay = true` rule opens relaying to that domain for every
     // client (IIS "allow incoming mail to be relayed to this domain").
     let open_domain = domain_relay_allowed(cfg, &mailbox.domain_str());
-    if mailbox.had_source_route || !(open_domain || relay_allowed(&cfg.relay, client)) {
+    let may_relay =
+        relay_allowed(&cfg.relay, client) || (authenticated && cfg.auth.relay_authenticated);
+    if mailbox.had_source_route || !(open_domain || may_relay) {
         return Err(Reply::relay_denied());
     }
     Ok(())
@@ -106,7 +115,7 @@ mod tests {
             let (to, rest) =
                 crate::smtp::path::parse_forward_path(arg).unwrap_or_else(|e| panic!("{arg}: {e}"));
             assert!(rest.is_empty(), "{arg}");
-            let got = check_rcpt(&cfg, client.parse().unwrap(), &to);
+            let got = check_rcpt(&cfg, client.parse().unwrap(), false, &to);
             assert_eq!(got.is_ok(), want, "{client} {arg} -> {got:?}");
             if let Err(r) = got {
                 assert_eq!(r, Reply::relay_denied());
@@ -133,8 +142,32 @@ mod tests {
         ];
         for &(client, arg, want) in cases {
             let (to, _) = crate::smtp::path::parse_forward_path(arg).unwrap();
-            let got = check_rcpt(&cfg, client.parse().unwrap(), &to);
+            let got = check_rcpt(&cfg, client.parse().unwrap(), false, &to);
             assert_eq!(got.is_ok(), want, "{client} {arg} -> {got:?}");
+        }
+    }
+
+    /// Issue 14: an authenticated client may relay (unless `relay_authenticated = false`);
+    /// the same address unauthenticated may not.
+    #[test]
+    fn rcpt_authenticated() {
+        let sys = crate::config::SystemDefaults { hostname: "mx.example".into(), cores: 1 };
+        let on = Config::embedded_default(&sys);
+        let mut off = on.clone();
+        off.auth.relay_authenticated = false;
+        // (config, authenticated, RCPT TO, accepted?) from 192.0.2.1 (not in relay.allow)
+        let cases: &[(&Config, bool, &str, bool)] = &[
+            (&on, false, "<b@example.org>", false),
+            (&on, true, "<b@example.org>", true),
+            (&off, true, "<b@example.org>", false),
+            (&on, true, "<b@localhost>", true),
+            (&on, true, "<b%example.org@localhost>", false),
+            (&on, true, "<@localhost:b@example.org>", false),
+        ];
+        for &(cfg, auth, arg, want) in cases {
+            let (to, _) = crate::smtp::path::parse_forward_path(arg).unwrap();
+            let got = check_rcpt(cfg, "192.0.2.1".parse().unwrap(), auth, &to);
+            assert_eq!(got.is_ok(), want, "{auth} {arg} -> {got:?}");
         }
     }
 

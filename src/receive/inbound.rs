@@ -34,6 +34,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
+use super::auth::{Verdict, WorkerAuth};
 use crate::config::Config;
 use crate::net::{CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service};
 use crate::policy::access::{check_rcpt, connection_allowed};
@@ -42,7 +43,9 @@ use crate::queue::inbox::IncomingBatch;
 use crate::smtp::command::{Body, MailParams, RcptParams, Ret};
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
-use crate::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
+use crate::smtp::server::{
+    AuthOutcome, DataOutcome, Handler, ServerConfig, ServerSession, Transaction,
+};
 use crate::smtp::trace::{self, TraceFields};
 use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
 use crate::spool::{
@@ -78,6 +81,9 @@ fn server_config(c: &Config) -> ServerConfig {
         bare_line_ending: c.smtp.bare_line_ending,
         enable_chunking: true,
         enable_smtputf8: true,
+        enable_auth: !c.auth.users.is_empty(),
+        allow_plaintext_auth: c.auth.allow_plaintext_auth,
+        max_auth_failures: c.auth.max_auth_failures,
     }
 }
 
@@ -121,6 +127,12 @@ pub struct Inbound {
     outcomes: HashMap<ConnId, Result<QueueId, ()>>,
     /// Wall clock of the current pass (arrival time, Received header date).
     now: SystemTime,
+    /// Monotonic clock of the current pass (AUTH failure delays).
+    now_instant: Instant,
+    /// AUTH verification (the verifier thread's worker side); `None` without users.
+    auth: Option<WorkerAuth>,
+    /// Scratch list of verdicts that arrived in a `poll_ready` (for counters and logs).
+    verdicts: Vec<Verdict>,
     /// Graceful shutdown has begun.
     draining: bool,
     /// stats: this worker's counter block per site (index = `Peer::listener_tag`).
@@ -150,6 +162,12 @@ struct ConnTx {
     record: RecordState,
     /// Recipient split of the current message, set at `data_start`.
     rcpts: RcptSplit,
+    /// The user name whose password the verifier is checking (between `auth_check` and
+    /// the verdict).
+    auth_pending: Option<String>,
+    /// The identity the session proved with AUTH (mirrors `ServerSession::authenticated`,
+    /// for the relay decision at RCPT and the logs).
+    authenticated: Option<String>,
 }
 
 /// Spool state of the message being received on a connection.
@@ -181,6 +199,9 @@ impl Inbound {
             pending: VecDeque::new(),
             outcomes: HashMap::new(),
             now: UNIX_EPOCH, // set by `begin_pass` before any connection exists
+            now_instant: Instant::now(),
+            auth: None,
+            verdicts: Vec::new(),
             draining: false,
             // stats: registered once, at worker construction (never on the hot path).
             stats: shared
@@ -191,6 +212,13 @@ impl Inbound {
                 .collect(),
             shared,
         }
+    }
+
+    /// Verify AUTH passwords with the verifier behind `auth` (`receive::auth`).
+    #[must_use]
+    pub fn with_auth(mut self, auth: WorkerAuth) -> Inbound {
+        self.auth = Some(auth);
+        self
     }
 
     /// stats: the counter block of the connection's site.
@@ -210,6 +238,7 @@ impl Inbound {
             tx,
             conn: id,
             now: self.now,
+            auth: self.auth.as_ref(),
         }
     }
 
@@ -220,6 +249,39 @@ impl Inbound {
             c.session.shutdown(out);
         }
         Self::release_if_closed(c);
+    }
+
+    /// AUTH verdicts: count those that arrived, report the connections whose answer is
+    /// due (failures only after their delay).
+    fn poll_auth(&mut self, ready: &mut Vec<ConnId>) {
+        let Some(auth) = &mut self.auth else { return };
+        auth.poll(self.now_instant, ready, &mut self.verdicts);
+        for v in self.verdicts.drain(..) {
+            // stats: AUTH successes and failures by site.
+            let b = &self.stats[v.site.min(self.stats.len() - 1)];
+            b.inc(if v.ok { Counter::AuthSuccesses } else { Counter::AuthFailures });
+        }
+    }
+
+    /// Answer a session's AUTH with its verdict. Logs the user name on success only (a
+    /// failed "user name" may be a mistyped password); never the password.
+    fn resume_auth(&mut self, v: Verdict, c: &mut InboundConn, out: &mut Vec<u8>) {
+        if !c.session.awaiting_auth() {
+            return; // timed out or shut down meanwhile
+        }
+        let user = c.tx.auth_pending.take();
+        let site = self.shared.config.sites.get(c.tx.peer.listener_tag).map_or("", |s| &s.name);
+        if v.ok {
+            let shown = user.as_deref().unwrap_or_default().escape_debug().to_string();
+            log::info!("client={} site={site} authenticated user=\"{shown}\"", c.tx.peer.remote);
+            c.tx.authenticated = user;
+        } else {
+            log::warn!("client={} site={site} AUTH failed: 535 5.7.8", c.tx.peer.remote);
+        }
+        let before = out.len();
+        c.session.auth_done(v.ok, out);
+        Self::maybe_goodbye(c, out);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     /// Un-count a closed session now (see `InboundConn::permit`).
@@ -233,8 +295,9 @@ impl Inbound {
 impl Service for Inbound {
     type Conn = InboundConn;
 
-    fn begin_pass(&mut self, _now: Instant, wall_clock: SystemTime) {
+    fn begin_pass(&mut self, now: Instant, wall_clock: SystemTime) {
         self.now = wall_clock;
+        self.now_instant = now;
     }
 
     fn accept(
@@ -267,7 +330,13 @@ impl Service for Inbound {
         b.add(Counter::BytesSent, (out.len() - before) as u64);
         Some(InboundConn {
             session,
-            tx: ConnTx { peer: *peer, record: RecordState::Idle, rcpts: (0, 0) },
+            tx: ConnTx {
+                peer: *peer,
+                record: RecordState::Idle,
+                rcpts: (0, 0),
+                auth_pending: None,
+                authenticated: None,
+            },
             permit: Some(permit),
             draining: self.draining,
         })
@@ -316,6 +385,9 @@ impl Service for Inbound {
 
     fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {
         self.outcomes.remove(&id);
+        if let Some(a) = &mut self.auth {
+            a.forget(id);
+        }
         self.block(&c.tx.peer).dec(Counter::InboundConnections); // stats: counted up in `accept`
         let mut h = self.handler(id, &mut c.tx);
         c.session.disconnect(&mut h);
@@ -327,6 +399,7 @@ impl Service for Inbound {
     }
 
     fn poll_ready(&mut self, ready: &mut Vec<ConnId>) {
+        self.poll_auth(ready);
         if self.pending.is_empty() {
             return;
         }
@@ -379,6 +452,9 @@ impl Service for Inbound {
     }
 
     fn resume(&mut self, id: ConnId, c: &mut InboundConn, out: &mut Vec<u8>) {
+        if let Some(v) = self.auth.as_mut().and_then(|a| a.take(id)) {
+            return self.resume_auth(v, c, out);
+        }
         let Some(outcome) = self.outcomes.remove(&id) else { return };
         if !matches!(c.tx.record, RecordState::Committing) {
             return;
@@ -398,7 +474,11 @@ impl Service for Inbound {
     }
 
     fn pass_deadline(&self) -> Option<Instant> {
-        self.writer.flush_deadline()
+        let auth = self.auth.as_ref().and_then(WorkerAuth::deadline);
+        match (self.writer.flush_deadline(), auth) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn has_outstanding(&self) -> bool {
@@ -424,6 +504,8 @@ struct TxHandler<'a> {
     conn: ConnId,
     /// Wall clock of this pass.
     now: SystemTime,
+    /// The AUTH verifier, if users are configured.
+    auth: Option<&'a WorkerAuth>,
 }
 
 impl TxHandler<'_> {
@@ -475,7 +557,8 @@ impl Handler for TxHandler<'_> {
     }
 
     fn rcpt(&mut self, to: &ForwardPath<'_>, _params: &RcptParams<'_>) -> Result<(), Reply> {
-        let verdict = check_rcpt(self.cfg, client_ip(&self.tx.peer), to);
+        let authenticated = self.tx.authenticated.is_some();
+        let verdict = check_rcpt(self.cfg, client_ip(&self.tx.peer), authenticated, to);
         if verdict.is_err() {
             self.stats.inc(Counter::MessagesRefusedPolicy); // stats
         }
@@ -559,6 +642,18 @@ impl Handler for TxHandler<'_> {
             self.writer.abort(rec);
         }
     }
+
+    fn auth_check(&mut self, authcid: &str, password: &[u8]) -> AuthOutcome {
+        let Some(auth) = self.auth else { return AuthOutcome::Done(false) };
+        let peer = &self.tx.peer;
+        if auth.submit(self.conn, peer.listener_tag, client_ip(peer), authcid, password) {
+            self.tx.auth_pending = Some(authcid.to_owned());
+            AuthOutcome::Pending
+        } else {
+            log::error!("client={} AUTH verifier thread is gone", peer.remote);
+            AuthOutcome::Done(false)
+        }
+    }
 }
 
 /// The client's address as policy sees it.
@@ -615,7 +710,7 @@ fn received_header(
         esmtp: t.esmtp,
         smtputf8: t.smtputf8,
         tls: None,
-        authenticated: false,
+        authenticated: t.authenticated.is_some(),
         queue_id: &queue_id,
         recipient,
         unix_time_secs: i64::try_from(unix_ms(now) / 1000).unwrap_or(i64::MAX),

@@ -2,6 +2,7 @@
 //!
 //! `inbound` is the `net::Service` (one per worker); the pure relay and access decisions
 //! it asks live in `crate::policy`.
+pub mod auth;
 pub mod inbound;
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod params;
 pub mod path;
 pub mod reply;
 pub mod reply_parse;
+pub mod sasl;
 pub mod server;
 pub mod stuff;
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //!
 //! STANDARDS: RFC 5321 §4.2 (reply codes), RFC 2034 §3 (enhanced codes on every 2xx/4xx/5xx
 //! reply except the greeting and the HELO/EHLO replies; 3xx has no enhanced class),
-//! RFC 3463 (the codes), RFC 1870 (SIZE), RFC 3030 (BDAT), RFC 6531 (SMTPUTF8).
+//! RFC 3463 (the codes), RFC 1870 (SIZE), RFC 3030 (BDAT), RFC 6531 (SMTPUTF8), RFC 4954
+//! (AUTH: 235, 334, 501, 504, 535, 538).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -95,6 +96,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// Advertise CHUNKING (RFC 3030).
     pub chunking: bool,
+    /// Advertise `AUTH PLAIN LOGIN` (RFC 4954; only when AUTH may be used now).
+    pub auth: bool,
 }
 
 /// Shorthand for a reply with a static text.
@@ -132,6 +135,10 @@ impl Reply {
         }
         if ext.chunking {
             text.push_str("\nCHUNKING");
+        }
+        if ext.auth {
+            text.push_str("\nAUTH ");
+            text.push_str(super::sasl::OFFERED_MECHANISMS);
         }
         text.push_str("\nDSN\nHELP");
         Reply { code: 250, status: None, text: text.into() }
@@ -183,6 +190,17 @@ impl Reply {
         fixed(221, 2, 0, 0, "Bye")
     }
 
+    /// `235 2.7.0`: AUTH succeeded (RFC 4954 §6).
+    pub fn auth_succeeded() -> Reply {
+        fixed(235, 2, 7, 0, "Authentication successful")
+    }
+
+    /// `334 <base64>`: a SASL challenge (RFC 4954 §4; 3xx has no enhanced status class).
+    /// `text` is base64 (or empty), never peer data.
+    pub fn challenge(text: &'static str) -> Reply {
+        Reply { code: 334, status: None, text: Cow::Borrowed(text) }
+    }
+
     /// `354`: go ahead with the message content (3xx has no enhanced status class).
     pub fn start_data() -> Reply {
         Reply { code: 354, status: None, text: Cow::Borrowed("End data with <CR><LF>.<CR><LF>") }
@@ -203,6 +221,11 @@ impl Reply {
     /// `421 4.7.0`: connection limit (total or per client address) reached.
     pub fn too_many_connections() -> Reply {
         fixed(421, 4, 7, 0, "Too many connections, try again later")
+    }
+
+    /// `421 4.7.0`: `max_auth_failures` wrong credentials on this connection.
+    pub fn too_many_auth_failures() -> Reply {
+        fixed(421, 4, 7, 0, "Too many authentication failures, closing connection")
     }
 
     /// `421 4.4.2`: idle timeout.
@@ -278,6 +301,31 @@ impl Reply {
         fixed(502, 5, 5, 1, "AUTH not available")
     }
 
+    /// `503 5.5.1`: a second AUTH after a successful one (RFC 4954 §4).
+    pub fn already_authenticated() -> Reply {
+        fixed(503, 5, 5, 1, "Already authenticated")
+    }
+
+    /// `503 5.5.1`: AUTH inside a mail transaction (RFC 4954 §4).
+    pub fn auth_in_transaction() -> Reply {
+        fixed(503, 5, 5, 1, "AUTH not permitted during a mail transaction")
+    }
+
+    /// `504 5.5.4`: an AUTH mechanism we do not implement (RFC 4954 §4).
+    pub fn auth_mechanism_unknown() -> Reply {
+        fixed(504, 5, 5, 4, "Unrecognized authentication type")
+    }
+
+    /// `501 5.0.0`: the client cancelled the AUTH exchange with `*` (RFC 4954 §4).
+    pub fn auth_aborted() -> Reply {
+        fixed(501, 5, 0, 0, "Authentication aborted")
+    }
+
+    /// `501 5.5.2`: an AUTH response that is not base64 or breaks the mechanism's syntax.
+    pub fn auth_bad_response() -> Reply {
+        fixed(501, 5, 5, 2, "Invalid authentication response")
+    }
+
     /// `503 5.5.1`: a command out of sequence, generic.
     pub fn bad_sequence() -> Reply {
         fixed(503, 5, 5, 1, "Bad sequence of commands")
@@ -336,6 +384,17 @@ impl Reply {
         fixed(554, 5, 6, 0, "Bare CR or LF next to a lone dot looks like end of data; refused")
     }
 
+    /// `535 5.7.8`: wrong user name or password (RFC 4954 §6).
+    pub fn auth_failed() -> Reply {
+        fixed(535, 5, 7, 8, "Authentication credentials invalid")
+    }
+
+    /// `538 5.7.11`: AUTH PLAIN/LOGIN without TLS while plaintext AUTH is not allowed
+    /// (RFC 4954 §6).
+    pub fn auth_encryption_required() -> Reply {
+        fixed(538, 5, 7, 11, "Encryption required for requested authentication mechanism")
+    }
+
     /// `554 5.7.1`: relaying refused.
     pub fn relay_denied() -> Reply {
         fixed(554, 5, 7, 1, "Relay access denied")
@@ -384,7 +443,8 @@ mod tests {
     }
     #[test]
     fn canned_replies_keep_the_invariant() {
-        let ext = Extensions { max_message_size_bytes: 10, smtputf8: true, chunking: true };
+        let ext =
+            Extensions { max_message_size_bytes: 10, smtputf8: true, chunking: true, auth: true };
         let all = [
             Reply::greeting("h"),
             Reply::helo("h"),
@@ -428,6 +488,16 @@ mod tests {
             Reply::smuggling_refused(),
             Reply::relay_denied(),
             Reply::connection_refused(),
+            Reply::auth_succeeded(),
+            Reply::challenge("VXNlcm5hbWU6"),
+            Reply::too_many_auth_failures(),
+            Reply::already_authenticated(),
+            Reply::auth_in_transaction(),
+            Reply::auth_mechanism_unknown(),
+            Reply::auth_aborted(),
+            Reply::auth_bad_response(),
+            Reply::auth_failed(),
+            Reply::auth_encryption_required(),
         ];
         for r in &all {
             assert!((200..600).contains(&r.code), "{r}");
@@ -441,7 +511,12 @@ mod tests {
     #[test]
     fn ehlo_lists_extensions_without_status() {
         let mut v = Vec::new();
-        let ext = Extensions { max_message_size_bytes: 100, smtputf8: false, chunking: true };
+        let ext = Extensions {
+            max_message_size_bytes: 100,
+            smtputf8: false,
+            chunking: true,
+            auth: false,
+        };
         Reply::ehlo("mx.example", &ext).write_to(&mut v);
         assert_eq!(
             String::from_utf8(v).unwrap(),

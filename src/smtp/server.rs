@@ -59,11 +59,12 @@ use super::command::{self, Body, Command, MAX_COMMAND_LINE_BYTES, MailParams, Rc
 use super::data::{BareLineEnding, ChunkCounter, DataScanner, LineCheck};
 use super::path::{ForwardPath, ReversePath};
 use super::reply::{Extensions, Reply};
+use super::sasl;
 use crate::policy::size::exceeds_size_limit;
 use content::{Content, Sink};
 
 mod handler;
-pub use handler::{DataOutcome, Handler, ServerConfig, Transaction, TxRecipient};
+pub use handler::{AuthOutcome, DataOutcome, Handler, ServerConfig, Transaction, TxRecipient};
 
 /// The client's HELO/EHLO, kept between transactions.
 #[derive(Clone, Debug)]
@@ -106,6 +107,11 @@ enum State {
     BdatIdle { tx: Transaction, content: Content, lines: LineCheck },
     /// The handler is committing the message; no input is consumed until `commit_done`.
     Committing { hello: Hello },
+    /// An AUTH exchange (RFC 4954 §4): the next line is a SASL response, not a command.
+    Auth { hello: Hello, exchange: sasl::Exchange },
+    /// Credentials went to `Handler::auth_check`; no input is consumed until `auth_done`.
+    /// `authcid` becomes the session's identity if they were right.
+    AuthChecking { hello: Hello, authcid: String },
     /// Dropping the rest of an over-long command line; `500 5.5.2` when its LF arrives.
     DiscardLine { resume: Box<State> },
     /// Dropping the chunk of a refused BDAT (its reply is already written).
@@ -131,7 +137,9 @@ impl State {
             State::Greeted
             | State::Ready { .. }
             | State::Mail { .. }
-            | State::Committing { .. } => false,
+            | State::Committing { .. }
+            | State::Auth { .. }
+            | State::AuthChecking { .. } => false,
         }
     }
 }
@@ -147,6 +155,12 @@ pub struct ServerSession {
     errors: u32,
     /// Messages accepted on this connection.
     messages: u32,
+    /// TLS is active on the connection (set by the STARTTLS work; false until then).
+    tls: bool,
+    /// The identity a successful AUTH proved; `Some` at most once per session.
+    authenticated: Option<String>,
+    /// Wrong credentials given on this connection (`535`s), for `max_auth_failures`.
+    auth_failures: u32,
 }
 
 /// Placeholder left in `state` while a transition takes the old state by value.
@@ -155,7 +169,15 @@ const TAKEN: State = State::Closed { content_open: false };
 impl ServerSession {
     /// A new session; call `greet` first.
     pub fn new(cfg: Arc<ServerConfig>) -> Self {
-        ServerSession { cfg, state: State::Greeted, errors: 0, messages: 0 }
+        ServerSession {
+            cfg,
+            state: State::Greeted,
+            errors: 0,
+            messages: 0,
+            tls: false,
+            authenticated: None,
+            auth_failures: 0,
+        }
     }
 
     /// Write the `220 <hostname> ESMTP mailroot` greeting.
@@ -217,10 +239,17 @@ impl ServerSession {
         matches!(self.state, State::Committing { .. })
     }
 
-    /// The session will consume input if given some (not closed, not awaiting a commit).
+    /// The session will consume input if given some (not closed, not awaiting a commit or
+    /// an AUTH verification).
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        !self.is_closed() && !self.awaiting_commit()
+        !self.is_closed() && !self.awaiting_commit() && !self.awaiting_auth()
+    }
+
+    /// TLS is active on this connection.
+    #[must_use]
+    pub fn tls_active(&self) -> bool {
+        self.tls
     }
 
     /// Idle timeout: `421 4.4.2` and close. Call `disconnect` afterwards as usual.
@@ -256,7 +285,7 @@ impl ServerSession {
         let max_bytes = self.cfg.max_message_size_bytes;
         let reject_bare = self.cfg.bare_line_ending == BareLineEnding::Reject;
         match &mut self.state {
-            State::Closed { .. } | State::Committing { .. } => 0,
+            State::Closed { .. } | State::Committing { .. } | State::AuthChecking { .. } => 0,
             State::Data { content, scanner, .. } => {
                 let (n, finished) =
                     scanner.scan(input, &mut |bytes: &[u8]| content.accept(bytes, max_bytes, h));
@@ -308,9 +337,11 @@ impl ServerSession {
                 }
                 None => input.len(),
             },
-            State::Greeted | State::Ready { .. } | State::Mail { .. } | State::BdatIdle { .. } => {
-                self.command_line(input, h, out)
-            }
+            State::Greeted
+            | State::Ready { .. }
+            | State::Mail { .. }
+            | State::BdatIdle { .. }
+            | State::Auth { .. } => self.command_line(input, h, out),
         }
     }
 
@@ -355,12 +386,19 @@ impl ServerSession {
     // ---- replies and bookkeeping -----------------------------------------------------------
 
     /// Write an error reply to a command line and count it; close at `max_errors`.
+    /// An error in the middle of an AUTH exchange (an over-long or bare-LF line) ends it.
     fn error<H: Handler>(&mut self, reply: Reply, h: &mut H, out: &mut Vec<u8>) {
+        self.leave_auth();
         reply.write_to(out);
-        self.errors = self.errors.saturating_add(1);
-        if self.cfg.max_errors != 0 && self.errors >= self.cfg.max_errors {
+        if self.count_error() {
             self.close(Reply::too_many_errors(), h, out);
         }
+    }
+
+    /// Count one error reply; true when `max_errors` is reached (the caller closes).
+    fn count_error(&mut self) -> bool {
+        self.errors = self.errors.saturating_add(1);
+        self.cfg.max_errors != 0 && self.errors >= self.cfg.max_errors
     }
 
     /// Write a final reply (221 or 421), abandon open content, and close.
@@ -434,6 +472,9 @@ impl ServerSession {
 
     /// Parse and run one command line (without its line ending).
     fn command<H: Handler>(&mut self, line: &[u8], h: &mut H, out: &mut Vec<u8>) {
+        if let State::Auth { .. } = self.state {
+            return self.auth_response(line, h, out);
+        }
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
             Err(e) => return self.error(Reply::from(&e), h, out),
@@ -461,7 +502,7 @@ impl ServerSession {
             // handshake, and the session restarts at `Greeted` afterwards.
             // Keep `tests/transcripts/starttls.txt` (pipelined command after STARTTLS).
             Command::StartTls => self.error(Reply::starttls_not_available(), h, out),
-            Command::Auth { .. } => self.error(Reply::auth_not_available(), h, out),
+            Command::Auth { mechanism, initial } => self.auth(mechanism, initial, h, out),
         }
     }
 
@@ -490,6 +531,7 @@ impl ServerSession {
                 max_message_size_bytes: cfg.max_message_size_bytes,
                 smtputf8: cfg.enable_smtputf8,
                 chunking: cfg.enable_chunking,
+                auth: self.auth_offered(),
             };
             Reply::ehlo(&cfg.hostname, &ext).write_to(out);
         } else {
@@ -547,6 +589,7 @@ impl ServerSession {
             declared_size: params.size,
             helo: hello.name,
             esmtp: hello.esmtp,
+            authenticated: self.authenticated.clone(),
         };
         self.state = State::Mail { tx };
         Reply::sender_ok().write_to(out);
@@ -658,6 +701,7 @@ impl ServerSession {
     }
 }
 
+mod auth;
 mod content;
 
 #[cfg(test)]

@@ -86,6 +86,12 @@ catalogue! {
     /// Inbound connections accepted.
     InboundConnectionsTotal = ("mailroot_inbound_connections_total", "", "Inbound Connections Total",
         "Inbound SMTP connections accepted.", "connections", Counter, true);
+    /// AUTH exchanges whose credentials were right (235).
+    AuthSuccesses = ("mailroot_auth_attempts_total", "result=\"success\"", "Authentication Successes",
+        "SMTP AUTH credential checks, by result.", "attempts", Counter, true);
+    /// AUTH exchanges whose credentials were wrong (535).
+    AuthFailures = ("mailroot_auth_attempts_total", "result=\"failure\"", "Authentication Failures",
+        "SMTP AUTH credential checks, by result.", "attempts", Counter, true);
     /// Messages delivered to Drop/ (local).
     MessagesDelivered = ("mailroot_messages_delivered_total", "", "Messages Delivered Total",
         "Messages delivered locally (to Drop/).", "messages", Counter, false);

@@ -27,6 +27,12 @@ pub struct ServerConfig {
     pub enable_chunking: bool,
     /// Advertise and accept SMTPUTF8 (RFC 6531).
     pub enable_smtputf8: bool,
+    /// AUTH is available (users are configured); without it AUTH gets `502 5.5.1`.
+    pub enable_auth: bool,
+    /// Offer and accept AUTH without TLS (otherwise `538 5.7.11` until TLS is active).
+    pub allow_plaintext_auth: bool,
+    /// Wrong credentials (`535`) per connection before `421 4.7.0`; 0 = no limit.
+    pub max_auth_failures: u32,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +47,9 @@ impl Default for ServerConfig {
             bare_line_ending: BareLineEnding::Normalize,
             enable_chunking: true,
             enable_smtputf8: true,
+            enable_auth: false,
+            allow_plaintext_auth: false,
+            max_auth_failures: 3,
         }
     }
 }
@@ -70,6 +79,23 @@ pub trait Handler {
     /// Called once per refused message (after or before `data_abort`, which the content
     /// gets once in any case).
     fn refused_smuggling(&mut self) {}
+    /// Verify AUTH credentials (RFC 4954). `Pending`: the answer arrives later through
+    /// `ServerSession::auth_done` (password hashing must not run on the event loop); the
+    /// session consumes no input meanwhile. `password` must never be logged or kept.
+    /// The default refuses everyone.
+    fn auth_check(&mut self, authcid: &str, password: &[u8]) -> AuthOutcome {
+        let _ = (authcid, password);
+        AuthOutcome::Done(false)
+    }
+}
+
+/// What `Handler::auth_check` decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthOutcome {
+    /// The credentials are right (`true`) or wrong (`false`); answer now.
+    Done(bool),
+    /// The answer comes later through `ServerSession::auth_done`.
+    Pending,
 }
 
 /// What `Handler::data_end` decided.
@@ -102,6 +128,9 @@ pub struct Transaction {
     pub helo: String,
     /// The client greeted with EHLO.
     pub esmtp: bool,
+    /// The identity proved by AUTH before MAIL (RFC 4954), for the `Received:` header
+    /// (`ESMTPA`) and the logs; `None` when the client did not authenticate.
+    pub authenticated: Option<String>,
 }
 
 /// One accepted recipient.
