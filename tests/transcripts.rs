@@ -31,7 +31,14 @@
 //! `! commit fail` (`commit_done(Err(451 4.3.0))`), `! commit sync` (`data_end` returns
 //! `Done(250 queued)` at once).
 //!
+//! AUTH directives: `! auth on` (users exist: `enable_auth`), `! plaintext_auth on`
+//! (`allow_plaintext_auth`), `! max_auth_failures N`, `! auth-user NAME PASSWORD` (the
+//! fake accepts that pair; repeatable), `! auth-check pending|sync` (default `pending`:
+//! `auth_check` returns `Pending`, the driver checks the session consumes nothing and
+//! calls `auth_done`; `sync`: `Done(ok)` at once).
+//!
 //! Assertions: `= messages N` (complete messages), `= aborted N` (`data_abort` calls),
+//! `= authenticated NAME|none` (`ServerSession::authenticated` at the end),
 //! `= smuggling N` (`refused_smuggling` calls),
 //! `= closed yes|no`, `= tx TEXT` (the envelope given to the last `data_start`, rendered
 //! as `render_tx` below).
@@ -48,7 +55,9 @@ use mailroot::smtp::command::{MailParams, RcptParams};
 use mailroot::smtp::data::BareLineEnding;
 use mailroot::smtp::path::{ForwardPath, ReversePath};
 use mailroot::smtp::reply::Reply;
-use mailroot::smtp::server::{DataOutcome, Handler, ServerConfig, ServerSession, Transaction};
+use mailroot::smtp::server::{
+    AuthOutcome, DataOutcome, Handler, ServerConfig, ServerSession, Transaction,
+};
 
 mod common_transcript;
 use common_transcript::{transcript_files, unescape};
@@ -69,6 +78,10 @@ struct Behaviour {
     data_start_reply: Option<u16>,
     chunk_reply: Option<u16>,
     commit: Commit,
+    /// (user, password) pairs the fake accepts.
+    auth_users: Vec<(String, String)>,
+    /// `auth_check` answers at once instead of `Pending`.
+    auth_sync: bool,
 }
 
 impl Default for Behaviour {
@@ -79,6 +92,8 @@ impl Default for Behaviour {
             data_start_reply: None,
             chunk_reply: None,
             commit: Commit::Ok,
+            auth_users: Vec::new(),
+            auth_sync: false,
         }
     }
 }
@@ -111,6 +126,10 @@ struct Fake {
     smuggling: usize,
     last_tx: Option<String>,
     calls: Vec<String>,
+    auth_users: Vec<(String, String)>,
+    auth_sync: bool,
+    /// The verdict of a pending `auth_check`, for the driver's `auth_done`.
+    auth_pending: Option<bool>,
 }
 
 impl Fake {
@@ -121,6 +140,8 @@ impl Fake {
             rcpt_reject: b.rcpt_reject.clone(),
             data_start_reply: b.data_start_reply,
             chunk_reply: b.chunk_reply,
+            auth_users: b.auth_users.clone(),
+            auth_sync: b.auth_sync,
             ..Fake::default()
         }
     }
@@ -153,6 +174,9 @@ fn render_tx(tx: &Transaction) -> String {
         let _ = write!(s, " size={z}");
     }
     let _ = write!(s, " helo={} {}", tx.helo, if tx.esmtp { "esmtp" } else { "smtp" });
+    if let Some(a) = &tx.authenticated {
+        let _ = write!(s, " auth={a}");
+    }
     s
 }
 
@@ -208,6 +232,19 @@ impl Handler for Fake {
         self.smuggling += 1;
     }
 
+    fn auth_check(&mut self, authcid: &str, password: &[u8]) -> AuthOutcome {
+        assert!(self.open.is_none(), "AUTH while content open");
+        assert!(self.auth_pending.is_none(), "auth_check while one is pending");
+        self.calls.push(format!("auth_check {authcid}"));
+        let ok = self.auth_users.iter().any(|(u, p)| u == authcid && p.as_bytes() == password);
+        if self.auth_sync {
+            AuthOutcome::Done(ok)
+        } else {
+            self.auth_pending = Some(ok);
+            AuthOutcome::Pending
+        }
+    }
+
     fn data_abort(&mut self) {
         assert!(self.open.take().is_some(), "data_abort without open content");
         self.calls.push("data_abort".into());
@@ -230,7 +267,7 @@ fn drive(cfg: &Arc<ServerConfig>, b: &Behaviour, pieces: &[&[u8]]) -> (Vec<u8>, 
             assert!(n <= buf.len());
             buf.drain(..n);
             assert!(
-                s.is_closed() || s.awaiting_commit() || buf.len() < 2100,
+                s.is_closed() || s.awaiting_commit() || s.awaiting_auth() || buf.len() < 2100,
                 "session left {} bytes unconsumed",
                 buf.len()
             );
@@ -245,6 +282,13 @@ fn drive(cfg: &Arc<ServerConfig>, b: &Behaviour, pieces: &[&[u8]]) -> (Vec<u8>, 
                 s.commit_done(result, &mut out);
                 continue;
             }
+            if s.awaiting_auth() {
+                assert!(!s.wants_read(), "wants input while AUTH is pending");
+                assert_eq!(s.feed(b"NOOP\r\n", &mut h, &mut out), 0, "consumed while AUTH pending");
+                let ok = h.auth_pending.take().expect("awaiting_auth without a pending check");
+                s.auth_done(ok, &mut out);
+                continue;
+            }
             break;
         }
         if s.is_closed() {
@@ -252,6 +296,7 @@ fn drive(cfg: &Arc<ServerConfig>, b: &Behaviour, pieces: &[&[u8]]) -> (Vec<u8>, 
         }
     }
     let closed = s.is_closed();
+    h.calls.push(format!("authenticated {}", s.authenticated().unwrap_or("none")));
     s.disconnect(&mut h);
     assert!(h.open.is_none(), "content left open after disconnect");
     (out, h, closed)
@@ -338,6 +383,17 @@ fn directive(t: &mut Transcript, d: &str, n: usize) {
             }
         }
         "chunking" => t.cfg.enable_chunking = on(1),
+        "auth" => t.cfg.enable_auth = on(1),
+        "plaintext_auth" => t.cfg.allow_plaintext_auth = on(1),
+        "max_auth_failures" => t.cfg.max_auth_failures = num(1) as u32,
+        "auth-user" => t.behaviour.auth_users.push((words[1].to_owned(), words[2].to_owned())),
+        "auth-check" => {
+            t.behaviour.auth_sync = match words[1] {
+                "pending" => false,
+                "sync" => true,
+                w => panic!("line {n}: auth-check {w}"),
+            }
+        }
         "smtputf8" => t.cfg.enable_smtputf8 = on(1),
         "mail-reply" => t.behaviour.mail_reply = Some(num(1) as u16),
         "rcpt-reject" => t.behaviour.rcpt_reject.push((words[1].to_owned(), num(2) as u16)),
@@ -397,6 +453,13 @@ fn check_transcript(path: &Path) {
             "smuggling" => fake.smuggling.to_string(),
             "closed" => (if closed { "yes" } else { "no" }).to_owned(),
             "tx" => fake.last_tx.clone().unwrap_or_default(),
+            "authenticated" => fake
+                .calls
+                .iter()
+                .rev()
+                .find_map(|c| c.strip_prefix("authenticated "))
+                .unwrap_or("none")
+                .to_owned(),
             _ => panic!("{name}:{line}: unknown assertion {k}"),
         };
         assert_eq!(&got, v, "{name}:{line}: = {k}");
@@ -464,6 +527,16 @@ mod fuzz {
         b"NOOP\r\n",
         b"QUIT\r\n",
         b"STARTTLS\r\n",
+        b"AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n",
+        b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n",
+        b"AUTH PLAIN\r\n",
+        b"AUTH LOGIN\r\n",
+        b"AUTH LOGIN YWxpY2U=\r\n",
+        b"AUTH CRAM-MD5\r\n",
+        b"YWxpY2U=\r\n",
+        b"c2VjcmV0\r\n",
+        b"*\r\n",
+        b"MAIL FROM:<a@b.example> AUTH=<>\r\n",
         b"\r\n.\r\n",
         b".",
         b"\r",
@@ -496,6 +569,8 @@ mod fuzz {
             max_size in 0u64..40,
             reject in any::<bool>(),
             chunk_fail in any::<bool>(),
+            auth_sync in any::<bool>(),
+            max_auth_failures in 0u32..3,
         ) {
             let cfg = Arc::new(ServerConfig {
                 hostname: "mx.example".into(),
@@ -504,11 +579,16 @@ mod fuzz {
                 max_recipients: 2,
                 max_messages_per_connection: 3,
                 bare_line_ending: if reject { BareLineEnding::Reject } else { BareLineEnding::Normalize },
+                enable_auth: true,
+                allow_plaintext_auth: true,
+                max_auth_failures,
                 ..ServerConfig::default()
             });
             let b = Behaviour {
                 rcpt_reject: vec![("bad@d.example".into(), 550)],
                 chunk_reply: chunk_fail.then_some(452),
+                auth_users: vec![("alice".into(), "secret".into())],
+                auth_sync,
                 ..Behaviour::default()
             };
             let whole = drive(&cfg, &b, &[&input]);

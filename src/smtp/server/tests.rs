@@ -113,3 +113,37 @@ fn partial_line_is_left_for_the_caller() {
     assert_eq!(s.feed(b"\r\n", &mut h, &mut out), 2);
     assert!(text(&out).ends_with("500 5.5.2 Line too long\r\n"));
 }
+
+/// AUTH is offered over TLS without `allow_plaintext_auth` (the STARTTLS work sets `tls`;
+/// the transcripts have no TLS, so this is checked here).
+#[test]
+fn auth_offered_over_tls_only() {
+    let cfg = ServerConfig { enable_auth: true, ..ServerConfig::default() };
+    let mut s = ServerSession::new(Arc::new(cfg));
+    let (mut h, mut out) = (Count::default(), Vec::new());
+    let _ = s.feed(b"EHLO c\r\nAUTH LOGIN\r\n", &mut h, &mut out);
+    assert!(!text(&out).contains("AUTH PLAIN LOGIN"), "{}", text(&out));
+    assert!(
+        text(&out)
+            .ends_with("538 5.7.11 Encryption required for requested authentication mechanism\r\n")
+    );
+    assert!(!s.tls_active());
+    s.tls = true;
+    out.clear();
+    let _ = s.feed(b"EHLO c\r\nAUTH LOGIN\r\n", &mut h, &mut out);
+    assert!(text(&out).contains("250-AUTH PLAIN LOGIN\r\n"), "{}", text(&out));
+    assert!(text(&out).ends_with("334 VXNlcm5hbWU6\r\n"));
+    // The Count handler refuses everyone (the default auth_check).
+    let _ = s.feed(b"YWxpY2U=\r\nc2VjcmV0\r\n", &mut h, &mut out);
+    assert!(text(&out).ends_with("535 5.7.8 Authentication credentials invalid\r\n"));
+    assert_eq!(s.authenticated(), None);
+}
+
+/// `auth_done` without a pending check is ignored; a timeout while pending wins.
+#[test]
+fn auth_done_only_when_pending() {
+    let mut s = ServerSession::new(Arc::new(ServerConfig::default()));
+    let mut out = Vec::new();
+    s.auth_done(true, &mut out);
+    assert!(out.is_empty() && s.authenticated().is_none());
+}
