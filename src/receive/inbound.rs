@@ -12,6 +12,11 @@
 //! `SpoolWriter::flush` (one fdatasync for every message finished in the pass); when the
 //! syncer rings the worker's waker, `poll_committed` tells which tickets are durable: those
 //! sessions get `250 2.0.0 Ok queued as <id>` and the QueueId goes to the queue runner.
+//! AUTH (`Handler::auth_check`) is answered the same way: the credentials go to the
+//! `auth-verifier` thread (`receive::auth`), its verdict comes back with the waker, a
+//! failure is held back by its delay (`pass_deadline`), then `auth_done`. An authenticated
+//! session may relay (`check_rcpt`, `[auth] relay_authenticated`) and its messages get
+//! `with ESMTPA`. Passwords are never logged; the user name only after a success.
 //!
 //! TRUST: everything from the peer is untrusted and reaches us only through the session's
 //! parsed commands; replies come from `smtp::reply`. The client address is the kernel's.
@@ -104,6 +109,8 @@ struct Pending {
     rcpts: RcptSplit,
     /// Wall clock of the pass that finished the record (commit latency).
     finished: SystemTime,
+    /// The AUTH identity of the session, for the log line (`None`: not authenticated).
+    user: Option<String>,
 }
 
 /// Recipients of one message: (local, remote).
@@ -416,10 +423,13 @@ impl Service for Inbound {
             let outcome = if p.ticket.seq <= durable {
                 // debug, not info: this is the per-message hot path.
                 log::debug!(
-                    "queue_id={} received size={} client={}",
+                    "queue_id={} received size={} client={}{}",
                     p.ticket.id,
                     p.bytes,
-                    p.client
+                    p.client,
+                    p.user
+                        .as_deref()
+                        .map_or(String::new(), |u| format!(" user=\"{}\"", u.escape_debug()))
                 );
                 batch.push(p.ticket.id);
                 // stats: the message is accepted (250 follows).
@@ -626,6 +636,8 @@ impl Handler for TxHandler<'_> {
                         site: self.tx.peer.listener_tag,
                         rcpts: self.tx.rcpts,
                         finished: self.now,
+                        // Cloned only for authenticated sessions (a short name).
+                        user: self.tx.authenticated.clone(),
                     });
                     self.tx.record = RecordState::Committing;
                     DataOutcome::Pending

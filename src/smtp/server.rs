@@ -11,6 +11,9 @@
 //! reading until the spool commit is durable, then `commit_done` and `feed` the tail again
 //! -> `is_closed()` after a 221/421: flush `out`, close -> `disconnect` once, always (it
 //! calls `data_abort` if content was left open). `timeout` and `shutdown` write their 421.
+//! AUTH works like the commit: on `AuthOutcome::Pending` from `Handler::auth_check` stop
+//! reading until the password is checked, then `auth_done` and `feed` the tail again
+//! (`server/auth.rs`).
 //! Interest is derived from `wants_read()`, and `in_data()` picks the data timeout.
 //!
 //! TRUST: all input is hostile. Bounds: a command line is at most
@@ -28,7 +31,7 @@
 //! - Command lines end at LF; a preceding CR is removed. A bare-LF command line is
 //!   accepted under `BareLineEnding::Normalize` and refused `500 5.5.2` under `Reject`.
 //! - Errors: every 4xx/5xx reply to a command line counts (syntax, sequence, over-long
-//!   lines, refusals by the handler, EXPN/STARTTLS/AUTH), except `452 4.5.3` for
+//!   lines, refusals by the handler, EXPN/STARTTLS, AUTH refusals and `535`s), except `452 4.5.3` for
 //!   recipients beyond the limit (RFC 5321 §4.5.3.1.10 flow control) and the reply that
 //!   ends a message's content. The count is reset whenever a message is accepted. When it
 //!   reaches `max_errors` the session answers `421 4.7.0` and closes.
@@ -48,7 +51,8 @@
 //!
 //! STANDARDS: RFC 5321 (§3.3 transactions, §4.1.1 commands, §4.1.4 order, §4.5.3.1 limits),
 //! RFC 2920 (PIPELINING), RFC 3030 (CHUNKING), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
-//! RFC 2034 (ENHANCEDSTATUSCODES), RFC 3461 (DSN parameters), RFC 6531 (SMTPUTF8).
+//! RFC 2034 (ENHANCEDSTATUSCODES), RFC 3461 (DSN parameters), RFC 6531 (SMTPUTF8),
+//! RFC 4954 (AUTH, in `server/auth.rs`).
 
 use std::mem;
 use std::sync::Arc;
@@ -156,6 +160,8 @@ pub struct ServerSession {
     /// Messages accepted on this connection.
     messages: u32,
     /// TLS is active on the connection (set by the STARTTLS work; false until then).
+    /// When STARTTLS succeeds, `authenticated` and `auth_failures` must be reset too
+    /// (RFC 3207 §4.2: discard what the client said before TLS).
     tls: bool,
     /// The identity a successful AUTH proved; `Some` at most once per session.
     authenticated: Option<String>,
