@@ -303,6 +303,35 @@ mod tests {
         assert_eq!(t.len(), MAX_TRACKED_CLIENTS);
     }
 
+    /// Successes are due at once, failures after their delay; `forget` drops both.
+    #[test]
+    fn worker_side_holds_failures_back() {
+        let (req_tx, _req_rx) = crossbeam_channel::unbounded();
+        let mut w = WorkerAuth::new(VerifierClient { requests: req_tx }, Box::new(|| {}));
+        let mut table = crate::net::conn_table::ConnTable::default();
+        let (a, b, c) = (table.insert(()), table.insert(()), table.insert(()));
+        let t0 = Instant::now();
+        let verdict =
+            |conn, ok, ms| Verdict { conn, site: 0, ok, delay: Duration::from_millis(ms) };
+        for v in [verdict(a, true, 0), verdict(b, false, 500), verdict(c, false, 900)] {
+            w.reply.results.send(v).unwrap();
+        }
+        let (mut ready, mut arrived) = (Vec::new(), Vec::new());
+        w.poll(t0, &mut ready, &mut arrived);
+        assert_eq!((ready.as_slice(), arrived.len()), ([a].as_slice(), 3));
+        assert_eq!(w.deadline(), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(w.take(a).map(|v| v.ok), Some(true));
+        assert_eq!(w.take(a), None);
+        ready.clear();
+        w.poll(t0 + Duration::from_millis(499), &mut ready, &mut arrived);
+        assert!(ready.is_empty());
+        w.forget(c);
+        w.poll(t0 + Duration::from_millis(500), &mut ready, &mut arrived);
+        assert_eq!(ready, [b]);
+        assert_eq!(w.take(b).map(|v| v.ok), Some(false));
+        assert_eq!(w.deadline(), None, "c was forgotten");
+    }
+
     #[test]
     fn hash_then_verify() {
         let hash = hash_password(b"secret").unwrap();
