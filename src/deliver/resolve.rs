@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::dns::{DnsError, MxResolution, Resolver};
 use crate::plan::route::{HopOptions, LOOP_STATUS, NextHop, Route, SELF_CONNECT_TEXT, is_self};
 use crate::queue::inbox::{RcptOutcome, TaskReport};
-use crate::smtp::client::{ClientConfig, Timeouts};
+use crate::smtp::client::{ClientConfig, Timeouts, TlsPolicy};
 
 /// Threads in the pool.
 pub const RESOLVER_THREADS: usize = 2;
@@ -72,6 +72,10 @@ pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
         },
         max_messages_per_connection: d.max_messages_per_connection,
         own_hostnames: vec![cfg.hostname.clone()],
+        tls: TlsPolicy::May,
+        // The outbound service cannot run a TLS handshake yet: no STARTTLS is sent.
+        tls_capable: false,
+        auth: None,
     }
 }
 

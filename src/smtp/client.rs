@@ -54,91 +54,32 @@
 //! RFC 3030 (CHUNKING, BDAT).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io::Write as _;
 use std::mem;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::reply::Reply;
 use super::reply_parse::ReplyParser;
 
+mod config;
 mod event;
 mod ext;
 mod job;
+mod security;
 
 use super::stuff::DotStuffer;
+pub use config::{ClientAuth, ClientConfig, Timeouts, TlsPolicy};
 pub use event::{ClientError, Event, Misbehaviour, RcptResult, Refusal, Stage};
 pub use ext::PeerExtensions;
 pub use job::{Job, JobRecipient};
 use job::{needs_smtputf8, write_mail, write_rcpt};
+pub use security::SecurityFailure;
+use security::{AuthStep, write_auth_line, write_auth_plain};
 
 /// `poll_transmit` stops adding content once the output buffer holds this many bytes.
 pub const TRANSMIT_CHUNK_BYTES: usize = 64 * 1024;
-
-/// Reply timeouts (RFC 5321 §4.5.3.2). `Default` gives the RFC's values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Waiting for the 220 greeting ("initial 220 message", 5 min).
-    pub greeting: Duration,
-    /// EHLO/HELO, RSET and QUIT replies (not in the RFC's list; 5 min like MAIL).
-    pub command: Duration,
-    /// MAIL reply (5 min).
-    pub mail: Duration,
-    /// Each RCPT reply (5 min).
-    pub rcpt: Duration,
-    /// The reply to DATA (2 min).
-    pub data_init: Duration,
-    /// Between two pieces of content accepted by the caller's socket (3 min).
-    pub data_block: Duration,
-    /// The reply after `.` (10 min).
-    pub data_term: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        let min = |m: u64| Duration::from_secs(60 * m);
-        Timeouts {
-            greeting: min(5),
-            command: min(5),
-            mail: min(5),
-            rcpt: min(5),
-            data_init: min(2),
-            data_block: min(3),
-            data_term: min(10),
-        }
-    }
-}
-
-/// Settings of one outbound connection (per next hop).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// The argument of EHLO/HELO (our `hostname`).
-    pub helo_name: String,
-    /// Send HELO instead of EHLO (per-domain rule for old servers).
-    pub use_helo: bool,
-    /// Send content with BDAT when the server offers CHUNKING (RFC 3030), else DATA.
-    pub use_bdat: bool,
-    /// Reply timeouts.
-    pub timeouts: Timeouts,
-    /// Transactions per connection before QUIT; 0 = no limit (IIS default 20).
-    pub max_messages_per_connection: u32,
-    /// Our own names: a greeting or EHLO reply naming one of them is a mail loop.
-    /// Compared case-insensitively, trailing dot ignored.
-    pub own_hostnames: Vec<String>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            helo_name: "localhost".to_owned(),
-            use_helo: false,
-            use_bdat: true,
-            timeouts: Timeouts::default(),
-            max_messages_per_connection: 20,
-            own_hostnames: Vec::new(),
-        }
-    }
-}
 
 /// One transaction in flight.
 #[derive(Debug)]
@@ -185,6 +126,13 @@ enum State {
     Greeting,
     /// EHLO (`esmtp`) or HELO sent.
     Hello { esmtp: bool },
+    /// STARTTLS sent.
+    StartTls,
+    /// 220 to STARTTLS came: the driver runs the TLS handshake. Nothing is read or
+    /// written until `tls_established` / `tls_failed`.
+    Handshake,
+    /// In the AUTH exchange (credentials only ever queued when TLS is active).
+    Auth(AuthStep),
     /// Idle; `send` or `quit` may be called.
     Ready,
     /// MAIL/RCPT/DATA replies due.
@@ -213,8 +161,8 @@ enum After {
     Close,
 }
 
-/// One outbound SMTP session (sans-IO). See the module docs.
-#[derive(Debug)]
+/// One outbound SMTP session (sans-IO). See the module docs. `Debug` shows the number
+/// of queued command bytes, never the bytes (they may hold AUTH credentials).
 pub struct ClientSession {
     /// Settings, shared.
     cfg: Arc<ClientConfig>,
@@ -233,6 +181,23 @@ pub struct ClientSession {
     deadline: Option<(Instant, Stage)>,
     /// Transactions started on this connection.
     messages: u32,
+    /// TLS is up (set only by `tls_established`; never cleared on this connection).
+    tls_active: bool,
+}
+
+impl fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("cfg", &self.cfg)
+            .field("state", &self.state)
+            .field("ext", &self.ext)
+            .field("cmds_bytes", &self.cmds.len())
+            .field("events", &self.events)
+            .field("deadline", &self.deadline)
+            .field("messages", &self.messages)
+            .field("tls_active", &self.tls_active)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientSession {
@@ -247,6 +212,7 @@ impl ClientSession {
             events: VecDeque::new(),
             deadline: None,
             messages: 0,
+            tls_active: false,
         };
         s.arm(Stage::Greeting, now);
         s
@@ -267,9 +233,16 @@ impl ClientSession {
     }
 
     /// Keep reading: a reply is due, or the server may announce 421 or close while idle.
+    /// False during the TLS handshake (the TLS layer reads then, not the session).
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        !self.is_closed()
+        !matches!(self.state, State::Closed | State::Handshake)
+    }
+
+    /// TLS is active on this connection (`tls_established` was called).
+    #[must_use]
+    pub fn tls_active(&self) -> bool {
+        self.tls_active
     }
 
     /// `poll_transmit` has something to give.
@@ -290,6 +263,9 @@ impl ClientSession {
         match &self.state {
             State::Greeting => Stage::Greeting,
             State::Hello { .. } => Stage::Hello,
+            State::StartTls => Stage::StartTls,
+            State::Handshake => Stage::TlsHandshake,
+            State::Auth(_) => Stage::Auth,
             State::Ready | State::Closed => Stage::Idle,
             State::Envelope(tx) => tx.expecting(),
             State::Content { .. } => Stage::DataBlock,
@@ -389,10 +365,43 @@ impl ClientSession {
         out.len() - start
     }
 
+    /// The driver finished the TLS handshake asked for by `Event::StartTls`: EHLO goes
+    /// again (RFC 3207 §4.2: what the server said before TLS is forgotten), then AUTH if
+    /// configured. Ignored unless the session is waiting for the handshake.
+    pub fn tls_established(&mut self, now: Instant) {
+        if !matches!(self.state, State::Handshake) {
+            return;
+        }
+        self.tls_active = true;
+        self.ext = PeerExtensions::default();
+        self.parser = ReplyParser::new();
+        self.send_hello(true, now);
+    }
+
+    /// The TLS handshake asked for by `Event::StartTls` failed (`reason`: the TLS layer's
+    /// error, for the log and the deferral text): the session closes (nothing can be
+    /// said in plaintext any more) with `Event::SecurityFailed` (`TlsHandshake`). With
+    /// policy `May` the driver may retry the host without TLS. Ignored unless the session
+    /// is waiting for the handshake.
+    pub fn tls_failed(&mut self, reason: &str) {
+        if !matches!(self.state, State::Handshake) {
+            return;
+        }
+        self.close();
+        let failure = SecurityFailure::TlsHandshake { policy: self.cfg.tls, reason: reason.into() };
+        self.events.push_back(Event::SecurityFailed(failure));
+    }
+
     /// Bytes read from the socket, any amount, split anywhere. Ignored once closed.
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) -> Result<(), ClientError> {
         while !input.is_empty() && !self.is_closed() {
             let stage = self.stage();
+            if stage == Stage::TlsHandshake {
+                // SECURITY (RFC 3207 §5, CVE-2011-0411 class): bytes after the 220 to
+                // STARTTLS came in plaintext and must never be read as replies once TLS
+                // is up. A server (or a man in the middle) that sends them is refused.
+                return Err(self.misbehaved(stage, Misbehaviour::PlaintextAfterStartTls));
+            }
             let (n, reply) = match self.parser.parse(input) {
                 Ok(r) => r,
                 Err(e) => return Err(self.misbehaved(stage, Misbehaviour::Malformed(e))),
@@ -444,8 +453,8 @@ impl ClientSession {
     fn on_reply(&mut self, reply: Reply, now: Instant) -> Result<(), ClientError> {
         let stage = self.stage();
         let code = reply.code;
-        let data_go_ahead = stage == Stage::DataInit && code == 354;
-        if code / 100 == 3 && !data_go_ahead && stage != Stage::Quit {
+        let go_ahead = (stage == Stage::DataInit && code == 354) || (stage == Stage::Auth);
+        if code / 100 == 3 && !go_ahead && stage != Stage::Quit {
             return Err(self.misbehaved(stage, Misbehaviour::UnexpectedCode(code)));
         }
         if stage == Stage::DataInit && code / 100 == 2 {
@@ -454,6 +463,11 @@ impl ClientSession {
         match mem::replace(&mut self.state, State::Closed) {
             State::Greeting => self.on_greeting(reply, now),
             State::Hello { esmtp } => self.on_hello(esmtp, reply, now),
+            State::StartTls => return self.on_starttls(reply, now),
+            State::Auth(step) => return self.on_auth(step, reply, now),
+            State::Handshake => {
+                return Err(self.misbehaved(stage, Misbehaviour::PlaintextAfterStartTls));
+            }
             State::Ready if code == 421 => self.close_with_event(),
             State::Ready => return Err(self.misbehaved(stage, Misbehaviour::Unsolicited(code))),
             State::Envelope(tx) => self.on_envelope(tx, reply, now),
@@ -502,13 +516,117 @@ impl ClientSession {
             }
             self.ext =
                 if esmtp { PeerExtensions::from_ehlo(&reply) } else { PeerExtensions::default() };
-            return self.become_ready();
+            return self.after_hello(now);
         }
         if esmtp && matches!(reply.code, 500 | 502) {
             return self.send_hello(false, now); // RFC 5321 §4.1.4: fall back to HELO
         }
         let closing = reply.code == 421;
         self.events.push_back(Event::HelloFailed(reply));
+        if closing { self.close_with_event() } else { self.send_quit(now) }
+    }
+
+    /// EHLO/HELO succeeded: STARTTLS as the policy allows, then AUTH, then ready.
+    fn after_hello(&mut self, now: Instant) {
+        let policy = self.cfg.tls;
+        if !self.tls_active && policy != TlsPolicy::None {
+            if self.ext.starttls && self.cfg.tls_capable {
+                self.cmds.extend_from_slice(b"STARTTLS\r\n");
+                self.state = State::StartTls;
+                return self.arm(Stage::StartTls, now);
+            }
+            if policy.requires_tls() {
+                let failure = if self.ext.starttls {
+                    SecurityFailure::TlsUnavailable { policy }
+                } else {
+                    SecurityFailure::TlsNotOffered { policy }
+                };
+                return self.security_failed(failure, false, now);
+            }
+            // `May`: plaintext, exactly as without a policy.
+        }
+        self.start_auth(now);
+    }
+
+    /// The reply to STARTTLS.
+    fn on_starttls(&mut self, reply: Reply, now: Instant) -> Result<(), ClientError> {
+        let code = reply.code;
+        if code == 220 {
+            self.state = State::Handshake;
+            self.events.push_back(Event::StartTls);
+            self.arm(Stage::TlsHandshake, now);
+        } else if code / 100 == 2 {
+            return Err(self.misbehaved(Stage::StartTls, Misbehaviour::UnexpectedCode(code)));
+        } else if self.cfg.tls.requires_tls() {
+            let failure = SecurityFailure::TlsRefused { policy: self.cfg.tls, reply };
+            self.security_failed(failure, code == 421, now);
+        } else if code == 421 {
+            self.close_with_event();
+        } else {
+            // `May`: refused (e.g. 454), so the plaintext session goes on as it was
+            // (RFC 3207 §4: the EHLO extensions stay valid).
+            self.start_auth(now);
+        }
+        Ok(())
+    }
+
+    /// After the (last) EHLO: AUTH when configured and offered, else ready. The server
+    /// not offering AUTH at all is not a failure (Postfix does the same): the mail goes
+    /// unauthenticated and the server's replies decide.
+    fn start_auth(&mut self, now: Instant) {
+        let cfg = Arc::clone(&self.cfg);
+        let Some(auth) = cfg.auth.as_ref().filter(|_| self.ext.auth) else {
+            return self.become_ready();
+        };
+        if !self.tls_active {
+            // SECURITY: credentials never cross a plaintext connection.
+            return self.security_failed(SecurityFailure::AuthWithoutTls, false, now);
+        }
+        let step = if self.ext.auth_plain {
+            write_auth_plain(&mut self.cmds, auth);
+            AuthStep::Done
+        } else if self.ext.auth_login {
+            self.cmds.extend_from_slice(b"AUTH LOGIN\r\n");
+            AuthStep::LoginUser
+        } else {
+            return self.security_failed(SecurityFailure::AuthMechanismUnsupported, false, now);
+        };
+        self.state = State::Auth(step);
+        self.arm(Stage::Auth, now);
+    }
+
+    /// A reply in the AUTH exchange: 334 (LOGIN prompts), 235, or a refusal.
+    fn on_auth(&mut self, step: AuthStep, reply: Reply, now: Instant) -> Result<(), ClientError> {
+        let code = reply.code;
+        let next = match (step, code) {
+            (AuthStep::Done, 235) => {
+                self.become_ready();
+                return Ok(());
+            }
+            (AuthStep::LoginUser, 334) => {
+                write_auth_line(&mut self.cmds, &self.cfg.auth.as_ref().map_or("", |a| &a.user));
+                AuthStep::LoginPassword
+            }
+            (AuthStep::LoginPassword, 334) => {
+                let password = self.cfg.auth.as_ref().map_or("", |a| &a.password);
+                write_auth_line(&mut self.cmds, password);
+                AuthStep::Done
+            }
+            (_, 400..=599) => {
+                let failure = SecurityFailure::AuthFailed { reply };
+                self.security_failed(failure, code == 421, now);
+                return Ok(());
+            }
+            _ => return Err(self.misbehaved(Stage::Auth, Misbehaviour::UnexpectedCode(code))),
+        };
+        self.state = State::Auth(next);
+        self.arm(Stage::Auth, now);
+        Ok(())
+    }
+
+    /// The hop failed the TLS policy or AUTH: report it, then QUIT (or close on 421).
+    fn security_failed(&mut self, failure: SecurityFailure, closing: bool, now: Instant) {
+        self.events.push_back(Event::SecurityFailed(failure));
         if closing { self.close_with_event() } else { self.send_quit(now) }
     }
 
@@ -689,7 +807,12 @@ impl ClientSession {
         let t = &self.cfg.timeouts;
         let d = match stage {
             Stage::Greeting => t.greeting,
-            Stage::Hello | Stage::Rset | Stage::Quit => t.command,
+            Stage::Hello
+            | Stage::Rset
+            | Stage::Quit
+            | Stage::StartTls
+            | Stage::TlsHandshake
+            | Stage::Auth => t.command,
             Stage::Mail => t.mail,
             Stage::Rcpt => t.rcpt,
             Stage::DataInit => t.data_init,
