@@ -829,6 +829,8 @@ impl ClientSession {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tls;
 
 /// The tests' clock origin (here, after `#[cfg(test)]`, where the architecture check
 /// allows reading the clock).

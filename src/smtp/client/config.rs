@@ -45,7 +45,6 @@ impl Default for Timeouts {
     }
 }
 
-
 /// When the client uses TLS (STARTTLS, RFC 3207) toward a next hop. Postfix's
 /// `smtp_tls_security_level` words.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

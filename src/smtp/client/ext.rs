@@ -62,7 +62,9 @@ impl PeerExtensions {
                 ext.enhanced_status_codes = true;
             } else if is("STARTTLS") {
                 ext.starttls = true;
-            } else if is("AUTH") || keyword.get(..5).is_some_and(|k| k.eq_ignore_ascii_case("AUTH=")) {
+            } else if is("AUTH")
+                || keyword.get(..5).is_some_and(|k| k.eq_ignore_ascii_case("AUTH="))
+            {
                 // `AUTH PLAIN LOGIN`, or the pre-RFC `AUTH=PLAIN LOGIN` some servers still send.
                 ext.auth = true;
                 let first = keyword.get(5..).filter(|m| !m.is_empty());
@@ -118,11 +120,11 @@ mod tests {
                     ..none
                 },
             ),
+            ("mx\nauth login cram-md5", PeerExtensions { auth: true, auth_login: true, ..none }),
             (
-                "mx\nauth login cram-md5",
-                PeerExtensions { auth: true, auth_login: true, ..none },
+                "mx\nAUTH=LOGIN PLAIN",
+                PeerExtensions { auth: true, auth_login: true, auth_plain: true, ..none },
             ),
-            ("mx\nAUTH=LOGIN PLAIN", PeerExtensions { auth: true, auth_login: true, auth_plain: true, ..none }),
             ("mx\nAUTH CRAM-MD5", PeerExtensions { auth: true, ..none }),
             ("mx\nAUTHX PLAIN", none),
         ];

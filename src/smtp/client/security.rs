@@ -190,7 +190,10 @@ mod tests {
             (SecurityFailure::TlsNotOffered { policy: TlsPolicy::Encrypt }, "4.7.4"),
             (SecurityFailure::TlsUnavailable { policy: TlsPolicy::Verify }, "4.7.4"),
             (
-                SecurityFailure::TlsRefused { policy: TlsPolicy::Encrypt, reply: r(454, (4, 7, 0)) },
+                SecurityFailure::TlsRefused {
+                    policy: TlsPolicy::Encrypt,
+                    reply: r(454, (4, 7, 0)),
+                },
                 "4.7.4",
             ),
             (
