@@ -6,7 +6,9 @@
 //! `handle_timeout` at `poll_timeout`, and acts on `poll_event`:
 //!
 //! ```text
-//! new(cfg, now) ── 220 ──▶ EHLO (HELO on 500/502, or when configured) ── 250 ──▶ Event::Ready
+//! new(cfg, now) ── 220 ──▶ EHLO (HELO on 500/502, or when configured) ── 250 ──▶
+//!   [STARTTLS ── 220 ──▶ Event::StartTls ── tls_established ──▶ EHLO again ── 250 ──▶]
+//!   [AUTH PLAIN (or LOGIN) ── 235 ──▶] Event::Ready
 //!   Ready ── send(job) ──▶ MAIL, RCPT..., DATA (one write with PIPELINING, else lock-step)
 //!         ── 354 ──▶ content, dot-stuffed, in bounded pieces ── final reply ──▶
 //!   (with CHUNKING: MAIL, RCPT... ── replies ──▶ `BDAT <n> LAST` + content ── reply ──▶)
@@ -48,7 +50,17 @@
 //! - RSET follows a transaction that ended before content (MAIL failed, no RCPT accepted,
 //!   DATA refused); after a final reply to content the server has already reset.
 //!
-//! STANDARDS: RFC 5321 (§3.1 greeting, §4.1.1 commands, §4.1.4 EHLO/HELO fallback,
+//! STARTTLS and AUTH (`client/security.rs`): after EHLO, `ClientConfig::tls` decides.
+//! STARTTLS is sent when offered, the policy is not `None`, and the driver said it can do
+//! TLS (`tls_capable`); on 220 the session emits `Event::StartTls` and waits (reads and
+//! writes nothing) for `tls_established` (EHLO again; RFC 3207 §4.2) or `tls_failed`.
+//! Any byte after that 220 and before the handshake is a protocol violation (never read
+//! as a reply after TLS). `May` goes on in plaintext when STARTTLS is not offered or is
+//! refused; `Encrypt`/`Verify` end with `Event::SecurityFailed` (4.7.x, temporary) and
+//! QUIT. With `auth`, AUTH PLAIN (else LOGIN) follows the last EHLO, only over TLS; a
+//! refusal is `Event::SecurityFailed` (4.7.8) and QUIT, and MAIL is never sent.
+//!
+//! STANDARDS: RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 5321 (§3.1 greeting, §4.1.1 commands, §4.1.4 EHLO/HELO fallback,
 //! §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
 //! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 3463 (codes),
 //! RFC 3030 (CHUNKING, BDAT).
@@ -75,8 +87,8 @@ pub use event::{ClientError, Event, Misbehaviour, RcptResult, Refusal, Stage};
 pub use ext::PeerExtensions;
 pub use job::{Job, JobRecipient};
 use job::{needs_smtputf8, write_mail, write_rcpt};
+use security::AuthStep;
 pub use security::SecurityFailure;
-use security::{AuthStep, write_auth_line, write_auth_plain};
 
 /// `poll_transmit` stops adding content once the output buffer holds this many bytes.
 pub const TRANSMIT_CHUNK_BYTES: usize = 64 * 1024;
@@ -365,33 +377,6 @@ impl ClientSession {
         out.len() - start
     }
 
-    /// The driver finished the TLS handshake asked for by `Event::StartTls`: EHLO goes
-    /// again (RFC 3207 §4.2: what the server said before TLS is forgotten), then AUTH if
-    /// configured. Ignored unless the session is waiting for the handshake.
-    pub fn tls_established(&mut self, now: Instant) {
-        if !matches!(self.state, State::Handshake) {
-            return;
-        }
-        self.tls_active = true;
-        self.ext = PeerExtensions::default();
-        self.parser = ReplyParser::new();
-        self.send_hello(true, now);
-    }
-
-    /// The TLS handshake asked for by `Event::StartTls` failed (`reason`: the TLS layer's
-    /// error, for the log and the deferral text): the session closes (nothing can be
-    /// said in plaintext any more) with `Event::SecurityFailed` (`TlsHandshake`). With
-    /// policy `May` the driver may retry the host without TLS. Ignored unless the session
-    /// is waiting for the handshake.
-    pub fn tls_failed(&mut self, reason: &str) {
-        if !matches!(self.state, State::Handshake) {
-            return;
-        }
-        self.close();
-        let failure = SecurityFailure::TlsHandshake { policy: self.cfg.tls, reason: reason.into() };
-        self.events.push_back(Event::SecurityFailed(failure));
-    }
-
     /// Bytes read from the socket, any amount, split anywhere. Ignored once closed.
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) -> Result<(), ClientError> {
         while !input.is_empty() && !self.is_closed() {
@@ -523,110 +508,6 @@ impl ClientSession {
         }
         let closing = reply.code == 421;
         self.events.push_back(Event::HelloFailed(reply));
-        if closing { self.close_with_event() } else { self.send_quit(now) }
-    }
-
-    /// EHLO/HELO succeeded: STARTTLS as the policy allows, then AUTH, then ready.
-    fn after_hello(&mut self, now: Instant) {
-        let policy = self.cfg.tls;
-        if !self.tls_active && policy != TlsPolicy::None {
-            if self.ext.starttls && self.cfg.tls_capable {
-                self.cmds.extend_from_slice(b"STARTTLS\r\n");
-                self.state = State::StartTls;
-                return self.arm(Stage::StartTls, now);
-            }
-            if policy.requires_tls() {
-                let failure = if self.ext.starttls {
-                    SecurityFailure::TlsUnavailable { policy }
-                } else {
-                    SecurityFailure::TlsNotOffered { policy }
-                };
-                return self.security_failed(failure, false, now);
-            }
-            // `May`: plaintext, exactly as without a policy.
-        }
-        self.start_auth(now);
-    }
-
-    /// The reply to STARTTLS.
-    fn on_starttls(&mut self, reply: Reply, now: Instant) -> Result<(), ClientError> {
-        let code = reply.code;
-        if code == 220 {
-            self.state = State::Handshake;
-            self.events.push_back(Event::StartTls);
-            self.arm(Stage::TlsHandshake, now);
-        } else if code / 100 == 2 {
-            return Err(self.misbehaved(Stage::StartTls, Misbehaviour::UnexpectedCode(code)));
-        } else if self.cfg.tls.requires_tls() {
-            let failure = SecurityFailure::TlsRefused { policy: self.cfg.tls, reply };
-            self.security_failed(failure, code == 421, now);
-        } else if code == 421 {
-            self.close_with_event();
-        } else {
-            // `May`: refused (e.g. 454), so the plaintext session goes on as it was
-            // (RFC 3207 §4: the EHLO extensions stay valid).
-            self.start_auth(now);
-        }
-        Ok(())
-    }
-
-    /// After the (last) EHLO: AUTH when configured and offered, else ready. The server
-    /// not offering AUTH at all is not a failure (Postfix does the same): the mail goes
-    /// unauthenticated and the server's replies decide.
-    fn start_auth(&mut self, now: Instant) {
-        let cfg = Arc::clone(&self.cfg);
-        let Some(auth) = cfg.auth.as_ref().filter(|_| self.ext.auth) else {
-            return self.become_ready();
-        };
-        if !self.tls_active {
-            // SECURITY: credentials never cross a plaintext connection.
-            return self.security_failed(SecurityFailure::AuthWithoutTls, false, now);
-        }
-        let step = if self.ext.auth_plain {
-            write_auth_plain(&mut self.cmds, auth);
-            AuthStep::Done
-        } else if self.ext.auth_login {
-            self.cmds.extend_from_slice(b"AUTH LOGIN\r\n");
-            AuthStep::LoginUser
-        } else {
-            return self.security_failed(SecurityFailure::AuthMechanismUnsupported, false, now);
-        };
-        self.state = State::Auth(step);
-        self.arm(Stage::Auth, now);
-    }
-
-    /// A reply in the AUTH exchange: 334 (LOGIN prompts), 235, or a refusal.
-    fn on_auth(&mut self, step: AuthStep, reply: Reply, now: Instant) -> Result<(), ClientError> {
-        let code = reply.code;
-        let next = match (step, code) {
-            (AuthStep::Done, 235) => {
-                self.become_ready();
-                return Ok(());
-            }
-            (AuthStep::LoginUser, 334) => {
-                write_auth_line(&mut self.cmds, &self.cfg.auth.as_ref().map_or("", |a| &a.user));
-                AuthStep::LoginPassword
-            }
-            (AuthStep::LoginPassword, 334) => {
-                let password = self.cfg.auth.as_ref().map_or("", |a| &a.password);
-                write_auth_line(&mut self.cmds, password);
-                AuthStep::Done
-            }
-            (_, 400..=599) => {
-                let failure = SecurityFailure::AuthFailed { reply };
-                self.security_failed(failure, code == 421, now);
-                return Ok(());
-            }
-            _ => return Err(self.misbehaved(Stage::Auth, Misbehaviour::UnexpectedCode(code))),
-        };
-        self.state = State::Auth(next);
-        self.arm(Stage::Auth, now);
-        Ok(())
-    }
-
-    /// The hop failed the TLS policy or AUTH: report it, then QUIT (or close on 421).
-    fn security_failed(&mut self, failure: SecurityFailure, closing: bool, now: Instant) {
-        self.events.push_back(Event::SecurityFailed(failure));
         if closing { self.close_with_event() } else { self.send_quit(now) }
     }
 

@@ -26,8 +26,15 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::{ClientAuth, TlsPolicy};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    ClientAuth, ClientError, ClientSession, Event, Misbehaviour, PeerExtensions, Stage, State,
+    TlsPolicy,
+};
 use crate::smtp::reply::{EnhancedStatus, Reply};
+use crate::smtp::reply_parse::ReplyParser;
 
 /// Why a hop failed the TLS policy or the smart host authentication. The session has sent
 /// QUIT (or closed); the job was not started: defer its recipients with `status()` and
@@ -148,7 +155,7 @@ pub(super) enum AuthStep {
 }
 
 /// `AUTH PLAIN <base64(NUL user NUL password)>` (RFC 4616, initial response RFC 4954 §4).
-pub(super) fn write_auth_plain(out: &mut Vec<u8>, auth: &ClientAuth) {
+fn write_auth_plain(out: &mut Vec<u8>, auth: &ClientAuth) {
     let mut msg = Vec::with_capacity(auth.user.len() + auth.password.len() + 2);
     msg.push(0);
     msg.extend_from_slice(auth.user.as_bytes());
@@ -160,9 +167,150 @@ pub(super) fn write_auth_plain(out: &mut Vec<u8>, auth: &ClientAuth) {
 }
 
 /// One base64 line answering a LOGIN prompt.
-pub(super) fn write_auth_line(out: &mut Vec<u8>, secret: &str) {
+fn write_auth_line(out: &mut Vec<u8>, secret: &str) {
     out.extend_from_slice(BASE64.encode(secret.as_bytes()).as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// STARTTLS and AUTH in the session (the rest of `ClientSession` is in `client.rs`).
+impl ClientSession {
+    /// The driver finished the TLS handshake asked for by `Event::StartTls`: EHLO goes
+    /// again (RFC 3207 §4.2: what the server said before TLS is forgotten), then AUTH if
+    /// configured. Ignored unless the session is waiting for the handshake.
+    pub fn tls_established(&mut self, now: Instant) {
+        if !matches!(self.state, State::Handshake) {
+            return;
+        }
+        self.tls_active = true;
+        self.ext = PeerExtensions::default();
+        self.parser = ReplyParser::new();
+        self.send_hello(true, now);
+    }
+
+    /// The TLS handshake asked for by `Event::StartTls` failed (`reason`: the TLS layer's
+    /// error, for the log and the deferral text): the session closes (nothing can be
+    /// said in plaintext any more) with `Event::SecurityFailed` (`TlsHandshake`). With
+    /// policy `May` the driver may retry the host without TLS. Ignored unless the session
+    /// is waiting for the handshake.
+    pub fn tls_failed(&mut self, reason: &str) {
+        if !matches!(self.state, State::Handshake) {
+            return;
+        }
+        self.close();
+        let failure = SecurityFailure::TlsHandshake { policy: self.cfg.tls, reason: reason.into() };
+        self.events.push_back(Event::SecurityFailed(failure));
+    }
+
+    // ---- after EHLO ------------------------------------------------------------------------
+
+    /// EHLO/HELO succeeded: STARTTLS as the policy allows, then AUTH, then ready.
+    pub(super) fn after_hello(&mut self, now: Instant) {
+        let policy = self.cfg.tls;
+        if !self.tls_active && policy != TlsPolicy::None {
+            if self.ext.starttls && self.cfg.tls_capable {
+                self.cmds.extend_from_slice(b"STARTTLS\r\n");
+                self.state = State::StartTls;
+                return self.arm(Stage::StartTls, now);
+            }
+            if policy.requires_tls() {
+                let failure = if self.ext.starttls {
+                    SecurityFailure::TlsUnavailable { policy }
+                } else {
+                    SecurityFailure::TlsNotOffered { policy }
+                };
+                return self.security_failed(failure, false, now);
+            }
+            // `May`: plaintext, exactly as without a policy.
+        }
+        self.start_auth(now);
+    }
+
+    /// The reply to STARTTLS.
+    pub(super) fn on_starttls(&mut self, reply: Reply, now: Instant) -> Result<(), ClientError> {
+        let code = reply.code;
+        if code == 220 {
+            self.state = State::Handshake;
+            self.events.push_back(Event::StartTls);
+            self.arm(Stage::TlsHandshake, now);
+        } else if code / 100 == 2 {
+            return Err(self.misbehaved(Stage::StartTls, Misbehaviour::UnexpectedCode(code)));
+        } else if self.cfg.tls.requires_tls() {
+            let failure = SecurityFailure::TlsRefused { policy: self.cfg.tls, reply };
+            self.security_failed(failure, code == 421, now);
+        } else if code == 421 {
+            self.close_with_event();
+        } else {
+            // `May`: refused (e.g. 454), so the plaintext session goes on as it was
+            // (RFC 3207 §4: the EHLO extensions stay valid).
+            self.start_auth(now);
+        }
+        Ok(())
+    }
+
+    /// After the (last) EHLO: AUTH when configured and offered, else ready. The server
+    /// not offering AUTH at all is not a failure (Postfix does the same): the mail goes
+    /// unauthenticated and the server's replies decide.
+    fn start_auth(&mut self, now: Instant) {
+        let cfg = Arc::clone(&self.cfg);
+        let Some(auth) = cfg.auth.as_ref().filter(|_| self.ext.auth) else {
+            return self.become_ready();
+        };
+        if !self.tls_active {
+            // SECURITY: credentials never cross a plaintext connection.
+            return self.security_failed(SecurityFailure::AuthWithoutTls, false, now);
+        }
+        let step = if self.ext.auth_plain {
+            write_auth_plain(&mut self.cmds, auth);
+            AuthStep::Done
+        } else if self.ext.auth_login {
+            self.cmds.extend_from_slice(b"AUTH LOGIN\r\n");
+            AuthStep::LoginUser
+        } else {
+            return self.security_failed(SecurityFailure::AuthMechanismUnsupported, false, now);
+        };
+        self.state = State::Auth(step);
+        self.arm(Stage::Auth, now);
+    }
+
+    /// A reply in the AUTH exchange: 334 (LOGIN prompts), 235, or a refusal.
+    pub(super) fn on_auth(
+        &mut self,
+        step: AuthStep,
+        reply: Reply,
+        now: Instant,
+    ) -> Result<(), ClientError> {
+        let code = reply.code;
+        let next = match (step, code) {
+            (AuthStep::Done, 235) => {
+                self.become_ready();
+                return Ok(());
+            }
+            (AuthStep::LoginUser, 334) => {
+                write_auth_line(&mut self.cmds, &self.cfg.auth.as_ref().map_or("", |a| &a.user));
+                AuthStep::LoginPassword
+            }
+            (AuthStep::LoginPassword, 334) => {
+                let password = self.cfg.auth.as_ref().map_or("", |a| &a.password);
+                write_auth_line(&mut self.cmds, password);
+                AuthStep::Done
+            }
+            (_, 400..=599) => {
+                let failure = SecurityFailure::AuthFailed { reply };
+                self.security_failed(failure, code == 421, now);
+                return Ok(());
+            }
+            _ => return Err(self.misbehaved(Stage::Auth, Misbehaviour::UnexpectedCode(code))),
+        };
+        self.state = State::Auth(next);
+        self.arm(Stage::Auth, now);
+        Ok(())
+    }
+
+    /// The hop failed the TLS policy or AUTH: report it, then QUIT (or close on 421).
+    fn security_failed(&mut self, failure: SecurityFailure, closing: bool, now: Instant) {
+        self.events.push_back(Event::SecurityFailed(failure));
+        if closing { self.close_with_event() } else { self.send_quit(now) }
+    }
 }
 
 #[cfg(test)]
