@@ -642,7 +642,8 @@ mod tests {
         }
         // Inline passwords need no reader.
         let mut inline = Config::from_toml_str(
-            "[relay]\nsmart_host = \"s.example\"\nsmart_host_auth = { user = \"u\", password = \"p\" }",
+            "[relay]\nsmart_host = \"s.example\"\n\
+             smart_host_auth = { user = \"u\", password = \"p\" }",
             &sys(),
         )
         .unwrap();

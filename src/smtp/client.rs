@@ -60,10 +60,10 @@
 //! QUIT. With `auth`, AUTH PLAIN (else LOGIN) follows the last EHLO, only over TLS; a
 //! refusal is `Event::SecurityFailed` (4.7.8) and QUIT, and MAIL is never sent.
 //!
-//! STANDARDS: RFC 3207 (STARTTLS), RFC 4954 (AUTH), RFC 5321 (§3.1 greeting, §4.1.1 commands, §4.1.4 EHLO/HELO fallback,
+//! STANDARDS: RFC 5321 (§3.1 greeting, §4.1.1 commands, §4.1.4 EHLO/HELO fallback,
 //! §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
 //! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 3463 (codes),
-//! RFC 3030 (CHUNKING, BDAT).
+//! RFC 3030 (CHUNKING, BDAT), RFC 3207 (STARTTLS), RFC 4954 (AUTH).
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -286,7 +286,8 @@ impl ClientSession {
                 return Ok(());
             }
             (AuthStep::LoginUser, 334) => {
-                write_auth_line(&mut self.cmds, &self.cfg.auth.as_ref().map_or("", |a| &a.user));
+                let user = self.cfg.auth.as_ref().map_or("", |a| &a.user);
+                write_auth_line(&mut self.cmds, user);
                 AuthStep::LoginPassword
             }
             (AuthStep::LoginPassword, 334) => {
