@@ -16,7 +16,8 @@ use std::time::Duration;
 pub struct Timeouts {
     /// Waiting for the 220 greeting ("initial 220 message", 5 min).
     pub greeting: Duration,
-    /// EHLO/HELO, RSET and QUIT replies (not in the RFC's list; 5 min like MAIL).
+    /// EHLO/HELO, RSET, QUIT, STARTTLS and AUTH replies, and the driver's TLS handshake
+    /// (not in the RFC's list; 5 min like MAIL).
     pub command: Duration,
     /// MAIL reply (5 min).
     pub mail: Duration,
