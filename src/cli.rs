@@ -251,10 +251,16 @@ fn load_config(path: Option<&Path>) -> Result<Config, i32> {
         report(format_args!("cannot read config file {}: {e}", path.display()));
         EXIT_USAGE
     })?;
-    Config::from_toml_str(&text, &sys).map_err(|e| {
+    let mut config = Config::from_toml_str(&text, &sys).map_err(|e| {
         report(&e);
         EXIT_USAGE
-    })
+    })?;
+    // Secrets kept in files are read now, once (a missing file is a config error).
+    config.read_password_files(|p| std::fs::read_to_string(p)).map_err(|e| {
+        report(&e);
+        EXIT_USAGE
+    })?;
+    Ok(config)
 }
 
 /// `check-config`: the effective configuration on stdout.

@@ -112,3 +112,42 @@ fn usage_errors_exit_2() {
     }
     assert_eq!(mailroot(&["--help"]).status.code(), Some(0));
 }
+
+#[test]
+fn smart_host_auth_password_file_and_redaction() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let pw = dir.path().join("smart-host.pw");
+    std::fs::write(&pw, "s3cret-in-file\n").unwrap_or_else(|e| panic!("{e}"));
+    let head = "[relay]\nsmart_host = \"smart.example:587\"\n";
+    // A password file: read at load; check-config names the file, never the password.
+    let with_file = format!(
+        "{head}smart_host_auth = {{ user = \"relay\", password_file = {:?} }}\n\
+         [delivery]\ntls = \"encrypt\"\n[[domain]]\nname = \"bank.example\"\ntls = \"verify\"\n",
+        pw.to_string_lossy()
+    );
+    let out = check(dir.path(), "file.toml", &with_file);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("password_file = "), "{printed}");
+    assert!(printed.contains("tls = \"encrypt\"") && printed.contains("tls = \"verify\""));
+    assert!(!printed.contains("s3cret-in-file"), "{printed}");
+    // An inline password is printed as <redacted>.
+    let inline = format!("{head}smart_host_auth = {{ user = \"relay\", password = \"s3cret\" }}\n");
+    let out = check(dir.path(), "inline.toml", &inline);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("password = \"<redacted>\""), "{printed}");
+    assert!(!printed.contains("s3cret"), "{printed}");
+    // A missing password file is a config error naming the key: exit 2.
+    let missing = format!(
+        "{head}smart_host_auth = {{ user = \"relay\", password_file = \"/nonexistent/pw\" }}\n"
+    );
+    let out = check(dir.path(), "missing.toml", &missing);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(
+        stderr.starts_with("mailroot: config error at `relay.smart_host_auth.password_file`: "),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -14,12 +14,18 @@
 //! - `E: event`     the client must report this event (see `render` below for the forms:
 //!   `ready`, `done mail=250 rcpt=250,451 data=250|-`, `refused 5.3.4`,
 //!   `greeting-failed 421`, `hello-failed 554`, `loop-detected`, `timeout data-term`,
-//!   `closed`, `error <text>` for an `Err` from `handle_input`/`handle_close`).
+//!   `closed`, `starttls`, `security-failed 4.7.4 <text>`, `error <text>` for an `Err`
+//!   from `handle_input`/`handle_close`, recorded after the events of the same read).
 //! - `T: N`         N seconds pass on the fake clock, then `handle_timeout`.
 //! - `X:`           the server closes the connection (`handle_close`).
+//! - `H: ok`        the driver's TLS handshake succeeded (`tls_established`); `H: fail
+//!   REASON` it failed (`tls_failed`). The driver never starts TLS by itself on
+//!   `starttls`: the transcript says when (so bytes before `H:` are plaintext).
 //! - `! key value`  configuration and jobs:
 //!   `! helo_name NAME` (default `relay.example`), `! use_helo`, `! no_bdat` (DATA even
 //!   when CHUNKING is offered),
+//!   `! tls none|may|encrypt|verify` (default `may`), `! tls_capable` (the driver can do
+//!   TLS; default not), `! auth USER PASSWORD` (smart host credentials),
 //!   `! max_messages_per_connection N` (default 20), `! own_hostname NAME` (default
 //!   `relay.example`; repeatable, the first replaces the default),
 //!   `! job from=ADDR [size=N] [8bit] [smtputf8] [ret=FULL|HDRS] [envid=X]` (a new job;
@@ -40,7 +46,9 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use mailroot::smtp::client::{ClientConfig, ClientSession, Event, Job, JobRecipient};
+use mailroot::smtp::client::{
+    ClientAuth, ClientConfig, ClientSession, Event, Job, JobRecipient, TlsPolicy,
+};
 use mailroot::smtp::command::{Notify, Ret};
 use mailroot::smtp::reply::Reply;
 
@@ -56,6 +64,8 @@ enum Step {
     Wait(u64),
     /// The server closes.
     Close,
+    /// The TLS handshake: `None` = established, else the failure reason.
+    Handshake(Option<String>),
 }
 
 /// What the client must do after a step: bytes written and events.
@@ -132,6 +142,16 @@ fn parse(text: &str) -> Transcript {
                 t.steps.push(Step::Close);
                 t.expected.push(Segment::default());
             }
+            "H:" => {
+                let r = rest.trim();
+                let step = match r.strip_prefix("fail ") {
+                    Some(reason) => Step::Handshake(Some(reason.to_owned())),
+                    None if r == "ok" => Step::Handshake(None),
+                    None => panic!("line {n}: bad handshake {r}"),
+                };
+                t.steps.push(step);
+                t.expected.push(Segment::default());
+            }
             "C:" => {
                 let seg = t.expected.last_mut().unwrap();
                 seg.out.push_str(&String::from_utf8(unescape(rest, n)).unwrap());
@@ -152,6 +172,16 @@ fn parse(text: &str) -> Transcript {
                 match key {
                     "helo_name" => t.cfg.helo_name = words.next().unwrap().into(),
                     "use_helo" => t.cfg.use_helo = true,
+                    "tls" => {
+                        let w = words.next().unwrap();
+                        t.cfg.tls = TlsPolicy::from_word(w).unwrap_or_else(|| panic!("tls {w}"));
+                    }
+                    "tls_capable" => t.cfg.tls_capable = true,
+                    "auth" => {
+                        let user = words.next().unwrap().into();
+                        let password = words.next().unwrap().into();
+                        t.cfg.auth = Some(ClientAuth { user, password });
+                    }
                     "no_bdat" => t.cfg.use_bdat = false,
                     "max_messages_per_connection" => {
                         t.cfg.max_messages_per_connection = words.next().unwrap().parse().unwrap();
@@ -232,6 +262,11 @@ fn render(ev: &Event) -> String {
         }
         Event::TimedOut { stage } => format!("timeout {stage}"),
         Event::Closed => "closed".into(),
+        Event::StartTls => "starttls".into(),
+        Event::SecurityFailed(f) => {
+            let s = f.status();
+            format!("security-failed {}.{}.{} {f}", s.class, s.subject, s.detail)
+        }
     }
 }
 
@@ -292,15 +327,23 @@ fn replay(t: &Transcript, split: Split<'_>) -> Vec<Segment> {
         match step {
             Step::Input(bytes) => {
                 for piece in split(i, bytes) {
-                    if let Err(e) = d.s.handle_input(d.now, &piece) {
+                    let r = d.s.handle_input(d.now, &piece);
+                    d.drain(&mut seg);
+                    if let Err(e) = r {
                         seg.events.push(format!("error {e}"));
                     }
-                    d.drain(&mut seg);
                 }
             }
             Step::Wait(secs) => {
                 d.now += Duration::from_secs(*secs);
                 d.s.handle_timeout(d.now);
+                d.drain(&mut seg);
+            }
+            Step::Handshake(result) => {
+                match result {
+                    None => d.s.tls_established(d.now),
+                    Some(reason) => d.s.tls_failed(reason),
+                }
                 d.drain(&mut seg);
             }
             Step::Close => {

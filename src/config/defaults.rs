@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{
     BareLineEnding, Config, ConnectionsConfig, DeliveryConfig, DnsConfig, DomainsConfig,
-    HostsConfig, Limits, RelayConfig, Site, SmtpConfig, SpoolConfig, SystemDefaults,
+    HostsConfig, Limits, RelayConfig, Site, SmtpConfig, SpoolConfig, SystemDefaults, TlsPolicy,
 };
 
 /// Name of the site used when the file has no `[[site]]`.
@@ -148,6 +148,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
             masquerade_domain: None,
             max_hop_count: DEFAULT_MAX_HOP_COUNT,
             send_ndr_copy_to: None,
+            smart_host_auth: None,
         },
         connections: ConnectionsConfig { allow: Vec::new(), deny: Vec::new() },
         domains: DomainsConfig { local: vec!["localhost".to_owned()], aliases: Vec::new() },
@@ -188,6 +189,7 @@ fn default_delivery() -> DeliveryConfig {
         data_term_timeout_ms: DEFAULT_DATA_TERM_TIMEOUT_MS,
         port: DEFAULT_DELIVERY_PORT,
         hold: false,
+        tls: TlsPolicy::May,
     }
 }
 

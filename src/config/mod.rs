@@ -52,7 +52,10 @@ pub use defaults::{
     DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS,
     MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
 };
-pub use outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop};
+pub use outbound::{
+    ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
+    SmartHostAuth, TlsPolicy,
+};
 
 /// The whole validated configuration. Built by [`Config::from_toml_str`] or
 /// [`Config::embedded_default`]; never changed afterwards.
@@ -159,6 +162,9 @@ pub struct RelayConfig {
     /// Send a copy of every non-delivery report to this mailbox (IIS "send copy of NDR
     /// to"). Key `send_ndr_copy_to`. Invariant: `local@domain` with a valid domain.
     pub send_ndr_copy_to: Option<String>,
+    /// Credentials for `smart_host` (IIS outbound Basic authentication). Key
+    /// `smart_host_auth`. Invariant: `Some` only with `smart_host`.
+    pub smart_host_auth: Option<SmartHostAuth>,
 }
 
 /// `[connections]`: clients allowed to connect at all (IIS "Connection control").
@@ -291,8 +297,34 @@ impl Config {
         defaults::embedded_default(sys)
     }
 
+    /// Read the secrets kept in files (`relay.smart_host_auth.password_file`) with `read`
+    /// (the caller's file reader: this module does no I/O). One trailing `\n` or `\r\n`
+    /// is stripped. A file that cannot be read, or an empty or NUL-holding password, is a
+    /// `ConfigError` naming the key.
+    pub fn read_password_files(
+        &mut self,
+        read: impl Fn(&std::path::Path) -> std::io::Result<String>,
+    ) -> Result<(), ConfigError> {
+        const KEY: &str = "relay.smart_host_auth.password_file";
+        let Some(auth) = &mut self.relay.smart_host_auth else { return Ok(()) };
+        let Some(path) = &auth.password_file else { return Ok(()) };
+        let text = read(path)
+            .map_err(|e| ConfigError::new(KEY, format!("cannot read {}: {e}", path.display())))?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.is_empty() || text.contains('\0') {
+            return Err(ConfigError::new(
+                KEY,
+                format!("{}: the password must be one non-empty line without NUL", path.display()),
+            ));
+        }
+        auth.credentials.password = text.to_owned();
+        Ok(())
+    }
+
     /// The full effective configuration as TOML, every key present, in the syntax
-    /// [`Config::from_toml_str`] accepts: `from_toml_str(&c.to_toml(), _) == Ok(c)`.
+    /// [`Config::from_toml_str`] accepts: `from_toml_str(&c.to_toml(), _) == Ok(c)`, except
+    /// that an inline smart host password is printed as `"<redacted>"`.
     #[must_use]
     pub fn to_toml(&self) -> String {
         print::to_toml(self)

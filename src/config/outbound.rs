@@ -16,6 +16,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+pub use crate::smtp::client::{ClientAuth, TlsPolicy};
+
 /// Where to send mail next when it is not looked up by MX: an address literal (no DNS at
 /// all) or a host name resolved by A/AAAA (never by MX, as IIS treats a smart host).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -169,6 +171,23 @@ pub struct DomainRule {
     /// Drop folder for a local domain matched by this rule, instead of `<mailroot>/Drop`.
     /// Key `drop`. Invariant: not empty.
     pub drop: Option<PathBuf>,
+    /// TLS policy toward these domains' next hops (key `tls`: `"none"`, `"may"`,
+    /// `"encrypt"`, `"verify"`); `None` = `[delivery] tls`.
+    pub tls: Option<TlsPolicy>,
+}
+
+/// `[relay] smart_host_auth`: credentials for the `[relay] smart_host` (AUTH PLAIN, else
+/// LOGIN, only over TLS). `{ user = "...", password = "..." }` or `{ user = "...",
+/// password_file = "/path" }`. `Debug` and `check-config` never show the password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmartHostAuth {
+    /// User and password. Invariant: user not empty, no control characters; password not
+    /// empty, no NUL. With `password_file`, the password is empty until
+    /// `Config::read_password_files` read it (at load, by the caller).
+    pub credentials: ClientAuth,
+    /// Where the password is kept (key `password_file`), if not inline. Invariant: not
+    /// empty.
+    pub password_file: Option<PathBuf>,
 }
 
 /// `[hosts]`: a static host table (name -> addresses), for intranets without DNS (IIS let
@@ -228,6 +247,9 @@ pub struct DeliveryConfig {
     /// Deliver nothing: every message stays in the queue (Postfix `defer_transports` for
     /// all transports; the IIS "pause" of remote delivery). Key `hold`. Default false.
     pub hold: bool,
+    /// TLS policy of outbound connections (key `tls`; default `"may"`: STARTTLS when
+    /// offered, no certificate check). A `[[domain]] tls` overrides it.
+    pub tls: TlsPolicy,
 }
 
 impl DeliveryConfig {
@@ -355,6 +377,7 @@ mod tests {
             data_term_timeout_ms: 1,
             port: 25,
             hold: false,
+            tls: TlsPolicy::May,
         };
         let got: Vec<u64> = (0..6).map(|n| d.retry_interval_ms(n)).collect();
         assert_eq!(got, [1, 1, 2, 3, 3, 3]);

@@ -68,6 +68,7 @@ const LIMITS_KEYS: &[&str] = &[
 const RELAY_KEYS: &[&str] = &[
     "allow",
     "smart_host",
+    "smart_host_auth",
     "attempt_direct_first",
     "masquerade_domain",
     "max_hop_count",

@@ -14,14 +14,17 @@ use super::keyed::{
     AtKey, Parsed, U32_MAX, USIZE_MAX, boolean, count, duration_ms, each_key, join, port,
     positive_ms, string, strings, tables, wrong_type,
 };
-use super::outbound::{DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop};
+use super::outbound::{
+    ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
+    SmartHostAuth, TlsPolicy,
+};
 use super::parse::check_keys;
 use super::values::domain;
 use super::{ConfigError, DomainsConfig, RelayConfig};
 
 /// Keys allowed in each `[[domain]]`.
 pub(super) const DOMAIN_RULE_KEYS: &[&str] =
-    &["name", "relay", "smart_host", "helo", "port", "drop"];
+    &["name", "relay", "smart_host", "helo", "port", "drop", "tls"];
 /// Keys allowed in `[dns]`.
 pub(super) const DNS_KEYS: &[&str] = &["servers", "timeout", "attempts"];
 /// Keys allowed in `[delivery]`.
@@ -41,7 +44,10 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "data_term_timeout",
     "port",
     "hold",
+    "tls",
 ];
+/// Keys allowed in `[relay] smart_host_auth`.
+const SMART_HOST_AUTH_KEYS: &[&str] = &["user", "password", "password_file"];
 
 /// Longest `delivery.retry` list: more steps than this is a typo, not a schedule.
 const MAX_RETRY_STEPS: usize = 64;
@@ -79,11 +85,18 @@ pub(super) fn relay(t: &Table, r: &mut RelayConfig) -> Parsed<()> {
             }
             "max_hop_count" => r.max_hop_count = count(v, key, U32_MAX)?,
             "send_ndr_copy_to" => r.send_ndr_copy_to = Some(mailbox(v, key)?),
+            "smart_host_auth" => r.smart_host_auth = Some(smart_host_auth(v, key)?),
             // check_keys ran on this table before: every key is one of RELAY_KEYS.
             _ => unreachable!("relay key {name} passed check_keys"),
         }
         Ok(())
     })?;
+    if r.smart_host_auth.is_some() && r.smart_host.is_none() {
+        return Err(ConfigError::new(
+            "relay.smart_host_auth",
+            "needs relay.smart_host (the host to authenticate to)",
+        ));
+    }
     if r.attempt_direct_first && r.smart_host.is_none() {
         return Err(ConfigError::new(
             "relay.attempt_direct_first",
@@ -91,6 +104,69 @@ pub(super) fn relay(t: &Table, r: &mut RelayConfig) -> Parsed<()> {
         ));
     }
     Ok(())
+}
+
+/// A TLS policy word.
+fn tls_policy(v: &Value, key: &str) -> Parsed<TlsPolicy> {
+    let s = string(v, key)?;
+    TlsPolicy::from_word(s).ok_or_else(|| {
+        ConfigError::new(
+            key,
+            format!(
+                "unknown TLS policy {s:?}: expected \"none\", \"may\", \"encrypt\" or \"verify\""
+            ),
+        )
+    })
+}
+
+/// `[relay] smart_host_auth = { user = "...", password = "..." | password_file = "..." }`.
+/// The password file is read later, by `Config::read_password_files`.
+fn smart_host_auth(v: &Value, key: &str) -> Parsed<SmartHostAuth> {
+    let Value::Table(t) = v else {
+        return Err(wrong_type(
+            key,
+            "expected a table like { user = \"relay\", password_file = \"/etc/mailroot/pw\" }",
+            v,
+        ));
+    };
+    check_keys(t, key, SMART_HOST_AUTH_KEYS)?;
+    let user_key = join(key, "user");
+    let user = match t.get("user") {
+        Some(u) => string(u, &user_key)?,
+        None => return Err(ConfigError::new(user_key, "missing; the user name to log in as")),
+    };
+    if user.is_empty() || user.chars().any(char::is_control) {
+        return Err(ConfigError::new(user_key, "must be non-empty, without control characters"));
+    }
+    let (password, password_file) = match (t.get("password"), t.get("password_file")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                join(key, "password_file"),
+                "give either password or password_file, not both",
+            ));
+        }
+        (Some(p), None) => {
+            let pkey = join(key, "password");
+            let p = string(p, &pkey)?;
+            if p.is_empty() || p.contains('\0') {
+                return Err(ConfigError::new(pkey, "must be non-empty, without NUL"));
+            }
+            (p.to_owned(), None)
+        }
+        (None, Some(f)) => {
+            let fkey = join(key, "password_file");
+            let f = string(f, &fkey)?;
+            if f.is_empty() || f.contains('\0') {
+                return Err(ConfigError::new(fkey, "must be a non-empty path"));
+            }
+            (String::new(), Some(PathBuf::from(f)))
+        }
+        (None, None) => {
+            return Err(ConfigError::new(key, "needs password or password_file"));
+        }
+    };
+    let credentials = ClientAuth { user: user.to_owned(), password };
+    Ok(SmartHostAuth { credentials, password_file })
 }
 
 /// `[domains] aliases` (after `local` was read): valid, lower case, unique, not local.
@@ -159,6 +235,7 @@ pub(super) fn domain_rules(v: &Value, local: &DomainsConfig) -> Parsed<Vec<Domai
             helo: false,
             port: None,
             drop: None,
+            tls: None,
         };
         each_key(t, &prefix, |name, v, key| {
             match name {
@@ -168,6 +245,7 @@ pub(super) fn domain_rules(v: &Value, local: &DomainsConfig) -> Parsed<Vec<Domai
                 "helo" => rule.helo = boolean(v, key)?,
                 "port" => rule.port = Some(port(v, key)?),
                 "drop" => rule.drop = Some(drop_dir(v, key, &rule.pattern, local)?),
+                "tls" => rule.tls = Some(tls_policy(v, key)?),
                 // check_keys ran on this table before.
                 _ => unreachable!("domain key {name} passed check_keys"),
             }
@@ -280,6 +358,7 @@ pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
             "data_term_timeout" => d.data_term_timeout_ms = positive_ms(v, key)?,
             "port" => d.port = port(v, key)?,
             "hold" => d.hold = boolean(v, key)?,
+            "tls" => d.tls = tls_policy(v, key)?,
             _ => unreachable!("delivery key {name} passed check_keys"),
         }
         Ok(())
@@ -437,5 +516,138 @@ mod tests {
                 Config::from_toml_str(text, &sys()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
             assert!(check(&cfg), "{text:?}: {cfg:?}");
         }
+    }
+
+    /// `[delivery] tls`, `[[domain]] tls` and `[relay] smart_host_auth`: refusals.
+    #[test]
+    fn bad_tls_and_auth_configs_name_their_key() {
+        let sh = "[relay]\nsmart_host = \"[10.1.2.3]:587\"\n";
+        let with = |rest: &str| format!("{sh}{rest}");
+        let owned: Vec<(String, &str, &str)> = vec![
+            ("[delivery]\ntls = \"dane\"".into(), "delivery.tls", "unknown TLS policy"),
+            ("[delivery]\ntls = true".into(), "delivery.tls", "expected a string"),
+            ("[[domain]]\nname = \"a\"\ntls = \"must\"".into(), "domain[0].tls", "\"verify\""),
+            (
+                "[relay]\nsmart_host_auth = { user = \"u\", password = \"p\" }".into(),
+                "relay.smart_host_auth",
+                "needs relay.smart_host",
+            ),
+            (with("smart_host_auth = \"u:p\""), "relay.smart_host_auth", "expected a table"),
+            (
+                with("smart_host_auth = { password = \"p\" }"),
+                "relay.smart_host_auth.user",
+                "missing",
+            ),
+            (
+                with("smart_host_auth = { user = \"\", password = \"p\" }"),
+                "relay.smart_host_auth.user",
+                "non-empty",
+            ),
+            (with("smart_host_auth = { user = \"u\" }"), "relay.smart_host_auth", "password_file"),
+            (
+                with("smart_host_auth = { user = \"u\", password = \"\" }"),
+                "relay.smart_host_auth.password",
+                "non-empty",
+            ),
+            (
+                with(
+                    "smart_host_auth = { user = \"u\", password = \"p\", password_file = \"/f\" }",
+                ),
+                "relay.smart_host_auth.password_file",
+                "not both",
+            ),
+            (
+                with("smart_host_auth = { user = \"u\", pasword = \"p\" }"),
+                "relay.smart_host_auth.pasword",
+                "did you mean `password`",
+            ),
+        ];
+        let cases: Vec<(&str, &str, &str)> =
+            owned.iter().map(|(t, k, w)| (t.as_str(), *k, *w)).collect();
+        assert_refused(&cases);
+    }
+
+    #[test]
+    fn tls_and_smart_host_auth_are_read_and_printed_without_the_password() {
+        use super::super::TlsPolicy;
+        let text = "[relay]\nsmart_host = \"smart.example:587\"\n\
+                    smart_host_auth = { user = \"relay@corp\", password = \"s3cret\" }\n\
+                    [delivery]\ntls = \"Encrypt\"\n\
+                    [[domain]]\nname = \"bank.example\"\ntls = \"verify\"";
+        let c = Config::from_toml_str(text, &sys()).unwrap();
+        assert_eq!(c.delivery.tls, TlsPolicy::Encrypt);
+        assert_eq!(c.domain_rules[0].tls, Some(TlsPolicy::Verify));
+        let auth = c.relay.smart_host_auth.as_ref().unwrap();
+        assert_eq!(
+            (&*auth.credentials.user, &*auth.credentials.password),
+            ("relay@corp", "s3cret")
+        );
+        let printed = c.to_toml();
+        assert!(printed.contains("tls = \"encrypt\""), "{printed}");
+        assert!(printed.contains("tls = \"verify\""), "{printed}");
+        assert!(
+            printed
+                .contains("smart_host_auth = { user = \"relay@corp\", password = \"<redacted>\" }"),
+            "{printed}"
+        );
+        assert!(!printed.contains("s3cret") && !format!("{c:?}").contains("s3cret"));
+        // The printed text parses back; only the password differs.
+        let back = Config::from_toml_str(&printed, &sys()).unwrap();
+        assert_eq!(back.delivery.tls, TlsPolicy::Encrypt);
+        // Defaults: may, no rule policy, no credentials.
+        let d = Config::from_toml_str("", &sys()).unwrap();
+        assert_eq!((d.delivery.tls, d.relay.smart_host_auth.is_none()), (TlsPolicy::May, true));
+        assert!(d.to_toml().contains("tls = \"may\"") && d.to_toml().contains("# smart_host_auth"));
+    }
+
+    #[test]
+    fn password_file_is_read_at_load() {
+        let text = "[relay]\nsmart_host = \"smart.example\"\n\
+                    smart_host_auth = { user = \"u\", password_file = \"/etc/mailroot/pw\" }";
+        let mut c = Config::from_toml_str(text, &sys()).unwrap();
+        let printed = c.to_toml();
+        assert!(printed.contains("password_file = \"/etc/mailroot/pw\""), "{printed}");
+        let back = Config::from_toml_str(&printed, &sys()).unwrap();
+        assert_eq!(back, c, "round trip with a password file");
+        // (file text, password or error words)
+        let cases: &[(std::io::Result<&str>, Result<&str, &str>)] = &[
+            (Ok("s3cret\n"), Ok("s3cret")),
+            (Ok("s3cret\r\n"), Ok("s3cret")),
+            (Ok("s3cret"), Ok("s3cret")),
+            (Ok(" two words \n\n"), Ok(" two words \n")),
+            (Ok("\n"), Err("non-empty")),
+            (Ok("a\0b"), Err("without NUL")),
+            (Err(std::io::ErrorKind::NotFound.into()), Err("cannot read /etc/mailroot/pw")),
+        ];
+        for (file, want) in cases {
+            let mut c = c.clone();
+            let got = c.read_password_files(|p| {
+                assert_eq!(p, std::path::Path::new("/etc/mailroot/pw"));
+                match file {
+                    Ok(t) => Ok((*t).to_owned()),
+                    Err(e) => Err(std::io::Error::from(e.kind())),
+                }
+            });
+            match (got, want) {
+                (Ok(()), Ok(pw)) => {
+                    let a = c.relay.smart_host_auth.as_ref().unwrap();
+                    assert_eq!(a.credentials.password, *pw);
+                }
+                (Err(e), Err(words)) => {
+                    assert_eq!(e.key, "relay.smart_host_auth.password_file");
+                    assert!(e.problem.contains(words), "{e}");
+                }
+                (got, want) => panic!("{file:?}: {got:?}, want {want:?}"),
+            }
+        }
+        // Inline passwords need no reader.
+        let mut inline = Config::from_toml_str(
+            "[relay]\nsmart_host = \"s.example\"\n\
+             smart_host_auth = { user = \"u\", password = \"p\" }",
+            &sys(),
+        )
+        .unwrap();
+        inline.read_password_files(|_| panic!("no file to read")).unwrap();
+        c.read_password_files(|_| Ok("pw\n".into())).unwrap();
     }
 }

@@ -46,6 +46,20 @@ pub(super) fn to_toml(c: &Config) -> String {
     let _ = writeln!(out, "{}", optional("masquerade_domain", r.masquerade_domain.as_ref()));
     let _ = writeln!(out, "max_hop_count = {}", r.max_hop_count);
     let _ = writeln!(out, "{}", optional("send_ndr_copy_to", r.send_ndr_copy_to.as_ref()));
+    // SECURITY: never the password, only where it comes from.
+    match &r.smart_host_auth {
+        Some(a) => {
+            let secret = match &a.password_file {
+                Some(f) => format!("password_file = {}", quote(&f.to_string_lossy())),
+                None => "password = \"<redacted>\"".to_owned(),
+            };
+            let user = quote(&a.credentials.user);
+            let _ = writeln!(out, "smart_host_auth = {{ user = {user}, {secret} }}");
+        }
+        None => {
+            let _ = writeln!(out, "# smart_host_auth = (unset)");
+        }
+    }
     let _ = writeln!(out, "\n[connections]");
     let _ = writeln!(out, "allow = {}", list(&c.connections.allow));
     let _ = writeln!(out, "deny = {}", list(&c.connections.deny));
@@ -85,6 +99,7 @@ fn outbound(c: &Config, out: &mut String) {
         if let Some(d) = &rule.drop {
             let _ = writeln!(out, "drop = {}", quote(&d.to_string_lossy()));
         }
+        let _ = writeln!(out, "{}", optional("tls", rule.tls.as_ref()));
     }
     let _ = writeln!(out, "\n[hosts]");
     for (name, addrs) in &c.hosts {
@@ -116,6 +131,7 @@ fn outbound(c: &Config, out: &mut String) {
     let _ = writeln!(out, "max_connections_per_domain = {}", d.max_connections_per_domain);
     let _ = writeln!(out, "port = {}", d.port);
     let _ = writeln!(out, "hold = {}", d.hold);
+    let _ = writeln!(out, "tls = {}", quote(d.tls.as_str()));
 }
 
 #[cfg(test)]

@@ -491,6 +491,10 @@ impl Outbound {
                     }
                 }
                 Event::Closed => {}
+                // Not wired yet: `tls_capable` is false, so the session never asks for TLS;
+                // a TLS policy or AUTH failure moves on like a failed EHLO.
+                Event::StartTls => session.tls_failed("outbound TLS is not wired yet"),
+                Event::SecurityFailed(f) => c.last_reason = Some(format!("{mta}: {f}")),
             }
         }
     }

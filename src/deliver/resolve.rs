@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::dns::{DnsError, MxResolution, Resolver};
 use crate::plan::route::{HopOptions, LOOP_STATUS, NextHop, Route, SELF_CONNECT_TEXT, is_self};
 use crate::queue::inbox::{RcptOutcome, TaskReport};
-use crate::smtp::client::{ClientConfig, Timeouts};
+use crate::smtp::client::{ClientConfig, Timeouts, TlsPolicy};
 
 /// Threads in the pool.
 pub const RESOLVER_THREADS: usize = 2;
@@ -42,17 +42,44 @@ struct Shared {
     resolver: Arc<Resolver>,
     /// Our listen addresses (loop check).
     listen: Vec<SocketAddr>,
-    /// Client settings with EHLO.
-    ehlo: Arc<ClientConfig>,
-    /// Client settings with HELO (`[[domain]] helo = true`).
-    helo: Arc<ClientConfig>,
+    /// Client settings for each (HELO, TLS policy, smart host AUTH) a route can ask for,
+    /// built once. Invariant: `clients[client_index(..)]` exists for every key.
+    clients: Vec<Arc<ClientConfig>>,
     /// The outbound loop.
     outbound: OutboundHandle,
     /// Failures go straight back to the runner.
     reports: Sender<TaskReport>,
 }
 
-/// The client settings from the configuration.
+/// Where the client settings for a route's (HELO, TLS policy, smart host AUTH) sit in
+/// `Shared::clients`.
+fn client_index(helo: bool, tls: TlsPolicy, auth: bool) -> usize {
+    let tls = TlsPolicy::ALL.iter().position(|&p| p == tls).unwrap_or(0);
+    usize::from(helo) * 2 * TlsPolicy::ALL.len() + tls * 2 + usize::from(auth)
+}
+
+/// Every client setting a route can ask for (16, shared by all tasks), in
+/// `client_index` order.
+fn client_configs(cfg: &Config) -> Vec<Arc<ClientConfig>> {
+    let mut out = Vec::new();
+    for helo in [false, true] {
+        for tls in TlsPolicy::ALL {
+            for auth in [false, true] {
+                debug_assert_eq!(client_index(helo, tls, auth), out.len());
+                let mut c = client_config(cfg, helo);
+                c.tls = tls;
+                if auth {
+                    c.auth = cfg.relay.smart_host_auth.as_ref().map(|a| a.credentials.clone());
+                }
+                out.push(Arc::new(c));
+            }
+        }
+    }
+    out
+}
+
+/// The client settings from the configuration (TLS policy `[delivery] tls`, no AUTH;
+/// `client_configs` varies them per route).
 pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
     let d = &cfg.delivery;
     let ms = Duration::from_millis;
@@ -72,6 +99,11 @@ pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
         },
         max_messages_per_connection: d.max_messages_per_connection,
         own_hostnames: vec![cfg.hostname.clone()],
+        tls: cfg.delivery.tls,
+        // The outbound service cannot run a TLS handshake yet: no STARTTLS is sent (`may`
+        // is plaintext as before; `encrypt`/`verify` defer with 4.7.4).
+        tls_capable: false,
+        auth: None,
     }
 }
 
@@ -112,14 +144,8 @@ pub fn spawn(
     reports: Sender<TaskReport>,
 ) -> std::io::Result<Router> {
     let (pool, requests) = crossbeam_channel::unbounded::<ResolveRequest>();
-    let shared = Arc::new(Shared {
-        resolver,
-        listen,
-        ehlo: Arc::new(client_config(cfg, false)),
-        helo: Arc::new(client_config(cfg, true)),
-        outbound,
-        reports,
-    });
+    let shared =
+        Arc::new(Shared { resolver, listen, clients: client_configs(cfg), outbound, reports });
     for k in 0..RESOLVER_THREADS {
         let shared = Arc::clone(&shared);
         let rx = requests.clone();
@@ -265,7 +291,8 @@ impl Shared {
             let _ = self.reports.send(TaskReport::all(&task, &outcome));
             return;
         }
-        let client = if options.helo { Arc::clone(&self.helo) } else { Arc::clone(&self.ehlo) };
+        let i = client_index(options.helo, options.tls, options.smart_host_auth);
+        let client = Arc::clone(&self.clients[i]); // invariant of `clients`
         let ot = OutboundTask { task, dest_key: Arc::from(key), targets, client };
         if let Err(t) = self.outbound.submit(ot) {
             let outcome =

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use crate::config::Config;
 pub use crate::config::NextHop;
 use crate::policy::domain::{domain_rule, is_local_domain, normalize};
+use crate::smtp::client::TlsPolicy;
 
 /// Enhanced status code for a loop (RFC 3463 §3.5 "Routing loop detected").
 pub const LOOP_STATUS: &str = "5.4.6";
@@ -47,6 +48,12 @@ pub struct HopOptions {
     /// Port for hosts that do not name one (`[[domain]] port`, else `[delivery] port`).
     /// A [`NextHop`] with its own port overrides it: see [`HopOptions::port_for`].
     pub port: u16,
+    /// TLS policy (`[[domain]] tls`, else `[delivery] tls`).
+    pub tls: TlsPolicy,
+    /// Log in with `[relay] smart_host_auth`: only on the route to `[relay] smart_host`
+    /// itself (never to MX hosts, a `[[domain]]` smart host, or a mixed MX + smart host
+    /// fallback list: credentials go to the host they were configured for).
+    pub smart_host_auth: bool,
 }
 
 impl HopOptions {
@@ -114,9 +121,11 @@ pub fn route(cfg: &Config, rcpt_domain: &str) -> Route {
         let drop_dir = rule.and_then(|r| r.drop.clone()).unwrap_or_else(|| cfg.drop_dir());
         return Route::Local { drop_dir };
     }
-    let options = HopOptions {
+    let mut options = HopOptions {
         helo: rule.is_some_and(|r| r.helo),
         port: rule.and_then(|r| r.port).unwrap_or(cfg.delivery.port),
+        tls: rule.and_then(|r| r.tls).unwrap_or(cfg.delivery.tls),
+        smart_host_auth: false,
     };
     if let Some(hop) = rule.and_then(|r| r.smart_host.clone()) {
         return Route::SmartHost { hop, options };
@@ -128,6 +137,7 @@ pub fn route(cfg: &Config, rcpt_domain: &str) -> Route {
         if cfg.relay.attempt_direct_first {
             return Route::Mx { fallback: Some(smart.clone()), options };
         }
+        options.smart_host_auth = cfg.relay.smart_host_auth.is_some();
         return Route::SmartHost { hop: smart.clone(), options };
     }
     if let Some(ip) = address_literal(&domain) {
@@ -230,7 +240,7 @@ mod tests {
     }
 
     fn opts(helo: bool, port: u16) -> HopOptions {
-        HopOptions { helo, port }
+        HopOptions { helo, port, tls: TlsPolicy::May, smart_host_auth: false }
     }
 
     fn hop(s: &str) -> NextHop {
@@ -315,6 +325,39 @@ mod tests {
         for (c, domain, want) in cases {
             assert_eq!(route(c, domain), want, "{domain}");
         }
+    }
+
+    #[test]
+    fn tls_policy_and_smart_host_auth() {
+        let c = cfg("[relay]\nsmart_host = \"smart.example:587\"\n\
+             smart_host_auth = { user = \"u\", password = \"p\" }\n\
+             [delivery]\ntls = \"encrypt\"\n\
+             [[domain]]\nname = \"bank.example\"\ntls = \"verify\"\n\
+             [[domain]]\nname = \"old.example\"\ntls = \"none\"");
+        let options = |d: &str| match route(&c, d) {
+            Route::SmartHost { options, .. }
+            | Route::Hosts { options, .. }
+            | Route::Mx { options, .. } => options,
+            Route::Local { .. } => panic!("{d} is local"),
+        };
+        // (domain, policy, log in with smart_host_auth)
+        let cases = [
+            ("gmail.com", TlsPolicy::Encrypt, true),
+            ("bank.example", TlsPolicy::Verify, true),
+            ("old.example", TlsPolicy::None, true),
+            // A [[domain]] smart host or the host table never gets the credentials.
+            ("x.corp.example", TlsPolicy::Encrypt, false),
+            ("intranet.example", TlsPolicy::Encrypt, false),
+        ];
+        for (d, tls, auth) in cases {
+            let o = options(d);
+            assert_eq!((o.tls, o.smart_host_auth), (tls, auth), "{d}");
+        }
+        // Default: may; with attempt_direct_first the mixed MX + smart host list gets none.
+        let direct = cfg("[relay]\nsmart_host = \"s.example\"\nattempt_direct_first = true\n\
+             smart_host_auth = { user = \"u\", password = \"p\" }");
+        let Route::Mx { options, .. } = route(&direct, "gmail.com") else { panic!() };
+        assert_eq!((options.tls, options.smart_host_auth), (TlsPolicy::May, false));
     }
 
     #[test]

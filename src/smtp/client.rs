@@ -6,7 +6,9 @@
 //! `handle_timeout` at `poll_timeout`, and acts on `poll_event`:
 //!
 //! ```text
-//! new(cfg, now) ── 220 ──▶ EHLO (HELO on 500/502, or when configured) ── 250 ──▶ Event::Ready
+//! new(cfg, now) ── 220 ──▶ EHLO (HELO on 500/502, or when configured) ── 250 ──▶
+//!   [STARTTLS ── 220 ──▶ Event::StartTls ── tls_established ──▶ EHLO again ── 250 ──▶]
+//!   [AUTH PLAIN (or LOGIN) ── 235 ──▶] Event::Ready
 //!   Ready ── send(job) ──▶ MAIL, RCPT..., DATA (one write with PIPELINING, else lock-step)
 //!         ── 354 ──▶ content, dot-stuffed, in bounded pieces ── final reply ──▶
 //!   (with CHUNKING: MAIL, RCPT... ── replies ──▶ `BDAT <n> LAST` + content ── reply ──▶)
@@ -48,97 +50,48 @@
 //! - RSET follows a transaction that ended before content (MAIL failed, no RCPT accepted,
 //!   DATA refused); after a final reply to content the server has already reset.
 //!
+//! STARTTLS and AUTH (`client/security.rs`): after EHLO, `ClientConfig::tls` decides.
+//! STARTTLS is sent when offered, the policy is not `None`, and the driver said it can do
+//! TLS (`tls_capable`); on 220 the session emits `Event::StartTls` and waits (reads and
+//! writes nothing) for `tls_established` (EHLO again; RFC 3207 §4.2) or `tls_failed`.
+//! Any byte after that 220 and before the handshake is a protocol violation (never read
+//! as a reply after TLS). `May` goes on in plaintext when STARTTLS is not offered or is
+//! refused; `Encrypt`/`Verify` end with `Event::SecurityFailed` (4.7.x, temporary) and
+//! QUIT. With `auth`, AUTH PLAIN (else LOGIN) follows the last EHLO, only over TLS; a
+//! refusal is `Event::SecurityFailed` (4.7.8) and QUIT, and MAIL is never sent.
+//!
 //! STANDARDS: RFC 5321 (§3.1 greeting, §4.1.1 commands, §4.1.4 EHLO/HELO fallback,
 //! §4.5.2 transparency, §4.5.3.2 timeouts), RFC 2920 (PIPELINING), RFC 1870 (SIZE),
 //! RFC 6152 (8BITMIME), RFC 6531 (SMTPUTF8), RFC 3461 (DSN parameters), RFC 3463 (codes),
-//! RFC 3030 (CHUNKING, BDAT).
+//! RFC 3030 (CHUNKING, BDAT), RFC 3207 (STARTTLS), RFC 4954 (AUTH).
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::io::Write as _;
 use std::mem;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::reply::Reply;
 use super::reply_parse::ReplyParser;
 
+mod config;
 mod event;
 mod ext;
 mod job;
+mod security;
 
 use super::stuff::DotStuffer;
+pub use config::{ClientAuth, ClientConfig, Timeouts, TlsPolicy};
 pub use event::{ClientError, Event, Misbehaviour, RcptResult, Refusal, Stage};
 pub use ext::PeerExtensions;
 pub use job::{Job, JobRecipient};
 use job::{needs_smtputf8, write_mail, write_rcpt};
+use security::AuthStep;
+pub use security::SecurityFailure;
 
 /// `poll_transmit` stops adding content once the output buffer holds this many bytes.
 pub const TRANSMIT_CHUNK_BYTES: usize = 64 * 1024;
-
-/// Reply timeouts (RFC 5321 §4.5.3.2). `Default` gives the RFC's values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    /// Waiting for the 220 greeting ("initial 220 message", 5 min).
-    pub greeting: Duration,
-    /// EHLO/HELO, RSET and QUIT replies (not in the RFC's list; 5 min like MAIL).
-    pub command: Duration,
-    /// MAIL reply (5 min).
-    pub mail: Duration,
-    /// Each RCPT reply (5 min).
-    pub rcpt: Duration,
-    /// The reply to DATA (2 min).
-    pub data_init: Duration,
-    /// Between two pieces of content accepted by the caller's socket (3 min).
-    pub data_block: Duration,
-    /// The reply after `.` (10 min).
-    pub data_term: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        let min = |m: u64| Duration::from_secs(60 * m);
-        Timeouts {
-            greeting: min(5),
-            command: min(5),
-            mail: min(5),
-            rcpt: min(5),
-            data_init: min(2),
-            data_block: min(3),
-            data_term: min(10),
-        }
-    }
-}
-
-/// Settings of one outbound connection (per next hop).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientConfig {
-    /// The argument of EHLO/HELO (our `hostname`).
-    pub helo_name: String,
-    /// Send HELO instead of EHLO (per-domain rule for old servers).
-    pub use_helo: bool,
-    /// Send content with BDAT when the server offers CHUNKING (RFC 3030), else DATA.
-    pub use_bdat: bool,
-    /// Reply timeouts.
-    pub timeouts: Timeouts,
-    /// Transactions per connection before QUIT; 0 = no limit (IIS default 20).
-    pub max_messages_per_connection: u32,
-    /// Our own names: a greeting or EHLO reply naming one of them is a mail loop.
-    /// Compared case-insensitively, trailing dot ignored.
-    pub own_hostnames: Vec<String>,
-}
-
-impl Default for ClientConfig {
-    fn default() -> Self {
-        ClientConfig {
-            helo_name: "localhost".to_owned(),
-            use_helo: false,
-            use_bdat: true,
-            timeouts: Timeouts::default(),
-            max_messages_per_connection: 20,
-            own_hostnames: Vec::new(),
-        }
-    }
-}
 
 /// One transaction in flight.
 #[derive(Debug)]
@@ -185,6 +138,13 @@ enum State {
     Greeting,
     /// EHLO (`esmtp`) or HELO sent.
     Hello { esmtp: bool },
+    /// STARTTLS sent.
+    StartTls,
+    /// 220 to STARTTLS came: the driver runs the TLS handshake. Nothing is read or
+    /// written until `tls_established` / `tls_failed`.
+    Handshake,
+    /// In the AUTH exchange (credentials only ever queued when TLS is active).
+    Auth(AuthStep),
     /// Idle; `send` or `quit` may be called.
     Ready,
     /// MAIL/RCPT/DATA replies due.
@@ -213,8 +173,8 @@ enum After {
     Close,
 }
 
-/// One outbound SMTP session (sans-IO). See the module docs.
-#[derive(Debug)]
+/// One outbound SMTP session (sans-IO). See the module docs. `Debug` shows the number
+/// of queued command bytes, never the bytes (they may hold AUTH credentials).
 pub struct ClientSession {
     /// Settings, shared.
     cfg: Arc<ClientConfig>,
@@ -233,6 +193,23 @@ pub struct ClientSession {
     deadline: Option<(Instant, Stage)>,
     /// Transactions started on this connection.
     messages: u32,
+    /// TLS is up (set only by `tls_established`; never cleared on this connection).
+    tls_active: bool,
+}
+
+impl fmt::Debug for ClientSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientSession")
+            .field("cfg", &self.cfg)
+            .field("state", &self.state)
+            .field("ext", &self.ext)
+            .field("cmds_bytes", &self.cmds.len())
+            .field("events", &self.events)
+            .field("deadline", &self.deadline)
+            .field("messages", &self.messages)
+            .field("tls_active", &self.tls_active)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ClientSession {
@@ -247,6 +224,7 @@ impl ClientSession {
             events: VecDeque::new(),
             deadline: None,
             messages: 0,
+            tls_active: false,
         };
         s.arm(Stage::Greeting, now);
         s
@@ -267,9 +245,16 @@ impl ClientSession {
     }
 
     /// Keep reading: a reply is due, or the server may announce 421 or close while idle.
+    /// False during the TLS handshake (the TLS layer reads then, not the session).
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        !self.is_closed()
+        !matches!(self.state, State::Closed | State::Handshake)
+    }
+
+    /// TLS is active on this connection (`tls_established` was called).
+    #[must_use]
+    pub fn tls_active(&self) -> bool {
+        self.tls_active
     }
 
     /// `poll_transmit` has something to give.
@@ -290,6 +275,9 @@ impl ClientSession {
         match &self.state {
             State::Greeting => Stage::Greeting,
             State::Hello { .. } => Stage::Hello,
+            State::StartTls => Stage::StartTls,
+            State::Handshake => Stage::TlsHandshake,
+            State::Auth(_) => Stage::Auth,
             State::Ready | State::Closed => Stage::Idle,
             State::Envelope(tx) => tx.expecting(),
             State::Content { .. } => Stage::DataBlock,
@@ -393,6 +381,12 @@ impl ClientSession {
     pub fn handle_input(&mut self, now: Instant, mut input: &[u8]) -> Result<(), ClientError> {
         while !input.is_empty() && !self.is_closed() {
             let stage = self.stage();
+            if stage == Stage::TlsHandshake {
+                // SECURITY (RFC 3207 §5, CVE-2011-0411 class): bytes after the 220 to
+                // STARTTLS came in plaintext and must never be read as replies once TLS
+                // is up. A server (or a man in the middle) that sends them is refused.
+                return Err(self.misbehaved(stage, Misbehaviour::PlaintextAfterStartTls));
+            }
             let (n, reply) = match self.parser.parse(input) {
                 Ok(r) => r,
                 Err(e) => return Err(self.misbehaved(stage, Misbehaviour::Malformed(e))),
@@ -444,8 +438,8 @@ impl ClientSession {
     fn on_reply(&mut self, reply: Reply, now: Instant) -> Result<(), ClientError> {
         let stage = self.stage();
         let code = reply.code;
-        let data_go_ahead = stage == Stage::DataInit && code == 354;
-        if code / 100 == 3 && !data_go_ahead && stage != Stage::Quit {
+        let go_ahead = (stage == Stage::DataInit && code == 354) || (stage == Stage::Auth);
+        if code / 100 == 3 && !go_ahead && stage != Stage::Quit {
             return Err(self.misbehaved(stage, Misbehaviour::UnexpectedCode(code)));
         }
         if stage == Stage::DataInit && code / 100 == 2 {
@@ -454,6 +448,11 @@ impl ClientSession {
         match mem::replace(&mut self.state, State::Closed) {
             State::Greeting => self.on_greeting(reply, now),
             State::Hello { esmtp } => self.on_hello(esmtp, reply, now),
+            State::StartTls => return self.on_starttls(reply, now),
+            State::Auth(step) => return self.on_auth(step, reply, now),
+            State::Handshake => {
+                return Err(self.misbehaved(stage, Misbehaviour::PlaintextAfterStartTls));
+            }
             State::Ready if code == 421 => self.close_with_event(),
             State::Ready => return Err(self.misbehaved(stage, Misbehaviour::Unsolicited(code))),
             State::Envelope(tx) => self.on_envelope(tx, reply, now),
@@ -502,7 +501,7 @@ impl ClientSession {
             }
             self.ext =
                 if esmtp { PeerExtensions::from_ehlo(&reply) } else { PeerExtensions::default() };
-            return self.become_ready();
+            return self.after_hello(now);
         }
         if esmtp && matches!(reply.code, 500 | 502) {
             return self.send_hello(false, now); // RFC 5321 §4.1.4: fall back to HELO
@@ -689,7 +688,12 @@ impl ClientSession {
         let t = &self.cfg.timeouts;
         let d = match stage {
             Stage::Greeting => t.greeting,
-            Stage::Hello | Stage::Rset | Stage::Quit => t.command,
+            Stage::Hello
+            | Stage::Rset
+            | Stage::Quit
+            | Stage::StartTls
+            | Stage::TlsHandshake
+            | Stage::Auth => t.command,
             Stage::Mail => t.mail,
             Stage::Rcpt => t.rcpt,
             Stage::DataInit => t.data_init,
@@ -706,6 +710,8 @@ impl ClientSession {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tls;
 
 /// The tests' clock origin (here, after `#[cfg(test)]`, where the architecture check
 /// allows reading the clock).

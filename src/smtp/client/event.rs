@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::SecurityFailure;
 use crate::smtp::reply::{EnhancedStatus, Reply};
 use crate::smtp::reply_parse::ReplyError;
 
@@ -49,6 +50,12 @@ pub enum Stage {
     Rset,
     /// The reply to QUIT.
     Quit,
+    /// The reply to STARTTLS.
+    StartTls,
+    /// The driver's TLS handshake (`Event::StartTls` until `tls_established`/`tls_failed`).
+    TlsHandshake,
+    /// A reply in the AUTH exchange.
+    Auth,
 }
 
 impl fmt::Display for Stage {
@@ -64,6 +71,9 @@ impl fmt::Display for Stage {
             Stage::DataTerm => "data-term",
             Stage::Rset => "rset",
             Stage::Quit => "quit",
+            Stage::StartTls => "starttls",
+            Stage::TlsHandshake => "tls-handshake",
+            Stage::Auth => "auth",
         })
     }
 }
@@ -151,6 +161,15 @@ pub enum Event {
     },
     /// The session ended normally (QUIT answered, or a 421 from the server).
     Closed,
+    /// The server answered 220 to STARTTLS: run the TLS handshake on this connection now
+    /// (whatever the server sent after the 220 in plaintext was refused as a protocol
+    /// violation), then call `tls_established` or `tls_failed`. The session writes and
+    /// reads nothing until then.
+    StartTls,
+    /// The hop failed the TLS policy or the smart host authentication (see
+    /// `SecurityFailure`): QUIT is sent (or the session is closed); defer the job with
+    /// the failure's status and text.
+    SecurityFailed(SecurityFailure),
 }
 
 /// How the server broke the protocol.
@@ -163,6 +182,9 @@ pub enum Misbehaviour {
     UnexpectedCode(u16),
     /// A reply while none was due (e.g. while we send content).
     Unsolicited(u16),
+    /// Bytes after the 220 to STARTTLS, before TLS (RFC 3207 §5: plaintext that must not
+    /// be read as replies once TLS is up; the CVE-2011-0411 class of injection).
+    PlaintextAfterStartTls,
 }
 
 /// Why a session failed. The session is closed after any of these.
@@ -194,6 +216,9 @@ impl fmt::Display for ClientError {
             }
             ClientError::PeerMisbehaved { stage, why: Misbehaviour::Unsolicited(c) } => {
                 write!(f, "unsolicited reply {c} at {stage}")
+            }
+            ClientError::PeerMisbehaved { stage, why: Misbehaviour::PlaintextAfterStartTls } => {
+                write!(f, "plaintext after the STARTTLS reply at {stage}")
             }
             ClientError::ConnectionClosed { stage } => {
                 write!(f, "connection closed by the server at {stage}")

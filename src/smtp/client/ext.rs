@@ -6,7 +6,7 @@
 //! STANDARDS: RFC 5321 §4.1.1.1 (`ehlo-line = ehlo-keyword *( SP ehlo-param )`, keywords
 //! case-insensitive), RFC 2920 (PIPELINING), RFC 1870 §4 (SIZE), RFC 6152 (8BITMIME),
 //! RFC 6531 (SMTPUTF8), RFC 3030 (CHUNKING), RFC 3461 (DSN), RFC 2034
-//! (ENHANCEDSTATUSCODES), RFC 3207 (STARTTLS).
+//! (ENHANCEDSTATUSCODES), RFC 3207 (STARTTLS), RFC 4954 §3 (AUTH).
 
 use crate::smtp::reply::Reply;
 
@@ -27,8 +27,14 @@ pub struct PeerExtensions {
     pub dsn: bool,
     /// ENHANCEDSTATUSCODES.
     pub enhanced_status_codes: bool,
-    /// STARTTLS offered (noted for later; the client does not use it yet).
+    /// STARTTLS offered (RFC 3207); used as `ClientConfig::tls` says.
     pub starttls: bool,
+    /// AUTH offered, with any mechanism (RFC 4954).
+    pub auth: bool,
+    /// AUTH PLAIN offered.
+    pub auth_plain: bool,
+    /// AUTH LOGIN offered.
+    pub auth_login: bool,
 }
 
 impl PeerExtensions {
@@ -56,6 +62,16 @@ impl PeerExtensions {
                 ext.enhanced_status_codes = true;
             } else if is("STARTTLS") {
                 ext.starttls = true;
+            } else if is("AUTH")
+                || keyword.get(..5).is_some_and(|k| k.eq_ignore_ascii_case("AUTH="))
+            {
+                // `AUTH PLAIN LOGIN`, or the pre-RFC `AUTH=PLAIN LOGIN` some servers still send.
+                ext.auth = true;
+                let first = keyword.get(5..).filter(|m| !m.is_empty());
+                for mech in first.into_iter().chain(words) {
+                    ext.auth_plain |= mech.eq_ignore_ascii_case("PLAIN");
+                    ext.auth_login |= mech.eq_ignore_ascii_case("LOGIN");
+                }
             }
         }
         ext
@@ -99,9 +115,18 @@ mod tests {
                     dsn: true,
                     enhanced_status_codes: true,
                     starttls: true,
+                    auth: true,
+                    auth_plain: true,
                     ..none
                 },
             ),
+            ("mx\nauth login cram-md5", PeerExtensions { auth: true, auth_login: true, ..none }),
+            (
+                "mx\nAUTH=LOGIN PLAIN",
+                PeerExtensions { auth: true, auth_login: true, auth_plain: true, ..none },
+            ),
+            ("mx\nAUTH CRAM-MD5", PeerExtensions { auth: true, ..none }),
+            ("mx\nAUTHX PLAIN", none),
         ];
         for (text, want) in cases {
             assert_eq!(ehlo(text), *want, "{text:?}");

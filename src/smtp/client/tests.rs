@@ -3,6 +3,7 @@
 //! (quinn-proto `Pair::drive` style) for end-to-end byte-exactness. The conversations
 //! themselves are in `tests/client_transcripts/`.
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use proptest::prelude::*;
 
