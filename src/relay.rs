@@ -270,7 +270,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
                 *addr = l.local_addr()?;
                 listening.push((config.sites[*site].name.clone(), *addr));
             }
-            listeners.push((l, *site));
+            listeners.push((l, *site).into());
         }
         let on_commit_waker = Arc::clone(&waker);
         let writer = spool

@@ -58,6 +58,7 @@ pub mod conn_table;
 pub mod limits;
 pub mod listener;
 pub mod timer;
+pub mod tls;
 pub mod worker;
 
 #[cfg(test)]
@@ -70,6 +71,7 @@ use std::time::{Instant, SystemTime};
 
 pub use conn_table::ConnId;
 pub use limits::{ConnLimits, ConnPermit, LimitExceeded};
+pub use tls::{TlsInfo, TlsStart};
 
 /// Where a new connection came from and which listener took it.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +82,9 @@ pub struct Peer {
     pub local: SocketAddr,
     /// Caller-chosen tag of the listener (the relay uses the site index).
     pub listener_tag: usize,
+    /// The listener is implicit TLS (RFC 8314): the connection starts with a TLS handshake
+    /// the worker drives before any plaintext; `Service::tls_established` follows it.
+    pub implicit_tls: bool,
 }
 
 /// An outbound connection the service wants: where to, how long the TCP connect may take,
@@ -131,6 +136,13 @@ pub enum CloseReason {
     InputOverflow,
     /// Shutdown grace period expired with the connection still open.
     Shutdown,
+    /// The TLS handshake failed (a TLS protocol error from the peer, or the TLS state could
+    /// not be created). A close of any other kind during the handshake (timeout, peer gone)
+    /// keeps its own reason; the worker counts every close during a handshake as a
+    /// handshake failure (`WorkerCounters::tls_handshake_failures`).
+    TlsHandshake,
+    /// A TLS protocol error after the handshake (bad record, unexpected message).
+    Tls,
 }
 
 /// What a worker drives: one implementation per protocol (inbound SMTP is `receive`).
@@ -212,6 +224,27 @@ pub trait Service {
     /// Outbound: the TCP connect of `id` completed; the connection is driven from now on
     /// like an accepted one (`out` is written at once).
     fn connected(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Vec<u8>) {}
+
+    /// Whether to start TLS now. Asked after every pass over a connection that has no TLS
+    /// yet and whose output is all on the wire (so a `220 Ready to start TLS` went out in
+    /// plaintext first). `Some`: any plaintext input the worker still holds for the
+    /// connection is discarded (RFC 3207 §4.2), and the handshake starts (driven by
+    /// readiness, read even while `wants_read` is false). Default: never.
+    fn tls_start(&mut self, _conn: &mut Self::Conn) -> Option<TlsStart> {
+        None
+    }
+
+    /// The TLS handshake of `id` completed (after `tls_start`, or on an implicit-TLS
+    /// listener): `info` says what was negotiated. Called before any plaintext received
+    /// over TLS is given to `read`; `out` is written through TLS.
+    fn tls_established(
+        &mut self,
+        _id: ConnId,
+        _conn: &mut Self::Conn,
+        _info: &TlsInfo,
+        _out: &mut Vec<u8>,
+    ) {
+    }
 
     /// Outbound: the connect to `addr` failed; the state comes back (e.g. to try the next
     /// address with a new request). `closed` is not called for such a connection.
