@@ -65,6 +65,8 @@ pub mod worker;
 mod tests;
 #[cfg(test)]
 mod tests_connect;
+#[cfg(test)]
+mod tests_tls;
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
