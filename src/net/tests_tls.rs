@@ -31,10 +31,8 @@ fn pki() -> Pki {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let leaf =
+        CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
     Pki {
         ca: ca.der().clone(),
         chain: vec![leaf.der().clone()],
@@ -182,8 +180,8 @@ fn start(p: &Pki) -> Running {
         Listen { socket: implicit, tag: 1, implicit_tls: Some(Arc::clone(&config)) },
     ];
     let svc = TlsEcho { config };
-    let w = Worker::new(wp, listeners, svc, ConnLimits::new(0, 0), Arc::clone(&stop), opts)
-        .unwrap();
+    let w =
+        Worker::new(wp, listeners, svc, ConnLimits::new(0, 0), Arc::clone(&stop), opts).unwrap();
     let thread = std::thread::spawn(move || w.run());
     Running { plain: plain_addr, implicit: implicit_addr, stop, waker, thread }
 }

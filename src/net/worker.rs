@@ -27,10 +27,10 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{self, Conn, Step};
-use super::tls::Tls;
 use super::conn_table::{ConnId, ConnTable};
 use super::limits::ConnLimits;
 use super::timer::{TICK_MS, TimerWheel};
+use super::tls::Tls;
 use super::{CloseReason, ConnectError, ConnectRequest, Peer, Service};
 
 /// Token of the worker's waker.

@@ -78,6 +78,8 @@ fn server_config(c: &Config) -> ServerConfig {
         bare_line_ending: c.smtp.bare_line_ending,
         enable_chunking: true,
         enable_smtputf8: true,
+        starttls: false,
+        require_tls: false,
     }
 }
 

@@ -95,6 +95,8 @@ pub struct Extensions {
     pub smtputf8: bool,
     /// Advertise CHUNKING (RFC 3030).
     pub chunking: bool,
+    /// Advertise STARTTLS (RFC 3207): a certificate is configured and TLS is not active.
+    pub starttls: bool,
 }
 
 /// Shorthand for a reply with a static text.
@@ -126,6 +128,9 @@ impl Reply {
         let mut text = String::with_capacity(128);
         let _ =
             write!(text, "{hostname}\nPIPELINING\nSIZE {}\n8BITMIME", ext.max_message_size_bytes);
+        if ext.starttls {
+            text.push_str("\nSTARTTLS");
+        }
         text.push_str("\nENHANCEDSTATUSCODES");
         if ext.smtputf8 {
             text.push_str("\nSMTPUTF8");
@@ -181,6 +186,12 @@ impl Reply {
     /// `221 2.0.0 Bye`: reply to QUIT; the connection closes after it.
     pub fn closing() -> Reply {
         fixed(221, 2, 0, 0, "Bye")
+    }
+
+    /// `220 2.0.0 Ready to start TLS`: reply to STARTTLS (RFC 3207 §4); the TLS handshake
+    /// follows and nothing after the command line is read in plaintext.
+    pub fn ready_to_start_tls() -> Reply {
+        fixed(220, 2, 0, 0, "Ready to start TLS")
     }
 
     /// `354`: go ahead with the message content (3xx has no enhanced status class).
@@ -268,9 +279,10 @@ impl Reply {
         fixed(502, 5, 5, 1, "EXPN not available")
     }
 
-    /// `502 5.5.1`: STARTTLS is not offered on this listener (yet).
-    pub fn starttls_not_available() -> Reply {
-        fixed(502, 5, 5, 1, "STARTTLS not available")
+    /// `454 4.7.0`: STARTTLS when it is not offered (no certificate for this site; RFC
+    /// 3207 §4: "TLS not available due to temporary reason").
+    pub fn tls_not_available() -> Reply {
+        fixed(454, 4, 7, 0, "TLS not available")
     }
 
     /// `502 5.5.1`: AUTH is not offered (yet).
@@ -281,6 +293,16 @@ impl Reply {
     /// `503 5.5.1`: a command out of sequence, generic.
     pub fn bad_sequence() -> Reply {
         fixed(503, 5, 5, 1, "Bad sequence of commands")
+    }
+
+    /// `503 5.5.1`: STARTTLS while TLS is already active (RFC 3207 §4.2).
+    pub fn tls_already_active() -> Reply {
+        fixed(503, 5, 5, 1, "TLS already active")
+    }
+
+    /// `503 5.5.1`: STARTTLS inside a mail transaction (after MAIL, before its end).
+    pub fn starttls_in_transaction() -> Reply {
+        fixed(503, 5, 5, 1, "STARTTLS not allowed inside a mail transaction")
     }
 
     /// `503 5.5.1`: MAIL before HELO/EHLO.
@@ -304,6 +326,11 @@ impl Reply {
     }
 
     // ---- 5xx policy / content -------------------------------------------------------------
+
+    /// `530 5.7.0`: MAIL before STARTTLS on a site with `require_tls` (RFC 3207 §4).
+    pub fn tls_required() -> Reply {
+        fixed(530, 5, 7, 0, "Must issue a STARTTLS command first")
+    }
 
     /// `550 5.1.1`: no such local mailbox.
     pub fn mailbox_unavailable() -> Reply {
@@ -384,7 +411,12 @@ mod tests {
     }
     #[test]
     fn canned_replies_keep_the_invariant() {
-        let ext = Extensions { max_message_size_bytes: 10, smtputf8: true, chunking: true };
+        let ext = Extensions {
+            max_message_size_bytes: 10,
+            smtputf8: true,
+            chunking: true,
+            starttls: true,
+        };
         let all = [
             Reply::greeting("h"),
             Reply::helo("h"),
@@ -413,7 +445,11 @@ mod tests {
             Reply::parameter_not_implemented("x"),
             Reply::not_implemented(),
             Reply::expn_not_available(),
-            Reply::starttls_not_available(),
+            Reply::ready_to_start_tls(),
+            Reply::tls_not_available(),
+            Reply::tls_already_active(),
+            Reply::starttls_in_transaction(),
+            Reply::tls_required(),
             Reply::auth_not_available(),
             Reply::bad_sequence(),
             Reply::need_helo(),
@@ -441,12 +477,18 @@ mod tests {
     #[test]
     fn ehlo_lists_extensions_without_status() {
         let mut v = Vec::new();
-        let ext = Extensions { max_message_size_bytes: 100, smtputf8: false, chunking: true };
+        let ext = Extensions {
+            max_message_size_bytes: 100,
+            smtputf8: false,
+            chunking: true,
+            starttls: true,
+        };
         Reply::ehlo("mx.example", &ext).write_to(&mut v);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n\
-             250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 HELP\r\n"
+             250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n\
+             250 HELP\r\n"
         );
     }
 }

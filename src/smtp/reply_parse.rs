@@ -328,6 +328,7 @@ mod tests {
             max_message_size_bytes: 5,
             smtputf8: true,
             chunking: false,
+            starttls: true,
         };
         for r in [
             Reply::ok(),

@@ -63,7 +63,9 @@ use crate::policy::size::exceeds_size_limit;
 use content::{Content, Sink};
 
 mod handler;
+mod starttls;
 pub use handler::{DataOutcome, Handler, ServerConfig, Transaction, TxRecipient};
+pub use starttls::TlsInfo;
 
 /// The client's HELO/EHLO, kept between transactions.
 #[derive(Clone, Debug)]
@@ -106,6 +108,9 @@ enum State {
     BdatIdle { tx: Transaction, content: Content, lines: LineCheck },
     /// The handler is committing the message; no input is consumed until `commit_done`.
     Committing { hello: Hello },
+    /// `220 2.0.0 Ready to start TLS` sent: no input is consumed (the caller discards what
+    /// it holds) until `tls_established`, which goes back to `Greeted` (`starttls.rs`).
+    StartTls,
     /// Dropping the rest of an over-long command line; `500 5.5.2` when its LF arrives.
     DiscardLine { resume: Box<State> },
     /// Dropping the chunk of a refused BDAT (its reply is already written).
@@ -131,7 +136,8 @@ impl State {
             State::Greeted
             | State::Ready { .. }
             | State::Mail { .. }
-            | State::Committing { .. } => false,
+            | State::Committing { .. }
+            | State::StartTls => false,
         }
     }
 }
@@ -147,6 +153,9 @@ pub struct ServerSession {
     errors: u32,
     /// Messages accepted on this connection.
     messages: u32,
+    /// TLS is active on the connection (after STARTTLS, or an implicit-TLS listener):
+    /// what was negotiated. Set once by `tls_established`, never cleared.
+    tls: Option<TlsInfo>,
 }
 
 /// Placeholder left in `state` while a transition takes the old state by value.
@@ -155,7 +164,7 @@ const TAKEN: State = State::Closed { content_open: false };
 impl ServerSession {
     /// A new session; call `greet` first.
     pub fn new(cfg: Arc<ServerConfig>) -> Self {
-        ServerSession { cfg, state: State::Greeted, errors: 0, messages: 0 }
+        ServerSession { cfg, state: State::Greeted, errors: 0, messages: 0, tls: None }
     }
 
     /// Write the `220 <hostname> ESMTP mailroot` greeting.
@@ -217,15 +226,19 @@ impl ServerSession {
         matches!(self.state, State::Committing { .. })
     }
 
-    /// The session will consume input if given some (not closed, not awaiting a commit).
+    /// The session will consume input if given some (not closed, not awaiting a commit,
+    /// not waiting for the TLS handshake).
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        !self.is_closed() && !self.awaiting_commit()
+        !self.is_closed() && !self.awaiting_commit() && !self.tls_requested()
     }
 
-    /// Idle timeout: `421 4.4.2` and close. Call `disconnect` afterwards as usual.
+    /// Idle timeout: `421 4.4.2` and close (silently during the TLS handshake: the client
+    /// expects TLS records, not a plaintext reply). Call `disconnect` afterwards as usual.
     pub fn timeout(&mut self, out: &mut Vec<u8>) {
-        if !self.is_closed() {
+        if self.tls_requested() {
+            self.state = State::Closed { content_open: false };
+        } else if !self.is_closed() {
             Reply::timeout().write_to(out);
             self.state = State::Closed { content_open: self.state.content_open() };
         }
@@ -256,7 +269,7 @@ impl ServerSession {
         let max_bytes = self.cfg.max_message_size_bytes;
         let reject_bare = self.cfg.bare_line_ending == BareLineEnding::Reject;
         match &mut self.state {
-            State::Closed { .. } | State::Committing { .. } => 0,
+            State::Closed { .. } | State::Committing { .. } | State::StartTls => 0,
             State::Data { content, scanner, .. } => {
                 let (n, finished) =
                     scanner.scan(input, &mut |bytes: &[u8]| content.accept(bytes, max_bytes, h));
@@ -454,13 +467,8 @@ impl ServerSession {
             Command::Vrfy { .. } => Reply::cannot_verify().write_to(out),
             Command::Expn { .. } => self.error(Reply::expn_not_available(), h, out),
             Command::Help { .. } => Reply::help(self.cfg.enable_chunking).write_to(out),
-            // SECURITY (RFC 3207 §4.2, Postfix `starttls_cmd`): when STARTTLS is offered, the
-            // 220 reply moves the session to a `StartTls` state that consumes nothing and
-            // `feed` returns right after this line's LF; the caller MUST discard every
-            // byte it already holds after that point (pipelined plaintext) before the
-            // handshake, and the session restarts at `Greeted` afterwards.
-            // Keep `tests/transcripts/starttls.txt` (pipelined command after STARTTLS).
-            Command::StartTls => self.error(Reply::starttls_not_available(), h, out),
+            // SECURITY: see `starttls.rs` (nothing after this line is consumed in plaintext).
+            Command::StartTls => self.starttls(h, out),
             Command::Auth { .. } => self.error(Reply::auth_not_available(), h, out),
         }
     }
@@ -490,6 +498,7 @@ impl ServerSession {
                 max_message_size_bytes: cfg.max_message_size_bytes,
                 smtputf8: cfg.enable_smtputf8,
                 chunking: cfg.enable_chunking,
+                starttls: self.starttls_offered(),
             };
             Reply::ehlo(&cfg.hostname, &ext).write_to(out);
         } else {
@@ -511,7 +520,7 @@ impl ServerSession {
             State::Mail { .. } | State::BdatIdle { .. } => Some(Reply::nested_mail()),
             _ => None,
         };
-        if let Some(r) = refusal {
+        if let Some(r) = refusal.or_else(|| self.tls_required_refusal()) {
             return self.error(r, h, out);
         }
         if cfg.max_messages_per_connection != 0 && self.messages >= cfg.max_messages_per_connection
@@ -547,6 +556,7 @@ impl ServerSession {
             declared_size: params.size,
             helo: hello.name,
             esmtp: hello.esmtp,
+            tls: self.tls.clone(),
         };
         self.state = State::Mail { tx };
         Reply::sender_ok().write_to(out);

@@ -27,6 +27,10 @@ pub struct ServerConfig {
     pub enable_chunking: bool,
     /// Advertise and accept SMTPUTF8 (RFC 6531).
     pub enable_smtputf8: bool,
+    /// Advertise and accept STARTTLS (RFC 3207): the site has a certificate.
+    pub starttls: bool,
+    /// MAIL before TLS is active gets `530 5.7.0 Must issue a STARTTLS command first`.
+    pub require_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +45,8 @@ impl Default for ServerConfig {
             bare_line_ending: BareLineEnding::Normalize,
             enable_chunking: true,
             enable_smtputf8: true,
+            starttls: false,
+            require_tls: false,
         }
     }
 }
@@ -102,6 +108,8 @@ pub struct Transaction {
     pub helo: String,
     /// The client greeted with EHLO.
     pub esmtp: bool,
+    /// TLS was active when MAIL was given (for `Received: ... with ESMTPS (...)`).
+    pub tls: Option<super::TlsInfo>,
 }
 
 /// One accepted recipient.
