@@ -52,7 +52,7 @@ use crate::deliver::{local_worker, resolve};
 use crate::dns::{Resolver, ResolverConfig};
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
-use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
+use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
 use crate::queue::inbox::IncomingBatch;
 use crate::queue::runner::{self, RunnerParts};
@@ -77,6 +77,9 @@ pub enum RelayError {
     /// The spool could not be opened or recovered.
     #[error("spool: {0}")]
     Spool(String),
+    /// A site's certificate or key could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::receive::tls::TlsSetupError),
     /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -92,14 +95,23 @@ pub fn serve(config: Config) -> Result<(), RelayError> {
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
     let running = start(config)?;
     let handle = signals.handle();
     let stopper = running.stopper();
+    let certs = running.certificates.clone();
     let signal_thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut signals = signals;
         let mut seen = 0;
         for sig in signals.forever() {
+            if sig == signal_hook::consts::SIGHUP {
+                // Certificates only: open connections keep theirs, new handshakes get the
+                // new files; a bad file is logged and the old certificate kept.
+                log::info!("signal={sig} reloading TLS certificates");
+                crate::receive::tls::reload_all(&certs);
+                continue;
+            }
             seen += 1;
             if seen == 1 {
                 log::info!("signal={sig} shutting down");
@@ -153,12 +165,26 @@ pub struct Running {
     pickup: JoinHandle<()>,
     /// The admin HTTP listener, if enabled.
     admin: Option<crate::admin::Admin>,
+    /// Implicit-TLS addresses actually bound, per site: `(site name, address)`.
+    implicit_tls_listening: Vec<(String, SocketAddr)>,
+    /// Every distinct server certificate (reloaded on SIGHUP).
+    certificates: Vec<Arc<crate::net::tls_cert::ReloadableCert>>,
 }
 
 impl Running {
     /// Addresses listened on (a `:0` port in the config is resolved here).
     pub fn listening(&self) -> &[(String, SocketAddr)] {
         &self.listening
+    }
+
+    /// Implicit-TLS addresses listened on (RFC 8314), per site.
+    pub fn implicit_tls_listening(&self) -> &[(String, SocketAddr)] {
+        &self.implicit_tls_listening
+    }
+
+    /// Reload every TLS certificate now (what SIGHUP does).
+    pub fn reload_certificates(&self) {
+        crate::receive::tls::reload_all(&self.certificates);
     }
 
     /// Address of the admin listener, if enabled.
@@ -238,20 +264,22 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
 
-    let shared = Arc::new(InboundShared::new(Arc::clone(&config)));
+    let shared = Arc::new(InboundShared::new(Arc::clone(&config))?);
     let limits =
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
 
     // Resolve the addresses once (a `:0` port becomes the port worker 0 got, so every
     // worker shares it).
-    let mut addrs: Vec<(usize, SocketAddr)> = Vec::new();
+    // (site, address, implicit TLS)
+    let mut addrs: Vec<(usize, SocketAddr, bool)> = Vec::new();
     for (site, s) in config.sites.iter().enumerate() {
-        addrs.extend(s.listen.iter().map(|a| (site, *a)));
+        addrs.extend(s.listen.iter().map(|a| (site, *a, false)));
+        addrs.extend(s.tls.implicit_tls_listen.iter().map(|a| (site, *a, true)));
     }
     // Refuse to share a port with a process already listening there (SO_REUSEPORT would
     // silently split the connections between us).
-    for (_, addr) in addrs.iter().filter(|(_, a)| a.port() != 0) {
+    for (_, addr, _) in addrs.iter().filter(|(_, a, _)| a.port() != 0) {
         listener::ensure_unused(*addr)
             .map_err(|source| RelayError::Bind { addr: *addr, source })?;
     }
@@ -259,18 +287,21 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
     let mut listening = Vec::new();
+    let mut implicit_tls_listening = Vec::new();
     for k in 0..config.workers {
         let poll = WorkerPoll::new()?;
         let waker = poll.waker();
         let mut listeners = Vec::with_capacity(addrs.len());
-        for (site, addr) in &mut addrs {
+        for (site, addr, implicit) in &mut addrs {
             let l =
                 listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
             if k == 0 {
                 *addr = l.local_addr()?;
-                listening.push((config.sites[*site].name.clone(), *addr));
+                let named = (config.sites[*site].name.clone(), *addr);
+                if *implicit { implicit_tls_listening.push(named) } else { listening.push(named) }
             }
-            listeners.push((l, *site).into());
+            let implicit_tls = if *implicit { shared.site_tls_config(*site) } else { None };
+            listeners.push(Listen { socket: l, tag: *site, implicit_tls });
         }
         let on_commit_waker = Arc::clone(&waker);
         let writer = spool
@@ -293,7 +324,8 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         wakers.push(waker);
         built.push(worker);
     }
-    let listen: Vec<SocketAddr> = listening.iter().map(|(_, a)| *a).collect();
+    let listen: Vec<SocketAddr> =
+        listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
     let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
@@ -335,7 +367,20 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper, workers, delivery, pickup, admin })
+    for (site, addr) in &implicit_tls_listening {
+        log::info!("listening site={site} addr={addr} implicit_tls=yes workers={}", config.workers);
+    }
+    let certificates = shared.certificates();
+    Ok(Running {
+        listening,
+        stopper,
+        workers,
+        delivery,
+        pickup,
+        admin,
+        implicit_tls_listening,
+        certificates,
+    })
 }
 
 /// Stops every worker when dropped while armed (`Some`): a worker thread that exits with

@@ -59,6 +59,7 @@ pub mod limits;
 pub mod listener;
 pub mod timer;
 pub mod tls;
+pub mod tls_cert;
 pub mod worker;
 
 #[cfg(test)]
