@@ -22,7 +22,9 @@
 //!   files into the spool with its own `SpoolWriter`, and sends their QueueIds to the queue
 //!   runner on a clone of the workers' channel. Stops on the same shutdown flag.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
-//!   wakes every worker.
+//!   wakes every worker; SIGHUP reloads the TLS certificates (`receive::tls::reload_all`:
+//!   new handshakes get the new files, open connections keep theirs, a bad file is logged
+//!   and the old certificate kept).
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
 //! # Shutdown order

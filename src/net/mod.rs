@@ -12,6 +12,15 @@
 //! [`Service::connect_failed`] (refused, unreachable, timed out) so it can try the next
 //! address. From then on an outbound connection is driven exactly like an inbound one.
 //!
+//! # TLS
+//! A connection may carry a rustls `Connection` (`tls.rs`): started when the service
+//! answers `Service::tls_start` (STARTTLS; any plaintext input still held is discarded
+//! first) or at accept on an implicit-TLS listener (`worker::Listen`). From then on the
+//! same rules hold with rustls in between (`conn.rs`): reads drain the socket through
+//! `read_tls`/`process_new_packets`, plaintext goes to `Service::read`, output goes
+//! through `writer()`/`write_tls` until `WouldBlock`. The handshake's end is reported by
+//! `Service::tls_established`. Server certificates that can be reloaded: `tls_cert.rs`.
+//!
 //! # Threads
 //! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
 //! `SO_REUSEPORT` listener for every address (the kernel spreads connections), its connection

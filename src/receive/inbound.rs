@@ -480,8 +480,8 @@ impl Service for Inbound {
             info.cipher
         );
         let before = out.len();
-        if c.tx.peer.implicit_tls {
-            c.session.greet(out);
+        if c.tx.peer.implicit_tls && !c.session.is_closed() {
+            c.session.greet(out); // not after a 421 written during the handshake (shutdown)
         }
         let b = self.block(&c.tx.peer);
         b.inc(Counter::TlsHandshakes); // stats

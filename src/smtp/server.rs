@@ -48,7 +48,8 @@
 //!
 //! STANDARDS: RFC 5321 (§3.3 transactions, §4.1.1 commands, §4.1.4 order, §4.5.3.1 limits),
 //! RFC 2920 (PIPELINING), RFC 3030 (CHUNKING), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
-//! RFC 2034 (ENHANCEDSTATUSCODES), RFC 3461 (DSN parameters), RFC 6531 (SMTPUTF8).
+//! RFC 2034 (ENHANCEDSTATUSCODES), RFC 3461 (DSN parameters), RFC 6531 (SMTPUTF8),
+//! RFC 3207 (STARTTLS, in `server/starttls.rs`).
 
 use std::mem;
 use std::sync::Arc;
