@@ -225,7 +225,9 @@ pub(super) fn drive<S: Service>(
         // SECURITY (RFC 3207 §4.2, CVE-2011-0411, Postfix `starttls_cmd`: "there must not
         // be any pending plaintext"): input that arrived in plaintext before TLS starts is
         // thrown away here, never handed to the service: a command pipelined after
-        // STARTTLS in the same packet must not run as if it had come over TLS.
+        // STARTTLS in the same packet must not run as if it had come over TLS. (Bytes of
+        // such a command still in the kernel's buffer are read by `read_tls` as TLS
+        // records: they fail the handshake and close the connection, never run either.)
         c.input.clear();
         match Tls::start(how) {
             Ok(tls) => c.tls = Some(Box::new(tls)),

@@ -371,8 +371,11 @@ impl<S: Service> Worker<S> {
         let mut out = Vec::new();
         let Some(state) = self.service.accept(&peer, permit, &mut out) else {
             // Explicit accept back-pressure: a fresh socket's send buffer is empty, so one
-            // write takes the short refusal; then close.
-            let _ = io::Write::write(&mut stream, &out);
+            // write takes the short refusal; then close. Not on an implicit-TLS listener:
+            // the client expects a TLS record, and a plaintext reply is only garbage there.
+            if implicit_tls.is_none() {
+                let _ = io::Write::write(&mut stream, &out);
+            }
             self.counters.refused += 1;
             return;
         };
