@@ -331,6 +331,37 @@ fn garbage_hello_and_stalled_handshake_do_not_stop_others() {
 }
 
 #[test]
+fn unusable_certificate_files_are_configuration_errors() {
+    let pki = Pki::new();
+    let dir = pki.dir.path();
+    let cases = [
+        ("missing.pem", "key.pem", "missing.pem"),
+        ("chain.pem", "missing.key", "missing.key"),
+        ("ca.pem", "key.pem", "does not match"),
+    ];
+    for (cert, key, words) in cases {
+        let text = format!(
+            "mailroot = {:?}\n[tls]\ncert = {:?}\nkey = {:?}\n",
+            dir.join("mr").display().to_string(),
+            dir.join(cert).display().to_string(),
+            dir.join(key).display().to_string()
+        );
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, text).expect("write config");
+        for cmd in ["check-config", "serve"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_mailroot"))
+                .args([cmd, "--config"])
+                .arg(&path)
+                .output()
+                .expect("run mailroot");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{cmd} {cert} {key}: {err}");
+            assert!(err.contains("`tls.cert`") && err.contains(words), "{cmd}: {err}");
+        }
+    }
+}
+
+#[test]
 fn sighup_reloads_the_certificate_without_dropping_sessions() {
     let pki = Pki::new();
     let (srv, _) = tls_server(&pki, "", String::new(), true);
