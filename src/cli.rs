@@ -263,12 +263,37 @@ fn load_config(path: Option<&Path>) -> Result<Config, i32> {
     Ok(config)
 }
 
+/// Every certificate and key the configuration names loads (the files exist, the PEM
+/// parses, the key matches its certificate): a configuration error otherwise, naming the
+/// key (`tls.cert`, `site[1].tls_cert`) and the file.
+fn check_certificates(config: &Config) -> Result<(), i32> {
+    let mut pairs = Vec::new();
+    if let Some(f) = &config.tls.files {
+        pairs.push(("tls.cert".to_owned(), f));
+    }
+    for (i, site) in config.sites.iter().enumerate() {
+        if let Some(f) = &site.tls.files {
+            pairs.push((format!("site[{i}].tls_cert"), f));
+        }
+    }
+    for (key, f) in pairs {
+        if let Err(e) = crate::net::tls_cert::load_certified_key(&f.cert, &f.key) {
+            report(format_args!("config error at `{key}`: {e}"));
+            return Err(EXIT_USAGE);
+        }
+    }
+    Ok(())
+}
+
 /// `check-config`: the effective configuration on stdout.
 fn check_config(path: Option<&Path>) -> i32 {
     let config = match load_config(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    if let Err(code) = check_certificates(&config) {
+        return code;
+    }
     match io::stdout().lock().write_all(config.to_toml().as_bytes()) {
         Ok(()) => EXIT_OK,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
@@ -309,6 +334,9 @@ fn serve(path: Option<&Path>) -> i32 {
         Err(code) => return code,
     };
     init_logging(&config);
+    if let Err(code) = check_certificates(&config) {
+        return code;
+    }
     if let Err(e) = create_mailroot(&config) {
         report(format_args!("cannot create Mailroot {}: {e}", config.mailroot.display()));
         return EXIT_FAILURE;

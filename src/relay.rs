@@ -25,7 +25,9 @@
 //!   for every worker's AUTH (crossbeam channel in; each verdict goes back on the asking
 //!   worker's channel and rings its `mio::Waker`). Ends when the workers are gone.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
-//!   wakes every worker.
+//!   wakes every worker; SIGHUP reloads the TLS certificates (`receive::tls::reload_all`:
+//!   new handshakes get the new files, open connections keep theirs, a bad file is logged
+//!   and the old certificate kept).
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
 //! # Shutdown order
@@ -55,7 +57,7 @@ use crate::deliver::{local_worker, resolve};
 use crate::dns::{Resolver, ResolverConfig};
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
-use crate::net::worker::{Worker, WorkerCounters, WorkerOptions, WorkerPoll};
+use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
 use crate::queue::inbox::IncomingBatch;
 use crate::queue::runner::{self, RunnerParts};
@@ -81,6 +83,9 @@ pub enum RelayError {
     /// The spool could not be opened or recovered.
     #[error("spool: {0}")]
     Spool(String),
+    /// A site's certificate or key could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::receive::tls::TlsSetupError),
     /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -96,14 +101,23 @@ pub fn serve(config: Config) -> Result<(), RelayError> {
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
     ])?;
     let running = start(config)?;
     let handle = signals.handle();
     let stopper = running.stopper();
+    let certs = running.certificates.clone();
     let signal_thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut signals = signals;
         let mut seen = 0;
         for sig in signals.forever() {
+            if sig == signal_hook::consts::SIGHUP {
+                // Certificates only: open connections keep theirs, new handshakes get the
+                // new files; a bad file is logged and the old certificate kept.
+                log::info!("signal={sig} reloading TLS certificates");
+                crate::receive::tls::reload_all(&certs);
+                continue;
+            }
             seen += 1;
             if seen == 1 {
                 log::info!("signal={sig} shutting down");
@@ -159,12 +173,26 @@ pub struct Running {
     admin: Option<crate::admin::Admin>,
     /// The AUTH verifier thread, if users are configured.
     auth_verifier: Option<JoinHandle<()>>,
+    /// Implicit-TLS addresses actually bound, per site: `(site name, address)`.
+    implicit_tls_listening: Vec<(String, SocketAddr)>,
+    /// Every distinct server certificate (reloaded on SIGHUP).
+    certificates: Vec<Arc<crate::net::tls_cert::ReloadableCert>>,
 }
 
 impl Running {
     /// Addresses listened on (a `:0` port in the config is resolved here).
     pub fn listening(&self) -> &[(String, SocketAddr)] {
         &self.listening
+    }
+
+    /// Implicit-TLS addresses listened on (RFC 8314), per site.
+    pub fn implicit_tls_listening(&self) -> &[(String, SocketAddr)] {
+        &self.implicit_tls_listening
+    }
+
+    /// Reload every TLS certificate now (what SIGHUP does).
+    pub fn reload_certificates(&self) {
+        crate::receive::tls::reload_all(&self.certificates);
     }
 
     /// Address of the admin listener, if enabled.
@@ -250,20 +278,22 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
 
-    let shared = Arc::new(InboundShared::new(Arc::clone(&config)));
+    let shared = Arc::new(InboundShared::new(Arc::clone(&config))?);
     let limits =
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
 
     // Resolve the addresses once (a `:0` port becomes the port worker 0 got, so every
     // worker shares it).
-    let mut addrs: Vec<(usize, SocketAddr)> = Vec::new();
+    // (site, address, implicit TLS)
+    let mut addrs: Vec<(usize, SocketAddr, bool)> = Vec::new();
     for (site, s) in config.sites.iter().enumerate() {
-        addrs.extend(s.listen.iter().map(|a| (site, *a)));
+        addrs.extend(s.listen.iter().map(|a| (site, *a, false)));
+        addrs.extend(s.tls.implicit_tls_listen.iter().map(|a| (site, *a, true)));
     }
     // Refuse to share a port with a process already listening there (SO_REUSEPORT would
     // silently split the connections between us).
-    for (_, addr) in addrs.iter().filter(|(_, a)| a.port() != 0) {
+    for (_, addr, _) in addrs.iter().filter(|(_, a, _)| a.port() != 0) {
         listener::ensure_unused(*addr)
             .map_err(|source| RelayError::Bind { addr: *addr, source })?;
     }
@@ -278,18 +308,21 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
     let mut listening = Vec::new();
+    let mut implicit_tls_listening = Vec::new();
     for k in 0..config.workers {
         let poll = WorkerPoll::new()?;
         let waker = poll.waker();
         let mut listeners = Vec::with_capacity(addrs.len());
-        for (site, addr) in &mut addrs {
+        for (site, addr, implicit) in &mut addrs {
             let l =
                 listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
             if k == 0 {
                 *addr = l.local_addr()?;
-                listening.push((config.sites[*site].name.clone(), *addr));
+                let named = (config.sites[*site].name.clone(), *addr);
+                if *implicit { implicit_tls_listening.push(named) } else { listening.push(named) }
             }
-            listeners.push((l, *site));
+            let implicit_tls = if *implicit { shared.site_tls_config(*site) } else { None };
+            listeners.push(Listen { socket: l, tag: *site, implicit_tls });
         }
         let on_commit_waker = Arc::clone(&waker);
         let writer = spool
@@ -321,7 +354,8 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         built.push(worker);
     }
     drop(verifier); // the workers hold the only request senders now
-    let listen: Vec<SocketAddr> = listening.iter().map(|(_, a)| *a).collect();
+    let listen: Vec<SocketAddr> =
+        listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
     let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
@@ -363,7 +397,21 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
-    Ok(Running { listening, stopper, workers, delivery, pickup, admin, auth_verifier })
+    for (site, addr) in &implicit_tls_listening {
+        log::info!("listening site={site} addr={addr} implicit_tls=yes workers={}", config.workers);
+    }
+    let certificates = shared.certificates();
+    Ok(Running {
+        listening,
+        stopper,
+        workers,
+        delivery,
+        pickup,
+        admin,
+        auth_verifier,
+        implicit_tls_listening,
+        certificates,
+    })
 }
 
 /// Stops every worker when dropped while armed (`Some`): a worker thread that exits with

@@ -13,6 +13,10 @@
 //! - `M: text`           one line of message content (CRLF implied; `M+ text` without CRLF).
 //!   Consecutive `M:`/`M+` lines form one block; block k must equal the k-th message the
 //!   handler received in full (`data_end` called).
+//! - `T: VERSION CIPHER`  the TLS handshake completes here (after STARTTLS got its 220):
+//!   the driver checks `tls_requested()`, DISCARDS every plaintext byte it still holds
+//!   (what a client pipelined after STARTTLS), and calls `tls_established`; `C:` lines
+//!   after it are the client's input over TLS.
 //! - `! key value`       directive, applies to the whole transcript (see below).
 //! - `= key value`       assertion on the final state (see below).
 //!
@@ -21,7 +25,9 @@
 //!
 //! Config directives: `! hostname NAME`, `! max_message_size_bytes N`,
 //! `! max_recipients N`, `! max_messages_per_connection N`, `! max_errors N`,
-//! `! bare_line_ending normalize|reject`, `! chunking on|off`, `! smtputf8 on|off`.
+//! `! bare_line_ending normalize|reject`, `! chunking on|off`, `! smtputf8 on|off`,
+//! `! starttls on|off`, `! require_tls on|off`, `! implicit_tls VERSION CIPHER` (TLS is
+//! established before the greeting, as on an RFC 8314 listener).
 //! Handler directives (CODE picks a canned reply: 451 local_error, 452
 //! insufficient_storage, 550 mailbox_unavailable, 552 message_too_big, 554 relay_denied):
 //! `! mail-reply CODE` (refuse every MAIL), `! rcpt-reject ADDR CODE` (refuse that
@@ -40,7 +46,7 @@
 //! Assertions: `= messages N` (complete messages), `= aborted N` (`data_abort` calls),
 //! `= authenticated NAME|none` (`ServerSession::authenticated` at the end),
 //! `= smuggling N` (`refused_smuggling` calls),
-//! `= closed yes|no`, `= tx TEXT` (the envelope given to the last `data_start`, rendered
+//! `= closed yes|no`, `= tls yes|no`, `= tx TEXT` (the envelope given to the last `data_start`, rendered
 //! as `render_tx` below).
 //!
 //! Every transcript is replayed with the input fed whole, one byte at a time, split in two
@@ -56,7 +62,7 @@ use mailroot::smtp::data::BareLineEnding;
 use mailroot::smtp::path::{ForwardPath, ReversePath};
 use mailroot::smtp::reply::Reply;
 use mailroot::smtp::server::{
-    AuthOutcome, DataOutcome, Handler, ServerConfig, ServerSession, Transaction,
+    AuthOutcome, DataOutcome, Handler, ServerConfig, ServerSession, TlsInfo, Transaction,
 };
 
 mod common_transcript;
@@ -177,6 +183,9 @@ fn render_tx(tx: &Transaction) -> String {
     if let Some(a) = &tx.authenticated {
         let _ = write!(s, " auth={a}");
     }
+    if let Some(t) = &tx.tls {
+        let _ = write!(s, " tls={}:{}", t.version, t.cipher);
+    }
     s
 }
 
@@ -252,47 +261,84 @@ impl Handler for Fake {
     }
 }
 
-/// Feed `pieces` the way `receive` will: keep unconsumed bytes, re-feed after each commit.
-fn drive(cfg: &Arc<ServerConfig>, b: &Behaviour, pieces: &[&[u8]]) -> (Vec<u8>, Fake, bool) {
+/// One stretch of client input, and the TLS handshake that ends it (if any).
+#[derive(Clone, Debug)]
+struct Phase<'a> {
+    /// The input, in the pieces the "socket" delivers it.
+    pieces: Vec<&'a [u8]>,
+    /// `Some`: TLS is established after this input (`T:` line).
+    then_tls: Option<TlsInfo>,
+}
+
+/// Feed the phases the way `receive` and `net` will: keep unconsumed bytes, re-feed after
+/// each commit; at a handshake, throw away every byte still held (SECURITY, RFC 3207).
+fn drive(
+    cfg: &Arc<ServerConfig>,
+    b: &Behaviour,
+    implicit: &Option<TlsInfo>,
+    phases: &[Phase<'_>],
+) -> (Vec<u8>, Fake, bool) {
     let mut s = ServerSession::new(Arc::clone(cfg));
     let mut h = Fake::new(b);
     let mut out = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
     let mut commits = 0u64;
+    if let Some(info) = implicit {
+        s.tls_established(info.clone());
+    }
     s.greet(&mut out);
-    for p in pieces {
-        buf.extend_from_slice(p);
-        loop {
-            let n = s.feed(&buf, &mut h, &mut out);
-            assert!(n <= buf.len());
-            buf.drain(..n);
-            assert!(
-                s.is_closed() || s.awaiting_commit() || s.awaiting_auth() || buf.len() < 2100,
-                "session left {} bytes unconsumed",
-                buf.len()
-            );
-            if s.awaiting_commit() {
-                assert_eq!(s.feed(b"NOOP\r\n", &mut h, &mut out), 0, "consumed while pending");
-                commits += 1;
-                let id = format!("{commits:016X}");
-                let result = match b.commit {
-                    Commit::Fail => Err(Reply::local_error()),
-                    Commit::Ok | Commit::Sync => Ok(id.as_str()),
-                };
-                s.commit_done(result, &mut out);
-                continue;
+    'phases: for phase in phases {
+        let mut buf: Vec<u8> = Vec::new();
+        for p in &phase.pieces {
+            buf.extend_from_slice(p);
+            loop {
+                let n = s.feed(&buf, &mut h, &mut out);
+                assert!(n <= buf.len());
+                buf.drain(..n);
+                assert!(
+                    s.is_closed()
+                        || s.awaiting_commit()
+                        || s.awaiting_auth()
+                        || s.tls_requested()
+                        || buf.len() < 2100,
+                    "session left {} bytes unconsumed",
+                    buf.len()
+                );
+                assert!(!s.tls_requested() || !s.wants_read(), "wants input before TLS");
+                if s.awaiting_commit() {
+                    assert_eq!(s.feed(b"NOOP\r\n", &mut h, &mut out), 0, "consumed while pending");
+                    commits += 1;
+                    let id = format!("{commits:016X}");
+                    let result = match b.commit {
+                        Commit::Fail => Err(Reply::local_error()),
+                        Commit::Ok | Commit::Sync => Ok(id.as_str()),
+                    };
+                    s.commit_done(result, &mut out);
+                    continue;
+                }
+                if s.awaiting_auth() {
+                    assert!(!s.wants_read(), "wants input while AUTH is pending");
+                    assert_eq!(
+                        s.feed(b"NOOP\r\n", &mut h, &mut out),
+                        0,
+                        "consumed while AUTH pending"
+                    );
+                    let ok = h.auth_pending.take().expect("awaiting_auth without a pending check");
+                    s.auth_done(ok, &mut out);
+                    continue;
+                }
+                break;
             }
-            if s.awaiting_auth() {
-                assert!(!s.wants_read(), "wants input while AUTH is pending");
-                assert_eq!(s.feed(b"NOOP\r\n", &mut h, &mut out), 0, "consumed while AUTH pending");
-                let ok = h.auth_pending.take().expect("awaiting_auth without a pending check");
-                s.auth_done(ok, &mut out);
-                continue;
+            if s.is_closed() {
+                break 'phases;
             }
-            break;
         }
-        if s.is_closed() {
-            break;
+        if let Some(info) = &phase.then_tls {
+            assert!(s.tls_requested(), "T: line but the session did not ask for TLS");
+            assert_eq!(s.feed(b"NOOP\r\n", &mut h, &mut out), 0, "consumed before TLS");
+            // SECURITY: what the client pipelined after STARTTLS is discarded, never fed.
+            buf.clear();
+            s.tls_established(info.clone());
+            assert!(s.tls_active() && !s.tls_requested());
         }
     }
     let closed = s.is_closed();
@@ -307,7 +353,11 @@ fn drive(cfg: &Arc<ServerConfig>, b: &Behaviour, pieces: &[&[u8]]) -> (Vec<u8>, 
 struct Transcript {
     cfg: ServerConfig,
     behaviour: Behaviour,
-    input: Vec<u8>,
+    /// Client input per phase, each followed by the TLS info of its `T:` line (the last
+    /// phase has none).
+    phases: Vec<(Vec<u8>, Option<TlsInfo>)>,
+    /// `! implicit_tls`: TLS established before the greeting.
+    implicit_tls: Option<TlsInfo>,
     expected: Vec<u8>,
     messages: Vec<Vec<u8>>,
     asserts: Vec<(usize, String, String)>,
@@ -316,6 +366,7 @@ struct Transcript {
 fn parse_transcript(text: &str) -> Transcript {
     let mut t = Transcript {
         cfg: ServerConfig { hostname: "mx.example".into(), ..ServerConfig::default() },
+        phases: vec![(Vec::new(), None)],
         ..Transcript::default()
     };
     let mut in_message = false;
@@ -335,10 +386,15 @@ fn parse_transcript(text: &str) -> Transcript {
         in_message = is_m;
         match tag {
             "C:" => {
-                t.input.extend(unescape(rest, n));
-                t.input.extend_from_slice(b"\r\n");
+                let input = &mut t.phases.last_mut().unwrap().0;
+                input.extend(unescape(rest, n));
+                input.extend_from_slice(b"\r\n");
             }
-            "C+" => t.input.extend(unescape(rest, n)),
+            "C+" => t.phases.last_mut().unwrap().0.extend(unescape(rest, n)),
+            "T:" => {
+                t.phases.last_mut().unwrap().1 = Some(tls_info(rest, n));
+                t.phases.push((Vec::new(), None));
+            }
             "S:" => {
                 t.expected.extend(unescape(rest, n));
                 t.expected.extend_from_slice(b"\r\n");
@@ -359,6 +415,13 @@ fn parse_transcript(text: &str) -> Transcript {
         }
     }
     t
+}
+
+/// `VERSION CIPHER` of a `T:` line or `! implicit_tls`.
+fn tls_info(text: &str, n: usize) -> TlsInfo {
+    let (version, cipher) =
+        text.trim().split_once(' ').unwrap_or_else(|| panic!("line {n}: VERSION CIPHER"));
+    TlsInfo { version: version.to_owned(), cipher: cipher.trim().to_owned() }
 }
 
 fn directive(t: &mut Transcript, d: &str, n: usize) {
@@ -395,6 +458,9 @@ fn directive(t: &mut Transcript, d: &str, n: usize) {
             }
         }
         "smtputf8" => t.cfg.enable_smtputf8 = on(1),
+        "starttls" => t.cfg.starttls = on(1),
+        "require_tls" => t.cfg.require_tls = on(1),
+        "implicit_tls" => t.implicit_tls = Some(tls_info(&words[1..].join(" "), n)),
         "mail-reply" => t.behaviour.mail_reply = Some(num(1) as u16),
         "rcpt-reject" => t.behaviour.rcpt_reject.push((words[1].to_owned(), num(2) as u16)),
         "data-start-reply" => t.behaviour.data_start_reply = Some(num(1) as u16),
@@ -429,7 +495,12 @@ fn check_transcript(path: &Path) {
     let text = std::fs::read_to_string(path).unwrap();
     let t = parse_transcript(&text);
     let cfg = Arc::new(t.cfg.clone());
-    let (out, fake, closed) = drive(&cfg, &t.behaviour, &[&t.input]);
+    let whole_phases: Vec<Phase<'_>> = t
+        .phases
+        .iter()
+        .map(|(input, tls)| Phase { pieces: vec![input.as_slice()], then_tls: tls.clone() })
+        .collect();
+    let (out, fake, closed) = drive(&cfg, &t.behaviour, &t.implicit_tls, &whole_phases);
     assert!(
         out == t.expected,
         "{name}: replies differ\n--- expected\n  {}\n--- got\n  {}",
@@ -452,6 +523,10 @@ fn check_transcript(path: &Path) {
             "aborted" => fake.aborted.to_string(),
             "smuggling" => fake.smuggling.to_string(),
             "closed" => (if closed { "yes" } else { "no" }).to_owned(),
+            "tls" => {
+                let tls = fake.last_tx.as_deref().is_some_and(|tx| tx.contains(" tls="));
+                (if tls { "yes" } else { "no" }).to_owned()
+            }
             "tx" => fake.last_tx.clone().unwrap_or_default(),
             "authenticated" => fake
                 .calls
@@ -466,29 +541,44 @@ fn check_transcript(path: &Path) {
     }
     // Split at any byte: identical replies and handler records.
     let whole = (out, fake, closed);
-    let check = |pieces: &[&[u8]], what: &str| {
-        let got = drive(&cfg, &t.behaviour, pieces);
+    let check = |split: &dyn Fn(&[u8]) -> Vec<&[u8]>, what: &str| {
+        let phases: Vec<Phase<'_>> = t
+            .phases
+            .iter()
+            .map(|(input, tls)| Phase { pieces: split(input), then_tls: tls.clone() })
+            .collect();
+        let got = drive(&cfg, &t.behaviour, &t.implicit_tls, &phases);
         assert!(got.0 == whole.0, "{name}: replies differ when {what}:\n{}", show(&got.0));
         assert_eq!(got.1, whole.1, "{name}: handler records differ when {what}");
         assert_eq!(got.2, whole.2, "{name}: closed differs when {what}");
     };
-    let bytes: Vec<&[u8]> = t.input.chunks(1).collect();
-    check(&bytes, "fed one byte at a time");
-    for cut in 0..=t.input.len() {
-        let (a, b) = t.input.split_at(cut);
-        check(&[a, b], &format!("split at byte {cut}"));
+    check(&|input| input.chunks(1).collect(), "fed one byte at a time");
+    let longest = t.phases.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
+    for cut in 0..=longest {
+        check(
+            &|input| {
+                let (a, b) = input.split_at(cut.min(input.len()));
+                vec![a, b]
+            },
+            &format!("split at byte {cut}"),
+        );
     }
-    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ t.input.len() as u64;
-    for round in 0..32 {
-        let mut pieces = Vec::new();
-        let mut rest: &[u8] = &t.input;
-        while !rest.is_empty() {
-            let n = (xorshift(&mut seed) % 40 + 1) as usize;
-            let (a, b) = rest.split_at(n.min(rest.len()));
-            pieces.push(a);
-            rest = b;
-        }
-        check(&pieces, &format!("split randomly (round {round})"));
+    for round in 0..32u64 {
+        check(
+            &|input| {
+                let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ input.len() as u64 ^ round;
+                let mut pieces = Vec::new();
+                let mut rest: &[u8] = input;
+                while !rest.is_empty() {
+                    let n = (xorshift(&mut seed) % 40 + 1) as usize;
+                    let (a, b) = rest.split_at(n.min(rest.len()));
+                    pieces.push(a);
+                    rest = b;
+                }
+                pieces
+            },
+            &format!("split randomly (round {round})"),
+        );
     }
 }
 
@@ -571,6 +661,7 @@ mod fuzz {
             chunk_fail in any::<bool>(),
             auth_sync in any::<bool>(),
             max_auth_failures in 0u32..3,
+            starttls in any::<bool>(),
         ) {
             let cfg = Arc::new(ServerConfig {
                 hostname: "mx.example".into(),
@@ -582,6 +673,7 @@ mod fuzz {
                 enable_auth: true,
                 allow_plaintext_auth: true,
                 max_auth_failures,
+                starttls,
                 ..ServerConfig::default()
             });
             let b = Behaviour {
@@ -591,7 +683,7 @@ mod fuzz {
                 auth_sync,
                 ..Behaviour::default()
             };
-            let whole = drive(&cfg, &b, &[&input]);
+            let whole = drive(&cfg, &b, &None, &[Phase { pieces: vec![&input], then_tls: None }]);
             let mut pieces = Vec::new();
             let mut rest: &[u8] = &input;
             for c in cuts.iter().cycle() {
@@ -600,7 +692,7 @@ mod fuzz {
                 pieces.push(a);
                 rest = r;
             }
-            let split = drive(&cfg, &b, &pieces);
+            let split = drive(&cfg, &b, &None, &[Phase { pieces, then_tls: None }]);
             prop_assert!(whole.0 == split.0, "replies differ");
             prop_assert_eq!(whole.1, split.1);
             prop_assert_eq!(whole.2, split.2);

@@ -128,7 +128,11 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         hostname: default_hostname(sys),
         mailroot: PathBuf::from(DEFAULT_MAILROOT),
         workers: sys.cores.clamp(1, MAX_WORKERS),
-        sites: vec![Site { name: DEFAULT_SITE_NAME.to_owned(), listen: vec![DEFAULT_LISTEN] }],
+        sites: vec![Site {
+            name: DEFAULT_SITE_NAME.to_owned(),
+            listen: vec![DEFAULT_LISTEN],
+            tls: super::SiteTls::default(),
+        }],
         limits: Limits {
             max_message_size_bytes: DEFAULT_MAX_MESSAGE_SIZE_BYTES,
             max_recipients: DEFAULT_MAX_RECIPIENTS,
@@ -168,6 +172,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         log_level: DEFAULT_LOG_LEVEL.to_owned(),
         admin: super::AdminConfig::default(),
         auth: super::AuthConfig::default(),
+        tls: super::TlsConfig::default(),
     }
 }
 

@@ -27,6 +27,7 @@ mod parse_outbound;
 mod print;
 #[cfg(test)]
 mod test_support;
+mod tls;
 mod units;
 mod values;
 
@@ -56,6 +57,7 @@ pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
     SmartHostAuth, TlsPolicy,
 };
+pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, SiteTls, TlsConfig, TlsFiles};
 
 /// The whole validated configuration. Built by [`Config::from_toml_str`] or
 /// [`Config::embedded_default`]; never changed afterwards.
@@ -98,6 +100,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// SMTP AUTH users and rules (`[auth]`, `[[user]]`).
     pub auth: AuthConfig,
+    /// Master TLS properties (`[tls]`).
+    pub tls: TlsConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }
@@ -111,6 +115,8 @@ pub struct Site {
     /// Addresses to listen on. Invariant: at least one; port not 0; each address appears
     /// once across all sites.
     pub listen: Vec<SocketAddr>,
+    /// TLS: the site's own certificate, implicit-TLS listeners, `require_tls`.
+    pub tls: SiteTls,
 }
 
 /// Resource limits, `[limits]`. Every field is > 0 unless its doc says 0 is allowed.
@@ -260,6 +266,13 @@ pub const DROP_DIR: &str = "Drop";
 pub const BADMAIL_DIR: &str = "Badmail";
 
 impl Config {
+    /// The certificate and key site `site` serves: its own, else `[tls]`'s; `None` = the
+    /// site offers no TLS.
+    #[must_use]
+    pub fn site_tls_files(&self, site: usize) -> Option<&TlsFiles> {
+        self.sites.get(site).and_then(|s| s.tls.files.as_ref()).or(self.tls.files.as_ref())
+    }
+
     /// `<mailroot>/Queue`: the spool. Path arithmetic only, no I/O.
     #[must_use]
     pub fn queue_dir(&self) -> PathBuf {

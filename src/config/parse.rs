@@ -50,6 +50,7 @@ const ROOT_KEYS: &[&str] = &[
     "admin",
     "auth",
     "user",
+    "tls",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -83,7 +84,8 @@ const SMTP_KEYS: &[&str] = &["bare_line_ending"];
 /// Keys allowed in `[spool]`.
 const SPOOL_KEYS: &[&str] = &["segment_size", "commit_delay"];
 /// Keys allowed in each `[[site]]`.
-const SITE_KEYS: &[&str] = &["name", "listen"];
+const SITE_KEYS: &[&str] =
+    &["name", "listen", "tls_cert", "tls_key", "implicit_tls_listen", "require_tls"];
 
 /// Every section with its keys, to tell the operator where a misplaced key belongs.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -100,6 +102,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("admin", super::admin::ADMIN_KEYS),
     ("auth", super::auth::AUTH_KEYS),
     ("[user]", super::auth::USER_KEYS),
+    ("tls", super::tls::TLS_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -162,8 +165,11 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
             cfg.spool.commit_delay_ms = commit_delay(v)?;
         }
     }
+    if let Some(t) = section(&root, "tls", super::tls::TLS_KEYS)? {
+        super::tls::tls(t, &mut cfg.tls)?;
+    }
     if let Some(v) = root.get("site") {
-        cfg.sites = sites(v)?;
+        cfg.sites = sites(v, &cfg.tls)?;
     }
     if let Some(v) = root.get("domain") {
         cfg.domain_rules = parse_outbound::domain_rules(v, &cfg.domains)?;
@@ -373,7 +379,7 @@ fn segment_size(v: &Value) -> Parsed<u64> {
 }
 
 /// `[[site]]`: at least one; unique names; no listen address twice in the whole file.
-fn sites(v: &Value) -> Parsed<Vec<Site>> {
+fn sites(v: &Value, tls: &super::TlsConfig) -> Parsed<Vec<Site>> {
     let items = tables(v, "site")?;
     if items.len() == 0 {
         return Err(ConfigError::new("site", "at least one [[site]] is required"));
@@ -413,7 +419,8 @@ fn sites(v: &Value) -> Parsed<Vec<Site>> {
         if listen.is_empty() {
             return Err(ConfigError::new(listen_key, "must list at least one address"));
         }
-        out.push(Site { name, listen });
+        let tls = super::tls::site_tls(t, &prefix, tls, &mut seen)?;
+        out.push(Site { name, listen, tls });
     }
     Ok(out)
 }

@@ -72,10 +72,12 @@ pub(super) fn to_toml(c: &Config) -> String {
     for site in &c.sites {
         let _ = writeln!(out, "\n[[site]]\nname = {}", quote(&site.name));
         let _ = writeln!(out, "listen = {}", list(&site.listen));
+        super::tls::print_site(&site.tls, &mut out);
     }
     outbound(c, &mut out);
     super::admin::print(&c.admin, &mut out);
     super::auth::print(&c.auth, &mut out);
+    super::tls::print(&c.tls, &mut out);
     out
 }
 

@@ -6,6 +6,13 @@
 //! preceded by the connection's small unconsumed remainder, so the service always sees one
 //! contiguous slice and per-connection memory stays tiny.
 //!
+//! TLS (`net/tls.rs`): once a connection has a `Tls`, reads go socket -> `read_tls` ->
+//! `process_new_packets` -> plaintext `reader()` -> `Service::read`, and output goes
+//! `out` -> `writer()` -> `write_tls` until `WouldBlock`, with the same rules (drain, write
+//! in the same pass). The handshake is read even while the service does not want input.
+//! After each pass whose plaintext output is flushed, a connection without TLS asks
+//! `Service::tls_start`.
+//!
 //! TRUST: socket bytes are untrusted and only passed through; the one bound enforced here
 //! is `MIN_READ_ROOM_BYTES` (a remainder that would leave less room than that in the
 //! scratch buffer closes the connection).
@@ -15,6 +22,7 @@ use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 
+use super::tls::Tls;
 use super::{CloseReason, ConnId, Service};
 
 /// Size of the per-worker scratch read buffer.
@@ -65,6 +73,8 @@ pub(super) struct Conn<C> {
     /// Outbound only: the TCP connect to this address is still in progress (the socket
     /// is neither read nor written until the worker sees it complete).
     pub(super) connecting: Option<SocketAddr>,
+    /// TLS state once TLS started (boxed: plaintext connections stay small).
+    pub(super) tls: Option<Box<Tls>>,
 }
 
 /// What `drive` decided.
@@ -91,6 +101,7 @@ impl<C> Conn<C> {
             writable: true,
             refeed: false,
             connecting: None,
+            tls: None,
         }
     }
 
@@ -120,21 +131,47 @@ impl<C> Conn<C> {
         }
     }
 
-    /// Unsent output bytes.
+    /// Output bytes not yet handed to the socket (or to rustls).
     fn out_pending(&self) -> usize {
         self.out.len() - self.out_pos
     }
 
-    /// Write as much pending output as the socket takes.
+    /// Everything is on the wire: no plaintext output left and no TLS record queued.
+    pub(super) fn all_sent(&self) -> bool {
+        self.out_pending() == 0 && self.tls.as_ref().is_none_or(|t| !t.conn.wants_write())
+    }
+
+    /// Write as much pending output as the socket takes (through rustls once TLS started:
+    /// before the handshake completes rustls holds the plaintext back).
     pub(super) fn flush(&mut self) -> io::Result<()> {
-        while self.out_pos < self.out.len() && self.writable {
-            match self.stream.write(&self.out[self.out_pos..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
+        match &mut self.tls {
+            None => {
+                while self.out_pos < self.out.len() && self.writable {
+                    match self.stream.write(&self.out[self.out_pos..]) {
+                        Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                        Ok(n) => self.out_pos += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
             }
+            Some(tls) => loop {
+                if self.out_pos < self.out.len() {
+                    // Ok(0) when rustls' buffer is at its limit: wait for write_tls.
+                    self.out_pos += tls.conn.writer().write(&self.out[self.out_pos..])?;
+                }
+                if !self.writable || !tls.conn.wants_write() {
+                    break;
+                }
+                match tls.conn.write_tls(&mut self.stream) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            },
         }
         if self.out_pos == self.out.len() {
             self.out_pos = 0;
@@ -155,7 +192,18 @@ impl<C> Conn<C> {
     }
 }
 
-/// One pass over a connection (see the module docs).
+/// What one read attempt gave.
+enum Input {
+    /// Bytes were read and fed; keep going.
+    Fed,
+    /// Nothing to read now (`WouldBlock`, or the service does not want input).
+    Nothing,
+    /// Close the connection.
+    Close(CloseReason),
+}
+
+/// One pass over a connection (see the module docs), then, while the connection has no
+/// TLS and its output is flushed, `Service::tls_start`; a started TLS gets a pass at once.
 pub(super) fn drive<S: Service>(
     svc: &mut S,
     id: ConnId,
@@ -168,9 +216,36 @@ pub(super) fn drive<S: Service>(
         c.input = input;
         c.input.drain(..used);
     }
+    let step = loop {
+        let step = pass(svc, id, c, scratch);
+        if !matches!(step, Step::Idle) || c.tls.is_some() || !c.all_sent() {
+            break step;
+        }
+        let Some(how) = svc.tls_start(&mut c.state) else { break step };
+        // SECURITY (RFC 3207 §4.2, CVE-2011-0411, Postfix `starttls_cmd`: "there must not
+        // be any pending plaintext"): input that arrived in plaintext before TLS starts is
+        // thrown away here, never handed to the service: a command pipelined after
+        // STARTTLS in the same packet must not run as if it had come over TLS. (Bytes of
+        // such a command still in the kernel's buffer are read by `read_tls` as TLS
+        // records: they fail the handshake and close the connection, never run either.)
+        c.input.clear();
+        match Tls::start(how) {
+            Ok(tls) => c.tls = Some(Box::new(tls)),
+            Err(e) => {
+                log::debug!("conn={} TLS start failed: {e}", id.index());
+                break Step::Close(CloseReason::TlsHandshake);
+            }
+        }
+    };
+    c.shrink_input();
+    step
+}
+
+/// The write-then-read loop of one pass.
+fn pass<S: Service>(svc: &mut S, id: ConnId, c: &mut Conn<S::Conn>, scratch: &mut [u8]) -> Step {
     let mut reads = 0;
     let mut rounds = 0;
-    let step = loop {
+    loop {
         // Produce and write until the socket is full or the service has nothing more
         // (edge-triggered: a socket that took everything reports no new writable edge).
         let mut full = false;
@@ -182,7 +257,7 @@ pub(super) fn drive<S: Service>(
             if c.flush().is_err() {
                 break; // reported by the flush below
             }
-            if !c.writable || c.out_pending() != 0 || produced == 0 {
+            if !c.writable || !c.all_sent() || produced == 0 {
                 break;
             }
             rounds += 1;
@@ -192,48 +267,152 @@ pub(super) fn drive<S: Service>(
             }
         }
         if let Err(e) = c.flush() {
-            break Step::Close(CloseReason::Io(e.kind()));
+            return Step::Close(CloseReason::Io(e.kind()));
         }
         if full {
-            break Step::Yield;
+            return Step::Yield;
         }
-        if svc.wants_close(&c.state) {
-            break if c.out_pending() == 0 { Step::Close(CloseReason::Done) } else { Step::Idle };
+        let handshaking = c.tls.as_ref().is_some_and(|t| t.handshaking());
+        if !handshaking && svc.wants_close(&c.state) {
+            if !c.all_sent() {
+                return Step::Idle;
+            }
+            if let Some(tls) = &mut c.tls {
+                // Best effort: say goodbye inside TLS too.
+                tls.conn.send_close_notify();
+                let _ = c.flush();
+            }
+            return Step::Close(CloseReason::Done);
         }
-        if !c.readable || !svc.wants_read(&c.state) || c.out_pending() > OUT_HIGH_WATER_BYTES {
-            break Step::Idle;
+        if c.out_pending() > OUT_HIGH_WATER_BYTES {
+            return Step::Idle;
+        }
+        if !handshaking && !svc.wants_read(&c.state) {
+            return Step::Idle;
         }
         if reads == MAX_READS_PER_DRIVE {
-            break Step::Yield;
+            return Step::Yield;
         }
         let kept = c.input.len();
         if kept > scratch.len() - MIN_READ_ROOM_BYTES {
-            break Step::Close(CloseReason::InputOverflow);
+            return Step::Close(CloseReason::InputOverflow);
         }
         scratch[..kept].copy_from_slice(&c.input);
-        let room = scratch.len() - kept;
-        match c.stream.read(&mut scratch[kept..]) {
-            Ok(0) => {
-                // Peer closed. Best effort for anything still unsent, then close.
-                let _ = c.flush();
-                break Step::Close(CloseReason::PeerClosed);
-            }
-            Ok(n) => {
-                reads += 1;
-                if n < room && !c.read_closed {
-                    // Short read: the socket is drained; the next arrival is a new edge.
-                    c.readable = false;
-                }
-                let avail = kept + n;
-                let used = svc.read(id, &mut c.state, &scratch[..avail], &mut c.out);
-                c.input.clear();
-                c.input.extend_from_slice(&scratch[used.min(avail)..avail]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.readable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Step::Close(CloseReason::Io(e.kind())),
+        let got = if c.tls.is_some() {
+            read_tls(svc, id, c, scratch, kept, &mut reads)
+        } else if !c.readable {
+            Input::Nothing
+        } else {
+            read_plain(svc, id, c, scratch, kept, &mut reads)
+        };
+        match got {
+            Input::Fed => {}
+            Input::Nothing if c.readable => {}
+            Input::Nothing => return Step::Idle,
+            Input::Close(reason) => return Step::Close(reason),
         }
-    };
-    c.shrink_input();
-    step
+    }
+}
+
+/// Plaintext: one socket read into `scratch[kept..]`, fed to the service.
+fn read_plain<S: Service>(
+    svc: &mut S,
+    id: ConnId,
+    c: &mut Conn<S::Conn>,
+    scratch: &mut [u8],
+    kept: usize,
+    reads: &mut u32,
+) -> Input {
+    let room = scratch.len() - kept;
+    match c.stream.read(&mut scratch[kept..]) {
+        Ok(0) => {
+            // Peer closed. Best effort for anything still unsent, then close.
+            let _ = c.flush();
+            Input::Close(CloseReason::PeerClosed)
+        }
+        Ok(n) => {
+            *reads += 1;
+            if n < room && !c.read_closed {
+                // Short read: the socket is drained; the next arrival is a new edge.
+                c.readable = false;
+            }
+            feed(svc, id, c, scratch, kept + n);
+            Input::Fed
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            c.readable = false;
+            Input::Nothing
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Input::Fed,
+        Err(e) => Input::Close(CloseReason::Io(e.kind())),
+    }
+}
+
+/// Hand `scratch[..avail]` to the service and keep what it did not consume.
+fn feed<S: Service>(svc: &mut S, id: ConnId, c: &mut Conn<S::Conn>, scratch: &[u8], avail: usize) {
+    let used = svc.read(id, &mut c.state, &scratch[..avail], &mut c.out);
+    c.input.clear();
+    c.input.extend_from_slice(&scratch[used.min(avail)..avail]);
+}
+
+/// TLS: plaintext rustls already decrypted goes to the service first; otherwise one
+/// `read_tls` from the socket, `process_new_packets`, and the end of the handshake is
+/// reported to the service (`tls_established`) before any plaintext of the session.
+fn read_tls<S: Service>(
+    svc: &mut S,
+    id: ConnId,
+    c: &mut Conn<S::Conn>,
+    scratch: &mut [u8],
+    kept: usize,
+    reads: &mut u32,
+) -> Input {
+    let Some(tls) = c.tls.as_mut() else { unreachable!("read_tls on a TLS connection only") };
+    if tls.established {
+        match tls.conn.reader().read(&mut scratch[kept..]) {
+            Ok(0) => return Input::Close(CloseReason::PeerClosed), // close_notify
+            Ok(n) => {
+                feed(svc, id, c, scratch, kept + n);
+                return Input::Fed;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Input::Close(CloseReason::PeerClosed);
+            }
+            Err(e) => return Input::Close(CloseReason::Io(e.kind())),
+        }
+    }
+    if !c.readable {
+        return Input::Nothing;
+    }
+    match tls.conn.read_tls(&mut c.stream) {
+        Ok(0) => {
+            let _ = c.flush();
+            Input::Close(CloseReason::PeerClosed)
+        }
+        Ok(_) => {
+            *reads += 1;
+            if let Err(e) = tls.conn.process_new_packets() {
+                let handshaking = tls.handshaking();
+                log::debug!("conn={} TLS error: {e}", id.index());
+                let _ = c.flush(); // the alert rustls queued, best effort
+                return Input::Close(if handshaking {
+                    CloseReason::TlsHandshake
+                } else {
+                    CloseReason::Tls
+                });
+            }
+            if !tls.established && !tls.conn.is_handshaking() {
+                tls.established = true;
+                let info = tls.info();
+                svc.tls_established(id, &mut c.state, &info, &mut c.out);
+            }
+            Input::Fed
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            c.readable = false;
+            Input::Nothing
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Input::Fed,
+        Err(e) => Input::Close(CloseReason::Io(e.kind())),
+    }
 }

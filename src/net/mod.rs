@@ -12,6 +12,15 @@
 //! [`Service::connect_failed`] (refused, unreachable, timed out) so it can try the next
 //! address. From then on an outbound connection is driven exactly like an inbound one.
 //!
+//! # TLS
+//! A connection may carry a rustls `Connection` (`tls.rs`): started when the service
+//! answers `Service::tls_start` (STARTTLS; any plaintext input still held is discarded
+//! first) or at accept on an implicit-TLS listener (`worker::Listen`). From then on the
+//! same rules hold with rustls in between (`conn.rs`): reads drain the socket through
+//! `read_tls`/`process_new_packets`, plaintext goes to `Service::read`, output goes
+//! through `writer()`/`write_tls` until `WouldBlock`. The handshake's end is reported by
+//! `Service::tls_established`. Server certificates that can be reloaded: `tls_cert.rs`.
+//!
 //! # Threads
 //! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
 //! `SO_REUSEPORT` listener for every address (the kernel spreads connections), its connection
@@ -58,18 +67,23 @@ pub mod conn_table;
 pub mod limits;
 pub mod listener;
 pub mod timer;
+pub mod tls;
+pub mod tls_cert;
 pub mod worker;
 
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_connect;
+#[cfg(test)]
+mod tests_tls;
 
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime};
 
 pub use conn_table::ConnId;
 pub use limits::{ConnLimits, ConnPermit, LimitExceeded};
+pub use tls::{TlsInfo, TlsStart};
 
 /// Where a new connection came from and which listener took it.
 #[derive(Clone, Copy, Debug)]
@@ -80,6 +94,9 @@ pub struct Peer {
     pub local: SocketAddr,
     /// Caller-chosen tag of the listener (the relay uses the site index).
     pub listener_tag: usize,
+    /// The listener is implicit TLS (RFC 8314): the connection starts with a TLS handshake
+    /// the worker drives before any plaintext; `Service::tls_established` follows it.
+    pub implicit_tls: bool,
 }
 
 /// An outbound connection the service wants: where to, how long the TCP connect may take,
@@ -131,6 +148,13 @@ pub enum CloseReason {
     InputOverflow,
     /// Shutdown grace period expired with the connection still open.
     Shutdown,
+    /// The TLS handshake failed (a TLS protocol error from the peer, or the TLS state could
+    /// not be created). A close of any other kind during the handshake (timeout, peer gone)
+    /// keeps its own reason; the worker counts every close during a handshake as a
+    /// handshake failure (`WorkerCounters::tls_handshake_failures`).
+    TlsHandshake,
+    /// A TLS protocol error after the handshake (bad record, unexpected message).
+    Tls,
 }
 
 /// What a worker drives: one implementation per protocol (inbound SMTP is `receive`).
@@ -212,6 +236,27 @@ pub trait Service {
     /// Outbound: the TCP connect of `id` completed; the connection is driven from now on
     /// like an accepted one (`out` is written at once).
     fn connected(&mut self, _id: ConnId, _conn: &mut Self::Conn, _out: &mut Vec<u8>) {}
+
+    /// Whether to start TLS now. Asked after every pass over a connection that has no TLS
+    /// yet and whose output is all on the wire (so a `220 Ready to start TLS` went out in
+    /// plaintext first). `Some`: any plaintext input the worker still holds for the
+    /// connection is discarded (RFC 3207 §4.2), and the handshake starts (driven by
+    /// readiness, read even while `wants_read` is false). Default: never.
+    fn tls_start(&mut self, _conn: &mut Self::Conn) -> Option<TlsStart> {
+        None
+    }
+
+    /// The TLS handshake of `id` completed (after `tls_start`, or on an implicit-TLS
+    /// listener): `info` says what was negotiated. Called before any plaintext received
+    /// over TLS is given to `read`; `out` is written through TLS.
+    fn tls_established(
+        &mut self,
+        _id: ConnId,
+        _conn: &mut Self::Conn,
+        _info: &TlsInfo,
+        _out: &mut Vec<u8>,
+    ) {
+    }
 
     /// Outbound: the connect to `addr` failed; the state comes back (e.g. to try the next
     /// address with a new request). `closed` is not called for such a connection.

@@ -143,8 +143,8 @@ fn start(max_conns: usize, timeout_ms: u64) -> Running {
     let limits = ConnLimits::new(max_conns, 0);
     let opts = WorkerOptions { index: 0, shutdown_grace: Duration::from_millis(500) };
     let svc = Echo { timeout_ms, deferred: VecDeque::new(), later: None };
-    let w =
-        Worker::new(wp, vec![(l, 7)], svc, Arc::clone(&limits), Arc::clone(&stop), opts).unwrap();
+    let w = Worker::new(wp, vec![(l, 7).into()], svc, Arc::clone(&limits), Arc::clone(&stop), opts)
+        .unwrap();
     let thread = std::thread::spawn(move || w.run());
     Running { addr, stop, waker, thread, limits }
 }

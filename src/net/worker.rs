@@ -30,6 +30,7 @@ use super::conn::{self, Conn, Step};
 use super::conn_table::{ConnId, ConnTable};
 use super::limits::ConnLimits;
 use super::timer::{TICK_MS, TimerWheel};
+use super::tls::Tls;
 use super::{CloseReason, ConnectError, ConnectRequest, Peer, Service};
 
 /// Token of the worker's waker.
@@ -69,6 +70,30 @@ pub struct WorkerCounters {
     pub connects: u64,
     /// Outbound connects that failed (at once, later, or by timeout).
     pub connect_failures: u64,
+    /// TLS handshakes completed (both directions).
+    pub tls_handshakes: u64,
+    /// Connections closed while their TLS handshake was in progress (protocol error,
+    /// timeout, peer gone).
+    pub tls_handshake_failures: u64,
+}
+
+/// A bound listening socket handed to a worker.
+#[derive(Debug)]
+pub struct Listen {
+    /// The socket (from `listener::bind`).
+    pub socket: TcpListener,
+    /// Caller's tag, given to the service in `Peer::listener_tag` (the relay: site index).
+    pub tag: usize,
+    /// Implicit TLS (RFC 8314): every accepted connection starts with this server's TLS
+    /// handshake (`Peer::implicit_tls` is set).
+    pub implicit_tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl From<(TcpListener, usize)> for Listen {
+    /// A plaintext listener.
+    fn from((socket, tag): (TcpListener, usize)) -> Listen {
+        Listen { socket, tag, implicit_tls: None }
+    }
 }
 
 /// Per-worker settings.
@@ -111,6 +136,8 @@ struct Listener {
     local: SocketAddr,
     /// Caller's tag (site index).
     tag: usize,
+    /// Implicit TLS configuration, if this is an implicit-TLS listener.
+    implicit_tls: Option<Arc<rustls::ServerConfig>>,
     /// `accept` hit a resource limit (EMFILE...); retry on the next tick since no new
     /// edge will be reported for connections already queued.
     retry: bool,
@@ -169,7 +196,7 @@ impl<S: Service> Worker<S> {
     /// Build a worker over already bound listeners `(socket, tag)`.
     pub fn new(
         poll: WorkerPoll,
-        listeners: Vec<(TcpListener, usize)>,
+        listeners: Vec<Listen>,
         service: S,
         limits: Arc<ConnLimits>,
         shutdown: Arc<AtomicBool>,
@@ -177,10 +204,10 @@ impl<S: Service> Worker<S> {
     ) -> io::Result<Worker<S>> {
         assert!(listeners.len() < CONN_TOKEN_BASE - 1, "too many listeners");
         let mut ls = Vec::with_capacity(listeners.len());
-        for (i, (mut socket, tag)) in listeners.into_iter().enumerate() {
+        for (i, Listen { mut socket, tag, implicit_tls }) in listeners.into_iter().enumerate() {
             poll.poll.registry().register(&mut socket, Token(1 + i), Interest::READABLE)?;
             let local = socket.local_addr()?;
-            ls.push(Listener { socket: Some(socket), local, tag, retry: false });
+            ls.push(Listener { socket: Some(socket), local, tag, implicit_tls, retry: false });
         }
         Ok(Worker {
             opts,
@@ -337,17 +364,26 @@ impl<S: Service> Worker<S> {
         } else {
             l.local
         };
-        let peer = Peer { remote, local, listener_tag: l.tag };
+        let peer =
+            Peer { remote, local, listener_tag: l.tag, implicit_tls: l.implicit_tls.is_some() };
+        let implicit_tls = l.implicit_tls.clone();
         let permit = self.limits.try_acquire(remote.ip());
         let mut out = Vec::new();
         let Some(state) = self.service.accept(&peer, permit, &mut out) else {
             // Explicit accept back-pressure: a fresh socket's send buffer is empty, so one
-            // write takes the short refusal; then close.
-            let _ = io::Write::write(&mut stream, &out);
+            // write takes the short refusal; then close. Not on an implicit-TLS listener:
+            // the client expects a TLS record, and a plaintext reply is only garbage there.
+            if implicit_tls.is_none() {
+                let _ = io::Write::write(&mut stream, &out);
+            }
             self.counters.refused += 1;
             return;
         };
-        let id = self.conns.insert(Conn::new(stream, state, out));
+        let mut conn = Conn::new(stream, state, out);
+        let tls = implicit_tls.map(|cfg| Tls::start(super::TlsStart::Server(cfg)));
+        let tls_failed = matches!(tls, Some(Err(_)));
+        conn.tls = tls.and_then(Result::ok).map(Box::new);
+        let id = self.conns.insert(conn);
         let token = Token(CONN_TOKEN_BASE + id.index());
         let registered = match self.conns.get_mut(id) {
             Some(c) => self.poll.poll.registry().register(
@@ -359,6 +395,7 @@ impl<S: Service> Worker<S> {
         };
         self.counters.accepted += 1;
         match registered {
+            Ok(()) if tls_failed => self.close(id, CloseReason::TlsHandshake),
             Ok(()) => self.drive(id),
             Err(e) => self.close(id, CloseReason::Io(e.kind())),
         }
@@ -442,7 +479,13 @@ impl<S: Service> Worker<S> {
     /// Run one pass over connection `id` and act on the outcome.
     fn drive(&mut self, id: ConnId) {
         let Some(c) = self.conns.get_mut(id) else { return };
-        match conn::drive(&mut self.service, id, c, &mut self.scratch) {
+        let was_handshaking = c.tls.as_ref().is_some_and(|t| t.handshaking());
+        let step = conn::drive(&mut self.service, id, c, &mut self.scratch);
+        let done = c.tls.as_ref().is_some_and(|t| t.established);
+        if done && was_handshaking {
+            self.counters.tls_handshakes += 1;
+        }
+        match step {
             Step::Idle => self.arm_timer(id),
             Step::Yield => {
                 self.arm_timer(id);
@@ -464,6 +507,9 @@ impl<S: Service> Worker<S> {
     fn close(&mut self, id: ConnId, reason: CloseReason) {
         let Some(c) = self.conns.remove(id) else { return };
         self.timers.cancel(id.index());
+        if c.tls.as_ref().is_some_and(|t| t.handshaking()) {
+            self.counters.tls_handshake_failures += 1;
+        }
         match reason {
             CloseReason::Io(kind) => {
                 self.counters.io_errors += 1;
@@ -476,6 +522,9 @@ impl<S: Service> Worker<S> {
             CloseReason::TimedOut => self.counters.timeouts += 1,
             CloseReason::InputOverflow => self.counters.input_overflows += 1,
             CloseReason::Shutdown => self.counters.shutdown_closed += 1,
+            CloseReason::TlsHandshake | CloseReason::Tls => {
+                log::debug!("worker={} conn={} closed: {reason:?}", self.opts.index, id.index());
+            }
             CloseReason::Done | CloseReason::PeerClosed => {}
         }
         self.service.closed(id, c.state, reason);

@@ -29,8 +29,16 @@
 //! messages, message bytes, recipients (local/remote), commit latency and batch size.
 //! Marked `// stats:` below.
 //!
+//! TLS (`receive/tls.rs` holds the certificates): when the session asks for TLS after
+//! `220 2.0.0 Ready to start TLS` (`tls_requested`), `Service::tls_start` hands `net` the
+//! site's rustls configuration (net then discards the plaintext it holds and drives the
+//! handshake); `Service::tls_established` tells the session. On an implicit-TLS listener
+//! (`Peer::implicit_tls`) the greeting waits for the handshake. While a handshake runs the
+//! connection's timer is `[tls] handshake_timeout`. The TLS facts go into `Received:`.
+//!
 //! STANDARDS: RFC 5321 §4.4 (trace header), §4.5.3.2 (timeouts), RFC 1870 (SIZE),
-//! RFC 3463 (enhanced codes, via `smtp::reply`).
+//! RFC 3463 (enhanced codes, via `smtp::reply`), RFC 3207 (STARTTLS), RFC 8314 (implicit
+//! TLS), RFC 3848 (ESMTPS in `Received:`).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -41,7 +49,9 @@ use crossbeam_channel::Sender;
 
 use super::auth::{Verdict, WorkerAuth};
 use crate::config::Config;
-use crate::net::{CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service};
+use crate::net::{
+    CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service, TlsInfo as NetTlsInfo, TlsStart,
+};
 use crate::policy::access::{check_rcpt, connection_allowed};
 use crate::policy::domain::rcpt_split;
 use crate::queue::inbox::IncomingBatch;
@@ -58,25 +68,44 @@ use crate::spool::{
 };
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
+use super::tls::{InboundTls, TlsSetupError, session_info};
+
 /// Configuration shared (read-only) by every worker's `Inbound`.
 #[derive(Debug)]
 pub struct InboundShared {
     /// The whole configuration.
     config: Arc<Config>,
-    /// What the SMTP sessions need, built once.
-    server: Arc<ServerConfig>,
+    /// What the SMTP sessions need, built once per site (index = site index).
+    server: Vec<Arc<ServerConfig>>,
+    /// Certificates and rustls configurations per site.
+    tls: InboundTls,
 }
 
 impl InboundShared {
-    /// Derive the session configuration from `config`.
-    pub fn new(config: Arc<Config>) -> InboundShared {
-        let server = Arc::new(server_config(&config));
-        InboundShared { config, server }
+    /// Derive the session configuration from `config` and load every site's certificate.
+    pub fn new(config: Arc<Config>) -> Result<InboundShared, TlsSetupError> {
+        let tls = InboundTls::load(&config)?;
+        let server = (0..config.sites.len().max(1))
+            .map(|i| {
+                Arc::new(server_config(&config, i, tls.sites.get(i).is_some_and(Option::is_some)))
+            })
+            .collect();
+        Ok(InboundShared { config, server, tls })
+    }
+
+    /// The rustls configuration of site `site`'s implicit-TLS listeners, if it has TLS.
+    pub fn site_tls_config(&self, site: usize) -> Option<Arc<rustls::ServerConfig>> {
+        self.tls.sites.get(site)?.as_ref().map(|t| Arc::clone(&t.server))
+    }
+
+    /// Every distinct certificate, for the SIGHUP reload (`receive::tls::reload_all`).
+    pub fn certificates(&self) -> Vec<Arc<crate::net::tls_cert::ReloadableCert>> {
+        self.tls.certs.clone()
     }
 }
 
-/// `ServerConfig` from the relay configuration.
-fn server_config(c: &Config) -> ServerConfig {
+/// `ServerConfig` of site `site` from the relay configuration.
+fn server_config(c: &Config, site: usize, has_tls: bool) -> ServerConfig {
     ServerConfig {
         hostname: c.hostname.clone(),
         max_message_size_bytes: c.limits.max_message_size_bytes,
@@ -89,6 +118,8 @@ fn server_config(c: &Config) -> ServerConfig {
         enable_auth: !c.auth.users.is_empty(),
         allow_plaintext_auth: c.auth.allow_plaintext_auth,
         max_auth_failures: c.auth.max_auth_failures,
+        starttls: has_tls,
+        require_tls: has_tls && c.sites.get(site).is_some_and(|s| s.tls.require_tls),
     }
 }
 
@@ -159,6 +190,9 @@ pub struct InboundConn {
     permit: Option<ConnPermit>,
     /// Shutdown began while this session was busy; say 421 once it is idle.
     draining: bool,
+    /// A TLS handshake is in progress (`net` drives it; the timer is the handshake
+    /// timeout). Set by `tls_start` or an implicit-TLS accept, cleared by `tls_established`.
+    handshaking: bool,
 }
 
 /// What the handler knows about the connection and its current message.
@@ -327,9 +361,12 @@ impl Service for Inbound {
                 return None;
             }
         };
-        let mut session = ServerSession::new(Arc::clone(&self.shared.server));
+        let site = peer.listener_tag.min(self.shared.server.len() - 1);
+        let mut session = ServerSession::new(Arc::clone(&self.shared.server[site]));
         let before = out.len();
-        session.greet(out);
+        if !peer.implicit_tls {
+            session.greet(out); // implicit TLS: after the handshake (`tls_established`)
+        }
         // stats: one more connection (counted down in `closed`), and the greeting's bytes.
         let b = self.block(peer);
         b.inc(Counter::InboundConnections);
@@ -346,6 +383,7 @@ impl Service for Inbound {
             },
             permit: Some(permit),
             draining: self.draining,
+            handshaking: peer.implicit_tls,
         })
     }
 
@@ -371,6 +409,9 @@ impl Service for Inbound {
 
     fn idle_timeout_ms(&self, c: &InboundConn) -> u64 {
         let l = &self.shared.config.limits;
+        if c.handshaking {
+            return self.shared.config.tls.handshake_timeout_ms;
+        }
         if c.session.in_data() { l.data_timeout_ms } else { l.command_timeout_ms }
     }
 
@@ -395,7 +436,14 @@ impl Service for Inbound {
         if let Some(a) = &mut self.auth {
             a.forget(id);
         }
-        self.block(&c.tx.peer).dec(Counter::InboundConnections); // stats: counted up in `accept`
+        let b = self.block(&c.tx.peer);
+        b.dec(Counter::InboundConnections); // stats: counted up in `accept`
+        if c.handshaking {
+            b.inc(Counter::TlsHandshakeFailures); // stats
+        }
+        if c.session.tls_active() {
+            b.dec(Counter::TlsConnections); // stats: counted up in `tls_established`
+        }
         let mut h = self.handler(id, &mut c.tx);
         c.session.disconnect(&mut h);
         // Whatever the session thought, never leave a record open (it would pin the writer).
@@ -493,6 +541,42 @@ impl Service for Inbound {
 
     fn has_outstanding(&self) -> bool {
         !self.pending.is_empty() || self.writer.has_uncommitted()
+    }
+
+    fn tls_start(&mut self, c: &mut InboundConn) -> Option<TlsStart> {
+        if !c.session.tls_requested() || c.handshaking {
+            return None;
+        }
+        // The session offers STARTTLS only on a site with a certificate.
+        let cfg = self.shared.site_tls_config(c.tx.peer.listener_tag)?;
+        c.handshaking = true;
+        Some(TlsStart::Server(cfg))
+    }
+
+    fn tls_established(
+        &mut self,
+        _id: ConnId,
+        c: &mut InboundConn,
+        info: &NetTlsInfo,
+        out: &mut Vec<u8>,
+    ) {
+        c.handshaking = false;
+        c.session.tls_established(session_info(info));
+        log::debug!(
+            "worker={} client={} tls version={} cipher={}",
+            self.worker,
+            c.tx.peer.remote,
+            info.version,
+            info.cipher
+        );
+        let before = out.len();
+        if c.tx.peer.implicit_tls && !c.session.is_closed() {
+            c.session.greet(out); // not after a 421 written during the handshake (shutdown)
+        }
+        let b = self.block(&c.tx.peer);
+        b.inc(Counter::TlsHandshakes); // stats
+        b.inc(Counter::TlsConnections); // stats: counted down in `closed`
+        b.add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 }
 
@@ -721,7 +805,7 @@ fn received_header(
         hostname: &cfg.hostname,
         esmtp: t.esmtp,
         smtputf8: t.smtputf8,
-        tls: None,
+        tls: t.tls.as_ref().map(|i| trace::TlsInfo { version: &i.version, cipher: &i.cipher }),
         authenticated: t.authenticated.is_some(),
         queue_id: &queue_id,
         recipient,

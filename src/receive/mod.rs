@@ -2,9 +2,11 @@
 //!
 //! `inbound` is the `net::Service` (one per worker); the pure relay and access decisions
 //! it asks live in `crate::policy`. `auth` is SMTP AUTH's password check: the
-//! `auth-verifier` thread (argon2, off the event loops) and each worker's side of it.
+//! `auth-verifier` thread (argon2, off the event loops) and each worker's side of it;
+//! `tls` holds the sites' certificates (STARTTLS, implicit TLS, SIGHUP reload).
 pub mod auth;
 pub mod inbound;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;

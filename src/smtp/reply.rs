@@ -98,6 +98,8 @@ pub struct Extensions {
     pub chunking: bool,
     /// Advertise `AUTH PLAIN LOGIN` (RFC 4954; only when AUTH may be used now).
     pub auth: bool,
+    /// Advertise STARTTLS (RFC 3207): a certificate is configured and TLS is not active.
+    pub starttls: bool,
 }
 
 /// Shorthand for a reply with a static text.
@@ -129,6 +131,9 @@ impl Reply {
         let mut text = String::with_capacity(128);
         let _ =
             write!(text, "{hostname}\nPIPELINING\nSIZE {}\n8BITMIME", ext.max_message_size_bytes);
+        if ext.starttls {
+            text.push_str("\nSTARTTLS");
+        }
         text.push_str("\nENHANCEDSTATUSCODES");
         if ext.smtputf8 {
             text.push_str("\nSMTPUTF8");
@@ -199,6 +204,12 @@ impl Reply {
     /// `text` is base64 (or empty), never peer data.
     pub fn challenge(text: &'static str) -> Reply {
         Reply { code: 334, status: None, text: Cow::Borrowed(text) }
+    }
+
+    /// `220 2.0.0 Ready to start TLS`: reply to STARTTLS (RFC 3207 §4); the TLS handshake
+    /// follows and nothing after the command line is read in plaintext.
+    pub fn ready_to_start_tls() -> Reply {
+        fixed(220, 2, 0, 0, "Ready to start TLS")
     }
 
     /// `354`: go ahead with the message content (3xx has no enhanced status class).
@@ -291,9 +302,10 @@ impl Reply {
         fixed(502, 5, 5, 1, "EXPN not available")
     }
 
-    /// `502 5.5.1`: STARTTLS is not offered on this listener (yet).
-    pub fn starttls_not_available() -> Reply {
-        fixed(502, 5, 5, 1, "STARTTLS not available")
+    /// `454 4.7.0`: STARTTLS when it is not offered (no certificate for this site; RFC
+    /// 3207 §4: "TLS not available due to temporary reason").
+    pub fn tls_not_available() -> Reply {
+        fixed(454, 4, 7, 0, "TLS not available")
     }
 
     /// `502 5.5.1`: AUTH is not offered (yet).
@@ -331,6 +343,16 @@ impl Reply {
         fixed(503, 5, 5, 1, "Bad sequence of commands")
     }
 
+    /// `503 5.5.1`: STARTTLS while TLS is already active (RFC 3207 §4.2).
+    pub fn tls_already_active() -> Reply {
+        fixed(503, 5, 5, 1, "TLS already active")
+    }
+
+    /// `503 5.5.1`: STARTTLS inside a mail transaction (after MAIL, before its end).
+    pub fn starttls_in_transaction() -> Reply {
+        fixed(503, 5, 5, 1, "STARTTLS not allowed inside a mail transaction")
+    }
+
     /// `503 5.5.1`: MAIL before HELO/EHLO.
     pub fn need_helo() -> Reply {
         fixed(503, 5, 5, 1, "Send HELO/EHLO first")
@@ -352,6 +374,11 @@ impl Reply {
     }
 
     // ---- 5xx policy / content -------------------------------------------------------------
+
+    /// `530 5.7.0`: MAIL before STARTTLS on a site with `require_tls` (RFC 3207 §4).
+    pub fn tls_required() -> Reply {
+        fixed(530, 5, 7, 0, "Must issue a STARTTLS command first")
+    }
 
     /// `550 5.1.1`: no such local mailbox.
     pub fn mailbox_unavailable() -> Reply {
@@ -443,8 +470,13 @@ mod tests {
     }
     #[test]
     fn canned_replies_keep_the_invariant() {
-        let ext =
-            Extensions { max_message_size_bytes: 10, smtputf8: true, chunking: true, auth: true };
+        let ext = Extensions {
+            max_message_size_bytes: 10,
+            smtputf8: true,
+            chunking: true,
+            auth: true,
+            starttls: true,
+        };
         let all = [
             Reply::greeting("h"),
             Reply::helo("h"),
@@ -473,7 +505,11 @@ mod tests {
             Reply::parameter_not_implemented("x"),
             Reply::not_implemented(),
             Reply::expn_not_available(),
-            Reply::starttls_not_available(),
+            Reply::ready_to_start_tls(),
+            Reply::tls_not_available(),
+            Reply::tls_already_active(),
+            Reply::starttls_in_transaction(),
+            Reply::tls_required(),
             Reply::auth_not_available(),
             Reply::bad_sequence(),
             Reply::need_helo(),
@@ -516,12 +552,14 @@ mod tests {
             smtputf8: false,
             chunking: true,
             auth: false,
+            starttls: true,
         };
         Reply::ehlo("mx.example", &ext).write_to(&mut v);
         assert_eq!(
             String::from_utf8(v).unwrap(),
             "250-mx.example\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n\
-             250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n250 HELP\r\n"
+             250-STARTTLS\r\n250-ENHANCEDSTATUSCODES\r\n250-CHUNKING\r\n250-DSN\r\n\
+             250 HELP\r\n"
         );
     }
 }

@@ -329,6 +329,7 @@ mod tests {
             smtputf8: true,
             chunking: false,
             auth: true,
+            starttls: true,
         };
         for r in [
             Reply::ok(),

@@ -53,6 +53,7 @@
 //! RFC 2920 (PIPELINING), RFC 3030 (CHUNKING), RFC 1870 (SIZE), RFC 6152 (8BITMIME),
 //! RFC 2034 (ENHANCEDSTATUSCODES), RFC 3461 (DSN parameters), RFC 6531 (SMTPUTF8),
 //! RFC 4954 (AUTH, in `server/auth.rs`).
+//! RFC 3207 (STARTTLS, in `server/starttls.rs`).
 
 use std::mem;
 use std::sync::Arc;
@@ -68,7 +69,9 @@ use crate::policy::size::exceeds_size_limit;
 use content::{Content, Sink};
 
 mod handler;
+mod starttls;
 pub use handler::{AuthOutcome, DataOutcome, Handler, ServerConfig, Transaction, TxRecipient};
+pub use starttls::TlsInfo;
 
 /// The client's HELO/EHLO, kept between transactions.
 #[derive(Clone, Debug)]
@@ -116,6 +119,9 @@ enum State {
     /// Credentials went to `Handler::auth_check`; no input is consumed until `auth_done`.
     /// `authcid` becomes the session's identity if they were right.
     AuthChecking { hello: Hello, authcid: String },
+    /// `220 2.0.0 Ready to start TLS` sent: no input is consumed (the caller discards what
+    /// it holds) until `tls_established`, which goes back to `Greeted` (`starttls.rs`).
+    StartTls,
     /// Dropping the rest of an over-long command line; `500 5.5.2` when its LF arrives.
     DiscardLine { resume: Box<State> },
     /// Dropping the chunk of a refused BDAT (its reply is already written).
@@ -143,7 +149,8 @@ impl State {
             | State::Mail { .. }
             | State::Committing { .. }
             | State::Auth { .. }
-            | State::AuthChecking { .. } => false,
+            | State::AuthChecking { .. }
+            | State::StartTls => false,
         }
     }
 }
@@ -159,10 +166,10 @@ pub struct ServerSession {
     errors: u32,
     /// Messages accepted on this connection.
     messages: u32,
-    /// TLS is active on the connection (set by the STARTTLS work; false until then).
-    /// When STARTTLS succeeds, `authenticated` and `auth_failures` must be reset too
-    /// (RFC 3207 §4.2: discard what the client said before TLS).
-    tls: bool,
+    /// TLS is active on the connection (after STARTTLS, or an implicit-TLS listener):
+    /// what was negotiated. Set once by `tls_established`, never cleared. When STARTTLS
+    /// succeeds, `authenticated` and `auth_failures` are reset too (RFC 3207 §4.2).
+    tls: Option<TlsInfo>,
     /// The identity a successful AUTH proved; `Some` at most once per session.
     authenticated: Option<String>,
     /// Wrong credentials given on this connection (`535`s), for `max_auth_failures`.
@@ -180,7 +187,7 @@ impl ServerSession {
             state: State::Greeted,
             errors: 0,
             messages: 0,
-            tls: false,
+            tls: None,
             authenticated: None,
             auth_failures: 0,
         }
@@ -246,21 +253,21 @@ impl ServerSession {
     }
 
     /// The session will consume input if given some (not closed, not awaiting a commit or
-    /// an AUTH verification).
+    /// an AUTH verification, not waiting for the TLS handshake).
     #[must_use]
     pub fn wants_read(&self) -> bool {
-        !self.is_closed() && !self.awaiting_commit() && !self.awaiting_auth()
+        !self.is_closed()
+            && !self.awaiting_commit()
+            && !self.awaiting_auth()
+            && !self.tls_requested()
     }
 
-    /// TLS is active on this connection.
-    #[must_use]
-    pub fn tls_active(&self) -> bool {
-        self.tls
-    }
-
-    /// Idle timeout: `421 4.4.2` and close. Call `disconnect` afterwards as usual.
+    /// Idle timeout: `421 4.4.2` and close (silently during the TLS handshake: the client
+    /// expects TLS records, not a plaintext reply). Call `disconnect` afterwards as usual.
     pub fn timeout(&mut self, out: &mut Vec<u8>) {
-        if !self.is_closed() {
+        if self.tls_requested() {
+            self.state = State::Closed { content_open: false };
+        } else if !self.is_closed() {
             Reply::timeout().write_to(out);
             self.state = State::Closed { content_open: self.state.content_open() };
         }
@@ -291,7 +298,10 @@ impl ServerSession {
         let max_bytes = self.cfg.max_message_size_bytes;
         let reject_bare = self.cfg.bare_line_ending == BareLineEnding::Reject;
         match &mut self.state {
-            State::Closed { .. } | State::Committing { .. } | State::AuthChecking { .. } => 0,
+            State::Closed { .. }
+            | State::Committing { .. }
+            | State::AuthChecking { .. }
+            | State::StartTls => 0,
             State::Data { content, scanner, .. } => {
                 let (n, finished) =
                     scanner.scan(input, &mut |bytes: &[u8]| content.accept(bytes, max_bytes, h));
@@ -501,13 +511,8 @@ impl ServerSession {
             Command::Vrfy { .. } => Reply::cannot_verify().write_to(out),
             Command::Expn { .. } => self.error(Reply::expn_not_available(), h, out),
             Command::Help { .. } => Reply::help(self.cfg.enable_chunking).write_to(out),
-            // SECURITY (RFC 3207 §4.2, Postfix `starttls_cmd`): when STARTTLS is offered, the
-            // 220 reply moves the session to a `StartTls` state that consumes nothing and
-            // `feed` returns right after this line's LF; the caller MUST discard every
-            // byte it already holds after that point (pipelined plaintext) before the
-            // handshake, and the session restarts at `Greeted` afterwards.
-            // Keep `tests/transcripts/starttls.txt` (pipelined command after STARTTLS).
-            Command::StartTls => self.error(Reply::starttls_not_available(), h, out),
+            // SECURITY: see `starttls.rs` (nothing after this line is consumed in plaintext).
+            Command::StartTls => self.starttls(h, out),
             Command::Auth { mechanism, initial } => self.auth(mechanism, initial, h, out),
         }
     }
@@ -538,6 +543,7 @@ impl ServerSession {
                 smtputf8: cfg.enable_smtputf8,
                 chunking: cfg.enable_chunking,
                 auth: self.auth_offered(),
+                starttls: self.starttls_offered(),
             };
             Reply::ehlo(&cfg.hostname, &ext).write_to(out);
         } else {
@@ -559,7 +565,7 @@ impl ServerSession {
             State::Mail { .. } | State::BdatIdle { .. } => Some(Reply::nested_mail()),
             _ => None,
         };
-        if let Some(r) = refusal {
+        if let Some(r) = refusal.or_else(|| self.tls_required_refusal()) {
             return self.error(r, h, out);
         }
         if cfg.max_messages_per_connection != 0 && self.messages >= cfg.max_messages_per_connection
@@ -596,6 +602,7 @@ impl ServerSession {
             helo: hello.name,
             esmtp: hello.esmtp,
             authenticated: self.authenticated.clone(),
+            tls: self.tls.clone(),
         };
         self.state = State::Mail { tx };
         Reply::sender_ok().write_to(out);

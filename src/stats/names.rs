@@ -92,6 +92,15 @@ catalogue! {
     /// AUTH exchanges whose credentials were wrong (535).
     AuthFailures = ("mailroot_auth_attempts_total", "result=\"failure\"", "Authentication Failures",
         "SMTP AUTH credential checks, by result.", "attempts", Counter, true);
+    /// Inbound TLS handshakes completed (STARTTLS and implicit TLS).
+    TlsHandshakes = ("mailroot_inbound_tls_handshakes_total", "", "Inbound TLS Handshakes Total",
+        "Inbound TLS handshakes completed (STARTTLS and implicit TLS).", "handshakes", Counter, true);
+    /// Inbound TLS handshakes that failed (protocol error, timeout, peer gone).
+    TlsHandshakeFailures = ("mailroot_inbound_tls_handshake_failures_total", "", "Inbound TLS Handshake Failures",
+        "Inbound connections closed during their TLS handshake (error, timeout, peer gone).", "handshakes", Counter, true);
+    /// Inbound sessions using TLS now.
+    TlsConnections = ("mailroot_inbound_tls_connections", "", "Inbound TLS Connections Current",
+        "Inbound SMTP sessions using TLS now.", "connections", Gauge, true);
     /// Messages delivered to Drop/ (local).
     MessagesDelivered = ("mailroot_messages_delivered_total", "", "Messages Delivered Total",
         "Messages delivered locally (to Drop/).", "messages", Counter, false);

@@ -101,6 +101,8 @@ pub(crate) struct Conf {
     pub(crate) segment_size: Option<String>,
     /// Extra lines inside `[relay]` (e.g. `smart_host = "[127.0.0.2]:2600"`).
     pub(crate) relay_extra: String,
+    /// Extra lines inside the `[[site]]` table (e.g. `require_tls = true`).
+    pub(crate) site_extra: String,
     /// Extra TOML appended at the end (whole tables). The default holds delivery
     /// (`[delivery] hold = true`) so tests about receiving find their messages in the queue.
     pub(crate) extra: String,
@@ -126,6 +128,7 @@ impl Default for Conf {
             // times dozens of parallel tests is gigabytes), and recovery/scan read them whole.
             segment_size: Some("\"1MiB\"".into()),
             relay_extra: String::new(),
+            site_extra: String::new(),
             extra: "\n[delivery]\nhold = true\n".into(),
         }
     }
@@ -147,7 +150,8 @@ impl Conf {
         t += &format!("hostname = {hostname:?}\n");
         t += &format!("mailroot = {:?}\n", mailroot.display().to_string());
         t += &format!("workers = {}\n\n", self.workers);
-        t += &format!("[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:{port}\"]\n\n");
+        t += &format!("[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:{port}\"]\n");
+        t += &format!("{}\n\n", self.site_extra);
         t += "[limits]\n";
         for (k, v) in &self.limits {
             t += &format!("{k} = {v}\n");

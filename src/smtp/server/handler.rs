@@ -33,6 +33,10 @@ pub struct ServerConfig {
     pub allow_plaintext_auth: bool,
     /// Wrong credentials (`535`) per connection before `421 4.7.0`; 0 = no limit.
     pub max_auth_failures: u32,
+    /// Advertise and accept STARTTLS (RFC 3207): the site has a certificate.
+    pub starttls: bool,
+    /// MAIL before TLS is active gets `530 5.7.0 Must issue a STARTTLS command first`.
+    pub require_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +54,8 @@ impl Default for ServerConfig {
             enable_auth: false,
             allow_plaintext_auth: false,
             max_auth_failures: 3,
+            starttls: false,
+            require_tls: false,
         }
     }
 }
@@ -131,6 +137,8 @@ pub struct Transaction {
     /// The identity proved by AUTH before MAIL (RFC 4954), for the `Received:` header
     /// (`ESMTPA`) and the logs; `None` when the client did not authenticate.
     pub authenticated: Option<String>,
+    /// TLS was active when MAIL was given (for `Received: ... with ESMTPS (...)`).
+    pub tls: Option<super::TlsInfo>,
 }
 
 /// One accepted recipient.

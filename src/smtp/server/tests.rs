@@ -1,4 +1,4 @@
-//! Unit tests of `smtp::server`: behaviour outside `feed` (timeouts, shutdown, disconnect, commit bookkeeping). The
+//! Unit tests of `smtp::server`: behaviour outside `feed` (timeouts, shutdown, disconnect, commit bookkeeping, the STARTTLS state). The
 //! protocol itself is tested by the transcripts in `tests/transcripts/`.
 use super::*;
 
@@ -128,7 +128,7 @@ fn auth_offered_over_tls_only() {
             .ends_with("538 5.7.11 Encryption required for requested authentication mechanism\r\n")
     );
     assert!(!s.tls_active());
-    s.tls = true;
+    s.tls_established(TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() });
     out.clear();
     let _ = s.feed(b"EHLO c\r\nAUTH LOGIN\r\n", &mut h, &mut out);
     assert!(text(&out).contains("250-AUTH PLAIN LOGIN\r\n"), "{}", text(&out));
@@ -146,4 +146,37 @@ fn auth_done_only_when_pending() {
     let mut out = Vec::new();
     s.auth_done(true, &mut out);
     assert!(out.is_empty() && s.authenticated().is_none());
+}
+
+#[test]
+fn starttls_state_consumes_nothing_and_times_out_silently() {
+    let cfg = ServerConfig { starttls: true, ..ServerConfig::default() };
+    let mut s = ServerSession::new(Arc::new(cfg));
+    let (mut h, mut out) = (Count::default(), Vec::new());
+    assert!(!s.tls_requested() && !s.tls_active() && s.tls_info().is_none());
+    assert_eq!(s.feed(b"EHLO c\r\nSTARTTLS\r\nRSET\r\n", &mut h, &mut out), 18);
+    assert!(text(&out).ends_with("250 HELP\r\n220 2.0.0 Ready to start TLS\r\n"));
+    assert!(s.tls_requested() && !s.wants_read());
+    assert_eq!(s.feed(b"RSET\r\n", &mut h, &mut out), 0);
+    out.clear();
+    s.timeout(&mut out);
+    assert!(out.is_empty() && s.is_closed(), "no plaintext 421 inside a TLS handshake");
+    // A closed session ignores a late handshake.
+    s.tls_established(TlsInfo { version: "TLSv1.3".into(), cipher: "X".into() });
+    assert!(!s.tls_active());
+}
+
+#[test]
+fn tls_established_returns_to_the_greeting_state() {
+    let cfg = ServerConfig { starttls: true, ..ServerConfig::default() };
+    let mut s = ServerSession::new(Arc::new(cfg));
+    let (mut h, mut out) = (Count::default(), Vec::new());
+    assert_eq!(s.feed(b"HELO c\r\nSTARTTLS\r\n", &mut h, &mut out), 18);
+    let info = TlsInfo { version: "TLSv1.3".into(), cipher: "TLS13_AES_128_GCM_SHA256".into() };
+    s.tls_established(info.clone());
+    assert!(s.tls_active() && !s.tls_requested() && s.wants_read());
+    assert_eq!(s.tls_info(), Some(&info));
+    out.clear();
+    let _ = s.feed(b"MAIL FROM:<a@b.example>\r\n", &mut h, &mut out);
+    assert_eq!(text(&out), "503 5.5.1 Send HELO/EHLO first\r\n", "HELO must come again");
 }
