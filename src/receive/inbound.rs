@@ -61,7 +61,6 @@ use crate::smtp::reply::Reply;
 use crate::smtp::server::{
     AuthOutcome, DataOutcome, Handler, ServerConfig, ServerSession, Transaction,
 };
-use crate::smtp::trace::{self, TraceFields};
 use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
 use crate::spool::{
     Envelope, EnvelopeRecipient, OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket,
@@ -679,7 +678,14 @@ impl Handler for TxHandler<'_> {
             rcpt_split(&self.cfg.domains, env.recipients.iter().map(|r| r.forward_path.as_str()));
         let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
         let mut header = Vec::with_capacity(256);
-        received_header(&mut header, self.cfg, &self.tx.peer, t, rec.id(), self.now);
+        super::received::received_header(
+            &mut header,
+            self.cfg,
+            &self.tx.peer,
+            t,
+            rec.id(),
+            self.now,
+        );
         if let Err(e) = self.writer.append(&mut rec, &header) {
             self.writer.abort(rec);
             return Err(spool_reply(&e));
@@ -782,35 +788,4 @@ fn spool_errors_map_to_replies() {
     for (e, want) in cases {
         assert_eq!(spool_reply(&e), want, "{e}");
     }
-}
-
-/// Our trace header (RFC 5321 §4.4), written in UTC (no time-zone database here).
-fn received_header(
-    out: &mut Vec<u8>,
-    cfg: &Config,
-    peer: &Peer,
-    t: &Transaction,
-    id: QueueId,
-    now: SystemTime,
-) {
-    let queue_id = id.to_string();
-    let recipient = match t.recipients.as_slice() {
-        [only] => Some(only.forward_path.as_str()),
-        _ => None,
-    };
-    let fields = TraceFields {
-        helo: &t.helo,
-        client_rdns: None,
-        client_ip: peer.remote.ip(),
-        hostname: &cfg.hostname,
-        esmtp: t.esmtp,
-        smtputf8: t.smtputf8,
-        tls: t.tls.as_ref().map(|i| trace::TlsInfo { version: &i.version, cipher: &i.cipher }),
-        authenticated: t.authenticated.is_some(),
-        queue_id: &queue_id,
-        recipient,
-        unix_time_secs: i64::try_from(unix_ms(now) / 1000).unwrap_or(i64::MAX),
-        utc_offset_secs: 0,
-    };
-    trace::write_received(&fields, out);
 }

@@ -6,6 +6,7 @@
 //! `tls` holds the sites' certificates (STARTTLS, implicit TLS, SIGHUP reload).
 pub mod auth;
 pub mod inbound;
+mod received;
 pub mod tls;
 
 #[cfg(test)]
