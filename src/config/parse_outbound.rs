@@ -45,6 +45,7 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "port",
     "hold",
     "tls",
+    "tls_ca_file",
 ];
 /// Keys allowed in `[relay] smart_host_auth`.
 const SMART_HOST_AUTH_KEYS: &[&str] = &["user", "password", "password_file"];
@@ -359,6 +360,13 @@ pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
             "port" => d.port = port(v, key)?,
             "hold" => d.hold = boolean(v, key)?,
             "tls" => d.tls = tls_policy(v, key)?,
+            "tls_ca_file" => {
+                let f = string(v, key)?;
+                if f.is_empty() || f.contains('\0') {
+                    return Err(ConfigError::new(key, "must be a non-empty path"));
+                }
+                d.tls_ca_file = Some(PathBuf::from(f));
+            }
             _ => unreachable!("delivery key {name} passed check_keys"),
         }
         Ok(())

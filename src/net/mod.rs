@@ -258,6 +258,12 @@ pub trait Service {
     ) {
     }
 
+    /// The TLS layer of the connection failed (`Tls::start` refused the configuration, or
+    /// rustls reported a protocol or certificate error): called just before the connection
+    /// is closed with `CloseReason::TlsHandshake` / `CloseReason::Tls`, so the service can
+    /// keep the error's text (the outbound client reports it as the attempt's last error).
+    fn tls_error(&mut self, _conn: &mut Self::Conn, _error: &rustls::Error) {}
+
     /// Outbound: the connect to `addr` failed; the state comes back (e.g. to try the next
     /// address with a new request). `closed` is not called for such a connection.
     fn connect_failed(&mut self, _conn: Self::Conn, _addr: SocketAddr, _error: ConnectError) {}
