@@ -190,7 +190,7 @@ fn may_with_a_good_certificate_uses_tls() {
     let env = arrived(&srv, &sink);
     assert_tls(&env);
     assert!(env["tls_version"].as_str().is_some_and(|v| v.starts_with("TLSv1.")), "{env}");
-    let (_, body, _) = srv.admin_get("/metrics");
+    let (_, _, body) = srv.admin_get("/metrics");
     assert!(body.contains("mailroot_outbound_tls_connections_total 1"), "{body}");
 }
 
@@ -243,7 +243,7 @@ fn verify_defers_a_self_signed_certificate_with_the_verification_error() {
     assert!(err.contains("TLS handshake failed"), "{err}");
     assert!(err.contains("UnknownIssuer"), "{err}");
     assert!(sink.received().is_empty());
-    let (_, body, _) = srv.admin_get("/metrics");
+    let (_, _, body) = srv.admin_get("/metrics");
     assert!(body.contains("mailroot_outbound_tls_failures_total{policy=\"verify\"} 1"), "{body}");
 }
 

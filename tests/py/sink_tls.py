@@ -60,7 +60,8 @@ def authenticator_for(user, password):
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         ok = auth_data.login == user.encode() and auth_data.password == password.encode()
-        return AuthResult(success=ok, auth_data=user if ok else None)
+        # handled=False on failure: aiosmtpd then answers its own 535 5.7.8.
+        return AuthResult(success=ok, handled=ok, auth_data=user if ok else None)
 
     return check
 
