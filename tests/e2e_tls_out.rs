@@ -7,6 +7,8 @@
 //! self-signed.
 //!
 //! Cases: `may` with a good certificate (TLS used); `may` without STARTTLS (plaintext);
+//! `may` against a server whose handshake fails (TLS <= 1.1 only: retried once in
+//! plaintext, logged, counted);
 //! `encrypt` with a self-signed certificate (arrives); `encrypt` without STARTTLS
 //! (deferred, queue list shows the TLS reason); `verify` with a CA-signed certificate
 //! (arrives) and a self-signed one (deferred with the verification error); smart host AUTH
@@ -80,6 +82,11 @@ struct TlsSink {
 impl TlsSink {
     /// `cert`: "good", "self" or None (no STARTTLS); `auth`: "user:password".
     fn start(pki: &Pki, cert: Option<&str>, auth: Option<&str>) -> TlsSink {
+        TlsSink::start_with(pki, cert, auth, &[])
+    }
+
+    /// `start` with more arguments for `sink_tls.py`.
+    fn start_with(pki: &Pki, cert: Option<&str>, auth: Option<&str>, more: &[&str]) -> TlsSink {
         let dir = tempfile::Builder::new().prefix("mailroot-tsink-").tempdir().expect("tempdir");
         let port = free_port();
         let mut cmd = Command::new("python3");
@@ -93,6 +100,7 @@ impl TlsSink {
         if let Some(a) = auth {
             cmd.args(["--auth", a]);
         }
+        cmd.args(more);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -153,7 +161,8 @@ fn send(srv: &Server, tag: &str) {
     );
     let mut c = Raw::connect(srv.addr()).expect("connect");
     c.hello();
-    let r = c.send_message("alice@sender.test", &["bob@remote.test"], &dot_stuff(content.as_bytes()));
+    let r =
+        c.send_message("alice@sender.test", &["bob@remote.test"], &dot_stuff(content.as_bytes()));
     assert_eq!(r.code, 250, "not queued: {r}");
     let _ = c.cmd("QUIT");
 }
@@ -202,6 +211,21 @@ fn may_without_starttls_goes_in_plaintext() {
     send(&srv, "may-plain");
     let env = arrived(&srv, &sink);
     assert!(env["tls"].is_null(), "{env}");
+}
+
+#[test]
+fn may_retries_a_failed_handshake_once_in_plaintext() {
+    let pki = Pki::new();
+    let sink = TlsSink::start_with(&pki, Some("good"), None, &["--tls-max-1-1"]);
+    let srv = relay_to(&sink, &pki, "may", None);
+    send(&srv, "may-retry");
+    let env = arrived(&srv, &sink);
+    assert!(env["tls"].is_null(), "{env}");
+    let log = srv.log_tail(8000);
+    assert!(log.contains("TLS handshake with [127.0.0.1] failed ("), "{log}");
+    assert!(log.contains("retrying in plaintext"), "{log}");
+    let (_, _, body) = srv.admin_get("/metrics");
+    assert!(body.contains("mailroot_outbound_tls_failures_total{policy=\"may\"} 1"), "{body}");
 }
 
 #[test]

@@ -712,7 +712,12 @@ impl Service for Outbound {
 
     fn tls_established(&mut self, id: ConnId, c: &mut OutConn, info: &TlsInfo, out: &mut Vec<u8>) {
         let Phase::Open { session, tls, .. } = &mut c.phase else { return };
-        log::debug!("outbound: TLS with {} version={} cipher={}", c.target.name, info.version, info.cipher);
+        log::debug!(
+            "outbound: TLS with {} version={} cipher={}",
+            c.target.name,
+            info.version,
+            info.cipher
+        );
         *tls = TlsStep::On;
         self.stats.inc(Counter::OutboundTlsConnections); // stats
         session.tls_established(self.now);

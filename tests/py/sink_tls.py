@@ -10,13 +10,15 @@ then `<dir>/N.eml`; the JSON also says how the session was secured:
 Options: `--cert/--key` (PEM) offer STARTTLS (without them: no STARTTLS at all);
 `--auth user:password` offers AUTH PLAIN/LOGIN, only over TLS (aiosmtpd's
 `auth_require_tls`), and requires it (`auth_required`); a wrong password gets aiosmtpd's
-`535 5.7.8`. Bounded: the process exits by itself after --lifetime seconds.
+`535 5.7.8`. `--tls-max-1-1` offers STARTTLS but only TLS <= 1.1, so a TLS 1.2+ client's
+handshake fails. Bounded: the process exits by itself after --lifetime seconds.
 """
 import argparse
 import json
 import os
 import ssl
 import time
+import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -73,12 +75,18 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--auth")
+    ap.add_argument("--tls-max-1-1", action="store_true")
     ap.add_argument("--lifetime", type=float, default=300.0)
     a = ap.parse_args()
     kw = {}
     if a.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(a.cert, a.key)
+        if a.tls_max_1_1:
+            # A handshake a TLS 1.2+ client cannot complete (the `may` plaintext retry).
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
         kw["tls_context"] = ctx
     if a.auth:
         user, password = a.auth.split(":", 1)
