@@ -2,7 +2,7 @@
 //! start-up per TLS policy, and the server name each connection checks.
 //!
 //! WHAT: `may` and `encrypt` (Postfix's names) encrypt without authenticating the server:
-//! a [`NoCertificateCheck`] verifier accepts any certificate chain and any name, but the
+//! a `NoCertificateCheck` verifier accepts any certificate chain and any name, but the
 //! handshake signatures are still verified with the ring provider's algorithms, so the
 //! session key is bound to the key of the certificate the server sent (an active attacker
 //! can still present its own: that is what `verify` is for). `verify` checks the chain
