@@ -19,7 +19,9 @@
 //! same rules hold with rustls in between (`conn.rs`): reads drain the socket through
 //! `read_tls`/`process_new_packets`, plaintext goes to `Service::read`, output goes
 //! through `writer()`/`write_tls` until `WouldBlock`. The handshake's end is reported by
-//! `Service::tls_established`. Server certificates that can be reloaded: `tls_cert.rs`.
+//! `Service::tls_established`; a TLS error is first given to `Service::tls_error` (its
+//! text: the outbound client reports it), then the connection closes. Server
+//! certificates that can be reloaded: `tls_cert.rs`.
 //!
 //! # Threads
 //! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
