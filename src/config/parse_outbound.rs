@@ -443,6 +443,8 @@ mod tests {
             ("[dns]\nattempts = 0", "dns.attempts", "> 0"),
             ("[dns]\nretries = 2", "dns.retries", "known keys"),
             ("[delivery]\nretry = []", "delivery.retry", "at least one"),
+            ("[delivery]\ntls_ca_file = 5", "delivery.tls_ca_file", "expected a string"),
+            ("[delivery]\ntls_ca_file = \"\"", "delivery.tls_ca_file", "non-empty path"),
             ("[delivery]\nretry = \"15m\"", "delivery.retry", "array of durations"),
             ("[delivery]\nretry = [\"15m\", \"0s\"]", "delivery.retry[1]", "> 0"),
             ("[delivery]\nretry = [\"15 mins\"]", "delivery.retry[0]", "invalid duration"),
