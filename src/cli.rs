@@ -264,7 +264,7 @@ fn load_config(path: Option<&Path>) -> Result<Config, i32> {
 }
 
 /// Every certificate and key the configuration names loads (the files exist, the PEM
-/// parses, the key matches its certificate): a configuration error otherwise, naming the
+/// parses, the key matches its certificate; `[delivery] tls_ca_file` holds roots): a configuration error otherwise, naming the
 /// key (`tls.cert`, `site[1].tls_cert`) and the file.
 fn check_certificates(config: &Config) -> Result<(), i32> {
     let mut pairs = Vec::new();
@@ -281,6 +281,12 @@ fn check_certificates(config: &Config) -> Result<(), i32> {
             report(format_args!("config error at `{key}`: {e}"));
             return Err(EXIT_USAGE);
         }
+    }
+    if let Some(ca) = &config.delivery.tls_ca_file
+        && let Err(e) = crate::deliver::tls::OutboundTls::new(Some(ca))
+    {
+        report(format_args!("config error at `delivery.tls_ca_file`: {e}"));
+        return Err(EXIT_USAGE);
     }
     Ok(())
 }

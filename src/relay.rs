@@ -86,6 +86,9 @@ pub enum RelayError {
     /// A site's certificate or key could not be loaded.
     #[error("tls: {0}")]
     Tls(#[from] crate::receive::tls::TlsSetupError),
+    /// The outbound TLS settings could not be built (`[delivery] tls_ca_file`).
+    #[error("{0}")]
+    OutboundTls(#[from] crate::deliver::tls::TlsClientError),
     /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -466,6 +469,7 @@ fn start_delivery(
             idle_keep: OUTBOUND_IDLE_KEEP,
             worker_index: config.workers,
         },
+        crate::deliver::tls::OutboundTls::new(d.tls_ca_file.as_deref())?,
         reports_tx.clone(),
     )?;
     let mut rc = if config.dns.servers.is_empty() {

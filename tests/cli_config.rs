@@ -151,3 +151,23 @@ fn smart_host_auth_password_file_and_redaction() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn delivery_tls_ca_file_is_loaded_and_printed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // An unreadable CA file: exit 2, naming the key and the file.
+    let out = check(dir.path(), "ca.toml", "[delivery]\ntls_ca_file = \"/nonexistent/ca.pem\"\n");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.starts_with("mailroot: config error at `delivery.tls_ca_file`: "), "{stderr}");
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    // A good one is printed back.
+    let ca = rcgen::generate_simple_self_signed(vec!["ca.test".to_owned()])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, ca.cert.pem()).unwrap_or_else(|e| panic!("{e}"));
+    let good = format!("[delivery]\ntls_ca_file = {:?}\n", pem.to_string_lossy());
+    let out = check(dir.path(), "good.toml", &good);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("tls_ca_file = "), "{}", text(&out.stdout));
+}

@@ -195,6 +195,7 @@ fn default_delivery() -> DeliveryConfig {
         port: DEFAULT_DELIVERY_PORT,
         hold: false,
         tls: TlsPolicy::May,
+        tls_ca_file: None,
     }
 }
 

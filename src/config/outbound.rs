@@ -250,6 +250,9 @@ pub struct DeliveryConfig {
     /// TLS policy of outbound connections (key `tls`; default `"may"`: STARTTLS when
     /// offered, no certificate check). A `[[domain]] tls` overrides it.
     pub tls: TlsPolicy,
+    /// Extra trusted roots (PEM) for `tls = "verify"`, added to the compiled-in
+    /// webpki-roots (key `tls_ca_file`; `None`: webpki-roots only).
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl DeliveryConfig {
@@ -378,6 +381,7 @@ mod tests {
             port: 25,
             hold: false,
             tls: TlsPolicy::May,
+            tls_ca_file: None,
         };
         let got: Vec<u64> = (0..6).map(|n| d.retry_interval_ms(n)).collect();
         assert_eq!(got, [1, 1, 2, 3, 3, 3]);

@@ -45,6 +45,7 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "port",
     "hold",
     "tls",
+    "tls_ca_file",
 ];
 /// Keys allowed in `[relay] smart_host_auth`.
 const SMART_HOST_AUTH_KEYS: &[&str] = &["user", "password", "password_file"];
@@ -359,6 +360,13 @@ pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
             "port" => d.port = port(v, key)?,
             "hold" => d.hold = boolean(v, key)?,
             "tls" => d.tls = tls_policy(v, key)?,
+            "tls_ca_file" => {
+                let f = string(v, key)?;
+                if f.is_empty() || f.contains('\0') {
+                    return Err(ConfigError::new(key, "must be a non-empty path"));
+                }
+                d.tls_ca_file = Some(PathBuf::from(f));
+            }
             _ => unreachable!("delivery key {name} passed check_keys"),
         }
         Ok(())
@@ -435,6 +443,8 @@ mod tests {
             ("[dns]\nattempts = 0", "dns.attempts", "> 0"),
             ("[dns]\nretries = 2", "dns.retries", "known keys"),
             ("[delivery]\nretry = []", "delivery.retry", "at least one"),
+            ("[delivery]\ntls_ca_file = 5", "delivery.tls_ca_file", "expected a string"),
+            ("[delivery]\ntls_ca_file = \"\"", "delivery.tls_ca_file", "non-empty path"),
             ("[delivery]\nretry = \"15m\"", "delivery.retry", "array of durations"),
             ("[delivery]\nretry = [\"15m\", \"0s\"]", "delivery.retry[1]", "> 0"),
             ("[delivery]\nretry = [\"15 mins\"]", "delivery.retry[0]", "invalid duration"),

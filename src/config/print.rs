@@ -134,6 +134,9 @@ fn outbound(c: &Config, out: &mut String) {
     let _ = writeln!(out, "port = {}", d.port);
     let _ = writeln!(out, "hold = {}", d.hold);
     let _ = writeln!(out, "tls = {}", quote(d.tls.as_str()));
+    if let Some(f) = &d.tls_ca_file {
+        let _ = writeln!(out, "tls_ca_file = {}", quote(&f.to_string_lossy()));
+    }
 }
 
 #[cfg(test)]

@@ -19,3 +19,4 @@ pub mod local_worker;
 pub mod outbound;
 pub mod outcome;
 pub mod resolve;
+pub mod tls;

@@ -43,14 +43,15 @@ use mio::Waker;
 use super::dest::{DestLimits, DestQueues, Placement};
 use super::inbox::{OutboundTask, Target};
 use super::outcome::{reply_text, session_outcomes};
+use super::tls::{OutboundTls, server_name};
 use crate::net::worker::{Worker, WorkerOptions, WorkerPoll};
 use crate::net::{
     CloseReason, ConnId, ConnLimits, ConnPermit, ConnectError, ConnectRequest, LimitExceeded, Peer,
-    Service,
+    Service, TlsInfo, TlsStart,
 };
 use crate::plan::route::{LOOP_STATUS, SELF_CONNECT_TEXT};
 use crate::queue::inbox::{RcptOutcome, TaskReport};
-use crate::smtp::client::{ClientSession, Event};
+use crate::smtp::client::{ClientConfig, ClientSession, Event, TlsPolicy};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 /// Stop producing output above this many unsent bytes (the worker writes it first).
@@ -136,6 +137,7 @@ impl OutboundThread {
 /// [`Outbound`]. Reports go to `reports`.
 pub fn spawn(
     opts: OutboundOptions,
+    tls: OutboundTls,
     reports: Sender<TaskReport>,
 ) -> io::Result<(OutboundHandle, OutboundThread)> {
     let poll = WorkerPoll::new()?;
@@ -147,7 +149,7 @@ pub fn spawn(
     let stop = Arc::new(AtomicBool::new(false));
     let worker_stop = Arc::clone(&stop);
     let join = std::thread::Builder::new().name("outbound".into()).spawn(move || {
-        let service = Outbound::new(opts, rx, wake_pending, reports);
+        let service = Outbound::new(opts, tls, rx, wake_pending, reports);
         // The limits of `net` count accepted connections; an outbound worker accepts none.
         let limits = ConnLimits::new(0, 0);
         let wopts = WorkerOptions { index: opts.worker_index, shutdown_grace: SHUTDOWN_GRACE };
@@ -168,7 +170,25 @@ enum Phase {
         greeted: bool,
         /// Idle (no attempt) since; `None` while an attempt is in flight.
         idle_since: Option<Instant>,
+        /// Where STARTTLS is on this connection.
+        tls: TlsStep,
     },
+}
+
+/// STARTTLS on one connection, as the outbound service drives it.
+#[derive(Debug)]
+enum TlsStep {
+    /// Plaintext (no STARTTLS yet, or none wanted).
+    Off,
+    /// The session got 220 to STARTTLS (`Event::StartTls`): `tls_start` starts the handshake.
+    Wanted,
+    /// The handshake runs in `net`; `error` is rustls' reason once it failed.
+    Handshake {
+        /// Text of the TLS error reported by `Service::tls_error`.
+        error: Option<String>,
+    },
+    /// The handshake completed (`tls_established`).
+    On,
 }
 
 /// One outbound connection's state (the worker's `Service::Conn`).
@@ -191,6 +211,9 @@ pub struct OutConn {
     closing: bool,
     /// stats: when the current delivery attempt began (connect, or job start on reuse).
     attempt_start: Instant,
+    /// The opportunistic (`may`) handshake failed: at close the attempt tries this same
+    /// target once more without TLS (the retry's config has `tls: None`, so never twice).
+    retry_plaintext: bool,
 }
 
 impl OutConn {
@@ -222,12 +245,15 @@ pub struct Outbound {
     now: Instant,
     /// stats: this thread's counter block (written only by the outbound thread).
     stats: Arc<CounterBlock>,
+    /// The rustls client configurations (built once at start-up).
+    tls: OutboundTls,
 }
 
 impl Outbound {
     /// The service, before any attempt.
     fn new(
         opts: OutboundOptions,
+        tls: OutboundTls,
         rx: Receiver<OutboundTask>,
         wake_pending: Arc<AtomicBool>,
         reports: Sender<TaskReport>,
@@ -247,6 +273,7 @@ impl Outbound {
             handoff: Vec::new(),
             now: Instant::now(),
             stats: Registry::global().block(),
+            tls,
         }
     }
 
@@ -277,6 +304,19 @@ impl Outbound {
 
     /// Ask the worker for a connection to `target` for `task` (its place is counted).
     fn request(&mut self, task: OutboundTask, target: Target, remaining: Vec<Target>) {
+        let client = Arc::clone(&task.client);
+        self.request_with(task, target, remaining, client);
+    }
+
+    /// `request` with the session settings given (a plaintext retry overrides the TLS
+    /// policy of the attempt's own settings).
+    fn request_with(
+        &mut self,
+        task: OutboundTask,
+        target: Target,
+        remaining: Vec<Target>,
+        client: Arc<ClientConfig>,
+    ) {
         log::debug!(
             "queue_id={} connecting host={} addr={}",
             task.task.id,
@@ -287,7 +327,7 @@ impl Outbound {
         self.stats.inc(Counter::OutboundConnectionsTotal);
         let conn = OutConn {
             dest: Arc::clone(&task.dest_key),
-            client: Arc::clone(&task.client),
+            client,
             target: target.clone(),
             remaining,
             task: Some(task),
@@ -295,6 +335,7 @@ impl Outbound {
             last_reason: None,
             closing: false,
             attempt_start: self.now,
+            retry_plaintext: false,
         };
         let timeout_ms = u64::try_from(self.opts.connect_timeout.as_millis()).unwrap_or(u64::MAX);
         self.connects.push(ConnectRequest { addr: target.addr, timeout_ms, state: conn });
@@ -318,6 +359,15 @@ impl Outbound {
             if c.greeted() {
                 let outcome = RcptOutcome::Deferred { reason, dest_down: false };
                 self.report(TaskReport::all(&task.task, &outcome));
+            } else if c.retry_plaintext {
+                log::info!(
+                    "queue_id={} TLS handshake with {} failed ({reason}); retrying in plaintext",
+                    task.task.id,
+                    c.target.name
+                );
+                let plain = Arc::new(ClientConfig { tls: TlsPolicy::None, ..(*c.client).clone() });
+                self.dests.opened(&c.dest);
+                self.request_with(task, c.target.clone(), std::mem::take(&mut c.remaining), plain);
             } else if c.remaining.is_empty() {
                 self.unreachable(task, &reason);
             } else {
@@ -400,10 +450,24 @@ impl Outbound {
         c.closing = true;
     }
 
+    /// The TLS handshake of `c` failed (`reason`: rustls' error or why it could not run):
+    /// count it and tell the session, whose `SecurityFailed` event decides what follows.
+    fn tls_failed(&mut self, c: &mut OutConn, reason: &str) {
+        let Phase::Open { session, tls, .. } = &mut c.phase else { return };
+        *tls = TlsStep::Off;
+        self.stats.inc(match c.client.tls {
+            TlsPolicy::None | TlsPolicy::May => Counter::OutboundTlsFailuresMay,
+            TlsPolicy::Encrypt => Counter::OutboundTlsFailuresEncrypt,
+            TlsPolicy::Verify => Counter::OutboundTlsFailuresVerify,
+        }); // stats
+        session.tls_failed(reason);
+        self.handle_events(None, c);
+    }
+
     /// Handle the session's events; `id` is known except on a timer.
     fn handle_events(&mut self, id: Option<ConnId>, c: &mut OutConn) {
         loop {
-            let Phase::Open { session, greeted, idle_since } = &mut c.phase else { return };
+            let Phase::Open { session, greeted, idle_since, tls } = &mut c.phase else { return };
             let Some(ev) = session.poll_event() else { return };
             let mta = c.target.name.clone();
             match ev {
@@ -491,10 +555,15 @@ impl Outbound {
                     }
                 }
                 Event::Closed => {}
-                // Not wired yet: `tls_capable` is false, so the session never asks for TLS;
-                // a TLS policy or AUTH failure moves on like a failed EHLO.
-                Event::StartTls => session.tls_failed("outbound TLS is not wired yet"),
-                Event::SecurityFailed(f) => c.last_reason = Some(format!("{mta}: {f}")),
+                // 220 to STARTTLS: `net` asks `tls_start` once the STARTTLS line is flushed.
+                Event::StartTls => *tls = TlsStep::Wanted,
+                // A TLS policy or AUTH failure moves on like a failed EHLO (next target, or
+                // deferred with this as the last error); a failed `may` handshake retries
+                // the same host once in plaintext (`gone`).
+                Event::SecurityFailed(f) => {
+                    c.retry_plaintext = f.plaintext_retry_allowed();
+                    c.last_reason = Some(format!("{mta}: {f}"));
+                }
             }
         }
     }
@@ -565,7 +634,12 @@ impl Service for Outbound {
         c.closing = true;
     }
 
-    fn closed(&mut self, id: ConnId, c: OutConn, reason: CloseReason) {
+    fn closed(&mut self, id: ConnId, mut c: OutConn, reason: CloseReason) {
+        if let Phase::Open { tls: TlsStep::Handshake { error }, .. } = &mut c.phase {
+            // Any close during the handshake is its failure (rustls' error when it had one).
+            let text = error.take().unwrap_or_else(|| format!("connection closed: {reason:?}"));
+            self.tls_failed(&mut c, &text);
+        }
         let why = match reason {
             CloseReason::Io(kind) => {
                 self.stats.inc(Counter::OutboundConnectionErrors); // stats
@@ -619,7 +693,42 @@ impl Service for Outbound {
 
     fn connected(&mut self, _id: ConnId, c: &mut OutConn, _out: &mut Vec<u8>) {
         let session = Box::new(ClientSession::new(Arc::clone(&c.client), self.now));
-        c.phase = Phase::Open { session, greeted: false, idle_since: None };
+        c.phase = Phase::Open { session, greeted: false, idle_since: None, tls: TlsStep::Off };
+    }
+
+    fn tls_start(&mut self, c: &mut OutConn) -> Option<TlsStart> {
+        let Phase::Open { tls, .. } = &mut c.phase else { return None };
+        if !matches!(tls, TlsStep::Wanted) {
+            return None;
+        }
+        let Some(name) = server_name(&c.target.name) else {
+            self.tls_failed(c, "the host name is not usable as a TLS server name");
+            return None;
+        };
+        *tls = TlsStep::Handshake { error: None };
+        let config = self.tls.config(c.client.tls == TlsPolicy::Verify);
+        Some(TlsStart::Client(config, name))
+    }
+
+    fn tls_established(&mut self, id: ConnId, c: &mut OutConn, info: &TlsInfo, out: &mut Vec<u8>) {
+        let Phase::Open { session, tls, .. } = &mut c.phase else { return };
+        log::debug!(
+            "outbound: TLS with {} version={} cipher={}",
+            c.target.name,
+            info.version,
+            info.cipher
+        );
+        *tls = TlsStep::On;
+        self.stats.inc(Counter::OutboundTlsConnections); // stats
+        session.tls_established(self.now);
+        self.handle_events(Some(id), c);
+        self.fill(c, out);
+    }
+
+    fn tls_error(&mut self, c: &mut OutConn, e: &rustls::Error) {
+        if let Phase::Open { tls: TlsStep::Handshake { error }, .. } = &mut c.phase {
+            *error = Some(e.to_string());
+        }
     }
 
     fn connect_failed(&mut self, c: OutConn, addr: SocketAddr, error: ConnectError) {

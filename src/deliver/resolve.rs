@@ -100,9 +100,8 @@ pub fn client_config(cfg: &Config, use_helo: bool) -> ClientConfig {
         max_messages_per_connection: d.max_messages_per_connection,
         own_hostnames: vec![cfg.hostname.clone()],
         tls: cfg.delivery.tls,
-        // The outbound service cannot run a TLS handshake yet: no STARTTLS is sent (`may`
-        // is plaintext as before; `encrypt`/`verify` defer with 4.7.4).
-        tls_capable: false,
+        // The outbound service runs the handshake through `net` (`deliver/tls.rs`).
+        tls_capable: true,
         auth: None,
     }
 }

@@ -233,6 +233,7 @@ pub(super) fn drive<S: Service>(
             Ok(tls) => c.tls = Some(Box::new(tls)),
             Err(e) => {
                 log::debug!("conn={} TLS start failed: {e}", id.index());
+                svc.tls_error(&mut c.state, &e);
                 break Step::Close(CloseReason::TlsHandshake);
             }
         }
@@ -394,6 +395,7 @@ fn read_tls<S: Service>(
             if let Err(e) = tls.conn.process_new_packets() {
                 let handshaking = tls.handshaking();
                 log::debug!("conn={} TLS error: {e}", id.index());
+                svc.tls_error(&mut c.state, &e);
                 let _ = c.flush(); // the alert rustls queued, best effort
                 return Input::Close(if handshaking {
                     CloseReason::TlsHandshake

@@ -19,7 +19,9 @@
 //! same rules hold with rustls in between (`conn.rs`): reads drain the socket through
 //! `read_tls`/`process_new_packets`, plaintext goes to `Service::read`, output goes
 //! through `writer()`/`write_tls` until `WouldBlock`. The handshake's end is reported by
-//! `Service::tls_established`. Server certificates that can be reloaded: `tls_cert.rs`.
+//! `Service::tls_established`; a TLS error is first given to `Service::tls_error` (its
+//! text: the outbound client reports it), then the connection closes. Server
+//! certificates that can be reloaded: `tls_cert.rs`.
 //!
 //! # Threads
 //! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
@@ -257,6 +259,12 @@ pub trait Service {
         _out: &mut Vec<u8>,
     ) {
     }
+
+    /// The TLS layer of the connection failed (`Tls::start` refused the configuration, or
+    /// rustls reported a protocol or certificate error): called just before the connection
+    /// is closed with `CloseReason::TlsHandshake` / `CloseReason::Tls`, so the service can
+    /// keep the error's text (the outbound client reports it as the attempt's last error).
+    fn tls_error(&mut self, _conn: &mut Self::Conn, _error: &rustls::Error) {}
 
     /// Outbound: the connect to `addr` failed; the state comes back (e.g. to try the next
     /// address with a new request). `closed` is not called for such a connection.

@@ -122,6 +122,18 @@ catalogue! {
     /// Outbound connections that failed.
     OutboundConnectionErrors = ("mailroot_outbound_connection_errors_total", "", "Outbound Connection Errors",
         "Outbound connections that failed to connect or broke.", "connections", Counter, false);
+    /// Outbound connections that completed a STARTTLS handshake.
+    OutboundTlsConnections = ("mailroot_outbound_tls_connections_total", "", "Outbound TLS Connections Total",
+        "Outbound connections that completed a STARTTLS handshake.", "connections", Counter, false);
+    /// Outbound TLS handshakes that failed, policy `may`.
+    OutboundTlsFailuresMay = ("mailroot_outbound_tls_failures_total", "policy=\"may\"",
+        "Outbound TLS Failures (may)", "Outbound STARTTLS handshakes that failed, by TLS policy.", "connections", Counter, false);
+    /// Outbound TLS handshakes that failed, policy `encrypt`.
+    OutboundTlsFailuresEncrypt = ("mailroot_outbound_tls_failures_total", "policy=\"encrypt\"",
+        "Outbound TLS Failures (encrypt)", "Outbound STARTTLS handshakes that failed, by TLS policy.", "connections", Counter, false);
+    /// Outbound TLS handshakes that failed, policy `verify`.
+    OutboundTlsFailuresVerify = ("mailroot_outbound_tls_failures_total", "policy=\"verify\"",
+        "Outbound TLS Failures (verify)", "Outbound STARTTLS handshakes that failed, by TLS policy.", "connections", Counter, false);
     /// DNS queries sent by the resolver.
     DnsQueries = ("mailroot_dns_queries_total", "", "DNS Queries Total",
         "DNS queries sent by the resolver.", "queries", Counter, false);
