@@ -11,7 +11,8 @@
 //! (the RSET is never answered); a garbage ClientHello and a stalled handshake while
 //! another client is served (the handshake timeout cuts it; counted); SIGHUP reload while
 //! a TLS session is open (it keeps working, new handshakes get the new certificate, a bad
-//! file is refused and the certificate kept).
+//! file is refused and the certificate kept); AUTH over STARTTLS (not offered before TLS,
+//! login over TLS, authenticated relay, `ESMTPSA`, a wrong password 535).
 
 mod common;
 #[path = "common_sink/mod.rs"]
@@ -166,6 +167,65 @@ fn python_starttls_relays_a_message_intact() {
     let head = String::from_utf8_lossy(&got.data[..got.data.len() - body.len()]).into_owned();
     assert!(head.contains("with ESMTPS (TLSv1.3:TLS13_"), "{head}");
     assert_eq!(got.rcpts, vec!["rcpt@remote.test".to_owned()]);
+}
+
+/// `mailroot hash-password` for `password` (stdin), trimmed.
+fn hash_password(password: &str) -> String {
+    let mut child = Command::new(common::BIN)
+        .arg("hash-password")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mailroot hash-password");
+    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("password");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "hash-password: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// The deployment shape of AUTH (RFC 4954 with RFC 3207): not offered in plaintext,
+/// offered after STARTTLS; smtplib logs in over TLS and relays from an address that may
+/// not relay on its own; our `Received:` says `ESMTPSA`.
+#[test]
+fn auth_over_starttls_relays_for_an_authenticated_client() {
+    let pki = Pki::new();
+    let sink = Sink::start("127.0.0.1");
+    let hash = hash_password("tls pass\n");
+    let implicit = free_port();
+    let mut extra = pki.tls_table();
+    extra += "\n[delivery]\nretry = [\"1s\"]\n";
+    extra += &format!("\n[[user]]\nname = \"alice\"\npassword_hash = \"{hash}\"\n");
+    let srv = Server::start(Conf {
+        site_extra: format!("implicit_tls_listen = [\"127.0.0.1:{implicit}\"]\n"),
+        relay_extra: format!("smart_host = \"[127.0.0.1]:{}\"", sink.port()),
+        relay_allow: vec!["10.255.255.0/24".into()], // loopback may not relay on its own
+        extra,
+        ..Conf::default()
+    });
+    let body = b"Subject: authenticated over TLS\r\n\r\nhello\r\n";
+    let mut args = message_args(srv.dir.path(), "alice@client.test", "rcpt@remote.test", body);
+    args.extend(["--login".to_owned(), "alice:tls pass".to_owned()]);
+    let out = py(&pki, srv.port, "starttls", &args);
+    assert!(!exts(&out["ehlo_before"]).contains(&"auth".to_owned()), "AUTH in plaintext: {out}");
+    assert!(exts(&out["ehlo"]).contains(&"auth".to_owned()), "no AUTH over TLS: {out}");
+    assert_eq!(code_text(&out["login"]).0, 235, "{out}");
+    assert_eq!(code_text(&out["rcpt"]).0, 250, "authenticated relay refused: {out}");
+    assert_eq!(code_text(&out["data"]).0, 250, "{out}");
+    let got = wait_until(WAIT, STEP, || sink.received().into_iter().next())
+        .unwrap_or_else(|| panic!("nothing relayed; log:\n{}", srv.log_tail(40)));
+    let head = String::from_utf8_lossy(&got.data[..got.data.len() - body.len()]).into_owned();
+    assert!(head.contains("with ESMTPSA (TLSv1.3:TLS13_"), "{head}");
+    // The same client without AUTH may not relay.
+    let args = message_args(srv.dir.path(), "bob@client.test", "rcpt@remote.test", body);
+    let out = py(&pki, srv.port, "starttls", &args);
+    assert_eq!(code_text(&out["rcpt"]).0, 554, "unauthenticated relay allowed: {out}");
+    // A wrong password over TLS: 535.
+    let mut args = message_args(srv.dir.path(), "eve@client.test", "rcpt@remote.test", body);
+    args.extend(["--login".to_owned(), "alice:wrong".to_owned()]);
+    let out = py(&pki, srv.port, "starttls", &args);
+    assert_eq!(code_text(&out["login"]).0, 535, "{out}");
 }
 
 #[test]

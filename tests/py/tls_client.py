@@ -7,9 +7,11 @@ ssl.create_default_context (host name `localhost`).
 
   --mode starttls: connect, EHLO, [MAIL before TLS], STARTTLS, EHLO, [message], QUIT
   --mode smtps:    SMTP_SSL (implicit TLS), EHLO, [message], QUIT
+  --login USER:PASSWORD: smtplib `login()` after the EHLO over TLS, before the message
 
 Output: {"connect": [c, t], "ehlo_before": [exts] | null, "mail_before_tls": [c, t] | null,
          "starttls": [c, t] | null, "ehlo": [exts], "version": "TLSv1.3", "cipher": "...",
+         "login": [c, t] | "not-supported" | null,
          "mail": [c, t] | null, "rcpt": [c, t] | null, "data": [c, t] | null,
          "quit": [c, t], "error": "..." | null}
 Exit status is 0 even when the server refuses: refusals are data for the test.
@@ -35,11 +37,13 @@ def main():
     ap.add_argument("--to", default=None)
     ap.add_argument("--body-file", default=None)
     ap.add_argument("--mail-before-tls", action="store_true")
+    ap.add_argument("--login", default=None)
     a = ap.parse_args()
 
     ctx = ssl.create_default_context(cafile=a.cafile)
     r = {"connect": None, "ehlo_before": None, "mail_before_tls": None, "starttls": None,
-         "ehlo": None, "version": None, "cipher": None, "mail": None, "rcpt": None,
+         "ehlo": None, "version": None, "cipher": None, "login": None, "mail": None,
+         "rcpt": None,
          "data": None, "quit": None, "error": None}
     try:
         # The host goes to the constructor: smtplib checks the certificate against the
@@ -60,12 +64,23 @@ def main():
         r["ehlo"] = features(s)
         r["version"] = s.sock.version()
         r["cipher"] = s.sock.cipher()[0]
+        if a.login:
+            user, password = a.login.split(":", 1)
+            try:
+                r["login"] = pair(s.login(user, password))
+            except smtplib.SMTPNotSupportedError:
+                r["login"] = "not-supported"
+            except smtplib.SMTPAuthenticationError as e:
+                r["login"] = pair((e.smtp_code, e.smtp_error))
         if a.sender:
             with open(a.body_file, "rb") as f:
                 body = f.read()
             r["mail"] = pair(s.mail(a.sender))
             r["rcpt"] = pair(s.rcpt(a.to))
-            r["data"] = pair(s.data(body))
+            if r["rcpt"][0] == 250:
+                r["data"] = pair(s.data(body))
+            else:
+                s.rset()
         r["quit"] = pair(s.quit())
     except Exception as e:  # reported, not raised: the test asserts on it
         r["error"] = "%s: %s" % (type(e).__name__, e)
