@@ -14,31 +14,13 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use common::{BIN, Conf, Server, code_text, run_py};
+use common::{Conf, Server, code_text, hash_password, run_py};
 use serde_json::Value;
 
 /// The test user's password.
 const PASSWORD: &str = "s3cret pass";
-
-/// `mailroot hash-password` with `password` on stdin: (exit code, stdout, stderr).
-fn hash_password(password: &str) -> (i32, String, String) {
-    let mut child = Command::new(BIN)
-        .arg("hash-password")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mailroot hash-password");
-    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
-    let out = child.wait_with_output().expect("wait");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
-}
 
 /// The hash of `PASSWORD`, made once per test binary.
 fn user_hash() -> &'static str {

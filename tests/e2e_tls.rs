@@ -169,22 +169,6 @@ fn python_starttls_relays_a_message_intact() {
     assert_eq!(got.rcpts, vec!["rcpt@remote.test".to_owned()]);
 }
 
-/// `mailroot hash-password` for `password` (stdin), trimmed.
-fn hash_password(password: &str) -> String {
-    let mut child = Command::new(common::BIN)
-        .arg("hash-password")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run mailroot hash-password");
-    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("password");
-    let out = child.wait_with_output().expect("wait");
-    assert!(out.status.success(), "hash-password: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 /// The deployment shape of AUTH (RFC 4954 with RFC 3207): not offered in plaintext,
 /// offered after STARTTLS; smtplib logs in over TLS and relays from an address that may
 /// not relay on its own; our `Received:` says `ESMTPSA`.
@@ -192,7 +176,9 @@ fn hash_password(password: &str) -> String {
 fn auth_over_starttls_relays_for_an_authenticated_client() {
     let pki = Pki::new();
     let sink = Sink::start("127.0.0.1");
-    let hash = hash_password("tls pass\n");
+    let (code, hash, err) = common::hash_password("tls pass\n");
+    assert_eq!(code, 0, "hash-password: {err}");
+    let hash = hash.trim().to_owned();
     let implicit = free_port();
     let mut extra = pki.tls_table();
     extra += "\n[delivery]\nretry = [\"1s\"]\n";

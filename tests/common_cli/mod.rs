@@ -6,8 +6,9 @@
 
 #![allow(dead_code)] // each test binary uses a different subset of the harness
 
+use std::io::Write as _;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// The binary under test.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mailroot");
@@ -53,4 +54,20 @@ pub(crate) fn assert_success(out: &Output, what: &str) {
         text(&out.stdout),
         text(&out.stderr)
     );
+}
+
+/// `mailroot hash-password` with `password` on stdin: (exit code, stdout, stderr).
+pub(crate) fn hash_password(password: &str) -> (i32, String, String) {
+    let mut child = Command::new(BIN)
+        .arg("hash-password")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mailroot hash-password");
+    child.stdin.take().expect("stdin").write_all(password.as_bytes()).expect("write password");
+    let out = child.wait_with_output().expect("wait");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
