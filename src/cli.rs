@@ -3,7 +3,10 @@
 //! ```text
 //! mailroot serve        [--config FILE]           run the relay
 //! mailroot check-config [--config FILE]           print the effective config as TOML
-//! mailroot queue list   [--json] [--config FILE]  list the messages in Queue/
+//! mailroot queue list   [--json] [--domain D] [--state S] [--config FILE]
+//!                                                 list the messages in Queue/
+//! mailroot queue show   ID [--json] [--config FILE]  one message in full
+//! mailroot queue shape  [--json] [--config FILE]  qshape: pending recipients by domain x age
 //! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
 //! mailroot stats        [--watch SECONDS [--count N]] [--json] [--config FILE]
 //!                                                 the counters, from the admin listener
@@ -20,6 +23,7 @@
 //! the OS for the host name and core count ([`system_defaults`]) and creates the Mailroot
 //! folders ([`create_mailroot`]).
 
+mod queue_inspect;
 mod stats;
 
 use std::ffi::OsString;
@@ -96,6 +100,30 @@ pub enum QueueCommand {
         /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        /// Filters (`--domain`, `--state`).
+        #[command(flatten)]
+        filter: queue_inspect::ListFilter,
+        /// The configuration file.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// One message in full: envelope, DSN parameters, recipients with their delivery
+    /// state, header section (safe while the server runs).
+    Show {
+        /// The queue id (16 hex digits).
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// qshape: pending recipients by destination domain and age (minutes).
+    Shape {
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
         /// The configuration file.
         #[command(flatten)]
         config: ConfigArg,
@@ -140,8 +168,14 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     match cli.command {
         Command::Serve(arg) => serve(arg.config.as_deref()),
         Command::CheckConfig(arg) => check_config(arg.config.as_deref()),
-        Command::Queue { command: QueueCommand::List { json, config } } => {
-            queue_list(config.config.as_deref(), json)
+        Command::Queue { command: QueueCommand::List { json, filter, config } } => {
+            queue_inspect::queue_list(config.config.as_deref(), json, filter)
+        }
+        Command::Queue { command: QueueCommand::Show { id, json, config } } => {
+            queue_inspect::queue_show(config.config.as_deref(), &id, json)
+        }
+        Command::Queue { command: QueueCommand::Shape { json, config } } => {
+            queue_inspect::queue_shape(config.config.as_deref(), json)
         }
         Command::Queue { command: QueueCommand::Flush { id, domain, config } } => {
             queue_flush(config.config.as_deref(), id.as_deref(), domain.as_deref())
@@ -356,30 +390,6 @@ fn serve(path: Option<&Path>) -> i32 {
     }
 }
 
-/// `queue list`: the messages in `Queue/`, as a table or JSON, on stdout.
-fn queue_list(path: Option<&Path>, json: bool) -> i32 {
-    let config = match load_config(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    // The scan warns (on stderr) about segments it has to skip.
-    init_logging(&config);
-    let listings = match crate::spool::listing::list(&config.queue_dir()) {
-        Ok(l) => l,
-        Err(e) => {
-            report(format_args!("{e}"));
-            return EXIT_FAILURE;
-        }
-    };
-    match crate::spool::listing::print(&listings, json) {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            report(format_args!("cannot write to stdout: {e}"));
-            EXIT_FAILURE
-        }
-    }
-}
-
 /// `queue flush`: append one line to `Queue/flush.req` (`all`, `<ID>` or `domain <D>`);
 /// the running server's queue runner reads and removes the file.
 fn queue_flush(path: Option<&Path>, id: Option<&str>, domain: Option<&str>) -> i32 {
@@ -444,6 +454,12 @@ mod tests {
             (&["queue", "flush", "--domain", "example.com"], true),
             (&["queue", "flush", "0000000300000041", "--domain", "example.com"], false),
             (&["queue", "frobnicate"], false),
+            (&["queue", "list", "--domain", "d.example", "--state", "deferred"], true),
+            (&["queue", "show", "0000000300000041"], true),
+            (&["queue", "show", "0000000300000041", "--json"], true),
+            (&["queue", "show"], false),
+            (&["queue", "shape"], true),
+            (&["queue", "shape", "--json", "-c", "x.toml"], true),
             (&["check-config", "--json"], false),
             (&["hash-password"], true),
             (&["hash-password", "x"], false),
@@ -458,8 +474,9 @@ mod tests {
     #[test]
     fn parsed_shape() {
         let cli = Cli::try_parse_from(["mailroot", "queue", "list", "--json", "-c", "f.toml"]);
-        let Ok(Cli { command: Command::Queue { command: QueueCommand::List { json, config } } }) =
-            cli
+        let Ok(Cli {
+            command: Command::Queue { command: QueueCommand::List { json, config, .. } },
+        }) = cli
         else {
             panic!("unexpected parse: {cli:?}");
         };

@@ -5,7 +5,9 @@
 //! - `GET /metrics`: every counter in Prometheus text format 0.0.4 (`stats::render_prometheus`);
 //! - `GET /api/stats`: the same snapshot as JSON (`stats::render_json`), read by `mailroot stats`;
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
-//!   (`spool::listing`, a read-only scan of `Queue/`).
+//!   (`spool::listing`, a read-only scan of `Queue/`);
+//! - `GET /api/queue/shape`: the qshape table `mailroot queue shape --json` prints
+//!   (`spool::shape`, pending recipients by domain and age at the time of the request).
 //!
 //! SECURITY: bound to `[admin] listen` (loopback by default; the config refuses a
 //! non-loopback address without `[admin] token`). With a token set and a non-loopback
@@ -38,6 +40,8 @@ pub const PATH_METRICS: &str = "/metrics";
 pub const PATH_STATS: &str = "/api/stats";
 /// Path of the JSON queue listing.
 pub const PATH_QUEUE: &str = "/api/queue";
+/// Path of the JSON qshape table.
+pub const PATH_QUEUE_SHAPE: &str = "/api/queue/shape";
 
 /// How often the thread checks the shutdown flag while idle.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -137,6 +141,24 @@ fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
             }
             Err(e) => (500, TEXT, format!("{e}\n")),
         },
+        PATH_QUEUE_SHAPE => queue_shape(&ctx.queue_dir),
         _ => (404, TEXT, "not found: try /metrics, /api/stats, /api/queue\n".into()),
+    }
+}
+
+/// `GET /api/queue/shape`: the qshape JSON at the current wall-clock time.
+fn queue_shape(queue_dir: &std::path::Path) -> (u16, &'static str, String) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut out = Vec::new();
+    let written = listing::list(queue_dir).map_err(|e| e.to_string()).and_then(|l| {
+        crate::spool::shape::Shape::compute(&l, now_ms)
+            .write_json(&mut out)
+            .map_err(|e| e.to_string())
+    });
+    match written {
+        Ok(()) => (200, "application/json", String::from_utf8_lossy(&out).into_owned()),
+        Err(e) => (500, "text/plain; charset=utf-8", format!("{e}\n")),
     }
 }
