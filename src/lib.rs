@@ -38,6 +38,7 @@ pub mod net;
 pub mod pickup;
 pub mod plan;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod queue;
 pub mod receive;
 pub mod relay;
