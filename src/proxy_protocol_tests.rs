@@ -160,21 +160,13 @@ fn valid_headers() -> impl Strategy<Value = Vec<u8>> {
     let v4 = (any::<[u8; 4]>(), any::<[u8; 4]>(), any::<u16>(), any::<u16>());
     prop_oneof![
         v4.prop_map(|(s, d, sp, dp)| {
-            format!(
-                "PROXY TCP4 {} {} {sp} {dp}\r\n",
-                Ipv4Addr::from(s),
-                Ipv4Addr::from(d)
-            )
-            .into_bytes()
+            format!("PROXY TCP4 {} {} {sp} {dp}\r\n", Ipv4Addr::from(s), Ipv4Addr::from(d))
+                .into_bytes()
         }),
         (any::<[u8; 16]>(), any::<[u8; 16]>(), any::<u16>(), any::<u16>()).prop_map(
             |(s, d, sp, dp)| {
-                format!(
-                    "PROXY TCP6 {} {} {sp} {dp}\r\n",
-                    Ipv6Addr::from(s),
-                    Ipv6Addr::from(d)
-                )
-                .into_bytes()
+                format!("PROXY TCP6 {} {} {sp} {dp}\r\n", Ipv6Addr::from(s), Ipv6Addr::from(d))
+                    .into_bytes()
             }
         ),
         Just(b"PROXY UNKNOWN\r\n".to_vec()),

@@ -84,8 +84,7 @@ const SMTP_KEYS: &[&str] = &["bare_line_ending"];
 /// Keys allowed in `[spool]`.
 const SPOOL_KEYS: &[&str] = &["segment_size", "commit_delay"];
 /// Keys allowed in each `[[site]]`.
-const SITE_KEYS: &[&str] =
-    &[
+const SITE_KEYS: &[&str] = &[
     "name",
     "listen",
     "tls_cert",
