@@ -436,7 +436,7 @@ impl Service for Inbound {
     fn idle_timeout_ms(&self, c: &InboundConn) -> u64 {
         let l = &self.shared.config.limits;
         if c.preface == Preface::Awaiting {
-            return PROXY_HEADER_TIMEOUT_MS;
+            return PROXY_HEADER_TIMEOUT_MS.min(l.command_timeout_ms);
         }
         if c.handshaking {
             return self.shared.config.tls.handshake_timeout_ms;

@@ -8,8 +8,8 @@
 //!    the total only (`Service::defers_client_ip`); no greeting is written.
 //! 2. read: bytes are accumulated (at most one header's worth) until `proxy_protocol::parse`
 //!    says done or error. A malformed header closes without a greeting
-//!    (`reason=malformed`); no header within `PROXY_HEADER_TIMEOUT_MS` closes too
-//!    (`reason=timeout`). Each is logged at warn with the TCP peer and counted in
+//!    (`reason=malformed`); no header within `PROXY_HEADER_TIMEOUT_MS` (or
+//!    `[limits] command_timeout` if shorter) closes too (`reason=timeout`). Each is logged at warn with the TCP peer and counted in
 //!    `mailroot_proxy_rejected_total{site,reason}`.
 //! 3. done: the carried source address (or, for LOCAL / UNKNOWN / AF_UNIX, the TCP peer)
 //!    becomes `Peer::remote` for everything after: connection control (`[connections]`,
