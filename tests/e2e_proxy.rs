@@ -241,3 +241,33 @@ fn implicit_tls_after_the_header() {
     let v = proxy_send(tls_port, &["--header", "none", "--tls"]);
     assert!(v["closed"].as_bool().unwrap_or(false), "{v}");
 }
+
+#[test]
+fn proxy_keys_are_checked_and_printed() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let site = "[[site]]\nname = \"lb\"\nlisten = [\"127.0.0.1:2600\"]\n";
+    let cases = [
+        ("proxy_protocol = true\n", "site[0].proxy_trusted", "required"),
+        ("proxy_trusted = [\"10.0.0.0/8\"]\n", "site[0].proxy_trusted", "no effect"),
+        (
+            "proxy_protocol = true\nproxy_trusted = [\"10.0.0.1/8\"]\n",
+            "site[0].proxy_trusted[0]",
+            "host bits",
+        ),
+    ];
+    for (i, (keys, key, words)) in cases.iter().enumerate() {
+        let out = check_config_file(tmp.path(), &format!("bad{i}.toml"), &format!("{site}{keys}"));
+        assert_eq!(out.status.code(), Some(2), "{keys}");
+        let err = text(&out.stderr);
+        assert!(err.contains(&format!("`{key}`")) && err.contains(words), "{keys}: {err}");
+    }
+    let out = check_config_file(
+        tmp.path(),
+        "good.toml",
+        &format!("{site}proxy_protocol = true\nproxy_trusted = [\"10.0.0.0/29\", \"::1\"]\n"),
+    );
+    assert_success(&out, "check-config");
+    let printed = text(&out.stdout);
+    assert!(printed.contains("proxy_protocol = true"), "{printed}");
+    assert!(printed.contains("proxy_trusted = [\"10.0.0.0/29\", \"::1/128\"]"), "{printed}");
+}

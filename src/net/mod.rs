@@ -90,6 +90,8 @@ mod tests;
 #[cfg(test)]
 mod tests_connect;
 #[cfg(test)]
+mod tests_preface;
+#[cfg(test)]
 mod tests_tls;
 
 use std::net::SocketAddr;

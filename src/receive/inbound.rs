@@ -461,6 +461,7 @@ impl Service for Inbound {
         c.draining = true;
         if c.preface == Preface::Awaiting {
             c.preface = Preface::Rejected; // never greeted: just close
+            return;
         }
         let before = out.len();
         Self::maybe_goodbye(c, out);
