@@ -115,10 +115,13 @@ fn relay_and_received_follow_the_carried_address() {
     assert_eq!(code(&v, "greeting"), 220, "{v}");
     assert_eq!(code_text(&v["rcpt"][0]).0, 250, "{v}");
 
-    // The delivered local message names the carried client in Received:, for v1 and v2.
-    for (hdr, src, tag) in
-        [("v1", "192.0.2.7:40001", "tag-v1"), ("v2", "203.0.113.9:40002", "tag-v2")]
-    {
+    // The delivered local message names the carried client in Received:, for v1 and v2,
+    // and for v1 TCP6 with an IPv4-mapped source (a dual-stack balancer) as plain IPv4.
+    for (hdr, src, tag) in [
+        ("v1", "192.0.2.7:40001", "tag-v1"),
+        ("v2", "203.0.113.9:40002", "tag-v2"),
+        ("v1-mapped", "192.0.2.8:40003", "tag-mapped"),
+    ] {
         let b = body(dir, tag);
         let v = proxy_send(
             lb,
@@ -139,7 +142,7 @@ fn relay_and_received_follow_the_carried_address() {
         let rcv = received(&drop_file_with(&srv, tag));
         assert!(rcv.contains("[127.0.0.1]"), "{hdr}: {rcv}");
     }
-    assert_eq!(counter(&srv, "mailroot_proxy_headers_total", &["site=\"lb\""]), 6);
+    assert_eq!(counter(&srv, "mailroot_proxy_headers_total", &["site=\"lb\""]), 7);
 }
 
 #[test]
@@ -167,6 +170,11 @@ fn connection_control_and_per_ip_limit_use_the_carried_address() {
     }
     let mut third = open("192.0.2.50");
     let g = third.read_reply().expect("reply");
+    assert_eq!(g.code, 421, "{g}");
+    // The same client as IPv4-mapped IPv6 (a dual-stack balancer's TCP6) is the same client.
+    let mut mapped = Raw::connect(lb_addr).expect("connect");
+    mapped.send(b"PROXY TCP6 ::ffff:192.0.2.50 ::1 1234 25\r\n");
+    let g = mapped.read_reply().expect("reply");
     assert_eq!(g.code, 421, "{g}");
     drop(held);
 }

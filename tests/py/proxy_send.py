@@ -9,7 +9,7 @@ reply as JSON on stdout (used by tests/e2e_proxy.rs):
 
 "closed" is true when the server closed the connection without a greeting (EOF or reset
 after the header). --header picks what is sent first:
-  v1, v1-unknown, v2, v2-local, v1-truncated (fields missing), v2-truncated (length too
+  v1, v1-unknown, v1-mapped (TCP6 with an IPv4-mapped source), v2, v2-local, v1-truncated (fields missing), v2-truncated (length too
   short for AF_INET), garbage, partial (the first 8 bytes of a v1 header, then silence),
   none.
 --split sends the header in two writes with a pause between (a header split across reads).
@@ -48,6 +48,7 @@ def header(kind, src, dst):
     return {
         "v1": v1,
         "v1-unknown": b"PROXY UNKNOWN\r\n",
+        "v1-mapped": f"PROXY TCP6 ::ffff:{sip} ::1 {sport} {dport}\r\n".encode(),
         "v2": v2_header("proxy", src, dst) if kind == "v2" else b"",
         "v2-local": v2_header("local", src, dst) if kind == "v2-local" else b"",
         "v1-truncated": f"PROXY TCP4 {sip} {dip}\r\n".encode(),

@@ -109,7 +109,9 @@ impl Inbound {
         };
         self.block(&c.tx.peer).inc(Counter::ProxyHeaders); // stats
         if let Addresses::Tcp { source, .. } = header.addresses {
-            c.tx.peer.remote = source;
+            // A dual-stack balancer may send `TCP6 ::ffff:192.0.2.1`: policy networks are
+            // written for the IPv4 address.
+            c.tx.peer.remote = SocketAddr::new(source.ip().to_canonical(), source.port());
             c.tx.proxied_by = Some(tcp_peer);
         }
         let client = c.tx.peer.remote;
