@@ -206,8 +206,6 @@ struct ConnTx {
     /// Where the client came from and which site's listener took it (`remote`: the
     /// address a PROXY header carried, on a proxy site).
     peer: Peer,
-    /// The load balancer's address when a PROXY header named the client (for logs).
-    proxied_by: Option<std::net::SocketAddr>,
     /// Spool state of the current message.
     record: RecordState,
     /// Recipient split of the current message, set at `data_start`.
@@ -395,7 +393,6 @@ impl Service for Inbound {
                 rcpts: (0, 0),
                 auth_pending: None,
                 authenticated: None,
-                proxied_by: None,
             },
             permit: Some(permit),
             draining: self.draining,

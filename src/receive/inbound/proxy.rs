@@ -19,7 +19,7 @@
 //!    bytes after the header) and the greeting after it.
 //!
 //! TRUST: a header is believed only from `proxy_trusted`; the balancer's own address is
-//! kept for the logs (`via=`). Nothing is written to the peer before the header is in.
+//! logged (`via=`, debug) when the header is accepted. Nothing is written to the peer before the header is in.
 
 use std::net::SocketAddr;
 
@@ -112,7 +112,6 @@ impl Inbound {
             // A dual-stack balancer may send `TCP6 ::ffff:192.0.2.1`: policy networks are
             // written for the IPv4 address.
             c.tx.peer.remote = SocketAddr::new(source.ip().to_canonical(), source.port());
-            c.tx.proxied_by = Some(tcp_peer);
         }
         let client = c.tx.peer.remote;
         log::debug!("client={client} via={tcp_peer} PROXY {:?} header accepted", header.version);
