@@ -178,3 +178,73 @@ fn show_list_filters_and_shape() {
     assert_eq!(api["total"], v["total"]);
     assert_eq!(api["domains"], v["domains"]);
 }
+
+/// `queue shape` over a spool written with known arrival times (the spool API, as
+/// tests/cli_queue.rs does): the age buckets come from the arrival time.
+#[test]
+fn shape_buckets_by_age_of_known_contents() {
+    use mailroot::spool::{Envelope, EnvelopeRecipient, RcptStatus, Spool, SpoolOptions};
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let root = tmp.path();
+    let config = root.join("mailroot.toml");
+    let mailroot = root.join("mailroot");
+    std::fs::write(&config, format!("mailroot = {:?}\n", mailroot.display().to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let now_ms = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(0);
+    const MIN: u64 = 60_000;
+    let (spool, _) = Spool::open(&mailroot.join("Queue"), SpoolOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut writer = spool.writer(0, Box::new(|| {})).unwrap_or_else(|e| panic!("{e}"));
+    // (age in minutes, recipients)
+    let msgs: [(u64, &[&str]); 4] = [
+        (7, &["a@slow.example", "b@slow.example"]),
+        (30, &["c@slow.example"]),
+        (200, &["d@stuck.example", "e@slow.example"]),
+        (1, &["f@fresh.example"]),
+    ];
+    let mut ids = Vec::new();
+    for (age, rcpts) in msgs {
+        let env = Envelope {
+            reverse_path: "s@x.example".into(),
+            recipients: rcpts
+                .iter()
+                .map(|r| EnvelopeRecipient { forward_path: (*r).into(), notify: 0, orcpt: None })
+                .collect(),
+            arrival_unix_ms: now_ms - age * MIN,
+            site: "default".into(),
+            ..Envelope::default()
+        };
+        let mut rec = writer.begin(&env).unwrap_or_else(|e| panic!("{e}"));
+        writer.append(&mut rec, b"Subject: s\r\n\r\nx\r\n").unwrap_or_else(|e| panic!("{e}"));
+        ids.push(writer.finish(rec).unwrap_or_else(|e| panic!("{e}")).id);
+    }
+    writer.wait_idle();
+    // Delivered recipients are not queued any more: b@slow.example leaves the table.
+    spool.cross_off(ids[0], 1, RcptStatus::Delivered).unwrap_or_else(|e| panic!("{e}"));
+    drop(spool);
+
+    let out = mailroot_with_config(&["queue", "shape", "--json"], &config);
+    assert_success(&out, "queue shape --json");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["total"]["counts"], serde_json::json!([1, 1, 0, 1, 0, 0, 2]), "{v}");
+    let rows: Vec<(String, Value)> = v["domains"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|r| (r["domain"].as_str().unwrap_or("").to_owned(), r["counts"].clone()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("slow.example".to_owned(), serde_json::json!([0, 1, 0, 1, 0, 0, 1])),
+            ("fresh.example".to_owned(), serde_json::json!([1, 0, 0, 0, 0, 0, 0])),
+            ("stuck.example".to_owned(), serde_json::json!([0, 0, 0, 0, 0, 0, 1])),
+        ]
+    );
+}
