@@ -245,6 +245,9 @@ fn implicit_tls_after_the_header() {
     }
     let rcv = received(&drop_file_with(&srv, "tag-tls"));
     assert!(rcv.contains("[203.0.113.77]") && rcv.contains("ESMTPS"), "{rcv}");
+    // A carried address [connections] denies: closed without a plaintext 554 or handshake.
+    let v = proxy_send(tls_port, &["--header", "v1", "--tls", "--src", "198.51.100.5:1"]);
+    assert!(v["closed"].as_bool().unwrap_or(false), "{v}");
     // Without a header the TLS ClientHello itself is a malformed header.
     let v = proxy_send(tls_port, &["--header", "none", "--tls"]);
     assert!(v["closed"].as_bool().unwrap_or(false), "{v}");

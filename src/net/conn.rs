@@ -225,6 +225,9 @@ pub(super) fn drive<S: Service>(
         if !matches!(step, Step::Idle) || c.tls.is_some() {
             break step;
         }
+        if c.pending_tls.is_some() && svc.wants_close(&c.state) {
+            c.pending_tls = None; // refused after its preface: no handshake to start
+        }
         if c.pending_tls.is_some() && !svc.awaiting_preface(&c.state) {
             match start_after_preface(svc, id, c) {
                 Ok(()) => continue, // a pass at once: rustls may have a reply to send

@@ -125,7 +125,9 @@ impl Inbound {
         if let Some(reply) = refusal {
             log::debug!("client={client} via={tcp_peer} refused: {}", reply.code);
             let before = out.len();
-            reply.write_to(out);
+            if !c.tx.peer.implicit_tls {
+                reply.write_to(out); // a TLS client could not read plaintext: just close
+            }
             self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
             c.preface = Preface::Rejected;
             return input.len();
