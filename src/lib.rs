@@ -29,6 +29,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod deliver;
 pub mod dns;
