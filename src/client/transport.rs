@@ -220,8 +220,14 @@ pub(crate) fn write_pickup(
     if let Err(e) = crate::pickup::parse::parse(&file) {
         return Err(SendError::Unacceptable(e.to_string()));
     }
+    write_pickup_file(dir, &file)
+}
+
+/// Write a whole Pickup `file` (envelope lines and message, already checked) into `dir`
+/// under a new unique name, atomically and durably. Returns its path.
+pub(crate) fn write_pickup_file(dir: &Path, file: &[u8]) -> Result<PathBuf, SendError> {
     let name = format!("{}-{:x}.eml", unix_ms_now(), next_unique());
-    Ok(write_replacing(dir, &name, &[&file])?)
+    Ok(write_replacing(dir, &name, &[file])?)
 }
 
 #[cfg(test)]
