@@ -289,8 +289,12 @@ fn example(name: &str) -> PathBuf {
     static BUILT: std::sync::Once = std::sync::Once::new();
     BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let out = Command::new(cargo)
-            .args(["build", "--example", "send_mail", "--example", "read_mail"])
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--example", "send_mail", "--example", "read_mail"]);
+        if !cfg!(debug_assertions) {
+            cmd.arg("--release");
+        }
+        let out = cmd
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
