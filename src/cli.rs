@@ -95,7 +95,7 @@ pub enum Command {
     HashPassword,
     // ---- client commands (cli/client_cmds.rs) ----
     /// Send one message (body from stdin) through the Pickup folder or an SMTP server.
-    Send(client_cmds::SendArgs),
+    Send(Box<client_cmds::SendArgs>),
     /// List, show or delete the messages one address has in the Drop folder.
     Inbox(client_cmds::InboxArgs),
     /// The sendmail interface (cron, PHP mail(), mail(1)): `mailroot sendmail [-t] [-i]
@@ -185,7 +185,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
             show_stats(config.config.as_deref(), watch, count, json)
         }
         Command::HashPassword => hash_password(),
-        Command::Send(a) => client_cmds::send(a),
+        Command::Send(a) => client_cmds::send(*a),
         Command::Inbox(a) => client_cmds::inbox(a),
         Command::Sendmail { args } => client_cmds::sendmail(&args),
     }

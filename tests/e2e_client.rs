@@ -41,7 +41,9 @@ fn wait_inbox(srv: &Server, address: &str, n: usize) -> Inbox {
         let inbox = Inbox::read(&drop, address).ok()?;
         (inbox.len() >= n).then_some(inbox)
     })
-    .unwrap_or_else(|| panic!("{address}: fewer than {n} messages in Drop; log:\n{}", srv.log_tail(40)))
+    .unwrap_or_else(|| {
+        panic!("{address}: fewer than {n} messages in Drop; log:\n{}", srv.log_tail(40))
+    })
 }
 
 /// The bytes after the `x-sender:`/`x-receiver:` lines of a Drop file.
@@ -109,16 +111,24 @@ fn check_full(srv: &Server, files: &Files) {
     assert_eq!(m.text().map(|t| t.replace("\r\n", "\n")), Some(TEXT.replace("\r\n", "\n")));
     assert_eq!(m.html(), Some(HTML));
     let sender = m.sender().unwrap();
-    assert_eq!((sender.name.as_str(), sender.address.as_str()), ("Alice Sender", "alice@localhost"));
+    assert_eq!(
+        (sender.name.as_str(), sender.address.as_str()),
+        ("Alice Sender", "alice@localhost")
+    );
     let to: Vec<_> = m.to().iter().map(|p| p.address.as_str()).collect();
     let cc: Vec<_> = m.cc().iter().map(|p| p.address.as_str()).collect();
     assert_eq!((to, cc), (vec!["bob@localhost"], vec!["carol@localhost"]));
     assert!(m.recipients().all(|p| p.address != "dave@localhost"));
     assert!(m.time_sent().is_some() && m.time_received().is_some());
-    let att: Vec<_> = m.attachments().iter().map(|a| (a.name.as_str(), a.content_type.as_str())).collect();
+    let att: Vec<_> =
+        m.attachments().iter().map(|a| (a.name.as_str(), a.content_type.as_str())).collect();
     assert_eq!(
         att,
-        [("random.bin", "application/octet-stream"), ("photo.png", "image/png"), ("notes.txt", "text/plain")]
+        [
+            ("random.bin", "application/octet-stream"),
+            ("photo.png", "image/png"),
+            ("notes.txt", "text/plain")
+        ]
     );
     assert_eq!(m.attachments()[0].bytes, files.binary, "binary attachment changed");
     assert_eq!(m.attachments()[1].bytes, files.png, "file attachment changed");
@@ -141,7 +151,10 @@ fn check_full(srv: &Server, files: &Files) {
     assert_eq!(py["bcc"], false);
     assert!(!py["header_names"].as_array().unwrap().iter().any(|h| h == "bcc"), "{py}");
     assert_eq!(py["importance"], "high");
-    assert_eq!(py["text"].as_str().map(|t| t.replace("\r\n", "\n")), Some(TEXT.replace("\r\n", "\n")));
+    assert_eq!(
+        py["text"].as_str().map(|t| t.replace("\r\n", "\n")),
+        Some(TEXT.replace("\r\n", "\n"))
+    );
     assert_eq!(py["html"].as_str().map(str::trim_end), Some(HTML));
     let atts = py["attachments"].as_array().unwrap();
     let names: Vec<_> = atts.iter().map(|a| a["name"].as_str().unwrap()).collect();
@@ -171,8 +184,12 @@ fn library_over_smtp_round_trip() {
     check_full(&srv, &files);
     // A refused recipient is an error naming it (relay to a remote domain is denied).
     let srv2 = delivering_server("", vec!["10.255.255.0/24".into()]);
-    let s2 = Session::logon("", "alice@localhost", Transport::Smtp(SmtpServer::new("127.0.0.1", srv2.port)))
-        .unwrap();
+    let s2 = Session::logon(
+        "",
+        "alice@localhost",
+        Transport::Smtp(SmtpServer::new("127.0.0.1", srv2.port)),
+    )
+    .unwrap();
     let mut m = s2.outbox().add("x", "y", Importance::Normal);
     m.recipients_mut().add("", "someone@remote.example", Kind::To).unwrap();
     match m.send() {
@@ -189,7 +206,8 @@ fn library_over_smtp_round_trip() {
 fn library_through_the_pickup_folder_round_trip() {
     let srv = delivering_server("", vec!["127.0.0.0/8".into()]);
     let files = Files::new();
-    let session = Session::logon_mailroot("Alice Sender", "alice@localhost", &srv.mailroot).unwrap();
+    let session =
+        Session::logon_mailroot("Alice Sender", "alice@localhost", &srv.mailroot).unwrap();
     let report = send_full(&session, &files).unwrap();
     let file = report.file.expect("pickup file");
     assert!(file.starts_with(srv.mailroot.join("Pickup")), "{}", file.display());
@@ -294,10 +312,7 @@ fn example(name: &str) -> PathBuf {
         if !cfg!(debug_assertions) {
             cmd.arg("--release");
         }
-        let out = cmd
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .unwrap();
+        let out = cmd.current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
         common::assert_success(&out, "cargo build --examples");
     });
     let path = Path::new(common::BIN).parent().unwrap().join("examples").join(name);
@@ -308,17 +323,26 @@ fn example(name: &str) -> PathBuf {
 #[test]
 fn examples_send_then_read() {
     let srv = delivering_server("", vec!["127.0.0.0/8".into()]);
-    let empty = Command::new(example("read_mail")).arg(&srv.mailroot).arg("eve@localhost").output().unwrap();
+    let empty = Command::new(example("read_mail"))
+        .arg(&srv.mailroot)
+        .arg("eve@localhost")
+        .output()
+        .unwrap();
     common::assert_success(&empty, "read_mail (empty)");
     assert_eq!(String::from_utf8_lossy(&empty.stdout), "Count: 0\n");
     // Over SMTP, then through Pickup (a directory argument).
     let target = format!("127.0.0.1:{}", srv.port);
     for (i, t) in [target.as_str(), srv.mailroot.to_str().unwrap()].into_iter().enumerate() {
-        let out = Command::new(example("send_mail")).arg(t).arg("someone@localhost").output().unwrap();
+        let out =
+            Command::new(example("send_mail")).arg(t).arg("someone@localhost").output().unwrap();
         common::assert_success(&out, "send_mail");
         wait_inbox(&srv, "someone@localhost", i + 1);
     }
-    let out = Command::new(example("read_mail")).arg(&srv.mailroot).arg("someone@localhost").output().unwrap();
+    let out = Command::new(example("read_mail"))
+        .arg(&srv.mailroot)
+        .arg("someone@localhost")
+        .output()
+        .unwrap();
     common::assert_success(&out, "read_mail");
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),

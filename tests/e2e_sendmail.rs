@@ -68,8 +68,21 @@ fn send_and_inbox_commands() {
     let cfg = srv.config_path.to_str().unwrap();
     let server = format!("127.0.0.1:{}", srv.port);
     let first = mailroot(
-        &["send", "-c", cfg, "--server", &server, "--from", "alice@localhost", "--name", "Alice",
-          "--to", "bob@localhost", "--subject", "first"],
+        &[
+            "send",
+            "-c",
+            cfg,
+            "--server",
+            &server,
+            "--from",
+            "alice@localhost",
+            "--name",
+            "Alice",
+            "--to",
+            "bob@localhost",
+            "--subject",
+            "first",
+        ],
         "one\nover SMTP\n".as_bytes(),
     );
     assert_success(&first, "send --server");
@@ -80,9 +93,24 @@ fn send_and_inbox_commands() {
     let att = dir.path().join("data.bin");
     std::fs::write(&att, [0u8, 1, 2, 255, 254, 13, 10, 46]).unwrap();
     let second = mailroot(
-        &["send", "-c", cfg, "--pickup", "--from", "carol@localhost", "--to", "bob@localhost",
-          "--bcc", "dave@localhost", "--subject", "second", "--attach", att.to_str().unwrap(),
-          "--importance", "high"],
+        &[
+            "send",
+            "-c",
+            cfg,
+            "--pickup",
+            "--from",
+            "carol@localhost",
+            "--to",
+            "bob@localhost",
+            "--bcc",
+            "dave@localhost",
+            "--subject",
+            "second",
+            "--attach",
+            att.to_str().unwrap(),
+            "--importance",
+            "high",
+        ],
         "two\n".as_bytes(),
     );
     assert_success(&second, "send --pickup");
@@ -91,7 +119,8 @@ fn send_and_inbox_commands() {
 
     // Newest first; only bob's messages; Bcc invisible.
     let all = json(&mailroot(&["inbox", "-c", cfg, "--address", "bob@localhost", "--json"], b""));
-    let subjects: Vec<_> = all.as_array().unwrap().iter().map(|m| m["subject"].as_str().unwrap()).collect();
+    let subjects: Vec<_> =
+        all.as_array().unwrap().iter().map(|m| m["subject"].as_str().unwrap()).collect();
     assert_eq!(subjects, ["second", "first"], "{all:#}");
     let newest = &all[0];
     assert_eq!(newest["index"], 1);
@@ -104,15 +133,22 @@ fn send_and_inbox_commands() {
     assert!(!newest.to_string().contains("dave"), "{newest}");
     assert_eq!(all[1]["from"]["name"], "Alice");
     assert_eq!(all[1]["text"], "one\r\nover SMTP\r\n");
-    let none = json(&mailroot(&["inbox", "-c", cfg, "--address", "nobody@localhost", "--json"], b""));
+    let none =
+        json(&mailroot(&["inbox", "-c", cfg, "--address", "nobody@localhost", "--json"], b""));
     assert_eq!(none, Value::Array(vec![]));
 
     let shown = mailroot(&["inbox", "-c", cfg, "--address", "bob@localhost", "--show", "2"], b"");
     assert_success(&shown, "inbox --show");
     let shown = text(&shown.stdout);
-    assert!(shown.contains("From: Alice <alice@localhost>\n") && shown.contains("Subject: first\n"), "{shown}");
+    assert!(
+        shown.contains("From: Alice <alice@localhost>\n") && shown.contains("Subject: first\n"),
+        "{shown}"
+    );
     let table = text(&mailroot(&["inbox", "-c", cfg, "--address", "bob@localhost"], b"").stdout);
-    assert!(table.starts_with("2 message(s)\n") && table.contains("second  [1 attachment(s)]"), "{table}");
+    assert!(
+        table.starts_with("2 message(s)\n") && table.contains("second  [1 attachment(s)]"),
+        "{table}"
+    );
 
     // Delete the older one; the newer stays.
     let del = mailroot(&["inbox", "-c", cfg, "--address", "bob@localhost", "--delete", "2"], b"");
@@ -123,7 +159,8 @@ fn send_and_inbox_commands() {
     let bad = mailroot(&["inbox", "-c", cfg, "--address", "bob@localhost", "--delete", "5"], b"");
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
     // Usage errors: exit 2.
-    let bad = mailroot(&["send", "-c", cfg, "--from", "not an address", "--to", "b@localhost"], b"x");
+    let bad =
+        mailroot(&["send", "-c", cfg, "--from", "not an address", "--to", "b@localhost"], b"x");
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -205,7 +242,11 @@ fn sendmail_exit_codes() {
         argv.extend_from_slice(args);
         let out = mailroot(&argv, input);
         assert_eq!(out.status.code(), Some(*code), "{args:?}: {}", text(&out.stderr));
-        assert!(text(&out.stderr).starts_with("sendmail: ") || *code == 78, "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).starts_with("sendmail: ") || *code == 78,
+            "{}",
+            text(&out.stderr)
+        );
     }
     assert_eq!(std::fs::read_dir(root.join("Pickup")).unwrap().count(), 0);
     // A Pickup "folder" that is a file (root may write anywhere, so not a mode bit).

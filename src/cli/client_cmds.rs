@@ -129,7 +129,8 @@ pub(super) fn send(a: SendArgs) -> i32 {
     let transport = match &a.server {
         None => Transport::Pickup(config.pickup_dir()),
         Some(hp) => {
-            let Some((host, port)) = hp.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+            let Some((host, port)) =
+                hp.rsplit_once(':').and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
             else {
                 report(format!("--server {hp:?}: expected HOST:PORT"));
                 return EXIT_USAGE;
@@ -213,10 +214,12 @@ pub(super) fn send(a: SendArgs) -> i32 {
 /// The AUTH password: the file's first line, else `MAILROOT_PASSWORD`.
 fn password(file: Option<&Path>) -> Result<String, String> {
     if let Some(f) = file {
-        let text = std::fs::read_to_string(f).map_err(|e| format!("--password-file {}: {e}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| format!("--password-file {}: {e}", f.display()))?;
         return Ok(text.lines().next().unwrap_or("").to_owned());
     }
-    std::env::var(PASSWORD_ENV).map_err(|_| format!("--user needs --password-file or {PASSWORD_ENV}"))
+    std::env::var(PASSWORD_ENV)
+        .map_err(|_| format!("--user needs --password-file or {PASSWORD_ENV}"))
 }
 
 /// Seconds since the epoch of `t`, as RFC 3339.
@@ -321,7 +324,11 @@ fn table(inbox: &Inbox) -> String {
             0 => String::new(),
             n => format!("  [{n} attachment(s)]"),
         };
-        s += &format!("{:>3}  {when}  {from}  {}{att}\n", i + 1, m.subject().unwrap_or("(no subject)"));
+        s += &format!(
+            "{:>3}  {when}  {from}  {}{att}\n",
+            i + 1,
+            m.subject().unwrap_or("(no subject)")
+        );
     }
     s
 }
@@ -342,7 +349,10 @@ fn show(m: &InboxMessage) -> String {
     }
     s += &format!("Subject: {}\n", m.subject().unwrap_or(""));
     s += &format!("Sent: {}\n", rfc3339(m.time_sent()).unwrap_or_else(|| "(unknown)".into()));
-    s += &format!("Received: {}\n", rfc3339(m.time_received()).unwrap_or_else(|| "(unknown)".into()));
+    s += &format!(
+        "Received: {}\n",
+        rfc3339(m.time_received()).unwrap_or_else(|| "(unknown)".into())
+    );
     for a in m.attachments() {
         s += &format!("Attachment: {} ({}, {} bytes)\n", a.name, a.content_type, a.bytes.len());
     }
@@ -359,7 +369,10 @@ fn show(m: &InboxMessage) -> String {
 fn sendmail_config(arg: Option<&Path>) -> Result<Config, SendmailError> {
     let env = std::env::var_os(CONFIG_ENV).map(PathBuf::from);
     let default = Path::new(SENDMAIL_DEFAULT_CONFIG);
-    let path = arg.map(Path::to_path_buf).or(env).or_else(|| default.is_file().then(|| default.to_path_buf()));
+    let path = arg
+        .map(Path::to_path_buf)
+        .or(env)
+        .or_else(|| default.is_file().then(|| default.to_path_buf()));
     load_config(path.as_deref())
         .map_err(|_| SendmailError::Config("the configuration cannot be used (see above)".into()))
 }
@@ -405,7 +418,11 @@ fn sendmail_inner(args: &[String]) -> Result<(), SendmailError> {
     let login = login_name();
     let domain = default_domain(&config);
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let id = crate::client::mime::message_id(now.as_millis(), crate::client::transport::next_unique(), domain);
+    let id = crate::client::mime::message_id(
+        now.as_millis(),
+        crate::client::transport::next_unique(),
+        domain,
+    );
     let ctx = Context {
         login: &login,
         default_domain: domain,

@@ -144,7 +144,12 @@ pub struct Recipients {
 impl Recipients {
     /// Add a recipient (`Recipients.Add name, address, type`). The address must be
     /// `local@domain`; `name` may be empty.
-    pub fn add(&mut self, name: &str, address: &str, kind: Kind) -> Result<&Recipient, AddressError> {
+    pub fn add(
+        &mut self,
+        name: &str,
+        address: &str,
+        kind: Kind,
+    ) -> Result<&Recipient, AddressError> {
         check_name(name)?;
         check_address(address)?;
         self.list.push(Recipient { name: name.to_owned(), address: address.to_owned(), kind });

@@ -169,7 +169,10 @@ pub fn parse(file: &[u8]) -> Result<ReceivedMail, DropFileError> {
         cc: people(m.cc()),
         attachments,
         time_sent: m.date().and_then(|d| time(d.to_timestamp())),
-        time_received: m.received().and_then(|r| r.date.as_ref()).and_then(|d| time(d.to_timestamp())),
+        time_received: m
+            .received()
+            .and_then(|r| r.date.as_ref())
+            .and_then(|d| time(d.to_timestamp())),
         message_id: m.message_id().map(str::to_owned),
     })
 }

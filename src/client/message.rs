@@ -66,7 +66,12 @@ pub struct Message<'s> {
 
 impl<'s> Message<'s> {
     /// A new message (see `Outbox::add`).
-    pub(super) fn new(session: &'s Session, subject: &str, text: &str, importance: Importance) -> Self {
+    pub(super) fn new(
+        session: &'s Session,
+        subject: &str,
+        text: &str,
+        importance: Importance,
+    ) -> Self {
         Message {
             session,
             subject: subject.to_owned(),

@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(m.body_text(0).as_deref(), Some("Message Text, ünïcode\r\nsecond line\r\n"));
         assert_eq!(m.body_html(0).as_deref(), Some("<p>Hello <b>HTML</b></p>"));
         let from = m.from().unwrap().first().unwrap();
-        assert_eq!((from.name(), from.address()), (Some("Friendly Name"), Some("someone@example.com")));
+        assert_eq!(
+            (from.name(), from.address()),
+            (Some("Friendly Name"), Some("someone@example.com"))
+        );
         assert_eq!(m.date().unwrap().to_timestamp(), 1_733_400_000);
         assert_eq!(m.message_id(), Some("1733400000000.1@example.com"));
         let got: Vec<(String, String, Vec<u8>)> = m
@@ -187,6 +190,24 @@ mod tests {
         assert_eq!(got[2].0, "résumé.pdf");
         assert_eq!(got[2].1, "application/pdf");
         assert_eq!(got[2].2, vec![0x25, 0x50, 0x44, 0x46, 0, 0xff]);
+    }
+
+    /// Unix programs give text with bare LF: every line of the message ends with CRLF
+    /// (an SMTP server may refuse bare LF; the Pickup folder normalises, SMTP does not).
+    #[test]
+    fn line_ends_are_crlf() {
+        let r = recipients();
+        let a = Attachments::default();
+        for text in ["a\nb\n", "ascii only\nline\n", "ü\nü\r\n", "no newline"] {
+            let mut d = draft(&r, &a, Some("<p>x</p>\n<p>y</p>"));
+            d.text = text;
+            let bytes = build(&d);
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'\n' {
+                    assert_eq!(bytes.get(i.wrapping_sub(1)), Some(&b'\r'), "bare LF for {text:?}");
+                }
+            }
+        }
     }
 
     #[test]

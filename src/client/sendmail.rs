@@ -143,7 +143,9 @@ pub fn parse_args(args: &[String]) -> Result<SendmailArgs, SendmailError> {
                 }
                 'b' => {
                     if rest != "m" {
-                        return Err(usage(format!("-b{rest}: only -bm (deliver mail) is supported")));
+                        return Err(usage(format!(
+                            "-b{rest}: only -bm (deliver mail) is supported"
+                        )));
                     }
                     break;
                 }
@@ -242,7 +244,11 @@ fn has_field(header: &[u8], name: &str) -> bool {
 }
 
 /// Turn the input into a Pickup file (see the module docs).
-pub fn prepare(args: &SendmailArgs, input: &[u8], ctx: &Context<'_>) -> Result<Prepared, SendmailError> {
+pub fn prepare(
+    args: &SendmailArgs,
+    input: &[u8],
+    ctx: &Context<'_>,
+) -> Result<Prepared, SendmailError> {
     let data = |m: String| SendmailError::Data(m);
     let sender = match args.sender.as_deref() {
         Some("<>") | Some("") => String::new(),
@@ -273,9 +279,14 @@ pub fn prepare(args: &SendmailArgs, input: &[u8], ctx: &Context<'_>) -> Result<P
     let header = if header_done { &header[..header.len() - 2] } else { header };
     if !has_field(header, "From") {
         let name = args.full_name.as_deref().filter(|n| {
-            !n.is_empty() && n.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\')
+            !n.is_empty()
+                && n.chars().all(|c| c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\')
         });
-        let addr = if sender.is_empty() { format!("MAILER-DAEMON@{}", ctx.default_domain) } else { sender.clone() };
+        let addr = if sender.is_empty() {
+            format!("MAILER-DAEMON@{}", ctx.default_domain)
+        } else {
+            sender.clone()
+        };
         match name {
             Some(n) => message.extend_from_slice(format!("From: \"{n}\" <{addr}>\r\n").as_bytes()),
             None => message.extend_from_slice(format!("From: {addr}\r\n").as_bytes()),

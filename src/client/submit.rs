@@ -29,6 +29,8 @@ use rustls::{ClientConnection, StreamOwned};
 
 use super::tls::{client_config, server_name};
 use super::transport::{SendError, SendReport, SmtpServer};
+#[cfg(test)]
+use crate::smtp::client::Stage;
 use crate::smtp::client::{
     ClientAuth, ClientConfig, ClientSession, Event, Job, JobRecipient, Timeouts, TlsPolicy,
 };
@@ -200,7 +202,8 @@ pub(crate) fn submit(
                         }
                     }
                     if !mail_reply.is_positive() {
-                        failure = Some(SendError::Refused(mail_reply.to_string().trim_end().into()));
+                        failure =
+                            Some(SendError::Refused(mail_reply.to_string().trim_end().into()));
                     } else if !refused.is_empty() {
                         failure = Some(SendError::Rejected { refused, accepted });
                     } else {
@@ -261,6 +264,104 @@ pub(crate) fn submit(
     match (outcome, failure) {
         (Some(report), None) => Ok(report),
         (_, Some(f)) => Err(f),
-        (None, None) => Err(SendError::Refused("the session ended before the message was sent".into())),
+        (None, None) => {
+            Err(SendError::Refused("the session ended before the message was sent".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A one-connection server on loopback answering each line read with the next reply
+    /// of `script` (the first entry is the greeting; `None` = say nothing, hold the line).
+    fn scripted(script: Vec<Option<&'static str>>) -> (u16, std::thread::JoinHandle<Vec<String>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let h = std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut w = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            let mut seen = Vec::new();
+            for (i, reply) in script.into_iter().enumerate() {
+                if i > 0 {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    seen.push(line.trim_end().to_owned());
+                }
+                match reply {
+                    Some(text) => w.write_all(text.as_bytes()).unwrap(),
+                    None => std::thread::sleep(Duration::from_millis(600)),
+                }
+            }
+            seen
+        });
+        (port, h)
+    }
+
+    fn server(port: u16) -> SmtpServer {
+        let mut s = SmtpServer::new("127.0.0.1", port);
+        s.timeout = Duration::from_millis(200);
+        s
+    }
+
+    #[test]
+    fn lock_step_transaction_without_extensions() {
+        let (port, h) = scripted(vec![
+            Some("220 hi\r\n"),
+            Some("250 hello\r\n"),
+            Some("250 ok\r\n"),
+            Some("250 ok\r\n"),
+            Some("354 go\r\n"),
+            Some(""), // X: y
+            Some(""), // (empty line)
+            Some(""), // ..dot
+            Some("250 queued as 1\r\n"),
+            Some("221 bye\r\n"),
+        ]);
+        let rcpts = ["c@d.example".to_owned()];
+        let report = submit(&server(port), "a@b.example", &rcpts, b"X: y\r\n\r\n.dot\r\n").unwrap();
+        assert_eq!(report.accepted, rcpts);
+        assert_eq!(report.reply.as_deref(), Some("250 queued as 1"));
+        let seen = h.join().unwrap();
+        let want = [
+            "EHLO localhost",
+            "MAIL FROM:<a@b.example> ",
+            "RCPT TO:<c@d.example>",
+            "DATA",
+            "X: y",
+            "",
+            "..dot",
+            ".",
+            "QUIT",
+        ];
+        assert_eq!(seen.iter().map(|s| s.trim_end()).collect::<Vec<_>>(), want.map(str::trim_end));
+    }
+
+    #[test]
+    fn refusals_and_timeouts() {
+        let (port, h) = scripted(vec![Some("554 go away\r\n")]);
+        let e = submit(&server(port), "a@b.example", &["c@d.example".into()], b"x").unwrap_err();
+        assert!(matches!(&e, SendError::Refused(r) if r.starts_with("554")), "{e:?}");
+        h.join().unwrap();
+        let (port, h) = scripted(vec![None]);
+        let e = submit(&server(port), "a@b.example", &["c@d.example".into()], b"x").unwrap_err();
+        assert!(matches!(e, SendError::Timeout(Stage::Greeting)), "{e:?}");
+        h.join().unwrap();
+        let e = submit(&server(1), "a@b.example", &["c@d.example".into()], b"x").unwrap_err();
+        assert!(matches!(e, SendError::Connect { .. }), "{e:?}");
+        // STARTTLS required but not offered: a temporary security failure, no MAIL.
+        let (port, h) =
+            scripted(vec![Some("220 hi\r\n"), Some("250 hello\r\n"), Some("221 bye\r\n")]);
+        let e = submit(&server(port).starttls(None), "a@b.example", &["c@d.example".into()], b"x")
+            .unwrap_err();
+        assert!(matches!(e, SendError::Security(_)) && e.is_temporary(), "{e:?}");
+        assert_eq!(h.join().unwrap(), ["EHLO localhost", "QUIT"]);
     }
 }

@@ -45,7 +45,8 @@ pub enum TlsSetupError {
 pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(path) = ca_file {
-        let err = |detail: String| TlsSetupError::CaFile { path: path.display().to_string(), detail };
+        let err =
+            |detail: String| TlsSetupError::CaFile { path: path.display().to_string(), detail };
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
             .map_err(|e| err(e.to_string()))?
             .collect::<Result<_, _>>()
@@ -80,7 +81,8 @@ mod tests {
 
     #[test]
     fn names_and_a_missing_ca_file() {
-        for (host, want) in [("localhost", "localhost"), ("[127.0.0.1]", "127.0.0.1"), ("::1", "::1")]
+        for (host, want) in
+            [("localhost", "localhost"), ("[127.0.0.1]", "127.0.0.1"), ("::1", "::1")]
         {
             assert_eq!(server_name(host).unwrap().to_str(), want);
         }

@@ -238,8 +238,8 @@ mod tests {
     fn pickup_file_parses_as_the_relay_reads_it() {
         let dir = tempfile::tempdir().unwrap();
         let msg = b"From: a@example.com\r\nTo: b@example.net\r\n\r\nhi\r\n";
-        let p = write_pickup(dir.path(), "a@example.com", &["b@example.net", "c@x.org"], msg)
-            .unwrap();
+        let p =
+            write_pickup(dir.path(), "a@example.com", &["b@example.net", "c@x.org"], msg).unwrap();
         let bytes = std::fs::read(&p).unwrap();
         let parsed = crate::pickup::parse::parse(&bytes).unwrap();
         assert_eq!(parsed.reverse_path, "a@example.com");
@@ -253,7 +253,8 @@ mod tests {
     #[test]
     fn refusals() {
         let dir = tempfile::tempdir().unwrap();
-        let e = write_pickup(dir.path(), "a@example.com", &["b@x.org"], b"no header end").unwrap_err();
+        let e =
+            write_pickup(dir.path(), "a@example.com", &["b@x.org"], b"no header end").unwrap_err();
         assert!(matches!(e, SendError::Unacceptable(_)), "{e}");
         let file = dir.path().join("file");
         std::fs::write(&file, b"").unwrap();

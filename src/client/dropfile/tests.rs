@@ -22,7 +22,9 @@ fn full_file() {
     let m = parse(FULL).unwrap();
     assert_eq!(m.envelope_sender, "alice@example.com");
     assert_eq!(m.receivers, ["bob@localhost", "carol@localhost"]);
-    assert!(m.is_for("BOB@localhost") && m.is_for("carol@localhost") && !m.is_for("dave@localhost"));
+    assert!(
+        m.is_for("BOB@localhost") && m.is_for("carol@localhost") && !m.is_for("dave@localhost")
+    );
     assert_eq!(m.subject.as_deref(), Some("Grüße"));
     assert_eq!(m.text.as_deref(), Some("Hello Bob\r\n"));
     assert_eq!(m.html, None);
@@ -51,7 +53,8 @@ fn missing_headers_are_none() {
     assert!(m.to.is_empty() && m.attachments.is_empty());
     assert_eq!(m.text.as_deref(), Some("body only\r\n"));
     // A Date that is not a date is missing too.
-    let f = b"x-sender: a@b.example\r\nx-receiver: bob@localhost\r\nDate: yesterday-ish\r\n\r\nx\r\n";
+    let f =
+        b"x-sender: a@b.example\r\nx-receiver: bob@localhost\r\nDate: yesterday-ish\r\n\r\nx\r\n";
     assert_eq!(parse(f).unwrap().time_sent, None);
 }
 

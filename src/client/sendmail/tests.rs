@@ -21,10 +21,19 @@ fn command_lines() {
         (&["-t", "-i"], (true, None, None, true, &[])), // PHP mail()
         (&["-ti"], (true, None, None, true, &[])),
         (&["-oi", "-f", "a@b.c", "x@y.z"], (false, Some("a@b.c"), None, true, &["x@y.z"])),
-        (&["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"], (false, None, Some("CronDaemon"), true, &["root"])), // cron
+        (
+            &["-i", "-FCronDaemon", "-B8BITMIME", "-oem", "root"],
+            (false, None, Some("CronDaemon"), true, &["root"]),
+        ), // cron
         (&["-i", "--", "-odd@x.y"], (false, None, None, true, &["-odd@x.y"])),
-        (&["-fa@b.c", "-F", "Full Name", "-odi", "-v", "u@v.w"], (false, Some("a@b.c"), Some("Full Name"), false, &["u@v.w"])),
-        (&["-r", "a@b.c", "-N", "never", "-bm", "x@y.z"], (false, Some("a@b.c"), None, false, &["x@y.z"])),
+        (
+            &["-fa@b.c", "-F", "Full Name", "-odi", "-v", "u@v.w"],
+            (false, Some("a@b.c"), Some("Full Name"), false, &["u@v.w"]),
+        ),
+        (
+            &["-r", "a@b.c", "-N", "never", "-bm", "x@y.z"],
+            (false, Some("a@b.c"), None, false, &["x@y.z"]),
+        ),
         (&["-oem", "-oee", "x@y.z"], (false, None, None, false, &["x@y.z"])),
     ];
     for (argv, (t, f, name, i, rcpts)) in cases {
@@ -98,7 +107,10 @@ fn headers_given_are_kept_and_f_is_the_envelope() {
         "x-sender: bounces@example.com\r\nx-receiver: bob@localhost\r\n\
          From: Web <web@example.com>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <x@y>\r\n\r\nhi\r\n"
     );
-    assert_eq!(prepare(&args(&["-f", "<>", "b@localhost"]).unwrap(), b"\n", &CTX).unwrap().sender, "");
+    assert_eq!(
+        prepare(&args(&["-f", "<>", "b@localhost"]).unwrap(), b"\n", &CTX).unwrap().sender,
+        ""
+    );
 }
 
 /// (command line, input, exit code): the refusals.
