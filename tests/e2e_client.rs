@@ -279,6 +279,27 @@ fn library_over_starttls_with_auth() {
     assert!(content.contains("with ESMTPSA (TLSv1."), "{content}");
     assert!(content.contains("Importance: low\r\nX-Priority: 5 (Lowest)"), "{content}");
 
+    // The same through `mailroot send --starttls --user` (password from a file).
+    let pw = pki.path("password");
+    std::fs::write(&pw, "client pass\n").unwrap();
+    let mut child = Command::new(common::BIN)
+        .args(["send", "--server", &format!("localhost:{}", srv.port), "--starttls", "--ca-file"])
+        .arg(pki.path("ca.pem"))
+        .args(["--user", "alice", "--password-file"])
+        .arg(&pw)
+        .args(["--from", "alice@localhost", "--to", "bob@localhost", "--subject", "cli over TLS"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"from the command\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    common::assert_success(&out, "mailroot send --starttls --user");
+    let inbox = wait_inbox(&srv, "bob@localhost", 2);
+    assert_eq!(inbox.first().unwrap().subject(), Some("cli over TLS"));
+    assert!(content_of(inbox.first().unwrap().path()).contains("with ESMTPSA (TLSv1."));
+
     // A wrong password: refused, nothing sent.
     let bad = SmtpServer::new("localhost", srv.port)
         .starttls(Some(&pki.path("ca.pem")))
@@ -297,7 +318,7 @@ fn library_over_starttls_with_auth() {
     let e = m.send().unwrap_err();
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(Inbox::read(&srv.mailroot.join("Drop"), "bob@localhost").unwrap().len(), 1);
+    assert_eq!(Inbox::read(&srv.mailroot.join("Drop"), "bob@localhost").unwrap().len(), 2);
 }
 
 /// An example binary, built now with the cargo running the tests (a no-op when it is up
