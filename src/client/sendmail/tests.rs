@@ -129,3 +129,38 @@ fn refusals_and_exit_codes() {
         assert_eq!(e.exit_code(), *code, "{argv:?}: {e}");
     }
 }
+
+/// Any input: CRLF line ends only, no panic, and whatever `prepare` accepts the Pickup
+/// parser accepts too (with and without `-i`).
+#[test]
+fn any_input_property() {
+    use proptest::prelude::*;
+    let alphabet = prop_oneof![
+        Just(b'\r'),
+        Just(b'\n'),
+        Just(b'.'),
+        Just(b':'),
+        Just(b' '),
+        Just(b'a'),
+        Just(b'T'),
+        Just(0xc3u8),
+        any::<u8>()
+    ];
+    proptest!(|(input in proptest::collection::vec(alphabet, 0..300), dots in any::<bool>())| {
+        let out = read_message(&input, dots);
+        for (i, b) in out.iter().enumerate() {
+            if *b == b'\n' {
+                prop_assert_eq!(out.get(i.wrapping_sub(1)), Some(&b'\r'));
+            }
+            if *b == b'\r' {
+                prop_assert_eq!(out.get(i + 1), Some(&b'\n'));
+            }
+        }
+        let mut a = args(&["bob@localhost"]).unwrap();
+        a.ignore_dots = dots;
+        match prepare(&a, &input, &CTX) {
+            Ok(p) => prop_assert!(parse(&p.file).is_ok()),
+            Err(e) => prop_assert_eq!(e.exit_code(), EX_DATAERR),
+        }
+    });
+}
