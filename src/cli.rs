@@ -12,6 +12,12 @@
 //!                                                 the counters, from the admin listener
 //! mailroot hash-password                          read a password on stdin, print its
 //!                                                 argon2id PHC hash for `[[user]]`
+//!
+//! Client commands (`cli/client_cmds.rs`, over the `client` library):
+//! mailroot send --from A --to B ... [--server HOST:PORT [--starttls] [--user U]] | [--pickup]
+//! mailroot inbox --address A [--json] [--show N] [--delete N]
+//! mailroot sendmail [-t] [-f sender] [-i] [-oi] [-F name] [recipient...]
+//!          (also as `sendmail` through a symlink: argv[0] decides; sysexits exit codes)
 //! ```
 //!
 //! Exit status: [`EXIT_OK`] 0; [`EXIT_FAILURE`] 1 for a runtime failure (cannot bind,
@@ -23,6 +29,7 @@
 //! the OS for the host name and core count ([`system_defaults`]) and creates the Mailroot
 //! folders ([`create_mailroot`]).
 
+mod client_cmds;
 mod queue_inspect;
 mod stats;
 
@@ -90,6 +97,19 @@ pub enum Command {
     /// Read a password from stdin (one line) and print its argon2id PHC hash, the
     /// `password_hash` of a `[[user]]` (SMTP AUTH).
     HashPassword,
+    // ---- client commands (cli/client_cmds.rs) ----
+    /// Send one message (body from stdin) through the Pickup folder or an SMTP server.
+    Send(Box<client_cmds::SendArgs>),
+    /// List, show or delete the messages one address has in the Drop folder.
+    Inbox(client_cmds::InboxArgs),
+    /// The sendmail interface (cron, PHP mail(), mail(1)): `mailroot sendmail [-t] [-i]
+    /// [-f sender] [-F name] [recipient...]`, message on stdin, into the Pickup folder.
+    /// Exit codes are sysexits (64 usage, 65 data, 66 no input, 75 try again, 78 config).
+    Sendmail {
+        /// sendmail options and recipients (parsed by sendmail's rules, not these).
+        #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Queue operations.
@@ -157,6 +177,21 @@ pub fn main() -> i32 {
 
 /// Parse `args` (program name first) and run; returns the exit status.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // sendmail's command line is not clap's: `sendmail` as the program name (a symlink to
+    // this binary, e.g. /usr/sbin/sendmail) or as the subcommand is dispatched here.
+    let program = args.first().map(Path::new).and_then(Path::file_name);
+    let sendmail_args = if program.is_some_and(|p| p == "sendmail") {
+        Some(&args[1..])
+    } else if args.get(1).is_some_and(|a| a == "sendmail") {
+        Some(&args[2..])
+    } else {
+        None
+    };
+    if let Some(rest) = sendmail_args {
+        let rest: Vec<String> = rest.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        return client_cmds::sendmail(&rest);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -184,6 +219,9 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
             show_stats(config.config.as_deref(), watch, count, json)
         }
         Command::HashPassword => hash_password(),
+        Command::Send(a) => client_cmds::send(*a),
+        Command::Inbox(a) => client_cmds::inbox(a),
+        Command::Sendmail { args } => client_cmds::sendmail(&args),
     }
 }
 
@@ -464,6 +502,14 @@ mod tests {
             (&["hash-password"], true),
             (&["hash-password", "x"], false),
             (&["frobnicate"], false),
+            (&["send", "--from", "a@b.c", "--to", "d@e.f"], true),
+            (&["send", "--from", "a@b.c", "--server", "h:25", "--pickup"], false),
+            (&["send", "--from", "a@b.c", "--starttls"], false),
+            (&["send", "--from", "a@b.c", "--server", "h:25", "--user", "u"], false),
+            (&["send", "--from", "a@b.c", "--importance", "urgent"], false),
+            (&["inbox", "--address", "a@b.c", "--json", "--show", "1"], true),
+            (&["inbox", "--address", "a@b.c", "--show", "1", "--delete", "1"], false),
+            (&["inbox"], false),
         ];
         for &(args, ok) in cases {
             let argv = std::iter::once("mailroot").chain(args.iter().copied());

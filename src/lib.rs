@@ -22,6 +22,10 @@
 //! Counters (`stats`) are per-thread blocks merged on read by the `admin` listener thread
 //! (`GET /metrics`, `/api/stats`, `/api/queue`).
 //!
+//! Programs send and read mail through [`client`] (Active Messaging style: SMTP through
+//! the same `smtp::client::ClientSession`, or the Pickup folder; the Inbox reads Drop/);
+//! it starts no relay thread and imports no relay service.
+//!
 //! The layers below are `src/LAYERS.md`, the one layer table (`ARCHITECTURE.md` quotes it,
 //! `tests/architecture.rs` enforces it).
 //!
@@ -29,6 +33,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod deliver;
 pub mod dns;
