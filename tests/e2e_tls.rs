@@ -447,8 +447,8 @@ fn sighup_reloads_the_certificate_without_dropping_sessions() {
 /// lettre's TLS parameters for name `localhost`, trusting `ca` only (no built-in roots).
 fn lettre_tls(ca: Option<&[u8]>) -> lettre::transport::smtp::client::TlsParameters {
     use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
-    let mut b = TlsParameters::builder("localhost".to_owned())
-        .certificate_store(CertificateStore::None);
+    let mut b =
+        TlsParameters::builder("localhost".to_owned()).certificate_store(CertificateStore::None);
     if let Some(pem) = ca {
         b = b.add_root_certificate(Certificate::from_pem(pem).expect("CA PEM"));
     }
