@@ -133,16 +133,20 @@ pub(crate) struct Negotiated {
     pub(crate) elapsed: Duration,
     /// The handshake resumed an earlier session.
     pub(crate) resumed: bool,
-    /// "TLSv1_3 TLS13_AES_256_GCM_SHA384".
+    /// "TLSv1_3 TLS13_AES_256_GCM_SHA384 X25519": version, suite, key exchange group.
     pub(crate) describe: String,
 }
 
-/// The crypto provider: ring, as mailroot. rustls 0.23.48 deprecates ring's
-/// `default_provider` (no post-quantum key exchange); mailroot's server offers the same
-/// classical groups, so the two agree.
+/// The crypto provider: ring, as mailroot, with mailroot's key exchange order (X25519,
+/// P-256, P-384; rustls 0.23.48's ring provider lists P-384 first, which ring computes
+/// several times slower). rustls 0.23.48 deprecates ring's `default_provider` (no
+/// post-quantum key exchange).
 #[allow(deprecated)]
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut p = rustls::crypto::ring::default_provider();
+    p.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(p)
 }
 
 impl ClientTls {
@@ -193,10 +197,12 @@ impl ClientTls {
         }
         let elapsed = t0.elapsed();
         let describe = format!(
-            "{} {}",
+            "{} {} {}",
             conn.protocol_version().map_or_else(|| "?".to_owned(), |v| format!("{v:?}")),
             conn.negotiated_cipher_suite()
-                .map_or_else(|| "?".to_owned(), |s| format!("{:?}", s.suite()))
+                .map_or_else(|| "?".to_owned(), |s| format!("{:?}", s.suite())),
+            conn.negotiated_key_exchange_group()
+                .map_or_else(|| "?".to_owned(), |g| format!("{:?}", g.name()))
         );
         let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
         let negotiated = Negotiated { elapsed, resumed, describe };
