@@ -13,7 +13,7 @@
 # message), mailroot's CPU seconds per 1,000 messages, and for tls the handshakes and the
 # sink's TLS sessions (proof that delivery ran over TLS). Then handshakes per second:
 # `source --handshake-only` (connect, [TLS], EHLO, QUIT; no mail) plaintext, STARTTLS and
-# implicit TLS, full handshakes only (no resumption). Finally the medians and the TLS /
+# implicit TLS, full handshakes only (no resumption), with mailroot's CPU ms per session. Finally the medians and the TLS /
 # plaintext ratios.
 #
 # The client verifies nothing (--tls-insecure): it is a benchmark against a self-signed
@@ -119,17 +119,20 @@ relay() {
 
 # handshakes MODE -> one result line
 handshakes() {
-    local mode=$1 args=() port=$PORT out
+    local mode=$1 args=() port=$PORT out c0 c1
     case $mode in
         starttls) args=(--starttls "${TLS_CLIENT[@]}") ;;
         implicit) args=(--implicit-tls "${TLS_CLIENT[@]}"); port=$IMPLICIT_PORT ;;
     esac
     out="$WORK/hs-$mode-$RANDOM.json"
+    c0=$(ticks "$MR_PID")
     timeout 300 "$LOADTEST_BIN" source --server "127.0.0.1:$port" --handshake-only \
         --sessions "$HS_SESSIONS" --messages "$HANDSHAKES" --max-seconds 240 --json --no-progress \
         "${args[@]}" >"$out" 2>>"$WORK/loadtest.err"
-    jq -r --arg mode "$mode" \
-        '"handshake \($mode): \(.msgs_per_s) sessions/s, completed \(.accepted)/\(.attempted), " +
+    c1=$(ticks "$MR_PID")
+    jq -r --arg mode "$mode" --argjson cpu "$(( c1 - c0 ))" --argjson hz "$hz" \
+        '"handshake \($mode): \(.msgs_per_s) sessions/s, " +
+         "cpu \(($cpu / $hz * 1000 / .accepted * 1000 | round) / 1000) ms/session, completed \(.accepted)/\(.attempted), " +
          "tls p50 \((.latency_us.tls.p50 / 1000)) ms p99 \((.latency_us.tls.p99 / 1000)) ms, " +
          "negotiated \(.tls.negotiated // "plaintext")"' "$out"
 }
@@ -169,7 +172,7 @@ $4 == "plain:" || $4 == "tls:" {
     vals[k " e2e"] = vals[k " e2e"] " " $9
     vals[k " cpu"] = vals[k " cpu"] " " $12
 }
-$3 == "handshake" { k = "hs " $4; sub(":", "", k); vals[k] = vals[k] " " $5 }
+$3 == "handshake" { k = "hs " $4; sub(":", "", k); vals[k] = vals[k] " " $5; vals[k " cpu"] = vals[k " cpu"] " " $8 }
 END {
     for (s = 1; s <= 2; s++) {
         size = s == 1 ? "1k" : "10k"
@@ -181,4 +184,5 @@ END {
         printf "%s mailroot cpu s/1k: plain %.3f, tls %.3f, tls/plain %.2f\n", size, pc, tc, pc ? tc / pc : 0
     }
     printf "sessions/s without mail: plaintext %.0f, STARTTLS %.0f, implicit TLS %.0f\n", median("hs plain"), median("hs starttls"), median("hs implicit")
+    printf "mailroot cpu ms per session without mail: plaintext %.3f, STARTTLS %.3f, implicit TLS %.3f\n", median("hs plain cpu"), median("hs starttls cpu"), median("hs implicit cpu")
 }' "$RESULTS"

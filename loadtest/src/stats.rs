@@ -22,7 +22,8 @@ pub(crate) enum Stage {
     /// handshake before the greeting included).
     Connect,
     /// The TLS handshake alone: ClientHello sent until the handshake finished (STARTTLS
-    /// or implicit TLS only).
+    /// or implicit TLS only; with implicit TLS it includes the wait for the server to
+    /// accept the connection, which STARTTLS has in `Connect`).
     Handshake,
     /// EHLO sent until its final 250 line has arrived.
     Ehlo,
