@@ -43,6 +43,7 @@ pub mod net;
 pub mod pickup;
 pub mod plan;
 pub mod policy;
+pub mod protolog;
 pub mod proxy_protocol;
 pub mod queue;
 pub mod receive;

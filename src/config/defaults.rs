@@ -133,6 +133,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
             listen: vec![DEFAULT_LISTEN],
             tls: super::SiteTls::default(),
             proxy: super::SiteProxy::default(),
+            protocol_log: super::SiteProtocolLog::default(),
         }],
         limits: Limits {
             max_message_size_bytes: DEFAULT_MAX_MESSAGE_SIZE_BYTES,
@@ -174,6 +175,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         admin: super::AdminConfig::default(),
         auth: super::AuthConfig::default(),
         tls: super::TlsConfig::default(),
+        protocol_log: super::ProtocolLogConfig::default(),
     }
 }
 

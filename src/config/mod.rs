@@ -25,6 +25,7 @@ mod outbound;
 mod parse;
 mod parse_outbound;
 mod print;
+mod protolog;
 mod proxy;
 #[cfg(test)]
 mod test_support;
@@ -57,6 +58,9 @@ pub use defaults::{
 pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
     SmartHostAuth, TlsPolicy,
+};
+pub use protolog::{
+    DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES, LOGS_DIR, ProtocolLogConfig, Rotate, SiteProtocolLog,
 };
 pub use proxy::SiteProxy;
 pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, SiteTls, TlsConfig, TlsFiles};
@@ -104,6 +108,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Master TLS properties (`[tls]`).
     pub tls: TlsConfig,
+    /// The W3C protocol log's master properties (`[protocol_log]`).
+    pub protocol_log: ProtocolLogConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }
@@ -121,6 +127,8 @@ pub struct Site {
     pub tls: SiteTls,
     /// PROXY protocol on the site's listeners (`proxy_protocol`, `proxy_trusted`).
     pub proxy: SiteProxy,
+    /// Protocol log on/off and folder for this site (`protocol_log`, `protocol_log_folder`).
+    pub protocol_log: SiteProtocolLog,
 }
 
 /// Resource limits, `[limits]`. Every field is > 0 unless its doc says 0 is allowed.

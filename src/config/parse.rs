@@ -51,6 +51,7 @@ const ROOT_KEYS: &[&str] = &[
     "auth",
     "user",
     "tls",
+    "protocol_log",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -93,6 +94,8 @@ const SITE_KEYS: &[&str] = &[
     "require_tls",
     "proxy_protocol",
     "proxy_trusted",
+    "protocol_log",
+    "protocol_log_folder",
 ];
 
 /// Every section with its keys, to tell the operator where a misplaced key belongs.
@@ -111,6 +114,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("auth", super::auth::AUTH_KEYS),
     ("[user]", super::auth::USER_KEYS),
     ("tls", super::tls::TLS_KEYS),
+    ("protocol_log", super::protolog::PROTOCOL_LOG_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -199,6 +203,9 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(v) = root.get("user") {
         cfg.auth.users = super::auth::users(v)?;
+    }
+    if let Some(t) = section(&root, "protocol_log", super::protolog::PROTOCOL_LOG_KEYS)? {
+        super::protolog::protocol_log(t, &mut cfg.protocol_log)?;
     }
     Ok(cfg)
 }
@@ -430,6 +437,8 @@ fn sites(v: &Value, tls: &super::TlsConfig) -> Parsed<Vec<Site>> {
         let tls = super::tls::site_tls(t, &prefix, tls, &mut seen)?;
         let proxy = super::proxy::site_proxy(t, &prefix)?;
         out.push(Site { name, listen, tls, proxy });
+        let protocol_log = super::protolog::site_protocol_log(t, &prefix)?;
+        out.push(Site { name, listen, tls, protocol_log });
     }
     Ok(out)
 }

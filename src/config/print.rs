@@ -74,11 +74,13 @@ pub(super) fn to_toml(c: &Config) -> String {
         let _ = writeln!(out, "listen = {}", list(&site.listen));
         super::tls::print_site(&site.tls, &mut out);
         super::proxy::print_site(&site.proxy, &mut out);
+        super::protolog::print_site(&site.protocol_log, &mut out);
     }
     outbound(c, &mut out);
     super::admin::print(&c.admin, &mut out);
     super::auth::print(&c.auth, &mut out);
     super::tls::print(&c.tls, &mut out);
+    super::protolog::print(&c.protocol_log, &mut out);
     out
 }
 

@@ -70,8 +70,10 @@ use content::{Content, Sink};
 
 mod handler;
 mod starttls;
+mod transcript;
 pub use handler::{AuthOutcome, DataOutcome, Handler, ServerConfig, Transaction, TxRecipient};
 pub use starttls::TlsInfo;
+pub use transcript::{Entry as TranscriptEntry, Transcript};
 
 /// The client's HELO/EHLO, kept between transactions.
 #[derive(Clone, Debug)]
@@ -174,6 +176,8 @@ pub struct ServerSession {
     authenticated: Option<String>,
     /// Wrong credentials given on this connection (`535`s), for `max_auth_failures`.
     auth_failures: u32,
+    /// Per-command record for the protocol log; `None` (the default) = not kept.
+    transcript: Option<Box<Transcript>>,
 }
 
 /// Placeholder left in `state` while a transition takes the old state by value.
@@ -190,6 +194,7 @@ impl ServerSession {
             tls: None,
             authenticated: None,
             auth_failures: 0,
+            transcript: None,
         }
     }
 
@@ -207,9 +212,14 @@ impl ServerSession {
     pub fn feed<H: Handler>(&mut self, input: &[u8], h: &mut H, out: &mut Vec<u8>) -> usize {
         let mut pos = 0;
         while pos < input.len() {
+            let (before, line) = (out.len(), self.reads_command_line());
             let n = self.step(&input[pos..], h, out);
             if n == 0 {
                 break;
+            }
+            if self.transcript.is_some() {
+                let consumed = &input[pos..pos + n];
+                self.transcribe(line.then_some(consumed), n, &out[before..]);
             }
             pos += n;
         }
@@ -219,6 +229,13 @@ impl ServerSession {
     /// The commit for the pending message finished: writes `250 2.0.0 Ok: queued as <id>`
     /// or the error reply. Ignored unless a commit is pending.
     pub fn commit_done(&mut self, result: Result<&str, Reply>, out: &mut Vec<u8>) {
+        let before = out.len();
+        self.commit_reply(result, out);
+        self.transcribe(None, 0, &out[before..]);
+    }
+
+    /// `commit_done` without the transcript.
+    fn commit_reply(&mut self, result: Result<&str, Reply>, out: &mut Vec<u8>) {
         match mem::replace(&mut self.state, TAKEN) {
             State::Committing { hello } => {
                 match result {
@@ -265,20 +282,24 @@ impl ServerSession {
     /// Idle timeout: `421 4.4.2` and close (silently during the TLS handshake: the client
     /// expects TLS records, not a plaintext reply). Call `disconnect` afterwards as usual.
     pub fn timeout(&mut self, out: &mut Vec<u8>) {
+        let before = out.len();
         if self.tls_requested() {
             self.state = State::Closed { content_open: false };
         } else if !self.is_closed() {
             Reply::timeout().write_to(out);
             self.state = State::Closed { content_open: self.state.content_open() };
         }
+        self.transcribe(None, 0, &out[before..]);
     }
 
     /// Server shutdown: `421 4.3.2` and close, but only between messages (not while content
     /// is open or a commit is pending: the caller tries again later).
     pub fn shutdown(&mut self, out: &mut Vec<u8>) {
         if !self.is_closed() && !self.awaiting_commit() && !self.state.content_open() {
+            let before = out.len();
             Reply::shutting_down().write_to(out);
             self.state = State::Closed { content_open: false };
+            self.transcribe(None, 0, &out[before..]);
         }
     }
 
@@ -289,6 +310,7 @@ impl ServerSession {
             h.data_abort();
         }
         self.state = State::Closed { content_open: false };
+        self.transcribe(None, 0, &[]); // a command cut short is logged as it stands
     }
 
     // ---- input framing -------------------------------------------------------------------

@@ -158,6 +158,12 @@ catalogue! {
     /// Non-delivery reports generated.
     NdrsGenerated = ("mailroot_ndrs_generated_total", "", "NDRs Generated",
         "Non-delivery reports queued.", "messages", Counter, false);
+    /// Protocol-log lines written to a file.
+    ProtocolLogLines = ("mailroot_protocol_log_lines_total", "", "Protocol Log Lines Written",
+        "W3C protocol-log lines written to a file.", "lines", Counter, true);
+    /// Protocol-log lines dropped because the log thread fell behind.
+    ProtocolLogDropped = ("mailroot_protocol_log_dropped_total", "", "Protocol Log Lines Dropped",
+        "W3C protocol-log lines dropped because the log thread fell behind (the SMTP path never waits).", "lines", Counter, true);
     /// Badmail: a bad Pickup/ file.
     BadmailPickup = ("mailroot_badmailed_messages_total", "reason=\"bad_pickup_file\"",
         "Badmailed Messages (Bad Pickup File)", "Messages moved to Badmail/, by reason.", "messages", Counter, false);

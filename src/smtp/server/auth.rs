@@ -46,6 +46,13 @@ impl ServerSession {
     /// finished: `235 2.7.0` when `ok`, else `535 5.7.8` (or `421 4.7.0` and close at
     /// `max_auth_failures`). Ignored unless a verification is pending.
     pub fn auth_done(&mut self, ok: bool, out: &mut Vec<u8>) {
+        let before = out.len();
+        self.auth_verdict(ok, out);
+        self.transcribe(None, 0, &out[before..]);
+    }
+
+    /// `auth_done` without the transcript (also called while a step is transcribed).
+    fn auth_verdict(&mut self, ok: bool, out: &mut Vec<u8>) {
         match mem::replace(&mut self.state, State::Closed { content_open: false }) {
             State::AuthChecking { hello, authcid } => {
                 self.state = State::Ready { hello };
@@ -130,7 +137,7 @@ impl ServerSession {
         match h.auth_check(&creds.authcid, &creds.password) {
             AuthOutcome::Done(ok) => {
                 self.state = self.checking(creds);
-                self.auth_done(ok, out);
+                self.auth_verdict(ok, out);
             }
             AuthOutcome::Pending => self.state = self.checking(creds),
         }
