@@ -24,6 +24,10 @@
 //! - `auth-verifier` (`receive::auth`, only when `[[user]]`s exist): argon2 password checks
 //!   for every worker's AUTH (crossbeam channel in; each verdict goes back on the asking
 //!   worker's channel and rings its `mio::Waker`). Ends when the workers are gone.
+//! - `protocol-log` (`protolog::writer`, only when a site logs): owns the W3C protocol-log
+//!   files; each worker hands it one batch of lines per site per event-loop pass
+//!   (bounded crossbeam channel, `try_send`: lines are dropped and counted, never waited
+//!   for). Ends, after a last flush, when the workers are gone.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker; SIGHUP reloads the TLS certificates (`receive::tls::reload_all`:
 //!   new handshakes get the new files, open connections keep theirs, a bad file is logged
@@ -180,6 +184,8 @@ pub struct Running {
     implicit_tls_listening: Vec<(String, SocketAddr)>,
     /// Every distinct server certificate (reloaded on SIGHUP).
     certificates: Vec<Arc<crate::net::tls_cert::ReloadableCert>>,
+    /// The `protocol-log` thread, if a site logs.
+    protolog: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -246,6 +252,12 @@ impl Running {
         {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("verifier panicked")));
         }
+        // The workers held the protocol log's senders: it flushes and ends.
+        if let Some(p) = self.protolog
+            && p.join().is_err()
+        {
+            first_err.get_or_insert(RelayError::Io(std::io::Error::other("protocol log panicked")));
+        }
         if self.pickup.join().is_err() {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("pickup panicked")));
         }
@@ -307,6 +319,14 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         let (client, thread) = receive_auth::spawn(&config.auth)?;
         (Some(client), Some(thread))
     };
+    // The W3C protocol log: one thread for every site that logs (the workers feed it).
+    let protolog_opts = crate::protolog::ProtoLogOptions::from_config(&config);
+    let (protolog_parts, protolog) = if protolog_opts.any_enabled() {
+        let (parts, thread) = crate::protolog::spawn(protolog_opts)?;
+        (Some(parts), Some(thread))
+    } else {
+        (None, None)
+    };
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
@@ -347,6 +367,9 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
             });
             service = service.with_auth(WorkerAuth::new(client.clone(), notify));
         }
+        if let Some(parts) = &protolog_parts {
+            service = service.with_protolog(parts.clone());
+        }
         let opts = WorkerOptions {
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
@@ -357,6 +380,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         built.push(worker);
     }
     drop(verifier); // the workers hold the only request senders now
+    drop(protolog_parts); // and the only protocol-log senders
     let listen: Vec<SocketAddr> =
         listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
     let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
@@ -414,6 +438,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         auth_verifier,
         implicit_tls_listening,
         certificates,
+        protolog,
     })
 }
 

@@ -436,9 +436,8 @@ fn sites(v: &Value, tls: &super::TlsConfig) -> Parsed<Vec<Site>> {
         }
         let tls = super::tls::site_tls(t, &prefix, tls, &mut seen)?;
         let proxy = super::proxy::site_proxy(t, &prefix)?;
-        out.push(Site { name, listen, tls, proxy });
         let protocol_log = super::protolog::site_protocol_log(t, &prefix)?;
-        out.push(Site { name, listen, tls, protocol_log });
+        out.push(Site { name, listen, tls, proxy, protocol_log });
     }
     Ok(out)
 }

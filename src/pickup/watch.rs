@@ -415,7 +415,8 @@ impl PickupWatcher {
                 Ok(t) => {
                     self.warned.remove(name);
                     log::info!(
-                        "queue_id={} received from=pickup file={:?} size={} nrcpt={}",
+                        target: "mailroot::message",
+                        "queue_id={} received via=pickup file={:?} size={} nrcpt={}",
                         t.id,
                         name,
                         msg.content.len(),

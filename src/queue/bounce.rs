@@ -135,6 +135,7 @@ impl BounceService {
     ) -> Result<Bounced, BounceError> {
         for f in failures {
             log::info!(
+                target: "mailroot::message",
                 "queue_id={id} bounced rcpt={} status={} reason={:?}",
                 env.recipients.get(f.index as usize).map_or("?", |r| &r.forward_path),
                 f.status,
@@ -174,7 +175,7 @@ impl BounceService {
         let files =
             to_badmail(&dir, &id.to_string(), Some(&benv), &message, &reason.join("; "), now)
                 .map_err(BounceError::Badmail)?;
-        log::info!("queue_id={id} badmail={}", files.bad.display());
+        log::info!(target: "mailroot::message", "queue_id={id} badmailed file={}", files.bad.display());
         // stats: by reason (a null-sender message: NDR of NDR unless it looped).
         let looped = failures.iter().all(|f| f.text == HOP_LOOP_TEXT);
         self.stats.inc(if failures.is_empty() {
@@ -259,7 +260,7 @@ impl BounceService {
             to.push(copy.clone());
         }
         let ndr = self.spool_report(&bytes, &to, env.body)?;
-        log::info!("queue_id={id} report={} ndr_id={ndr}", kind.as_str());
+        log::info!(target: "mailroot::message", "queue_id={id} report={} ndr_id={ndr}", kind.as_str());
         if kind == ReportKind::Failure {
             self.stats.inc(Counter::NdrsGenerated); // stats
         }

@@ -490,6 +490,7 @@ impl Runner {
                         self.latency_ms.push(unix_ms().saturating_sub(env.arrival_unix_ms));
                     }
                     log::info!(
+                        target: "mailroot::message",
                         "queue_id={id} delivered rcpt={} via={mta}",
                         env.recipients.get(index as usize).map_or("?", |r| &r.forward_path)
                     );
@@ -523,7 +524,11 @@ impl Runner {
                     }
                     state_changed = true;
                     self.stats.inc(Counter::DeliveryRetries); // stats
-                    log::info!("queue_id={id} deferred rcpt_index={index} reason={reason:?}");
+                    log::info!(
+                        target: "mailroot::message",
+                        "queue_id={id} deferred rcpt={} attempts={attempts} reason={reason:?}",
+                        env.recipients.get(index as usize).map_or("?", |r| &r.forward_path)
+                    );
                     let o = Outcome::Deferred { reason, dest_down };
                     done |= self.sched.result(id, index, o, now).unwrap_or(false);
                 }
@@ -600,7 +605,7 @@ impl Runner {
                 },
             })
             .collect();
-        log::info!("queue_id={id} expired rcpts={}", failures.len());
+        log::info!(target: "mailroot::message", "queue_id={id} expired rcpts={}", failures.len());
         // The scheduler already forgot them; if the NDR cannot be written the recipients
         // stay pending in the spool and come back after a restart (never lost).
         let _ = self.fail(id, &env, &failures, ReportKind::Failure, RcptStatus::Expired);

@@ -58,6 +58,7 @@ use crate::net::{
 };
 use crate::policy::access::{check_rcpt, connection_allowed};
 use crate::policy::domain::rcpt_split;
+use crate::protolog::{LogSink, SinkParts};
 use crate::queue::inbox::IncomingBatch;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::smtp::path::{ForwardPath, ReversePath};
@@ -68,6 +69,7 @@ use crate::smtp::server::{
 use crate::spool::{OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
+use super::protolog::Quoted;
 use super::tls::{InboundTls, TlsSetupError, session_info};
 
 mod envelope;
@@ -146,6 +148,8 @@ struct Pending {
     finished: SystemTime,
     /// The AUTH identity of the session, for the log line (`None`: not authenticated).
     user: Option<String>,
+    /// The reverse path (empty for `<>`), for the log line.
+    from: String,
 }
 
 /// Recipients of one message: (local, remote).
@@ -179,6 +183,8 @@ pub struct Inbound {
     draining: bool,
     /// stats: this worker's counter block per site (index = `Peer::listener_tag`).
     stats: Vec<Arc<CounterBlock>>,
+    /// The W3C protocol log's buffers (`None`: no site logs); see `receive::protolog`.
+    protolog: Option<LogSink>,
 }
 
 /// Per-connection state.
@@ -210,6 +216,8 @@ struct ConnTx {
     record: RecordState,
     /// Recipient split of the current message, set at `data_start`.
     rcpts: RcptSplit,
+    /// Reverse path of the current message, set at `data_start` (for the log line).
+    from: String,
     /// The user name whose password the verifier is checking (between `auth_check` and
     /// the verdict).
     auth_pending: Option<String>,
@@ -259,6 +267,23 @@ impl Inbound {
                 .map(|s| Registry::global().site_block(&s.name))
                 .collect(),
             shared,
+            protolog: None,
+        }
+    }
+
+    /// Write the W3C protocol log of the sites that want one through `parts`.
+    #[must_use]
+    pub fn with_protolog(mut self, parts: SinkParts) -> Inbound {
+        self.protolog = Some(LogSink::new(parts, self.stats.clone()));
+        self
+    }
+
+    /// Protocol log: the commands the session finished in the last call.
+    fn log(&mut self, c: &mut InboundConn) {
+        if let Some(sink) = &mut self.protolog {
+            let user = c.tx.authenticated.as_deref();
+            let cfg = &self.shared.config;
+            super::protolog::drain(sink, &mut c.session, &c.tx.peer, user, cfg, self.now);
         }
     }
 
@@ -329,6 +354,7 @@ impl Inbound {
         let before = out.len();
         c.session.auth_done(v.ok, out);
         Self::maybe_goodbye(c, out);
+        self.log(c);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
@@ -380,6 +406,9 @@ impl Service for Inbound {
         if !peer.implicit_tls && !proxied {
             session.greet(out); // implicit TLS: after the handshake (`tls_established`)
         }
+        if self.protolog.as_ref().is_some_and(|l| l.enabled(site)) {
+            session.enable_transcript();
+        }
         // stats: one more connection (counted down in `closed`), and the greeting's bytes.
         let b = self.block(peer);
         b.inc(Counter::InboundConnections);
@@ -391,6 +420,7 @@ impl Service for Inbound {
                 peer: *peer,
                 record: RecordState::Idle,
                 rcpts: (0, 0),
+                from: String::new(),
                 auth_pending: None,
                 authenticated: None,
             },
@@ -411,6 +441,7 @@ impl Service for Inbound {
         let mut h = self.handler(id, &mut c.tx);
         let used = c.session.feed(input, &mut h, out);
         Self::maybe_goodbye(c, out);
+        self.log(c);
         // stats: bytes consumed from the peer and reply bytes produced in this call.
         let stats = self.block(&c.tx.peer);
         stats.add(Counter::BytesReceived, used as u64);
@@ -450,6 +481,7 @@ impl Service for Inbound {
         let before = out.len();
         c.session.timeout(out);
         Self::release_if_closed(c);
+        self.log(c);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
@@ -462,6 +494,7 @@ impl Service for Inbound {
         }
         let before = out.len();
         Self::maybe_goodbye(c, out);
+        self.log(c);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
@@ -480,6 +513,7 @@ impl Service for Inbound {
         }
         let mut h = self.handler(id, &mut c.tx);
         c.session.disconnect(&mut h);
+        self.log(&mut c);
         // Whatever the session thought, never leave a record open (it would pin the writer).
         if let RecordState::Open(rec) = std::mem::replace(&mut c.tx.record, RecordState::Idle) {
             self.writer.abort(rec);
@@ -503,15 +537,17 @@ impl Service for Inbound {
         let mut batch = IncomingBatch::new();
         while let Some(p) = self.pending.front() {
             let outcome = if p.ticket.seq <= durable {
-                // debug, not info: this is the per-message hot path.
-                log::debug!(
-                    "queue_id={} received size={} client={}{}",
+                // The lifecycle line (info, `mailroot::message`; per message, by design).
+                log::info!(
+                    target: "mailroot::message",
+                    "queue_id={} received from=<{}> nrcpt={} size={} client={} site={}{}",
                     p.ticket.id,
+                    p.from.escape_debug(),
+                    p.rcpts.0 + p.rcpts.1,
                     p.bytes,
                     p.client,
-                    p.user
-                        .as_deref()
-                        .map_or(String::new(), |u| format!(" user=\"{}\"", u.escape_debug()))
+                    self.shared.config.sites.get(p.site).map_or("", |s| s.name.as_str()),
+                    Quoted(" user=", p.user.as_deref())
                 );
                 batch.push(p.ticket.id);
                 // stats: the message is accepted (250 follows).
@@ -558,11 +594,15 @@ impl Service for Inbound {
             Err(()) => c.session.commit_done(Err(Reply::local_error()), out),
         }
         Self::maybe_goodbye(c, out);
+        self.log(c);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
 
     fn end_of_pass(&mut self) {
         self.writer.flush();
+        if let Some(sink) = &mut self.protolog {
+            sink.flush(unix_ms(self.now));
+        }
     }
 
     fn pass_deadline(&self) -> Option<Instant> {
@@ -681,6 +721,7 @@ impl Handler for TxHandler<'_> {
         self.tx.rcpts =
             rcpt_split(&self.cfg.domains, env.recipients.iter().map(|r| r.forward_path.as_str()));
         let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
+        self.tx.from = env.reverse_path; // moved, not copied: the envelope is done with
         let mut header = Vec::with_capacity(256);
         super::received::received_header(
             &mut header,
@@ -732,6 +773,7 @@ impl Handler for TxHandler<'_> {
                         finished: self.now,
                         // Cloned only for authenticated sessions (a short name).
                         user: self.tx.authenticated.clone(),
+                        from: std::mem::take(&mut self.tx.from),
                     });
                     self.tx.record = RecordState::Committing;
                     DataOutcome::Pending
@@ -775,16 +817,10 @@ fn spool_reply(e: &SpoolError) -> Reply {
     }
 }
 
-#[cfg(test)]
-#[test]
-fn spool_errors_map_to_replies() {
-    // (error, reply) — full disk is the only 452; everything else is a local error.
-    let cases: Vec<(SpoolError, Reply)> = vec![
-        (SpoolError::NoSpace, Reply::insufficient_storage()),
-        (SpoolError::Io(std::io::Error::other("x")), Reply::local_error()),
-        (SpoolError::NotFound(QueueId(1)), Reply::local_error()),
-    ];
-    for (e, want) in cases {
-        assert_eq!(spool_reply(&e), want, "{e}");
-    }
+/// Milliseconds since the Unix epoch.
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+#[cfg(test)]
+mod tests;
