@@ -83,6 +83,14 @@ fn bad_files_exit_2_and_name_the_key() {
         ("bad hostname", "hostname = \"not a host\"\n", "hostname"),
         ("bad workers", "workers = 0\n", "workers"),
         ("TOML syntax", "workers = = 3\n", "line 1, column 11"),
+        ("bad rotate", "[protocol_log]\nrotate = \"hourly\"\n", "protocol_log.rotate"),
+        ("zero log size", "[protocol_log]\nmax_size = 0\n", "protocol_log.max_size"),
+        ("bad log switch", "[protocol_log]\nenabled = \"on\"\n", "protocol_log.enabled"),
+        (
+            "bad site log switch",
+            "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\nprotocol_log = \"yes\"\n",
+            "site[0].protocol_log",
+        ),
     ];
     for &(what, toml, key) in cases {
         let out = check(dir.path(), "bad.toml", toml);

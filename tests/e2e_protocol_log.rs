@@ -61,7 +61,11 @@ fn wait_lines(srv: &Server, n: usize) -> Vec<Vec<String>> {
         (lines.len() >= n).then_some(lines)
     });
     got.unwrap_or_else(|| {
-        panic!("fewer than {n} log lines:\n{}\n--- server ---\n{}", log_text(srv), srv.log_tail(4000))
+        panic!(
+            "fewer than {n} log lines:\n{}\n--- server ---\n{}",
+            log_text(srv),
+            srv.log_tail(4000)
+        )
     })
 }
 
@@ -110,10 +114,8 @@ fn smtplib_session_gives_one_line_per_command_with_the_right_fields() {
     let steps = smtplib_session(&srv, &["--ehlo", "client.test"]);
     let lines = wait_lines(&srv, steps.len());
     let text = log_text(&srv);
-    let header = format!(
-        "#Software: mailroot {}\r\n#Version: 1.0\r\n#Date: ",
-        env!("CARGO_PKG_VERSION")
-    );
+    let header =
+        format!("#Software: mailroot {}\r\n#Version: 1.0\r\n#Date: ", env!("CARGO_PKG_VERSION"));
     assert!(text.starts_with(&header), "{text}");
     assert!(text.contains(&format!("\r\n#Fields: {FIELDS}\r\n")), "{text}");
     assert_eq!(lines.len(), steps.len(), "{text}");
@@ -293,7 +295,8 @@ fn lifecycle_lines_name_the_queue_id() {
         let log = srv.log_tail(200_000);
         want.iter().all(|w| log.contains(w)).then_some(log)
     });
-    let log = found.unwrap_or_else(|| panic!("missing lifecycle lines {want:?}:\n{}", srv.log_tail(8000)));
+    let log = found
+        .unwrap_or_else(|| panic!("missing lifecycle lines {want:?}:\n{}", srv.log_tail(8000)));
     for w in &want {
         let line = log.lines().find(|l| l.contains(w.as_str())).unwrap();
         assert!(line.contains(" INFO ") && line.contains("mailroot::message"), "{line}");
