@@ -170,3 +170,81 @@ fn off_by_default() {
     let _ = s.feed(b"HELO c\r\n", &mut Yes, &mut Vec::new());
     assert!(s.transcript().is_none());
 }
+
+/// Refuses every password, answers every message at once (no pending states).
+struct Now;
+
+impl Handler for Now {
+    fn mail(&mut self, _: &ReversePath<'_>, _: &MailParams<'_>) -> Result<(), Reply> {
+        Ok(())
+    }
+    fn rcpt(&mut self, _: &ForwardPath<'_>, _: &RcptParams<'_>) -> Result<(), Reply> {
+        Ok(())
+    }
+    fn data_start(&mut self, _: &Transaction) -> Result<(), Reply> {
+        Ok(())
+    }
+    fn data_chunk(&mut self, _: &[u8]) -> Result<(), Reply> {
+        Ok(())
+    }
+    fn data_end(&mut self) -> DataOutcome {
+        DataOutcome::Done(Reply::queued("1"))
+    }
+    fn data_abort(&mut self) {}
+}
+
+/// base64("\0u\0s3cr3t"): a PLAIN response holding the password `s3cr3t`.
+const SECRET: &str = "AHUAczNjcjN0";
+
+proptest::proptest! {
+    /// Whatever the client sends (whole lines in the SMTP alphabet, pipelined, split
+    /// anywhere): every consumed byte and every reply byte belongs to exactly one entry,
+    /// and no entry keeps a credential.
+    #[test]
+    fn every_byte_is_accounted_for_and_no_credential_is_kept(
+        picks in proptest::collection::vec(0usize..16, 0..40),
+        split in 1usize..64,
+    ) {
+        const LINES: &[&str] = &[
+            "EHLO c.example\r\n", "HELO x\r\n", "MAIL FROM:<a@b.example>\r\n",
+            "RCPT TO:<c@d.example>\r\n", "DATA\r\n", "hello\r\n", ".\r\n", "BDAT 4 LAST\r\n",
+            "RSET\r\n", "NOOP x\r\n", "AUTH PLAIN AHUAczNjcjN0\r\n", "AUTH LOGIN\r\n",
+            "AHUAczNjcjN0\r\n", "*\r\n", "x\0y\r\n", "QUIT\r\n",
+        ];
+        let cfg = ServerConfig {
+            enable_auth: true,
+            allow_plaintext_auth: true,
+            max_errors: 0,
+            max_auth_failures: 0,
+            ..ServerConfig::default()
+        };
+        let mut s = session(cfg);
+        let input: Vec<u8> = picks.iter().flat_map(|&i| LINES[i].bytes()).collect();
+        let (mut out, mut used) = (Vec::new(), 0);
+        // Feed as the caller does: the unconsumed tail first, then the next piece.
+        let mut held: Vec<u8> = Vec::new();
+        for piece in input.chunks(split) {
+            held.extend_from_slice(piece);
+            let n = s.feed(&held, &mut Now, &mut out);
+            used += n;
+            held.drain(..n);
+        }
+        s.disconnect(&mut Now);
+        let (mut sc, mut cs, mut withheld) = (0u64, 0u64, false);
+        s.transcript().unwrap().drain(0, |e, args| {
+            sc += e.sc_bytes;
+            match e.cs_bytes {
+                Some(n) => cs += n,
+                None => withheld = true,
+            }
+            let text = String::from_utf8_lossy(args);
+            assert!(!text.contains(SECRET) && !text.contains("czNjcjN0"), "{e:?} {text}");
+        });
+        proptest::prop_assert_eq!(sc, out.len() as u64);
+        if !withheld {
+            proptest::prop_assert_eq!(cs, used as u64);
+        } else {
+            proptest::prop_assert!(cs <= used as u64);
+        }
+    }
+}
