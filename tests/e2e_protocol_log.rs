@@ -303,3 +303,16 @@ fn lifecycle_lines_name_the_queue_id() {
     }
     assert!(log.contains("550"), "the remote reply is in the bounce line");
 }
+
+#[test]
+fn lines_are_flushed_at_shutdown() {
+    let mut srv = server("");
+    let steps = smtplib_session(&srv, &[]);
+    // Stop at once: the lines are still in a worker's buffer or the log thread's.
+    let status = srv.terminate().expect("server stopped");
+    assert!(status.success(), "{status:?}");
+    let mut lines = data_lines(&log_text(&srv));
+    lines.retain(|f| f[2] != PROBE_IP.to_string());
+    let methods: Vec<&str> = lines.iter().map(|f| f[8].as_str()).collect();
+    assert_eq!(methods, ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"], "{steps:?}");
+}
