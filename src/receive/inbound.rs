@@ -58,7 +58,7 @@ use crate::net::{
 };
 use crate::policy::access::{check_rcpt, connection_allowed};
 use crate::policy::domain::rcpt_split;
-use crate::protolog::{LogSink, SinkParts};
+use crate::protolog::LogSink;
 use crate::queue::inbox::IncomingBatch;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::smtp::path::{ForwardPath, ReversePath};
@@ -69,10 +69,10 @@ use crate::smtp::server::{
 use crate::spool::{OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
-use super::protolog::Quoted;
 use super::tls::{InboundTls, TlsSetupError, session_info};
 
 mod envelope;
+mod protolog;
 mod proxy;
 use proxy::{PROXY_HEADER_TIMEOUT_MS, Preface, Rejection};
 
@@ -183,7 +183,7 @@ pub struct Inbound {
     draining: bool,
     /// stats: this worker's counter block per site (index = `Peer::listener_tag`).
     stats: Vec<Arc<CounterBlock>>,
-    /// The W3C protocol log's buffers (`None`: no site logs); see `receive::protolog`.
+    /// The W3C protocol log's buffers (`None`: no site logs); see `inbound::protolog`.
     protolog: Option<LogSink>,
 }
 
@@ -268,22 +268,6 @@ impl Inbound {
                 .collect(),
             shared,
             protolog: None,
-        }
-    }
-
-    /// Write the W3C protocol log of the sites that want one through `parts`.
-    #[must_use]
-    pub fn with_protolog(mut self, parts: SinkParts) -> Inbound {
-        self.protolog = Some(LogSink::new(parts, self.stats.clone()));
-        self
-    }
-
-    /// Protocol log: the commands the session finished in the last call.
-    fn log(&mut self, c: &mut InboundConn) {
-        if let Some(sink) = &mut self.protolog {
-            let user = c.tx.authenticated.as_deref();
-            let cfg = &self.shared.config;
-            super::protolog::drain(sink, &mut c.session, &c.tx.peer, user, cfg, self.now);
         }
     }
 
@@ -537,18 +521,7 @@ impl Service for Inbound {
         let mut batch = IncomingBatch::new();
         while let Some(p) = self.pending.front() {
             let outcome = if p.ticket.seq <= durable {
-                // The lifecycle line (info, `mailroot::message`; per message, by design).
-                log::info!(
-                    target: "mailroot::message",
-                    "queue_id={} received from=<{}> nrcpt={} size={} client={} site={}{}",
-                    p.ticket.id,
-                    p.from.escape_debug(),
-                    p.rcpts.0 + p.rcpts.1,
-                    p.bytes,
-                    p.client,
-                    self.shared.config.sites.get(p.site).map_or("", |s| s.name.as_str()),
-                    Quoted(" user=", p.user.as_deref())
-                );
+                self.log_received(p); // the lifecycle line
                 batch.push(p.ticket.id);
                 // stats: the message is accepted (250 follows).
                 let b = &self.stats[p.site.min(self.stats.len() - 1)];
@@ -601,7 +574,7 @@ impl Service for Inbound {
     fn end_of_pass(&mut self) {
         self.writer.flush();
         if let Some(sink) = &mut self.protolog {
-            sink.flush(unix_ms(self.now));
+            sink.flush(protolog::unix_ms(self.now));
         }
     }
 
@@ -815,11 +788,6 @@ fn spool_reply(e: &SpoolError) -> Reply {
         SpoolError::NoSpace => Reply::insufficient_storage(),
         _ => Reply::local_error(),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -4,10 +4,9 @@
 //! it asks live in `crate::policy`. `auth` is SMTP AUTH's password check: the
 //! `auth-verifier` thread (argon2, off the event loops) and each worker's side of it;
 //! `tls` holds the sites' certificates (STARTTLS, implicit TLS, SIGHUP reload);
-//! `protolog` turns each session's transcript into W3C protocol-log lines.
+//! `inbound::protolog` turns each session's transcript into W3C protocol-log lines.
 pub mod auth;
 pub mod inbound;
-mod protolog;
 mod received;
 pub mod tls;
 
