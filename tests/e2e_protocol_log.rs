@@ -316,3 +316,34 @@ fn lines_are_flushed_at_shutdown() {
     let methods: Vec<&str> = lines.iter().map(|f| f[8].as_str()).collect();
     assert_eq!(methods, ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"], "{steps:?}");
 }
+
+#[test]
+fn behind_a_proxy_header_the_client_is_the_carried_address() {
+    let lb = free_port();
+    let mut conf = Conf::default();
+    conf.extra += &format!(
+        "\n[[site]]\nname = \"lb\"\nlisten = [\"127.0.0.1:{lb}\"]\nproxy_protocol = true\n\
+         proxy_trusted = [\"127.0.0.1/32\"]\nprotocol_log = true\n"
+    );
+    let srv = Server::start(conf);
+    let mut c = Raw::connect(std::net::SocketAddr::from(([127, 0, 0, 1], lb))).expect("connect");
+    c.send(b"PROXY TCP4 192.0.2.9 198.51.100.1 1234 25\r\n");
+    assert_eq!(c.read_reply().expect("greeting").code, 220);
+    assert_eq!(c.cmd("EHLO behind.example").code, 250);
+    assert_eq!(c.cmd("QUIT").code, 221);
+    let dir = srv.mailroot.join("Logs").join("lb");
+    let text = wait_until(LOG_WAIT, STEP, || {
+        let t: String = fs::read_dir(&dir)
+            .map(|rd| rd.filter_map(|e| fs::read_to_string(e.ok()?.path()).ok()).collect())
+            .unwrap_or_default();
+        t.contains(" QUIT ").then_some(t)
+    })
+    .unwrap_or_else(|| panic!("no lb log\n{}", srv.log_tail(4000)));
+    let lines = data_lines(&text);
+    assert_eq!(lines.len(), 2, "{text}");
+    for f in &lines {
+        assert_eq!((f[2].as_str(), f[4].as_str()), ("192.0.2.9", "lb"), "{f:?}");
+        assert_eq!(f[7], lb.to_string());
+    }
+    assert!(!srv.mailroot.join("Logs").join("default").exists(), "default site logs nothing");
+}
