@@ -482,6 +482,16 @@ pub fn start_with(
         draining: AtomicBool::new(false),
         stop_reason: parking_lot::Mutex::new(None),
     });
+    // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
+    // greeting so whoever sees the server answer can control it; stopped by the flag.
+    let admin_control: Arc<dyn crate::control::Control> = control.clone();
+    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag), admin_control) {
+        Ok(a) => a,
+        Err(e) => {
+            stopper.stop();
+            return Err(RelayError::Admin(e));
+        }
+    };
     for (k, worker) in built.into_iter().enumerate() {
         let name = format!("worker-{k}");
         // If one worker dies (poll error, panic), the others shut down too.
@@ -517,15 +527,6 @@ pub fn start_with(
         Err(e) => {
             stopper.stop();
             return Err(RelayError::Io(e));
-        }
-    };
-    // The admin listener (GET /metrics, /api/*, POST control): stopped by the same flag.
-    let admin_control: Arc<dyn crate::control::Control> = control.clone();
-    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag), admin_control) {
-        Ok(a) => a,
-        Err(e) => {
-            stopper.stop();
-            return Err(RelayError::Admin(e));
         }
     };
     for (site, addr) in &listening {
