@@ -505,8 +505,9 @@ pub fn start_with(
         })?);
     }
     // The Pickup/ watcher: its own thread and spool writer, stopped by the same flag.
-    let pickup = match pickup::spawn(
+    let pickup = match pickup::spawn_following(
         PickupConfig::from_config(&config),
+        Some(Arc::clone(&control.config)),
         spool.clone(),
         pickup_tx,
         Arc::clone(&stopper.flag),

@@ -357,3 +357,31 @@ fn reload_command_and_api_report_changes_and_refusals() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("limits.max_recipients"), "{err}");
 }
+
+#[test]
+fn a_user_added_by_reload_can_authenticate() {
+    const PASSWORD: &str = "correct horse battery";
+    let mut conf = with_token(Conf::default());
+    conf.extra += "\n[auth]\nallow_plaintext_auth = true\n";
+    let srv = Server::start(conf);
+    let login = format!("carol:{PASSWORD}");
+    let auth = |srv: &Server| {
+        run_py("auth.py", &["--port".into(), srv.port.to_string(), "--login".into(), login.clone()])
+    };
+    let before = auth(&srv);
+    assert_eq!(before["auth_offered"], false, "{before}");
+    let (code, hash, err) = hash_password(&format!("{PASSWORD}\n"));
+    assert_eq!(code, 0, "{err}");
+    edit_config(&srv, |t| {
+        format!("{t}\n[[user]]\nname = \"carol\"\npassword_hash = \"{}\"\n", hash.trim())
+    });
+    let (code, out, err) = command(&srv, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("user[0].password_hash: (none) -> <redacted>"), "{out}");
+    assert!(!out.contains(hash.trim()), "the hash is a secret: {out}");
+    let after = auth(&srv);
+    assert_eq!(after["auth_offered"], true, "{after}");
+    assert_eq!(code_text(&after["login"]).0, 235, "{after}");
+    let e = srv.wait_event("config.reload", |_| true);
+    assert!(!e.to_string().contains(hash.trim()), "hash in the event log: {e}");
+}
