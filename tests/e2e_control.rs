@@ -385,3 +385,28 @@ fn a_user_added_by_reload_can_authenticate() {
     let e = srv.wait_event("config.reload", |_| true);
     assert!(!e.to_string().contains(hash.trim()), "hash in the event log: {e}");
 }
+
+#[test]
+fn drain_waits_for_queued_mail_to_be_delivered() {
+    // A message waits for a smart host that is down; the drain ends once it is delivered.
+    let sink_port = free_port();
+    let conf = Conf {
+        relay_extra: format!("smart_host = \"[127.0.0.1]:{sink_port}\""),
+        extra: "\n[delivery]\nretry = [\"1s\"]\nconnect_timeout = \"1s\"\n\n[dns]\nservers = [\"127.0.0.1:9\"]\ntimeout = \"500ms\"\nattempts = 1\n".into(),
+        ..with_token(Conf::default())
+    };
+    let mut srv = Server::start(conf);
+    send(&srv, "waiting@client.test", "bob@remote.test");
+    let config = srv.config_path.clone();
+    let drain =
+        std::thread::spawn(move || mailroot_with_config(&["drain", "--timeout", "60"], &config));
+    srv.wait_event("service.drain", |e| e["timeout_ms"] == 60_000);
+    assert!(srv.is_alive(), "no early exit while mail is queued");
+    assert_eq!(connect_reply(&srv).0, 421, "paused while draining");
+    let sink = Sink::start_on(&format!("127.0.0.1:{sink_port}"));
+    let out = drain.join().expect("drain thread");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(sink.received().iter().any(|m| m.mail_from == "waiting@client.test"));
+    let st = srv.wait_exit(WAIT).expect("the server stops after the drain");
+    assert!(st.success(), "{st}");
+}
