@@ -453,7 +453,8 @@ pub fn start_with(
     drop(verifier); // the workers hold the only request senders now
     let listen: Vec<SocketAddr> =
         listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
-    let delivery = start_delivery(&config, &live_config, &spool, queue_rx, recovered_ids, listen)?;
+    let delivery =
+        start_delivery(&config, &live_config, &events, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
@@ -601,6 +602,7 @@ fn runner_writer_number(config: &Config) -> u32 {
 fn start_delivery(
     config: &Arc<Config>,
     live: &Arc<Live<Config>>,
+    events: &EventLog,
     spool: &Spool,
     queue_rx: Receiver<IncomingBatch>,
     recovered: Vec<QueueId>,
@@ -649,6 +651,7 @@ fn start_delivery(
     let parts = RunnerParts {
         config: Arc::clone(config),
         live: Some(Arc::clone(live)),
+        events: events.clone(),
         spool: spool.clone(),
         incoming: queue_rx,
         recovered,

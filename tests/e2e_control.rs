@@ -169,6 +169,8 @@ fn pause_refuses_new_connections_while_the_queue_delivers() {
 
     // The queued message is delivered while the site is paused.
     let sink = Sink::start_on(&format!("127.0.0.1:{sink_port}"));
+    let (code, _, err) = command(&srv, &["queue", "flush"]);
+    assert_eq!(code, 0, "{err}");
     let got = wait_until(WAIT, STEP, || {
         sink.received().into_iter().find(|m| m.mail_from == "queued@client.test")
     });
@@ -182,6 +184,8 @@ fn pause_refuses_new_connections_while_the_queue_delivers() {
     assert_eq!(rcpt_reply(&srv, "r@localhost").0, 250);
 
     srv.wait_event("site.pause", |e| e["site"] == "default" && e["by"] == "command");
+    let flush = srv.wait_event("queue.flush", |e| e["by"] == "file");
+    assert_eq!(flush["target"], Value::Null, "{flush}");
     srv.wait_event("site.resume", |e| e["site"] == "default" && e["by"] == "command");
     let (code, _, err) = command(&srv, &["pause", "--site", "nosuch"]);
     assert_eq!(code, 1);

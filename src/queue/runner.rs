@@ -43,6 +43,7 @@ use crate::config::Config;
 use crate::control::Live;
 use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
 use crate::dsn::ReportKind;
+use crate::eventlog::{By, Event, EventLog};
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
 use crate::policy::domain::{is_local_domain, rcpt_domain};
@@ -73,6 +74,8 @@ pub struct RunnerParts {
     /// Where a reload publishes a new configuration (routes, domains, relay rules), read
     /// once per loop pass; `None` = never reloaded.
     pub live: Option<Arc<Live<Config>>>,
+    /// The event log (flush requests read from `Queue/flush.req`).
+    pub events: EventLog,
     /// The spool.
     pub spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -131,6 +134,8 @@ struct Runner {
     config: Arc<Config>,
     /// Reloads, and the generation `config` is from.
     live: Option<(Arc<Live<Config>>, u64)>,
+    /// The event log.
+    events: EventLog,
     /// The spool.
     spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -197,6 +202,7 @@ pub fn run(parts: RunnerParts) -> u64 {
     let RunnerParts {
         config,
         live,
+        events,
         spool,
         incoming,
         recovered,
@@ -222,6 +228,7 @@ pub fn run(parts: RunnerParts) -> u64 {
     let mut r = Runner {
         config,
         live,
+        events,
         spool,
         incoming,
         reports,
@@ -709,6 +716,13 @@ impl Runner {
                 0
             };
             log::info!("flush request={line:?} requeued={n}");
+            let target = (line != "all").then(|| line.strip_prefix("domain ").unwrap_or(line));
+            self.events.emit(Event::QueueAction {
+                action: "flush".to_owned(),
+                target: target.map(str::to_owned),
+                by: By::File,
+                result: format!("requeued {n}"),
+            });
         }
     }
 }
