@@ -76,6 +76,8 @@ struct Ctx {
     registry: &'static Registry,
     /// Pause, resume, drain, reload; the event log.
     control: Arc<dyn Control>,
+    /// Rate limit of the `admin.refused` events (used by this thread only).
+    refusals: std::cell::RefCell<auth::RefusalLog>,
 }
 
 /// Bind `[admin] listen` and start the `admin` thread; `None` when the listener is
@@ -93,7 +95,13 @@ pub fn spawn(
         loopback: addr.ip().is_loopback(),
         open_loopback_control: config.admin.allow_unauthenticated_loopback_control,
     };
-    let ctx = Ctx { queue_dir: config.queue_dir(), policy, registry: Registry::global(), control };
+    let ctx = Ctx {
+        queue_dir: config.queue_dir(),
+        policy,
+        registry: Registry::global(),
+        control,
+        refusals: std::cell::RefCell::default(),
+    };
     let thread = std::thread::Builder::new().name("admin".into()).spawn(move || {
         while !stop.load(Ordering::Acquire) {
             match server.recv_timeout(STOP_POLL) {
@@ -188,10 +196,14 @@ fn handle(ctx: &Ctx, mut req: Request) {
 
 /// Write a refused POST to the event log (nothing else happens).
 fn emit_refusal(ctx: &Ctx, path: &str, r: &auth::Refusal) {
+    let Some(unlogged) = ctx.refusals.borrow_mut().admit(std::time::Instant::now()) else {
+        return;
+    };
     ctx.control.log_event(Event::AdminRefused {
         request: format!("POST {path}"),
         status: r.status,
         reason: r.reason.to_owned(),
+        unlogged,
     });
 }
 
