@@ -519,18 +519,14 @@ pub fn start_with(
             return Err(RelayError::Io(e));
         }
     };
-    let control_thread = match control::spawn_disk_watch(
-        spool.clone(),
-        events.clone(),
-        config.limits.min_free_disk_bytes,
-        Arc::clone(&stopper.flag),
-    ) {
-        Ok(h) => h,
-        Err(e) => {
-            stopper.stop();
-            return Err(RelayError::Io(e));
-        }
-    };
+    let control_thread =
+        match control::spawn_disk_watch(spool.clone(), events.clone(), Arc::clone(&stopper.flag)) {
+            Ok(h) => h,
+            Err(e) => {
+                stopper.stop();
+                return Err(RelayError::Io(e));
+            }
+        };
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }

@@ -414,3 +414,20 @@ fn drain_waits_for_queued_mail_to_be_delivered() {
     let st = srv.wait_exit(WAIT).expect("the server stops after the drain");
     assert!(st.success(), "{st}");
 }
+
+#[test]
+fn a_lowered_connection_limit_applies_from_the_next_accept() {
+    let srv = Server::start(with_token(Conf::default().limit("max_connections_per_ip", "10")));
+    let mut first = Raw::connect(srv.addr()).expect("connect");
+    assert_eq!(first.hello().code, 250);
+    edit_config(&srv, |t| t.replace("max_connections_per_ip = 10", "max_connections_per_ip = 1"));
+    let (code, out, err) = command(&srv, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("limits.max_connections_per_ip: 10 -> 1"), "{out}");
+    assert!(!out.contains("restart"), "{out}");
+    // The open session stays; a second one from the same address is refused.
+    let (code, text) = connect_reply(&srv);
+    assert_eq!(code, 421, "{text}");
+    assert!(text.contains("4.7.0"), "{text}");
+    assert_eq!(first.cmd("NOOP").code, 250);
+}

@@ -12,9 +12,8 @@
 //! reads it was built at start-up):
 //! - `hostname`, `log_level`, `[hosts]`, `[dns]`, `[delivery]`, `relay.smart_host_auth`:
 //!   the resolver's client settings, the logger and the pickup thread are built once;
-//! - `mailroot`, `workers`, `[spool]`, `limits.min_free_disk`, `limits.shutdown_grace`,
-//!   `limits.max_connections`, `limits.max_connections_per_ip`: folders, threads, the
-//!   spool and the shared connection counters;
+//! - `mailroot`, `workers`, `[spool]`, `limits.shutdown_grace`: folders, threads and the
+//!   spool (the connection limits and `min_free_disk` are atomics the reload sets);
 //! - the sites (`[[site]]` names, `listen`, `implicit_tls_listen`, certificate paths,
 //!   adding or removing a site) and `[tls]` certificate paths: listeners are bound and
 //!   certificates loaded per path at start-up (the *content* of the files is re-read by
@@ -158,11 +157,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     running.workers = old.workers;
     running.log_level.clone_from(&old.log_level);
     running.spool = old.spool.clone();
-    let (ol, rl) = (&old.limits, &mut running.limits);
-    rl.max_connections = ol.max_connections;
-    rl.max_connections_per_ip = ol.max_connections_per_ip;
-    rl.min_free_disk_bytes = ol.min_free_disk_bytes;
-    rl.shutdown_grace_ms = ol.shutdown_grace_ms;
+    running.limits.shutdown_grace_ms = old.limits.shutdown_grace_ms;
     // Delivery threads built once.
     running.hosts = old.hosts.clone();
     running.dns = old.dns.clone();
@@ -304,9 +299,9 @@ mod tests {
             ("[domains]\nlocal = [\"example.org\"]", &["domains.local"], &[]),
             ("workers = 1", &[], &["workers"]),
             (
-                "[limits]\nmax_recipients = 3\nmax_connections = 9",
-                &["limits.max_recipients"],
-                &["limits.max_connections"],
+                "[limits]\nmax_recipients = 3\nmax_connections = 9\nshutdown_grace = 1",
+                &["limits.max_connections", "limits.max_recipients"],
+                &["limits.shutdown_grace"],
             ),
             (
                 "[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:2626\"]",

@@ -145,6 +145,9 @@ impl Control for RelayControl {
                 let old = self.config.load();
                 let plan = plan_reload(&old, &new);
                 let running = Arc::new(plan.running);
+                let l = &running.limits;
+                self.limits.set_limits(l.max_connections, l.max_connections_per_ip);
+                self.spool.set_min_free_bytes(l.min_free_disk_bytes);
                 let inbound = self.inbound.load().reconfigured(Arc::clone(&running));
                 self.inbound.store(Arc::new(inbound));
                 self.config.store(running);
@@ -226,7 +229,6 @@ impl Control for RelayControl {
 pub(super) fn spawn_disk_watch(
     spool: Spool,
     events: EventLog,
-    min_free_bytes: u64,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("control".into()).spawn(move || {
@@ -236,6 +238,7 @@ pub(super) fn spawn_disk_watch(
             let now_ok = spool.has_free_space();
             if now_ok != ok {
                 ok = now_ok;
+                let min_free_bytes = spool.min_free_bytes();
                 let path = path.clone();
                 events.emit(if ok {
                     log::info!("spool disk space recovered path={path}");

@@ -236,6 +236,17 @@ impl Spool {
         self.inner.space.has_free_space()
     }
 
+    /// Change the free-space threshold (`limits.min_free_disk`, a reload).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.inner.space.set_min_free_bytes(bytes);
+    }
+
+    /// The free-space threshold in bytes.
+    #[must_use]
+    pub fn min_free_bytes(&self) -> u64 {
+        self.inner.space.min_free_bytes()
+    }
+
     /// The message content exactly as stored (its checksum is verified again;
     /// [`SpoolError::Corrupt`] if the bytes changed on disk since they were written).
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
