@@ -3,7 +3,10 @@
 //! ```text
 //! mailroot serve        [--config FILE]           run the relay
 //! mailroot check-config [--config FILE]           print the effective config as TOML
-//! mailroot queue list   [--json] [--config FILE]  list the messages in Queue/
+//! mailroot queue list   [--json] [--domain D] [--state S] [--config FILE]
+//!                                                 list the messages in Queue/
+//! mailroot queue show   ID [--json] [--config FILE]  one message in full
+//! mailroot queue shape  [--json] [--config FILE]  qshape: pending recipients by domain x age
 //! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
 //! mailroot stats        [--watch SECONDS [--count N]] [--json] [--config FILE]
 //!                                                 the counters, from the admin listener
@@ -13,6 +16,12 @@
 //! mailroot drain  [--timeout SECONDS] [--config FILE]  pause all, wait for an empty queue,
 //!                                                 then the server exits 0
 //! mailroot reload [--config FILE]                 re-read the server's configuration
+//!
+//! Client commands (`cli/client_cmds.rs`, over the `client` library):
+//! mailroot send --from A --to B ... [--server HOST:PORT [--starttls] [--user U]] | [--pickup]
+//! mailroot inbox --address A [--json] [--show N] [--delete N]
+//! mailroot sendmail [-t] [-f sender] [-i] [-oi] [-F name] [recipient...]
+//!          (also as `sendmail` through a symlink: argv[0] decides; sysexits exit codes)
 //! ```
 //!
 //! Exit status: [`EXIT_OK`] 0; [`EXIT_FAILURE`] 1 for a runtime failure (cannot bind,
@@ -24,7 +33,9 @@
 //! the OS for the host name and core count ([`system_defaults`]) and creates the Mailroot
 //! folders ([`create_mailroot`]).
 
+mod client_cmds;
 mod control;
+mod queue_inspect;
 mod stats;
 
 use std::ffi::OsString;
@@ -111,6 +122,19 @@ pub enum Command {
     },
     /// Make the running server re-read its configuration file (as SIGHUP does).
     Reload(ConfigArg),
+    // ---- client commands (cli/client_cmds.rs) ----
+    /// Send one message (body from stdin) through the Pickup folder or an SMTP server.
+    Send(Box<client_cmds::SendArgs>),
+    /// List, show or delete the messages one address has in the Drop folder.
+    Inbox(client_cmds::InboxArgs),
+    /// The sendmail interface (cron, PHP mail(), mail(1)): `mailroot sendmail [-t] [-i]
+    /// [-f sender] [-F name] [recipient...]`, message on stdin, into the Pickup folder.
+    /// Exit codes are sysexits (64 usage, 65 data, 66 no input, 75 try again, 78 config).
+    Sendmail {
+        /// sendmail options and recipients (parsed by sendmail's rules, not these).
+        #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
 }
 
 /// `--site S` and `--config FILE` for pause and resume.
@@ -130,6 +154,30 @@ pub enum QueueCommand {
     /// List queued messages (safe while the server runs).
     List {
         /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Filters (`--domain`, `--state`).
+        #[command(flatten)]
+        filter: queue_inspect::ListFilter,
+        /// The configuration file.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// One message in full: envelope, DSN parameters, recipients with their delivery
+    /// state, header section (safe while the server runs).
+    Show {
+        /// The queue id (16 hex digits).
+        id: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        /// The configuration file.
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// qshape: pending recipients by destination domain and age (minutes).
+    Shape {
+        /// Print JSON instead of the table.
         #[arg(long)]
         json: bool,
         /// The configuration file.
@@ -165,6 +213,21 @@ pub fn main() -> i32 {
 
 /// Parse `args` (program name first) and run; returns the exit status.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // sendmail's command line is not clap's: `sendmail` as the program name (a symlink to
+    // this binary, e.g. /usr/sbin/sendmail) or as the subcommand is dispatched here.
+    let program = args.first().map(Path::new).and_then(Path::file_name);
+    let sendmail_args = if program.is_some_and(|p| p == "sendmail") {
+        Some(&args[1..])
+    } else if args.get(1).is_some_and(|a| a == "sendmail") {
+        Some(&args[2..])
+    } else {
+        None
+    };
+    if let Some(rest) = sendmail_args {
+        let rest: Vec<String> = rest.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        return client_cmds::sendmail(&rest);
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -176,8 +239,14 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     match cli.command {
         Command::Serve(arg) => serve(arg.config.as_deref()),
         Command::CheckConfig(arg) => check_config(arg.config.as_deref()),
-        Command::Queue { command: QueueCommand::List { json, config } } => {
-            queue_list(config.config.as_deref(), json)
+        Command::Queue { command: QueueCommand::List { json, filter, config } } => {
+            queue_inspect::queue_list(config.config.as_deref(), json, filter)
+        }
+        Command::Queue { command: QueueCommand::Show { id, json, config } } => {
+            queue_inspect::queue_show(config.config.as_deref(), &id, json)
+        }
+        Command::Queue { command: QueueCommand::Shape { json, config } } => {
+            queue_inspect::queue_shape(config.config.as_deref(), json)
         }
         Command::Queue { command: QueueCommand::Flush { id, domain, config } } => {
             queue_flush(config.config.as_deref(), id.as_deref(), domain.as_deref())
@@ -186,6 +255,9 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
             show_stats(config.config.as_deref(), watch, count, json)
         }
         Command::HashPassword => hash_password(),
+        Command::Send(a) => client_cmds::send(*a),
+        Command::Inbox(a) => client_cmds::inbox(a),
+        Command::Sendmail { args } => client_cmds::sendmail(&args),
         Command::Pause(a) => {
             control_command(a.config.config.as_deref(), control::Action::Pause(a.site))
         }
@@ -463,30 +535,6 @@ fn serve(path: Option<&Path>) -> i32 {
     }
 }
 
-/// `queue list`: the messages in `Queue/`, as a table or JSON, on stdout.
-fn queue_list(path: Option<&Path>, json: bool) -> i32 {
-    let config = match load_config(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    // The scan warns (on stderr) about segments it has to skip.
-    init_logging(&config);
-    let listings = match crate::spool::listing::list(&config.queue_dir()) {
-        Ok(l) => l,
-        Err(e) => {
-            report(format_args!("{e}"));
-            return EXIT_FAILURE;
-        }
-    };
-    match crate::spool::listing::print(&listings, json) {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            report(format_args!("cannot write to stdout: {e}"));
-            EXIT_FAILURE
-        }
-    }
-}
-
 /// `queue flush`: append one line to `Queue/flush.req` (`all`, `<ID>` or `domain <D>`);
 /// the running server's queue runner reads and removes the file.
 fn queue_flush(path: Option<&Path>, id: Option<&str>, domain: Option<&str>) -> i32 {
@@ -551,6 +599,12 @@ mod tests {
             (&["queue", "flush", "--domain", "example.com"], true),
             (&["queue", "flush", "0000000300000041", "--domain", "example.com"], false),
             (&["queue", "frobnicate"], false),
+            (&["queue", "list", "--domain", "d.example", "--state", "deferred"], true),
+            (&["queue", "show", "0000000300000041"], true),
+            (&["queue", "show", "0000000300000041", "--json"], true),
+            (&["queue", "show"], false),
+            (&["queue", "shape"], true),
+            (&["queue", "shape", "--json", "-c", "x.toml"], true),
             (&["check-config", "--json"], false),
             (&["hash-password"], true),
             (&["hash-password", "x"], false),
@@ -562,6 +616,14 @@ mod tests {
             (&["reload", "--config", "x.toml"], true),
             (&["reload", "--site", "a"], false),
             (&["frobnicate"], false),
+            (&["send", "--from", "a@b.c", "--to", "d@e.f"], true),
+            (&["send", "--from", "a@b.c", "--server", "h:25", "--pickup"], false),
+            (&["send", "--from", "a@b.c", "--starttls"], false),
+            (&["send", "--from", "a@b.c", "--server", "h:25", "--user", "u"], false),
+            (&["send", "--from", "a@b.c", "--importance", "urgent"], false),
+            (&["inbox", "--address", "a@b.c", "--json", "--show", "1"], true),
+            (&["inbox", "--address", "a@b.c", "--show", "1", "--delete", "1"], false),
+            (&["inbox"], false),
         ];
         for &(args, ok) in cases {
             let argv = std::iter::once("mailroot").chain(args.iter().copied());
@@ -572,8 +634,9 @@ mod tests {
     #[test]
     fn parsed_shape() {
         let cli = Cli::try_parse_from(["mailroot", "queue", "list", "--json", "-c", "f.toml"]);
-        let Ok(Cli { command: Command::Queue { command: QueueCommand::List { json, config } } }) =
-            cli
+        let Ok(Cli {
+            command: Command::Queue { command: QueueCommand::List { json, config, .. } },
+        }) = cli
         else {
             panic!("unexpected parse: {cli:?}");
         };

@@ -25,6 +25,10 @@
 //! SIGHUP and the `mailroot pause|resume|drain|reload` commands; every service event goes
 //! to the event log (`eventlog`, `<mailroot>/Logs/events.log`).
 //!
+//! Programs send and read mail through [`client`] (Active Messaging style: SMTP through
+//! the same `smtp::client::ClientSession`, or the Pickup folder; the Inbox reads Drop/);
+//! it starts no relay thread and imports no relay service.
+//!
 //! The layers below are `src/LAYERS.md`, the one layer table (`ARCHITECTURE.md` quotes it,
 //! `tests/architecture.rs` enforces it).
 //!
@@ -32,6 +36,7 @@
 
 pub mod admin;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod deliver;
@@ -43,6 +48,7 @@ pub mod net;
 pub mod pickup;
 pub mod plan;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod queue;
 pub mod receive;
 pub mod relay;

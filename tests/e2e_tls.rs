@@ -1,6 +1,7 @@
 //! Inbound TLS end to end, against the real binary, with TLS clients nobody here wrote:
 //! Python's smtplib (`starttls()` and `SMTP_SSL`, OpenSSL underneath, `tests/py/
-//! tls_client.py`), `openssl s_client -starttls smtp`, and rustls as a plain TLS client
+//! tls_client.py`), `openssl s_client -starttls smtp`, lettre (its rustls backend, the
+//! test CA given through `TlsParameters`), and rustls as a plain TLS client
 //! where the test must control the bytes (one write holding `STARTTLS\r\nRSET\r\n`, an
 //! open session across a SIGHUP). Certificates are made here with rcgen: a test CA and a
 //! `localhost` leaf, written to temporary PEM files the configuration names.
@@ -12,7 +13,9 @@
 //! another client is served (the handshake timeout cuts it; counted); SIGHUP reload while
 //! a TLS session is open (it keeps working, new handshakes get the new certificate, a bad
 //! file is refused and the certificate kept); AUTH over STARTTLS (not offered before TLS,
-//! login over TLS, authenticated relay, `ESMTPSA`, a wrong password 535).
+//! login over TLS, authenticated relay, `ESMTPSA`, a wrong password 535); lettre over
+//! STARTTLS (`Tls::Required`) and implicit TLS (`Tls::Wrapper`) with AUTH, relayed with
+//! the bytes intact, and a lettre that does not trust the CA sending nothing.
 
 mod common;
 #[path = "common_sink/mod.rs"]
@@ -446,4 +449,82 @@ fn sighup_reloads_the_certificate_without_dropping_sessions() {
     assert!(tls_cmd(&mut after_bad, "EHLO raw.test")[0].starts_with("250-"));
     assert_eq!(peer_leaf(&after_bad), second);
     assert_eq!(tls_cmd(&mut open, "QUIT"), vec!["221 2.0.0 Bye".to_owned()]);
+}
+
+/// lettre's TLS parameters for name `localhost`, trusting `ca` only (no built-in roots).
+fn lettre_tls(ca: Option<&[u8]>) -> lettre::transport::smtp::client::TlsParameters {
+    use lettre::transport::smtp::client::{Certificate, CertificateStore, TlsParameters};
+    let mut b =
+        TlsParameters::builder("localhost".to_owned()).certificate_store(CertificateStore::None);
+    if let Some(pem) = ca {
+        b = b.add_root_certificate(Certificate::from_pem(pem).expect("CA PEM"));
+    }
+    b.build_rustls().expect("lettre TLS parameters")
+}
+
+#[test]
+fn lettre_starttls_and_implicit_tls_with_auth() {
+    use lettre::Transport;
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::transport::smtp::client::Tls;
+    let pki = Pki::new();
+    let sink = Sink::start("127.0.0.1");
+    let (code, hash, err) = common::hash_password("lettre pass\n");
+    assert_eq!(code, 0, "hash-password: {err}");
+    let implicit = free_port();
+    let mut extra = pki.tls_table();
+    extra += "\n[delivery]\nretry = [\"1s\"]\n";
+    extra += &format!("\n[[user]]\nname = \"alice\"\npassword_hash = \"{}\"\n", hash.trim());
+    let srv = Server::start(Conf {
+        site_extra: format!("implicit_tls_listen = [\"127.0.0.1:{implicit}\"]\n"),
+        relay_extra: format!("smart_host = \"[127.0.0.1]:{}\"", sink.port()),
+        relay_allow: vec!["10.255.255.0/24".into()], // only AUTH lets loopback relay
+        extra,
+        ..Conf::default()
+    });
+    let ca = std::fs::read(pki.path("ca.pem")).expect("ca.pem");
+    let envelope = lettre::address::Envelope::new(
+        Some("alice@client.test".parse().expect("from")),
+        vec!["far@remote.test".parse().expect("to")],
+    )
+    .expect("envelope");
+    let mailer = |port: u16, tls: Tls| {
+        lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(port)
+            .tls(tls)
+            .timeout(Some(common::IO_TIMEOUT))
+            .credentials(Credentials::new("alice".into(), "lettre pass".into()))
+            .build()
+    };
+    let cases = [
+        ("starttls", srv.port, Tls::Required(lettre_tls(Some(&ca)))),
+        ("implicit", implicit, Tls::Wrapper(lettre_tls(Some(&ca)))),
+    ];
+    let mut bodies = Vec::new();
+    for (tag, port, tls) in cases {
+        // lettre ends the content with CRLF itself before the final dot.
+        let body = format!("Subject: lettre {tag}\r\n\r\n.dot first\r\n\u{e9}");
+        let r = mailer(port, tls).send_raw(&envelope, body.as_bytes());
+        let r = r.unwrap_or_else(|e| panic!("lettre {tag}: {e}\n{}", srv.log_tail(40)));
+        assert_eq!(u16::from(r.code()), 250, "{tag}");
+        bodies.push(format!("{body}\r\n").into_bytes());
+    }
+    // A lettre that does not trust the test CA: the handshake fails, nothing is queued.
+    let untrusting = mailer(srv.port, Tls::Required(lettre_tls(None)));
+    let e = untrusting.send_raw(&envelope, b"Subject: no\r\n\r\nno\r\n").expect_err("sent");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    let got = wait_until(WAIT, STEP, || {
+        let got = sink.received();
+        (got.len() >= 2).then_some(got)
+    })
+    .unwrap_or_else(|| panic!("not relayed; log:\n{}", srv.log_tail(40)));
+    assert_eq!(got.len(), 2, "the untrusting client's message must not exist");
+    for body in &bodies {
+        let m = got.iter().find(|m| m.data.ends_with(body)).unwrap_or_else(|| {
+            let seen: Vec<_> = got.iter().map(|m| String::from_utf8_lossy(&m.data)).collect();
+            panic!("{:?} not relayed intact: {seen:?}", String::from_utf8_lossy(body))
+        });
+        let head = String::from_utf8_lossy(&m.data[..m.data.len() - body.len()]).into_owned();
+        assert!(head.contains("with ESMTPSA (TLSv1.3:TLS13_"), "{head}");
+    }
 }

@@ -13,6 +13,10 @@
 //! (deferred, queue list shows the TLS reason); `verify` with a CA-signed certificate
 //! (arrives) and a self-signed one (deferred with the verification error); smart host AUTH
 //! over TLS (arrives, the sink saw the user) and with a wrong password (deferred, 535).
+//! The rest of the policy x sink matrix: `may` with a self-signed certificate (TLS, not
+//! checked), `encrypt` with a good one, `verify` without STARTTLS (deferred), `none`
+//! against a sink that offers STARTTLS (plaintext); and a smart host that offers AUTH
+//! without TLS never gets the credentials (deferred, nothing sent).
 
 mod common;
 
@@ -290,5 +294,56 @@ fn smart_host_auth_with_a_wrong_password_is_deferred_with_535() {
     send(&srv, "auth-bad");
     let err = deferred(&srv);
     assert!(err.contains("535"), "{err}");
+    assert!(sink.received().is_empty());
+}
+
+#[test]
+fn may_with_a_self_signed_certificate_uses_tls_unchecked() {
+    let pki = Pki::new();
+    let sink = TlsSink::start(&pki, Some("self"), None);
+    let srv = relay_to(&sink, &pki, "may", None);
+    send(&srv, "may-self");
+    assert_tls(&arrived(&srv, &sink));
+}
+
+#[test]
+fn encrypt_with_a_good_certificate_uses_tls() {
+    let pki = Pki::new();
+    let sink = TlsSink::start(&pki, Some("good"), None);
+    let srv = relay_to(&sink, &pki, "encrypt", None);
+    send(&srv, "encrypt-good");
+    assert_tls(&arrived(&srv, &sink));
+}
+
+#[test]
+fn verify_without_starttls_is_deferred_with_the_tls_reason() {
+    let pki = Pki::new();
+    let sink = TlsSink::start(&pki, None, None);
+    let srv = relay_to(&sink, &pki, "verify", None);
+    send(&srv, "verify-none");
+    let err = deferred(&srv);
+    assert!(err.contains("tls = \"verify\"") && err.contains("did not offer STARTTLS"), "{err}");
+    assert!(sink.received().is_empty());
+}
+
+#[test]
+fn none_does_not_use_an_offered_starttls() {
+    let pki = Pki::new();
+    let sink = TlsSink::start(&pki, Some("good"), None);
+    let srv = relay_to(&sink, &pki, "none", None);
+    send(&srv, "none-good");
+    let env = arrived(&srv, &sink);
+    assert!(env["tls"].is_null(), "tls = none used TLS: {env}");
+}
+
+#[test]
+fn smart_host_auth_is_never_sent_without_tls() {
+    let pki = Pki::new();
+    // AUTH offered (and required) in plaintext; no STARTTLS at all.
+    let sink = TlsSink::start_with(&pki, None, Some("relay:s3cret"), &["--auth-plaintext"]);
+    let srv = relay_to(&sink, &pki, "may", Some("relay:s3cret"));
+    send(&srv, "auth-plain");
+    let err = deferred(&srv);
+    assert!(err.contains("credentials are never sent in plaintext"), "{err}");
     assert!(sink.received().is_empty());
 }

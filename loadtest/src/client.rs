@@ -1,6 +1,8 @@
 //! The client side of one SMTP connection, as `source` drives it.
 //!
-//! Blocking `std::net` socket, one per session thread. Replies are read with a bounded line
+//! Blocking `std::net` socket, one per session thread, plaintext or TLS (`tls::Stream`;
+//! `start_tls` upgrades after a STARTTLS 220, `connect_implicit_tls` handshakes at once).
+//! Replies are read with a bounded line
 //! length and a bounded number of continuation lines, so a misbehaving server cannot make
 //! us buffer without limit (RFC 5321 §4.2.1 multi-line replies, §4.5.3.1.5 reply line
 //! length).
@@ -12,6 +14,8 @@ use std::fmt;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+use crate::tls::{ClientTls, Negotiated, Stream, tls_error_key};
 
 /// Longest reply line we accept, in octets including CRLF (RFC 5321 says 512).
 const MAX_REPLY_LINE_BYTES: u64 = 4096;
@@ -33,11 +37,19 @@ pub(crate) enum ClientError {
     Closed,
     /// A reply line was not `ddd[ -]text` or exceeded our bounds.
     Malformed,
+    /// The server sent bytes after its STARTTLS 220, before the handshake (it must not:
+    /// RFC 3207 §5, the CVE-2011-0411 class); the connection is dropped.
+    DataAfterStartTls,
 }
 
 impl ClientError {
     /// Short stable key for the error table ("connect: ConnectionRefused", "io: TimedOut").
     pub(crate) fn key(&self) -> String {
+        if let ClientError::Io(e) = self
+            && let Some(key) = tls_error_key(e)
+        {
+            return key;
+        }
         match self {
             ClientError::Connect(e) => format!("connect: {:?}", e.kind()),
             // A socket read/write timeout shows up as WouldBlock on Unix.
@@ -49,6 +61,7 @@ impl ClientError {
             ClientError::Io(e) => format!("io: {:?}", e.kind()),
             ClientError::Closed => "closed by server".to_owned(),
             ClientError::Malformed => "malformed reply".to_owned(),
+            ClientError::DataAfterStartTls => "data after STARTTLS 220".to_owned(),
         }
     }
 }
@@ -81,8 +94,8 @@ impl Reply {
 
 /// A connected SMTP client socket.
 pub(crate) struct Connection {
-    /// Buffered reader over the socket; writes go to `reader.get_ref()` directly.
-    reader: BufReader<TcpStream>,
+    /// Buffered reader over the socket; writes go to `reader.get_mut()` directly.
+    reader: BufReader<Stream>,
     /// Scratch for one reply line; cleared before each use.
     line: Vec<u8>,
 }
@@ -98,14 +111,42 @@ impl Connection {
         timeout: Duration,
         buffer: usize,
     ) -> Result<Self, ClientError> {
-        let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ClientError::Connect)?;
-        stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(timeout))?;
-        stream.set_write_timeout(Some(timeout))?;
-        Ok(Connection {
+        Ok(Self::with_stream(Stream::Plain(tcp_connect(addr, timeout)?), buffer))
+    }
+
+    fn with_stream(stream: Stream, buffer: usize) -> Self {
+        Connection {
             reader: BufReader::with_capacity(buffer, stream),
             line: Vec::with_capacity(buffer.min(512)),
-        })
+        }
+    }
+
+    /// Connect and run the TLS handshake at once (implicit TLS, RFC 8314); the greeting
+    /// comes next.
+    pub(crate) fn connect_implicit_tls(
+        addr: SocketAddr,
+        timeout: Duration,
+        tls: &ClientTls,
+    ) -> Result<(Self, Negotiated), ClientError> {
+        let tcp = tcp_connect(addr, timeout)?;
+        let (stream, negotiated) = tls.handshake(tcp).map_err(ClientError::Io)?;
+        Ok((Self::with_stream(stream, READ_BUFFER_BYTES), negotiated))
+    }
+
+    /// After the server's `220` to STARTTLS: run the handshake on the same socket. Any
+    /// byte the server sent after that 220 is an error (it would be read as if it came
+    /// over TLS).
+    pub(crate) fn start_tls(self, tls: &ClientTls) -> Result<(Self, Negotiated), ClientError> {
+        if !self.reader.buffer().is_empty() {
+            return Err(ClientError::DataAfterStartTls);
+        }
+        let buffer = self.reader.capacity();
+        let Stream::Plain(tcp) = self.reader.into_inner() else {
+            // Already TLS: STARTTLS inside TLS is refused by servers; nothing to upgrade.
+            return Err(ClientError::Malformed);
+        };
+        let (stream, negotiated) = tls.handshake(tcp).map_err(ClientError::Io)?;
+        Ok((Self::with_stream(stream, buffer), negotiated))
     }
 
     /// As `connect`, with a small read buffer: for `idle`, which holds thousands.
@@ -115,7 +156,12 @@ impl Connection {
 
     /// Write all of `bytes`.
     pub(crate) fn send(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.reader.get_ref().write_all(bytes)?;
+        let stream = self.reader.get_mut();
+        stream.write_all(bytes)?;
+        if stream.is_tls() {
+            // rustls may still hold records: push them out before waiting for a reply.
+            stream.flush()?;
+        }
         Ok(())
     }
 
@@ -149,6 +195,15 @@ impl Connection {
         }
         Err(ClientError::Malformed)
     }
+}
+
+/// TCP connect with `timeout` for the connect, each read and each write; Nagle off.
+fn tcp_connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(ClientError::Connect)?;
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
 }
 
 /// Parse three ASCII digits 2..5 followed by two digits into a reply code.

@@ -2,11 +2,12 @@
 //! smtp-sink).
 //!
 //! * `source`: N concurrent SMTP sessions send M messages to a server and report msgs/s,
-//!   bytes/s, errors by reply code and latency percentiles per stage (hdrhistogram).
+//!   bytes/s, errors by reply code and latency percentiles per stage (hdrhistogram);
+//!   optionally over STARTTLS or implicit TLS, with handshakes per second.
 //! * `sink`: accept every message (or refuse a seeded share of recipients with 451/550),
-//!   discard it, count it; print a summary at the end.
+//!   discard it, count it; print a summary at the end; optionally offers STARTTLS.
 //! * `relay`: an in-process sink, a source through a relaying server into it; end-to-end
-//!   rate and spool-to-sink latency.
+//!   rate and spool-to-sink latency (TLS on either side, or both).
 //! * `idle`: hold N connections after EHLO; report the server's RSS.
 //!
 //! SECURITY: every mode refuses any address outside loopback (`127.0.0.0/8`, `::1`) and
@@ -25,7 +26,11 @@ mod size;
 mod source;
 mod stats;
 mod target;
+mod tls;
+#[cfg(test)]
+mod tls_tests;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -108,6 +113,47 @@ struct SourceArgs {
     /// Print one JSON object instead of the text report.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    tls: SourceTlsArgs,
+}
+
+#[derive(clap::Args, Debug)]
+struct SourceTlsArgs {
+    /// After EHLO: STARTTLS, the TLS handshake, EHLO again, then the transactions (RFC 3207).
+    /// Needs --tls-ca or --tls-insecure.
+    #[arg(long, conflicts_with = "implicit_tls")]
+    starttls: bool,
+    /// TLS from the first byte, greeting after the handshake (RFC 8314, port 465 style).
+    /// Needs --tls-ca or --tls-insecure.
+    #[arg(long)]
+    implicit_tls: bool,
+    /// PEM file of the certificates to trust: a CA, or the server's self-signed certificate.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    tls_ca: Option<PathBuf>,
+    /// Do NOT verify the server's certificate or name (the handshake signature is still
+    /// checked): for benchmarks against self-signed certificates on loopback only.
+    #[arg(long)]
+    tls_insecure: bool,
+    /// Name sent as SNI and checked against the certificate.
+    #[arg(long, default_value = "localhost")]
+    tls_name: String,
+    /// Allow TLS session resumption (default: off, every handshake is a full one).
+    #[arg(long)]
+    tls_resume: bool,
+    /// No mail: each of the --messages numbers is one connection (connect, TLS, EHLO,
+    /// QUIT); reports sessions and handshakes per second.
+    #[arg(long)]
+    handshake_only: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct SinkTlsArgs {
+    /// Offer STARTTLS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -126,6 +172,8 @@ struct SinkArgs {
     max_connections: u32,
     #[command(flatten)]
     fail: FailArgs,
+    #[command(flatten)]
+    tls: SinkTlsArgs,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     json: bool,
@@ -152,6 +200,13 @@ struct RelayArgs {
     /// After the source finished, wait at most this long for the last messages.
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     wait_seconds: u64,
+    /// The sink offers STARTTLS with this PEM certificate chain (with --sink-tls-key), so
+    /// that the server's delivery can run over TLS.
+    #[arg(long, value_name = "FILE", requires = "sink_tls_key")]
+    sink_tls_cert: Option<PathBuf>,
+    /// The PEM private key of --sink-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "sink_tls_cert")]
+    sink_tls_key: Option<PathBuf>,
     #[command(flatten)]
     source: SourceArgs,
 }
@@ -235,15 +290,60 @@ fn loopback(flag: &str, given: &str) -> Result<std::net::SocketAddr, ExitCode> {
     })
 }
 
+/// Print a usage error; exit status 2.
+fn usage(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("mailroot-loadtest: {e}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// The client TLS set-up the source arguments ask for (None: plaintext).
+fn source_tls(a: &SourceTlsArgs) -> Result<Option<tls::ClientTls>, String> {
+    let mode = match (a.starttls, a.implicit_tls) {
+        (true, _) => tls::Mode::StartTls,
+        (false, true) => tls::Mode::Implicit,
+        (false, false) => {
+            if a.tls_ca.is_some() || a.tls_insecure || a.tls_resume {
+                return Err("--tls-ca, --tls-insecure and --tls-resume need --starttls or \
+                            --implicit-tls"
+                    .to_owned());
+            }
+            return Ok(None);
+        }
+    };
+    let trust = match (&a.tls_ca, a.tls_insecure) {
+        (Some(path), _) => tls::Trust::CaFile(path.clone()),
+        (None, true) => tls::Trust::Insecure,
+        (None, false) => {
+            return Err(format!(
+                "--{} needs --tls-ca FILE (the CA or self-signed certificate to trust) or \
+                 --tls-insecure (no verification, benchmarks only)",
+                if a.starttls { "starttls" } else { "implicit-tls" }
+            ));
+        }
+    };
+    tls::ClientTls::new(mode, trust, &a.tls_name, a.tls_resume).map(Some).map_err(|e| e.to_string())
+}
+
+/// The sink's TLS configuration from a cert/key pair of options (None: plaintext only).
+fn sink_tls(
+    cert: Option<&PathBuf>,
+    key: Option<&PathBuf>,
+) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, String> {
+    match (cert, key) {
+        (Some(c), Some(k)) => tls::server_config(c, k).map(Some).map_err(|e| e.to_string()),
+        _ => Ok(None),
+    }
+}
+
 /// Check the source arguments and build its options; the error is already printed.
 fn source_options(a: &SourceArgs) -> Result<source::SourceOptions, ExitCode> {
     let server = loopback("server", &a.server)?;
     for (name, value) in [("helo", &a.helo), ("from", &a.from), ("to", &a.to)] {
         if let Err(e) = single_line(name, value) {
-            eprintln!("mailroot-loadtest: {e}");
-            return Err(ExitCode::from(EXIT_USAGE));
+            return Err(usage(e));
         }
     }
+    let tls = source_tls(&a.tls).map_err(usage)?;
     Ok(source::SourceOptions {
         server,
         sessions: a.sessions as usize,
@@ -261,6 +361,8 @@ fn source_options(a: &SourceArgs) -> Result<source::SourceOptions, ExitCode> {
         per_connection: a.per_connection,
         max_duration: Duration::from_secs(a.max_seconds),
         io_timeout: Duration::from_secs(a.timeout_secs),
+        tls,
+        handshake_only: a.tls.handshake_only,
     })
 }
 
@@ -287,6 +389,10 @@ fn run_sink(a: SinkArgs) -> ExitCode {
         eprintln!("mailroot-loadtest: --tempfail-pct + --permfail-pct must not exceed 100");
         return ExitCode::from(EXIT_USAGE);
     }
+    let tls = match sink_tls(a.tls.tls_cert.as_ref(), a.tls.tls_key.as_ref()) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
     let opts = sink::SinkOptions {
         listen,
         max_duration: Duration::from_secs(a.max_seconds),
@@ -296,6 +402,7 @@ fn run_sink(a: SinkArgs) -> ExitCode {
         permfail_bp: a.fail.permfail_pct,
         seed: a.fail.seed,
         tracker: None,
+        tls,
     };
     match sink::run(&opts) {
         Ok(report) => {
@@ -322,6 +429,13 @@ fn run_relay(a: RelayArgs) -> ExitCode {
         Ok(o) => o,
         Err(code) => return code,
     };
+    if source.handshake_only {
+        return usage("--handshake-only sends no mail: use it with `source`, not `relay`");
+    }
+    let tls = match sink_tls(a.sink_tls_cert.as_ref(), a.sink_tls_key.as_ref()) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
     let sink = sink::SinkOptions {
         listen,
         max_duration: Duration::from_secs(a.source.max_seconds + a.wait_seconds),
@@ -331,6 +445,7 @@ fn run_relay(a: RelayArgs) -> ExitCode {
         permfail_bp: 0,
         seed: 0,
         tracker: None,
+        tls,
     };
     let opts = relay::RelayOptions { source, sink, wait: Duration::from_secs(a.wait_seconds) };
     match relay::run(opts) {
@@ -421,5 +536,30 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["lt", "idle", "--connections", "10", "--pid", "1"]).is_ok());
         assert!(Cli::try_parse_from(["lt", "source", "--size", "0"]).is_err());
+    }
+
+    #[test]
+    fn tls_options_parse_and_are_checked() {
+        let parse = |args: &[&str]| Cli::try_parse_from([&["lt"], args].concat());
+        assert!(parse(&["source", "--starttls", "--tls-insecure", "--handshake-only"]).is_ok());
+        assert!(parse(&["source", "--implicit-tls", "--tls-ca", "ca.pem"]).is_ok());
+        assert!(parse(&["source", "--starttls", "--implicit-tls", "--tls-insecure"]).is_err());
+        assert!(parse(&["source", "--starttls", "--tls-ca", "x", "--tls-insecure"]).is_err());
+        assert!(parse(&["sink", "--tls-cert", "c.pem", "--tls-key", "k.pem"]).is_ok());
+        assert!(parse(&["sink", "--tls-cert", "c.pem"]).is_err());
+        assert!(parse(&["relay", "--sink-tls-key", "k.pem"]).is_err());
+        let tls_of = |args: &[&str]| match parse(args).expect("parses").mode {
+            Mode::Source(a) => source_tls(&a.tls).map(|t| t.map(|t| t.mode)),
+            _ => unreachable!("a source command line"),
+        };
+        // TLS needs a trust choice; trust options need TLS.
+        assert!(tls_of(&["source", "--starttls"]).unwrap_err().contains("--tls-insecure"));
+        assert!(tls_of(&["source", "--tls-insecure"]).unwrap_err().contains("--starttls"));
+        assert_eq!(tls_of(&["source"]), Ok(None));
+        assert_eq!(
+            tls_of(&["source", "--implicit-tls", "--tls-insecure"]),
+            Ok(Some(tls::Mode::Implicit))
+        );
+        assert!(tls_of(&["source", "--starttls", "--tls-ca", "/nonexistent.pem"]).is_err());
     }
 }

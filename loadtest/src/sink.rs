@@ -13,6 +13,13 @@
 //! shares are exact in expectation and reproducible. A transaction whose every recipient
 //! was refused gets `554 5.5.1` to DATA (RFC 5321 §3.3).
 //!
+//! With `--tls-cert`/`--tls-key` it offers STARTTLS (RFC 3207) before TLS: after its
+//! `220 2.0.0 Ready to start TLS` it runs the handshake (rustls, ring, as mailroot) and
+//! serves the rest of the session over TLS, forgetting the earlier EHLO. A client that
+//! sent more bytes behind STARTTLS (the CVE-2011-0411 class) is disconnected. It counts
+//! sessions that went TLS and failed handshakes, so a `relay` run shows whether the
+//! server delivered over TLS.
+//!
 //! In `relay` mode the sink also reads each message's `X-Loadtest-Id` header and notes its
 //! arrival time in the shared `Tracker`.
 //!
@@ -32,6 +39,7 @@ use crate::message::{ID_HEADER, parse_id};
 use crate::relay::Tracker;
 use crate::size::mix64;
 use crate::stats::{json_escape, json_f64, per_second};
+use crate::tls::{self, Stream};
 
 /// Longest line read at once, in bytes; longer DATA lines are read in pieces, longer
 /// command lines are answered 500.
@@ -42,6 +50,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 const STOP_POLL: Duration = Duration::from_millis(20);
 /// Stack size of each connection thread, in bytes.
 const CONN_STACK_BYTES: usize = 128 * 1024;
+/// Read buffer per connection, in bytes.
+const READ_BUFFER_BYTES: usize = 16 * 1024;
 /// SIZE advertised in EHLO, in bytes.
 const ADVERTISED_SIZE_BYTES: u64 = 100 * 1024 * 1024;
 
@@ -64,6 +74,8 @@ pub(crate) struct SinkOptions {
     pub(crate) seed: u64,
     /// `relay` mode: where to note each message's arrival.
     pub(crate) tracker: Option<Arc<Tracker>>,
+    /// Offer STARTTLS with this configuration (None: plaintext only).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// A sink's answer to one RCPT.
@@ -114,6 +126,10 @@ struct Counters {
     first_message_ns: AtomicU64,
     /// Nanoseconds since `start` of the latest message's end.
     last_message_ns: AtomicU64,
+    /// Sessions whose STARTTLS handshake finished.
+    tls_sessions: AtomicU64,
+    /// STARTTLS handshakes that failed (or a client that pipelined behind STARTTLS).
+    tls_failures: AtomicU64,
 }
 
 /// Fixed replies of the sink.
@@ -131,6 +147,8 @@ mod replies {
     pub(super) const TEMPFAIL: &[u8] = b"451 4.2.0 Mailbox temporarily unavailable (loadtest)\r\n";
     pub(super) const PERMFAIL: &[u8] = b"550 5.1.1 Mailbox unavailable (loadtest)\r\n";
     pub(super) const NO_RCPTS: &[u8] = b"554 5.5.1 No valid recipients\r\n";
+    pub(super) const TLS_READY: &[u8] = b"220 2.0.0 Ready to start TLS\r\n";
+    pub(super) const TLS_ACTIVE: &[u8] = b"503 5.5.1 TLS already active\r\n";
 }
 
 /// A sink listening and serving in background threads.
@@ -142,6 +160,12 @@ pub(crate) struct RunningSink {
 }
 
 impl RunningSink {
+    /// The address it listens on.
+    #[cfg(test)]
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.opts.listen
+    }
+
     /// The summary as of now.
     pub(crate) fn report(&self, stopped_by: &'static str) -> SinkReport {
         SinkReport::from_counters(&self.opts, &self.counters, stopped_by)
@@ -175,6 +199,8 @@ pub(crate) fn run(opts: &SinkOptions) -> io::Result<SinkReport> {
 /// Bind and start serving in background threads (they end with the process).
 pub(crate) fn start(opts: &SinkOptions) -> io::Result<RunningSink> {
     let listener = TcpListener::bind(opts.listen)?;
+    // Port 0 (tests): report the port the kernel chose.
+    let opts = &SinkOptions { listen: listener.local_addr()?, ..opts.clone() };
     let counters = Arc::new(Counters {
         start: Instant::now(),
         connections: AtomicU64::new(0),
@@ -187,6 +213,8 @@ pub(crate) fn start(opts: &SinkOptions) -> io::Result<RunningSink> {
         bytes: AtomicU64::new(0),
         first_message_ns: AtomicU64::new(0),
         last_message_ns: AtomicU64::new(0),
+        tls_sessions: AtomicU64::new(0),
+        tls_failures: AtomicU64::new(0),
     });
     {
         let counters = Arc::clone(&counters);
@@ -225,15 +253,14 @@ fn accept_loop(listener: &TcpListener, counters: &Arc<Counters>, opts: &Arc<Sink
 fn serve(stream: TcpStream, counters: &Counters, opts: &SinkOptions) -> io::Result<()> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IDLE_TIMEOUT))?;
-    let mut reader = BufReader::with_capacity(16 * 1024, stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, Stream::Plain(stream));
     let mut out: Vec<u8> = replies::GREETING.to_vec();
     let mut line = Vec::with_capacity(1024);
     // Recipients accepted in the current transaction.
     let mut rcpt_ok = 0u32;
     loop {
         if reader.buffer().is_empty() && !out.is_empty() {
-            reader.get_ref().write_all(&out)?;
-            out.clear();
+            flush(&mut reader, &mut out)?;
         }
         line.clear();
         let n = (&mut reader).take(MAX_LINE_BYTES).read_until(b'\n', &mut line)?;
@@ -252,11 +279,22 @@ fn serve(stream: TcpStream, counters: &Counters, opts: &SinkOptions) -> io::Resu
         };
         match &verb {
             b"EHLO" => {
+                let starttls = opts.tls.is_some() && !reader.get_ref().is_tls();
                 let _ = write!(
                     out,
                     "250-sink.loadtest.invalid\r\n250-PIPELINING\r\n250-SIZE {ADVERTISED_SIZE_BYTES}\r\n\
-                     250-8BITMIME\r\n250 ENHANCEDSTATUSCODES\r\n"
+                     250-8BITMIME\r\n{}250 ENHANCEDSTATUSCODES\r\n",
+                    if starttls { "250-STARTTLS\r\n" } else { "" }
                 );
+            }
+            b"STAR" if is_starttls(&line) && reader.get_ref().is_tls() => {
+                out.extend_from_slice(replies::TLS_ACTIVE);
+            }
+            b"STAR" if is_starttls(&line) && opts.tls.is_some() => {
+                out.extend_from_slice(replies::TLS_READY);
+                flush(&mut reader, &mut out)?;
+                rcpt_ok = 0;
+                reader = start_tls(reader, opts, counters)?;
             }
             b"HELO" => out.extend_from_slice(replies::HELO),
             b"MAIL" | b"RSET" => {
@@ -286,8 +324,7 @@ fn serve(stream: TcpStream, counters: &Counters, opts: &SinkOptions) -> io::Resu
             b"VRFY" => out.extend_from_slice(replies::VRFY),
             b"DATA" => {
                 out.extend_from_slice(replies::START_DATA);
-                reader.get_ref().write_all(&out)?;
-                out.clear();
+                flush(&mut reader, &mut out)?;
                 rcpt_ok = 0;
                 let (bytes, id) = read_data(&mut reader, &mut line)?;
                 if let (Some(t), Some((run, seq))) = (&opts.tracker, id) {
@@ -307,7 +344,7 @@ fn serve(stream: TcpStream, counters: &Counters, opts: &SinkOptions) -> io::Resu
             }
             b"QUIT" => {
                 out.extend_from_slice(replies::BYE);
-                reader.get_ref().write_all(&out)?;
+                flush(&mut reader, &mut out)?;
                 return Ok(());
             }
             _ => out.extend_from_slice(replies::UNKNOWN),
@@ -315,8 +352,46 @@ fn serve(stream: TcpStream, counters: &Counters, opts: &SinkOptions) -> io::Resu
     }
 }
 
+/// Write and clear the pending replies.
+fn flush(reader: &mut BufReader<Stream>, out: &mut Vec<u8>) -> io::Result<()> {
+    let stream = reader.get_mut();
+    stream.write_all(out)?;
+    stream.flush()?;
+    out.clear();
+    Ok(())
+}
+
+/// True if the command line is exactly `STARTTLS` (any case, CRLF or LF).
+fn is_starttls(line: &[u8]) -> bool {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.eq_ignore_ascii_case(b"STARTTLS")
+}
+
+/// After the 220 to STARTTLS: the handshake, and a reader over the TLS stream. Bytes the
+/// client sent behind STARTTLS end the session (they must not be read as if over TLS).
+fn start_tls(
+    reader: BufReader<Stream>,
+    opts: &SinkOptions,
+    counters: &Counters,
+) -> io::Result<BufReader<Stream>> {
+    let fail = |e: io::Error| {
+        counters.tls_failures.fetch_add(1, Ordering::Relaxed);
+        e
+    };
+    if !reader.buffer().is_empty() {
+        return Err(fail(io::Error::new(io::ErrorKind::InvalidData, "data after STARTTLS")));
+    }
+    let (Some(config), Stream::Plain(tcp)) = (&opts.tls, reader.into_inner()) else {
+        return Err(io::Error::other("STARTTLS without a configuration or inside TLS"));
+    };
+    let stream = tls::accept(config, tcp).map_err(fail)?;
+    counters.tls_sessions.fetch_add(1, Ordering::Relaxed);
+    Ok(BufReader::with_capacity(READ_BUFFER_BYTES, stream))
+}
+
 /// Discard input up to and including the next LF.
-fn skip_line(reader: &mut BufReader<TcpStream>) -> io::Result<()> {
+fn skip_line(reader: &mut BufReader<Stream>) -> io::Result<()> {
     let mut scratch = Vec::new();
     loop {
         scratch.clear();
@@ -330,7 +405,7 @@ fn skip_line(reader: &mut BufReader<TcpStream>) -> io::Result<()> {
 /// Read message content up to the `.` line; returns the content bytes (excluding it) and
 /// the value of the first `X-Loadtest-Id` header in the header section, if any.
 fn read_data(
-    reader: &mut BufReader<TcpStream>,
+    reader: &mut BufReader<Stream>,
     line: &mut Vec<u8>,
 ) -> io::Result<(u64, Option<(u64, u64)>)> {
     let mut bytes = 0u64;
@@ -390,6 +465,12 @@ pub(crate) struct SinkReport {
     bytes: u64,
     /// Seconds between the first and the last message's end (0 with < 2 messages).
     active_s: f64,
+    /// STARTTLS offered.
+    tls_offered: bool,
+    /// Sessions that went TLS.
+    tls_sessions: u64,
+    /// Failed STARTTLS handshakes.
+    tls_failures: u64,
 }
 
 impl SinkReport {
@@ -407,12 +488,21 @@ impl SinkReport {
             permfailed: c.permfailed.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             active_s: last.saturating_sub(first) as f64 / 1e9,
+            tls_offered: opts.tls.is_some(),
+            tls_sessions: c.tls_sessions.load(Ordering::Relaxed),
+            tls_failures: c.tls_failures.load(Ordering::Relaxed),
         }
     }
 
     /// The address it listened on.
     pub(crate) fn listen(&self) -> SocketAddr {
         self.listen
+    }
+
+    /// Messages, connections, sessions that went TLS and failed handshakes.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> [u64; 4] {
+        [self.messages, self.connections, self.tls_sessions, self.tls_failures]
     }
 
     /// Messages per second between the first and the last message.
@@ -447,6 +537,13 @@ impl SinkReport {
             self.active_rate(),
             per_second(self.bytes, self.active_s)
         );
+        if self.tls_offered {
+            let _ = writeln!(
+                t,
+                "tls: STARTTLS offered; {} of {} connections went TLS, {} failed handshakes",
+                self.tls_sessions, self.connections, self.tls_failures
+            );
+        }
         t
     }
 
@@ -455,7 +552,8 @@ impl SinkReport {
         format!(
             "{{\"mode\":\"sink\",\"listen\":\"{}\",\"stopped_by\":\"{}\",\"elapsed_s\":{},\
              \"connections\":{},\"messages\":{},\"rcpts\":{},\"tempfailed\":{},\"permfailed\":{},\
-             \"bytes\":{},\"active_s\":{},\"msgs_per_s\":{},\"bytes_per_s\":{}}}",
+             \"bytes\":{},\"active_s\":{},\"msgs_per_s\":{},\"bytes_per_s\":{},\
+             \"tls_offered\":{},\"tls_sessions\":{},\"tls_failures\":{}}}",
             json_escape(&self.listen.to_string()),
             self.stopped_by,
             json_f64(self.elapsed_s),
@@ -467,13 +565,24 @@ impl SinkReport {
             self.bytes,
             json_f64(self.active_s),
             json_f64(self.active_rate()),
-            json_f64(per_second(self.bytes, self.active_s))
+            json_f64(per_second(self.bytes, self.active_s)),
+            self.tls_offered,
+            self.tls_sessions,
+            self.tls_failures
         )
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_a_bare_starttls_starts_tls() {
+        assert!(is_starttls(b"STARTTLS\r\n"));
+        assert!(is_starttls(b"starttls\n"));
+        assert!(!is_starttls(b"STARTTLS now\r\n"));
+        assert!(!is_starttls(b"STARTTL\r\n"));
+    }
+
     use super::*;
 
     #[test]

@@ -18,9 +18,19 @@
 //! session counts: coordinated omission cannot hide queueing (Tene, "How NOT to measure
 //! latency"). Without `--rate` the sessions run closed loop, as fast as replies come.
 //!
-//! STANDARDS: RFC 5321 (§3.3 mail transactions, §4.1.1 commands), RFC 2920 (PIPELINING).
+//! TLS (`--starttls`, `--implicit-tls`): with STARTTLS a session sends EHLO, STARTTLS,
+//! runs the handshake, sends EHLO again (RFC 3207 §4.2: the server forgets the first one)
+//! and only then its transactions; with implicit TLS (RFC 8314) it handshakes right after
+//! connect and reads the greeting over TLS. The handshake alone is the `tls` stage; the
+//! report adds handshakes per second. `--handshake-only` turns every message number into
+//! one connection without mail (connect, TLS, EHLO, QUIT), to measure handshakes per
+//! second on their own.
+//!
+//! STANDARDS: RFC 5321 (§3.3 mail transactions, §4.1.1 commands), RFC 2920 (PIPELINING),
+//! RFC 3207 (STARTTLS), RFC 8314 (implicit TLS).
 
-use std::fmt::Write as _;
+mod report;
+
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,7 +43,8 @@ use crate::client::{ClientError, Connection, advertises};
 use crate::message::{END_OF_DATA, MessageTemplate, recipient};
 use crate::relay::Tracker;
 use crate::size::SizeDist;
-use crate::stats::{Stage, Stats, json_errors, json_escape, json_f64, per_second};
+use crate::stats::{Stage, Stats, per_second};
+use crate::tls::{ClientTls, Mode, Negotiated};
 
 /// Stack size of each session thread, in bytes (sessions keep little on the stack).
 const SESSION_STACK_BYTES: usize = 256 * 1024;
@@ -77,6 +88,10 @@ pub(crate) struct SourceOptions {
     pub(crate) max_duration: Duration,
     /// Bound on each connect, read and write.
     pub(crate) io_timeout: Duration,
+    /// STARTTLS or implicit TLS, with its client configuration (None: plaintext).
+    pub(crate) tls: Option<ClientTls>,
+    /// Each message number is one connection without mail (connect, TLS, EHLO, QUIT).
+    pub(crate) handshake_only: bool,
 }
 
 /// State shared by all session threads; only atomics and constants.
@@ -282,6 +297,21 @@ fn session(id: usize, shared: &Shared) -> Stats {
                 );
             }
         }
+        if o.handshake_only {
+            match open(shared, &mut stats) {
+                Ok((mut c, _)) => {
+                    quit(&mut c);
+                    stats.accepted += 1;
+                    shared.accepted.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(key) => {
+                    stats.failed += 1;
+                    stats.error(key);
+                }
+            }
+            shared.finished.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         if conn.is_none() {
             match open(shared, &mut stats) {
                 Ok(opened) => {
@@ -373,31 +403,69 @@ enum Outcome {
     Refused { key: String, closing: bool },
 }
 
-/// Connect, read the greeting, EHLO. Err is the error-table key.
+/// Connect, read the greeting, EHLO (and TLS when asked). Err is the error-table key.
 fn open(shared: &Shared, stats: &mut Stats) -> Result<(Connection, bool), String> {
     let o = &shared.opts;
     let timeout = shared.socket_timeout().ok_or_else(|| "deadline".to_owned())?;
+    let key = |e: ClientError| e.key();
     let t0 = Instant::now();
-    let mut c = Connection::connect(o.server, timeout).map_err(|e| e.key())?;
-    let greeting = c.read_reply(None).map_err(|e| e.key())?;
+    let mut c = match &o.tls {
+        Some(tls) if tls.mode == Mode::Implicit => {
+            let (c, n) = Connection::connect_implicit_tls(o.server, timeout, tls).map_err(key)?;
+            note_handshake(stats, &n);
+            c
+        }
+        _ => Connection::connect(o.server, timeout).map_err(key)?,
+    };
+    let greeting = c.read_reply(None).map_err(key)?;
     if greeting.code != 220 {
         return Err(format!("greeting {}", greeting.code));
     }
     stats.record(Stage::Connect, t0.elapsed());
     let t1 = Instant::now();
-    c.send(format!("EHLO {}\r\n", o.helo).as_bytes()).map_err(|e| e.key())?;
-    let mut lines = Vec::new();
-    let ehlo = c.read_reply(Some(&mut lines)).map_err(|e| e.key())?;
-    if ehlo.code != 250 {
-        return Err(format!("EHLO {}", ehlo.code));
-    }
+    let mut lines = ehlo(&mut c, &o.helo, "EHLO")?;
     stats.record(Stage::Ehlo, t1.elapsed());
+    if let Some(tls) = o.tls.as_ref().filter(|t| t.mode == Mode::StartTls) {
+        if !advertises(&lines, "STARTTLS") {
+            return Err("STARTTLS not advertised".to_owned());
+        }
+        c.send(b"STARTTLS\r\n").map_err(key)?;
+        let ready = c.read_reply(None).map_err(key)?;
+        if ready.code != 220 {
+            return Err(format!("STARTTLS {}", ready.code));
+        }
+        let (upgraded, n) = c.start_tls(tls).map_err(key)?;
+        c = upgraded;
+        note_handshake(stats, &n);
+        lines = ehlo(&mut c, &o.helo, "EHLO after TLS")?;
+    }
     stats.connections += 1;
     let server_pipelining = advertises(&lines, "PIPELINING");
     if o.pipelining && !server_pipelining {
         stats.pipelining_refused = true;
     }
     Ok((c, o.pipelining && server_pipelining))
+}
+
+/// Send EHLO and read its reply; the reply's lines, or the error key (`stage CODE`).
+fn ehlo(c: &mut Connection, helo: &str, stage: &str) -> Result<Vec<String>, String> {
+    c.send(format!("EHLO {helo}\r\n").as_bytes()).map_err(|e| e.key())?;
+    let mut lines = Vec::new();
+    let reply = c.read_reply(Some(&mut lines)).map_err(|e| e.key())?;
+    if reply.code != 250 {
+        return Err(format!("{stage} {}", reply.code));
+    }
+    Ok(lines)
+}
+
+/// Count one finished handshake.
+fn note_handshake(stats: &mut Stats, n: &Negotiated) {
+    stats.record(Stage::Handshake, n.elapsed);
+    stats.handshakes += 1;
+    stats.resumed += u64::from(n.resumed);
+    if stats.tls.is_none() {
+        stats.tls = Some(n.describe.clone());
+    }
 }
 
 /// One MAIL / RCPT... / DATA / content transaction.
@@ -497,6 +565,12 @@ fn quit(c: &mut Connection) {
 }
 
 impl SourceReport {
+    /// The merged counts of every session.
+    #[cfg(test)]
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// Messages accepted (end-of-data 250).
     pub(crate) fn accepted(&self) -> u64 {
         self.stats.accepted
@@ -509,132 +583,6 @@ impl SourceReport {
 
     fn secs(&self) -> f64 {
         self.elapsed.as_secs_f64()
-    }
-
-    /// Human-readable report.
-    pub(crate) fn to_text(&self) -> String {
-        let o = &self.opts;
-        let s = &self.stats;
-        let secs = self.secs();
-        let mut t = String::new();
-        let _ = writeln!(
-            t,
-            "mailroot-loadtest source -> {}: {} sessions, {} messages of {} bytes, {} rcpt(s), \
-             {} per connection, pipelining {}, {}",
-            o.server,
-            o.sessions,
-            o.messages,
-            o.size,
-            o.rcpts,
-            o.per_connection,
-            match (o.pipelining, s.pipelining_refused) {
-                (false, _) => "off",
-                (true, false) => "on",
-                (true, true) => "asked but NOT advertised by server (fell back)",
-            },
-            match o.rate {
-                Some(r) => format!("open loop at {r} msgs/s"),
-                None => "closed loop".to_owned(),
-            }
-        );
-        let _ = writeln!(
-            t,
-            "messages: {} accepted, {} failed, {} attempted in {:.3} s (stopped by {})",
-            s.accepted,
-            s.failed,
-            self.attempted,
-            secs,
-            if self.hit_deadline { "--max-seconds" } else { "--messages" }
-        );
-        let bps = per_second(s.accepted_bytes, secs);
-        let _ = writeln!(
-            t,
-            "rate: {:.1} msgs/s, {:.0} bytes/s ({:.2} MiB/s); connections: {}",
-            per_second(s.accepted, secs),
-            bps,
-            bps / (1024.0 * 1024.0),
-            s.connections
-        );
-        if s.errors.is_empty() {
-            let _ = writeln!(t, "errors: none");
-        } else {
-            let _ = writeln!(t, "errors:");
-            for (k, v) in &s.errors {
-                let _ = writeln!(t, "  {k}: {v}");
-            }
-        }
-        let _ = writeln!(
-            t,
-            "latency ms {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "count", "p50", "p90", "p99", "p99.9", "max"
-        );
-        for stage in Stage::ALL {
-            if stage == Stage::Scheduled && o.rate.is_none() {
-                continue;
-            }
-            let l = s.latency(stage);
-            let p = l.percentiles_us().map(|us| us as f64 / 1000.0);
-            let _ = writeln!(
-                t,
-                "  {:<8} {:>8} {:>9.3} {:>9.3} {:>9.3} {:>9.3} {:>9.3}",
-                stage.name(),
-                l.count(),
-                p[0],
-                p[1],
-                p[2],
-                p[3],
-                p[4]
-            );
-        }
-        t
-    }
-
-    /// One JSON object on one line.
-    pub(crate) fn to_json(&self) -> String {
-        let o = &self.opts;
-        let s = &self.stats;
-        let secs = self.secs();
-        let latency: Vec<String> = Stage::ALL
-            .iter()
-            .map(|&stage| {
-                let l = s.latency(stage);
-                let [p50, p90, p99, p999, max] = l.percentiles_us();
-                format!(
-                    "\"{}\":{{\"count\":{},\"p50\":{p50},\"p90\":{p90},\"p99\":{p99},\
-                     \"p99_9\":{p999},\"max\":{max}}}",
-                    stage.name(),
-                    l.count()
-                )
-            })
-            .collect();
-        format!(
-            "{{\"mode\":\"source\",\"server\":\"{}\",\"sessions\":{},\"messages\":{},\
-             \"size\":\"{}\",\"size_mean_bytes\":{},\"rate\":{},\"rcpts\":{},\"per_connection\":{},\"pipelining\":{},\
-             \"server_pipelining\":{},\"attempted\":{},\"accepted\":{},\"failed\":{},\
-             \"accepted_bytes\":{},\"connections\":{},\"elapsed_s\":{},\"msgs_per_s\":{},\
-             \"bytes_per_s\":{},\"stopped_by\":\"{}\",\"errors\":{},\"latency_us\":{{{}}}}}",
-            json_escape(&o.server.to_string()),
-            o.sessions,
-            o.messages,
-            o.size,
-            json_f64(o.size.mean()),
-            o.rate.map_or_else(|| "null".to_owned(), json_f64),
-            o.rcpts,
-            o.per_connection,
-            o.pipelining,
-            o.pipelining && !s.pipelining_refused,
-            self.attempted,
-            s.accepted,
-            s.failed,
-            s.accepted_bytes,
-            s.connections,
-            json_f64(secs),
-            json_f64(per_second(s.accepted, secs)),
-            json_f64(per_second(s.accepted_bytes, secs)),
-            if self.hit_deadline { "max-seconds" } else { "messages" },
-            json_errors(&s.errors),
-            latency.join(",")
-        )
     }
 }
 

@@ -18,8 +18,13 @@ const HISTOGRAM_SIGFIG: u8 = 3;
 /// The measured stages of a session, in report order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Stage {
-    /// TCP connect until the 220 greeting has arrived.
+    /// TCP connect until the 220 greeting has arrived (with `--implicit-tls`, the
+    /// handshake before the greeting included).
     Connect,
+    /// The TLS handshake alone: ClientHello sent until the handshake finished (STARTTLS
+    /// or implicit TLS only; with implicit TLS it includes the wait for the server to
+    /// accept the connection, which STARTTLS has in `Connect`).
+    Handshake,
     /// EHLO sent until its final 250 line has arrived.
     Ehlo,
     /// The end-of-data `.` sent until its 250 arrived (the server's commit latency).
@@ -33,13 +38,20 @@ pub(crate) enum Stage {
 
 impl Stage {
     /// Every stage, in report order.
-    pub(crate) const ALL: [Stage; 5] =
-        [Stage::Connect, Stage::Ehlo, Stage::EndOfData, Stage::Transaction, Stage::Scheduled];
+    pub(crate) const ALL: [Stage; 6] = [
+        Stage::Connect,
+        Stage::Handshake,
+        Stage::Ehlo,
+        Stage::EndOfData,
+        Stage::Transaction,
+        Stage::Scheduled,
+    ];
 
     /// Name used in the text and JSON reports.
     pub(crate) fn name(self) -> &'static str {
         match self {
             Stage::Connect => "connect",
+            Stage::Handshake => "tls",
             Stage::Ehlo => "ehlo",
             Stage::EndOfData => "eod",
             Stage::Transaction => "txn",
@@ -108,8 +120,14 @@ pub(crate) struct Stats {
     pub(crate) errors: BTreeMap<String, u64>,
     /// True if some EHLO reply lacked PIPELINING while `--pipelining` was asked for.
     pub(crate) pipelining_refused: bool,
+    /// TLS handshakes finished (STARTTLS or implicit TLS).
+    pub(crate) handshakes: u64,
+    /// Of those, resumed sessions (only with `--tls-resume`).
+    pub(crate) resumed: u64,
+    /// Protocol version and cipher suite of the first handshake ("TLSv1_3 TLS13_...").
+    pub(crate) tls: Option<String>,
     /// One histogram per `Stage`, indexed by `Stage as usize`.
-    latency: [Latency; 5],
+    latency: [Latency; 6],
 }
 
 impl Stats {
@@ -122,6 +140,9 @@ impl Stats {
             connections: 0,
             errors: BTreeMap::new(),
             pipelining_refused: false,
+            handshakes: 0,
+            resumed: 0,
+            tls: None,
             latency: std::array::from_fn(|_| Latency::new()),
         }
     }
@@ -148,6 +169,11 @@ impl Stats {
         self.accepted_bytes += other.accepted_bytes;
         self.connections += other.connections;
         self.pipelining_refused |= other.pipelining_refused;
+        self.handshakes += other.handshakes;
+        self.resumed += other.resumed;
+        if self.tls.is_none() {
+            self.tls.clone_from(&other.tls);
+        }
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_insert(0) += v;
         }

@@ -6,6 +6,8 @@
 //! - `GET /api/stats`: the same snapshot as JSON (`stats::render_json`), read by `mailroot stats`;
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
 //!   (`spool::listing`, a read-only scan of `Queue/`);
+//! - `GET /api/queue/shape`: the qshape table `mailroot queue shape --json` prints
+//!   (`spool::shape`, pending recipients by domain and age at the time of the request);
 //! - the control endpoints (`GET /api/sites`, `GET /api/events`, `POST /api/pause`,
 //!   `/api/resume`, `/api/sites/{site}/pause|resume`, `/api/drain`, `/api/reload`): see
 //!   `admin::control` for the contract.
@@ -50,6 +52,8 @@ pub const PATH_METRICS: &str = "/metrics";
 pub const PATH_STATS: &str = "/api/stats";
 /// Path of the JSON queue listing.
 pub const PATH_QUEUE: &str = "/api/queue";
+/// Path of the JSON qshape table.
+pub const PATH_QUEUE_SHAPE: &str = "/api/queue/shape";
 
 /// Largest POST body read (a drain timeout; anything longer is cut).
 const MAX_BODY_BYTES: u64 = 4096;
@@ -224,6 +228,7 @@ fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
             }
             Err(e) => (500, TEXT, format!("{e}\n")),
         },
+        PATH_QUEUE_SHAPE => queue_shape(&ctx.queue_dir),
         PATH_SITES => {
             let (status, body) = control::get_sites(&*ctx.control);
             (status, JSON, body)
@@ -235,7 +240,24 @@ fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
         _ => (
             404,
             TEXT,
-            "not found: try /metrics, /api/stats, /api/queue, /api/sites, /api/events\n".into(),
+            "not found: try /metrics, /api/stats, /api/queue, /api/queue/shape, /api/sites, /api/events\n".into(),
         ),
+    }
+}
+
+/// `GET /api/queue/shape`: the qshape JSON at the current wall-clock time.
+fn queue_shape(queue_dir: &std::path::Path) -> (u16, &'static str, String) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut out = Vec::new();
+    let written = listing::list(queue_dir).map_err(|e| e.to_string()).and_then(|l| {
+        crate::spool::shape::Shape::compute(&l, now_ms)
+            .write_json(&mut out)
+            .map_err(|e| e.to_string())
+    });
+    match written {
+        Ok(()) => (200, "application/json", String::from_utf8_lossy(&out).into_owned()),
+        Err(e) => (500, "text/plain; charset=utf-8", format!("{e}\n")),
     }
 }

@@ -132,6 +132,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
             name: DEFAULT_SITE_NAME.to_owned(),
             listen: vec![DEFAULT_LISTEN],
             tls: super::SiteTls::default(),
+            proxy: super::SiteProxy::default(),
         }],
         limits: Limits {
             max_message_size_bytes: DEFAULT_MAX_MESSAGE_SIZE_BYTES,

@@ -15,7 +15,7 @@
 //! - `mailroot`, `workers`, `[spool]`, `limits.shutdown_grace`: folders, threads and the
 //!   spool (the connection limits and `min_free_disk` are atomics the reload sets);
 //! - the sites (`[[site]]` names, `listen`, `implicit_tls_listen`, certificate paths,
-//!   adding or removing a site) and `[tls]` certificate paths: listeners are bound and
+//!   PROXY protocol settings, adding or removing a site) and `[tls]` certificate paths: listeners are bound and
 //!   certificates loaded per path at start-up (the *content* of the files is re-read by
 //!   every reload);
 //! - `[admin]` and `[event_log]`: their threads hold the listener and the file;
@@ -253,6 +253,8 @@ mod tests {
                     "site[1].implicit_tls_listen: (none) -> []",
                     r#"site[1].listen: (none) -> ["127.0.0.1:27"]"#,
                     "site[1].name: (none) -> \"b\"",
+                    "site[1].proxy_protocol: (none) -> false",
+                    "site[1].proxy_trusted: (none) -> []",
                     "site[1].require_tls: (none) -> false",
                 ],
             ),

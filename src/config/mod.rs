@@ -27,6 +27,7 @@ mod outbound;
 mod parse;
 mod parse_outbound;
 mod print;
+mod proxy;
 #[cfg(test)]
 mod test_support;
 mod tls;
@@ -60,6 +61,7 @@ pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
     SmartHostAuth, TlsPolicy,
 };
+pub use proxy::SiteProxy;
 pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, SiteTls, TlsConfig, TlsFiles};
 
 /// The whole validated configuration. Built by [`Config::from_toml_str`] or
@@ -122,6 +124,8 @@ pub struct Site {
     pub listen: Vec<SocketAddr>,
     /// TLS: the site's own certificate, implicit-TLS listeners, `require_tls`.
     pub tls: SiteTls,
+    /// PROXY protocol on the site's listeners (`proxy_protocol`, `proxy_trusted`).
+    pub proxy: SiteProxy,
 }
 
 /// Resource limits, `[limits]`. Every field is > 0 unless its doc says 0 is allowed.

@@ -85,8 +85,16 @@ const SMTP_KEYS: &[&str] = &["bare_line_ending"];
 /// Keys allowed in `[spool]`.
 const SPOOL_KEYS: &[&str] = &["segment_size", "commit_delay"];
 /// Keys allowed in each `[[site]]`.
-const SITE_KEYS: &[&str] =
-    &["name", "listen", "tls_cert", "tls_key", "implicit_tls_listen", "require_tls"];
+const SITE_KEYS: &[&str] = &[
+    "name",
+    "listen",
+    "tls_cert",
+    "tls_key",
+    "implicit_tls_listen",
+    "require_tls",
+    "proxy_protocol",
+    "proxy_trusted",
+];
 
 /// Every section with its keys, to tell the operator where a misplaced key belongs.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -425,7 +433,8 @@ fn sites(v: &Value, tls: &super::TlsConfig) -> Parsed<Vec<Site>> {
             return Err(ConfigError::new(listen_key, "must list at least one address"));
         }
         let tls = super::tls::site_tls(t, &prefix, tls, &mut seen)?;
-        out.push(Site { name, listen, tls });
+        let proxy = super::proxy::site_proxy(t, &prefix)?;
+        out.push(Site { name, listen, tls, proxy });
     }
     Ok(out)
 }

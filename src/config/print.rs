@@ -73,6 +73,7 @@ pub(super) fn to_toml(c: &Config) -> String {
         let _ = writeln!(out, "\n[[site]]\nname = {}", quote(&site.name));
         let _ = writeln!(out, "listen = {}", list(&site.listen));
         super::tls::print_site(&site.tls, &mut out);
+        super::proxy::print_site(&site.proxy, &mut out);
     }
     outbound(c, &mut out);
     super::admin::print(&c.admin, &mut out);

@@ -75,6 +75,9 @@ pub(super) struct Conn<C> {
     pub(super) connecting: Option<SocketAddr>,
     /// TLS state once TLS started (boxed: plaintext connections stay small).
     pub(super) tls: Option<Box<Tls>>,
+    /// An implicit-TLS listener's configuration, held back while the service reads the
+    /// connection's preface (`Service::awaiting_preface`); `drive` starts TLS after it.
+    pub(super) pending_tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// What `drive` decided.
@@ -102,6 +105,7 @@ impl<C> Conn<C> {
             refeed: false,
             connecting: None,
             tls: None,
+            pending_tls: None,
         }
     }
 
@@ -218,7 +222,19 @@ pub(super) fn drive<S: Service>(
     }
     let step = loop {
         let step = pass(svc, id, c, scratch);
-        if !matches!(step, Step::Idle) || c.tls.is_some() || !c.all_sent() {
+        if !matches!(step, Step::Idle) || c.tls.is_some() {
+            break step;
+        }
+        if c.pending_tls.is_some() && svc.wants_close(&c.state) {
+            c.pending_tls = None; // refused after its preface: no handshake to start
+        }
+        if c.pending_tls.is_some() && !svc.awaiting_preface(&c.state) {
+            match start_after_preface(svc, id, c) {
+                Ok(()) => continue, // a pass at once: rustls may have a reply to send
+                Err(reason) => break Step::Close(reason),
+            }
+        }
+        if !c.all_sent() {
             break step;
         }
         let Some(how) = svc.tls_start(&mut c.state) else { break step };
@@ -240,6 +256,43 @@ pub(super) fn drive<S: Service>(
     };
     c.shrink_input();
     step
+}
+
+/// Start the implicit TLS held back during the preface: the input the service left after
+/// its preface is the client's first TLS bytes, handed to rustls before any socket read.
+fn start_after_preface<S: Service>(
+    svc: &mut S,
+    id: ConnId,
+    c: &mut Conn<S::Conn>,
+) -> Result<(), CloseReason> {
+    let Some(cfg) = c.pending_tls.take() else { return Ok(()) };
+    let held = std::mem::take(&mut c.input);
+    let mut tls = match Tls::start(super::TlsStart::Server(cfg)) {
+        Ok(t) => t,
+        Err(e) => {
+            svc.tls_error(&mut c.state, &e);
+            return Err(CloseReason::TlsHandshake);
+        }
+    };
+    let mut rest = held.as_slice();
+    while !rest.is_empty() {
+        // Reading from a slice cannot fail with WouldBlock; rustls takes what it buffers.
+        match tls.conn.read_tls(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {
+                if let Err(e) = tls.conn.process_new_packets() {
+                    log::debug!("conn={} TLS error: {e}", id.index());
+                    svc.tls_error(&mut c.state, &e);
+                    c.tls = Some(Box::new(tls));
+                    let _ = c.flush(); // the alert, best effort
+                    return Err(CloseReason::TlsHandshake);
+                }
+            }
+            Err(_) => return Err(CloseReason::TlsHandshake),
+        }
+    }
+    c.tls = Some(Box::new(tls));
+    Ok(())
 }
 
 /// The write-then-read loop of one pass.

@@ -11,7 +11,12 @@
 //! command or per byte, and held only for one hash-map update, so contention between
 //! workers stays negligible even at tens of thousands of connections per second.
 //!
-//! TRUST: the peer address comes from the kernel (`accept`), not from the client.
+//! TRUST: the peer address comes from the kernel (`accept`), not from the client. One
+//! exception, decided by the service: on a listener whose client address arrives in a
+//! preface (the PROXY protocol header of a trusted load balancer), the worker takes a
+//! permit counted in the total only ([`ConnLimits::try_acquire_total`]) and the service
+//! counts the carried client address once it knows it ([`ConnPermit::count_ip`]); the
+//! balancer's own address is never counted per IP (it carries every client).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,20 +56,38 @@ pub struct ConnLimits {
 pub struct ConnPermit {
     /// The limits this permit was taken from.
     limits: Arc<ConnLimits>,
-    /// The client address counted.
-    ip: IpAddr,
+    /// The client address counted per IP; `None` until `count_ip` (a permit taken with
+    /// `try_acquire_total`).
+    ip: Option<IpAddr>,
 }
 
 impl ConnPermit {
-    /// The client address this permit counts.
-    pub fn ip(&self) -> IpAddr {
+    /// The client address this permit counts per IP (`None`: not counted per IP yet).
+    pub fn ip(&self) -> Option<IpAddr> {
         self.ip
+    }
+
+    /// Count this connection per IP for `ip` now (a permit from `try_acquire_total`, whose
+    /// client address was learnt later); a permit already counted for another address
+    /// moves to `ip`. On `Err` the permit is unchanged (still counted in the total).
+    pub fn count_ip(&mut self, ip: IpAddr) -> Result<(), LimitExceeded> {
+        if self.ip == Some(ip) {
+            return Ok(());
+        }
+        self.limits.add_ip(ip)?;
+        if let Some(old) = self.ip.replace(ip) {
+            self.limits.release_ip(old);
+        }
+        Ok(())
     }
 }
 
 impl Drop for ConnPermit {
     fn drop(&mut self) {
-        self.limits.release(self.ip);
+        if let Some(ip) = self.ip {
+            self.limits.release_ip(ip);
+        }
+        self.limits.total.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -92,38 +115,47 @@ impl ConnLimits {
 
     /// Count a new connection from `ip`, or say which limit it would exceed.
     pub fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnPermit, LimitExceeded> {
+        let mut permit = self.try_acquire_total()?;
+        permit.count_ip(ip)?; // on Err the permit drops and un-counts the total
+        Ok(permit)
+    }
+
+    /// Count a new connection in the total only; its client address is counted later
+    /// with [`ConnPermit::count_ip`] (see the module's TRUST note).
+    pub fn try_acquire_total(self: &Arc<Self>) -> Result<ConnPermit, LimitExceeded> {
         let prev = self.total.fetch_add(1, Ordering::Relaxed);
         let max_total = self.max_total.load(Ordering::Relaxed);
         if max_total != 0 && prev >= max_total {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return Err(LimitExceeded::Total);
         }
-        {
-            let mut shard = self.shard(ip).lock();
-            let count = shard.entry(ip).or_insert(0);
-            let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
-            if max_per_ip != 0 && *count as usize >= max_per_ip {
-                drop(shard);
-                self.total.fetch_sub(1, Ordering::Relaxed);
-                return Err(LimitExceeded::PerIp);
-            }
-            *count += 1;
-        }
-        Ok(ConnPermit { limits: Arc::clone(self), ip })
+        Ok(ConnPermit { limits: Arc::clone(self), ip: None })
     }
 
-    /// Un-count one connection from `ip` (from `ConnPermit::drop`).
-    fn release(&self, ip: IpAddr) {
-        {
-            let mut shard = self.shard(ip).lock();
-            if let Some(count) = shard.get_mut(&ip) {
-                *count -= 1;
-                if *count == 0 {
-                    shard.remove(&ip);
-                }
+    /// One more connection from `ip`, unless it has `max_per_ip` already.
+    fn add_ip(&self, ip: IpAddr) -> Result<(), LimitExceeded> {
+        let mut shard = self.shard(ip).lock();
+        let count = shard.entry(ip).or_insert(0);
+        let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
+        if max_per_ip != 0 && *count as usize >= max_per_ip {
+            if *count == 0 {
+                shard.remove(&ip);
+            }
+            return Err(LimitExceeded::PerIp);
+        }
+        *count += 1;
+        Ok(())
+    }
+
+    /// One connection fewer from `ip`.
+    fn release_ip(&self, ip: IpAddr) {
+        let mut shard = self.shard(ip).lock();
+        if let Some(count) = shard.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                shard.remove(&ip);
             }
         }
-        self.total.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// The shard holding `ip`'s count.
@@ -160,8 +192,29 @@ mod tests {
         drop(p1);
         assert_eq!(l.total(), 2);
         let p4 = l.try_acquire(a).unwrap();
-        assert_eq!(p4.ip(), a);
+        assert_eq!(p4.ip(), Some(a));
         drop((p2, p3, p4));
+        assert_eq!(l.total(), 0);
+        assert!(l.per_ip.iter().all(|s| s.lock().is_empty()), "no leaked entries");
+    }
+
+    #[test]
+    fn counted_later() {
+        let l = ConnLimits::new(3, 1);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let mut p1 = l.try_acquire_total().unwrap();
+        let mut p2 = l.try_acquire_total().unwrap();
+        assert_eq!((l.total(), p1.ip()), (2, None));
+        p1.count_ip(a).unwrap();
+        assert_eq!(p2.count_ip(a), Err(LimitExceeded::PerIp));
+        assert_eq!(p2.ip(), None, "unchanged on Err");
+        p2.count_ip(b).unwrap();
+        // Moving a permit to another address frees the old one.
+        p1.count_ip(b).unwrap_err();
+        drop(p2);
+        p1.count_ip(b).unwrap();
+        assert_eq!(l.try_acquire(a).map(|p| p.ip()), Ok(Some(a)));
+        drop(p1);
         assert_eq!(l.total(), 0);
         assert!(l.per_ip.iter().all(|s| s.lock().is_empty()), "no leaked entries");
     }

@@ -23,6 +23,18 @@
 //! text: the outbound client reports it), then the connection closes. Server
 //! certificates that can be reloaded: `tls_cert.rs`.
 //!
+//! # Prefaces (the PROXY protocol)
+//! A service may say a connection starts with a plaintext *preface* it must read before
+//! anything else (`Service::awaiting_preface`; inbound SMTP: the PROXY protocol header of a
+//! trusted load balancer, parsed by the service, not here). While it is awaited the
+//! connection is read in plaintext even on an implicit-TLS listener: the worker holds the
+//! listener's TLS configuration back and starts the handshake once the service says the
+//! preface is over, handing rustls the bytes the service left unconsumed (the start of the
+//! ClientHello often shares a packet with the header). For such listeners the client's
+//! address is not known at accept (`Service::defers_client_ip`): the connection limits
+//! count it in the total only, and the service counts the real client per IP later
+//! (`limits::ConnPermit::count_ip`).
+//!
 //! # Threads
 //! One [`worker::Worker`] per thread, shared nothing: each owns a `mio::Poll`, its own
 //! `SO_REUSEPORT` listener for every address (the kernel spreads connections), its connection
@@ -77,6 +89,8 @@ pub mod worker;
 mod tests;
 #[cfg(test)]
 mod tests_connect;
+#[cfg(test)]
+mod tests_preface;
 #[cfg(test)]
 mod tests_tls;
 
@@ -265,6 +279,21 @@ pub trait Service {
     /// is closed with `CloseReason::TlsHandshake` / `CloseReason::Tls`, so the service can
     /// keep the error's text (the outbound client reports it as the attempt's last error).
     fn tls_error(&mut self, _conn: &mut Self::Conn, _error: &rustls::Error) {}
+
+    /// Whether the client's address is unknown at accept for connections of `peer` (the
+    /// service reads it from a preface): the worker then takes a permit counted in the
+    /// total only, and the service counts the client per IP itself once known
+    /// (`ConnPermit::count_ip`). Default: the TCP peer is the client.
+    fn defers_client_ip(&self, _peer: &Peer) -> bool {
+        false
+    }
+
+    /// Whether the connection is still reading its plaintext preface (see the module
+    /// docs): while true, an implicit-TLS listener's handshake is held back; once false,
+    /// it starts, fed first with the input the service left unconsumed. Default: never.
+    fn awaiting_preface(&self, _conn: &Self::Conn) -> bool {
+        false
+    }
 
     /// Outbound: the connect to `addr` failed; the state comes back (e.g. to try the next
     /// address with a new request). `closed` is not called for such a connection.

@@ -19,13 +19,13 @@ use super::*;
 const HANDSHAKE_MS: u64 = 300;
 
 /// A CA and a `localhost` certificate it signed.
-struct Pki {
+pub(super) struct Pki {
     ca: CertificateDer<'static>,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 }
 
-fn pki() -> Pki {
+pub(super) fn pki() -> Pki {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -40,7 +40,7 @@ fn pki() -> Pki {
     }
 }
 
-fn server_config(p: &Pki) -> Arc<rustls::ServerConfig> {
+pub(super) fn server_config(p: &Pki) -> Arc<rustls::ServerConfig> {
     let cfg = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(p.chain.clone(), p.key.clone_key())
@@ -48,7 +48,7 @@ fn server_config(p: &Pki) -> Arc<rustls::ServerConfig> {
     Arc::new(cfg)
 }
 
-fn client_config(p: &Pki) -> Arc<rustls::ClientConfig> {
+pub(super) fn client_config(p: &Pki) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(p.ca.clone()).unwrap();
     Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth())

@@ -60,9 +60,18 @@ pub enum CertError {
 /// because ring has no post-quantum key exchange (X25519MLKEM768); the classical groups
 /// (X25519, P-256, P-384) are what SMTP peers use today, and ring builds without cmake or
 /// a C toolchain beyond cc. Revisit with aws-lc-rs when post-quantum is wanted.
+///
+/// Key exchange order: X25519, P-256, P-384. rustls 0.23.48's ring provider lists P-384
+/// first, so two rustls peers (our outbound client, lettre, the loadtest) agreed on P-384,
+/// which ring computes with generic bignum code: about 0.9 ms of server CPU per handshake
+/// on the 2-CPU VM, against about 0.1 ms with X25519 (perf/RESULTS.md, 2026-12-05 17:20).
+/// The server takes the first of these groups the client sent a key share for.
 #[allow(deprecated)]
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::kx_group::{SECP256R1, SECP384R1, X25519};
+    let mut p = rustls::crypto::ring::default_provider();
+    p.kx_groups = vec![X25519, SECP256R1, SECP384R1];
+    Arc::new(p)
 }
 
 /// Read and check a chain + key pair.
@@ -143,4 +152,22 @@ pub fn server_config(
         .with_no_client_auth()
         .with_cert_resolver(cert);
     Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_exchange_prefers_x25519_then_p256() {
+        let names: Vec<_> = provider().kx_groups.iter().map(|g| g.name()).collect();
+        assert_eq!(
+            names,
+            [
+                rustls::NamedGroup::X25519,
+                rustls::NamedGroup::secp256r1,
+                rustls::NamedGroup::secp384r1
+            ]
+        );
+    }
 }

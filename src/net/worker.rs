@@ -366,8 +366,12 @@ impl<S: Service> Worker<S> {
         };
         let peer =
             Peer { remote, local, listener_tag: l.tag, implicit_tls: l.implicit_tls.is_some() };
-        let implicit_tls = l.implicit_tls.clone();
-        let permit = self.limits.try_acquire(remote.ip());
+        let mut implicit_tls = l.implicit_tls.clone();
+        let permit = if self.service.defers_client_ip(&peer) {
+            self.limits.try_acquire_total()
+        } else {
+            self.limits.try_acquire(remote.ip())
+        };
         let mut out = Vec::new();
         let Some(state) = self.service.accept(&peer, permit, &mut out) else {
             // Explicit accept back-pressure: a fresh socket's send buffer is empty, so one
@@ -379,7 +383,13 @@ impl<S: Service> Worker<S> {
             self.counters.refused += 1;
             return;
         };
+        let preface = self.service.awaiting_preface(&state);
         let mut conn = Conn::new(stream, state, out);
+        if preface {
+            // Read the preface in plaintext first; `conn::drive` starts TLS after it.
+            conn.pending_tls = implicit_tls;
+            implicit_tls = None;
+        }
         let tls = implicit_tls.map(|cfg| Tls::start(super::TlsStart::Server(cfg)));
         let tls_failed = matches!(tls, Some(Err(_)));
         conn.tls = tls.and_then(Result::ok).map(Box::new);

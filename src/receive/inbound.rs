@@ -19,7 +19,8 @@
 //! `with ESMTPA`. Passwords are never logged; the user name only after a success.
 //!
 //! TRUST: everything from the peer is untrusted and reaches us only through the session's
-//! parsed commands; replies come from `smtp::reply`. The client address is the kernel's.
+//! parsed commands; replies come from `smtp::reply`. The client address is the kernel's,
+//! or on a proxy site the one a header from a `proxy_trusted` peer carried.
 //!
 //! INVARIANT (DESIGN invariant 1): a 250 to DATA/BDAT is written only after
 //! `poll_committed` reported the record's sequence number durable.
@@ -35,6 +36,9 @@
 //! handshake); `Service::tls_established` tells the session. On an implicit-TLS listener
 //! (`Peer::implicit_tls`) the greeting waits for the handshake. While a handshake runs the
 //! connection's timer is `[tls] handshake_timeout`. The TLS facts go into `Received:`.
+//!
+//! PROXY protocol (`[[site]] proxy_protocol`): `inbound/proxy.rs` reads the header before
+//! the greeting; the client address it carries replaces `Peer::remote`.
 //!
 //! STANDARDS: RFC 5321 §4.4 (trace header), §4.5.3.2 (timeouts), RFC 1870 (SIZE),
 //! RFC 3463 (enhanced codes, via `smtp::reply`), RFC 3207 (STARTTLS), RFC 8314 (implicit
@@ -55,19 +59,20 @@ use crate::net::{
 use crate::policy::access::{check_rcpt, connection_allowed};
 use crate::policy::domain::rcpt_split;
 use crate::queue::inbox::IncomingBatch;
-use crate::smtp::command::{Body, MailParams, RcptParams, Ret};
+use crate::smtp::command::{MailParams, RcptParams};
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
 use crate::smtp::server::{AuthOutcome, DataOutcome, Handler, ServerSession, Transaction};
-use crate::spool::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
-use crate::spool::{
-    Envelope, EnvelopeRecipient, OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket,
-};
+use crate::spool::{OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 pub use super::shared::InboundShared;
 use super::tls::session_info;
 use crate::control::{Live, SiteStates};
+
+mod envelope;
+mod proxy;
+use proxy::{PROXY_HEADER_TIMEOUT_MS, Preface, Rejection};
 
 /// A message finished on some connection, waiting for its group commit.
 #[derive(Debug)]
@@ -143,11 +148,14 @@ pub struct InboundConn {
     /// A TLS handshake is in progress (`net` drives it; the timer is the handshake
     /// timeout). Set by `tls_start` or an implicit-TLS accept, cleared by `tls_established`.
     handshaking: bool,
+    /// PROXY protocol preface state (`inbound/proxy.rs`); `Off` on other sites.
+    preface: Preface,
 }
 
 /// What the handler knows about the connection and its current message.
 struct ConnTx {
-    /// Where the client came from and which site's listener took it.
+    /// Where the client came from and which site's listener took it (`remote`: the
+    /// address a PROXY header carried, on a proxy site).
     peer: Peer,
     /// Spool state of the current message.
     record: RecordState,
@@ -323,11 +331,18 @@ impl Service for Inbound {
     ) -> Option<InboundConn> {
         let ip = peer.remote.ip();
         if self.sites.as_ref().is_some_and(|s| s.is_paused(peer.listener_tag)) {
+            // Paused (`control`): no session, whatever the site's protocol options.
             log::debug!("worker={} client={ip} refused: site paused", self.worker);
             Reply::service_paused().write_to(out);
             return None;
         }
-        if !connection_allowed(&self.shared.config.connections, ip) {
+        let proxied = self.proxy_site(peer.listener_tag);
+        if proxied && !self.proxy_trusted(peer.listener_tag, peer.remote) {
+            self.proxy_reject(peer.listener_tag, peer.remote, Rejection::Untrusted);
+            return None; // nothing written: no greeting before a header from a trusted peer
+        }
+        // A proxy site checks the client the header names (`inbound/proxy.rs`).
+        if !proxied && !connection_allowed(&self.shared.config.connections, ip) {
             log::debug!("worker={} client={ip} refused: connection control", self.worker);
             Reply::connection_refused().write_to(out);
             return None;
@@ -343,7 +358,7 @@ impl Service for Inbound {
         let site = peer.listener_tag.min(self.shared.server.len() - 1);
         let mut session = ServerSession::new(Arc::clone(&self.shared.server[site]));
         let before = out.len();
-        if !peer.implicit_tls {
+        if !peer.implicit_tls && !proxied {
             session.greet(out); // implicit TLS: after the handshake (`tls_established`)
         }
         // stats: one more connection (counted down in `closed`), and the greeting's bytes.
@@ -362,11 +377,17 @@ impl Service for Inbound {
             },
             permit: Some(permit),
             draining: self.draining,
-            handshaking: peer.implicit_tls,
+            handshaking: peer.implicit_tls && !proxied,
+            preface: if proxied { Preface::Awaiting } else { Preface::Off },
         })
     }
 
     fn read(&mut self, id: ConnId, c: &mut InboundConn, input: &[u8], out: &mut Vec<u8>) -> usize {
+        match c.preface {
+            Preface::Off => {}
+            Preface::Awaiting => return self.read_preface(id, c, input, out),
+            Preface::TlsNext | Preface::Rejected => return 0,
+        }
         let before = out.len();
         let mut h = self.handler(id, &mut c.tx);
         let used = c.session.feed(input, &mut h, out);
@@ -379,15 +400,22 @@ impl Service for Inbound {
     }
 
     fn wants_read(&self, c: &InboundConn) -> bool {
-        c.session.wants_read()
+        match c.preface {
+            Preface::Off => c.session.wants_read(),
+            Preface::Awaiting => true,
+            Preface::TlsNext | Preface::Rejected => false,
+        }
     }
 
     fn wants_close(&self, c: &InboundConn) -> bool {
-        c.session.is_closed()
+        c.preface == Preface::Rejected || c.session.is_closed()
     }
 
     fn idle_timeout_ms(&self, c: &InboundConn) -> u64 {
         let l = &self.shared.config.limits;
+        if c.preface == Preface::Awaiting {
+            return PROXY_HEADER_TIMEOUT_MS.min(l.command_timeout_ms);
+        }
         if c.handshaking {
             return self.shared.config.tls.handshake_timeout_ms;
         }
@@ -395,6 +423,10 @@ impl Service for Inbound {
     }
 
     fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
+        if c.preface == Preface::Awaiting {
+            c.preface = Preface::Rejected;
+            return self.proxy_reject(c.tx.peer.listener_tag, c.tx.peer.remote, Rejection::Timeout);
+        }
         log::debug!("worker={} client={} idle timeout", self.worker, c.tx.peer.remote);
         let before = out.len();
         c.session.timeout(out);
@@ -405,6 +437,10 @@ impl Service for Inbound {
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         self.draining = true;
         c.draining = true;
+        if c.preface == Preface::Awaiting {
+            c.preface = Preface::Rejected; // never greeted: just close
+            return;
+        }
         let before = out.len();
         Self::maybe_goodbye(c, out);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
@@ -522,6 +558,14 @@ impl Service for Inbound {
         !self.pending.is_empty() || self.writer.has_uncommitted()
     }
 
+    fn defers_client_ip(&self, peer: &Peer) -> bool {
+        self.proxy_site(peer.listener_tag)
+    }
+
+    fn awaiting_preface(&self, c: &InboundConn) -> bool {
+        c.preface == Preface::Awaiting
+    }
+
     fn tls_start(&mut self, c: &mut InboundConn) -> Option<TlsStart> {
         if !c.session.tls_requested() || c.handshaking {
             return None;
@@ -540,6 +584,7 @@ impl Service for Inbound {
         out: &mut Vec<u8>,
     ) {
         c.handshaking = false;
+        c.preface = Preface::Off; // after a PROXY header on an implicit-TLS listener
         c.session.tls_established(session_info(info));
         log::debug!(
             "worker={} client={} tls version={} cipher={}",
@@ -579,46 +624,6 @@ struct TxHandler<'a> {
     now: SystemTime,
     /// The AUTH verifier, if users are configured.
     auth: Option<&'a WorkerAuth>,
-}
-
-impl TxHandler<'_> {
-    /// The envelope record for `t`.
-    fn envelope(&self, t: &Transaction) -> Envelope {
-        let site = self.cfg.sites.get(self.tx.peer.listener_tag).map(|s| s.name.clone());
-        Envelope {
-            reverse_path: t.reverse_path.clone(),
-            recipients: t
-                .recipients
-                .iter()
-                .map(|r| EnvelopeRecipient {
-                    forward_path: r.forward_path.clone(),
-                    notify: r.notify.map_or(0, |n| {
-                        (if n.never { NOTIFY_NEVER } else { 0 })
-                            | (if n.success { NOTIFY_SUCCESS } else { 0 })
-                            | (if n.failure { NOTIFY_FAILURE } else { 0 })
-                            | (if n.delay { NOTIFY_DELAY } else { 0 })
-                    }),
-                    orcpt: r.orcpt.clone(),
-                })
-                .collect(),
-            body: match t.body {
-                None | Some(Body::SevenBit) => 0,
-                Some(Body::EightBitMime) => 1,
-                Some(Body::BinaryMime) => 2,
-            },
-            smtputf8: t.smtputf8,
-            ret: match t.ret {
-                None => 0,
-                Some(Ret::Full) => 1,
-                Some(Ret::Hdrs) => 2,
-            },
-            envid: t.envid.clone(),
-            client_addr: self.tx.peer.remote.to_string(),
-            helo: t.helo.clone(),
-            arrival_unix_ms: unix_ms(self.now),
-            site: site.unwrap_or_default(),
-        }
-    }
 }
 
 impl Handler for TxHandler<'_> {
@@ -749,11 +754,6 @@ fn spool_reply(e: &SpoolError) -> Reply {
         SpoolError::NoSpace => Reply::insufficient_storage(),
         _ => Reply::local_error(),
     }
-}
-
-/// Milliseconds since the Unix epoch.
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]

@@ -66,6 +66,60 @@ fn is_zero(n: &u32) -> bool {
 /// Recipient status name for a pending (still owed) recipient.
 const PENDING: &str = "pending";
 
+impl RecipientListing {
+    /// Still owed (not delivered, bounced or expired).
+    pub fn is_pending(&self) -> bool {
+        self.status == PENDING
+    }
+
+    /// Pending and deferred at least once.
+    pub fn is_deferred(&self) -> bool {
+        self.is_pending() && self.attempts > 0
+    }
+}
+
+/// The `--state` values of `queue list` (see [`Filter`]).
+pub const STATE_NAMES: [&str; 4] = ["queued", "deferred", "partially-delivered", "completed"];
+
+/// The `queue list --domain D --state S` filter; `None` matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Keep messages with a *pending* recipient in this domain (case-insensitive).
+    pub domain: Option<String>,
+    /// Keep messages in this state, one of [`STATE_NAMES`]: `queued` (nothing delivered
+    /// yet), `deferred` (a pending recipient was deferred at least once),
+    /// `partially-delivered`, `completed` (nothing pending; about to leave the queue).
+    pub state: Option<String>,
+}
+
+impl Filter {
+    /// A filter; `Err` names the unknown state.
+    pub fn new(domain: Option<String>, state: Option<String>) -> Result<Filter, String> {
+        if let Some(s) = &state
+            && !STATE_NAMES.contains(&s.as_str())
+        {
+            return Err(format!("unknown state {s:?} (one of {})", STATE_NAMES.join(", ")));
+        }
+        Ok(Filter { domain: domain.map(|d| d.to_ascii_lowercase()), state })
+    }
+
+    /// Whether `l` passes.
+    pub fn matches(&self, l: &Listing) -> bool {
+        let domain_ok = self.domain.as_deref().is_none_or(|d| {
+            l.recipients.iter().any(|r| {
+                r.is_pending()
+                    && r.address.rsplit_once('@').is_some_and(|(_, rd)| rd.eq_ignore_ascii_case(d))
+            })
+        });
+        let state_ok = self.state.as_deref().is_none_or(|s| match s {
+            "deferred" => l.recipients.iter().any(RecipientListing::is_deferred),
+            "partially-delivered" => l.state == "partially delivered",
+            other => l.state == other,
+        });
+        domain_ok && state_ok
+    }
+}
+
 impl Listing {
     /// Build a listing; `state` follows from the recipients' statuses.
     pub fn new(
@@ -107,7 +161,7 @@ fn table_time(unix_ms: u64) -> String {
 }
 
 /// Peer-supplied text made safe for a terminal: control characters escaped.
-fn printable(s: &str) -> String {
+pub fn printable(s: &str) -> String {
     if !s.chars().any(char::is_control) {
         return s.to_owned();
     }
@@ -202,7 +256,7 @@ fn status_name(status: RcptStatus) -> &'static str {
 }
 
 /// The operator's view of one spool record, with the delivery state of its recipients.
-fn listing(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
+pub(super) fn listing(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
     let env = &msg.envelope;
     let recipients = env
         .recipients
@@ -249,6 +303,37 @@ pub fn list(queue_dir: &Path) -> Result<Vec<Listing>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters() {
+        let mut deferred = rcpt("y@B.example", "pending");
+        deferred.attempts = 2;
+        let a = Listing::new("1".into(), 1, 0, "s".into(), vec![rcpt("x@a.example", "pending")]);
+        let b = Listing::new(
+            "2".into(),
+            1,
+            0,
+            "s".into(),
+            vec![rcpt("x@a.example", "delivered"), deferred],
+        );
+        let all = [a, b];
+        let ids = |f: Filter| -> Vec<String> {
+            all.iter().filter(|l| f.matches(l)).map(|l| l.id.clone()).collect()
+        };
+        let f = |d: Option<&str>, s: Option<&str>| {
+            Filter::new(d.map(String::from), s.map(String::from)).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert_eq!(ids(f(None, None)), ["1", "2"]);
+        // a.example is delivered in message 2: only pending recipients count.
+        assert_eq!(ids(f(Some("A.EXAMPLE"), None)), ["1"]);
+        assert_eq!(ids(f(Some("b.example"), None)), ["2"]);
+        assert_eq!(ids(f(None, Some("deferred"))), ["2"]);
+        assert_eq!(ids(f(None, Some("queued"))), ["1"]);
+        assert_eq!(ids(f(None, Some("partially-delivered"))), ["2"]);
+        assert_eq!(ids(f(Some("a.example"), Some("deferred"))), Vec::<String>::new());
+        let err = Filter::new(None, Some("frozen".into())).err().unwrap_or_default();
+        assert!(err.contains("frozen") && err.contains("deferred"), "{err}");
+    }
 
     #[test]
     fn rfc3339() {

@@ -1,7 +1,8 @@
 //! The durable queue in `Queue/`: mmap'd segment files, group commit, recovery, cross-off,
 //! compaction, free-space checks. Beside the segments: the advisory delivery-state files
 //! (`state`, `Queue/state/<ID>`, written by the queue runner) and the read-only `queue
-//! list` view of both (`listing`, for the CLI and the admin listener).
+//! list` view of both (`listing`, for the CLI and the admin listener), with `queue show`
+//! (`show`) and the qshape table (`shape`).
 //!
 //! TRUST: `Queue/` is ours alone (mode 0700, `Queue/lock` held with `flock` by the running
 //! server); files in it are read back with full verification because a crash or a disk can
@@ -90,6 +91,8 @@ pub mod listing;
 mod map;
 mod recover;
 mod segment;
+pub mod shape;
+pub mod show;
 mod space;
 pub mod state;
 mod writer;
@@ -99,7 +102,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use format::{Envelope, EnvelopeRecipient, FormatError, QueueId, RcptStatus};
-pub use recover::scan;
+pub use recover::{scan, scan_one};
 pub use writer::{OpenRecord, SpoolWriter};
 
 use index::SpoolInner;

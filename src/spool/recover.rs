@@ -184,6 +184,34 @@ pub fn scan(queue_dir: &Path) -> Result<Vec<QueuedMessage>, SpoolError> {
     Ok(out)
 }
 
+/// Read-only: the live message `id` (as [`scan`] finds it) and the first `max_bytes` of its
+/// content (`queue show` prints the header section); `None` when it is not in the queue.
+pub fn scan_one(
+    queue_dir: &Path,
+    id: QueueId,
+    max_bytes: usize,
+) -> Result<Option<(QueuedMessage, Vec<u8>)>, SpoolError> {
+    let segs = read_all(queue_dir, |_, _, _, _| {})?;
+    let Some(&(si, ri)) = winners(&segs).get(&id) else { return Ok(None) };
+    let (_, path, p) = &segs[si];
+    let r = &p.records[ri];
+    if !r.is_live() {
+        return Ok(None);
+    }
+    // Read again: the parse kept no bytes. The record verified in this file, and records
+    // are never moved in place (compaction copies to a new segment), so the same offsets
+    // hold unless the file was deleted meanwhile (then the message left the queue).
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let start = r.offset + r.view.layout.message_offset as usize;
+    let len = usize::try_from(r.view.header.message_len).unwrap_or(usize::MAX).min(max_bytes);
+    let content = bytes.get(start..start.saturating_add(len)).unwrap_or_default().to_vec();
+    Ok(Some((message(r), content)))
+}
+
 /// Open `Queue/` (see `Spool::open`).
 pub(crate) fn open(
     dir: &Path,

@@ -173,6 +173,18 @@ catalogue! {
     /// Badmail: anything else.
     BadmailGeneral = ("mailroot_badmailed_messages_total", "reason=\"general\"",
         "Badmailed Messages (General Failure)", "Messages moved to Badmail/, by reason.", "messages", Counter, false);
+    /// PROXY protocol headers accepted (the carried client address is used).
+    ProxyHeaders = ("mailroot_proxy_headers_total", "", "PROXY Headers Accepted",
+        "PROXY protocol headers accepted on proxy_protocol listeners.", "connections", Counter, true);
+    /// Connections closed on a proxy_protocol listener: peer not in proxy_trusted.
+    ProxyRejectedUntrusted = ("mailroot_proxy_rejected_total", "reason=\"untrusted\"",
+        "PROXY Connections Rejected (Untrusted Peer)", "Connections closed before the greeting on a proxy_protocol listener, by reason.", "connections", Counter, true);
+    /// Connections closed on a proxy_protocol listener: the header did not parse.
+    ProxyRejectedMalformed = ("mailroot_proxy_rejected_total", "reason=\"malformed\"",
+        "PROXY Connections Rejected (Malformed Header)", "Connections closed before the greeting on a proxy_protocol listener, by reason.", "connections", Counter, true);
+    /// Connections closed on a proxy_protocol listener: no complete header in time.
+    ProxyRejectedTimeout = ("mailroot_proxy_rejected_total", "reason=\"timeout\"",
+        "PROXY Connections Rejected (Timeout)", "Connections closed before the greeting on a proxy_protocol listener, by reason.", "connections", Counter, true);
 }
 
 /// Number of counters and gauges (the length of a `CounterBlock`).

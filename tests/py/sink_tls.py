@@ -10,7 +10,8 @@ then `<dir>/N.eml`; the JSON also says how the session was secured:
 Options: `--cert/--key` (PEM) offer STARTTLS (without them: no STARTTLS at all);
 `--auth user:password` offers AUTH PLAIN/LOGIN, only over TLS (aiosmtpd's
 `auth_require_tls`), and requires it (`auth_required`); a wrong password gets aiosmtpd's
-`535 5.7.8`. `--tls-max-1-1` offers STARTTLS but only TLS <= 1.1, so a TLS 1.2+ client's
+`535 5.7.8`. `--auth-plaintext` offers that AUTH without TLS too (a smart host that
+would take credentials in the clear). `--tls-max-1-1` offers STARTTLS but only TLS <= 1.1, so a TLS 1.2+ client's
 handshake fails. Bounded: the process exits by itself after --lifetime seconds.
 """
 import argparse
@@ -75,6 +76,7 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--auth")
+    ap.add_argument("--auth-plaintext", action="store_true")
     ap.add_argument("--tls-max-1-1", action="store_true")
     ap.add_argument("--lifetime", type=float, default=300.0)
     a = ap.parse_args()
@@ -91,7 +93,7 @@ def main():
     if a.auth:
         user, password = a.auth.split(":", 1)
         kw["authenticator"] = authenticator_for(user, password)
-        kw["auth_require_tls"] = True
+        kw["auth_require_tls"] = not a.auth_plaintext
         kw["auth_required"] = True
     ctl = Controller(Store(a.dir), hostname="127.0.0.1", port=a.port, **kw)
     ctl.start()
