@@ -415,7 +415,7 @@ pub fn start_with(
     // The W3C protocol log: one thread for every site that logs (the workers feed it).
     let protolog_opts = crate::protolog::ProtoLogOptions::from_config(&config);
     let (protolog_parts, protolog) = if protolog_opts.any_enabled() {
-        let (parts, thread) = crate::protolog::spawn(protolog_opts)?;
+        let (parts, thread) = crate::protolog::spawn(protolog_opts, events.clone())?;
         (Some(parts), Some(thread))
     } else {
         (None, None)

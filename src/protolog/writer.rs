@@ -27,8 +27,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::format::{day_number, file_name, header};
-use super::sink::{LogBatch, SinkParts};
+use super::sink::{DropWarn, LogBatch, SinkParts};
 use crate::config::{Config, Rotate};
+use crate::eventlog::EventLog;
 use crate::stats::{Counter, CounterBlock, Registry};
 
 /// Flush the files at least this often.
@@ -97,11 +98,11 @@ impl ProtoLogOptions {
 
 /// Start the `protocol-log` thread. Returns what each worker's `LogSink` is built from and
 /// the thread, which ends (after flushing) once every clone of the parts is dropped.
-pub fn spawn(opts: ProtoLogOptions) -> io::Result<(SinkParts, JoinHandle<()>)> {
+pub fn spawn(opts: ProtoLogOptions, events: EventLog) -> io::Result<(SinkParts, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let (free_tx, free) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let enabled: Arc<[bool]> = opts.sites.iter().map(|s| s.enabled).collect();
-    let parts = SinkParts { tx, free, enabled, warn: Arc::default() };
+    let parts = SinkParts { tx, free, enabled, warn: Arc::new(DropWarn::with_events(events)) };
     let thread = std::thread::Builder::new()
         .name("protocol-log".into())
         .spawn(move || Writer::new(opts).run(&rx, &free_tx))?;
@@ -365,7 +366,8 @@ mod tests {
     #[test]
     fn thread_flushes_and_ends_when_the_senders_go() {
         let root = tempfile::tempdir().unwrap();
-        let (parts, thread) = spawn(opts(root.path(), Rotate::Daily, 1)).unwrap();
+        let (parts, thread) =
+            spawn(opts(root.path(), Rotate::Daily, 1), EventLog::disabled()).unwrap();
         let block = Registry::global().site_block("writer-test");
         let mut sink = super::super::LogSink::new(parts, vec![block]);
         let r = super::super::format::Record {
