@@ -59,7 +59,7 @@ use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
-use crate::queue::inbox::IncomingBatch;
+use crate::queue::inbox::{IncomingBatch, QueueRequest};
 use crate::queue::runner::{self, RunnerParts};
 use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
@@ -359,7 +359,9 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     drop(verifier); // the workers hold the only request senders now
     let listen: Vec<SocketAddr> =
         listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
-    let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
+    // Operator actions: admin thread -> queue runner (each answered on its own reply).
+    let (requests_tx, requests_rx) = crossbeam_channel::unbounded::<QueueRequest>();
+    let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen, requests_rx)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
@@ -390,7 +392,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         }
     };
     // The admin listener (GET /metrics, /api/*): stopped by the same flag.
-    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag)) {
+    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag), requests_tx) {
         Ok(a) => a,
         Err(e) => {
             stopper.stop();
@@ -458,6 +460,7 @@ fn start_delivery(
     queue_rx: Receiver<IncomingBatch>,
     recovered: Vec<QueueId>,
     listen: Vec<SocketAddr>,
+    requests: Receiver<QueueRequest>,
 ) -> Result<Delivery, RelayError> {
     let d = &config.delivery;
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
@@ -509,6 +512,7 @@ fn start_delivery(
         local: local_tx,
         writer,
         committed: commit_rx,
+        requests,
     };
     let runner = std::thread::Builder::new()
         .name("queue-runner".into())

@@ -21,6 +21,7 @@ mod admin;
 mod auth;
 mod defaults;
 mod keyed;
+mod mask;
 mod outbound;
 mod parse;
 mod parse_outbound;
@@ -53,6 +54,7 @@ pub use defaults::{
     DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS,
     MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
 };
+pub use mask::{MASK, SECRET_KEYS};
 pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
     SmartHostAuth, TlsPolicy,

@@ -8,18 +8,23 @@
 //! Table columns: `ID  SIZE  ARRIVAL(UTC)  STATE  SENDER  RECIPIENTS`, then a summary line.
 //! JSON: `[{"id", "size", "arrival_unix_ms", "arrival" (RFC 3339 UTC), "state",
 //! "sender", "recipients": [{"address", "status", "attempts"?, "next_retry"?,
-//! "last_error"?}]}]`; the null reverse path is `""`. The delivery state (attempts, next
-//! retry, last error) comes from `Queue/state/<id>` (see `spool::state`) and is shown for
-//! deferred recipients only.
+//! "last_error"?}], "held"?, "held_since"?}]`; the null reverse path is `""`. The delivery
+//! state (attempts, next retry, last error) and the operator's hold come from
+//! `Queue/state/<id>` (see `spool::state`); the former is shown for deferred recipients
+//! only, `held` only when true. [`detail`] is one message with its whole envelope
+//! (`GET /api/queue/{id}`): the listing plus `"envelope": {"envid", "ret", "body",
+//! "smtputf8", "client_addr", "helo", "site", "recipients": [{"address", "notify",
+//! "orcpt"}]}`.
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::state::{self, RcptState};
+use super::format::{NOTIFY_DELAY, NOTIFY_FAILURE, NOTIFY_NEVER, NOTIFY_SUCCESS};
+use super::state::{self, RcptState, StateFile};
 use crate::smtp::date::{SECS_PER_DAY, civil_from_days};
-use crate::spool::{self, QueuedMessage, RcptStatus};
+use crate::spool::{self, QueueId, QueuedMessage, RcptStatus};
 
 /// One queued message as shown to the operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -38,6 +43,59 @@ pub struct Listing {
     pub sender: String,
     /// Every recipient with its status.
     pub recipients: Vec<RecipientListing>,
+    /// Held by the operator (`mailroot queue hold`): not tried until released.
+    #[serde(skip_serializing_if = "is_false")]
+    pub held: bool,
+    /// When it was held (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<String>,
+}
+
+/// For serde: omit a false flag.
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// One message with its whole envelope: the admin page's per-message details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// What `queue list` shows of it.
+    #[serde(flatten)]
+    pub listing: Listing,
+    /// The rest of the envelope.
+    pub envelope: EnvelopeDetail,
+}
+
+/// The envelope parameters of a [`Detail`] (RFC 3461 DSN parameters, RFC 6152/6531).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvelopeDetail {
+    /// `ENVID`, if given.
+    pub envid: Option<String>,
+    /// `RET`: `FULL`, `HDRS` or `""` (not given).
+    pub ret: &'static str,
+    /// `BODY`: `7BIT`, `8BITMIME` or `BINARYMIME`.
+    pub body: &'static str,
+    /// `SMTPUTF8` was given.
+    pub smtputf8: bool,
+    /// The client's address.
+    pub client_addr: String,
+    /// Its HELO/EHLO name.
+    pub helo: String,
+    /// The site that received it.
+    pub site: String,
+    /// Per recipient: the DSN parameters.
+    pub recipients: Vec<RcptDetail>,
+}
+
+/// A recipient's DSN parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RcptDetail {
+    /// Forward path.
+    pub address: String,
+    /// `NOTIFY`: `NEVER`, a comma list of `SUCCESS`, `FAILURE`, `DELAY`, or `""`.
+    pub notify: String,
+    /// `ORCPT` as `type;address`, if given.
+    pub orcpt: Option<String>,
 }
 
 /// One recipient of a [`Listing`].
@@ -82,7 +140,17 @@ impl Listing {
             _ => "partially delivered",
         };
         let arrival = rfc3339_utc(arrival_unix_ms);
-        Listing { id, size, arrival_unix_ms, arrival, state, sender, recipients }
+        Listing {
+            id,
+            size,
+            arrival_unix_ms,
+            arrival,
+            state,
+            sender,
+            recipients,
+            held: false,
+            held_since: None,
+        }
     }
 }
 
@@ -145,7 +213,7 @@ pub fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Result<()>
                 l.id.clone(),
                 l.size.to_string(),
                 table_time(l.arrival_unix_ms),
-                l.state.to_owned(),
+                if l.held { format!("{} (held)", l.state) } else { l.state.to_owned() },
                 sender,
                 rcpts.join(", "),
             ]
@@ -201,8 +269,72 @@ fn status_name(status: RcptStatus) -> &'static str {
     }
 }
 
-/// The operator's view of one spool record, with the delivery state of its recipients.
-fn listing(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
+/// The operator's view of one spool record, with the delivery state of its recipients
+/// and its hold.
+fn listing(msg: &QueuedMessage, file: &StateFile) -> Listing {
+    let mut l = listing_of(msg, &file.rcpts);
+    l.held = file.held_since_unix_ms.is_some();
+    l.held_since = file.held_since_unix_ms.map(rfc3339_utc);
+    l
+}
+
+/// `NOTIFY` flags as RFC 3461 spells them.
+fn notify_text(flags: u8) -> String {
+    if flags & NOTIFY_NEVER != 0 {
+        return "NEVER".to_owned();
+    }
+    let names = [(NOTIFY_SUCCESS, "SUCCESS"), (NOTIFY_FAILURE, "FAILURE"), (NOTIFY_DELAY, "DELAY")];
+    let on: Vec<&str> = names.iter().filter(|(f, _)| flags & f != 0).map(|(_, n)| *n).collect();
+    on.join(",")
+}
+
+/// The envelope parameters of `msg`.
+fn envelope_detail(msg: &QueuedMessage) -> EnvelopeDetail {
+    let env = &msg.envelope;
+    EnvelopeDetail {
+        envid: env.envid.clone(),
+        ret: match env.ret {
+            1 => "FULL",
+            2 => "HDRS",
+            _ => "",
+        },
+        body: match env.body {
+            1 => "8BITMIME",
+            2 => "BINARYMIME",
+            _ => "7BIT",
+        },
+        smtputf8: env.smtputf8,
+        client_addr: env.client_addr.clone(),
+        helo: env.helo.clone(),
+        site: env.site.clone(),
+        recipients: env
+            .recipients
+            .iter()
+            .map(|r| RcptDetail {
+                address: r.forward_path.clone(),
+                notify: notify_text(r.notify),
+                orcpt: r.orcpt.clone(),
+            })
+            .collect(),
+    }
+}
+
+/// One message of `queue_dir` with its whole envelope (read-only scan); `None` when no
+/// live record has that id (delivered, deleted, or never there).
+pub fn detail(queue_dir: &Path, id: QueueId) -> Result<Option<Detail>, String> {
+    if !queue_dir.exists() {
+        return Ok(None);
+    }
+    let msgs = spool::scan(queue_dir)
+        .map_err(|e| format!("cannot read queue {}: {e}", queue_dir.display()))?;
+    Ok(msgs.iter().find(|m| m.id == id).map(|m| Detail {
+        listing: listing(m, &state::read_file(queue_dir, m.id)),
+        envelope: envelope_detail(m),
+    }))
+}
+
+/// The listing of one spool record given its recipients' delivery state.
+fn listing_of(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
     let env = &msg.envelope;
     let recipients = env
         .recipients
@@ -241,7 +373,7 @@ pub fn list(queue_dir: &Path) -> Result<Vec<Listing>, String> {
         Vec::new()
     };
     let mut listings: Vec<Listing> =
-        msgs.iter().map(|m| listing(m, &state::read_from(queue_dir, m.id))).collect();
+        msgs.iter().map(|m| listing(m, &state::read_file(queue_dir, m.id))).collect();
     listings.sort_by_key(|l| (l.arrival_unix_ms, l.id.clone()));
     Ok(listings)
 }
