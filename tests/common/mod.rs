@@ -106,6 +106,8 @@ pub(crate) struct Conf {
     /// Extra TOML appended at the end (whole tables). The default holds delivery
     /// (`[delivery] hold = true`) so tests about receiving find their messages in the queue.
     pub(crate) extra: String,
+    /// Extra lines inside `[admin]` (e.g. `token = "..."`).
+    pub(crate) admin_extra: String,
 }
 
 impl Default for Conf {
@@ -130,6 +132,7 @@ impl Default for Conf {
             relay_extra: String::new(),
             site_extra: String::new(),
             extra: "\n[delivery]\nhold = true\n".into(),
+            admin_extra: String::new(),
         }
     }
 }
@@ -169,7 +172,7 @@ impl Conf {
         }
         t += &self.extra;
         // Every server gets its own admin port (the default 8025 would collide).
-        t += &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+        t += &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}\n", self.admin_extra);
         t
     }
 }
@@ -600,6 +603,22 @@ pub(crate) fn admin_get(port: u16, path: &str) -> (u16, String, String) {
     let (head, body) = raw.split_once("\r\n\r\n").expect("header/body split");
     let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
     (status, head.to_string(), body.to_string())
+}
+
+/// `POST path` on the admin listener at 127.0.0.1:`port` (HTTP/1.0, bounded), with
+/// `Authorization: Bearer <token>` when given: (status, body).
+pub(crate) fn admin_post(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n{auth}\r\n")
+        .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("header/body split");
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    (status, body.to_string())
 }
 
 impl Server {
