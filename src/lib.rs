@@ -33,6 +33,7 @@ pub mod config;
 pub mod deliver;
 pub mod dns;
 pub mod dsn;
+pub mod eventlog;
 pub mod local;
 pub mod net;
 pub mod pickup;

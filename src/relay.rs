@@ -180,6 +180,8 @@ pub struct Running {
     implicit_tls_listening: Vec<(String, SocketAddr)>,
     /// Every distinct server certificate (reloaded on SIGHUP).
     certificates: Vec<Arc<crate::net::tls_cert::ReloadableCert>>,
+    /// The `event-log` writer thread, stopped last.
+    event_log: crate::eventlog::EventLogThread,
 }
 
 impl Running {
@@ -254,6 +256,7 @@ impl Running {
         // spool and are delivered after the next start). The resolver and local-delivery
         // threads end when their channels close (a blocking DNS query may finish first).
         self.delivery.outbound.stop_and_join();
+        self.event_log.stop_and_join();
         log::info!(
             "stopped accepted={} refused={} io_errors={} timeouts={} queued={queued}",
             total.accepted,
@@ -361,7 +364,21 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
     // Operator actions: admin thread -> queue runner (each answered on its own reply).
     let (requests_tx, requests_rx) = crossbeam_channel::unbounded::<QueueRequest>();
-    let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen, requests_rx)?;
+    // The service event log (`[event_log]`): every queue action is written there.
+    let (events, event_log) = crate::eventlog::spawn(crate::eventlog::EventLogOptions {
+        path: config.event_log.enabled.then(|| config.event_log_path()),
+        max_size_bytes: config.event_log.max_size_bytes,
+    })
+    .map_err(RelayError::Io)?;
+    let delivery = start_delivery(
+        &config,
+        &spool,
+        queue_rx,
+        recovered_ids,
+        listen,
+        requests_rx,
+        events.clone(),
+    )?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
@@ -416,6 +433,7 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         auth_verifier,
         implicit_tls_listening,
         certificates,
+        event_log,
     })
 }
 
@@ -461,6 +479,7 @@ fn start_delivery(
     recovered: Vec<QueueId>,
     listen: Vec<SocketAddr>,
     requests: Receiver<QueueRequest>,
+    events: crate::eventlog::EventLog,
 ) -> Result<Delivery, RelayError> {
     let d = &config.delivery;
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
@@ -513,6 +532,7 @@ fn start_delivery(
         writer,
         committed: commit_rx,
         requests,
+        events,
     };
     let runner = std::thread::Builder::new()
         .name("queue-runner".into())

@@ -167,6 +167,29 @@ fn action(srv: &Server, verb: &str, id: &str) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
+/// Wait until the event log holds a `queue.<verb>` event for `id` by the admin API with
+/// result `ok`.
+fn wait_event(srv: &Server, verb: &str, id: &str) {
+    let path = srv.mailroot.join("Logs").join("events.log");
+    let found = wait_until(WAIT, STEP, || {
+        let text = std::fs::read_to_string(&path).ok()?;
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|e| {
+                e["event"] == format!("queue.{verb}")
+                    && e["target"] == id
+                    && e["by"] == "admin-api"
+                    && e["result"] == "ok"
+            })
+            .then_some(())
+    });
+    assert!(
+        found.is_some(),
+        "no queue.{verb} event for {id}:\n{}",
+        std::fs::read_to_string(&path).unwrap_or_default()
+    );
+}
+
 /// Finished `.eml` files in Drop/.
 fn drop_files(srv: &Server) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(srv.mailroot.join("Drop"))
@@ -192,6 +215,7 @@ fn hold_survives_a_restart_and_release_delivers() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("held"), "{out}");
     assert_eq!(listed(&srv, &id).map(|m| m["held"].clone()), Some(serde_json::json!(true)));
+    wait_event(&srv, "hold", &id);
     // Holding again is harmless.
     let (code, out, _) = action(&srv, "hold", &id);
     assert_eq!((code, out.contains("already held")), (0, true), "{out}");
@@ -212,6 +236,7 @@ fn hold_survives_a_restart_and_release_delivers() {
     let (code, out, err) = action(&srv, "release", &id);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("released"), "{out}");
+    wait_event(&srv, "release", &id);
     let got = wait_until(WAIT, STEP, || {
         let r = sink.received();
         (!r.is_empty()).then_some(r)
@@ -260,12 +285,14 @@ fn bounce_sends_a_real_ndr_and_delete_removes() {
         assert!(ndr.contains(want), "NDR lacks {want:?}:\n{ndr}");
     }
     assert!(listed(&srv, &bounced).is_none(), "bounced message still queued");
+    wait_event(&srv, "bounce", &bounced);
 
     // delete: gone from the queue, and nobody is told.
     let (code, out, err) = action(&srv, "delete", &deleted);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("deleted"), "{out}");
     assert!(listed(&srv, &deleted).is_none(), "deleted message still queued");
+    wait_event(&srv, "delete", &deleted);
     assert!(srv.queue_list().is_empty(), "{:?}", srv.queue_list());
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(drop_files(&srv).len(), 1, "delete sent a report");
@@ -303,4 +330,11 @@ fn admin_posts_need_the_token() {
     let (code, _, err) = action(&open, "hold", "0000000100000000");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("401"), "{err}");
+    // ... unless the config allows it on loopback.
+    let allowed = Server::start(Conf {
+        admin_extra: "allow_unauthenticated_loopback_control = true".into(),
+        ..relay_conf(free_port())
+    });
+    let (status, body) = admin_post(allowed.admin_port, "/api/flush", None);
+    assert_eq!(status, 200, "{body}");
 }

@@ -15,17 +15,44 @@
 //! relay is never changed by whoever merely reaches its loopback port. Browsers cannot
 //! send that header cross-site without a CORS preflight we never answer, so no CSRF.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use tiny_http::Request;
 
 use super::{Ctx, JSON, PATH_FLUSH, PATH_QUEUE, TEXT};
+use crate::config::AdminConfig;
+use crate::eventlog::By;
 use crate::queue::inbox::{ActionOutcome, QueueAction, QueueRequest};
 use crate::spool::QueueId;
 use crate::spool::listing;
 
 /// Longest wait for the queue runner's answer (a bounce waits for one group commit).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What a POST must carry (`[admin] token`, `allow_unauthenticated_loopback_control`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PostAuth {
+    /// `Authorization: Bearer <this>`.
+    Token(String),
+    /// Nothing: a loopback listener without a token whose config allows it.
+    Open,
+    /// No token configured and no permission: every POST is refused.
+    Refused,
+}
+
+impl PostAuth {
+    /// The rule for `cfg` on a listener bound to `addr`.
+    pub(super) fn of(cfg: &AdminConfig, addr: SocketAddr) -> PostAuth {
+        match &cfg.token {
+            Some(t) => PostAuth::Token(t.clone()),
+            None if cfg.allow_unauthenticated_loopback_control && addr.ip().is_loopback() => {
+                PostAuth::Open
+            }
+            None => PostAuth::Refused,
+        }
+    }
+}
 
 /// `a == b` without an early exit on the first difference (the token check).
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
@@ -49,11 +76,15 @@ fn answer(status: u16, v: &serde_json::Value) -> (u16, &'static str, String) {
 
 /// `POST path`.
 pub(super) fn post(ctx: &Ctx, req: &Request, path: &str) -> (u16, &'static str, String) {
-    let Some(token) = &ctx.post_token else {
-        return (401, TEXT, "state-changing requests need [admin] token in the config\n".into());
-    };
-    if !authorized(req, token) {
-        return (401, TEXT, "bearer token required\n".into());
+    match &ctx.post_auth {
+        PostAuth::Token(token) if !authorized(req, token) => {
+            return (401, TEXT, "bearer token required\n".into());
+        }
+        PostAuth::Token(_) | PostAuth::Open => {}
+        PostAuth::Refused => {
+            let why = "state-changing requests need [admin] token in the config\n";
+            return (401, TEXT, why.into());
+        }
     }
     let action = if path == PATH_FLUSH {
         QueueAction::FlushAll
@@ -67,6 +98,7 @@ pub(super) fn post(ctx: &Ctx, req: &Request, path: &str) -> (u16, &'static str, 
     let (tx, rx) = crossbeam_channel::bounded(1);
     let request = QueueRequest {
         action,
+        by: By::AdminApi,
         reply: Box::new(move |outcome| {
             let _ = tx.send(outcome);
         }),
@@ -137,6 +169,28 @@ mod tests {
         ];
         for &(a, b, want) in cases {
             assert_eq!(same_bytes(a.as_bytes(), b.as_bytes()), want, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn post_rules() {
+        let lo: SocketAddr = ([127, 0, 0, 1], 8025).into();
+        let wide: SocketAddr = ([0, 0, 0, 0], 8025).into();
+        let cfg = |token: Option<&str>, allow| AdminConfig {
+            listen: Some(lo),
+            token: token.map(str::to_owned),
+            allow_unauthenticated_loopback_control: allow,
+        };
+        // (config, address, rule)
+        let cases = [
+            (cfg(Some("t"), false), lo, PostAuth::Token("t".into())),
+            (cfg(Some("t"), true), lo, PostAuth::Token("t".into())),
+            (cfg(None, false), lo, PostAuth::Refused),
+            (cfg(None, true), lo, PostAuth::Open),
+            (cfg(None, true), wide, PostAuth::Refused),
+        ];
+        for (c, addr, want) in cases {
+            assert_eq!(PostAuth::of(&c, addr), want, "{c:?} on {addr}");
         }
     }
 

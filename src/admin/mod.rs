@@ -17,7 +17,9 @@
 //! non-loopback address without `[admin] token`). With a token set and a non-loopback
 //! listener, every request must carry `Authorization: Bearer <token>`; on loopback the GET
 //! endpoints are open. Every POST needs the bearer token (`actions::authorized`), so a
-//! state change needs `[admin] token` set; a cross-site page cannot send that header.
+//! state change needs `[admin] token` set (or, on a loopback listener without a token,
+//! `allow_unauthenticated_loopback_control = true`); a cross-site page cannot send that
+//! header.
 //! Nothing from the request is echoed back or logged beyond its method, path and the
 //! action's queue id. The page is served with a Content-Security-Policy that allows only
 //! its own script and style (no inline script), as a second wall behind its escaping.
@@ -85,8 +87,8 @@ struct Ctx {
     token: Option<String>,
     /// The counters.
     registry: &'static Registry,
-    /// `[admin] token`: every POST must carry it (`None`: POSTs are refused).
-    post_token: Option<String>,
+    /// What a POST must carry.
+    post_auth: actions::PostAuth,
     /// Operator actions to the queue runner.
     requests: Sender<QueueRequest>,
     /// The effective configuration, secrets masked, as JSON text.
@@ -109,7 +111,7 @@ pub fn spawn(
         queue_dir: config.queue_dir(),
         token,
         registry: Registry::global(),
-        post_token: config.admin.token.clone(),
+        post_auth: actions::PostAuth::of(&config.admin, addr),
         requests,
         config_json: config.to_masked_json().to_string(),
     };

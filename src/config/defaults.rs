@@ -173,6 +173,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         admin: super::AdminConfig::default(),
         auth: super::AuthConfig::default(),
         tls: super::TlsConfig::default(),
+        event_log: super::EventLogConfig::default(),
     }
 }
 

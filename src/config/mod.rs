@@ -20,6 +20,8 @@
 mod admin;
 mod auth;
 mod defaults;
+pub mod diff;
+mod event_log;
 mod keyed;
 mod mask;
 mod outbound;
@@ -54,6 +56,7 @@ pub use defaults::{
     DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS,
     MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
 };
+pub use event_log::{DEFAULT_EVENT_LOG_MAX_BYTES, EVENT_LOG_FILE, EventLogConfig, LOGS_DIR};
 pub use mask::{MASK, SECRET_KEYS};
 pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
@@ -104,6 +107,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Master TLS properties (`[tls]`).
     pub tls: TlsConfig,
+    /// The service event log (`[event_log]`).
+    pub event_log: EventLogConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }
@@ -279,6 +284,16 @@ impl Config {
     #[must_use]
     pub fn queue_dir(&self) -> PathBuf {
         self.mailroot.join(QUEUE_DIR)
+    }
+
+    /// The event log file: `[event_log] path`, else `<mailroot>/Logs/events.log`. Path
+    /// arithmetic only, no I/O.
+    #[must_use]
+    pub fn event_log_path(&self) -> PathBuf {
+        self.event_log
+            .path
+            .clone()
+            .unwrap_or_else(|| self.mailroot.join(LOGS_DIR).join(EVENT_LOG_FILE))
     }
 
     /// `<mailroot>/Pickup`. Path arithmetic only, no I/O.

@@ -51,6 +51,7 @@ const ROOT_KEYS: &[&str] = &[
     "auth",
     "user",
     "tls",
+    "event_log",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -103,6 +104,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("auth", super::auth::AUTH_KEYS),
     ("[user]", super::auth::USER_KEYS),
     ("tls", super::tls::TLS_KEYS),
+    ("event_log", super::event_log::EVENT_LOG_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -191,6 +193,9 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(v) = root.get("user") {
         cfg.auth.users = super::auth::users(v)?;
+    }
+    if let Some(t) = section(&root, "event_log", super::event_log::EVENT_LOG_KEYS)? {
+        super::event_log::event_log(t, &mut cfg.event_log)?;
     }
     Ok(cfg)
 }

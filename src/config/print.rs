@@ -78,6 +78,7 @@ pub(super) fn to_toml(c: &Config) -> String {
     super::admin::print(&c.admin, &mut out);
     super::auth::print(&c.auth, &mut out);
     super::tls::print(&c.tls, &mut out);
+    super::event_log::print(&c.event_log, &mut out);
     out
 }
 

@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use crate::deliver::inbox::Task;
+use crate::eventlog::event::By;
 use crate::spool::format::QueueId;
 
 /// Committed QueueIds, one `Vec` per group commit (ids are 8 bytes, copied; the messages
@@ -152,13 +153,18 @@ pub type ActionReply = Box<dyn FnOnce(ActionOutcome) + Send>;
 pub struct QueueRequest {
     /// What to do.
     pub action: QueueAction,
+    /// Who asked (for the event log).
+    pub by: By,
     /// Called once with the outcome.
     pub reply: ActionReply,
 }
 
 impl std::fmt::Debug for QueueRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueRequest").field("action", &self.action).finish_non_exhaustive()
+        f.debug_struct("QueueRequest")
+            .field("action", &self.action)
+            .field("by", &self.by)
+            .finish_non_exhaustive()
     }
 }
 

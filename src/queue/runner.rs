@@ -47,6 +47,7 @@ use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
 use crate::config::Config;
 use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
 use crate::dsn::ReportKind;
+use crate::eventlog::{By, Event, EventLog};
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
 use crate::policy::domain::{is_local_domain, rcpt_domain};
@@ -93,6 +94,8 @@ pub struct RunnerParts {
     pub committed: Receiver<()>,
     /// Operator actions (delete, bounce, hold, release, flush) from the admin listener.
     pub requests: Receiver<QueueRequest>,
+    /// The service event log (every queue action is written there).
+    pub events: EventLog,
 }
 
 /// A queued message as the runner knows it.
@@ -170,6 +173,8 @@ struct Runner {
     /// Messages held by the operator (not in the scheduler, not in `msgs`), with the
     /// time of the hold (Unix ms). The hold line of their state file is the durable copy.
     held: HashMap<QueueId, u64>,
+    /// The service event log.
+    events: EventLog,
 }
 
 /// Most latency samples kept (the first ones win; enough for a benchmark run).
@@ -211,6 +216,7 @@ pub fn run(parts: RunnerParts) -> u64 {
         writer,
         committed,
         requests,
+        events,
     } = parts;
     let sched_cfg = ScheduleConfig::from_delivery(&config.delivery);
     let stats = Registry::global().block();
@@ -240,6 +246,7 @@ pub fn run(parts: RunnerParts) -> u64 {
         undeliverable: HashSet::new(),
         requests,
         held: HashMap::new(),
+        events,
     };
     r.run(recovered);
     r.received
@@ -714,6 +721,14 @@ impl Runner {
                 0
             };
             log::info!("flush request={line:?} requeued={n}");
+            let target = (line != "all").then(|| line.to_owned());
+            let action = "flush".into();
+            self.events.emit(Event::QueueAction {
+                action,
+                target,
+                by: By::File,
+                result: "ok".into(),
+            });
         }
     }
 }

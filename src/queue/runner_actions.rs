@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use super::{Failure, Runner, shape_slot, unix_ms};
 use crate::dsn::ReportKind;
+use crate::eventlog::Event;
 use crate::queue::inbox::{ActionOutcome, QueueAction, QueueRequest};
 use crate::queue::schedule::ScheduleError;
 use crate::spool::state;
@@ -37,7 +38,7 @@ const OPERATOR_BOUNCE_TEXT: &str = "returned to the sender by the postmaster";
 impl Runner {
     /// Carry out one operator action and answer it.
     pub(super) fn on_request(&mut self, req: QueueRequest, now: Instant) {
-        let QueueRequest { action, reply } = req;
+        let QueueRequest { action, by, reply } = req;
         let outcome = match action {
             QueueAction::Delete(id) => self.delete(id),
             QueueAction::Bounce(id) => self.operator_bounce(id, now),
@@ -48,8 +49,23 @@ impl Runner {
                 ActionOutcome::Done(format!("{n} waiting item(s) retried now"))
             }
         };
-        let id = action.id().map_or_else(|| "-".to_owned(), |i| i.to_string());
-        log::info!("queue action={} queue_id={id} outcome={outcome:?}", action.verb());
+        let id = action.id().map(|i| i.to_string());
+        let result = match &outcome {
+            ActionOutcome::Done(_) => "ok".to_owned(),
+            ActionOutcome::NotFound => "not found".to_owned(),
+            ActionOutcome::Busy(e) | ActionOutcome::Failed(e) => e.clone(),
+        };
+        log::info!(
+            "queue action={} queue_id={} outcome={outcome:?}",
+            action.verb(),
+            id.as_deref().unwrap_or("-")
+        );
+        self.events.emit(Event::QueueAction {
+            action: action.verb().into(),
+            target: id,
+            by,
+            result,
+        });
         reply(outcome);
     }
 
