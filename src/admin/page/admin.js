@@ -404,6 +404,10 @@ function configSection(title, table) {
       pairs.push([k, v]);
     }
   }
+  if (!pairs.length) {
+    return el("div", { class: "cfg", "data-section": title }, el("h3", {}, title),
+      el("dl", { class: "kv" }, el("dt", {}, "(empty)"), el("dd", {}, "")));
+  }
   return el("div", { class: "cfg", "data-section": title },
     el("h3", {}, title),
     el("dl", { class: "kv" }, pairs.flatMap(([k, v]) => {
