@@ -464,6 +464,88 @@ ID                SIZE  ARRIVAL(UTC)         STATE                SENDER        
     }
 
     #[test]
+    fn notify_names() {
+        // (flags, RFC 3461 text)
+        let cases: &[(u8, &str)] = &[
+            (0, ""),
+            (NOTIFY_NEVER, "NEVER"),
+            (NOTIFY_SUCCESS, "SUCCESS"),
+            (NOTIFY_FAILURE | NOTIFY_DELAY, "FAILURE,DELAY"),
+            (NOTIFY_SUCCESS | NOTIFY_FAILURE | NOTIFY_DELAY, "SUCCESS,FAILURE,DELAY"),
+        ];
+        for &(flags, want) in cases {
+            assert_eq!(notify_text(flags), want, "{flags}");
+        }
+    }
+
+    #[test]
+    fn detail_of_a_spooled_message() {
+        use crate::spool::{Envelope, EnvelopeRecipient, Spool, SpoolOptions};
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (spool, _) =
+            Spool::open(tmp.path(), SpoolOptions::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut w = spool.writer(0, Box::new(|| {})).unwrap_or_else(|e| panic!("{e}"));
+        let env = Envelope {
+            reverse_path: "a@b.example".into(),
+            recipients: vec![
+                EnvelopeRecipient {
+                    forward_path: "x@c.example".into(),
+                    notify: NOTIFY_FAILURE,
+                    orcpt: Some("rfc822;x@c.example".into()),
+                },
+                EnvelopeRecipient { forward_path: "y@d.example".into(), ..Default::default() },
+            ],
+            body: 1,
+            smtputf8: true,
+            ret: 2,
+            envid: Some("ENV1".into()),
+            client_addr: "192.0.2.1".into(),
+            helo: "client.example".into(),
+            arrival_unix_ms: 1_700_000_000_000,
+            site: "default".into(),
+        };
+        let mut rec = w.begin(&env).unwrap_or_else(|e| panic!("{e}"));
+        w.append(&mut rec, b"Hi\r\n").unwrap_or_else(|e| panic!("{e}"));
+        let id = w.finish(rec).unwrap_or_else(|e| panic!("{e}")).id;
+        w.wait_idle();
+        let held = StateFile {
+            rcpts: vec![RcptState {
+                index: 1,
+                attempts: 2,
+                next_retry_unix_ms: 1_700_000_600_000,
+                last_error: "451 later".into(),
+            }],
+            held_since_unix_ms: Some(1_700_000_300_000),
+        };
+        state::write_file_durable(tmp.path(), id, &held).unwrap_or_else(|e| panic!("{e}"));
+        let d = detail(tmp.path(), id).unwrap_or_else(|e| panic!("{e}"));
+        let v = serde_json::to_value(d).unwrap_or_else(|e| panic!("{e}"));
+        // (JSON pointer, expected)
+        let cases: &[(&str, serde_json::Value)] = &[
+            ("/id", id.to_string().into()),
+            ("/held", true.into()),
+            ("/held_since", "2023-11-14T22:18:20.000Z".into()),
+            ("/sender", "a@b.example".into()),
+            ("/recipients/1/attempts", 2.into()),
+            ("/recipients/1/last_error", "451 later".into()),
+            ("/envelope/envid", "ENV1".into()),
+            ("/envelope/ret", "HDRS".into()),
+            ("/envelope/body", "8BITMIME".into()),
+            ("/envelope/smtputf8", true.into()),
+            ("/envelope/helo", "client.example".into()),
+            ("/envelope/recipients/0/notify", "FAILURE".into()),
+            ("/envelope/recipients/0/orcpt", "rfc822;x@c.example".into()),
+            ("/envelope/recipients/1/notify", "".into()),
+        ];
+        for (ptr, want) in cases {
+            assert_eq!(v.pointer(ptr), Some(want), "{ptr}: {v}");
+        }
+        assert_eq!(detail(tmp.path(), QueueId(12345)).ok().flatten(), None);
+        let listed = list(tmp.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(listed[0].held);
+    }
+
+    #[test]
     fn empty_table() {
         let mut out = Vec::new();
         write_table(&[], &mut out).unwrap_or_else(|e| panic!("{e}"));
