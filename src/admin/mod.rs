@@ -165,10 +165,10 @@ fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
     {
         return asset;
     }
-    if let Some(token) = &ctx.token {
-        if !actions::authorized(req, token) {
-            return (401, TEXT, "bearer token required\n".into());
-        }
+    if let Some(token) = &ctx.token
+        && !actions::authorized(req, token)
+    {
+        return (401, TEXT, "bearer token required\n".into());
     }
     if *req.method() == Method::Post {
         return actions::post(ctx, req, path);

@@ -85,10 +85,10 @@ impl Runner {
         if !self.msgs.contains_key(&id) {
             return Ok(());
         }
-        match self.sched.remove(id) {
-            Err(e @ ScheduleError::InFlight(_)) => return Err(ActionOutcome::Busy(e.to_string())),
-            // Known to the runner but no longer to the scheduler: nothing left to remove.
-            Ok(_) | Err(_) => {}
+        // Any other error: known to the runner but no longer to the scheduler, so there
+        // is nothing left to remove there.
+        if let Err(e @ ScheduleError::InFlight(_)) = self.sched.remove(id) {
+            return Err(ActionOutcome::Busy(e.to_string()));
         }
         self.undeliverable.remove(&id); // stats
         if let Some(m) = self.msgs.remove(&id) {

@@ -165,6 +165,7 @@ async function refreshSites() {
     sites = await getJson("/api/sites");
   } catch (e) {
     clear(tbody);
+    $("sites").hidden = true;
     note.hidden = false;
     note.textContent = e.status === 404
       ? "This server does not offer site control (/api/sites)."
@@ -172,6 +173,7 @@ async function refreshSites() {
     return;
   }
   note.hidden = true;
+  $("sites").hidden = false;
   clear(tbody);
   for (const s of sites) {
     const paused = s.state === "paused";
