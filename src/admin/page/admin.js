@@ -7,7 +7,11 @@
 
 const TOKEN_KEY = "mailroot.admin.token";
 const STATS_EVERY_MS = 2000;
-const QUEUE_EVERY_MS = 4000;
+// The queue listing is a scan of the spool on the server: it is read again only when the
+// counters say something moved (or after an action), and at least every QUEUE_EVERY_MS.
+const QUEUE_EVERY_MS = 30000;
+// Rows drawn at most (the rest is counted, not drawn).
+const MAX_ROWS = 500;
 const SITES_EVERY_MS = 5000;
 const ARM_MS = 4000;
 
@@ -90,6 +94,7 @@ async function post(path, what) {
 // ---------------------------------------------------------------- counters
 
 let lastStats = null;
+let queueSig = "";
 
 function counterMap(stats) {
   const m = new Map();
@@ -152,6 +157,18 @@ async function refreshStats() {
       el("td", { class: "num" }, r)));
   }
   lastStats = { map: m, at: now };
+  // Anything that changes the queue moves one of these: read the queue again.
+  const sig = ["mailroot_messages_received_total", "mailroot_messages_delivered_total",
+    "mailroot_ndrs_generated_total", "mailroot_message_delivery_retries_total",
+    "mailroot_queue_local_messages", "mailroot_queue_remote_messages",
+    "mailroot_queue_retry_messages", "mailroot_pickup_messages_retrieved_total"]
+    .map(p => val(m, p)).join(",");
+  if (sig !== queueSig) {
+    queueSig = sig;
+    refreshQueue(false);
+    // The runner counts before it writes the state file: look once more a moment later.
+    setTimeout(() => refreshQueue(false), 1500);
+  }
   $("updated").textContent = "updated " + new Date(now).toLocaleTimeString();
 }
 
@@ -311,6 +328,11 @@ function renderQueue(list) {
   clear(box);
   $("queue-count").textContent = String(list.length);
   $("queue-empty").hidden = list.length > 0;
+  if (list.length > MAX_ROWS) {
+    box.appendChild(el("p", { class: "muted" }, "Showing the oldest " + MAX_ROWS + " of " +
+      list.length + " messages (mailroot queue list shows them all)."));
+    list = list.slice(0, MAX_ROWS);
+  }
   // Group by destination domain of the pending recipients (a message may be in several).
   const groups = new Map();
   for (const m of list) {
