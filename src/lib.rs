@@ -30,6 +30,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod deliver;
 pub mod dns;
 pub mod dsn;

@@ -167,7 +167,7 @@ fn action(srv: &Server, verb: &str, id: &str) -> (i32, String, String) {
     (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
 }
 
-/// Wait until the event log holds a `queue.<verb>` event for `id` by the admin API with
+/// Wait until the event log holds a `queue.<verb>` event for `id` by a command with
 /// result `ok`.
 fn wait_event(srv: &Server, verb: &str, id: &str) {
     let path = srv.mailroot.join("Logs").join("events.log");
@@ -178,7 +178,7 @@ fn wait_event(srv: &Server, verb: &str, id: &str) {
             .any(|e| {
                 e["event"] == format!("queue.{verb}")
                     && e["target"] == id
-                    && e["by"] == "admin-api"
+                    && e["by"] == "command"
                     && e["result"] == "ok"
             })
             .then_some(())
@@ -323,13 +323,13 @@ fn admin_posts_need_the_token() {
     for path in ["/api/flush", "/api/queue/0000000100000000/delete"] {
         assert_eq!(admin_post(srv.admin_port, path, None).0, 401, "{path}");
     }
-    // Without [admin] token in the config, no POST is accepted at all, and the command
-    // says why.
+    // Without [admin] token in the config, no POST is accepted at all (403), and the
+    // command says why.
     let open = Server::start(Conf { admin_extra: String::new(), ..relay_conf(free_port()) });
-    assert_eq!(admin_post(open.admin_port, "/api/flush", Some(TOKEN)).0, 401);
+    assert_eq!(admin_post(open.admin_port, "/api/flush", Some(TOKEN)).0, 403);
     let (code, _, err) = action(&open, "hold", "0000000100000000");
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("401"), "{err}");
+    assert!(err.contains("403") && err.contains("[admin] token"), "{err}");
     // ... unless the config allows it on loopback.
     let allowed = Server::start(Conf {
         admin_extra: "allow_unauthenticated_loopback_control = true".into(),

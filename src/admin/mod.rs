@@ -1,5 +1,5 @@
 //! The admin HTTP listener: one thread (`admin`) serving views of the running server, the
-//! operator's queue actions and the web admin page, with `tiny_http`.
+//! operator's controls (sites, queue actions) and the web admin page, with `tiny_http`.
 //!
 //! Endpoints:
 //! - `GET /`: the web admin page (`page`: HTML, CSS and JavaScript compiled in);
@@ -8,21 +8,23 @@
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
 //!   (`spool::listing`, a read-only scan of `Queue/`);
 //! - `GET /api/queue/{id}`: one message with its whole envelope (`spool::listing::detail`);
-//! - `GET /api/config`: the effective configuration as JSON, secrets masked
+//! - `GET /api/config`: the effective (live) configuration as JSON, secrets masked
 //!   (`Config::to_masked_json`);
 //! - `POST /api/queue/{id}/delete|bounce|hold|release`, `POST /api/flush`: queue actions,
-//!   carried out by the queue runner (`actions`).
+//!   carried out by the queue runner (`actions`);
+//! - the control endpoints (`GET /api/sites`, `GET /api/events`, `POST /api/pause`,
+//!   `/api/resume`, `/api/sites/{site}/pause|resume`, `/api/drain`, `/api/reload`): see
+//!   `admin::control` for the contract.
 //!
 //! SECURITY: bound to `[admin] listen` (loopback by default; the config refuses a
-//! non-loopback address without `[admin] token`). With a token set and a non-loopback
-//! listener, every request must carry `Authorization: Bearer <token>`; on loopback the GET
-//! endpoints are open. Every POST needs the bearer token (`actions::authorized`), so a
-//! state change needs `[admin] token` set (or, on a loopback listener without a token,
-//! `allow_unauthenticated_loopback_control = true`); a cross-site page cannot send that
-//! header.
-//! Nothing from the request is echoed back or logged beyond its method, path and the
-//! action's queue id. The page is served with a Content-Security-Policy that allows only
-//! its own script and style (no inline script), as a second wall behind its escaping.
+//! non-loopback address without `[admin] token`). Who may read and who may change state
+//! is `admin::auth`: POSTs always need the bearer token when one is set, and without one
+//! only a loopback listener with `allow_unauthenticated_loopback_control` takes them.
+//! Refusals are written to the event log (`admin.refused`). Other methods get 405.
+//! Nothing from the request is echoed back or logged beyond its method and path. The page
+//! and its two assets are served without the token (they hold no data; the page sends
+//! the token the operator types); the page gets a Content-Security-Policy that allows
+//! only its own script and style, a second wall behind its text-only DOM updates.
 //!
 //! Cost: a scrape locks the stats registry once and each per-thread histogram once; it
 //! never touches a worker's hot path otherwise.
@@ -35,10 +37,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::Sender;
+mod actions;
+mod auth;
+pub mod control;
+mod page;
+
+use std::io::Read as _;
+
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use self::control::{CLIENT_HEADER, PATH_EVENTS, PATH_SITES, Post};
 use crate::config::Config;
+use crate::control::{Control, Live};
+use crate::eventlog::event::Event;
 use crate::queue::inbox::QueueRequest;
 use crate::spool::listing;
 use crate::stats::{self, Registry};
@@ -59,13 +70,8 @@ pub const PATH_CONFIG: &str = "/api/config";
 /// Path of the flush action.
 pub const PATH_FLUSH: &str = "/api/flush";
 
-mod actions;
-mod page;
-
-/// Content type of plain-text answers.
-const TEXT: &str = "text/plain; charset=utf-8";
-/// Content type of JSON answers.
-const JSON: &str = "application/json";
+/// Largest POST body read (a drain timeout; anything longer is cut).
+const MAX_BODY_BYTES: u64 = 4096;
 
 /// How often the thread checks the shutdown flag while idle.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -83,16 +89,25 @@ pub struct Admin {
 struct Ctx {
     /// `Queue/`, scanned read-only for `/api/queue`.
     queue_dir: PathBuf,
-    /// Required bearer token (`None`: open).
-    token: Option<String>,
+    /// Who may read and who may change state.
+    policy: auth::Policy,
     /// The counters.
     registry: &'static Registry,
-    /// What a POST must carry.
-    post_auth: actions::PostAuth,
-    /// Operator actions to the queue runner.
-    requests: Sender<QueueRequest>,
-    /// The effective configuration, secrets masked, as JSON text.
-    config_json: String,
+    /// Pause, resume, drain, reload; the event log.
+    control: Arc<dyn Control>,
+    /// The queue runner's operator channel and the live configuration.
+    queue: QueueControl,
+}
+
+/// What the queue actions and `/api/config` need (wired by `relay`).
+#[derive(Debug)]
+pub struct QueueControl {
+    /// Operator actions to the queue runner (each answered on its own reply channel).
+    pub requests: crossbeam_channel::Sender<QueueRequest>,
+    /// The configuration a reload publishes (`None`: the one at start-up, never reloaded).
+    pub live: Option<Arc<Live<Config>>>,
+    /// The configuration at start-up.
+    pub config: Arc<Config>,
 }
 
 /// Bind `[admin] listen` and start the `admin` thread; `None` when the listener is
@@ -100,21 +115,19 @@ struct Ctx {
 pub fn spawn(
     config: &Config,
     stop: Arc<AtomicBool>,
-    requests: Sender<QueueRequest>,
+    control: Arc<dyn Control>,
+    queue: QueueControl,
 ) -> io::Result<Option<Admin>> {
     let Some(listen) = config.admin.listen else { return Ok(None) };
     let server = Server::http(listen).map_err(|e| io::Error::other(format!("{listen}: {e}")))?;
     let addr = server.server_addr().to_ip().unwrap_or(listen);
-    // The token is enforced only off loopback (the config guarantees one is set there).
-    let token = if addr.ip().is_loopback() { None } else { config.admin.token.clone() };
-    let ctx = Ctx {
-        queue_dir: config.queue_dir(),
-        token,
-        registry: Registry::global(),
-        post_auth: actions::PostAuth::of(&config.admin, addr),
-        requests,
-        config_json: config.to_masked_json().to_string(),
+    let policy = auth::Policy {
+        token: config.admin.token.clone(),
+        loopback: addr.ip().is_loopback(),
+        open_loopback_control: config.admin.allow_unauthenticated_loopback_control,
     };
+    let ctx =
+        Ctx { queue_dir: config.queue_dir(), policy, registry: Registry::global(), control, queue };
     let thread = std::thread::Builder::new().name("admin".into()).spawn(move || {
         while !stop.load(Ordering::Acquire) {
             match server.recv_timeout(STOP_POLL) {
@@ -138,9 +151,13 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
 }
 
-/// Answer one request.
-fn handle(ctx: &Ctx, req: Request) {
-    let (status, ctype, body) = route(ctx, &req);
+/// Plain text.
+const TEXT: &str = "text/plain; charset=utf-8";
+/// JSON.
+const JSON: &str = "application/json";
+
+/// Send `body` as the answer to `req`.
+fn respond(req: Request, status: u16, ctype: &str, body: String) {
     let mut resp = Response::from_string(body)
         .with_status_code(status)
         .with_header(header("Content-Type", ctype))
@@ -155,29 +172,91 @@ fn handle(ctx: &Ctx, req: Request) {
     }
 }
 
-/// Status, content type and body for `req`.
-fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
-    let path = req.url().split('?').next().unwrap_or("");
+/// The value of header `name`, if present.
+fn header_value<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+    req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
+}
+
+/// Answer one request.
+fn handle(ctx: &Ctx, mut req: Request) {
+    let url = req.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let write = *req.method() == Method::Post;
     // The page itself holds no data: it loads without the token and sends the one the
     // operator types with every API call.
     if *req.method() == Method::Get
-        && let Some(asset) = page::asset(path)
+        && let Some((status, ctype, body)) = page::asset(path)
     {
-        return asset;
+        return respond(req, status, ctype, body);
     }
-    if let Some(token) = &ctx.token
-        && !actions::authorized(req, token)
-    {
-        return (401, TEXT, "bearer token required\n".into());
+    if let Err(r) = ctx.policy.check(header_value(&req, "Authorization"), write) {
+        if write {
+            log::warn!("admin POST {path} refused: {}", r.reason);
+            emit_refusal(ctx, path, &r);
+        }
+        return respond(req, r.status, JSON, control::error(r.status, r.reason).1);
     }
-    if *req.method() == Method::Post {
-        return actions::post(ctx, req, path);
+    match req.method() {
+        Method::Get => {
+            let (status, ctype, body) = route(ctx, path, query);
+            respond(req, status, ctype, body);
+        }
+        Method::Post => {
+            let mut body = String::new();
+            let _ = req.as_reader().take(MAX_BODY_BYTES).read_to_string(&mut body);
+            let by = control::by(header_value(&req, CLIENT_HEADER));
+            if let Some(action) = actions::parse(path) {
+                let (status, body) = match action {
+                    Ok(action) => actions::post(ctx, action, by),
+                    Err(answer) => answer,
+                };
+                return respond(req, status, JSON, body);
+            }
+            match control::parse_post(path, query, &body) {
+                Err((status, body)) => respond(req, status, JSON, body),
+                Ok(Post::Drain(timeout)) => {
+                    // A drain takes long: answer it from its own thread so the listener
+                    // keeps serving (the web page polls /api/events meanwhile).
+                    let control = Arc::clone(&ctx.control);
+                    let spawned =
+                        std::thread::Builder::new().name("admin-drain".into()).spawn(move || {
+                            let ((status, body), stop) = control::drain(&*control, timeout, by);
+                            respond(req, status, JSON, body);
+                            if stop {
+                                control.shutdown("drained", by);
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        log::error!("admin: cannot start the drain thread: {e}");
+                    }
+                }
+                Ok(post) => {
+                    let (status, body) = control::post(&*ctx.control, &post, by);
+                    respond(req, status, JSON, body);
+                }
+            }
+        }
+        _ => respond(req, 405, TEXT, "only GET and POST are supported\n".into()),
     }
-    if *req.method() != Method::Get {
-        return (405, TEXT, "only GET and POST are supported\n".into());
-    }
+}
+
+/// Write a refused POST to the event log (nothing else happens).
+fn emit_refusal(ctx: &Ctx, path: &str, r: &auth::Refusal) {
+    ctx.control.log_event(Event::AdminRefused {
+        request: format!("POST {path}"),
+        status: r.status,
+        reason: r.reason.to_owned(),
+    });
+}
+
+/// Status, content type and body of a GET of `path`.
+fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
     match path {
-        PATH_CONFIG => (200, JSON, ctx.config_json.clone()),
+        PATH_CONFIG => {
+            let config =
+                ctx.queue.live.as_ref().map_or_else(|| Arc::clone(&ctx.queue.config), |l| l.load());
+            (200, JSON, config.to_masked_json().to_string())
+        }
         p if p.starts_with(PATH_QUEUE) && p.len() > PATH_QUEUE.len() => actions::detail(ctx, p),
         PATH_METRICS => {
             (200, PROMETHEUS_CONTENT_TYPE, stats::render_prometheus(&ctx.registry.snapshot()))
@@ -193,6 +272,18 @@ fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
             }
             Err(e) => (500, TEXT, format!("{e}\n")),
         },
-        _ => (404, TEXT, "not found: try /, /metrics, /api/stats, /api/queue\n".into()),
+        PATH_SITES => {
+            let (status, body) = control::get_sites(&*ctx.control);
+            (status, JSON, body)
+        }
+        PATH_EVENTS => {
+            let (status, body) = control::get_events(&*ctx.control, query);
+            (status, JSON, body)
+        }
+        _ => (
+            404,
+            TEXT,
+            "not found: try /, /metrics, /api/stats, /api/queue, /api/sites, /api/events\n".into(),
+        ),
     }
 }

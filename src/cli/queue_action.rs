@@ -15,6 +15,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use crate::admin::PATH_QUEUE;
+use crate::admin::control::CLIENT_HEADER;
 use crate::queue::inbox::QueueAction;
 use crate::spool::QueueId;
 
@@ -48,8 +49,13 @@ pub(super) fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<
     })?;
     let _ = s.set_read_timeout(Some(READ_TIMEOUT));
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n{auth}\r\n")
-        .map_err(|e| format!("{addr}: {e}"))?;
+    // Marked as a command, so the event log says `by: "command"`.
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Length: 0\r\n{auth}{CLIENT_HEADER}: \
+         command\r\n\r\n"
+    )
+    .map_err(|e| format!("{addr}: {e}"))?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).map_err(|e| format!("{addr}: {e}"))?;
     let text = String::from_utf8_lossy(&raw);

@@ -19,7 +19,8 @@
 //!   adding or removing a site) and `[tls]` certificate paths: listeners are bound and
 //!   certificates loaded per path at start-up (the *content* of the files is re-read by
 //!   every reload);
-//! - `[admin]` and `[event_log]`: their threads hold the listener and the file.
+//! - `[admin]` and `[event_log]`: their threads hold the listener and the file;
+//!   `auth.failure_delay`: the verifier's failure table is built once.
 //!
 //! SECURITY: values of secret keys (`password`, `token`, `password_hash`) are shown as
 //! `<redacted>`, in [`Change`] and therefore in the event log and the admin API.
@@ -146,6 +147,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     running.delivery = old.delivery.clone();
     running.relay.smart_host_auth.clone_from(&old.relay.smart_host_auth);
     running.admin = old.admin.clone();
+    running.auth.failure_delay_ms = old.auth.failure_delay_ms;
     running.event_log = old.event_log.clone();
     // Listeners and certificates: only `require_tls` of a site that still exists (same
     // name, same place) changes live.

@@ -45,6 +45,7 @@ use super::bounce::{BounceService, Bounced, Failure};
 use super::inbox::{IncomingBatch, QueueRequest, RcptOutcome, TaskReport};
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
 use crate::config::Config;
+use crate::control::Live;
 use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
 use crate::dsn::ReportKind;
 use crate::eventlog::{By, Event, EventLog};
@@ -75,6 +76,9 @@ const EXPIRED_STATUS: &str = "4.4.7";
 pub struct RunnerParts {
     /// Configuration.
     pub config: Arc<Config>,
+    /// Where a reload publishes a new configuration (routes, domains, relay rules), read
+    /// once per loop pass; `None` = never reloaded.
+    pub live: Option<Arc<Live<Config>>>,
     /// The spool.
     pub spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -135,6 +139,8 @@ fn shape_slot(c: Counter) -> usize {
 struct Runner {
     /// Configuration.
     config: Arc<Config>,
+    /// Reloads, and the generation `config` is from.
+    live: Option<(Arc<Live<Config>>, u64)>,
     /// The spool.
     spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -207,6 +213,7 @@ fn report_all(id: QueueId, domain: &Arc<str>, rcpts: &[u32], outcome: &RcptOutco
 pub fn run(parts: RunnerParts) -> u64 {
     let RunnerParts {
         config,
+        live,
         spool,
         incoming,
         recovered,
@@ -227,8 +234,13 @@ pub fn run(parts: RunnerParts) -> u64 {
         committed,
         Arc::clone(&stats),
     );
+    let live = live.map(|l| {
+        let g = l.generation();
+        (l, g)
+    });
     let mut r = Runner {
         config,
+        live,
         spool,
         incoming,
         reports,
@@ -253,6 +265,18 @@ pub fn run(parts: RunnerParts) -> u64 {
 }
 
 impl Runner {
+    /// Pick up a reloaded configuration (one atomic load when nothing changed): the next
+    /// delivery attempt plans with the new routes, domains and relay rules. Retry
+    /// intervals and `hold` stay as started (`config::diff` keeps `[delivery]` unchanged).
+    fn refresh_config(&mut self) {
+        if let Some((live, seen)) = &mut self.live
+            && live.refresh(seen, &mut self.config)
+        {
+            self.bounce.set_config(Arc::clone(&self.config));
+            log::info!("queue runner: configuration reloaded");
+        }
+    }
+
     /// The loop.
     fn run(&mut self, recovered: Vec<QueueId>) {
         let hold = self.config.delivery.hold;
@@ -314,6 +338,7 @@ impl Runner {
             }
             self.write_crossoffs();
             self.publish_gauges();
+            self.refresh_config();
             let now = Instant::now();
             if now >= next_crossoff_sync {
                 self.sync_crossoffs();

@@ -308,11 +308,28 @@ impl Spool {
         self.inner.index.lock().records.len()
     }
 
+    /// What recovery found when this spool was opened (`segments`: kept at open).
+    #[must_use]
+    pub fn recovery_summary(&self) -> RecoverySummary {
+        self.inner.recovery
+    }
+
     /// Number of segment files the spool currently tracks (live ones, plus active ones).
     #[must_use]
     pub fn tracked_segments(&self) -> usize {
         self.inner.index.lock().segments.len()
     }
+}
+
+/// What [`Spool::open`] found: reported once as the `spool.recovered` event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoverySummary {
+    /// Segment files kept (holding live records).
+    pub segments: u64,
+    /// Segments whose unverifiable tail was left unread (a crash while appending).
+    pub torn_tails: u64,
+    /// Segments whose header did not verify, renamed `*.seg.corrupt`.
+    pub corrupt_segments: u64,
 }
 
 #[cfg(test)]

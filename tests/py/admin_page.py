@@ -7,8 +7,9 @@ so relayed mail stays queued; home.test is a local domain, so NDRs land in Drop/
 Steps (each waits with a bound, never asserts on speed):
   1. load the page, read the "Messages received" counter;
   2. enter the admin token; send a message with smtplib; see the counter move;
-  3. sites: click Pause on the first site and see it paused, then Resume (skipped with a
-     reason when the server has no /api/sites);
+  3. sites: click Pause on the first site, see it paused and a new SMTP connection
+     turned away with 421, then Resume (skipped with a reason when the server has no
+     /api/sites);
   4. hold a queued message from the page (it shows as held), open its details, delete it
      (two clicks: the button arms first) and see it gone;
   5. bounce another one from the page and see the NDR arrive in Drop/;
@@ -141,6 +142,15 @@ def main():
                 By.CSS_SELECTOR, 'tr.site[data-site="%s"] span.state' % name)
                 .get_attribute("data-state") == "paused")
             out["site_paused"] = name
+            # Paused: a new SMTP connection is turned away with 421 (IIS semantics).
+            try:
+                with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=20) as s:
+                    code = s.noop()[0]
+            except smtplib.SMTPConnectError as e:
+                code = e.smtp_code
+            except smtplib.SMTPServerDisconnected:
+                code = "disconnected"
+            out["paused_greeting"] = code
             driver.find_element(By.CSS_SELECTOR, sel).click()
             wait_for("site running", lambda: driver.find_element(
                 By.CSS_SELECTOR, 'tr.site[data-site="%s"] span.state' % name)
