@@ -211,6 +211,11 @@ def main():
         assert driver.title != "pwned", "script from the envelope ran"
         out["hostile_shown_as_text"] = sender
 
+        # The event log panel shows the actions taken from the page.
+        wait_for("queue.delete in the event panel", lambda: driver.find_elements(
+            By.CSS_SELECTOR, 'tr.event[data-event="queue.delete"]'), limit=15)
+        out["events_panel"] = True
+
         # 7. Configuration: the token is masked.
         cfg = wait_for("config panel", lambda: driver.find_elements(
             By.CSS_SELECTOR, '.cfg[data-section="[admin]"]'))

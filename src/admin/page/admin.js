@@ -201,6 +201,7 @@ async function refreshSites() {
         if (await post("/api/sites/" + encodeURIComponent(s.name) + "/" + verb, verb + " site " + s.name)) {
           refreshSites();
         }
+        refreshEvents();
       },
     }, paused ? "Resume" : "Pause");
     tbody.appendChild(el("tr", { class: "site", "data-site": s.name },
@@ -265,6 +266,7 @@ async function queueAction(id, verb) {
     if (verb === "delete" || verb === "bounce") { expanded.delete(id); details.delete(id); }
     await refreshQueue(true);
   }
+  refreshEvents();
 }
 
 function actionCell(m) {
@@ -408,6 +410,42 @@ async function refreshQueue(force) {
   for (const id of expanded) loadDetail(id);
 }
 
+// ---------------------------------------------------------------- event log
+
+const EVENTS_SHOWN = 25;
+let lastEventsText = "";
+
+async function refreshEvents() {
+  const note = $("events-note");
+  let events;
+  try {
+    events = await getJson("/api/events?limit=" + EVENTS_SHOWN);
+  } catch (e) {
+    $("events").hidden = true;
+    note.hidden = false;
+    note.textContent = e.status === 404 ? "This server has no event log (/api/events)." : "Events unavailable: " + e.message;
+    return;
+  }
+  $("events").hidden = false;
+  note.hidden = true;
+  const text = JSON.stringify(events);
+  if (text === lastEventsText) return;
+  lastEventsText = text;
+  const tbody = $("events").tBodies[0];
+  clear(tbody);
+  for (const ev of events.slice().reverse()) {
+    const details = Object.entries(ev)
+      .filter(([k]) => k !== "ts" && k !== "event" && k !== "by")
+      .map(([k, v]) => k + "=" + (typeof v === "string" ? v : JSON.stringify(v)))
+      .join("  ");
+    tbody.appendChild(el("tr", { class: "event", "data-event": String(ev.event || "") },
+      el("td", { class: "small" }, String(ev.ts || "").replace("T", " ").replace("Z", "")),
+      el("td", {}, String(ev.event || "")),
+      el("td", {}, String(ev.by || "")),
+      el("td", { class: "small addr" }, details)));
+  }
+}
+
 // ---------------------------------------------------------------- configuration
 
 function configValue(v) {
@@ -488,12 +526,14 @@ function start() {
   setInterval(refreshStats, STATS_EVERY_MS);
   setInterval(() => refreshQueue(false), QUEUE_EVERY_MS);
   setInterval(refreshSites, SITES_EVERY_MS);
+  setInterval(refreshEvents, SITES_EVERY_MS);
 }
 
 function refreshAll() {
   refreshStats();
   refreshSites();
   refreshQueue(true);
+  refreshEvents();
   refreshConfig();
 }
 
