@@ -2,9 +2,10 @@
 //! no build step, no CDN), served at `GET /`, `/admin.css` and `/admin.js`.
 //!
 //! WHAT: an operator's console in the spirit of IIS's Internet Service Manager: live
-//! counters (from `/api/stats`, every 2 s), sites with pause/resume, the event log, the queue grouped by
-//! destination domain with per-message details and delete/bounce/hold/release buttons,
-//! flush, and the effective configuration with secrets masked (`/api/config`). The bearer
+//! counters (from `/api/stats`, every 2 s), sites with pause/resume, the event log, the
+//! queue grouped by destination domain with per-message details and
+//! delete/bounce/hold/release buttons, flush, and the effective configuration with
+//! secrets masked (`/api/config`). The bearer
 //! token for the POSTs is typed into the page and kept in `sessionStorage`.
 //!
 //! SECURITY: everything that comes from the queue (addresses, HELO names, error texts)
