@@ -216,6 +216,12 @@ fn hold_survives_a_restart_and_release_delivers() {
     assert!(out.contains("held"), "{out}");
     assert_eq!(listed(&srv, &id).map(|m| m["held"].clone()), Some(serde_json::json!(true)));
     wait_event(&srv, "hold", &id);
+    let (status, _, body) = srv.admin_get(&format!("/api/queue/{id}"));
+    assert_eq!(status, 200, "{body}");
+    let detail: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(detail["held"], true, "{detail}");
+    assert_eq!(detail["envelope"]["site"], "default", "{detail}");
+    assert_eq!(detail["recipients"][0]["attempts"], 1, "{detail}");
     // Holding again is harmless.
     let (code, out, _) = action(&srv, "hold", &id);
     assert_eq!((code, out.contains("already held")), (0, true), "{out}");
@@ -323,6 +329,19 @@ fn admin_posts_need_the_token() {
     for path in ["/api/flush", "/api/queue/0000000100000000/delete"] {
         assert_eq!(admin_post(srv.admin_port, path, None).0, 401, "{path}");
     }
+    // The GETs beside them: the page (with its CSP), the masked config, message details.
+    let (status, head, body) = srv.admin_get("/");
+    assert_eq!(status, 200);
+    assert!(
+        head.contains("Content-Security-Policy: default-src 'none'; script-src 'self'"),
+        "{head}"
+    );
+    assert!(body.contains("<script src=\"/admin.js\""), "{body}");
+    let (status, _, body) = srv.admin_get("/api/config");
+    assert_eq!(status, 200);
+    assert!(!body.contains(TOKEN) && body.contains("\"token\":\"********\""), "{body}");
+    assert_eq!(srv.admin_get("/api/queue/0000000100000000").0, 404);
+    assert_eq!(srv.admin_get("/api/queue/nonsense").0, 400);
     // Without [admin] token in the config, no POST is accepted at all (403), and the
     // command says why.
     let open = Server::start(Conf { admin_extra: String::new(), ..relay_conf(free_port()) });
