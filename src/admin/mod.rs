@@ -257,7 +257,9 @@ fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
                 ctx.queue.live.as_ref().map_or_else(|| Arc::clone(&ctx.queue.config), |l| l.load());
             (200, JSON, config.to_masked_json().to_string())
         }
-        p if p.starts_with(PATH_QUEUE) && p.len() > PATH_QUEUE.len() => actions::detail(ctx, p),
+        p if p.strip_prefix(PATH_QUEUE).is_some_and(|r| r.starts_with('/')) => {
+            actions::detail(ctx, p)
+        }
         PATH_METRICS => {
             (200, PROMETHEUS_CONTENT_TYPE, stats::render_prometheus(&ctx.registry.snapshot()))
         }

@@ -18,7 +18,7 @@ pub(super) const HTML: &str = "text/html; charset=utf-8";
 /// Content-Security-Policy of the page: its own script, style and API, nothing inline,
 /// nothing from elsewhere, no framing.
 pub(super) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
+     connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
 /// The page.
