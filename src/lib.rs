@@ -20,7 +20,10 @@
 //! ```
 //!
 //! Counters (`stats`) are per-thread blocks merged on read by the `admin` listener thread
-//! (`GET /metrics`, `/api/stats`, `/api/queue`).
+//! (`GET /metrics`, `/api/stats`, `/api/queue`). Service control (`control`: pause flags
+//! read at accept, reloadable snapshots) is driven through the admin listener's POSTs,
+//! SIGHUP and the `mailroot pause|resume|drain|reload` commands; every service event goes
+//! to the event log (`eventlog`, `<mailroot>/Logs/events.log`).
 //!
 //! The layers below are `src/LAYERS.md`, the one layer table (`ARCHITECTURE.md` quotes it,
 //! `tests/architecture.rs` enforces it).

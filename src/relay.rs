@@ -453,17 +453,8 @@ pub fn start_with(
     drop(verifier); // the workers hold the only request senders now
     let listen: Vec<SocketAddr> =
         listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
-    // Operator actions: admin thread -> queue runner (each answered on its own reply).
-    let (requests_tx, requests_rx) = crossbeam_channel::unbounded::<QueueRequest>();
-    let delivery = start_delivery(
-        &config,
-        &live_config,
-        &spool,
-        queue_rx,
-        recovered_ids,
-        listen,
-        (requests_rx, events.clone()),
-    )?;
+    let delivery =
+        start_delivery(&config, &live_config, &events, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
@@ -477,7 +468,6 @@ pub fn start_with(
             .collect();
         sites.set_listen(i, bound);
     }
-    let admin_live = Arc::clone(&live_config);
     let control = Arc::new(RelayControl {
         sites: Arc::clone(&sites),
         events: events.clone(),
@@ -493,6 +483,21 @@ pub fn start_with(
         draining: AtomicBool::new(false),
         stop_reason: parking_lot::Mutex::new(None),
     });
+    // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
+    // greeting so whoever sees the server answer can control it; stopped by the flag.
+    let admin_control: Arc<dyn crate::control::Control> = control.clone();
+    let admin = match crate::admin::spawn(
+        &config,
+        Arc::clone(&stopper.flag),
+        admin_control,
+        delivery.requests.clone(),
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            stopper.stop();
+            return Err(RelayError::Admin(e));
+        }
+    };
     for (k, worker) in built.into_iter().enumerate() {
         let name = format!("worker-{k}");
         // If one worker dies (poll error, panic), the others shut down too.
@@ -506,8 +511,9 @@ pub fn start_with(
         })?);
     }
     // The Pickup/ watcher: its own thread and spool writer, stopped by the same flag.
-    let pickup = match pickup::spawn(
+    let pickup = match pickup::spawn_following(
         PickupConfig::from_config(&config),
+        Some(Arc::clone(&control.config)),
         spool.clone(),
         pickup_tx,
         Arc::clone(&stopper.flag),
@@ -530,22 +536,6 @@ pub fn start_with(
             return Err(RelayError::Io(e));
         }
     };
-    // The admin listener (GET /metrics, /api/*, POST control): stopped by the same flag.
-    let admin_control: Arc<dyn crate::control::Control> = control.clone();
-    let queue_control = crate::admin::QueueControl {
-        requests: requests_tx,
-        live: Some(admin_live),
-        config: Arc::clone(&config),
-    };
-    let admin =
-        match crate::admin::spawn(&config, Arc::clone(&stopper.flag), admin_control, queue_control)
-        {
-            Ok(a) => a,
-            Err(e) => {
-                stopper.stop();
-                return Err(RelayError::Admin(e));
-            }
-        };
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
@@ -604,6 +594,8 @@ struct Delivery {
     runner: JoinHandle<u64>,
     /// The `outbound` worker (a `net::Worker` driving `deliver::outbound::Outbound`).
     outbound: OutboundThread,
+    /// Operator actions to the queue runner (handed to the admin listener).
+    requests: crossbeam_channel::Sender<QueueRequest>,
 }
 
 /// Writer number of the queue runner's own `SpoolWriter` (after the workers' and
@@ -613,18 +605,19 @@ fn runner_writer_number(config: &Config) -> u32 {
 }
 
 /// Start delivery: the outbound loop, the resolver pool, the local-delivery thread and the
-/// queue runner (which owns the scheduler and a spool writer for NDRs). The last argument
-/// is the runner's operator channel (queue actions from the admin thread) and the event
-/// log it writes them to.
+/// queue runner (which owns the scheduler and a spool writer for NDRs, and takes the
+/// operator's queue actions on the channel whose sender `Delivery::requests` is).
 fn start_delivery(
     config: &Arc<Config>,
     live: &Arc<Live<Config>>,
+    events: &EventLog,
     spool: &Spool,
     queue_rx: Receiver<IncomingBatch>,
     recovered: Vec<QueueId>,
     listen: Vec<SocketAddr>,
-    (requests, events): (Receiver<QueueRequest>, EventLog),
 ) -> Result<Delivery, RelayError> {
+    // Operator actions: admin thread -> queue runner (each answered on its own reply).
+    let (requests_tx, requests) = crossbeam_channel::unbounded::<QueueRequest>();
     let d = &config.delivery;
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
     let (outbound, outbound_thread) = outbound::spawn(
@@ -668,6 +661,7 @@ fn start_delivery(
     let parts = RunnerParts {
         config: Arc::clone(config),
         live: Some(Arc::clone(live)),
+        events: events.clone(),
         spool: spool.clone(),
         incoming: queue_rx,
         recovered,
@@ -677,12 +671,11 @@ fn start_delivery(
         writer,
         committed: commit_rx,
         requests,
-        events,
     };
     let runner = std::thread::Builder::new()
         .name("queue-runner".into())
         .spawn(move || runner::run(parts))?;
-    Ok(Delivery { runner, outbound: outbound_thread })
+    Ok(Delivery { runner, outbound: outbound_thread, requests: requests_tx })
 }
 
 /// How long an idle outbound connection is kept open for the next message.

@@ -61,7 +61,7 @@ pub(super) fn post(ctx: &Ctx, action: QueueAction, by: By) -> Answer {
             let _ = tx.send(outcome);
         }),
     };
-    let (status, key, text) = if ctx.queue.requests.send(request).is_err() {
+    let (status, key, text) = if ctx.requests.send(request).is_err() {
         (503, "error", "the queue runner has stopped".to_owned())
     } else {
         match rx.recv_timeout(REPLY_TIMEOUT) {

@@ -48,7 +48,7 @@ use tiny_http::{Header, Method, Request, Response, Server};
 
 use self::control::{CLIENT_HEADER, PATH_EVENTS, PATH_SITES, Post};
 use crate::config::Config;
-use crate::control::{Control, Live};
+use crate::control::Control;
 use crate::eventlog::event::Event;
 use crate::queue::inbox::QueueRequest;
 use crate::spool::listing;
@@ -95,19 +95,8 @@ struct Ctx {
     registry: &'static Registry,
     /// Pause, resume, drain, reload; the event log.
     control: Arc<dyn Control>,
-    /// The queue runner's operator channel and the live configuration.
-    queue: QueueControl,
-}
-
-/// What the queue actions and `/api/config` need (wired by `relay`).
-#[derive(Debug)]
-pub struct QueueControl {
     /// Operator actions to the queue runner (each answered on its own reply channel).
-    pub requests: crossbeam_channel::Sender<QueueRequest>,
-    /// The configuration a reload publishes (`None`: the one at start-up, never reloaded).
-    pub live: Option<Arc<Live<Config>>>,
-    /// The configuration at start-up.
-    pub config: Arc<Config>,
+    requests: crossbeam_channel::Sender<QueueRequest>,
 }
 
 /// Bind `[admin] listen` and start the `admin` thread; `None` when the listener is
@@ -116,7 +105,7 @@ pub fn spawn(
     config: &Config,
     stop: Arc<AtomicBool>,
     control: Arc<dyn Control>,
-    queue: QueueControl,
+    requests: crossbeam_channel::Sender<QueueRequest>,
 ) -> io::Result<Option<Admin>> {
     let Some(listen) = config.admin.listen else { return Ok(None) };
     let server = Server::http(listen).map_err(|e| io::Error::other(format!("{listen}: {e}")))?;
@@ -126,8 +115,13 @@ pub fn spawn(
         loopback: addr.ip().is_loopback(),
         open_loopback_control: config.admin.allow_unauthenticated_loopback_control,
     };
-    let ctx =
-        Ctx { queue_dir: config.queue_dir(), policy, registry: Registry::global(), control, queue };
+    let ctx = Ctx {
+        queue_dir: config.queue_dir(),
+        policy,
+        registry: Registry::global(),
+        control,
+        requests,
+    };
     let thread = std::thread::Builder::new().name("admin".into()).spawn(move || {
         while !stop.load(Ordering::Acquire) {
             match server.recv_timeout(STOP_POLL) {
@@ -252,11 +246,7 @@ fn emit_refusal(ctx: &Ctx, path: &str, r: &auth::Refusal) {
 /// Status, content type and body of a GET of `path`.
 fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
     match path {
-        PATH_CONFIG => {
-            let config =
-                ctx.queue.live.as_ref().map_or_else(|| Arc::clone(&ctx.queue.config), |l| l.load());
-            (200, JSON, config.to_masked_json().to_string())
-        }
+        PATH_CONFIG => (200, JSON, ctx.control.running_config().to_masked_json().to_string()),
         p if p.strip_prefix(PATH_QUEUE).is_some_and(|r| r.starts_with('/')) => {
             actions::detail(ctx, p)
         }

@@ -79,6 +79,8 @@ pub struct RunnerParts {
     /// Where a reload publishes a new configuration (routes, domains, relay rules), read
     /// once per loop pass; `None` = never reloaded.
     pub live: Option<Arc<Live<Config>>>,
+    /// The event log (queue actions, and flush requests read from `Queue/flush.req`).
+    pub events: EventLog,
     /// The spool.
     pub spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -98,8 +100,6 @@ pub struct RunnerParts {
     pub committed: Receiver<()>,
     /// Operator actions (delete, bounce, hold, release, flush) from the admin listener.
     pub requests: Receiver<QueueRequest>,
-    /// The service event log (every queue action is written there).
-    pub events: EventLog,
 }
 
 /// A queued message as the runner knows it.
@@ -141,6 +141,8 @@ struct Runner {
     config: Arc<Config>,
     /// Reloads, and the generation `config` is from.
     live: Option<(Arc<Live<Config>>, u64)>,
+    /// The event log.
+    events: EventLog,
     /// The spool.
     spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -179,8 +181,6 @@ struct Runner {
     /// Messages held by the operator (not in the scheduler, not in `msgs`), with the
     /// time of the hold (Unix ms). The hold line of their state file is the durable copy.
     held: HashMap<QueueId, u64>,
-    /// The service event log.
-    events: EventLog,
 }
 
 /// Most latency samples kept (the first ones win; enough for a benchmark run).
@@ -214,6 +214,7 @@ pub fn run(parts: RunnerParts) -> u64 {
     let RunnerParts {
         config,
         live,
+        events,
         spool,
         incoming,
         recovered,
@@ -223,7 +224,6 @@ pub fn run(parts: RunnerParts) -> u64 {
         writer,
         committed,
         requests,
-        events,
     } = parts;
     let sched_cfg = ScheduleConfig::from_delivery(&config.delivery);
     let stats = Registry::global().block();
@@ -241,6 +241,7 @@ pub fn run(parts: RunnerParts) -> u64 {
     let mut r = Runner {
         config,
         live,
+        events,
         spool,
         incoming,
         reports,
@@ -258,7 +259,6 @@ pub fn run(parts: RunnerParts) -> u64 {
         undeliverable: HashSet::new(),
         requests,
         held: HashMap::new(),
-        events,
     };
     r.run(recovered);
     r.received
@@ -746,13 +746,12 @@ impl Runner {
                 0
             };
             log::info!("flush request={line:?} requeued={n}");
-            let target = (line != "all").then(|| line.to_owned());
-            let action = "flush".into();
+            let target = (line != "all").then(|| line.strip_prefix("domain ").unwrap_or(line));
             self.events.emit(Event::QueueAction {
-                action,
-                target,
+                action: "flush".to_owned(),
+                target: target.map(str::to_owned),
                 by: By::File,
-                result: "ok".into(),
+                result: format!("requeued {n}"),
             });
         }
     }

@@ -212,6 +212,10 @@ impl Control for RelayControl {
         self.events.recent(limit)
     }
 
+    fn running_config(&self) -> Arc<Config> {
+        self.config.load()
+    }
+
     fn log_event(&self, event: Event) {
         self.events.emit(event);
     }

@@ -106,7 +106,7 @@ pub(crate) struct Conf {
     /// Extra TOML appended at the end (whole tables). The default holds delivery
     /// (`[delivery] hold = true`) so tests about receiving find their messages in the queue.
     pub(crate) extra: String,
-    /// Extra lines inside `[admin]` (e.g. `token = "..."`).
+    /// Extra lines inside `[admin]` (e.g. `token = "s3cret"`).
     pub(crate) admin_extra: String,
 }
 
@@ -605,18 +605,18 @@ pub(crate) fn admin_get(port: u16, path: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
-/// `POST path` on the admin listener at 127.0.0.1:`port` (HTTP/1.0, bounded), with
-/// `Authorization: Bearer <token>` when given: (status, body).
+/// `POST path` on the admin listener at 127.0.0.1:`port` with an optional bearer token
+/// (HTTP/1.0, bounded): (status, body).
 pub(crate) fn admin_post(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
-    // The admin listener starts just after the SMTP listeners the harness waits for.
+    // Bounded retry: a listener that is still starting refuses the first connects.
     let mut s = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     })
     .expect("connect admin");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n{auth}\r\n")
+    write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\n\r\n")
         .expect("send");
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read response");
@@ -629,5 +629,33 @@ impl Server {
     /// `GET path` on this server's admin listener: (status, header block, body).
     pub(crate) fn admin_get(&self, path: &str) -> (u16, String, String) {
         admin_get(self.admin_port, path)
+    }
+
+    /// `POST path` on this server's admin listener: (status, body).
+    pub(crate) fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        admin_post(self.admin_port, path, token)
+    }
+
+    /// Every line of `<mailroot>/Logs/events.log`, parsed (the event log).
+    pub(crate) fn events(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.mailroot.join("Logs/events.log")).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Wait (bounded) for an event named `name` that `pred` accepts, and return it.
+    pub(crate) fn wait_event(&self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_until(Duration::from_secs(20), Duration::from_millis(25), || {
+            self.events().into_iter().find(|e| e["event"] == name && pred(e))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} event; event log:\n{}",
+                fs::read_to_string(self.mailroot.join("Logs/events.log")).unwrap_or_default()
+            )
+        })
     }
 }
