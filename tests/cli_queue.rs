@@ -363,12 +363,12 @@ fn actions_need_the_running_server() {
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let path = tmp.path().join("mailroot.toml");
     let mailroot = tmp.path().join("mailroot");
-    let text = format!(
+    let toml = format!(
         "mailroot = {:?}\n[admin]\nlisten = \"127.0.0.1:{}\"\ntoken = \"{TOKEN}\"\n",
         mailroot.display().to_string(),
         free_port()
     );
-    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
     for verb in ["delete", "bounce", "hold", "release"] {
         let out = mailroot_with_config(&["queue", verb, "0000000100000000"], &path);
         let err = text(&out.stderr);
