@@ -376,3 +376,20 @@ fn actions_need_the_running_server() {
         assert!(err.contains("start `mailroot serve`"), "{verb}: {err}");
     }
 }
+
+#[test]
+fn a_message_in_flight_is_refused_until_its_attempt_ends() {
+    let sink = Sink::start("127.0.0.1");
+    // The sink holds its answer to the final dot: the attempt stays in flight meanwhile.
+    sink.set_data_delay(Duration::from_secs(8));
+    let srv = Server::start(relay_conf(sink.port()));
+    send(&srv, "alice@home.test", "slow@dest.test", "in-flight");
+    assert!(wait_until(WAIT, STEP, || (sink.rcpt_seen() >= 1).then_some(())).is_some());
+    let id = srv.queue_list()[0]["id"].as_str().map(str::to_owned).unwrap_or_default();
+    let (code, _, err) = action(&srv, "hold", &id);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("being delivered now") && err.contains("409"), "{err}");
+    // The attempt ends (delivered): nothing left to act on.
+    assert!(wait_until(WAIT, STEP, || listed(&srv, &id).is_none().then_some(())).is_some());
+    assert_eq!(sink.received().len(), 1);
+}
