@@ -7,7 +7,8 @@
 //! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
 //! mailroot queue delete|bounce|hold|release ID [--config FILE]
 //!                                                 act on one message (through the running
-//!                                                 server's admin listener)
+//!                                                 server's admin listener; without a
+//!                                                 server, on Queue/ under its lock)
 //! mailroot stats        [--watch SECONDS [--count N]] [--json] [--config FILE]
 //!                                                 the counters, from the admin listener
 //! mailroot hash-password                          read a password on stdin, print its
@@ -29,6 +30,7 @@
 
 mod control;
 mod queue_action;
+mod queue_offline;
 mod stats;
 
 use std::ffi::OsString;
@@ -524,15 +526,26 @@ fn queue_action(verb: &str, arg: &QueueIdArg) -> i32 {
         report(format!("{:?} is not a queue id (16 hex digits)", arg.id));
         return EXIT_USAGE;
     };
-    let Some(addr) = stats::admin_addr(&config) else {
-        report("the admin listener is disabled (admin.listen): queue actions go through it");
-        return EXIT_USAGE;
-    };
     let Some(path) = queue_action::path_of(verb, id) else {
         report(format!("unknown queue action {verb:?}"));
         return EXIT_USAGE;
     };
-    match queue_action::post(addr, &path, config.admin.token.as_deref()) {
+    let answer = match stats::admin_addr(&config) {
+        Some(addr) => queue_action::post(addr, &path, config.admin.token.as_deref()),
+        None => Ok(queue_action::Answer::Unreachable("admin listener disabled".into())),
+    };
+    match answer {
+        // No server answers: act on the spool under its lock (refused if a server holds it).
+        Ok(queue_action::Answer::Unreachable(why)) => match queue_offline::act(&config, verb, id) {
+            Ok(what) => {
+                let _ = writeln!(io::stdout().lock(), "{id}: {what}");
+                EXIT_OK
+            }
+            Err(e) => {
+                report(format!("{verb} {id}: {e} (admin listener: {why})"));
+                EXIT_FAILURE
+            }
+        },
         Ok(queue_action::Answer::Done(what)) => {
             let _ = writeln!(io::stdout().lock(), "{id}: {what}");
             EXIT_OK

@@ -359,22 +359,45 @@ fn admin_posts_need_the_token() {
 }
 
 #[test]
-fn actions_need_the_running_server() {
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let path = tmp.path().join("mailroot.toml");
-    let mailroot = tmp.path().join("mailroot");
-    let toml = format!(
-        "mailroot = {:?}\n[admin]\nlisten = \"127.0.0.1:{}\"\ntoken = \"{TOKEN}\"\n",
-        mailroot.display().to_string(),
-        free_port()
-    );
-    std::fs::write(&path, toml).unwrap_or_else(|e| panic!("{e}"));
-    for verb in ["delete", "bounce", "hold", "release"] {
-        let out = mailroot_with_config(&["queue", verb, "0000000100000000"], &path);
-        let err = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{verb}: {err}");
-        assert!(err.contains("start `mailroot serve`"), "{verb}: {err}");
-    }
+fn without_a_server_actions_work_on_the_spool_under_its_lock() {
+    let mut srv = Server::start(relay_conf(free_port()));
+    send(&srv, "alice@home.test", "gone@dest.test", "offline");
+    let id = wait_deferred(&srv, "gone@dest.test");
+    srv.terminate();
+
+    // Nothing answers on the admin address: the command takes Queue/lock itself.
+    let (code, out, err) = action(&srv, "hold", &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("held"), "{out}");
+    assert_eq!(listed(&srv, &id).map(|m| m["held"].clone()), Some(serde_json::json!(true)));
+    // A bounce needs the server's queue runner (it writes and sends the NDR).
+    let (code, _, err) = action(&srv, "bounce", &id);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("needs the running server"), "{err}");
+    let (code, out, err) = action(&srv, "release", &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("tried when the server starts"), "{out}");
+    assert!(listed(&srv, &id).is_some_and(|m| m.get("held").is_none()));
+    let (code, out, err) = action(&srv, "delete", &id);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(listed(&srv, &id).is_none(), "{:?}", srv.queue_list());
+    let (code, _, err) = action(&srv, "delete", &id);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no queued message"), "{err}");
+    // The event log has them, by the command.
+    wait_event(&srv, "hold", &id);
+    wait_event(&srv, "release", &id);
+    wait_event(&srv, "delete", &id);
+
+    // A running server whose admin listener is off holds the lock: nothing is touched.
+    let locked =
+        Server::start(Conf { admin_extra: "enabled = false".into(), ..relay_conf(free_port()) });
+    send(&locked, "alice@home.test", "gone@dest.test", "locked");
+    let id = wait_deferred(&locked, "gone@dest.test");
+    let (code, _, err) = action(&locked, "delete", &id);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("the server is running"), "{err}");
+    assert!(listed(&locked, &id).is_some());
 }
 
 #[test]

@@ -4,8 +4,8 @@
 //!
 //! Why through the server: the queue runner owns the schedule and every cross-off, and
 //! holds `Queue/lock` while it runs; a second process changing the spool behind its back
-//! could deliver a deleted message or lose a hold. So these commands need the server
-//! running (as `postsuper` needs the Postfix queue manager's cooperation, we ask ours).
+//! could deliver a deleted message or lose a hold. When nothing answers on the admin
+//! address, `cli::queue_offline` acts on the spool itself, under that same lock.
 //!
 //! Trust: the answer comes from our own server on the configured admin address; its
 //! `result` / `error` text is printed (control characters escaped).
@@ -31,6 +31,9 @@ pub(super) enum Answer {
     Done(String),
     /// Any other status, with the server's words.
     Refused(u16, String),
+    /// Nobody listens on the admin address (the server is not running, or its listener
+    /// is elsewhere); the connect error.
+    Unreachable(String),
 }
 
 /// Peer text made safe for a terminal.
@@ -41,12 +44,10 @@ fn printable(s: &str) -> String {
 /// `POST path` over HTTP/1.0 with the bearer token; the status and the JSON (or text)
 /// answer's `result` / `error`.
 pub(super) fn post(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<Answer, String> {
-    let mut s = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT).map_err(|e| {
-        format!(
-            "cannot reach the server's admin listener at {addr}: {e} (queue actions are \
-             carried out by the running server: start `mailroot serve`, or check [admin] listen)"
-        )
-    })?;
+    let mut s = match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+        Ok(s) => s,
+        Err(e) => return Ok(Answer::Unreachable(format!("{addr}: {e}"))),
+    };
     let _ = s.set_read_timeout(Some(READ_TIMEOUT));
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     // Marked as a command, so the event log says `by: "command"`.
