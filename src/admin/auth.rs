@@ -11,6 +11,37 @@
 //! The token is compared in constant time (length aside) so response timing does not
 //! leak it byte by byte.
 
+use std::time::{Duration, Instant};
+
+/// Shortest time between two `admin.refused` events.
+pub(super) const REFUSAL_EVENT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Rate limit of the `admin.refused` events: one per [`REFUSAL_EVENT_INTERVAL`], the
+/// refusals in between counted and reported with the next one.
+#[derive(Debug, Default)]
+pub(super) struct RefusalLog {
+    /// When the last event was written.
+    last: Option<Instant>,
+    /// Refusals since then that were not written.
+    unlogged: u64,
+}
+
+impl RefusalLog {
+    /// A refusal at `now`: `Some(refusals left out before it)` if it is to be written.
+    pub(super) fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(t) if now.saturating_duration_since(t) < REFUSAL_EVENT_INTERVAL => {
+                self.unlogged += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.unlogged))
+            }
+        }
+    }
+}
+
 /// What the listener demands, fixed at start-up.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Policy {
@@ -66,6 +97,19 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusal_events_are_rate_limited() {
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let mut log = RefusalLog::default();
+        // (time ms, expected)
+        let cases =
+            [(0, Some(0)), (10, None), (999, None), (1000, Some(2)), (1500, None), (3000, Some(1))];
+        for (t, want) in cases {
+            assert_eq!(log.admit(ms(t)), want, "at {t} ms");
+        }
+    }
 
     #[test]
     fn rules() {

@@ -97,6 +97,8 @@ struct Ctx {
     control: Arc<dyn Control>,
     /// Operator actions to the queue runner (each answered on its own reply channel).
     requests: crossbeam_channel::Sender<QueueRequest>,
+    /// Rate limit of the `admin.refused` events (used by this thread only).
+    refusals: std::cell::RefCell<auth::RefusalLog>,
 }
 
 /// Bind `[admin] listen` and start the `admin` thread; `None` when the listener is
@@ -121,6 +123,7 @@ pub fn spawn(
         registry: Registry::global(),
         control,
         requests,
+        refusals: std::cell::RefCell::default(),
     };
     let thread = std::thread::Builder::new().name("admin".into()).spawn(move || {
         while !stop.load(Ordering::Acquire) {
@@ -236,10 +239,14 @@ fn handle(ctx: &Ctx, mut req: Request) {
 
 /// Write a refused POST to the event log (nothing else happens).
 fn emit_refusal(ctx: &Ctx, path: &str, r: &auth::Refusal) {
+    let Some(unlogged) = ctx.refusals.borrow_mut().admit(std::time::Instant::now()) else {
+        return;
+    };
     ctx.control.log_event(Event::AdminRefused {
         request: format!("POST {path}"),
         status: r.status,
         reason: r.reason.to_owned(),
+        unlogged,
     });
 }
 

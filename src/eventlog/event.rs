@@ -205,8 +205,9 @@ pub enum Event {
         /// `"ok"` or the error.
         result: String,
     },
-    /// An admin-API request that changed nothing because it was refused (bad token, no
-    /// such site): `admin.refused`.
+    /// An admin-API request that changed nothing because it was refused (no or a wrong
+    /// token): `admin.refused`. At most one per second is written (a flood of bad
+    /// requests must not fill the disk); `unlogged` counts those left out before it.
     AdminRefused {
         /// Method and path (no query string, no body).
         request: String,
@@ -214,6 +215,8 @@ pub enum Event {
         status: u16,
         /// Why.
         reason: String,
+        /// Refusals since the previous `admin.refused` event that were not written.
+        unlogged: u64,
     },
 }
 
@@ -309,9 +312,12 @@ impl Event {
             Event::QueueAction { action: _, target, by: b, result } => {
                 vec![("by", by(b)), ("target", opt(target)), ("result", s(result))]
             }
-            Event::AdminRefused { request, status, reason } => {
-                vec![("request", s(request)), ("status", (*status).into()), ("reason", s(reason))]
-            }
+            Event::AdminRefused { request, status, reason, unlogged } => vec![
+                ("request", s(request)),
+                ("status", (*status).into()),
+                ("reason", s(reason)),
+                ("unlogged", (*unlogged).into()),
+            ],
         }
     }
 
