@@ -279,8 +279,24 @@ function actionCell(m) {
     armedButton("Delete", "Really delete?", { "data-action": "delete", "data-id": id }, () => queueAction(id, "delete")));
 }
 
+/** The envelope part of a detail: ours (`envelope`), or the `queue show` shape (`site`,
+ *  `client_addr`, `helo`, `dsn`, per-recipient `notify` lists), so either serves. */
+function envelopeOf(d) {
+  if (d.envelope) return d.envelope;
+  const dsn = d.dsn || {};
+  return {
+    envid: dsn.envid, ret: dsn.ret || "", body: dsn.body, smtputf8: dsn.smtputf8,
+    client_addr: d.client_addr, helo: d.helo, site: d.site,
+    recipients: (d.recipients || []).map(r => ({
+      address: r.address,
+      notify: Array.isArray(r.notify) ? r.notify.join(",") : (r.notify || ""),
+      orcpt: r.orcpt,
+    })),
+  };
+}
+
 function detailView(d) {
-  const env = d.envelope || {};
+  const env = envelopeOf(d);
   const kv = (pairs) => el("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)]));
   const dsn = new Map((env.recipients || []).map(r => [r.address, r]));
   const rows = (d.recipients || []).map(r => {
@@ -311,7 +327,11 @@ function detailView(d) {
     el("table", { class: "grid" },
       el("thead", {}, el("tr", {}, ["Recipient", "Status", "Attempts", "Next attempt", "Last error", "NOTIFY", "ORCPT"]
         .map(h => el("th", {}, h)))),
-      el("tbody", {}, rows)));
+      el("tbody", {}, rows)),
+    Array.isArray(d.headers) && d.headers.length ? [
+      el("h4", {}, "Header"),
+      el("dl", { class: "kv small" }, d.headers.flatMap(h => [el("dt", {}, h.name), el("dd", {}, h.value)])),
+    ] : null);
 }
 
 async function loadDetail(id) {
