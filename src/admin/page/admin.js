@@ -348,7 +348,8 @@ let lastQueue = [];
 function renderQueue(list) {
   const box = $("queue");
   clear(box);
-  $("queue-count").textContent = String(list.length);
+  const held = list.filter(m => m.held).length;
+  $("queue-count").textContent = String(list.length) + (held ? " \u00B7 " + held + " held" : "");
   $("queue-empty").hidden = list.length > 0;
   if (list.length > MAX_ROWS) {
     box.appendChild(el("p", { class: "muted" }, "Showing the oldest " + MAX_ROWS + " of " +
