@@ -77,7 +77,7 @@ use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
-use crate::queue::inbox::IncomingBatch;
+use crate::queue::inbox::{IncomingBatch, QueueRequest};
 use crate::queue::runner::{self, RunnerParts};
 use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
@@ -510,7 +510,12 @@ pub fn start_with(
     // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
     // greeting so whoever sees the server answer can control it; stopped by the flag.
     let admin_control: Arc<dyn crate::control::Control> = control.clone();
-    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag), admin_control) {
+    let admin = match crate::admin::spawn(
+        &config,
+        Arc::clone(&stopper.flag),
+        admin_control,
+        delivery.requests.clone(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             stopper.stop();
@@ -610,6 +615,8 @@ struct Delivery {
     runner: JoinHandle<u64>,
     /// The `outbound` worker (a `net::Worker` driving `deliver::outbound::Outbound`).
     outbound: OutboundThread,
+    /// Operator actions to the queue runner (handed to the admin listener).
+    requests: crossbeam_channel::Sender<QueueRequest>,
 }
 
 /// Writer number of the queue runner's own `SpoolWriter` (after the workers' and
@@ -619,7 +626,8 @@ fn runner_writer_number(config: &Config) -> u32 {
 }
 
 /// Start delivery: the outbound loop, the resolver pool, the local-delivery thread and the
-/// queue runner (which owns the scheduler and a spool writer for NDRs).
+/// queue runner (which owns the scheduler and a spool writer for NDRs, and takes the
+/// operator's queue actions on the channel whose sender `Delivery::requests` is).
 fn start_delivery(
     config: &Arc<Config>,
     live: &Arc<Live<Config>>,
@@ -629,6 +637,8 @@ fn start_delivery(
     recovered: Vec<QueueId>,
     listen: Vec<SocketAddr>,
 ) -> Result<Delivery, RelayError> {
+    // Operator actions: admin thread -> queue runner (each answered on its own reply).
+    let (requests_tx, requests) = crossbeam_channel::unbounded::<QueueRequest>();
     let d = &config.delivery;
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
     let (outbound, outbound_thread) = outbound::spawn(
@@ -681,11 +691,12 @@ fn start_delivery(
         local: local_tx,
         writer,
         committed: commit_rx,
+        requests,
     };
     let runner = std::thread::Builder::new()
         .name("queue-runner".into())
         .spawn(move || runner::run(parts))?;
-    Ok(Delivery { runner, outbound: outbound_thread })
+    Ok(Delivery { runner, outbound: outbound_thread, requests: requests_tx })
 }
 
 /// How long an idle outbound connection is kept open for the next message.
