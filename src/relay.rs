@@ -24,10 +24,11 @@
 //! - `auth-verifier` (`receive::auth`, only when `[[user]]`s exist): argon2 password checks
 //!   for every worker's AUTH (crossbeam channel in; each verdict goes back on the asking
 //!   worker's channel and rings its `mio::Waker`). Ends when the workers are gone.
-//! - `protocol-log` (`protolog::writer`, only when a site logs): owns the W3C protocol-log
-//!   files; each worker hands it one batch of lines per site per event-loop pass
-//!   (bounded crossbeam channel, `try_send`: lines are dropped and counted, never waited
-//!   for). Ends, after a last flush, when the workers are gone.
+//! - `protocol-log` (`protolog::writer`; always, asleep while no site logs): owns the W3C
+//!   protocol-log files; each worker hands it one batch of lines per site per event-loop
+//!   pass (bounded crossbeam channel, `try_send`: lines are dropped and counted, never
+//!   waited for); a reload sends it new options. Ends, after a last flush, when the
+//!   workers are gone.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker; SIGHUP reloads the configuration file and the TLS certificates
 //!   (`relay::control`: a bad file is refused with its error in the event log and the
@@ -412,14 +413,12 @@ pub fn start_with(
         let (client, thread) = receive_auth::spawn(Arc::clone(&live_config))?;
         (Some(client), Some(thread))
     };
-    // The W3C protocol log: one thread for every site that logs (the workers feed it).
+    // The W3C protocol log: one thread for every site (the workers feed it), started even
+    // when no site logs so a reload can switch a site's log on (it sleeps meanwhile).
     let protolog_opts = crate::protolog::ProtoLogOptions::from_config(&config);
-    let (protolog_parts, protolog) = if protolog_opts.any_enabled() {
-        let (parts, thread) = crate::protolog::spawn(protolog_opts, events.clone())?;
-        (Some(parts), Some(thread))
-    } else {
-        (None, None)
-    };
+    let (protolog_parts, protolog_control, protolog) =
+        crate::protolog::spawn(protolog_opts, events.clone())?;
+    let protolog = Some(protolog);
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
@@ -461,9 +460,7 @@ pub fn start_with(
             });
             service = service.with_auth(WorkerAuth::new(client.clone(), notify));
         }
-        if let Some(parts) = &protolog_parts {
-            service = service.with_protolog(parts.clone());
-        }
+        service = service.with_protolog(protolog_parts.clone());
         let opts = WorkerOptions {
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
@@ -498,6 +495,7 @@ pub fn start_with(
         config: live_config,
         inbound: live_inbound,
         certs: certificates,
+        protolog: protolog_control,
         loader: serve_opts.loader,
         config_file: serve_opts.config_file.as_ref().map(|p| p.display().to_string()),
         spool: spool.clone(),

@@ -220,7 +220,7 @@ fn hold_survives_a_restart_and_release_delivers() {
     assert_eq!(status, 200, "{body}");
     let detail: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(detail["held"], true, "{detail}");
-    assert_eq!(detail["envelope"]["site"], "default", "{detail}");
+    assert_eq!(detail["site"], "default", "{detail}");
     assert_eq!(detail["recipients"][0]["attempts"], 1, "{detail}");
     // Holding again is harmless.
     let (code, out, _) = action(&srv, "hold", &id);

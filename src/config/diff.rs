@@ -17,7 +17,9 @@
 //! - the sites (`[[site]]` names, `listen`, `implicit_tls_listen`, certificate paths,
 //!   PROXY protocol settings, adding or removing a site) and `[tls]` certificate paths: listeners are bound and
 //!   certificates loaded per path at start-up (the *content* of the files is re-read by
-//!   every reload);
+//!   every reload); a site's `require_tls`, `protocol_log` and `protocol_log_folder`
+//!   change live, as does all of `[protocol_log]` (the `protocol-log` thread takes new
+//!   options);
 //! - `[admin]` and `[event_log]`: their threads hold the listener and the file;
 //!   `auth.failure_delay`: the verifier's failure table is built once.
 //!
@@ -166,18 +168,13 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     running.admin = old.admin.clone();
     running.auth.failure_delay_ms = old.auth.failure_delay_ms;
     running.event_log = old.event_log.clone();
-    // Listeners and certificates: only `require_tls` of a site that still exists (same
-    // name, same place) changes live.
-    let new_require: Vec<Option<bool>> = old
-        .sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| new.sites.get(i).filter(|n| n.name == s.name).map(|n| n.tls.require_tls))
-        .collect();
+    // Listeners and certificates: only `require_tls` and the protocol log of a site that
+    // still exists (same name, same place) change live.
     running.sites = old.sites.clone();
-    for (site, require) in running.sites.iter_mut().zip(new_require) {
-        if let Some(r) = require {
-            site.tls.require_tls = r;
+    for (i, site) in running.sites.iter_mut().enumerate() {
+        if let Some(n) = new.sites.get(i).filter(|n| n.name == site.name) {
+            site.tls.require_tls = n.tls.require_tls;
+            site.protocol_log.clone_from(&n.protocol_log);
         }
     }
     running.tls.files.clone_from(&old.tls.files);
@@ -312,6 +309,17 @@ mod tests {
             ),
             ("[tls]\nhandshake_timeout = \"5s\"", &["tls.handshake_timeout"], &[]),
             ("[delivery]\nhold = true", &[], &["delivery.hold"]),
+            (
+                "[protocol_log]\nenabled = true\nrotate = \"size\"",
+                &["protocol_log.enabled", "protocol_log.rotate"],
+                &[],
+            ),
+            (
+                "[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:2525\"]\n\
+                 protocol_log = true\nprotocol_log_folder = \"/var/log/mr\"",
+                &["site[0].protocol_log", "site[0].protocol_log_folder"],
+                &[],
+            ),
             (
                 "[[domain]]\nname = \"x.example\"\nsmart_host = \"[192.0.2.9]\"",
                 &["domain[0].helo", "domain[0].name", "domain[0].relay", "domain[0].smart_host"],

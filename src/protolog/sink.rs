@@ -9,7 +9,7 @@
 //! the steady state allocates nothing per pass; a dropped batch's buffer is kept.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
@@ -58,10 +58,17 @@ pub struct SinkParts {
     pub(super) tx: Sender<LogBatch>,
     /// Emptied buffers back from the log thread.
     pub(super) free: Receiver<Vec<u8>>,
-    /// Sites that log (index = site).
-    pub(super) enabled: Arc<[bool]>,
+    /// Sites that log (index = site); set by a configuration reload
+    /// (`ProtoLogControl::reconfigure`), read once per new session.
+    pub(super) enabled: Arc<[AtomicBool]>,
     /// The relay-wide drop warning.
     pub(super) warn: Arc<DropWarn>,
+}
+
+/// One flag per site, as `enabled` says.
+#[must_use]
+pub fn flags(enabled: &[bool]) -> Arc<[AtomicBool]> {
+    enabled.iter().map(|&e| AtomicBool::new(e)).collect()
 }
 
 /// One site's buffer in a sink.
@@ -95,7 +102,7 @@ impl LogSink {
     /// Site `site` writes a protocol log.
     #[must_use]
     pub fn enabled(&self, site: usize) -> bool {
-        self.parts.enabled.get(site).copied().unwrap_or(false)
+        self.parts.enabled.get(site).is_some_and(|e| e.load(Ordering::Relaxed))
     }
 
     /// Format `r` into site `site`'s buffer (ignored if the site does not log).
@@ -197,7 +204,7 @@ mod tests {
         })
         .unwrap();
         let warn = Arc::new(DropWarn::with_events(events.clone()));
-        let parts = SinkParts { tx, free, enabled: Arc::from(vec![true, false]), warn };
+        let parts = SinkParts { tx, free, enabled: flags(&[true, false]), warn };
         let block = Registry::global().site_block("protolog-sink-test");
         let mut sink = LogSink::new(parts, vec![Arc::clone(&block), Arc::clone(&block)]);
         sink.write(0, &record());

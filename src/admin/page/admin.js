@@ -279,10 +279,9 @@ function actionCell(m) {
     armedButton("Delete", "Really delete?", { "data-action": "delete", "data-id": id }, () => queueAction(id, "delete")));
 }
 
-/** The envelope part of a detail: ours (`envelope`), or the `queue show` shape (`site`,
- *  `client_addr`, `helo`, `dsn`, per-recipient `notify` lists), so either serves. */
+/** The envelope part of a detail (`GET /api/queue/{id}` is `queue show --json`: `site`,
+ *  `client_addr`, `helo`, `dsn`, per-recipient `notify` lists). */
 function envelopeOf(d) {
-  if (d.envelope) return d.envelope;
   const dsn = d.dsn || {};
   return {
     envid: dsn.envid, ret: dsn.ret || "", body: dsn.body, smtputf8: dsn.smtputf8,
