@@ -4,6 +4,7 @@
 //! (first match wins):
 //! 1. a local domain or alias domain (`policy::domain::is_local_domain`) ->
 //!    [`Route::Local`] (the Drop folder, or the `drop` of a matching `[[domain]]` rule);
+//!    then a site's own `local_domains` -> [`Route::Local`] in that site's `drop_folder`;
 //! 2. a `[[domain]]` rule with a `smart_host` -> [`Route::SmartHost`]; a rule without one
 //!    still sets HELO and port for whatever follows (`policy::domain::domain_rule`: exact
 //!    names beat wildcards; among wildcards the longest suffix wins);
@@ -119,6 +120,10 @@ pub fn route(cfg: &Config, rcpt_domain: &str) -> Route {
     let rule = domain_rule(cfg, &domain);
     if is_local_domain(&cfg.domains, &domain) {
         let drop_dir = rule.and_then(|r| r.drop.clone()).unwrap_or_else(|| cfg.drop_dir());
+        return Route::Local { drop_dir };
+    }
+    // A site's own local domain (`[[site]] local_domains`): its Drop folder.
+    if let Some(drop_dir) = cfg.site_drop_dir(&domain) {
         return Route::Local { drop_dir };
     }
     let mut options = HopOptions {
