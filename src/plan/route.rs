@@ -256,6 +256,22 @@ mod tests {
         list.iter().map(|s| s.parse().unwrap()).collect()
     }
 
+    /// A site's own local domains go to its Drop folder (or the master's); master local
+    /// domains stay in the master Drop; a domain local to no one is remote.
+    #[test]
+    fn site_local_domains_route_to_the_site_drop_folder() {
+        let c = cfg("[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+                     local_domains = [\"a.example\"]\ndrop_folder = \"/drop-a\"\n\
+                     [[site]]\nname = \"c\"\nlisten = [\"127.0.0.1:26\"]\n\
+                     local_domains = [\"c.example\"]\n");
+        let local = |p: &str| Route::Local { drop_dir: PathBuf::from(p) };
+        assert_eq!(route(&c, "A.Example."), local("/drop-a"));
+        assert_eq!(route(&c, "c.example"), local("/m/Drop"));
+        assert_eq!(route(&c, "example.org"), local("/m/Drop"));
+        assert!(matches!(route(&c, "d.example"), Route::Mx { .. }));
+        assert!(c.is_site_local_domain("C.example.") && !c.is_site_local_domain("example.org"));
+    }
+
     #[test]
     fn routes_without_smart_host() {
         let c = cfg("");
