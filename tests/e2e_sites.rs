@@ -26,12 +26,14 @@ const B_MAX: u64 = 2_000;
 /// A server with site `default` (masters) and site `b` on `port_b` with overrides; `more`
 /// is appended to site b's table, `extra` replaces the harness's tail sections.
 fn two_sites(port_b: u16, more: &str, extra: Option<&str>) -> Server {
-    let mut conf = Conf::default();
-    conf.local_domains = vec!["localhost".into(), "master.example".into()];
-    conf.site_extra = format!(
-        "[[site]]\nname = \"b\"\nlisten = [\"127.0.0.1:{port_b}\"]\nhostname = \"{B_HOST}\"\n\
-         max_message_size = {B_MAX}\nrelay_allow = []\nlocal_domains = [\"{B_HOST}\"]\n{more}\n"
-    );
+    let mut conf = Conf {
+        local_domains: vec!["localhost".into(), "master.example".into()],
+        site_extra: format!(
+            "[[site]]\nname = \"b\"\nlisten = [\"127.0.0.1:{port_b}\"]\nhostname = \"{B_HOST}\"\n\
+             max_message_size = {B_MAX}\nrelay_allow = []\nlocal_domains = [\"{B_HOST}\"]\n{more}\n"
+        ),
+        ..Conf::default()
+    };
     if let Some(e) = extra {
         conf.extra = e.to_owned();
     }

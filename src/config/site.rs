@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(cfg(&text), c, "{text}");
         // Every overridable key is shown, with its origin, for every site.
         for key in super::OVERRIDE_KEYS {
-            assert_eq!(text.matches(&format!("{key} = ")).count() >= 2, true, "{key}");
+            assert!(text.matches(&format!("{key} = ")).count() >= 2, "{key}");
             assert!(text.contains(&format!("# {key} = ")), "{key} never from master");
         }
     }
