@@ -104,6 +104,75 @@ fn bad_files_exit_2_and_name_the_key() {
     }
 }
 
+/// Two sites: `a` inherits every master property, `b` overrides some.
+const TWO_SITES: &str = "hostname = \"master.example\"\n[limits]\nmax_recipients = 40\n\
+     [[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:2525\"]\n\
+     [[site]]\nname = \"b\"\nlisten = [\"127.0.0.1:2526\"]\nhostname = \"b.example\"\n\
+     max_recipients = 7\nrelay_allow = []\nlocal_domains = [\"b.example\"]\n";
+
+#[test]
+fn site_overrides_show_their_origin() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = check(dir.path(), "sites.toml", TWO_SITES);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let site = |name: &str| -> String {
+        let start = printed
+            .find(&format!("[[site]]\nname = \"{name}\""))
+            .unwrap_or_else(|| panic!("no site {name} in\n{printed}"));
+        let rest = &printed[start + 8..];
+        rest[..rest.find("\n[").unwrap_or(rest.len())].to_owned()
+    };
+    let (a, b) = (site("a"), site("b"));
+    for line in [
+        "# hostname = \"master.example\"  # from master",
+        "# max_recipients = 40  # from master",
+        "# relay_allow = [\"127.0.0.0/8\", \"::1/128\"]  # from master",
+        "# local_domains = [\"localhost\"]  # from master",
+        "# max_message_size = \"10MiB\"  # from master",
+        "# drop_folder = \"./mailroot/Drop\"  # from master",
+    ] {
+        assert!(a.contains(line), "site a lacks {line:?}:\n{a}");
+    }
+    for line in [
+        "hostname = \"b.example\"  # from site",
+        "max_recipients = 7  # from site",
+        "relay_allow = []  # from site",
+        "local_domains = [\"b.example\"]  # from site",
+        "# max_message_size = \"10MiB\"  # from master",
+    ] {
+        assert!(b.lines().any(|l| l == line), "site b lacks {line:?}:\n{b}");
+    }
+    // The printed configuration is accepted and prints the same.
+    let again = check(dir.path(), "printed.toml", &printed);
+    assert_eq!(again.status.code(), Some(0), "stderr: {}", text(&again.stderr));
+    assert_eq!(text(&again.stdout), printed);
+}
+
+#[test]
+fn bad_site_override_exits_2_naming_key_and_bound() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // (site b's bad line, key, words of the problem)
+    let cases: &[(&str, &str, &str)] = &[
+        ("max_recipients = 0", "site[1].max_recipients", "must be > 0"),
+        ("max_errors = 4294967296", "site[1].max_errors", "must be at most 4294967295"),
+        ("command_timeout = \"0s\"", "site[1].command_timeout", "must be > 0"),
+        ("max_connections = 3", "site[1].max_connections", "unknown key"),
+        ("connection_deny = [\"10.0.0.1/8\"]", "site[1].connection_deny[0]", "host bits"),
+    ];
+    for &(line, key, words) in cases {
+        let toml = TWO_SITES.replace("max_recipients = 7\n", &format!("{line}\n"));
+        let out = check(dir.path(), "bad.toml", &toml);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{line}: stderr: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("mailroot: config error at `{key}`: ")),
+            "{line}: stderr: {stderr}"
+        );
+        assert!(stderr.contains(words), "{line}: stderr: {stderr}");
+    }
+}
+
 #[test]
 fn missing_file_exits_2() {
     let out = mailroot(&["check-config", "--config", "/nonexistent/mailroot.toml"]);

@@ -134,6 +134,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
             tls: super::SiteTls::default(),
             proxy: super::SiteProxy::default(),
             protocol_log: super::SiteProtocolLog::default(),
+            overrides: super::SiteOverrides::default(),
         }],
         limits: Limits {
             max_message_size_bytes: DEFAULT_MAX_MESSAGE_SIZE_BYTES,

@@ -19,7 +19,8 @@
 //!   certificates loaded per path at start-up (the *content* of the files is re-read by
 //!   every reload); a site's `require_tls`, `protocol_log` and `protocol_log_folder`
 //!   change live, as does all of `[protocol_log]` (the `protocol-log` thread takes new
-//!   options);
+//!   options); a site's overrides of the master properties (`config::site`) change live
+//!   like their masters, except the site's `hostname` (restart, as the master's);
 //! - `[admin]` and `[event_log]`: their threads hold the listener and the file;
 //!   `auth.failure_delay`: the verifier's failure table is built once.
 //!
@@ -151,6 +152,10 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
         if let Some(n) = new.sites.get(i).filter(|n| n.name == site.name) {
             site.tls.require_tls = n.tls.require_tls;
             site.protocol_log.clone_from(&n.protocol_log);
+            // Overrides of live masters change live; `hostname` stays, as the master does.
+            let hostname = site.overrides.hostname.take();
+            site.overrides.clone_from(&n.overrides);
+            site.overrides.hostname = hostname;
         }
     }
     running.tls.files.clone_from(&old.tls.files);
@@ -277,6 +282,19 @@ mod tests {
                  protocol_log = true\nprotocol_log_folder = \"/var/log/mr\"",
                 &["site[0].protocol_log", "site[0].protocol_log_folder"],
                 &[],
+            ),
+            (
+                "[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:2525\"]\n\
+                 max_recipients = 2\nrelay_allow = []\nlocal_domains = [\"s.example\"]\n\
+                 connection_deny = [\"10.0.0.0/8\"]\ndrop_folder = \"/d\"\nhostname = \"s.example\"",
+                &[
+                    "site[0].connection_deny",
+                    "site[0].drop_folder",
+                    "site[0].local_domains",
+                    "site[0].max_recipients",
+                    "site[0].relay_allow",
+                ],
+                &["site[0].hostname"],
             ),
             (
                 "[[domain]]\nname = \"x.example\"\nsmart_host = \"[192.0.2.9]\"",

@@ -30,6 +30,7 @@ mod parse_outbound;
 mod print;
 mod protolog;
 mod proxy;
+mod site;
 #[cfg(test)]
 mod test_support;
 mod tls;
@@ -68,6 +69,7 @@ pub use protolog::{
     DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES, LOGS_DIR, ProtocolLogConfig, Rotate, SiteProtocolLog,
 };
 pub use proxy::SiteProxy;
+pub use site::SiteOverrides;
 pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, SiteTls, TlsConfig, TlsFiles};
 
 /// The whole validated configuration. Built by [`Config::from_toml_str`] or
@@ -136,6 +138,9 @@ pub struct Site {
     pub proxy: SiteProxy,
     /// Protocol log on/off and folder for this site (`protocol_log`, `protocol_log_folder`).
     pub protocol_log: SiteProtocolLog,
+    /// The master properties this site overrides (`hostname`, per-session limits, relay
+    /// and connection rules, local domains, Drop folder); see [`Config::site_view`].
+    pub overrides: SiteOverrides,
 }
 
 /// Resource limits, `[limits]`. Every field is > 0 unless its doc says 0 is allowed.

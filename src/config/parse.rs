@@ -97,6 +97,20 @@ const SITE_KEYS: &[&str] = &[
     "proxy_trusted",
     "protocol_log",
     "protocol_log_folder",
+    // Overrides of the master properties (`site.rs` OVERRIDE_KEYS).
+    "hostname",
+    "max_message_size",
+    "max_recipients",
+    "max_messages_per_connection",
+    "max_errors",
+    "command_timeout",
+    "data_timeout",
+    "relay_allow",
+    "connection_allow",
+    "connection_deny",
+    "local_domains",
+    "relay_authenticated",
+    "drop_folder",
 ];
 
 /// Every section with its keys, to tell the operator where a misplaced key belongs.
@@ -162,7 +176,7 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(t) = section(&root, "domains", DOMAINS_KEYS)? {
         if let Some(v) = t.get("local") {
-            cfg.domains.local = local_domains(v)?;
+            cfg.domains.local = local_domains(v, "domains.local")?;
         }
         parse_outbound::aliases(t, &mut cfg.domains)?;
     }
@@ -212,6 +226,7 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     if let Some(t) = section(&root, "event_log", super::event_log::EVENT_LOG_KEYS)? {
         super::event_log::event_log(t, &mut cfg.event_log)?;
     }
+    super::site::check_drop_folders(&cfg)?;
     Ok(cfg)
 }
 
@@ -315,25 +330,29 @@ fn log_level(v: &Value) -> Parsed<String> {
 
 /// `[limits]`: each key present overrides its default.
 fn limits(t: &Table, l: &mut Limits) -> Parsed<()> {
-    each_key(t, "limits", |name, v, key| {
-        match name {
-            "max_message_size" => l.max_message_size_bytes = nonzero(size(v, key)?, key)?,
-            "max_recipients" => l.max_recipients = count(v, key, USIZE_MAX)?,
-            "max_messages_per_connection" => {
-                l.max_messages_per_connection = count(v, key, U32_MAX)?;
-            }
-            "max_connections" => l.max_connections = count(v, key, USIZE_MAX)?,
-            "max_connections_per_ip" => l.max_connections_per_ip = count(v, key, USIZE_MAX)?,
-            "command_timeout" => l.command_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
-            "data_timeout" => l.data_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
-            "max_errors" => l.max_errors = count(v, key, U32_MAX)?,
-            "min_free_disk" => l.min_free_disk_bytes = size(v, key)?,
-            "shutdown_grace" => l.shutdown_grace_ms = duration_ms(v, key)?,
-            // check_keys ran on this table before: every key is one of LIMITS_KEYS.
-            _ => unreachable!("limits key {name} passed check_keys"),
+    each_key(t, "limits", |name, v, key| set_limit(l, name, v, key))
+}
+
+/// Set the `[limits]` key `name` (already checked) from `v`, reporting errors at `key`.
+/// Also reads a `[[site]]`'s limit overrides, so they get the same syntax and bounds.
+pub(super) fn set_limit(l: &mut Limits, name: &str, v: &Value, key: &str) -> Parsed<()> {
+    match name {
+        "max_message_size" => l.max_message_size_bytes = nonzero(size(v, key)?, key)?,
+        "max_recipients" => l.max_recipients = count(v, key, USIZE_MAX)?,
+        "max_messages_per_connection" => {
+            l.max_messages_per_connection = count(v, key, U32_MAX)?;
         }
-        Ok(())
-    })
+        "max_connections" => l.max_connections = count(v, key, USIZE_MAX)?,
+        "max_connections_per_ip" => l.max_connections_per_ip = count(v, key, USIZE_MAX)?,
+        "command_timeout" => l.command_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
+        "data_timeout" => l.data_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
+        "max_errors" => l.max_errors = count(v, key, U32_MAX)?,
+        "min_free_disk" => l.min_free_disk_bytes = size(v, key)?,
+        "shutdown_grace" => l.shutdown_grace_ms = duration_ms(v, key)?,
+        // check_keys ran on the table before: every key is one of LIMITS_KEYS.
+        _ => unreachable!("limits key {name} passed check_keys"),
+    }
+    Ok(())
 }
 
 /// An array of networks.
@@ -341,15 +360,15 @@ fn networks(v: &Value, key: &str) -> Parsed<Vec<ipnet::IpNet>> {
     strings(v, key)?.into_iter().map(|(k, s)| network(s, &k)).collect()
 }
 
-/// `[domains] local`: valid, lower-cased, unique.
-fn local_domains(v: &Value) -> Parsed<Vec<String>> {
+/// `[domains] local` (or a site's `local_domains` at `key`): valid, lower-cased, unique.
+pub(super) fn local_domains(v: &Value, key: &str) -> Parsed<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
-    for (k, s) in strings(v, "domains.local")? {
+    for (k, s) in strings(v, key)? {
         let d = domain(s, &k)?.to_ascii_lowercase();
         if let Some(j) = out.iter().position(|o| *o == d) {
             return Err(ConfigError::new(
                 k,
-                format!("duplicate local domain {d:?} (also domains.local[{j}])"),
+                format!("duplicate local domain {d:?} (also {key}[{j}])"),
             ));
         }
         out.push(d);
@@ -442,7 +461,8 @@ fn sites(v: &Value, tls: &super::TlsConfig) -> Parsed<Vec<Site>> {
         let tls = super::tls::site_tls(t, &prefix, tls, &mut seen)?;
         let proxy = super::proxy::site_proxy(t, &prefix)?;
         let protocol_log = super::protolog::site_protocol_log(t, &prefix)?;
-        out.push(Site { name, listen, tls, proxy, protocol_log });
+        let overrides = super::site::site_overrides(t, &prefix)?;
+        out.push(Site { name, listen, tls, proxy, protocol_log, overrides });
     }
     Ok(out)
 }

@@ -75,6 +75,7 @@ pub(super) fn to_toml(c: &Config) -> String {
         super::tls::print_site(&site.tls, &mut out);
         super::proxy::print_site(&site.proxy, &mut out);
         super::protolog::print_site(&site.protocol_log, &mut out);
+        super::site::print_site(c, site, &mut out);
     }
     outbound(c, &mut out);
     super::admin::print(&c.admin, &mut out);

@@ -4,6 +4,7 @@
 //! (first match wins):
 //! 1. a local domain or alias domain (`policy::domain::is_local_domain`) ->
 //!    [`Route::Local`] (the Drop folder, or the `drop` of a matching `[[domain]]` rule);
+//!    then a site's own `local_domains` -> [`Route::Local`] in that site's `drop_folder`;
 //! 2. a `[[domain]]` rule with a `smart_host` -> [`Route::SmartHost`]; a rule without one
 //!    still sets HELO and port for whatever follows (`policy::domain::domain_rule`: exact
 //!    names beat wildcards; among wildcards the longest suffix wins);
@@ -119,6 +120,10 @@ pub fn route(cfg: &Config, rcpt_domain: &str) -> Route {
     let rule = domain_rule(cfg, &domain);
     if is_local_domain(&cfg.domains, &domain) {
         let drop_dir = rule.and_then(|r| r.drop.clone()).unwrap_or_else(|| cfg.drop_dir());
+        return Route::Local { drop_dir };
+    }
+    // A site's own local domain (`[[site]] local_domains`): its Drop folder.
+    if let Some(drop_dir) = cfg.site_drop_dir(&domain) {
         return Route::Local { drop_dir };
     }
     let mut options = HopOptions {
@@ -249,6 +254,22 @@ mod tests {
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    /// A site's own local domains go to its Drop folder (or the master's); master local
+    /// domains stay in the master Drop; a domain local to no one is remote.
+    #[test]
+    fn site_local_domains_route_to_the_site_drop_folder() {
+        let c = cfg("[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+                     local_domains = [\"a.example\"]\ndrop_folder = \"/drop-a\"\n\
+                     [[site]]\nname = \"c\"\nlisten = [\"127.0.0.1:26\"]\n\
+                     local_domains = [\"c.example\"]\n");
+        let local = |p: &str| Route::Local { drop_dir: PathBuf::from(p) };
+        assert_eq!(route(&c, "A.Example."), local("/drop-a"));
+        assert_eq!(route(&c, "c.example"), local("/m/Drop"));
+        assert_eq!(route(&c, "example.org"), local("/m/Drop"));
+        assert!(matches!(route(&c, "d.example"), Route::Mx { .. }));
+        assert!(c.is_site_local_domain("C.example.") && !c.is_site_local_domain("example.org"));
     }
 
     #[test]

@@ -466,7 +466,9 @@ impl Runner {
             return;
         }
         let state: HashMap<u32, RcptState> = file.rcpts.into_iter().map(|s| (s.index, s)).collect();
-        let remote = rcpts.iter().any(|(_, d)| !is_local_domain(&cfg.domains, d));
+        let remote = rcpts
+            .iter()
+            .any(|(_, d)| !is_local_domain(&cfg.domains, d) && !cfg.is_site_local_domain(d));
         let mut meta =
             Meta { env: Arc::new(env), state, remote, counted: Counter::LocalQueueLength };
         meta.counted = shape_of(&meta);

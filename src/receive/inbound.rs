@@ -256,7 +256,7 @@ impl Inbound {
     fn handler<'a>(&'a mut self, id: ConnId, tx: &'a mut ConnTx) -> TxHandler<'a> {
         TxHandler {
             stats: &self.stats[tx.peer.listener_tag.min(self.stats.len() - 1)],
-            cfg: &self.shared.config,
+            cfg: self.shared.site(tx.peer.listener_tag),
             spool: &self.spool,
             writer: &mut self.writer,
             pending: &mut self.pending,
@@ -352,7 +352,8 @@ impl Service for Inbound {
             return None; // nothing written: no greeting before a header from a trusted peer
         }
         // A proxy site checks the client the header names (`inbound/proxy.rs`).
-        if !proxied && !connection_allowed(&self.shared.config.connections, ip) {
+        let site_cfg = self.shared.site(peer.listener_tag);
+        if !proxied && !connection_allowed(&site_cfg.connections, ip) {
             log::debug!("worker={} client={ip} refused: connection control", self.worker);
             Reply::connection_refused().write_to(out);
             return None;
@@ -427,7 +428,7 @@ impl Service for Inbound {
     }
 
     fn idle_timeout_ms(&self, c: &InboundConn) -> u64 {
-        let l = &self.shared.config.limits;
+        let l = &self.shared.site(c.tx.peer.listener_tag).limits;
         if c.preface == Preface::Awaiting {
             return PROXY_HEADER_TIMEOUT_MS.min(l.command_timeout_ms);
         }

@@ -18,6 +18,11 @@ pub struct InboundShared {
     pub(super) config: Arc<Config>,
     /// What the SMTP sessions need, built once per site (index = site index).
     pub(super) server: Vec<Arc<ServerConfig>>,
+    /// Each site's effective configuration (`Config::site_view`: its overrides of the
+    /// master properties applied), built once per configuration; index = site index, at
+    /// least one entry. Sessions read hostname, limits, relay, connection and local-domain
+    /// rules from here.
+    pub(super) site: Vec<Arc<Config>>,
     /// Certificates and rustls configurations per site (shared by every reload: the
     /// certificate paths cannot change live, their content is re-read in place).
     tls: Arc<InboundTls>,
@@ -39,12 +44,21 @@ impl InboundShared {
 
     /// Derive the per-site session settings.
     fn build(config: Arc<Config>, tls: Arc<InboundTls>) -> InboundShared {
-        let server = (0..config.sites.len().max(1))
-            .map(|i| {
-                Arc::new(server_config(&config, i, tls.sites.get(i).is_some_and(Option::is_some)))
+        let site: Vec<Arc<Config>> =
+            (0..config.sites.len().max(1)).map(|i| Arc::new(config.site_view(i))).collect();
+        let server = site
+            .iter()
+            .enumerate()
+            .map(|(i, view)| {
+                Arc::new(server_config(view, i, tls.sites.get(i).is_some_and(Option::is_some)))
             })
             .collect();
-        InboundShared { config, server, tls }
+        InboundShared { config, server, site, tls }
+    }
+
+    /// Site `tag`'s effective configuration (the last site's for an unknown tag).
+    pub(super) fn site(&self, tag: usize) -> &Config {
+        &self.site[tag.min(self.site.len() - 1)]
     }
 
     /// The configuration these settings were built from.
@@ -64,7 +78,7 @@ impl InboundShared {
     }
 }
 
-/// `ServerConfig` of site `site` from the relay configuration.
+/// `ServerConfig` of site `site` from its effective configuration (`c` = its site view).
 fn server_config(c: &Config, site: usize, has_tls: bool) -> ServerConfig {
     ServerConfig {
         hostname: c.hostname.clone(),

@@ -115,7 +115,8 @@ impl Inbound {
         }
         let client = c.tx.peer.remote;
         log::debug!("client={client} via={tcp_peer} PROXY {:?} header accepted", header.version);
-        let refusal = if !connection_allowed(&self.shared.config.connections, client.ip()) {
+        let site_cfg = self.shared.site(c.tx.peer.listener_tag);
+        let refusal = if !connection_allowed(&site_cfg.connections, client.ip()) {
             Some(Reply::connection_refused())
         } else if c.permit.as_mut().is_some_and(|p| p.count_ip(client.ip()).is_err()) {
             Some(Reply::too_many_connections())
