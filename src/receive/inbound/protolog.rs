@@ -32,7 +32,8 @@ impl Inbound {
     pub(super) fn log(&mut self, c: &mut InboundConn) {
         if let Some(sink) = &mut self.protolog {
             let user = c.tx.authenticated.as_deref();
-            drain(sink, &mut c.session, &c.tx.peer, user, &self.shared.config, self.now);
+            let site = self.shared.site(c.tx.peer.listener_tag);
+            drain(sink, &mut c.session, &c.tx.peer, user, site, self.now);
         }
     }
 
