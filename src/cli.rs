@@ -12,6 +12,10 @@
 //!                                                 the counters, from the admin listener
 //! mailroot hash-password                          read a password on stdin, print its
 //!                                                 argon2id PHC hash for `[[user]]`
+//! mailroot pause|resume [--site S] [--config FILE]  stop / start taking new connections
+//! mailroot drain  [--timeout SECONDS] [--config FILE]  pause all, wait for an empty queue,
+//!                                                 then the server exits 0
+//! mailroot reload [--config FILE]                 re-read the server's configuration
 //!
 //! Client commands (`cli/client_cmds.rs`, over the `client` library):
 //! mailroot send --from A --to B ... [--server HOST:PORT [--starttls] [--user U]] | [--pickup]
@@ -30,6 +34,7 @@
 //! folders ([`create_mailroot`]).
 
 mod client_cmds;
+mod control;
 mod queue_inspect;
 mod stats;
 
@@ -47,6 +52,9 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILURE: i32 = 1;
 /// Exit status: a bad configuration or bad command line.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status of `mailroot drain` when the timeout passed with mail still queued (the
+/// server stays paused).
+pub const EXIT_DRAIN_TIMEOUT: i32 = 3;
 
 /// Where the kernel publishes the host name on Linux (what `gethostname(2)` returns);
 /// read as a file so this crate needs no `unsafe` FFI call.
@@ -97,6 +105,23 @@ pub enum Command {
     /// Read a password from stdin (one line) and print its argon2id PHC hash, the
     /// `password_hash` of a `[[user]]` (SMTP AUTH).
     HashPassword,
+    /// Pause the running server (one site or all): new connections get `421 4.3.2`,
+    /// open sessions finish, the queue keeps delivering.
+    Pause(SiteArg),
+    /// Resume a paused site (or all).
+    Resume(SiteArg),
+    /// Pause every site, wait until the queue is empty, then stop the server (exit 0).
+    /// If the timeout passes first the server stays paused and this exits 3.
+    Drain {
+        /// How long to wait, in seconds.
+        #[arg(long, value_name = "SECONDS", default_value_t = crate::admin::control::DEFAULT_DRAIN_TIMEOUT_SECS)]
+        timeout: u64,
+        /// The configuration file (for `[admin] listen` and `token`).
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Make the running server re-read its configuration file (as SIGHUP does).
+    Reload(ConfigArg),
     // ---- client commands (cli/client_cmds.rs) ----
     /// Send one message (body from stdin) through the Pickup folder or an SMTP server.
     Send(Box<client_cmds::SendArgs>),
@@ -110,6 +135,17 @@ pub enum Command {
         #[arg(num_args = 0.., allow_hyphen_values = true, trailing_var_arg = true)]
         args: Vec<String>,
     },
+}
+
+/// `--site S` and `--config FILE` for pause and resume.
+#[derive(Debug, Args)]
+pub struct SiteArg {
+    /// Only this site (default: every site).
+    #[arg(long, value_name = "SITE")]
+    pub site: Option<String>,
+    /// The configuration file (for `[admin] listen` and `token`).
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// Queue operations.
@@ -222,6 +258,50 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         Command::Send(a) => client_cmds::send(*a),
         Command::Inbox(a) => client_cmds::inbox(a),
         Command::Sendmail { args } => client_cmds::sendmail(&args),
+        Command::Pause(a) => {
+            control_command(a.config.config.as_deref(), control::Action::Pause(a.site))
+        }
+        Command::Resume(a) => {
+            control_command(a.config.config.as_deref(), control::Action::Resume(a.site))
+        }
+        Command::Drain { timeout, config } => {
+            control_command(config.config.as_deref(), control::Action::Drain(timeout))
+        }
+        Command::Reload(arg) => control_command(arg.config.as_deref(), control::Action::Reload),
+    }
+}
+
+/// `pause`, `resume`, `drain`, `reload`: one POST to the admin listener.
+fn control_command(path: Option<&Path>, action: control::Action) -> i32 {
+    let config = match load_config(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(addr) = stats::admin_addr(&config) else {
+        report("the admin listener is disabled (admin.listen)");
+        return EXIT_USAGE;
+    };
+    match control::send(addr, config.admin.token.as_deref(), &action) {
+        Ok((200, body)) => {
+            let _ = io::stdout().lock().write_all(control::describe(&action, &body).as_bytes());
+            EXIT_OK
+        }
+        Ok((504, body)) if matches!(action, control::Action::Drain(_)) => {
+            report(format_args!(
+                "drain timed out with {} message(s) queued and {} connection(s) open; \
+                 every site stays paused (`mailroot resume` to undo)",
+                body["queued"], body["connections"]
+            ));
+            EXIT_DRAIN_TIMEOUT
+        }
+        Ok((status, body)) => {
+            report(control::refusal(status, &body));
+            EXIT_FAILURE
+        }
+        Err(e) => {
+            report(e);
+            EXIT_FAILURE
+        }
     }
 }
 
@@ -335,10 +415,31 @@ fn load_config(path: Option<&Path>) -> Result<Config, i32> {
     Ok(config)
 }
 
+/// A reload (SIGHUP, `POST /api/reload`): the same reading and checks as start-up, the
+/// error as text (it goes to the event log and the admin API, not to stderr).
+fn reload_config(path: &Path) -> Result<Config, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let mut config = Config::from_toml_str(&text, &system_defaults()).map_err(|e| e.to_string())?;
+    config.read_password_files(|p| std::fs::read_to_string(p)).map_err(|e| e.to_string())?;
+    certificate_problem(&config).map_or(Ok(config), Err)
+}
+
 /// Every certificate and key the configuration names loads (the files exist, the PEM
 /// parses, the key matches its certificate; `[delivery] tls_ca_file` holds roots): a configuration error otherwise, naming the
 /// key (`tls.cert`, `site[1].tls_cert`) and the file.
 fn check_certificates(config: &Config) -> Result<(), i32> {
+    match certificate_problem(config) {
+        Some(problem) => {
+            report(problem);
+            Err(EXIT_USAGE)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The first certificate problem of `config` (see [`check_certificates`]), as text.
+fn certificate_problem(config: &Config) -> Option<String> {
     let mut pairs = Vec::new();
     if let Some(f) = &config.tls.files {
         pairs.push(("tls.cert".to_owned(), f));
@@ -350,17 +451,15 @@ fn check_certificates(config: &Config) -> Result<(), i32> {
     }
     for (key, f) in pairs {
         if let Err(e) = crate::net::tls_cert::load_certified_key(&f.cert, &f.key) {
-            report(format_args!("config error at `{key}`: {e}"));
-            return Err(EXIT_USAGE);
+            return Some(format!("config error at `{key}`: {e}"));
         }
     }
     if let Some(ca) = &config.delivery.tls_ca_file
         && let Err(e) = crate::deliver::tls::OutboundTls::new(Some(ca))
     {
-        report(format_args!("config error at `delivery.tls_ca_file`: {e}"));
-        return Err(EXIT_USAGE);
+        return Some(format!("config error at `delivery.tls_ca_file`: {e}"));
     }
-    Ok(())
+    None
 }
 
 /// `check-config`: the effective configuration on stdout.
@@ -419,7 +518,15 @@ fn serve(path: Option<&Path>) -> i32 {
         report(format_args!("cannot create Mailroot {}: {e}", config.mailroot.display()));
         return EXIT_FAILURE;
     }
-    match crate::relay::serve(config) {
+    let opts = match path {
+        Some(p) => {
+            let file = p.to_owned();
+            let loader: crate::relay::Loader = Box::new(move || reload_config(&file));
+            crate::relay::ServeOptions { config_file: Some(p.to_owned()), loader }
+        }
+        None => crate::relay::ServeOptions::fixed(&config),
+    };
+    match crate::relay::serve(config, opts) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             report(&e);
@@ -501,6 +608,13 @@ mod tests {
             (&["check-config", "--json"], false),
             (&["hash-password"], true),
             (&["hash-password", "x"], false),
+            (&["pause"], true),
+            (&["pause", "--site", "default", "-c", "x.toml"], true),
+            (&["resume", "--site", "a"], true),
+            (&["drain", "--timeout", "30"], true),
+            (&["drain", "--timeout", "soon"], false),
+            (&["reload", "--config", "x.toml"], true),
+            (&["reload", "--site", "a"], false),
             (&["frobnicate"], false),
             (&["send", "--from", "a@b.c", "--to", "d@e.f"], true),
             (&["send", "--from", "a@b.c", "--server", "h:25", "--pickup"], false),

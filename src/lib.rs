@@ -20,7 +20,10 @@
 //! ```
 //!
 //! Counters (`stats`) are per-thread blocks merged on read by the `admin` listener thread
-//! (`GET /metrics`, `/api/stats`, `/api/queue`).
+//! (`GET /metrics`, `/api/stats`, `/api/queue`). Service control (`control`: pause flags
+//! read at accept, reloadable snapshots) is driven through the admin listener's POSTs,
+//! SIGHUP and the `mailroot pause|resume|drain|reload` commands; every service event goes
+//! to the event log (`eventlog`, `<mailroot>/Logs/events.log`).
 //!
 //! Programs send and read mail through [`client`] (Active Messaging style: SMTP through
 //! the same `smtp::client::ClientSession`, or the Pickup folder; the Inbox reads Drop/);
@@ -35,9 +38,11 @@ pub mod admin;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod control;
 pub mod deliver;
 pub mod dns;
 pub mod dsn;
+pub mod eventlog;
 pub mod local;
 pub mod net;
 pub mod pickup;

@@ -29,9 +29,16 @@
 //!   (bounded crossbeam channel, `try_send`: lines are dropped and counted, never waited
 //!   for). Ends, after a last flush, when the workers are gone.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
-//!   wakes every worker; SIGHUP reloads the TLS certificates (`receive::tls::reload_all`:
-//!   new handshakes get the new files, open connections keep theirs, a bad file is logged
-//!   and the old certificate kept).
+//!   wakes every worker; SIGHUP reloads the configuration file and the TLS certificates
+//!   (`relay::control`: a bad file is refused with its error in the event log and the
+//!   running configuration kept; new handshakes get the new certificate files, open
+//!   connections keep theirs).
+//! - `event-log` (`eventlog`): writes the service events, fed by a bounded channel.
+//! - `control` (`relay::control`): watches the spool's free space for the event log.
+//! - pause/resume/drain/reload arrive from the `admin` thread (POSTs) through
+//!   `control::Control`: pause flips a per-site flag each worker reads at accept, reload
+//!   publishes new snapshots (`control::Live`) the workers, the queue runner and the AUTH
+//!   verifier each pick up on their own.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
 //! # Shutdown order
@@ -47,7 +54,10 @@
 //!    when their channels close;
 //! 5. `serve` returns `Ok(())` (exit status 0).
 
+mod control;
+
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -55,10 +65,14 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+pub use self::control::Loader;
+use self::control::RelayControl;
 use crate::config::Config;
+use crate::control::{Live, SiteStates};
 use crate::deliver::outbound::{self, OutboundOptions, OutboundThread};
 use crate::deliver::{local_worker, resolve};
 use crate::dns::{Resolver, ResolverConfig};
+use crate::eventlog::{self, By, Event, EventLog, EventLogOptions};
 use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
@@ -93,6 +107,14 @@ pub enum RelayError {
     /// The outbound TLS settings could not be built (`[delivery] tls_ca_file`).
     #[error("{0}")]
     OutboundTls(#[from] crate::deliver::tls::TlsClientError),
+    /// The event log file (`[event_log] path`) could not be opened.
+    #[error("event_log.path {path}: {source}")]
+    EventLog {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -101,33 +123,65 @@ pub enum RelayError {
 /// Exit status when a second SIGTERM/SIGINT cuts the graceful shutdown short.
 const EXIT_FORCED: i32 = 130;
 
-/// Run the relay until SIGTERM/SIGINT; returns after a clean shutdown. A second signal
-/// exits at once (status 130).
-pub fn serve(config: Config) -> Result<(), RelayError> {
+/// How `serve` was started: which file to reload, and how to read it.
+pub struct ServeOptions {
+    /// The configuration file (`None`: the embedded default), for the events.
+    pub config_file: Option<PathBuf>,
+    /// Reads and validates the configuration again (SIGHUP, `POST /api/reload`).
+    pub loader: Loader,
+}
+
+impl ServeOptions {
+    /// No file: a reload re-applies the embedded default `config` was built from.
+    #[must_use]
+    pub fn fixed(config: &Config) -> ServeOptions {
+        let same = config.clone();
+        ServeOptions { config_file: None, loader: Box::new(move || Ok(same.clone())) }
+    }
+}
+
+/// Run the relay until SIGTERM/SIGINT (or a drain); returns after a clean shutdown. A
+/// second signal exits at once (status 130).
+pub fn serve(config: Config, opts: ServeOptions) -> Result<(), RelayError> {
     // Registered before anything starts: a signal during recovery is queued, not fatal.
     let signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ])?;
-    let running = start(config)?;
+    let path = config.event_log.enabled.then(|| config.event_log_path());
+    let (events, event_thread) = eventlog::spawn(EventLogOptions {
+        path: path.clone(),
+        max_size_bytes: config.event_log.max_size_bytes,
+    })
+    .map_err(|source| RelayError::EventLog { path: path.unwrap_or_default(), source })?;
+    let running = match start_with(config, events.clone(), opts) {
+        Ok(r) => r,
+        Err(e) => {
+            events
+                .emit(Event::ServiceStop { reason: format!("start failed: {e}"), by: By::Startup });
+            event_thread.stop_and_join();
+            return Err(e);
+        }
+    };
     let handle = signals.handle();
     let stopper = running.stopper();
-    let certs = running.certificates.clone();
+    let control = Arc::clone(&running.control);
     let signal_thread = std::thread::Builder::new().name("signals".into()).spawn(move || {
         let mut signals = signals;
         let mut seen = 0;
         for sig in signals.forever() {
             if sig == signal_hook::consts::SIGHUP {
-                // Certificates only: open connections keep theirs, new handshakes get the
-                // new files; a bad file is logged and the old certificate kept.
-                log::info!("signal={sig} reloading TLS certificates");
-                crate::receive::tls::reload_all(&certs);
+                // The file is validated first; certificates are re-read either way.
+                log::info!("signal={sig} reloading the configuration and TLS certificates");
+                let _ = crate::control::Control::reload(&*control, By::Signal);
                 continue;
             }
             seen += 1;
             if seen == 1 {
                 log::info!("signal={sig} shutting down");
+                let name = if sig == signal_hook::consts::SIGINT { "SIGINT" } else { "SIGTERM" };
+                control.note_stop(name, By::Signal);
                 stopper.stop();
             } else {
                 // A second signal means "now": the spool is crash-safe (a message that got
@@ -137,9 +191,20 @@ pub fn serve(config: Config) -> Result<(), RelayError> {
             }
         }
     })?;
+    let control = Arc::clone(&running.control);
     let result = running.wait();
     handle.close();
     let _ = signal_thread.join();
+    for site in control.sites.views() {
+        events.emit(Event::SiteStop { site: site.name });
+    }
+    let (mut reason, by) = control.stop_reason();
+    if let Err(e) = &result {
+        reason = format!("{reason}; error: {e}");
+    }
+    events.emit(Event::ServiceStop { reason, by });
+    drop(control);
+    event_thread.stop_and_join();
     result
 }
 
@@ -182,10 +247,12 @@ pub struct Running {
     auth_verifier: Option<JoinHandle<()>>,
     /// Implicit-TLS addresses actually bound, per site: `(site name, address)`.
     implicit_tls_listening: Vec<(String, SocketAddr)>,
-    /// Every distinct server certificate (reloaded on SIGHUP).
-    certificates: Vec<Arc<crate::net::tls_cert::ReloadableCert>>,
     /// The `protocol-log` thread, if a site logs.
     protolog: Option<JoinHandle<()>>,
+    /// Pause, resume, drain, reload (shared with the admin and signal threads).
+    control: Arc<RelayControl>,
+    /// The `control` thread (disk-space watch); ends with the shutdown flag.
+    control_thread: JoinHandle<()>,
 }
 
 impl Running {
@@ -199,9 +266,9 @@ impl Running {
         &self.implicit_tls_listening
     }
 
-    /// Reload every TLS certificate now (what SIGHUP does).
+    /// Reload every TLS certificate now (what SIGHUP does besides the configuration).
     pub fn reload_certificates(&self) {
-        crate::receive::tls::reload_all(&self.certificates);
+        self.control.reload_certificates(By::Signal);
     }
 
     /// Address of the admin listener, if enabled.
@@ -258,6 +325,9 @@ impl Running {
         {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("protocol log panicked")));
         }
+        if self.control_thread.join().is_err() {
+            first_err.get_or_insert(RelayError::Io(std::io::Error::other("control panicked")));
+        }
         if self.pickup.join().is_err() {
             first_err.get_or_insert(RelayError::Io(std::io::Error::other("pickup panicked")));
         }
@@ -277,8 +347,20 @@ impl Running {
     }
 }
 
-/// Open the spool, bind every listener, start the workers and the queue runner.
+/// Open the spool, bind every listener, start the workers and the queue runner, with no
+/// event log and reloads re-applying `config` (tests, tools).
 pub fn start(config: Config) -> Result<Running, RelayError> {
+    let opts = ServeOptions::fixed(&config);
+    start_with(config, EventLog::disabled(), opts)
+}
+
+/// Open the spool, bind every listener, start the workers and the queue runner. Service
+/// events go to `events`; `serve_opts` says how to reload.
+pub fn start_with(
+    config: Config,
+    events: EventLog,
+    serve_opts: ServeOptions,
+) -> Result<Running, RelayError> {
     raise_fd_limit(&config);
     let config = Arc::new(config);
     let opts = SpoolOptions {
@@ -288,12 +370,24 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     let (spool, recovered) =
         Spool::open(&config.queue_dir(), opts).map_err(|e| RelayError::Spool(e.to_string()))?;
     log::info!("spool={} recovered={}", config.queue_dir().display(), recovered.len());
+    let summary = spool.recovery_summary();
+    events.emit(Event::SpoolRecovered {
+        messages: recovered.len() as u64,
+        segments: summary.segments,
+        torn_tails: summary.torn_tails,
+        corrupt_segments: summary.corrupt_segments,
+    });
 
     let (queue_tx, queue_rx) = crossbeam_channel::unbounded::<IncomingBatch>();
     let recovered_ids: Vec<QueueId> = recovered.iter().map(|m| m.id).collect();
     drop(recovered);
 
     let shared = Arc::new(InboundShared::new(Arc::clone(&config))?);
+    let certificates = shared.certificates();
+    let live_inbound = Live::new(Arc::clone(&shared));
+    let live_config = Live::new(Arc::clone(&config));
+    let sites =
+        SiteStates::new(config.sites.iter().map(|s| (s.name.clone(), Vec::new())).collect());
     let limits =
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
@@ -312,11 +406,10 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         listener::ensure_unused(*addr)
             .map_err(|source| RelayError::Bind { addr: *addr, source })?;
     }
-    // AUTH: one verifier thread for the relay (argon2 must not run on the event loops).
-    let (verifier, auth_verifier) = if config.auth.users.is_empty() {
-        (None, None)
-    } else {
-        let (client, thread) = receive_auth::spawn(&config.auth)?;
+    // AUTH: one verifier thread for the relay (argon2 must not run on the event loops),
+    // started even without users so a reload can add some.
+    let (verifier, auth_verifier) = {
+        let (client, thread) = receive_auth::spawn(Arc::clone(&live_config))?;
         (Some(client), Some(thread))
     };
     // The W3C protocol log: one thread for every site that logs (the workers feed it).
@@ -359,7 +452,8 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         let mut writer = writer;
         writer.set_commit_delay(Duration::from_millis(config.spool.commit_delay_ms));
         let mut service =
-            Inbound::new(k, Arc::clone(&shared), spool.clone(), writer, queue_tx.clone());
+            Inbound::new(k, Arc::clone(&shared), spool.clone(), writer, queue_tx.clone())
+                .with_control(Arc::clone(&live_inbound), Arc::clone(&sites));
         if let Some(client) = &verifier {
             let auth_waker = Arc::clone(&waker);
             let notify = Box::new(move || {
@@ -383,11 +477,46 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
     drop(protolog_parts); // and the only protocol-log senders
     let listen: Vec<SocketAddr> =
         listening.iter().chain(&implicit_tls_listening).map(|(_, a)| *a).collect();
-    let delivery = start_delivery(&config, &spool, queue_rx, recovered_ids, listen)?;
+    let delivery =
+        start_delivery(&config, &live_config, &events, &spool, queue_rx, recovered_ids, listen)?;
     let pickup_tx = queue_tx.clone();
     drop(queue_tx);
     let mut workers = Vec::with_capacity(built.len());
     let stopper = Stopper { flag, wakers };
+    for (i, site) in config.sites.iter().enumerate() {
+        let bound: Vec<String> = listening
+            .iter()
+            .chain(&implicit_tls_listening)
+            .filter(|(name, _)| *name == site.name)
+            .map(|(_, a)| a.to_string())
+            .collect();
+        sites.set_listen(i, bound);
+    }
+    let control = Arc::new(RelayControl {
+        sites: Arc::clone(&sites),
+        events: events.clone(),
+        config: live_config,
+        inbound: live_inbound,
+        certs: certificates,
+        loader: serve_opts.loader,
+        config_file: serve_opts.config_file.as_ref().map(|p| p.display().to_string()),
+        spool: spool.clone(),
+        limits: Arc::clone(&limits),
+        stopper: stopper.clone(),
+        reload_lock: parking_lot::Mutex::new(()),
+        draining: AtomicBool::new(false),
+        stop_reason: parking_lot::Mutex::new(None),
+    });
+    // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
+    // greeting so whoever sees the server answer can control it; stopped by the flag.
+    let admin_control: Arc<dyn crate::control::Control> = control.clone();
+    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag), admin_control) {
+        Ok(a) => a,
+        Err(e) => {
+            stopper.stop();
+            return Err(RelayError::Admin(e));
+        }
+    };
     for (k, worker) in built.into_iter().enumerate() {
         let name = format!("worker-{k}");
         // If one worker dies (poll error, panic), the others shut down too.
@@ -401,8 +530,9 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         })?);
     }
     // The Pickup/ watcher: its own thread and spool writer, stopped by the same flag.
-    let pickup = match pickup::spawn(
+    let pickup = match pickup::spawn_following(
         PickupConfig::from_config(&config),
+        Some(Arc::clone(&control.config)),
         spool.clone(),
         pickup_tx,
         Arc::clone(&stopper.flag),
@@ -413,21 +543,33 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
             return Err(RelayError::Io(e));
         }
     };
-    // The admin listener (GET /metrics, /api/*): stopped by the same flag.
-    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag)) {
-        Ok(a) => a,
-        Err(e) => {
-            stopper.stop();
-            return Err(RelayError::Admin(e));
-        }
-    };
+    let control_thread =
+        match control::spawn_disk_watch(spool.clone(), events.clone(), Arc::clone(&stopper.flag)) {
+            Ok(h) => h,
+            Err(e) => {
+                stopper.stop();
+                return Err(RelayError::Io(e));
+            }
+        };
     for (site, addr) in &listening {
         log::info!("listening site={site} addr={addr} workers={}", config.workers);
     }
     for (site, addr) in &implicit_tls_listening {
         log::info!("listening site={site} addr={addr} implicit_tls=yes workers={}", config.workers);
     }
-    let certificates = shared.certificates();
+    for site in sites.views() {
+        events.emit(Event::SiteStart { site: site.name, listen: site.listen });
+    }
+    events.emit(Event::ServiceStart {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        config_file: control.config_file.clone(),
+        sites: config.sites.iter().map(|s| s.name.clone()).collect(),
+        listen: listening
+            .iter()
+            .chain(&implicit_tls_listening)
+            .map(|(site, a)| format!("{site}={a}"))
+            .collect(),
+    });
     Ok(Running {
         listening,
         stopper,
@@ -437,8 +579,9 @@ pub fn start(config: Config) -> Result<Running, RelayError> {
         admin,
         auth_verifier,
         implicit_tls_listening,
-        certificates,
         protolog,
+        control,
+        control_thread,
     })
 }
 
@@ -479,6 +622,8 @@ fn runner_writer_number(config: &Config) -> u32 {
 /// queue runner (which owns the scheduler and a spool writer for NDRs).
 fn start_delivery(
     config: &Arc<Config>,
+    live: &Arc<Live<Config>>,
+    events: &EventLog,
     spool: &Spool,
     queue_rx: Receiver<IncomingBatch>,
     recovered: Vec<QueueId>,
@@ -526,6 +671,8 @@ fn start_delivery(
         .map_err(|e| RelayError::Spool(e.to_string()))?;
     let parts = RunnerParts {
         config: Arc::clone(config),
+        live: Some(Arc::clone(live)),
+        events: events.clone(),
         spool: spool.clone(),
         incoming: queue_rx,
         recovered,

@@ -432,12 +432,19 @@ fn sighup_reloads_the_certificate_without_dropping_sessions() {
     let mut fresh = starttls(&pki, srv.port, b"");
     assert!(tls_cmd(&mut fresh, "EHLO raw.test")[0].starts_with("250-"));
     assert_eq!(peer_leaf(&fresh), second);
+    let chain = pki.path("chain.pem").display().to_string();
+    let e = srv.wait_event("tls.cert_reload", |e| e["cert"] == chain.as_str());
+    assert_eq!(e["by"], "signal");
     // A bad key file is refused: logged, the certificate kept.
     std::fs::write(pki.path("key.pem"), "-----BEGIN PRIVATE KEY-----\nnope\n").expect("write");
     send_signal(pid, libc::SIGHUP);
     let refused =
         wait_until(WAIT, STEP, || srv.log_tail(4000).contains("tls reload refused").then_some(()));
     assert!(refused.is_some(), "{}", srv.log_tail(4000));
+    let e = srv.wait_event("tls.cert_reload_refused", |_| true);
+    assert!(e["error"].as_str().unwrap().contains("key.pem"), "{e}");
+    // The configuration check reads the same files: the reload is refused as a whole.
+    srv.wait_event("config.reload_refused", |e| e["error"].as_str().unwrap().contains("tls.cert"));
     let mut after_bad = starttls(&pki, srv.port, b"");
     assert!(tls_cmd(&mut after_bad, "EHLO raw.test")[0].starts_with("250-"));
     assert_eq!(peer_leaf(&after_bad), second);

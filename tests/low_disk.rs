@@ -206,10 +206,13 @@ fn below_min_free_disk(kind: Kind) {
     assert_eq!(r.code, 452, "{r}");
     assert!(r.text().contains("4.3.1"), "{r}");
     assert!(srv.is_alive());
+    let low = srv.wait_event("disk.low", |_| true);
+    assert_eq!(low["min_free_bytes"], 4 * MIB, "{low}");
 
     fs::remove_file(&filler).expect("remove filler");
     let ok = mail_reply_until(&srv, |c| c == 250);
     assert!(ok.is_some(), "MAIL not accepted again after freeing space");
+    srv.wait_event("disk.recovered", |_| true);
     mailer.send_raw(&envelope("after@client.test"), &body("after")).expect("message after freeing");
     let q = srv.queued_senders();
     assert!(q.contains(&"before@client.test".to_string()), "{q:?}");

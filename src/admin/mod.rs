@@ -7,13 +7,17 @@
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
 //!   (`spool::listing`, a read-only scan of `Queue/`);
 //! - `GET /api/queue/shape`: the qshape table `mailroot queue shape --json` prints
-//!   (`spool::shape`, pending recipients by domain and age at the time of the request).
+//!   (`spool::shape`, pending recipients by domain and age at the time of the request);
+//! - the control endpoints (`GET /api/sites`, `GET /api/events`, `POST /api/pause`,
+//!   `/api/resume`, `/api/sites/{site}/pause|resume`, `/api/drain`, `/api/reload`): see
+//!   `admin::control` for the contract.
 //!
 //! SECURITY: bound to `[admin] listen` (loopback by default; the config refuses a
-//! non-loopback address without `[admin] token`). With a token set and a non-loopback
-//! listener, every request must carry `Authorization: Bearer <token>`; on loopback the GET
-//! endpoints are open. No endpoint changes state yet: anything but GET gets 405. Nothing
-//! from the request is echoed back or logged beyond its method and path length.
+//! non-loopback address without `[admin] token`). Who may read and who may change state
+//! is `admin::auth`: POSTs always need the bearer token when one is set, and without one
+//! only a loopback listener with `allow_unauthenticated_loopback_control` takes them.
+//! Refusals are written to the event log (`admin.refused`). Other methods get 405.
+//! Nothing from the request is echoed back or logged beyond its method and path.
 //!
 //! Cost: a scrape locks the stats registry once and each per-thread histogram once; it
 //! never touches a worker's hot path otherwise.
@@ -26,9 +30,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod auth;
+pub mod control;
+
+use std::io::Read as _;
+
 use tiny_http::{Header, Method, Request, Response, Server};
 
+use self::control::{CLIENT_HEADER, PATH_EVENTS, PATH_SITES, Post};
 use crate::config::Config;
+use crate::control::Control;
+use crate::eventlog::event::Event;
 use crate::spool::listing;
 use crate::stats::{self, Registry};
 
@@ -42,6 +54,9 @@ pub const PATH_STATS: &str = "/api/stats";
 pub const PATH_QUEUE: &str = "/api/queue";
 /// Path of the JSON qshape table.
 pub const PATH_QUEUE_SHAPE: &str = "/api/queue/shape";
+
+/// Largest POST body read (a drain timeout; anything longer is cut).
+const MAX_BODY_BYTES: u64 = 4096;
 
 /// How often the thread checks the shutdown flag while idle.
 const STOP_POLL: Duration = Duration::from_millis(200);
@@ -59,21 +74,38 @@ pub struct Admin {
 struct Ctx {
     /// `Queue/`, scanned read-only for `/api/queue`.
     queue_dir: PathBuf,
-    /// Required bearer token (`None`: open).
-    token: Option<String>,
+    /// Who may read and who may change state.
+    policy: auth::Policy,
     /// The counters.
     registry: &'static Registry,
+    /// Pause, resume, drain, reload; the event log.
+    control: Arc<dyn Control>,
+    /// Rate limit of the `admin.refused` events (used by this thread only).
+    refusals: std::cell::RefCell<auth::RefusalLog>,
 }
 
 /// Bind `[admin] listen` and start the `admin` thread; `None` when the listener is
 /// disabled. Stops when `stop` is set.
-pub fn spawn(config: &Config, stop: Arc<AtomicBool>) -> io::Result<Option<Admin>> {
+pub fn spawn(
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    control: Arc<dyn Control>,
+) -> io::Result<Option<Admin>> {
     let Some(listen) = config.admin.listen else { return Ok(None) };
     let server = Server::http(listen).map_err(|e| io::Error::other(format!("{listen}: {e}")))?;
     let addr = server.server_addr().to_ip().unwrap_or(listen);
-    // The token is enforced only off loopback (the config guarantees one is set there).
-    let token = if addr.ip().is_loopback() { None } else { config.admin.token.clone() };
-    let ctx = Ctx { queue_dir: config.queue_dir(), token, registry: Registry::global() };
+    let policy = auth::Policy {
+        token: config.admin.token.clone(),
+        loopback: addr.ip().is_loopback(),
+        open_loopback_control: config.admin.allow_unauthenticated_loopback_control,
+    };
+    let ctx = Ctx {
+        queue_dir: config.queue_dir(),
+        policy,
+        registry: Registry::global(),
+        control,
+        refusals: std::cell::RefCell::default(),
+    };
     let thread = std::thread::Builder::new().name("admin".into()).spawn(move || {
         while !stop.load(Ordering::Acquire) {
             match server.recv_timeout(STOP_POLL) {
@@ -97,9 +129,13 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap()
 }
 
-/// Answer one request.
-fn handle(ctx: &Ctx, req: Request) {
-    let (status, ctype, body) = route(ctx, &req);
+/// Plain text.
+const TEXT: &str = "text/plain; charset=utf-8";
+/// JSON.
+const JSON: &str = "application/json";
+
+/// Send `body` as the answer to `req`.
+fn respond(req: Request, status: u16, ctype: &str, body: String) {
     let resp = Response::from_string(body)
         .with_status_code(status)
         .with_header(header("Content-Type", ctype));
@@ -108,24 +144,75 @@ fn handle(ctx: &Ctx, req: Request) {
     }
 }
 
-/// Status, content type and body for `req`.
-fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
-    const TEXT: &str = "text/plain; charset=utf-8";
-    const JSON: &str = "application/json";
-    if let Some(token) = &ctx.token {
-        let want = format!("Bearer {token}");
-        let ok = req
-            .headers()
-            .iter()
-            .any(|h| h.field.equiv("Authorization") && h.value.as_str() == want.as_str());
-        if !ok {
-            return (401, TEXT, "bearer token required\n".into());
+/// The value of header `name`, if present.
+fn header_value<'r>(req: &'r Request, name: &'static str) -> Option<&'r str> {
+    req.headers().iter().find(|h| h.field.equiv(name)).map(|h| h.value.as_str())
+}
+
+/// Answer one request.
+fn handle(ctx: &Ctx, mut req: Request) {
+    let url = req.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let write = *req.method() == Method::Post;
+    if let Err(r) = ctx.policy.check(header_value(&req, "Authorization"), write) {
+        if write {
+            log::warn!("admin POST {path} refused: {}", r.reason);
+            emit_refusal(ctx, path, &r);
         }
+        return respond(req, r.status, JSON, control::error(r.status, r.reason).1);
     }
-    if *req.method() != Method::Get {
-        return (405, TEXT, "only GET is supported\n".into());
+    match req.method() {
+        Method::Get => {
+            let (status, ctype, body) = route(ctx, path, query);
+            respond(req, status, ctype, body);
+        }
+        Method::Post => {
+            let mut body = String::new();
+            let _ = req.as_reader().take(MAX_BODY_BYTES).read_to_string(&mut body);
+            let by = control::by(header_value(&req, CLIENT_HEADER));
+            match control::parse_post(path, query, &body) {
+                Err((status, body)) => respond(req, status, JSON, body),
+                Ok(Post::Drain(timeout)) => {
+                    // A drain takes long: answer it from its own thread so the listener
+                    // keeps serving (the web page polls /api/events meanwhile).
+                    let control = Arc::clone(&ctx.control);
+                    let spawned =
+                        std::thread::Builder::new().name("admin-drain".into()).spawn(move || {
+                            let ((status, body), stop) = control::drain(&*control, timeout, by);
+                            respond(req, status, JSON, body);
+                            if stop {
+                                control.shutdown("drained", by);
+                            }
+                        });
+                    if let Err(e) = spawned {
+                        log::error!("admin: cannot start the drain thread: {e}");
+                    }
+                }
+                Ok(post) => {
+                    let (status, body) = control::post(&*ctx.control, &post, by);
+                    respond(req, status, JSON, body);
+                }
+            }
+        }
+        _ => respond(req, 405, TEXT, "only GET and POST are supported\n".into()),
     }
-    let path = req.url().split('?').next().unwrap_or("");
+}
+
+/// Write a refused POST to the event log (nothing else happens).
+fn emit_refusal(ctx: &Ctx, path: &str, r: &auth::Refusal) {
+    let Some(unlogged) = ctx.refusals.borrow_mut().admit(std::time::Instant::now()) else {
+        return;
+    };
+    ctx.control.log_event(Event::AdminRefused {
+        request: format!("POST {path}"),
+        status: r.status,
+        reason: r.reason.to_owned(),
+        unlogged,
+    });
+}
+
+/// Status, content type and body of a GET of `path`.
+fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
     match path {
         PATH_METRICS => {
             (200, PROMETHEUS_CONTENT_TYPE, stats::render_prometheus(&ctx.registry.snapshot()))
@@ -142,7 +229,19 @@ fn route(ctx: &Ctx, req: &Request) -> (u16, &'static str, String) {
             Err(e) => (500, TEXT, format!("{e}\n")),
         },
         PATH_QUEUE_SHAPE => queue_shape(&ctx.queue_dir),
-        _ => (404, TEXT, "not found: try /metrics, /api/stats, /api/queue\n".into()),
+        PATH_SITES => {
+            let (status, body) = control::get_sites(&*ctx.control);
+            (status, JSON, body)
+        }
+        PATH_EVENTS => {
+            let (status, body) = control::get_events(&*ctx.control, query);
+            (status, JSON, body)
+        }
+        _ => (
+            404,
+            TEXT,
+            "not found: try /metrics, /api/stats, /api/queue, /api/queue/shape, /api/sites, /api/events\n".into(),
+        ),
     }
 }
 

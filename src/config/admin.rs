@@ -1,7 +1,9 @@
 //! `[admin]`: the admin HTTP listener (`GET /metrics`, `/api/stats`, `/api/queue`).
 //!
 //! Keys: `listen` (IP:port; `""` disables), `enabled` (`false` disables), `token` (bearer
-//! token). SECURITY: the GET endpoints are open to whoever can connect, so a listener on
+//! token), `allow_unauthenticated_loopback_control` (default false: without a token no
+//! POST is accepted at all; true lets a loopback listener without a token accept POSTs).
+//! SECURITY: the GET endpoints are open to whoever can connect, so a listener on
 //! a non-loopback address without a token is a configuration error naming `admin.listen`.
 
 use std::fmt::Write as _;
@@ -18,7 +20,8 @@ pub const DEFAULT_ADMIN_LISTEN: SocketAddr =
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1)), 8025);
 
 /// Keys allowed in `[admin]`.
-pub(super) const ADMIN_KEYS: &[&str] = &["listen", "enabled", "token"];
+pub(super) const ADMIN_KEYS: &[&str] =
+    &["listen", "enabled", "token", "allow_unauthenticated_loopback_control"];
 
 /// `[admin]`: where the admin HTTP listener binds and what guards it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +33,19 @@ pub struct AdminConfig {
     /// listener is not on loopback). Invariant: non-empty, printable ASCII, no spaces.
     /// Key `token`.
     pub token: Option<String>,
+    /// Without a token, accept state-changing POSTs on a loopback listener anyway (any
+    /// local user could then pause the server). Key
+    /// `allow_unauthenticated_loopback_control`, default false.
+    pub allow_unauthenticated_loopback_control: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: Some(DEFAULT_ADMIN_LISTEN), token: None }
+        AdminConfig {
+            listen: Some(DEFAULT_ADMIN_LISTEN),
+            token: None,
+            allow_unauthenticated_loopback_control: false,
+        }
     }
 }
 
@@ -58,6 +69,10 @@ pub(super) fn admin(t: &Table, cfg: &mut AdminConfig) -> Parsed<()> {
             ));
         }
         cfg.token = Some(s.to_owned());
+    }
+    if let Some(v) = t.get("allow_unauthenticated_loopback_control") {
+        cfg.allow_unauthenticated_loopback_control =
+            boolean(v, "admin.allow_unauthenticated_loopback_control")?;
     }
     if let Some(addr) = cfg.listen
         && !addr.ip().is_loopback()
@@ -83,6 +98,11 @@ pub(super) fn print(c: &AdminConfig, out: &mut String) {
             let _ = writeln!(out, "# token = (unset)");
         }
     }
+    let _ = writeln!(
+        out,
+        "allow_unauthenticated_loopback_control = {}",
+        c.allow_unauthenticated_loopback_control
+    );
 }
 
 #[cfg(test)]

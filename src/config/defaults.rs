@@ -176,6 +176,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         auth: super::AuthConfig::default(),
         tls: super::TlsConfig::default(),
         protocol_log: super::ProtocolLogConfig::default(),
+        event_log: super::EventLogConfig::default(),
     }
 }
 

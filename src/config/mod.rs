@@ -20,6 +20,8 @@
 mod admin;
 mod auth;
 mod defaults;
+pub mod diff;
+mod event_log;
 mod keyed;
 mod outbound;
 mod parse;
@@ -55,6 +57,7 @@ pub use defaults::{
     DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS,
     MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
 };
+pub use event_log::{DEFAULT_EVENT_LOG_MAX_BYTES, EVENT_LOG_FILE, EventLogConfig};
 pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
     SmartHostAuth, TlsPolicy,
@@ -110,6 +113,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The W3C protocol log's master properties (`[protocol_log]`).
     pub protocol_log: ProtocolLogConfig,
+    /// The service event log (`[event_log]`).
+    pub event_log: EventLogConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }
@@ -289,6 +294,16 @@ impl Config {
     #[must_use]
     pub fn queue_dir(&self) -> PathBuf {
         self.mailroot.join(QUEUE_DIR)
+    }
+
+    /// The event log file: `[event_log] path`, else `<mailroot>/Logs/events.log`. Path
+    /// arithmetic only, no I/O.
+    #[must_use]
+    pub fn event_log_path(&self) -> PathBuf {
+        self.event_log
+            .path
+            .clone()
+            .unwrap_or_else(|| self.mailroot.join(LOGS_DIR).join(EVENT_LOG_FILE))
     }
 
     /// `<mailroot>/Pickup`. Path arithmetic only, no I/O.

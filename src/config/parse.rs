@@ -52,6 +52,7 @@ const ROOT_KEYS: &[&str] = &[
     "user",
     "tls",
     "protocol_log",
+    "event_log",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -115,6 +116,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("[user]", super::auth::USER_KEYS),
     ("tls", super::tls::TLS_KEYS),
     ("protocol_log", super::protolog::PROTOCOL_LOG_KEYS),
+    ("event_log", super::event_log::EVENT_LOG_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -206,6 +208,9 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(t) = section(&root, "protocol_log", super::protolog::PROTOCOL_LOG_KEYS)? {
         super::protolog::protocol_log(t, &mut cfg.protocol_log)?;
+    }
+    if let Some(t) = section(&root, "event_log", super::event_log::EVENT_LOG_KEYS)? {
+        super::event_log::event_log(t, &mut cfg.event_log)?;
     }
     Ok(cfg)
 }

@@ -40,10 +40,11 @@ pub enum LimitExceeded {
 /// Connection counters shared by all workers.
 #[derive(Debug)]
 pub struct ConnLimits {
-    /// Upper bound on open connections; 0 = unlimited.
-    max_total: usize,
-    /// Upper bound per client IP; 0 = unlimited.
-    max_per_ip: usize,
+    /// Upper bound on open connections; 0 = unlimited. Changed by a reload
+    /// ([`ConnLimits::set_limits`]); connections already open above a lowered bound stay.
+    max_total: AtomicUsize,
+    /// Upper bound per client IP; 0 = unlimited (reloadable like `max_total`).
+    max_per_ip: AtomicUsize,
     /// Open connections (permits alive). Invariant: equals the number of live permits.
     total: AtomicUsize,
     /// Open connections per client IP; an entry exists only while its count is > 0.
@@ -94,11 +95,17 @@ impl ConnLimits {
     /// New shared limits (0 = unlimited for either).
     pub fn new(max_total: usize, max_per_ip: usize) -> Arc<ConnLimits> {
         Arc::new(ConnLimits {
-            max_total,
-            max_per_ip,
+            max_total: AtomicUsize::new(max_total),
+            max_per_ip: AtomicUsize::new(max_per_ip),
             total: AtomicUsize::new(0),
             per_ip: (0..IP_SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         })
+    }
+
+    /// New bounds (a configuration reload); they apply from the next accept.
+    pub fn set_limits(&self, max_total: usize, max_per_ip: usize) {
+        self.max_total.store(max_total, Ordering::Relaxed);
+        self.max_per_ip.store(max_per_ip, Ordering::Relaxed);
     }
 
     /// Open connections right now (all workers).
@@ -117,7 +124,8 @@ impl ConnLimits {
     /// with [`ConnPermit::count_ip`] (see the module's TRUST note).
     pub fn try_acquire_total(self: &Arc<Self>) -> Result<ConnPermit, LimitExceeded> {
         let prev = self.total.fetch_add(1, Ordering::Relaxed);
-        if self.max_total != 0 && prev >= self.max_total {
+        let max_total = self.max_total.load(Ordering::Relaxed);
+        if max_total != 0 && prev >= max_total {
             self.total.fetch_sub(1, Ordering::Relaxed);
             return Err(LimitExceeded::Total);
         }
@@ -128,7 +136,8 @@ impl ConnLimits {
     fn add_ip(&self, ip: IpAddr) -> Result<(), LimitExceeded> {
         let mut shard = self.shard(ip).lock();
         let count = shard.entry(ip).or_insert(0);
-        if self.max_per_ip != 0 && *count as usize >= self.max_per_ip {
+        let max_per_ip = self.max_per_ip.load(Ordering::Relaxed);
+        if max_per_ip != 0 && *count as usize >= max_per_ip {
             if *count == 0 {
                 shard.remove(&ip);
             }

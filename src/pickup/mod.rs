@@ -10,4 +10,4 @@ pub mod parse;
 pub mod watch;
 
 pub use parse::{PickupError, PickupMessage, parse};
-pub use watch::{PICKUP_RESCAN_MS, PickupConfig, spawn};
+pub use watch::{PICKUP_RESCAN_MS, PickupConfig, spawn, spawn_following};

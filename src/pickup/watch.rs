@@ -54,6 +54,7 @@ use inotify::{EventMask, Inotify, WatchMask};
 
 use super::parse::{self, PickupMessage};
 use crate::config::Config;
+use crate::control::Live;
 use crate::local::badmail;
 use crate::policy::domain::rcpt_split;
 use crate::policy::size::exceeds_size_limit;
@@ -121,7 +122,24 @@ pub fn spawn(
     queue_tx: Sender<IncomingBatch>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<JoinHandle<()>> {
+    spawn_following(cfg, None, spool, queue_tx, stop)
+}
+
+/// [`spawn`], following reloads published in `live`: the size limit and the local
+/// domains change between two files (folders, host name and writer stay as started).
+pub fn spawn_following(
+    cfg: PickupConfig,
+    live: Option<Arc<Live<Config>>>,
+    spool: Spool,
+    queue_tx: Sender<IncomingBatch>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
     let watcher = PickupWatcher {
+        live: live.map(|l| {
+            let seen = l.generation();
+            let current = l.load();
+            (l, seen, current)
+        }),
         cfg,
         spool,
         writer: None,
@@ -167,6 +185,8 @@ struct PickupWatcher {
     stats: Arc<crate::stats::CounterBlock>,
     /// stats: Badmail reason of the file being moved (reset after each move).
     badmail_reason: Counter,
+    /// Reloads: where they are published, the generation seen, the config in use.
+    live: Option<(Arc<Live<Config>>, u64, Arc<Config>)>,
 }
 
 /// What happened to one file.
@@ -181,6 +201,16 @@ enum Outcome {
 }
 
 impl PickupWatcher {
+    /// Take the size limit and local domains of a reloaded configuration.
+    fn refresh_config(&mut self) {
+        if let Some((live, seen, current)) = &mut self.live
+            && live.refresh(seen, current)
+        {
+            self.cfg.domains = current.domains.clone();
+            self.cfg.max_message_size_bytes = current.limits.max_message_size_bytes;
+        }
+    }
+
     /// The thread body.
     fn run(mut self) {
         self.inotify = match self.setup_inotify() {
@@ -198,6 +228,7 @@ impl PickupWatcher {
         let mut due: BTreeSet<OsString> = BTreeSet::new();
         let mut next_rescan = Instant::now();
         while !self.stop.load(Ordering::Acquire) {
+            self.refresh_config();
             let now = Instant::now();
             if now >= next_rescan {
                 next_rescan = self.rescan(&mut due, now);

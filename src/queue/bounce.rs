@@ -122,6 +122,11 @@ impl BounceService {
         BounceService { config, spool, writer, committed, stats }
     }
 
+    /// Use `config` from now on (a reload).
+    pub(super) fn set_config(&mut self, config: Arc<Config>) {
+        self.config = config;
+    }
+
     /// Failed recipients of `id`: an NDR of `kind` (or Badmail for a null sender), durable,
     /// then every failure is to be crossed off with `mark`. On error nothing is durable
     /// and nothing may be crossed off.

@@ -40,8 +40,10 @@ use super::bounce::{BounceService, Bounced, Failure};
 use super::inbox::{IncomingBatch, RcptOutcome, TaskReport};
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
 use crate::config::Config;
+use crate::control::Live;
 use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
 use crate::dsn::ReportKind;
+use crate::eventlog::{By, Event, EventLog};
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
 use crate::policy::domain::{is_local_domain, rcpt_domain};
@@ -69,6 +71,11 @@ const EXPIRED_STATUS: &str = "4.4.7";
 pub struct RunnerParts {
     /// Configuration.
     pub config: Arc<Config>,
+    /// Where a reload publishes a new configuration (routes, domains, relay rules), read
+    /// once per loop pass; `None` = never reloaded.
+    pub live: Option<Arc<Live<Config>>>,
+    /// The event log (flush requests read from `Queue/flush.req`).
+    pub events: EventLog,
     /// The spool.
     pub spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -125,6 +132,10 @@ fn shape_slot(c: Counter) -> usize {
 struct Runner {
     /// Configuration.
     config: Arc<Config>,
+    /// Reloads, and the generation `config` is from.
+    live: Option<(Arc<Live<Config>>, u64)>,
+    /// The event log.
+    events: EventLog,
     /// The spool.
     spool: Spool,
     /// Committed ids from the inbound workers and pickup.
@@ -190,6 +201,8 @@ fn report_all(id: QueueId, domain: &Arc<str>, rcpts: &[u32], outcome: &RcptOutco
 pub fn run(parts: RunnerParts) -> u64 {
     let RunnerParts {
         config,
+        live,
+        events,
         spool,
         incoming,
         recovered,
@@ -208,8 +221,14 @@ pub fn run(parts: RunnerParts) -> u64 {
         committed,
         Arc::clone(&stats),
     );
+    let live = live.map(|l| {
+        let g = l.generation();
+        (l, g)
+    });
     let mut r = Runner {
         config,
+        live,
+        events,
         spool,
         incoming,
         reports,
@@ -231,6 +250,18 @@ pub fn run(parts: RunnerParts) -> u64 {
 }
 
 impl Runner {
+    /// Pick up a reloaded configuration (one atomic load when nothing changed): the next
+    /// delivery attempt plans with the new routes, domains and relay rules. Retry
+    /// intervals and `hold` stay as started (`config::diff` keeps `[delivery]` unchanged).
+    fn refresh_config(&mut self) {
+        if let Some((live, seen)) = &mut self.live
+            && live.refresh(seen, &mut self.config)
+        {
+            self.bounce.set_config(Arc::clone(&self.config));
+            log::info!("queue runner: configuration reloaded");
+        }
+    }
+
     /// The loop.
     fn run(&mut self, recovered: Vec<QueueId>) {
         let hold = self.config.delivery.hold;
@@ -286,6 +317,7 @@ impl Runner {
             }
             self.write_crossoffs();
             self.publish_gauges();
+            self.refresh_config();
             let now = Instant::now();
             if now >= next_crossoff_sync {
                 self.sync_crossoffs();
@@ -689,6 +721,13 @@ impl Runner {
                 0
             };
             log::info!("flush request={line:?} requeued={n}");
+            let target = (line != "all").then(|| line.strip_prefix("domain ").unwrap_or(line));
+            self.events.emit(Event::QueueAction {
+                action: "flush".to_owned(),
+                target: target.map(str::to_owned),
+                by: By::File,
+                result: format!("requeued {n}"),
+            });
         }
     }
 }

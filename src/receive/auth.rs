@@ -33,7 +33,8 @@ use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use crossbeam_channel::{Receiver, Sender};
 use zeroize::Zeroizing;
 
-use crate::config::{AuthConfig, User};
+use crate::config::{Config, User};
+use crate::control::Live;
 use crate::net::ConnId;
 
 /// How long a client address's failures are remembered after its last one.
@@ -92,23 +93,26 @@ pub struct VerifierClient {
     requests: Sender<VerifyRequest>,
 }
 
-/// Start the `auth-verifier` thread. It ends when every `VerifierClient` is dropped.
-pub fn spawn(cfg: &AuthConfig) -> std::io::Result<(VerifierClient, JoinHandle<()>)> {
+/// Start the `auth-verifier` thread on a reloadable configuration: each check uses the
+/// `[[user]]` list current at that moment (`failure_delay` stays as started). It ends
+/// when every `VerifierClient` is dropped.
+pub fn spawn(config: Arc<Live<Config>>) -> std::io::Result<(VerifierClient, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded::<VerifyRequest>();
-    let users = cfg.users.clone();
-    let base = Duration::from_millis(cfg.failure_delay_ms);
+    let base = Duration::from_millis(config.load().auth.failure_delay_ms);
     let thread = std::thread::Builder::new().name("auth-verifier".into()).spawn(move || {
-        run(&users, base, &rx);
+        run(&config, base, &rx);
     })?;
     Ok((VerifierClient { requests: tx }, thread))
 }
 
 /// The verifier loop.
-fn run(users: &[User], base: Duration, rx: &Receiver<VerifyRequest>) {
+fn run(config: &Live<Config>, base: Duration, rx: &Receiver<VerifyRequest>) {
     // Checked for unknown users, so they cost the same time as known ones.
     let dummy = hash_password(b"mailroot dummy password").unwrap_or_default();
     let mut failures = FailureTable::new(base);
     for req in rx {
+        let config = config.load(); // one lock-free-ish Arc clone per AUTH (tens of ms each)
+        let users: &[User] = &config.auth.users;
         let hash =
             users.iter().find(|u| u.name == req.authcid).map_or(&dummy, |u| &u.password_hash);
         let known = users.iter().any(|u| u.name == req.authcid);

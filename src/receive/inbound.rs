@@ -63,71 +63,18 @@ use crate::queue::inbox::IncomingBatch;
 use crate::smtp::command::{MailParams, RcptParams};
 use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
-use crate::smtp::server::{
-    AuthOutcome, DataOutcome, Handler, ServerConfig, ServerSession, Transaction,
-};
+use crate::smtp::server::{AuthOutcome, DataOutcome, Handler, ServerSession, Transaction};
 use crate::spool::{OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
-use super::tls::{InboundTls, TlsSetupError, session_info};
+pub use super::shared::InboundShared;
+use super::tls::session_info;
+use crate::control::{Live, SiteStates};
 
 mod envelope;
 mod protolog;
 mod proxy;
 use proxy::{PROXY_HEADER_TIMEOUT_MS, Preface, Rejection};
-
-/// Configuration shared (read-only) by every worker's `Inbound`.
-#[derive(Debug)]
-pub struct InboundShared {
-    /// The whole configuration.
-    config: Arc<Config>,
-    /// What the SMTP sessions need, built once per site (index = site index).
-    server: Vec<Arc<ServerConfig>>,
-    /// Certificates and rustls configurations per site.
-    tls: InboundTls,
-}
-
-impl InboundShared {
-    /// Derive the session configuration from `config` and load every site's certificate.
-    pub fn new(config: Arc<Config>) -> Result<InboundShared, TlsSetupError> {
-        let tls = InboundTls::load(&config)?;
-        let server = (0..config.sites.len().max(1))
-            .map(|i| {
-                Arc::new(server_config(&config, i, tls.sites.get(i).is_some_and(Option::is_some)))
-            })
-            .collect();
-        Ok(InboundShared { config, server, tls })
-    }
-
-    /// The rustls configuration of site `site`'s implicit-TLS listeners, if it has TLS.
-    pub fn site_tls_config(&self, site: usize) -> Option<Arc<rustls::ServerConfig>> {
-        self.tls.sites.get(site)?.as_ref().map(|t| Arc::clone(&t.server))
-    }
-
-    /// Every distinct certificate, for the SIGHUP reload (`receive::tls::reload_all`).
-    pub fn certificates(&self) -> Vec<Arc<crate::net::tls_cert::ReloadableCert>> {
-        self.tls.certs.clone()
-    }
-}
-
-/// `ServerConfig` of site `site` from the relay configuration.
-fn server_config(c: &Config, site: usize, has_tls: bool) -> ServerConfig {
-    ServerConfig {
-        hostname: c.hostname.clone(),
-        max_message_size_bytes: c.limits.max_message_size_bytes,
-        max_recipients: c.limits.max_recipients,
-        max_messages_per_connection: c.limits.max_messages_per_connection,
-        max_errors: c.limits.max_errors,
-        bare_line_ending: c.smtp.bare_line_ending,
-        enable_chunking: true,
-        enable_smtputf8: true,
-        enable_auth: !c.auth.users.is_empty(),
-        allow_plaintext_auth: c.auth.allow_plaintext_auth,
-        max_auth_failures: c.auth.max_auth_failures,
-        starttls: has_tls,
-        require_tls: has_tls && c.sites.get(site).is_some_and(|s| s.tls.require_tls),
-    }
-}
 
 /// A message finished on some connection, waiting for its group commit.
 #[derive(Debug)]
@@ -185,6 +132,10 @@ pub struct Inbound {
     stats: Vec<Arc<CounterBlock>>,
     /// The W3C protocol log's buffers (`None`: no site logs); see `inbound::protolog`.
     protolog: Option<LogSink>,
+    /// Where a reload publishes new settings, and the generation `shared` is from.
+    live: Option<(Arc<Live<InboundShared>>, u64)>,
+    /// Paused sites answer new connections `421 4.3.2` (`control`).
+    sites: Option<Arc<SiteStates>>,
 }
 
 /// Per-connection state.
@@ -268,7 +219,24 @@ impl Inbound {
                 .collect(),
             shared,
             protolog: None,
+            live: None,
+            sites: None,
         }
+    }
+
+    /// Follow reloads published in `live` (checked once per pass) and refuse new
+    /// connections to the sites `sites` marks paused.
+    #[must_use]
+    pub fn with_control(
+        mut self,
+        live: Arc<Live<InboundShared>>,
+        sites: Arc<SiteStates>,
+    ) -> Inbound {
+        let generation = live.generation();
+        self.shared = live.load();
+        self.live = Some((live, generation));
+        self.sites = Some(sites);
+        self
     }
 
     /// Verify AUTH passwords with the verifier behind `auth` (`receive::auth`).
@@ -356,6 +324,13 @@ impl Service for Inbound {
     fn begin_pass(&mut self, now: Instant, wall_clock: SystemTime) {
         self.now = wall_clock;
         self.now_instant = now;
+        // A reload: sessions see the new settings from their next command, new sessions
+        // get the new greeting and limits (one atomic load per pass when nothing changed).
+        if let Some((live, seen)) = &mut self.live
+            && live.refresh(seen, &mut self.shared)
+        {
+            log::debug!("worker={} configuration reloaded", self.worker);
+        }
     }
 
     fn accept(
@@ -365,6 +340,12 @@ impl Service for Inbound {
         out: &mut Vec<u8>,
     ) -> Option<InboundConn> {
         let ip = peer.remote.ip();
+        if self.sites.as_ref().is_some_and(|s| s.is_paused(peer.listener_tag)) {
+            // Paused (`control`): no session, whatever the site's protocol options.
+            log::debug!("worker={} client={ip} refused: site paused", self.worker);
+            Reply::service_paused().write_to(out);
+            return None;
+        }
         let proxied = self.proxy_site(peer.listener_tag);
         if proxied && !self.proxy_trusted(peer.listener_tag, peer.remote) {
             self.proxy_reject(peer.listener_tag, peer.remote, Rejection::Untrusted);

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod inbound;
 mod received;
+mod shared;
 pub mod tls;
 
 #[cfg(test)]

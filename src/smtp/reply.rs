@@ -249,6 +249,11 @@ impl Reply {
         fixed(421, 4, 3, 2, "Service shutting down, try again later")
     }
 
+    /// `421 4.3.2`: the site is paused by its operator (new connections only).
+    pub fn service_paused() -> Reply {
+        fixed(421, 4, 3, 2, "Service paused, try again later")
+    }
+
     // ---- other 4xx -----------------------------------------------------------------------
 
     /// `451 4.3.0`: local error (e.g. the spool commit failed).

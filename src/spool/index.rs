@@ -93,6 +93,8 @@ pub(crate) struct SpoolInner {
     pub(crate) crossoff_dirty: Mutex<Vec<(Arc<Segment>, usize)>>,
     /// Free-space cache.
     pub(crate) space: FreeSpace,
+    /// What recovery found at open (reported in the event log).
+    pub(crate) recovery: super::RecoverySummary,
     /// Test hook: make the next group commit fail as if msync had failed.
     #[cfg(test)]
     pub(crate) fail_next_commit: std::sync::atomic::AtomicBool,

@@ -239,6 +239,17 @@ impl Spool {
         self.inner.space.has_free_space()
     }
 
+    /// Change the free-space threshold (`limits.min_free_disk`, a reload).
+    pub fn set_min_free_bytes(&self, bytes: u64) {
+        self.inner.space.set_min_free_bytes(bytes);
+    }
+
+    /// The free-space threshold in bytes.
+    #[must_use]
+    pub fn min_free_bytes(&self) -> u64 {
+        self.inner.space.min_free_bytes()
+    }
+
     /// The message content exactly as stored (its checksum is verified again;
     /// [`SpoolError::Corrupt`] if the bytes changed on disk since they were written).
     pub fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
@@ -311,11 +322,28 @@ impl Spool {
         self.inner.index.lock().records.len()
     }
 
+    /// What recovery found when this spool was opened (`segments`: kept at open).
+    #[must_use]
+    pub fn recovery_summary(&self) -> RecoverySummary {
+        self.inner.recovery
+    }
+
     /// Number of segment files the spool currently tracks (live ones, plus active ones).
     #[must_use]
     pub fn tracked_segments(&self) -> usize {
         self.inner.index.lock().segments.len()
     }
+}
+
+/// What [`Spool::open`] found: reported once as the `spool.recovered` event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecoverySummary {
+    /// Segment files kept (holding live records).
+    pub segments: u64,
+    /// Segments whose unverifiable tail was left unread (a crash while appending).
+    pub torn_tails: u64,
+    /// Segments whose header did not verify, renamed `*.seg.corrupt`.
+    pub corrupt_segments: u64,
 }
 
 #[cfg(test)]

@@ -236,6 +236,7 @@ pub(crate) fn open(
         MAX_BUFFERED_RECORD_BYTES.min(usize::try_from(segment_bytes / 4).unwrap_or(usize::MAX));
 
     let mut empty = Vec::new();
+    let mut corrupt_segments = 0u64;
     let segs = read_all(dir, |n, path, bytes, e| {
         if bytes.iter().all(|&b| b == 0) {
             // Crashed right after creating it: it never held a committed record (the first
@@ -250,8 +251,10 @@ pub(crate) fn open(
                 to.display()
             );
             let _ = std::fs::rename(path, &to);
+            corrupt_segments += 1;
         }
     })?;
+    let torn_tails = segs.iter().filter(|(_, _, p)| p.stop.is_some()).count() as u64;
     let hwm = read_hwm(dir);
     // Every number still on disk counts, including segments set aside as corrupt.
     let mut max_on_disk = 0;
@@ -262,7 +265,7 @@ pub(crate) fn open(
             max_on_disk = max_on_disk.max(n);
         }
     }
-    let inner = SpoolInner {
+    let mut inner = SpoolInner {
         dir: dir.to_path_buf(),
         opts,
         spill_threshold,
@@ -272,6 +275,7 @@ pub(crate) fn open(
         compact_lock: RwLock::new(()),
         crossoff_dirty: Mutex::new(Vec::new()),
         space: FreeSpace::new(dir.to_path_buf(), opts.min_free_bytes),
+        recovery: super::RecoverySummary { segments: 0, torn_tails, corrupt_segments },
         #[cfg(test)]
         fail_next_commit: std::sync::atomic::AtomicBool::new(false),
         _lock: lock,
@@ -322,6 +326,7 @@ pub(crate) fn open(
         }
         idx.segments.insert(*n, SegEntry { seg, live: live.len() as u64, sealed: true });
     }
+    inner.recovery.segments = idx.segments.len() as u64;
     *inner.index.lock() = idx;
     log::info!(
         "spool: recovered {} messages from {} segments in {}",

@@ -18,8 +18,8 @@ const NEVER: u64 = u64::MAX;
 pub(crate) struct FreeSpace {
     /// The directory measured.
     dir: PathBuf,
-    /// Threshold in bytes.
-    min_free_bytes: u64,
+    /// Threshold in bytes (a reload may change it: [`FreeSpace::set_min_free_bytes`]).
+    min_free_bytes: AtomicU64,
     /// Time origin for `checked_at_ms`.
     origin: Instant,
     /// Milliseconds since `origin` of the last reading, or `NEVER`.
@@ -33,11 +33,22 @@ impl FreeSpace {
     pub(crate) fn new(dir: PathBuf, min_free_bytes: u64) -> FreeSpace {
         FreeSpace {
             dir,
-            min_free_bytes,
+            min_free_bytes: AtomicU64::new(min_free_bytes),
             origin: Instant::now(),
             checked_at_ms: AtomicU64::new(NEVER),
             ok: AtomicBool::new(false),
         }
+    }
+
+    /// A new threshold; the next check (not the cached answer) uses it.
+    pub(crate) fn set_min_free_bytes(&self, bytes: u64) {
+        self.min_free_bytes.store(bytes, Ordering::Relaxed);
+        self.checked_at_ms.store(NEVER, Ordering::Relaxed);
+    }
+
+    /// The threshold in bytes.
+    pub(crate) fn min_free_bytes(&self) -> u64 {
+        self.min_free_bytes.load(Ordering::Relaxed)
     }
 
     /// The cached answer, refreshed when older than [`FREE_SPACE_CACHE_MS`].
@@ -48,7 +59,7 @@ impl FreeSpace {
             return self.ok.load(Ordering::Relaxed);
         }
         let ok = match map::available_bytes(&self.dir) {
-            Ok(avail) => avail >= self.min_free_bytes,
+            Ok(avail) => avail >= self.min_free_bytes.load(Ordering::Relaxed),
             Err(e) => {
                 log::warn!("spool: statvfs {}: {e}", self.dir.display());
                 false

@@ -106,6 +106,8 @@ pub(crate) struct Conf {
     /// Extra TOML appended at the end (whole tables). The default holds delivery
     /// (`[delivery] hold = true`) so tests about receiving find their messages in the queue.
     pub(crate) extra: String,
+    /// Extra lines inside `[admin]` (e.g. `token = "s3cret"`).
+    pub(crate) admin_extra: String,
 }
 
 impl Default for Conf {
@@ -130,6 +132,7 @@ impl Default for Conf {
             relay_extra: String::new(),
             site_extra: String::new(),
             extra: "\n[delivery]\nhold = true\n".into(),
+            admin_extra: String::new(),
         }
     }
 }
@@ -169,7 +172,7 @@ impl Conf {
         }
         t += &self.extra;
         // Every server gets its own admin port (the default 8025 would collide).
-        t += &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n");
+        t += &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}\n", self.admin_extra);
         t
     }
 }
@@ -602,9 +605,53 @@ pub(crate) fn admin_get(port: u16, path: &str) -> (u16, String, String) {
     (status, head.to_string(), body.to_string())
 }
 
+/// `POST path` on the admin listener at 127.0.0.1:`port` with an optional bearer token
+/// (HTTP/1.0, bounded): (status, body).
+pub(crate) fn admin_post(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\n\r\n")
+        .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("header/body split");
+    let status: u16 = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("status");
+    (status, body.to_string())
+}
+
 impl Server {
     /// `GET path` on this server's admin listener: (status, header block, body).
     pub(crate) fn admin_get(&self, path: &str) -> (u16, String, String) {
         admin_get(self.admin_port, path)
+    }
+
+    /// `POST path` on this server's admin listener: (status, body).
+    pub(crate) fn admin_post(&self, path: &str, token: Option<&str>) -> (u16, String) {
+        admin_post(self.admin_port, path, token)
+    }
+
+    /// Every line of `<mailroot>/Logs/events.log`, parsed (the event log).
+    pub(crate) fn events(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.mailroot.join("Logs/events.log")).unwrap_or_default();
+        text.lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Wait (bounded) for an event named `name` that `pred` accepts, and return it.
+    pub(crate) fn wait_event(&self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        wait_until(Duration::from_secs(20), Duration::from_millis(25), || {
+            self.events().into_iter().find(|e| e["event"] == name && pred(e))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "no {name} event; event log:\n{}",
+                fs::read_to_string(self.mailroot.join("Logs/events.log")).unwrap_or_default()
+            )
+        })
     }
 }
