@@ -7,9 +7,10 @@
 #   deploy/scaleout.sh up [N]      start N nodes (default 2), the sink and HAProxy
 #   deploy/scaleout.sh status      per-node and total counters (deploy/metrics_sum.py) and
 #                                  HAProxy's view of each node (UP / DOWN)
-#   deploy/scaleout.sh drain K     `mailroot drain` node K: it is paused (new connections get
-#                                  421, HAProxy's check marks it DOWN, the others take the
-#                                  traffic), exits 0 once its queue is empty
+#   deploy/scaleout.sh drain K     maintenance of node K: HAProxy's runtime API sets it to
+#                                  `drain` (no new connections), then `mailroot drain` pauses
+#                                  it (421 to anything that still arrives; the health check
+#                                  fails on it too) and it exits 0 once its queue is empty
 #   deploy/scaleout.sh start K     start node K again (HAProxy puts it back after 2 checks)
 #   deploy/scaleout.sh send [M]    M messages (default 1000, 1 KiB) through the balancer with
 #                                  mailroot-loadtest source
@@ -20,7 +21,8 @@
 # stats page on BASE+98), MAILROOT_BIN, LOADTEST_BIN (default: release builds in
 # $CARGO_TARGET_DIR or target/), BALANCE (leastconn | roundrobin), LOG_LEVEL (warn),
 # WORKERS (unset: one per core), SINK (loadtest | aiosmtpd), DIRECT_PORTS (1: each node
-# also listens without PROXY on BASE+200+K, for the direct benchmark), SESSIONS (20, `send`).
+# also listens without PROXY on BASE+200+K, for the direct benchmark), SESSIONS (20, `send`),
+# NOHAPROXY (1: `drain` leaves HAProxy alone; the node's 421 takes it out), TIMEOUT (300 s).
 # Loopback only. Every process started is recorded in $SCALEOUT_DIR/*.pid; `down` stops
 # exactly those.
 set -euo pipefail
@@ -77,8 +79,8 @@ name = \"direct\"                # DIRECT_PORTS=1: a plain listener too (benchma
 listen = [\"127.0.0.1:$((BASE + 200 + k))\"]
 }
 [limits]
-max_connections = 20000
-max_connections_per_ip = 20000
+max_connections = 5000          # keep under the open-file limit (mailroot warns otherwise)
+max_connections_per_ip = 5000
 
 [relay]
 allow = ["127.0.0.0/8"]          # applied to the client carried in the PROXY header
@@ -118,9 +120,11 @@ write_haproxy_config() {
         cat <<CFG
 # HAProxy in front of $n mailroot nodes (deploy/scaleout.sh)
 global
-    maxconn 40000
+    maxconn 8000
     # Only state changes (a node going DOWN or UP), not one line per connection.
     log stderr format raw local0 notice
+    # Runtime API, for "set server mailroot/nodeK state drain" / "... state ready".
+    stats socket $DIR/haproxy.sock mode 600 level admin
 
 defaults
     mode tcp
@@ -234,11 +238,35 @@ cmd_status() {
     haproxy_view
 }
 
+# One command on HAProxy's runtime API (its stats socket); prints the answer.
+haproxy_api() {
+    python3 - "$DIR/haproxy.sock" "$1" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall((sys.argv[2] + "\n").encode())
+out = b""
+while True:
+    b = s.recv(4096)
+    if not b:
+        break
+    out += b
+print(out.decode().strip() or "ok")
+PY
+}
+
 cmd_drain() {
     local k=${1:?drain K} t0 st
     [[ -f $DIR/node$k/mailroot.toml ]] || die "no node $k"
     alive "$DIR/node$k/pid" || die "node $k is not running"
     t0=$(date +%s.%N)
+    # 1. HAProxy stops sending new connections to the node (NOHAPROXY=1 skips this and
+    #    relies on the node's 421 failing the health check: up to `inter` of 421s).
+    if [[ -z ${NOHAPROXY:-} ]]; then
+        echo "haproxy: set server mailroot/node$k state drain: $(haproxy_api "set server mailroot/node$k state drain")"
+    fi
+    # 2. The node: pause (421 to anything that still arrives), deliver what it holds, exit 0.
     "$MAILROOT_BIN" drain --config "$DIR/node$k/mailroot.toml" --timeout "${TIMEOUT:-300}" || {
         st=$?
         echo "drain of node $k did not finish (exit $st); it stays paused: mailroot resume --config $DIR/node$k/mailroot.toml"
@@ -291,8 +319,9 @@ drain) cmd_drain "${2:-}" ;;
 start)
     [[ -f $DIR/node${2:-x}/mailroot.toml ]] || die "no node ${2:-}"
     start_node "$2"
+    echo "haproxy: set server mailroot/node$2 state ready: $(haproxy_api "set server mailroot/node$2 state ready")"
     ;;
 send) cmd_send "${2:-1000}" ;;
 down) cmd_down ;;
-*) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
