@@ -8,6 +8,10 @@
 //! mailroot queue show   ID [--json] [--config FILE]  one message in full
 //! mailroot queue shape  [--json] [--config FILE]  qshape: pending recipients by domain x age
 //! mailroot queue flush  [ID | --domain D] [--config FILE]  retry now (all, one, a domain)
+//! mailroot queue delete|bounce|hold|release ID [--config FILE]
+//!                                                 act on one message (through the running
+//!                                                 server's admin listener; without a
+//!                                                 server, on Queue/ under its lock)
 //! mailroot stats        [--watch SECONDS [--count N]] [--json] [--config FILE]
 //!                                                 the counters, from the admin listener
 //! mailroot hash-password                          read a password on stdin, print its
@@ -35,7 +39,9 @@
 
 mod client_cmds;
 mod control;
+mod queue_action;
 mod queue_inspect;
+mod queue_offline;
 mod stats;
 
 use std::ffi::OsString;
@@ -196,6 +202,24 @@ pub enum QueueCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Delete a message: every pending recipient given up, no report to the sender.
+    Delete(QueueIdArg),
+    /// Bounce a message now: an NDR to its sender for every pending recipient.
+    Bounce(QueueIdArg),
+    /// Hold a message: not tried until released (survives a restart).
+    Hold(QueueIdArg),
+    /// Release a held message: back into the schedule, tried now.
+    Release(QueueIdArg),
+}
+
+/// A queue id and the configuration (for the admin listener's address and token).
+#[derive(Debug, Args)]
+pub struct QueueIdArg {
+    /// The queue id (16 hex digits, as `mailroot queue list` shows it).
+    pub id: String,
+    /// The configuration file.
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 /// The `--config FILE` option shared by the subcommands.
@@ -251,6 +275,10 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         Command::Queue { command: QueueCommand::Flush { id, domain, config } } => {
             queue_flush(config.config.as_deref(), id.as_deref(), domain.as_deref())
         }
+        Command::Queue { command: QueueCommand::Delete(a) } => queue_action("delete", &a),
+        Command::Queue { command: QueueCommand::Bounce(a) } => queue_action("bounce", &a),
+        Command::Queue { command: QueueCommand::Hold(a) } => queue_action("hold", &a),
+        Command::Queue { command: QueueCommand::Release(a) } => queue_action("release", &a),
         Command::Stats { watch, count, json, config } => {
             show_stats(config.config.as_deref(), watch, count, json)
         }
@@ -535,6 +563,59 @@ fn serve(path: Option<&Path>) -> i32 {
     }
 }
 
+/// `queue delete|bounce|hold|release ID`: ask the running server (`queue_action`).
+/// Exit 0 when done, 1 when the server refused or is unreachable, 2 for a bad id.
+fn queue_action(verb: &str, arg: &QueueIdArg) -> i32 {
+    let config = match load_config(arg.config.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Ok(id) = arg.id.parse::<crate::spool::QueueId>() else {
+        report(format!("{:?} is not a queue id (16 hex digits)", arg.id));
+        return EXIT_USAGE;
+    };
+    let Some(path) = queue_action::path_of(verb, id) else {
+        report(format!("unknown queue action {verb:?}"));
+        return EXIT_USAGE;
+    };
+    let answer = match stats::admin_addr(&config) {
+        Some(addr) => queue_action::post(addr, &path, config.admin.token.as_deref()),
+        None => Ok(queue_action::Answer::Unreachable("admin listener disabled".into())),
+    };
+    match answer {
+        // No server answers: act on the spool under its lock (refused if a server holds it).
+        Ok(queue_action::Answer::Unreachable(why)) => match queue_offline::act(&config, verb, id) {
+            Ok(what) => {
+                let _ = writeln!(io::stdout().lock(), "{id}: {what}");
+                EXIT_OK
+            }
+            Err(e) => {
+                report(format!("{verb} {id}: {e} (admin listener: {why})"));
+                EXIT_FAILURE
+            }
+        },
+        Ok(queue_action::Answer::Done(what)) => {
+            let _ = writeln!(io::stdout().lock(), "{id}: {what}");
+            EXIT_OK
+        }
+        Ok(queue_action::Answer::Refused(status @ (401 | 403), why)) => {
+            report(format!(
+                "{verb} {id}: refused ({status}): {why} (this command sends the [admin] token \
+                 of the config file it is given)"
+            ));
+            EXIT_FAILURE
+        }
+        Ok(queue_action::Answer::Refused(status, why)) => {
+            report(format!("{verb} {id}: {why} (HTTP {status})"));
+            EXIT_FAILURE
+        }
+        Err(e) => {
+            report(e);
+            EXIT_FAILURE
+        }
+    }
+}
+
 /// `queue flush`: append one line to `Queue/flush.req` (`all`, `<ID>` or `domain <D>`);
 /// the running server's queue runner reads and removes the file.
 fn queue_flush(path: Option<&Path>, id: Option<&str>, domain: Option<&str>) -> i32 {
@@ -605,6 +686,12 @@ mod tests {
             (&["queue", "show"], false),
             (&["queue", "shape"], true),
             (&["queue", "shape", "--json", "-c", "x.toml"], true),
+            (&["queue", "hold", "0000000300000041"], true),
+            (&["queue", "release", "0000000300000041", "-c", "x.toml"], true),
+            (&["queue", "delete", "0000000300000041"], true),
+            (&["queue", "bounce", "0000000300000041"], true),
+            (&["queue", "hold"], false),
+            (&["queue", "delete", "a", "b"], false),
             (&["check-config", "--json"], false),
             (&["hash-password"], true),
             (&["hash-password", "x"], false),

@@ -219,7 +219,7 @@ pub trait Control: Send + Sync {
     /// The newest `limit` event-log lines, oldest first.
     fn recent_events(&self, limit: usize) -> Vec<String>;
     /// The configuration the server runs with now (after reloads). Show it with
-    /// `config::diff::redacted_toml`, never `to_toml` (the admin token is in it).
+    /// `Config::to_masked_json`, never `to_toml` (the admin token is in it).
     fn running_config(&self) -> Arc<crate::config::Config>;
     /// Write `event` to the event log (e.g. a refused request, a queue action).
     fn log_event(&self, event: crate::eventlog::event::Event);

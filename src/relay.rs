@@ -24,10 +24,11 @@
 //! - `auth-verifier` (`receive::auth`, only when `[[user]]`s exist): argon2 password checks
 //!   for every worker's AUTH (crossbeam channel in; each verdict goes back on the asking
 //!   worker's channel and rings its `mio::Waker`). Ends when the workers are gone.
-//! - `protocol-log` (`protolog::writer`, only when a site logs): owns the W3C protocol-log
-//!   files; each worker hands it one batch of lines per site per event-loop pass
-//!   (bounded crossbeam channel, `try_send`: lines are dropped and counted, never waited
-//!   for). Ends, after a last flush, when the workers are gone.
+//! - `protocol-log` (`protolog::writer`; always, asleep while no site logs): owns the W3C
+//!   protocol-log files; each worker hands it one batch of lines per site per event-loop
+//!   pass (bounded crossbeam channel, `try_send`: lines are dropped and counted, never
+//!   waited for); a reload sends it new options. Ends, after a last flush, when the
+//!   workers are gone.
 //! - `signals`: waits for SIGTERM/SIGINT (signal-hook), then sets the shutdown flag and
 //!   wakes every worker; SIGHUP reloads the configuration file and the TLS certificates
 //!   (`relay::control`: a bad file is refused with its error in the event log and the
@@ -77,7 +78,7 @@ use crate::net::limits::ConnLimits;
 use crate::net::listener;
 use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
-use crate::queue::inbox::IncomingBatch;
+use crate::queue::inbox::{IncomingBatch, QueueRequest};
 use crate::queue::runner::{self, RunnerParts};
 use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
@@ -412,14 +413,12 @@ pub fn start_with(
         let (client, thread) = receive_auth::spawn(Arc::clone(&live_config))?;
         (Some(client), Some(thread))
     };
-    // The W3C protocol log: one thread for every site that logs (the workers feed it).
+    // The W3C protocol log: one thread for every site (the workers feed it), started even
+    // when no site logs so a reload can switch a site's log on (it sleeps meanwhile).
     let protolog_opts = crate::protolog::ProtoLogOptions::from_config(&config);
-    let (protolog_parts, protolog) = if protolog_opts.any_enabled() {
-        let (parts, thread) = crate::protolog::spawn(protolog_opts)?;
-        (Some(parts), Some(thread))
-    } else {
-        (None, None)
-    };
+    let (protolog_parts, protolog_control, protolog) =
+        crate::protolog::spawn(protolog_opts, events.clone())?;
+    let protolog = Some(protolog);
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
@@ -461,9 +460,7 @@ pub fn start_with(
             });
             service = service.with_auth(WorkerAuth::new(client.clone(), notify));
         }
-        if let Some(parts) = &protolog_parts {
-            service = service.with_protolog(parts.clone());
-        }
+        service = service.with_protolog(protolog_parts.clone());
         let opts = WorkerOptions {
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
@@ -498,6 +495,7 @@ pub fn start_with(
         config: live_config,
         inbound: live_inbound,
         certs: certificates,
+        protolog: protolog_control,
         loader: serve_opts.loader,
         config_file: serve_opts.config_file.as_ref().map(|p| p.display().to_string()),
         spool: spool.clone(),
@@ -510,7 +508,12 @@ pub fn start_with(
     // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
     // greeting so whoever sees the server answer can control it; stopped by the flag.
     let admin_control: Arc<dyn crate::control::Control> = control.clone();
-    let admin = match crate::admin::spawn(&config, Arc::clone(&stopper.flag), admin_control) {
+    let admin = match crate::admin::spawn(
+        &config,
+        Arc::clone(&stopper.flag),
+        admin_control,
+        delivery.requests.clone(),
+    ) {
         Ok(a) => a,
         Err(e) => {
             stopper.stop();
@@ -610,6 +613,8 @@ struct Delivery {
     runner: JoinHandle<u64>,
     /// The `outbound` worker (a `net::Worker` driving `deliver::outbound::Outbound`).
     outbound: OutboundThread,
+    /// Operator actions to the queue runner (handed to the admin listener).
+    requests: crossbeam_channel::Sender<QueueRequest>,
 }
 
 /// Writer number of the queue runner's own `SpoolWriter` (after the workers' and
@@ -619,7 +624,8 @@ fn runner_writer_number(config: &Config) -> u32 {
 }
 
 /// Start delivery: the outbound loop, the resolver pool, the local-delivery thread and the
-/// queue runner (which owns the scheduler and a spool writer for NDRs).
+/// queue runner (which owns the scheduler and a spool writer for NDRs, and takes the
+/// operator's queue actions on the channel whose sender `Delivery::requests` is).
 fn start_delivery(
     config: &Arc<Config>,
     live: &Arc<Live<Config>>,
@@ -629,6 +635,8 @@ fn start_delivery(
     recovered: Vec<QueueId>,
     listen: Vec<SocketAddr>,
 ) -> Result<Delivery, RelayError> {
+    // Operator actions: admin thread -> queue runner (each answered on its own reply).
+    let (requests_tx, requests) = crossbeam_channel::unbounded::<QueueRequest>();
     let d = &config.delivery;
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
     let (outbound, outbound_thread) = outbound::spawn(
@@ -681,11 +689,12 @@ fn start_delivery(
         local: local_tx,
         writer,
         committed: commit_rx,
+        requests,
     };
     let runner = std::thread::Builder::new()
         .name("queue-runner".into())
         .spawn(move || runner::run(parts))?;
-    Ok(Delivery { runner, outbound: outbound_thread })
+    Ok(Delivery { runner, outbound: outbound_thread, requests: requests_tx })
 }
 
 /// How long an idle outbound connection is kept open for the next message.

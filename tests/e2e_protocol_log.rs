@@ -14,7 +14,7 @@ mod common;
 mod common_sink;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
@@ -260,12 +260,8 @@ fn a_site_with_the_log_off_writes_nothing() {
     let srv = Server::start(conf);
     smtplib_session(&srv, &[]);
     std::thread::sleep(Duration::from_millis(1500)); // past one flush interval
-    // Logs/ itself holds the service event log (events.log); no site folder of ex*.log.
-    let logs: Vec<_> = fs::read_dir(srv.mailroot.join("Logs"))
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
-        .unwrap_or_default();
-    assert!(logs.iter().all(|n| n == "events.log"), "{logs:?}");
-    assert!(!Path::new(&srv.mailroot.join("Logs").join("default")).exists(), "{logs:?}");
+    // `Logs/` itself holds the event log (`events.log`); the site's folder must not exist.
+    assert!(!srv.mailroot.join("Logs").join("default").exists(), "{:?}", log_files(&srv));
 }
 
 #[test]
@@ -351,4 +347,46 @@ fn behind_a_proxy_header_the_client_is_the_carried_address() {
         assert_eq!(f[7], lb.to_string());
     }
     assert!(!srv.mailroot.join("Logs").join("default").exists(), "default site logs nothing");
+}
+
+/// The lines of the test's clients (not the readiness probe) logged so far.
+fn client_lines(srv: &Server) -> usize {
+    let probe = PROBE_IP.to_string();
+    data_lines(&log_text(srv)).iter().filter(|f| f.get(2) != Some(&probe)).count()
+}
+
+#[test]
+fn a_reload_switches_the_log_on_and_off() {
+    // Off at start (the default): a session writes nothing.
+    let srv = Server::start(Conf::default());
+    smtplib_session(&srv, &[]);
+    std::thread::sleep(Duration::from_millis(1500)); // past one flush interval
+    assert_eq!(client_lines(&srv), 0, "{:?}", log_files(&srv));
+
+    // SIGHUP with `[protocol_log] enabled = true`: applied live, not "restart needed".
+    let text = fs::read_to_string(&srv.config_path).expect("read config");
+    fs::write(&srv.config_path, format!("{text}\n[protocol_log]\nenabled = true\n"))
+        .expect("write config");
+    send_signal(srv.pid().expect("pid"), libc::SIGHUP);
+    let e = srv.wait_event("config.reload", |_| true);
+    assert!(
+        e["changes"].as_array().unwrap().iter().any(|c| c["key"] == "protocol_log.enabled"),
+        "{e}"
+    );
+    assert_eq!(e["restart_needed"], serde_json::json!([]), "{e}");
+    let steps = smtplib_session(&srv, &[]);
+    let on = wait_lines(&srv, steps.len()).len();
+    assert_eq!(on, steps.len(), "{}", log_text(&srv));
+
+    // And off again: the next session writes nothing more.
+    let text = fs::read_to_string(&srv.config_path).expect("read config");
+    fs::write(&srv.config_path, text.replace("enabled = true", "enabled = false"))
+        .expect("write config");
+    send_signal(srv.pid().expect("pid"), libc::SIGHUP);
+    srv.wait_event("config.reload", |e| {
+        e["changes"].as_array().unwrap().iter().any(|c| c["new"] == "false")
+    });
+    smtplib_session(&srv, &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(client_lines(&srv), on, "{}", log_text(&srv));
 }

@@ -1,13 +1,19 @@
-//! The admin HTTP listener: one thread (`admin`) serving read-only views of the running
-//! server with `tiny_http`.
+//! The admin HTTP listener: one thread (`admin`) serving views of the running server, the
+//! operator's controls (sites, queue actions) and the web admin page, with `tiny_http`.
 //!
 //! Endpoints:
+//! - `GET /`: the web admin page (`page`: HTML, CSS and JavaScript compiled in);
 //! - `GET /metrics`: every counter in Prometheus text format 0.0.4 (`stats::render_prometheus`);
 //! - `GET /api/stats`: the same snapshot as JSON (`stats::render_json`), read by `mailroot stats`;
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
 //!   (`spool::listing`, a read-only scan of `Queue/`);
 //! - `GET /api/queue/shape`: the qshape table `mailroot queue shape --json` prints
 //!   (`spool::shape`, pending recipients by domain and age at the time of the request);
+//! - `GET /api/queue/{id}`: one message with its whole envelope (`spool::show`, as `queue show --json` prints it);
+//! - `GET /api/config`: the effective (live) configuration as JSON, secrets masked
+//!   (`Config::to_masked_json`);
+//! - `POST /api/queue/{id}/delete|bounce|hold|release`, `POST /api/flush`: queue actions,
+//!   carried out by the queue runner (`actions`);
 //! - the control endpoints (`GET /api/sites`, `GET /api/events`, `POST /api/pause`,
 //!   `/api/resume`, `/api/sites/{site}/pause|resume`, `/api/drain`, `/api/reload`): see
 //!   `admin::control` for the contract.
@@ -17,7 +23,10 @@
 //! is `admin::auth`: POSTs always need the bearer token when one is set, and without one
 //! only a loopback listener with `allow_unauthenticated_loopback_control` takes them.
 //! Refusals are written to the event log (`admin.refused`). Other methods get 405.
-//! Nothing from the request is echoed back or logged beyond its method and path.
+//! Nothing from the request is echoed back or logged beyond its method and path. The page
+//! and its two assets are served without the token (they hold no data; the page sends
+//! the token the operator types); the page gets a Content-Security-Policy that allows
+//! only its own script and style, a second wall behind its text-only DOM updates.
 //!
 //! Cost: a scrape locks the stats registry once and each per-thread histogram once; it
 //! never touches a worker's hot path otherwise.
@@ -30,8 +39,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+mod actions;
 mod auth;
 pub mod control;
+mod page;
 
 use std::io::Read as _;
 
@@ -41,6 +52,7 @@ use self::control::{CLIENT_HEADER, PATH_EVENTS, PATH_SITES, Post};
 use crate::config::Config;
 use crate::control::Control;
 use crate::eventlog::event::Event;
+use crate::queue::inbox::QueueRequest;
 use crate::spool::listing;
 use crate::stats::{self, Registry};
 
@@ -54,6 +66,13 @@ pub const PATH_STATS: &str = "/api/stats";
 pub const PATH_QUEUE: &str = "/api/queue";
 /// Path of the JSON qshape table.
 pub const PATH_QUEUE_SHAPE: &str = "/api/queue/shape";
+
+/// Path of the web admin page.
+pub const PATH_PAGE: &str = "/";
+/// Path of the masked effective configuration.
+pub const PATH_CONFIG: &str = "/api/config";
+/// Path of the flush action.
+pub const PATH_FLUSH: &str = "/api/flush";
 
 /// Largest POST body read (a drain timeout; anything longer is cut).
 const MAX_BODY_BYTES: u64 = 4096;
@@ -80,6 +99,8 @@ struct Ctx {
     registry: &'static Registry,
     /// Pause, resume, drain, reload; the event log.
     control: Arc<dyn Control>,
+    /// Operator actions to the queue runner (each answered on its own reply channel).
+    requests: crossbeam_channel::Sender<QueueRequest>,
     /// Rate limit of the `admin.refused` events (used by this thread only).
     refusals: std::cell::RefCell<auth::RefusalLog>,
 }
@@ -90,6 +111,7 @@ pub fn spawn(
     config: &Config,
     stop: Arc<AtomicBool>,
     control: Arc<dyn Control>,
+    requests: crossbeam_channel::Sender<QueueRequest>,
 ) -> io::Result<Option<Admin>> {
     let Some(listen) = config.admin.listen else { return Ok(None) };
     let server = Server::http(listen).map_err(|e| io::Error::other(format!("{listen}: {e}")))?;
@@ -104,6 +126,7 @@ pub fn spawn(
         policy,
         registry: Registry::global(),
         control,
+        requests,
         refusals: std::cell::RefCell::default(),
     };
     let thread = std::thread::Builder::new().name("admin".into()).spawn(move || {
@@ -136,9 +159,15 @@ const JSON: &str = "application/json";
 
 /// Send `body` as the answer to `req`.
 fn respond(req: Request, status: u16, ctype: &str, body: String) {
-    let resp = Response::from_string(body)
+    let mut resp = Response::from_string(body)
         .with_status_code(status)
-        .with_header(header("Content-Type", ctype));
+        .with_header(header("Content-Type", ctype))
+        .with_header(header("Cache-Control", "no-store"))
+        .with_header(header("X-Content-Type-Options", "nosniff"));
+    if ctype == page::HTML {
+        resp.add_header(header("Content-Security-Policy", page::CSP));
+        resp.add_header(header("X-Frame-Options", "DENY"));
+    }
     if let Err(e) = req.respond(resp) {
         log::debug!("admin respond failed: {e}");
     }
@@ -154,6 +183,13 @@ fn handle(ctx: &Ctx, mut req: Request) {
     let url = req.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let write = *req.method() == Method::Post;
+    // The page itself holds no data: it loads without the token and sends the one the
+    // operator types with every API call.
+    if *req.method() == Method::Get
+        && let Some((status, ctype, body)) = page::asset(path)
+    {
+        return respond(req, status, ctype, body);
+    }
     if let Err(r) = ctx.policy.check(header_value(&req, "Authorization"), write) {
         if write {
             log::warn!("admin POST {path} refused: {}", r.reason);
@@ -170,6 +206,13 @@ fn handle(ctx: &Ctx, mut req: Request) {
             let mut body = String::new();
             let _ = req.as_reader().take(MAX_BODY_BYTES).read_to_string(&mut body);
             let by = control::by(header_value(&req, CLIENT_HEADER));
+            if let Some(action) = actions::parse(path) {
+                let (status, body) = match action {
+                    Ok(action) => actions::post(ctx, action, by),
+                    Err(answer) => answer,
+                };
+                return respond(req, status, JSON, body);
+            }
             match control::parse_post(path, query, &body) {
                 Err((status, body)) => respond(req, status, JSON, body),
                 Ok(Post::Drain(timeout)) => {
@@ -214,6 +257,12 @@ fn emit_refusal(ctx: &Ctx, path: &str, r: &auth::Refusal) {
 /// Status, content type and body of a GET of `path`.
 fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
     match path {
+        PATH_CONFIG => (200, JSON, ctx.control.running_config().to_masked_json().to_string()),
+        // Before the `/api/queue/{id}` arm: `shape` is not an id.
+        PATH_QUEUE_SHAPE => queue_shape(&ctx.queue_dir),
+        p if p.strip_prefix(PATH_QUEUE).is_some_and(|r| r.starts_with('/')) => {
+            actions::detail(ctx, p)
+        }
         PATH_METRICS => {
             (200, PROMETHEUS_CONTENT_TYPE, stats::render_prometheus(&ctx.registry.snapshot()))
         }
@@ -228,7 +277,6 @@ fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
             }
             Err(e) => (500, TEXT, format!("{e}\n")),
         },
-        PATH_QUEUE_SHAPE => queue_shape(&ctx.queue_dir),
         PATH_SITES => {
             let (status, body) = control::get_sites(&*ctx.control);
             (status, JSON, body)
@@ -240,7 +288,7 @@ fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
         _ => (
             404,
             TEXT,
-            "not found: try /metrics, /api/stats, /api/queue, /api/queue/shape, /api/sites, /api/events\n".into(),
+            "not found: try /, /metrics, /api/stats, /api/queue, /api/queue/shape, /api/sites, /api/events\n".into(),
         ),
     }
 }

@@ -17,7 +17,9 @@
 //! - the sites (`[[site]]` names, `listen`, `implicit_tls_listen`, certificate paths,
 //!   PROXY protocol settings, adding or removing a site) and `[tls]` certificate paths: listeners are bound and
 //!   certificates loaded per path at start-up (the *content* of the files is re-read by
-//!   every reload);
+//!   every reload); a site's `require_tls`, `protocol_log` and `protocol_log_folder`
+//!   change live, as does all of `[protocol_log]` (the `protocol-log` thread takes new
+//!   options);
 //! - `[admin]` and `[event_log]`: their threads hold the listener and the file;
 //!   `auth.failure_delay`: the verifier's failure table is built once.
 //!
@@ -27,12 +29,10 @@
 use toml::{Table, Value};
 
 use super::Config;
+use super::mask::SECRET_KEYS;
 
 /// Shown instead of a secret value.
 pub const REDACTED: &str = "<redacted>";
-
-/// Last path components whose values are secrets.
-const SECRET_KEYS: &[&str] = &["password", "token", "password_hash"];
 
 /// One changed key. `old`/`new` are TOML values; `None` = the key is absent on that side
 /// (added or removed, e.g. a new `[[user]]`).
@@ -83,28 +83,6 @@ pub fn diff(old: &Config, new: &Config) -> Vec<Change> {
     if pw(old) != pw(new) && !out.iter().any(|c| c.key == key) {
         let mask = |p: Option<String>| p.map(|_| REDACTED.to_owned());
         out.push(Change { key: key.to_owned(), old: mask(pw(old)), new: mask(pw(new)) });
-    }
-    out
-}
-
-/// The effective configuration as TOML ([`Config::to_toml`]) with every secret value
-/// (`token`, `password_hash`; the smart host password is never printed) replaced by
-/// `"<redacted>"`: what a page or an API may show.
-#[must_use]
-pub fn redacted_toml(c: &Config) -> String {
-    let mut out = String::new();
-    for line in c.to_toml().lines() {
-        let key = line.split_once(" = ").map(|(k, _)| k.trim());
-        match key {
-            Some(k) if SECRET_KEYS.contains(&k) => {
-                out.push_str(k);
-                out.push_str(" = \"");
-                out.push_str(REDACTED);
-                out.push('"');
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
     }
     out
 }
@@ -166,18 +144,13 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     running.admin = old.admin.clone();
     running.auth.failure_delay_ms = old.auth.failure_delay_ms;
     running.event_log = old.event_log.clone();
-    // Listeners and certificates: only `require_tls` of a site that still exists (same
-    // name, same place) changes live.
-    let new_require: Vec<Option<bool>> = old
-        .sites
-        .iter()
-        .enumerate()
-        .map(|(i, s)| new.sites.get(i).filter(|n| n.name == s.name).map(|n| n.tls.require_tls))
-        .collect();
+    // Listeners and certificates: only `require_tls` and the protocol log of a site that
+    // still exists (same name, same place) change live.
     running.sites = old.sites.clone();
-    for (site, require) in running.sites.iter_mut().zip(new_require) {
-        if let Some(r) = require {
-            site.tls.require_tls = r;
+    for (i, site) in running.sites.iter_mut().enumerate() {
+        if let Some(n) = new.sites.get(i).filter(|n| n.name == site.name) {
+            site.tls.require_tls = n.tls.require_tls;
+            site.protocol_log.clone_from(&n.protocol_log);
         }
     }
     running.tls.files.clone_from(&old.tls.files);
@@ -276,24 +249,6 @@ mod tests {
     }
 
     #[test]
-    fn redacted_text() {
-        let text = format!(
-            "[admin]\ntoken = \"tok-secret\"\n[relay]\nsmart_host = \"[192.0.2.1]\"\n\
-             smart_host_auth = {{ user = \"u\", password = \"pw-secret\" }}\n\
-             [[user]]\nname = \"a\"\npassword_hash = \"{HASH}\""
-        );
-        let shown = redacted_toml(&cfg(&text));
-        for secret in ["tok-secret", "pw-secret", "c29tZXNhbHQ"] {
-            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
-        }
-        assert!(shown.contains("token = \"<redacted>\"\n"), "{shown}");
-        assert!(shown.contains("password_hash = \"<redacted>\"\n"), "{shown}");
-        assert!(shown.contains("name = \"a\"\n"), "{shown}");
-        // Still a valid configuration file apart from the masked values' syntax.
-        assert!(shown.parse::<toml::Table>().is_ok(), "{shown}");
-    }
-
-    #[test]
     fn reload_plans() {
         // (new TOML over the default, keys applied live, keys needing a restart)
         let cases: &[(&str, &[&str], &[&str])] = &[
@@ -312,6 +267,17 @@ mod tests {
             ),
             ("[tls]\nhandshake_timeout = \"5s\"", &["tls.handshake_timeout"], &[]),
             ("[delivery]\nhold = true", &[], &["delivery.hold"]),
+            (
+                "[protocol_log]\nenabled = true\nrotate = \"size\"",
+                &["protocol_log.enabled", "protocol_log.rotate"],
+                &[],
+            ),
+            (
+                "[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:2525\"]\n\
+                 protocol_log = true\nprotocol_log_folder = \"/var/log/mr\"",
+                &["site[0].protocol_log", "site[0].protocol_log_folder"],
+                &[],
+            ),
             (
                 "[[domain]]\nname = \"x.example\"\nsmart_host = \"[192.0.2.9]\"",
                 &["domain[0].helo", "domain[0].name", "domain[0].relay", "domain[0].smart_host"],

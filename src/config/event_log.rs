@@ -9,10 +9,9 @@ use std::path::PathBuf;
 
 use toml::Table;
 
-use super::ConfigError;
 use super::keyed::{Parsed, boolean, size, string};
-use super::protolog::LOGS_DIR;
 use super::units::format_size;
+use super::{ConfigError, LOGS_DIR};
 
 /// Default `[event_log] max_size`: 10 MiB.
 pub const DEFAULT_EVENT_LOG_MAX_BYTES: u64 = 10 << 20;

@@ -23,6 +23,7 @@ mod defaults;
 pub mod diff;
 mod event_log;
 mod keyed;
+mod mask;
 mod outbound;
 mod parse;
 mod parse_outbound;
@@ -58,6 +59,7 @@ pub use defaults::{
     MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
 };
 pub use event_log::{DEFAULT_EVENT_LOG_MAX_BYTES, EVENT_LOG_FILE, EventLogConfig};
+pub use mask::{MASK, SECRET_KEYS};
 pub use outbound::{
     ClientAuth, DeliveryConfig, DnsConfig, DomainPattern, DomainRule, HostsConfig, NextHop,
     SmartHostAuth, TlsPolicy,

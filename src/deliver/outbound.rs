@@ -635,9 +635,18 @@ impl Service for Outbound {
     }
 
     fn closed(&mut self, id: ConnId, mut c: OutConn, reason: CloseReason) {
-        if let Phase::Open { tls: TlsStep::Handshake { error }, .. } = &mut c.phase {
-            // Any close during the handshake is its failure (rustls' error when it had one).
-            let text = error.take().unwrap_or_else(|| format!("connection closed: {reason:?}"));
+        if let Phase::Open { tls: step @ (TlsStep::Wanted | TlsStep::Handshake { .. }), .. } =
+            &mut c.phase
+        {
+            // Any close between the 220 to STARTTLS and the end of the handshake is its
+            // failure (rustls' error when it had one). `Wanted` too: a server that gives up
+            // on TLS right after its 220 may close before `net` starts the handshake (the
+            // 220 and the FIN read in one pass).
+            let error = match step {
+                TlsStep::Handshake { error } => error.take(),
+                _ => None,
+            };
+            let text = error.unwrap_or_else(|| format!("connection closed: {reason:?}"));
             self.tls_failed(&mut c, &text);
         }
         let why = match reason {

@@ -12,4 +12,4 @@ pub mod sink;
 pub mod writer;
 
 pub use sink::{LogBatch, LogSink, SinkParts};
-pub use writer::{ProtoLogOptions, SiteLogOptions, spawn};
+pub use writer::{ProtoLogControl, ProtoLogOptions, SiteLogOptions, spawn};

@@ -9,11 +9,13 @@
 //! the steady state allocates nothing per pass; a dropped batch's buffer is kept.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::format::{Record, write_line};
+use crate::eventlog::EventLog;
+use crate::eventlog::event::Event;
 use crate::stats::{Counter, CounterBlock};
 
 /// At most one "lines dropped" warning per this many ms (all workers together).
@@ -37,6 +39,16 @@ pub struct DropWarn {
     last_ms: AtomicU64,
     /// Lines dropped since the last warning.
     since: AtomicU64,
+    /// Where each warning is also reported as a `log.protocol_dropped` event (`None` in
+    /// unit tests without an event log).
+    events: Option<EventLog>,
+}
+
+impl DropWarn {
+    /// A drop warning that also reports to `events`.
+    pub fn with_events(events: EventLog) -> Self {
+        DropWarn { events: Some(events), ..DropWarn::default() }
+    }
 }
 
 /// What every sink of one relay shares (cloned into each worker).
@@ -46,10 +58,17 @@ pub struct SinkParts {
     pub(super) tx: Sender<LogBatch>,
     /// Emptied buffers back from the log thread.
     pub(super) free: Receiver<Vec<u8>>,
-    /// Sites that log (index = site).
-    pub(super) enabled: Arc<[bool]>,
+    /// Sites that log (index = site); set by a configuration reload
+    /// (`ProtoLogControl::reconfigure`), read once per new session.
+    pub(super) enabled: Arc<[AtomicBool]>,
     /// The relay-wide drop warning.
     pub(super) warn: Arc<DropWarn>,
+}
+
+/// One flag per site, as `enabled` says.
+#[must_use]
+pub fn flags(enabled: &[bool]) -> Arc<[AtomicBool]> {
+    enabled.iter().map(|&e| AtomicBool::new(e)).collect()
 }
 
 /// One site's buffer in a sink.
@@ -83,7 +102,7 @@ impl LogSink {
     /// Site `site` writes a protocol log.
     #[must_use]
     pub fn enabled(&self, site: usize) -> bool {
-        self.parts.enabled.get(site).copied().unwrap_or(false)
+        self.parts.enabled.get(site).is_some_and(|e| e.load(Ordering::Relaxed))
     }
 
     /// Format `r` into site `site`'s buffer (ignored if the site does not log).
@@ -139,6 +158,10 @@ fn warn_dropped(w: &DropWarn, n: u64, now_ms: u64) {
             "protocol log fell behind: {since} lines dropped (mailroot_protocol_log_dropped_total); \
              the SMTP sessions did not wait"
         );
+        if let Some(events) = &w.events {
+            // `emit` is a `try_send`: the worker never waits for the event log either.
+            events.emit(Event::ProtocolLogDropped { site: None, lines: since });
+        }
     }
 }
 
@@ -175,8 +198,13 @@ mod tests {
     fn full_channel_drops_and_counts_without_blocking() {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (_free_tx, free) = crossbeam_channel::bounded(4);
-        let parts =
-            SinkParts { tx, free, enabled: Arc::from(vec![true, false]), warn: Arc::default() };
+        let (events, events_thread) = crate::eventlog::spawn(crate::eventlog::EventLogOptions {
+            path: None,
+            max_size_bytes: 0,
+        })
+        .unwrap();
+        let warn = Arc::new(DropWarn::with_events(events.clone()));
+        let parts = SinkParts { tx, free, enabled: flags(&[true, false]), warn };
         let block = Registry::global().site_block("protolog-sink-test");
         let mut sink = LogSink::new(parts, vec![Arc::clone(&block), Arc::clone(&block)]);
         sink.write(0, &record());
@@ -206,5 +234,12 @@ mod tests {
         assert_eq!(sink.parts.warn.last_ms.load(Ordering::Relaxed), 3_000);
         assert_eq!(sink.parts.warn.since.load(Ordering::Relaxed), 1);
         assert_eq!(block.value(Counter::ProtocolLogDropped), 4);
+        // The one warning so far was also a `log.protocol_dropped` event with its count.
+        drop(sink);
+        events_thread.stop_and_join();
+        let recent = events.recent(10);
+        assert_eq!(recent.len(), 1, "{recent:?}");
+        assert!(recent[0].contains(r#""event":"log.protocol_dropped""#), "{}", recent[0]);
+        assert!(recent[0].contains(r#""lines":3"#), "{}", recent[0]);
     }
 }

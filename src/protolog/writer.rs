@@ -21,14 +21,16 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::format::{day_number, file_name, header};
-use super::sink::{LogBatch, SinkParts};
+use super::sink::{DropWarn, LogBatch, SinkParts, flags};
 use crate::config::{Config, Rotate};
+use crate::eventlog::EventLog;
 use crate::stats::{Counter, CounterBlock, Registry};
 
 /// Flush the files at least this often.
@@ -95,17 +97,47 @@ impl ProtoLogOptions {
     }
 }
 
-/// Start the `protocol-log` thread. Returns what each worker's `LogSink` is built from and
-/// the thread, which ends (after flushing) once every clone of the parts is dropped.
-pub fn spawn(opts: ProtoLogOptions) -> io::Result<(SinkParts, JoinHandle<()>)> {
+/// Changes the protocol log's settings while it runs (a configuration reload).
+#[derive(Debug, Clone)]
+pub struct ProtoLogControl {
+    /// New options to the thread.
+    ctl: Sender<ProtoLogOptions>,
+    /// The sinks' per-site flags.
+    enabled: Arc<[AtomicBool]>,
+}
+
+impl ProtoLogControl {
+    /// Apply `opts`: sites switched on start logging with their next session, sites
+    /// switched off stop with their next session (lines of sessions already open still
+    /// reach the thread and are dropped there), a changed folder, rotation or size limit
+    /// takes effect with the next batch (a moved site starts a new file with its header
+    /// block). The set of sites is fixed at start-up: extra or missing entries are ignored.
+    pub fn reconfigure(&self, opts: ProtoLogOptions) {
+        for (flag, site) in self.enabled.iter().zip(&opts.sites) {
+            flag.store(site.enabled, Ordering::Relaxed);
+        }
+        let _ = self.ctl.send(opts); // unbounded; the thread gone = shutting down
+    }
+}
+
+/// Start the `protocol-log` thread (always: a reload may switch a site's log on). Returns
+/// what each worker's `LogSink` is built from, the handle a reload uses, and the thread,
+/// which ends (after flushing) once every clone of the parts is dropped. While no site
+/// logs, the thread sleeps until a reload or the end instead of polling.
+pub fn spawn(
+    opts: ProtoLogOptions,
+    events: EventLog,
+) -> io::Result<(SinkParts, ProtoLogControl, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let (free_tx, free) = crossbeam_channel::bounded(CHANNEL_BATCHES);
-    let enabled: Arc<[bool]> = opts.sites.iter().map(|s| s.enabled).collect();
-    let parts = SinkParts { tx, free, enabled, warn: Arc::default() };
+    let (ctl, ctl_rx) = crossbeam_channel::unbounded();
+    let enabled = flags(&opts.sites.iter().map(|s| s.enabled).collect::<Vec<_>>());
+    let control = ProtoLogControl { ctl, enabled: Arc::clone(&enabled) };
+    let parts = SinkParts { tx, free, enabled, warn: Arc::new(DropWarn::with_events(events)) };
     let thread = std::thread::Builder::new()
         .name("protocol-log".into())
-        .spawn(move || Writer::new(opts).run(&rx, &free_tx))?;
-    Ok((parts, thread))
+        .spawn(move || Writer::new(opts).run(&rx, &free_tx, &ctl_rx))?;
+    Ok((parts, control, thread))
 }
 
 /// One site's open file.
@@ -158,9 +190,18 @@ impl Writer {
     /// The thread polls: it takes everything waiting, then sleeps `DRAIN_INTERVAL`, so a
     /// worker's `try_send` never has to wake it (a futex wake-up per event-loop pass cost
     /// more CPU than formatting the lines).
-    fn run(mut self, rx: &Receiver<LogBatch>, free: &Sender<Vec<u8>>) {
+    fn run(
+        mut self,
+        rx: &Receiver<LogBatch>,
+        free: &Sender<Vec<u8>>,
+        ctl: &Receiver<ProtoLogOptions>,
+    ) {
         let mut last_flush = Instant::now();
+        let mut ctl_open = true;
         loop {
+            while let Ok(opts) = ctl.try_recv() {
+                self.reconfigure(opts);
+            }
             let gone = loop {
                 match rx.try_recv() {
                     Ok(mut batch) => {
@@ -179,9 +220,63 @@ impl Writer {
                 self.flush();
                 last_flush = Instant::now();
             }
-            std::thread::sleep(DRAIN_INTERVAL);
+            if self.opts.any_enabled() {
+                std::thread::sleep(DRAIN_INTERVAL);
+                continue;
+            }
+            // Nothing logs (everything written is flushed above or was never opened):
+            // sleep until a reload, a late batch, or the end.
+            self.flush();
+            if ctl_open {
+                crossbeam_channel::select! {
+                    recv(ctl) -> opts => match opts {
+                        Ok(opts) => self.reconfigure(opts),
+                        Err(_) => ctl_open = false,
+                    },
+                    recv(rx) -> batch => match batch {
+                        Ok(mut batch) => {
+                            self.write(&batch, unix_ms(SystemTime::now()));
+                            batch.lines.clear();
+                            let _ = free.try_send(batch.lines);
+                        }
+                        Err(_) => break,
+                    },
+                }
+            } else {
+                match rx.recv() {
+                    Ok(mut batch) => {
+                        self.write(&batch, unix_ms(SystemTime::now()));
+                        batch.lines.clear();
+                        let _ = free.try_send(batch.lines);
+                    }
+                    Err(_) => break,
+                }
+            }
         }
         self.flush();
+    }
+
+    /// New options from a reload: a site switched off or moved to another folder closes
+    /// its file (after a flush); its next batch opens the right one.
+    fn reconfigure(&mut self, new: ProtoLogOptions) {
+        for (f, (old, site)) in self.files.iter_mut().zip(self.opts.sites.iter().zip(&new.sites)) {
+            if (old.dir != site.dir || !site.enabled)
+                && let Some(mut out) = f.out.take()
+            {
+                let _ = out.flush();
+            }
+        }
+        let mut new = new;
+        // The set of sites is fixed at start-up (the files and counters are per index).
+        new.sites.resize_with(self.opts.sites.len(), || SiteLogOptions {
+            enabled: false,
+            dir: PathBuf::new(),
+            name: String::new(),
+        });
+        for (site, old) in new.sites.iter_mut().zip(&self.opts.sites) {
+            site.name.clone_from(&old.name);
+        }
+        self.opts = new;
     }
 
     /// Append `b` to its site's file, rotating first if due.
@@ -362,10 +457,75 @@ mod tests {
         assert!(!root.path().join("s/ex261206.log").exists());
     }
 
+    fn quit() -> super::super::format::Record<'static> {
+        super::super::format::Record {
+            unix_ms: NOON,
+            client: "127.0.0.1".parse().unwrap(),
+            username: None,
+            site: "s",
+            computer: "c",
+            server: "127.0.0.1:25".parse().unwrap(),
+            method: "QUIT",
+            query: b"",
+            status: 221,
+            sc_bytes: 10,
+            cs_bytes: Some(6),
+            time_taken_ms: 0,
+        }
+    }
+
+    /// The lines of every file in `dir`.
+    fn quits_in(dir: &std::path::Path) -> usize {
+        fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(Result::ok)
+                    .map(|e| fs::read_to_string(e.path()).unwrap().matches(" QUIT ").count())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn a_reload_switches_a_site_on_and_moves_its_folder() {
+        let root = tempfile::tempdir().unwrap();
+        let mut off = opts(root.path(), Rotate::Daily, 1);
+        off.sites[0].enabled = false;
+        let (parts, control, thread) = spawn(off.clone(), EventLog::disabled()).unwrap();
+        let block = Registry::global().site_block("writer-test");
+        let mut sink = super::super::LogSink::new(parts, vec![block]);
+        assert!(!sink.enabled(0));
+        sink.write(0, &quit()); // off: not even buffered
+        sink.flush(NOON);
+        let mut on = off.clone();
+        on.sites[0].enabled = true;
+        control.reconfigure(on.clone());
+        assert!(sink.enabled(0), "the flag flips at once, for the next session");
+        sink.write(0, &quit());
+        sink.flush(NOON);
+        // The thread woke from its sleep and opened the file for that batch.
+        let first = root.path().join("s");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_dir(&first).map_or(true, |mut d| d.next().is_none()) {
+            assert!(Instant::now() < deadline, "no file after the reload");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let mut moved = on.clone();
+        moved.sites[0].dir = root.path().join("t");
+        control.reconfigure(moved);
+        sink.write(0, &quit());
+        sink.write(0, &quit());
+        drop(sink);
+        drop(control);
+        thread.join().unwrap();
+        assert_eq!(quits_in(&first), 1);
+        assert_eq!(quits_in(&root.path().join("t")), 2);
+    }
+
     #[test]
     fn thread_flushes_and_ends_when_the_senders_go() {
         let root = tempfile::tempdir().unwrap();
-        let (parts, thread) = spawn(opts(root.path(), Rotate::Daily, 1)).unwrap();
+        let (parts, _control, thread) =
+            spawn(opts(root.path(), Rotate::Daily, 1), EventLog::disabled()).unwrap();
         let block = Registry::global().site_block("writer-test");
         let mut sink = super::super::LogSink::new(parts, vec![block]);
         let r = super::super::format::Record {

@@ -16,6 +16,11 @@
 //! which answers with what to cross off (`Bounced`; `Expired` on expiry). Delay DSNs
 //! (`delay_notify`) and success DSNs follow NOTIFY (RFC 3461) through the same service.
 //!
+//! Operator actions (`queue::inbox::QueueRequest`: delete, bounce, hold, release, flush,
+//! from the admin listener) arrive on a third channel and are answered through the
+//! request's reply callback (`runner_actions.rs`). A held message is out of the schedule;
+//! its hold is a line in its `Queue/state/<ID>` file, so it survives a restart.
+//!
 //! Also: `Queue/flush.req` (written by `mailroot queue flush`) is read every
 //! [`TICK`]: lines `all`, `<queue id>` or `domain <name>` retry now; and the spool is
 //! compacted every [`COMPACT_INTERVAL`]. Cross-offs are msynced every
@@ -37,7 +42,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::bounce::{BounceService, Bounced, Failure};
-use super::inbox::{IncomingBatch, RcptOutcome, TaskReport};
+use super::inbox::{IncomingBatch, QueueRequest, RcptOutcome, TaskReport};
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
 use crate::config::Config;
 use crate::control::Live;
@@ -74,7 +79,7 @@ pub struct RunnerParts {
     /// Where a reload publishes a new configuration (routes, domains, relay rules), read
     /// once per loop pass; `None` = never reloaded.
     pub live: Option<Arc<Live<Config>>>,
-    /// The event log (flush requests read from `Queue/flush.req`).
+    /// The event log (queue actions, and flush requests read from `Queue/flush.req`).
     pub events: EventLog,
     /// The spool.
     pub spool: Spool,
@@ -93,6 +98,8 @@ pub struct RunnerParts {
     pub writer: SpoolWriter,
     /// One message per group commit of `writer`.
     pub committed: Receiver<()>,
+    /// Operator actions (delete, bounce, hold, release, flush) from the admin listener.
+    pub requests: Receiver<QueueRequest>,
 }
 
 /// A queued message as the runner knows it.
@@ -169,6 +176,11 @@ struct Runner {
     shape: [u64; 3],
     /// stats: messages whose failure report could not be written (retried later).
     undeliverable: HashSet<QueueId>,
+    /// Operator actions.
+    requests: Receiver<QueueRequest>,
+    /// Messages held by the operator (not in the scheduler, not in `msgs`), with the
+    /// time of the hold (Unix ms). The hold line of their state file is the durable copy.
+    held: HashMap<QueueId, u64>,
 }
 
 /// Most latency samples kept (the first ones win; enough for a benchmark run).
@@ -211,6 +223,7 @@ pub fn run(parts: RunnerParts) -> u64 {
         local,
         writer,
         committed,
+        requests,
     } = parts;
     let sched_cfg = ScheduleConfig::from_delivery(&config.delivery);
     let stats = Registry::global().block();
@@ -244,6 +257,8 @@ pub fn run(parts: RunnerParts) -> u64 {
         stats,
         shape: [0; 3],
         undeliverable: HashSet::new(),
+        requests,
+        held: HashMap::new(),
     };
     r.run(recovered);
     r.received
@@ -289,6 +304,7 @@ impl Runner {
             let wait = until.saturating_duration_since(Instant::now());
             let incoming = self.incoming.clone();
             let reports = self.reports.clone();
+            let requests = self.requests.clone();
             select! {
                 recv(incoming) -> batch => match batch {
                     Ok(ids) => {
@@ -311,6 +327,11 @@ impl Runner {
                         while let Ok(rep) = self.reports.try_recv() {
                             self.on_report(rep, now);
                         }
+                    }
+                },
+                recv(requests) -> req => {
+                    if let Ok(req) = req {
+                        self.on_request(req, Instant::now());
                     }
                 },
                 default(wait) => {}
@@ -374,7 +395,7 @@ impl Runner {
             let keep = name
                 .to_str()
                 .and_then(|n| n.parse::<QueueId>().ok())
-                .is_some_and(|id| self.msgs.contains_key(&id));
+                .is_some_and(|id| self.msgs.contains_key(&id) || self.held.contains_key(&id));
             if !keep {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -413,6 +434,19 @@ impl Runner {
                 return;
             }
         };
+        // A recovered message may carry the operator's hold: it stays out of the schedule.
+        let file = if recovered {
+            state::read_file(self.spool.queue_dir(), id)
+        } else {
+            state::StateFile::default()
+        };
+        if let Some(since) = file.held_since_unix_ms {
+            if info.rcpt_status.contains(&RcptStatus::Pending) {
+                log::info!("queue_id={id} held by the operator: not scheduled");
+                self.held.insert(id, since);
+            }
+            return;
+        }
         let env = info.envelope;
         let cfg = Arc::clone(&self.config);
         let rcpts: Vec<(u32, &str)> = env
@@ -431,11 +465,7 @@ impl Runner {
             log::warn!("queue_id={id} scheduler refused: {e}");
             return;
         }
-        let state: HashMap<u32, RcptState> = if recovered {
-            state::read_from(self.spool.queue_dir(), id).into_iter().map(|s| (s.index, s)).collect()
-        } else {
-            HashMap::new()
-        };
+        let state: HashMap<u32, RcptState> = file.rcpts.into_iter().map(|s| (s.index, s)).collect();
         let remote = rcpts.iter().any(|(_, d)| !is_local_domain(&cfg.domains, d));
         let mut meta =
             Meta { env: Arc::new(env), state, remote, counted: Counter::LocalQueueLength };
@@ -731,6 +761,9 @@ impl Runner {
         }
     }
 }
+
+#[path = "runner_actions.rs"]
+mod actions;
 
 #[cfg(test)]
 mod tests {

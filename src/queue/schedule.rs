@@ -724,6 +724,28 @@ impl Scheduler {
         self.add_timer(at, TimerKind::DestWake(Arc::clone(domain), g));
     }
 
+    /// Take message `id` out of the schedule (the operator held, deleted or bounced it):
+    /// its recipients, ascending, with their domains. Refused while a delivery attempt
+    /// for it is in flight (its results must come back first).
+    pub fn remove(&mut self, id: QueueId) -> Result<Vec<(RcptIndex, Arc<str>)>, ScheduleError> {
+        let msg = self.messages.get(&id).ok_or(ScheduleError::UnknownMessage(id))?;
+        let keys: Vec<ItemKey> = msg.dests.iter().map(|d| (id, Arc::clone(d))).collect();
+        if keys.iter().any(|k| {
+            matches!(self.items.get(k), Some(Item { state: ItemState::Active { .. }, .. }))
+        }) {
+            return Err(ScheduleError::InFlight(id));
+        }
+        let mut out = Vec::new();
+        for key in keys {
+            if let Some(item) = self.remove_item(&key) {
+                out.extend(item.rcpts.iter().map(|&r| (r, Arc::clone(&key.1))));
+            }
+        }
+        self.messages.remove(&id);
+        out.sort_by_key(|&(r, _)| r);
+        Ok(out)
+    }
+
     /// Retry every waiting or held recipient of message `id` now, even to a dead
     /// destination. Returns false if the message is not queued.
     pub fn flush(&mut self, id: QueueId) -> bool {

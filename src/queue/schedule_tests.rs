@@ -603,3 +603,40 @@ fn random_traffic_over_three_days_keeps_the_invariants() {
     let gone_msgs = attempts.keys().filter(|(_, d)| *d == "gone.example").count() as u32;
     assert!(gone < 2 * gone_msgs, "gone.example: {gone} attempts for {gone_msgs} messages");
 }
+
+#[test]
+fn remove_takes_a_message_out_until_it_arrives_again() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(iis());
+    s.arrive(id(1), &[(0, "a.example"), (2, "b.example"), (1, "a.example")], t0).unwrap();
+    s.arrive(id(2), &[(0, "a.example")], t0).unwrap();
+    // Message 1 to a.example goes out first: in flight, it cannot be removed until it reports.
+    let Some(Action::Deliver(j)) = s.next_due(t0) else { panic!("a job") };
+    assert_eq!(j.id, id(1));
+    assert_eq!(s.remove(id(1)), Err(ScheduleError::InFlight(id(1))));
+    for &r in &j.rcpts {
+        s.result(id(1), r, down(), t0).unwrap();
+    }
+    // Deferred (a.example dead, b.example waiting): removable, recipients in index order.
+    let removed = s.remove(id(1)).unwrap();
+    let got: Vec<(RcptIndex, &str)> = removed.iter().map(|(r, d)| (*r, &**d)).collect();
+    assert_eq!(got, [(0, "a.example"), (1, "a.example"), (2, "b.example")]);
+    assert!(!s.contains(id(1)));
+    assert_eq!(s.remove(id(1)), Err(ScheduleError::UnknownMessage(id(1))));
+    // Its timers and queue entries are stale now: over three days only message 2 and
+    // nothing of message 1 comes out (no retry, no delay DSN, no expiry).
+    let log = drive(&mut s, t0, t0 + 72 * HOUR, |_, _, _| Outcome::Delivered);
+    assert!(
+        log.iter().all(|(_, a)| match a {
+            Action::Deliver(j) => j.id == id(2),
+            Action::DelayDsn { id: m, .. } | Action::Expire { id: m, .. } => *m == id(2),
+        }),
+        "{log:?}"
+    );
+    assert!(s.is_empty());
+    // Released: it arrives again and is tried at once.
+    s.arrive(id(1), &[(0, "a.example")], t0 + 72 * HOUR).unwrap();
+    assert!(s.flush(id(1)));
+    let Some(Action::Deliver(j)) = s.next_due(t0 + 72 * HOUR) else { panic!("tried now") };
+    assert_eq!((j.id, j.rcpts), (id(1), vec![0]));
+}

@@ -175,6 +175,8 @@ pub enum ScheduleError {
     UnknownMessage(QueueId),
     /// `result` for a recipient that is not being tried (already reported or not in a job).
     NotInFlight(QueueId, RcptIndex),
+    /// `remove` while a delivery attempt for the message is in flight.
+    InFlight(QueueId),
 }
 
 impl fmt::Display for ScheduleError {
@@ -187,6 +189,9 @@ impl fmt::Display for ScheduleError {
             ScheduleError::UnknownMessage(id) => write!(f, "message {id} is not queued"),
             ScheduleError::NotInFlight(id, r) => {
                 write!(f, "message {id} recipient {r} is not being delivered")
+            }
+            ScheduleError::InFlight(id) => {
+                write!(f, "message {id} is being delivered now; try again when the attempt ends")
             }
         }
     }

@@ -22,6 +22,7 @@ use crate::control::{
 use crate::eventlog::{By, Event, EventLog};
 use crate::net::limits::ConnLimits;
 use crate::net::tls_cert::ReloadableCert;
+use crate::protolog::{ProtoLogControl, ProtoLogOptions};
 use crate::receive::inbound::InboundShared;
 use crate::spool::Spool;
 
@@ -46,6 +47,8 @@ pub(super) struct RelayControl {
     pub(super) inbound: Arc<Live<InboundShared>>,
     /// Every server certificate, re-read by each reload.
     pub(super) certs: Vec<Arc<ReloadableCert>>,
+    /// The protocol log's settings (switched on/off, moved, re-rotated by a reload).
+    pub(super) protolog: ProtoLogControl,
     /// Reads the configuration file again.
     pub(super) loader: Loader,
     /// The file `loader` reads, for the events (`None`: the embedded default).
@@ -148,6 +151,7 @@ impl Control for RelayControl {
                 let l = &running.limits;
                 self.limits.set_limits(l.max_connections, l.max_connections_per_ip);
                 self.spool.set_min_free_bytes(l.min_free_disk_bytes);
+                self.protolog.reconfigure(ProtoLogOptions::from_config(&running));
                 let inbound = self.inbound.load().reconfigured(Arc::clone(&running));
                 self.inbound.store(Arc::new(inbound));
                 self.config.store(running);

@@ -8,16 +8,18 @@
 //! Table columns: `ID  SIZE  ARRIVAL(UTC)  STATE  SENDER  RECIPIENTS`, then a summary line.
 //! JSON: `[{"id", "size", "arrival_unix_ms", "arrival" (RFC 3339 UTC), "state",
 //! "sender", "recipients": [{"address", "status", "attempts"?, "next_retry"?,
-//! "last_error"?}]}]`; the null reverse path is `""`. The delivery state (attempts, next
-//! retry, last error) comes from `Queue/state/<id>` (see `spool::state`) and is shown for
-//! deferred recipients only.
+//! "last_error"?}], "held"?, "held_since"?}]`; the null reverse path is `""`. The delivery
+//! state (attempts, next retry, last error) and the operator's hold come from
+//! `Queue/state/<id>` (see `spool::state`); the former is shown for deferred recipients
+//! only, `held` only when true. One message with its whole envelope and headers is
+//! `spool::show` (`queue show`, `GET /api/queue/{id}`).
 
 use std::io::{self, Write};
 use std::path::Path;
 
 use serde::Serialize;
 
-use super::state::{self, RcptState};
+use super::state::{self, RcptState, StateFile};
 use crate::smtp::date::{SECS_PER_DAY, civil_from_days};
 use crate::spool::{self, QueuedMessage, RcptStatus};
 
@@ -38,6 +40,17 @@ pub struct Listing {
     pub sender: String,
     /// Every recipient with its status.
     pub recipients: Vec<RecipientListing>,
+    /// Held by the operator (`mailroot queue hold`): not tried until released.
+    #[serde(skip_serializing_if = "is_false")]
+    pub held: bool,
+    /// When it was held (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<String>,
+}
+
+/// For serde: omit a false flag.
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One recipient of a [`Listing`].
@@ -136,7 +149,17 @@ impl Listing {
             _ => "partially delivered",
         };
         let arrival = rfc3339_utc(arrival_unix_ms);
-        Listing { id, size, arrival_unix_ms, arrival, state, sender, recipients }
+        Listing {
+            id,
+            size,
+            arrival_unix_ms,
+            arrival,
+            state,
+            sender,
+            recipients,
+            held: false,
+            held_since: None,
+        }
     }
 }
 
@@ -199,7 +222,7 @@ pub fn write_table(listings: &[Listing], out: &mut impl Write) -> io::Result<()>
                 l.id.clone(),
                 l.size.to_string(),
                 table_time(l.arrival_unix_ms),
-                l.state.to_owned(),
+                if l.held { format!("{} (held)", l.state) } else { l.state.to_owned() },
                 sender,
                 rcpts.join(", "),
             ]
@@ -255,8 +278,17 @@ fn status_name(status: RcptStatus) -> &'static str {
     }
 }
 
-/// The operator's view of one spool record, with the delivery state of its recipients.
-pub(super) fn listing(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
+/// The operator's view of one spool record, with the delivery state of its recipients
+/// and its hold.
+pub(super) fn listing(msg: &QueuedMessage, file: &StateFile) -> Listing {
+    let mut l = listing_of(msg, &file.rcpts);
+    l.held = file.held_since_unix_ms.is_some();
+    l.held_since = file.held_since_unix_ms.map(rfc3339_utc);
+    l
+}
+
+/// The listing of one spool record given its recipients' delivery state.
+fn listing_of(msg: &QueuedMessage, state: &[RcptState]) -> Listing {
     let env = &msg.envelope;
     let recipients = env
         .recipients
@@ -295,7 +327,7 @@ pub fn list(queue_dir: &Path) -> Result<Vec<Listing>, String> {
         Vec::new()
     };
     let mut listings: Vec<Listing> =
-        msgs.iter().map(|m| listing(m, &state::read_from(queue_dir, m.id))).collect();
+        msgs.iter().map(|m| listing(m, &state::read_file(queue_dir, m.id))).collect();
     listings.sort_by_key(|l| (l.arrival_unix_ms, l.id.clone()));
     Ok(listings)
 }

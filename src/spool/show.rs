@@ -95,6 +95,11 @@ pub struct Summary {
     pub state: &'static str,
     /// Reverse path (`""` = `<>`).
     pub sender: String,
+    /// Held by the operator (`queue hold`): not tried until released.
+    pub held: bool,
+    /// When it was held (RFC 3339 UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_since: Option<String>,
 }
 
 /// Names of the NOTIFY bits set in `flags`.
@@ -137,9 +142,9 @@ pub fn header_fields(content: &[u8]) -> Vec<HeaderField> {
 
 /// Build the detail of `msg` (pure: the state lines and the content's first bytes in).
 #[must_use]
-pub fn detail(msg: &QueuedMessage, states: &[state::RcptState], content: &[u8]) -> MessageDetail {
-    let Listing { id, size, arrival_unix_ms, arrival, state, sender, recipients } =
-        listing(msg, states);
+pub fn detail(msg: &QueuedMessage, file: &state::StateFile, content: &[u8]) -> MessageDetail {
+    let Listing { id, size, arrival_unix_ms, arrival, state, sender, recipients, held, held_since } =
+        listing(msg, file);
     let env = &msg.envelope;
     let recipients = recipients
         .into_iter()
@@ -151,7 +156,7 @@ pub fn detail(msg: &QueuedMessage, states: &[state::RcptState], content: &[u8]) 
         })
         .collect();
     MessageDetail {
-        summary: Summary { id, size, arrival_unix_ms, arrival, state, sender },
+        summary: Summary { id, size, arrival_unix_ms, arrival, state, sender, held, held_since },
         site: env.site.clone(),
         client_addr: env.client_addr.clone(),
         helo: env.helo.clone(),
@@ -181,7 +186,7 @@ pub fn show(queue_dir: &Path, id: QueueId) -> Result<Option<MessageDetail>, Stri
     }
     let found = recover::scan_one(queue_dir, id, MAX_HEADER_BYTES)
         .map_err(|e| format!("cannot read queue {}: {e}", queue_dir.display()))?;
-    Ok(found.map(|(msg, content)| detail(&msg, &state::read_from(queue_dir, id), &content)))
+    Ok(found.map(|(msg, content)| detail(&msg, &state::read_file(queue_dir, id), &content)))
 }
 
 impl MessageDetail {
@@ -190,7 +195,10 @@ impl MessageDetail {
         let s = &self.summary;
         let sender = if s.sender.is_empty() { "<>".to_owned() } else { printable(&s.sender) };
         writeln!(out, "id:          {}", s.id)?;
-        writeln!(out, "state:       {}", s.state)?;
+        match &s.held_since {
+            Some(since) => writeln!(out, "state:       {} (held since {since})", s.state)?,
+            None => writeln!(out, "state:       {}", s.state)?,
+        }
         writeln!(out, "arrival:     {}", s.arrival)?;
         writeln!(out, "size:        {}", s.size)?;
         writeln!(out, "site:        {}", printable(&self.site))?;
@@ -289,15 +297,20 @@ mod tests {
             message_bytes: 10,
             rcpt_status: vec![RcptStatus::Pending, RcptStatus::Delivered],
         };
-        let states = [state::RcptState {
-            index: 0,
-            attempts: 3,
-            next_retry_unix_ms: 1_700_000_600_000,
-            last_error: "connection refused".into(),
-        }];
+        let states = state::StateFile {
+            rcpts: vec![state::RcptState {
+                index: 0,
+                attempts: 3,
+                next_retry_unix_ms: 1_700_000_600_000,
+                last_error: "connection refused".into(),
+            }],
+            held_since_unix_ms: Some(1_700_000_700_000),
+        };
         let d = detail(&msg, &states, b"Subject: S\r\n\r\n");
         let v = serde_json::to_value(&d).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["id"], "0000000100000040");
+        assert_eq!(v["held"], true);
+        assert_eq!(v["held_since"], "2023-11-14T22:25:00.000Z");
         assert_eq!(v["state"], "partially delivered");
         assert_eq!(
             v["dsn"],

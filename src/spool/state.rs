@@ -10,7 +10,16 @@
 //! ```
 //!
 //! The last error is the rest of the line, with control characters replaced by spaces.
-//! The file is advisory: written by the queue runner to a temporary name and renamed (a
+//! A message the operator put on hold (`mailroot queue hold`) has one more line,
+//!
+//! ```text
+//! hold <since, Unix ms>\n
+//! ```
+//!
+//! which readers of the older format skip (its first word is not a number), so the
+//! format stays compatible both ways. The hold line is what makes a hold survive a
+//! restart: it is written with fsync (file and directory), unlike the rest.
+//! The file is otherwise advisory: written by the queue runner to a temporary name and renamed (a
 //! reader sees the old or the new file, never a torn one), not fsynced; losing it in a crash
 //! only resets the counters. It is deleted when the message leaves the queue. The spool
 //! (segments + status bytes) stays the one source of truth for *what* is pending.
@@ -38,6 +47,74 @@ pub struct RcptState {
     pub next_retry_unix_ms: u64,
     /// The last deferral reason.
     pub last_error: String,
+}
+
+/// First word of the hold line.
+pub const HOLD_TAG: &str = "hold";
+
+/// Everything a state file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateFile {
+    /// Per recipient that was ever deferred, ascending by index.
+    pub rcpts: Vec<RcptState>,
+    /// Held by the operator since (Unix ms): the runner does not try the message until
+    /// it is released. `None` = not held.
+    pub held_since_unix_ms: Option<u64>,
+}
+
+impl StateFile {
+    /// Nothing to keep: no deferred recipient, no hold.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rcpts.is_empty() && self.held_since_unix_ms.is_none()
+    }
+}
+
+/// Encode a whole state file (pure): recipient lines, then the hold line if held.
+#[must_use]
+pub fn encode_file(f: &StateFile) -> String {
+    let mut out = encode(&f.rcpts);
+    if let Some(since) = f.held_since_unix_ms {
+        out.push_str(&format!("{HOLD_TAG} {since}\n"));
+    }
+    out
+}
+
+/// Decode a whole state file (pure); malformed lines are skipped.
+#[must_use]
+pub fn decode_file(text: &str) -> StateFile {
+    let held_since_unix_ms = text.lines().find_map(|line| {
+        let rest = line.strip_prefix(HOLD_TAG)?.strip_prefix(' ')?;
+        rest.trim().parse().ok()
+    });
+    StateFile { rcpts: decode(text), held_since_unix_ms }
+}
+
+/// Read the whole state file of `id`; empty when there is none.
+#[must_use]
+pub fn read_file(queue_dir: &Path, id: QueueId) -> StateFile {
+    fs::read_to_string(state_path(queue_dir, id)).map(|t| decode_file(&t)).unwrap_or_default()
+}
+
+/// Write the whole state file of `id` durably (fsync of the file before the rename and of
+/// the directory after it): used for the operator's hold and release, which must survive
+/// a crash. An empty `f` removes the file.
+pub fn write_file_durable(queue_dir: &Path, id: QueueId, f: &StateFile) -> io::Result<()> {
+    use std::io::Write as _;
+    let dir = queue_dir.join(STATE_DIR);
+    if f.is_empty() {
+        return match fs::remove_file(state_path(queue_dir, id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => fs::File::open(&dir).and_then(|d| d.sync_all()).or(Ok(())),
+        };
+    }
+    fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!(".{id}.tmp"));
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(encode_file(f).as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, state_path(queue_dir, id))?;
+    fs::File::open(&dir)?.sync_all()
 }
 
 /// `Queue/state/<id>`.
@@ -82,12 +159,6 @@ pub fn write_to(queue_dir: &Path, id: QueueId, states: &[RcptState]) -> io::Resu
     fs::rename(&tmp, state_path(queue_dir, id))
 }
 
-/// Read the state of `id`; empty when there is none.
-#[must_use]
-pub fn read_from(queue_dir: &Path, id: QueueId) -> Vec<RcptState> {
-    fs::read_to_string(state_path(queue_dir, id)).map(|t| decode(&t)).unwrap_or_default()
-}
-
 /// Remove the state of `id` (the message left the queue).
 pub fn remove(queue_dir: &Path, id: QueueId) {
     let _ = fs::remove_file(state_path(queue_dir, id));
@@ -123,5 +194,44 @@ mod tests {
         let evil = RcptState { last_error: "x\r\n9 9 9 forged".into(), ..RcptState::default() };
         assert_eq!(decode(&encode(std::slice::from_ref(&evil))).len(), 1);
         assert_eq!(decode("garbage\n1 2\n3 4 5 ok\n").len(), 1);
+    }
+
+    #[test]
+    fn hold_line() {
+        let rcpt =
+            RcptState { index: 1, attempts: 2, next_retry_unix_ms: 3, last_error: "e".into() };
+        // (file, its text)
+        let cases: Vec<(StateFile, &str)> = vec![
+            (StateFile::default(), ""),
+            (StateFile { rcpts: vec![], held_since_unix_ms: Some(42) }, "hold 42\n"),
+            (
+                StateFile { rcpts: vec![rcpt.clone()], held_since_unix_ms: Some(7) },
+                "1 2 3 e\nhold 7\n",
+            ),
+            (StateFile { rcpts: vec![rcpt.clone()], held_since_unix_ms: None }, "1 2 3 e\n"),
+        ];
+        for (f, text) in cases {
+            assert_eq!(encode_file(&f), text);
+            assert_eq!(decode_file(text), f, "{text:?}");
+            // Readers of the older format see the recipients and skip the hold line.
+            assert_eq!(decode(text), f.rcpts, "{text:?}");
+        }
+        // A forged hold in an error text stays in the error text.
+        let evil = RcptState { last_error: "x\nhold 1".into(), ..RcptState::default() };
+        let f = StateFile { rcpts: vec![evil], held_since_unix_ms: None };
+        assert_eq!(decode_file(&encode_file(&f)).held_since_unix_ms, None);
+    }
+
+    #[test]
+    fn durable_write_and_remove() {
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let id = QueueId(0x3_0000_0041);
+        let f = StateFile { rcpts: vec![], held_since_unix_ms: Some(9) };
+        write_file_durable(tmp.path(), id, &f).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read_file(tmp.path(), id), f);
+        write_file_durable(tmp.path(), id, &StateFile::default()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!state_path(tmp.path(), id).exists());
+        // Removing what is not there is fine.
+        write_file_durable(tmp.path(), id, &StateFile::default()).unwrap_or_else(|e| panic!("{e}"));
     }
 }

@@ -612,7 +612,11 @@ pub(crate) fn admin_get(port: u16, path: &str) -> (u16, String, String) {
 /// (HTTP/1.0, bounded): (status, body).
 pub(crate) fn admin_post(port: u16, path: &str, token: Option<&str>) -> (u16, String) {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect admin");
+    // Bounded retry: a listener that is still starting refuses the first connects.
+    let mut s = wait_until(Duration::from_secs(10), Duration::from_millis(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("connect admin");
     s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(s, "POST {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\n\r\n")
