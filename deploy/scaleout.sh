@@ -222,8 +222,10 @@ cmd_up() {
 
 # HAProxy's view: node name and status (UP, DOWN, MAINT, ...) from the stats CSV.
 haproxy_view() {
-    curl -fsS --max-time 5 "http://127.0.0.1:$STATS_PORT/;csv" 2>/dev/null |
-        awk -F, '$1 == "mailroot" && $2 != "BACKEND" { printf "  %-8s %s (%s)\n", $2, $18, $37 }'
+    local csv
+    csv=$(curl -fsS --max-time 5 "http://127.0.0.1:$STATS_PORT/;csv" 2>/dev/null) ||
+        { echo "  (stats page 127.0.0.1:$STATS_PORT not reachable: is curl installed?)"; return 0; }
+    echo "$csv" | awk -F, '$1 == "mailroot" && $2 != "BACKEND" { printf "  %-8s %s (%s)\n", $2, $18, $37 }'
 }
 
 cmd_status() {

@@ -14,6 +14,8 @@
 //!    would, node A exits 0 once its queue is empty; every message that got 250 reaches the
 //!    sink exactly once (by Message-ID), and everything sent after A stopped went to B.
 //!
+//! A second test drives the recipe script, `deploy/scaleout.sh`, as an operator would.
+//!
 //! Skipped, with the reason, when `haproxy` is not installed. Loopback only; bounded: 60
 //! messages, at most 50 tries each, every wait has a limit.
 
@@ -249,4 +251,90 @@ fn two_nodes_behind_haproxy_one_drained_nothing_lost() {
     let after = send_through(front, 60, 1, "0", |_| {});
     assert_eq!(after[0].code, 250, "{}", after[0].line);
     assert_eq!(after[0].attempts, 1, "A is out of the rotation: {}", after[0].line);
+}
+
+/// A `BASE_PORT` for `deploy/scaleout.sh` whose ports (HAProxy, two nodes, their admin
+/// listeners, the sink, the stats page) all bind now, below the ephemeral range that
+/// `free_port` hands out.
+fn recipe_base() -> u16 {
+    let mut rng = Rng(u64::from(std::process::id()) | 1);
+    for _ in 0..200 {
+        let base = 15_000 + u16::try_from(rng.below(10_000)).expect("fits");
+        let ports = [0, 1, 2, 98, 99, 101, 102].map(|o| base + o);
+        if ports.iter().all(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range for the recipe");
+}
+
+/// `deploy/scaleout.sh CMD...` with the test's binary, folder and ports; (success, output).
+fn recipe(dir: &std::path::Path, base: u16, args: &[&str]) -> (bool, String) {
+    let out = Command::new("bash")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/scaleout.sh"))
+        .args(args)
+        .env("MAILROOT_BIN", BIN)
+        .env("SCALEOUT_DIR", dir)
+        .env("BASE_PORT", base.to_string())
+        .env("SINK", "aiosmtpd")
+        .env("TIMEOUT", "60")
+        .output()
+        .expect("run deploy/scaleout.sh");
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Stops whatever the recipe started, even when the test fails half-way.
+struct RecipeDown<'a>(&'a std::path::Path, u16);
+
+impl Drop for RecipeDown<'_> {
+    fn drop(&mut self) {
+        let _ = recipe(self.0, self.1, &["down"]);
+    }
+}
+
+/// The recipe script as an operator runs it: `up 2`, mail through its HAProxy, `status`
+/// (the aggregate view), `drain 1` (runtime API + `mailroot drain`: exit status 0), `down`.
+#[test]
+fn the_recipe_script_runs_two_nodes_and_drains_one() {
+    if let Some(reason) = haproxy_missing() {
+        eprintln!("{reason}");
+        return;
+    }
+    let tmp = tempfile::Builder::new().prefix("mailroot-recipe-").tempdir().expect("tempdir");
+    let dir = tmp.path().join("run");
+    let base = recipe_base();
+    let _down = RecipeDown(&dir, base);
+    let (ok, out) = recipe(&dir, base, &["up", "2"]);
+    assert!(ok, "up: {out}");
+    assert!(out.contains(&format!("haproxy: smtp 127.0.0.1:{base}")), "{out}");
+    let yml = std::fs::read_to_string(dir.join("prometheus.yml")).expect("prometheus.yml");
+    assert!(yml.contains(&format!("\"127.0.0.1:{}\"", base + 102)), "{yml}");
+    assert!(yml.contains("node: \"node2\""), "{yml}");
+
+    // HAProxy starts with both nodes UP; ten messages through it, a retrying sender.
+    let sent = send_through(base, 100, 10, "0", |_| {});
+    assert!(sent.iter().all(|s| s.code == 250), "{sent:?}");
+    let status = wait_until(Duration::from_secs(20), Duration::from_millis(200), || {
+        let (ok, out) = recipe(&dir, base, &["status"]);
+        let total = out.lines().find(|l| l.starts_with("total"))?.split_whitespace().nth(2)?;
+        (ok && total == "10").then_some(out) // column 2: sent (relayed to the sink)
+    })
+    .unwrap_or_else(|| {
+        panic!("status never showed 10 sent: {}", recipe(&dir, base, &["status"]).1)
+    });
+    assert!(status.contains("node1") && status.contains("node2"), "{status}");
+
+    eprintln!("{status}");
+    let (ok, out) = recipe(&dir, base, &["drain", "1"]);
+    eprintln!("{out}");
+    assert!(ok, "drain: {out}");
+    assert!(out.contains("state drain: ok"), "HAProxy's runtime API: {out}");
+    assert!(out.contains("exit status 0"), "{out}");
+    // Node 2 alone takes the next message.
+    let after = send_through(base, 110, 1, "0", |_| {});
+    assert_eq!(after[0].code, 250, "{}", after[0].line);
+    let (ok, out) = recipe(&dir, base, &["down"]);
+    assert!(ok, "down: {out}");
 }
