@@ -10,25 +10,13 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 
-/// A running `haproxy -db`, killed on drop.
-struct Haproxy(Child);
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Start HAProxy with frontends on `v2` (send-proxy-v2) and `v1` (send-proxy), both to
 /// 127.0.0.1:`backend`; wait until both accept.
-fn start_haproxy(dir: &std::path::Path, v2: u16, v1: u16, backend: u16) -> Haproxy {
+fn start_two_frontends(dir: &std::path::Path, v2: u16, v1: u16, backend: u16) -> Haproxy {
     let cfg = format!(
         "global\n    maxconn 100\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n\
@@ -37,26 +25,7 @@ fn start_haproxy(dir: &std::path::Path, v2: u16, v1: u16, backend: u16) -> Hapro
          frontend fe_v1\n    bind 127.0.0.1:{v1}\n    default_backend be_v1\n\
          backend be_v1\n    server mailroot 127.0.0.1:{backend} send-proxy\n"
     );
-    let path = dir.join("haproxy.cfg");
-    std::fs::write(&path, cfg).expect("write haproxy.cfg");
-    let child = Command::new("haproxy")
-        .arg("-db")
-        .arg("-f")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn haproxy");
-    let h = Haproxy(child);
-    for port in [v2, v1] {
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let up = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
-            TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()
-        });
-        assert!(up.is_some(), "haproxy did not listen on {addr}");
-    }
-    h
+    start_haproxy(dir, &cfg, &[v2, v1])
 }
 
 /// Send one message with smtplib through `port` from `source`; the JSON report.
@@ -99,8 +68,8 @@ fn drop_with(srv: &Server, tag: &str) -> String {
 
 #[test]
 fn through_haproxy_send_proxy_v1_and_v2() {
-    if Command::new("haproxy").arg("-v").output().is_err() {
-        eprintln!("SKIPPED: haproxy is not installed (apt-get install haproxy)");
+    if let Some(reason) = haproxy_missing() {
+        eprintln!("{reason}");
         return;
     }
     let (backend, v2, v1) = (free_port(), free_port(), free_port());
@@ -113,7 +82,7 @@ fn through_haproxy_send_proxy_v1_and_v2() {
         ),
         ..Conf::default()
     });
-    let _haproxy = start_haproxy(srv.dir.path(), v2, v1, backend);
+    let _haproxy = start_two_frontends(srv.dir.path(), v2, v1, backend);
     let dir = srv.dir.path();
 
     for (port, version) in [(v2, "v2"), (v1, "v1")] {

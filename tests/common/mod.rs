@@ -25,6 +25,9 @@ use serde_json::Value;
 
 mod client;
 pub(crate) use client::*;
+mod haproxy;
+#[allow(unused_imports)] // only the load-balancer tests use it
+pub(crate) use haproxy::*;
 #[path = "../common_cli/mod.rs"]
 mod cli;
 pub(crate) use cli::*;
