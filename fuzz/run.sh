@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the fuzz targets: `fuzz/run.sh TARGET[,TARGET...]|all SECONDS` (see fuzz/README.md).
 # With RUNS=N in the environment a target also stops after N executions (whichever of
-# SECONDS and N comes first).
+# SECONDS and N comes first). PROFILE=dev builds unoptimised (quicker to build, slower to
+# run: what CI uses for its few seconds per target); the default is release.
 #
 # Engine: cargo-fuzz + libFuzzer (libfuzzer-sys) on the stable toolchain, built with
 # `-s none` (coverage instrumentation, no sanitizer: AddressSanitizer needs nightly's
@@ -32,6 +33,10 @@ else
         fi
     done
 fi
+profile=--release
+if [ "${PROFILE:-release}" = dev ]; then
+    profile=--dev
+fi
 runs=()
 if [ -n "${RUNS:-}" ]; then
     runs=(-runs="$RUNS")
@@ -40,7 +45,7 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
-cargo fuzz build -s none --release
+cargo fuzz build -s none "$profile"
 
 failed=0
 mkdir -p corpus-new
@@ -48,7 +53,7 @@ for t in $targets; do
     mkdir -p "corpus-new/$t"
     log="corpus-new/$t.log"
     set +e
-    cargo fuzz run -s none --release "$t" "corpus-new/$t" "corpus/$t" -- \
+    cargo fuzz run -s none "$profile" "$t" "corpus-new/$t" "corpus/$t" -- \
         -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         "${runs[@]}" >"$log" 2>&1
     rc=$?

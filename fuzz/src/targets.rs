@@ -25,8 +25,11 @@ use mailroot::smtp::sasl::{self, Exchange, MAX_SASL_FIELD_BYTES, Mechanism, Step
 use mailroot::smtp::stuff::dot_stuff;
 use mailroot::spool::{self, MIN_SEGMENT_BYTES, Spool, SpoolOptions};
 
+/// A target's body: the fuzzer's input in, a panic out on a finding.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name: the names of `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("smtp_command", smtp_command),
     ("smtp_data", smtp_data),
     ("smtp_reply", smtp_reply),
@@ -548,7 +551,7 @@ pub fn protolog_line(data: &[u8]) {
         query: &query,
         status: (n >> 32) as u16,
         sc_bytes: take_u64(&mut d),
-        cs_bytes: (n & 4 == 0).then(|| n >> 3),
+        cs_bytes: (n & 4 == 0).then_some(n >> 3),
         time_taken_ms: take_u64(&mut d),
     };
     let mut line = Vec::new();
