@@ -215,3 +215,22 @@ proptest! {
         prop_assert_eq!(parse(&header), whole);
     }
 }
+
+/// Found by the fuzz target `proxy_header` (fuzz/corpus/proxy_header/crash-743c...): an
+/// UNKNOWN line holding a bare CR was accepted whole but refused when its reads stopped
+/// right after the CR. Now it is refused either way.
+#[test]
+fn cr_inside_a_v1_line_is_refused_however_it_is_split() {
+    let input = b"PROXY UNKNOWN ffUNKNOWN PROXY UNKNOWN ffUNKNOWN f\rf\r\n";
+    for k in 0..=input.len() {
+        let got = parse(&input[..k]);
+        assert!(
+            matches!(
+                got,
+                Ok(Parsed::NeedMore) | Err(ProxyError::V1Syntax("CR not followed by LF"))
+            ),
+            "prefix {k}: {got:?}"
+        );
+    }
+    assert_eq!(parse(input), Err(ProxyError::V1Syntax("CR not followed by LF")));
+}

@@ -397,3 +397,25 @@ mod props {
         }
     }
 }
+
+/// Found by the fuzz target `smtp_command` (fuzz/corpus/smtp_command/crash-4dc4...): raw
+/// UTF-8 in ORCPT passed the 500-character limit as written but not as printed (`+HH` per
+/// octet), so an accepted recipient became a RCPT line the next hop must refuse. The limit
+/// now holds for the printed form, and whatever is accepted prints back to a line that parses.
+#[test]
+fn orcpt_limit_holds_for_the_printed_form() {
+    let line = |n: usize| format!("RCPT TO:<a@b.example> ORCPT=utf-8;{}", "\u{e9}".repeat(n));
+    // 83 x 'é' = 166 octets written, 498 characters printed: accepted, and it round-trips.
+    let ok = line(83);
+    let cmd = parse(ok.as_bytes()).unwrap();
+    let printed = cmd.to_string();
+    assert!(printed.ends_with(&"+C3+A9".repeat(83)), "{printed}");
+    assert_eq!(parse(printed.as_bytes()).unwrap().to_string(), printed);
+    // 84 x 'é' = 168 octets written (under 500) but 504 printed: refused.
+    let too_long = line(84);
+    assert!(
+        matches!(parse(too_long.as_bytes()), Err(SyntaxError::InvalidParameterValue { .. })),
+        "{:?}",
+        parse(too_long.as_bytes())
+    );
+}

@@ -133,7 +133,18 @@ pub(super) fn parse_orcpt(v: &str) -> Option<Orcpt<'_>> {
         return None;
     }
     let addr = xtext_decode(x).filter(|a| !a.is_empty() && !a.chars().any(char::is_control))?;
+    // Raw UTF-8 (accepted above) is printed as `+HH` per octet when the address is passed
+    // on (`Display`, the outbound RCPT): refuse what would then exceed the limit, so that
+    // nothing accepted here becomes an ORCPT the next hop must refuse (found by fuzz/).
+    if xtext_encoded_len(&addr) > MAX_ORCPT_CHARS {
+        return None;
+    }
     Some(Orcpt { addr_type, addr })
+}
+
+/// Length of `s` as [`xtext_encode`] writes it.
+fn xtext_encoded_len(s: &str) -> usize {
+    s.bytes().map(|c| if (33..=126).contains(&c) && c != b'+' && c != b'=' { 1 } else { 3 }).sum()
 }
 
 /// Decode RFC 3461 §4 xtext: `xchar` (33-126 except `+` and `=`) stands for itself,

@@ -207,10 +207,16 @@ fn number(s: &[u8]) -> Option<(u16, &[u8])> {
     Some((v, &s[n..]))
 }
 
-/// Append peer text: lossy UTF-8, controls other than HT replaced by `?`.
+/// Append peer text: each byte that is not valid UTF-8, and each control character other
+/// than HT, becomes `?`. One `?` per byte (not U+FFFD's three), so the text is never
+/// longer than the line it came from and a reply written out again stays within
+/// `MAX_REPLY_LINE_BYTES` (found by fuzz/ `smtp_reply`).
 fn push_sanitised(out: &mut String, text: &[u8]) {
-    for c in String::from_utf8_lossy(text).chars() {
-        out.push(if c.is_control() && c != '\t' { '?' } else { c });
+    for chunk in text.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            out.push(if c.is_control() && c != '\t' { '?' } else { c });
+        }
+        out.extend(std::iter::repeat_n('?', chunk.invalid().len()));
     }
 }
 
@@ -273,7 +279,7 @@ mod tests {
             ),
             (b"250 ok\r\n250-par", Ok(&["250|ok", "<partial>"])),
             // Hostile text is sanitised.
-            (b"250 a\rb\x00c\xffd\r\n", Ok(&["250|a?b?c\u{fffd}d"])),
+            (b"250 a\rb\x00c\xffd\r\n", Ok(&["250|a?b?c?d"])),
             (b"250 \xc3\xa9t\xc3\xa9\r\n", Ok(&["250|\u{e9}t\u{e9}"])),
             // Errors.
             (b"\r\n", Err(BadCode)),
@@ -368,6 +374,25 @@ mod tests {
             let got = got.unwrap();
             proptest::prop_assert_eq!(got, r);
         }
+    }
+
+    /// Found by the fuzz target `smtp_reply` (fuzz/corpus/smtp_reply/crash-fbb3...): a
+    /// line of invalid UTF-8 grew threefold (U+FFFD per byte), so the reply written out
+    /// again was over the line bound. Each invalid byte is now one `?`.
+    #[test]
+    fn invalid_utf8_becomes_one_question_mark_per_byte() {
+        let mut line = b"440 ".to_vec();
+        line.extend(std::iter::repeat_n(0xff, MAX_REPLY_LINE_BYTES - 6));
+        line.extend_from_slice(b"\r\n");
+        let (n, r) = ReplyParser::new().parse(&line).unwrap();
+        let r = r.unwrap();
+        assert_eq!(n, line.len());
+        assert_eq!(r.text, "?".repeat(MAX_REPLY_LINE_BYTES - 6));
+        let mut wire = Vec::new();
+        r.write_to(&mut wire);
+        assert_eq!(wire.len(), line.len());
+        assert_eq!(ReplyParser::new().parse(&wire).unwrap(), (wire.len(), Some(r)));
+        assert_eq!(all(b"250 a\xc3\xa9\xffb\x01\tc\r\n").unwrap(), ["250|a\u{e9}?b?\tc"]);
     }
 
     #[test]

@@ -102,7 +102,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use format::{Envelope, EnvelopeRecipient, FormatError, QueueId, RcptStatus};
-pub use recover::{scan, scan_one};
+pub use recover::{VerifiedSegment, scan, scan_one, verify_segment};
 pub use writer::{OpenRecord, SpoolWriter};
 
 use index::SpoolInner;

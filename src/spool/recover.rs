@@ -107,6 +107,30 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
     Ok(ParsedSegment { header, records, stop })
 }
 
+/// A segment file's bytes as recovery reads them (see [`verify_segment`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedSegment {
+    /// The segment number written in its header.
+    pub number: u64,
+    /// Every verified live-magic record in file order (some may be fully crossed off).
+    pub records: Vec<QueuedMessage>,
+    /// Where reading stopped at bytes that do not verify; `None` at clean (all-zero)
+    /// space or the file end.
+    pub stop: Option<usize>,
+}
+
+/// Verify a segment file's bytes exactly as recovery and [`scan`] do, touching no file.
+/// This is the half of recovery that reads untrusted bytes; it is public so that the fuzz
+/// targets (`fuzz/`) can drive it without a directory.
+pub fn verify_segment(bytes: &[u8]) -> Result<VerifiedSegment, FormatError> {
+    let p = parse_segment(bytes)?;
+    Ok(VerifiedSegment {
+        number: p.header.number,
+        records: p.records.iter().map(message).collect(),
+        stop: p.stop.map(|(off, _)| off),
+    })
+}
+
 /// Segment files in `dir`, ascending by number.
 fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, SpoolError> {
     let mut out = Vec::new();

@@ -1,0 +1,4 @@
+//! libFuzzer entry for [`mailroot_fuzz::proxy_header`] (the body lives in `src/targets.rs`).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mailroot_fuzz::proxy_header(data));
