@@ -528,21 +528,7 @@ mod tests {
             spawn(opts(root.path(), Rotate::Daily, 1), EventLog::disabled()).unwrap();
         let block = Registry::global().site_block("writer-test");
         let mut sink = super::super::LogSink::new(parts, vec![block]);
-        let r = super::super::format::Record {
-            unix_ms: NOON,
-            client: "127.0.0.1".parse().unwrap(),
-            username: None,
-            site: "s",
-            computer: "c",
-            server: "127.0.0.1:25".parse().unwrap(),
-            method: "QUIT",
-            query: b"",
-            status: 221,
-            sc_bytes: 10,
-            cs_bytes: Some(6),
-            time_taken_ms: 0,
-        };
-        sink.write(0, &r);
+        sink.write(0, &quit());
         drop(sink); // flushes its buffer and closes the channel
         thread.join().unwrap();
         let dir = root.path().join("s");
