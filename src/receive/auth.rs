@@ -1,7 +1,7 @@
 //! AUTH verification off the event loop: one verifier thread per relay checks passwords
 //! against the argon2 hashes of the session's site (`Config::site_users`: the site's own
-//! `[[site.user]]` list, else the master `[[user]]` list), and each worker gets the verdicts back through
-//! its waker, delayed after failures.
+//! `[[site.user]]` list, else the master `[[user]]` list), and each worker gets the
+//! verdicts back through its waker, delayed after failures.
 //!
 //! WHAT: a worker's `Handler::auth_check` calls [`WorkerAuth::submit`] (crossbeam channel
 //! to the `auth-verifier` thread) and the session waits (`AuthOutcome::Pending`). The
@@ -95,8 +95,8 @@ pub struct VerifierClient {
 }
 
 /// Start the `auth-verifier` thread on a reloadable configuration: each check uses the
-/// user list of the request's site current at that moment (`failure_delay` stays as started). It ends
-/// when every `VerifierClient` is dropped.
+/// user list of the request's site current at that moment (`failure_delay` stays as
+/// started). It ends when every `VerifierClient` is dropped.
 pub fn spawn(config: Arc<Live<Config>>) -> std::io::Result<(VerifierClient, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded::<VerifyRequest>();
     let base = Duration::from_millis(config.load().auth.failure_delay_ms);
