@@ -56,6 +56,7 @@
 //! 5. `serve` returns `Ok(())` (exit status 0).
 
 mod control;
+mod sites;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +84,7 @@ use crate::queue::runner::{self, RunnerParts};
 use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
+use sites::{SiteListeners, WorkerHandle};
 
 /// Errors that stop the relay from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -422,6 +424,7 @@ pub fn start_with(
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
+    let mut handles = Vec::with_capacity(config.workers); // site stop/start (`relay::sites`)
     let mut listening = Vec::new();
     let mut implicit_tls_listening = Vec::new();
     for k in 0..config.workers {
@@ -465,8 +468,11 @@ pub fn start_with(
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
         };
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        handles.push(WorkerHandle { commands, waker: Arc::clone(&waker) });
         let worker =
-            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?;
+            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?
+                .with_commands(command_rx);
         wakers.push(waker);
         built.push(worker);
     }
@@ -493,6 +499,8 @@ pub fn start_with(
         sites: Arc::clone(&sites),
         events: events.clone(),
         config: live_config,
+        listeners: SiteListeners { workers: handles, addrs, inbound: Arc::clone(&live_inbound) },
+        site_lock: parking_lot::Mutex::new(()),
         inbound: live_inbound,
         certs: certificates,
         protolog: protolog_control,
