@@ -129,7 +129,25 @@ fn stop_closes_one_sites_listeners_and_start_binds_them_again() {
     assert_eq!(site(&srv, "default")["state"], "running");
     let (code, stats, err) = command(&srv, &["stats"]);
     assert_eq!(code, 0, "{err}");
-    assert!(stats.lines().any(|l| l.contains("b") && l.contains("stopped")), "{stats}");
+    let row = |prefix: &str| stats.lines().find(|l| l.starts_with(prefix)).map(str::to_owned);
+    let site_b = row("Site b ").unwrap_or_else(|| panic!("no site b row:\n{stats}"));
+    assert!(site_b.contains("stopped") && site_b.contains(&b_addr.to_string()), "{site_b}");
+    // Counters are labelled by site: b took 2 messages, default 1 (the first rows after
+    // "Messages Received Total" are its per-site rows).
+    let received: Vec<&str> =
+        stats.lines().skip_while(|l| !l.starts_with("Messages Received Total")).take(3).collect();
+    assert!(received[0].trim_end().ends_with(" 3"), "{received:?}");
+    assert!(
+        received.iter().any(|l| l.starts_with("  site b ") && l.trim_end().ends_with(" 2")),
+        "{received:?}"
+    );
+    let (_, _, metrics) = srv.admin_get("/metrics");
+    for line in [
+        "mailroot_messages_received_total{site=\"b\"} 2",
+        "mailroot_messages_received_total{site=\"default\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "no {line} in\n{metrics}");
+    }
     let ev = srv.wait_event("site.stopped", |e| e["site"] == "b");
     assert_eq!(ev["by"], "command", "{ev}");
 
