@@ -36,10 +36,11 @@
 //!   connections keep theirs).
 //! - `event-log` (`eventlog`): writes the service events, fed by a bounded channel.
 //! - `control` (`relay::control`): watches the spool's free space for the event log.
-//! - pause/resume/drain/reload arrive from the `admin` thread (POSTs) through
-//!   `control::Control`: pause flips a per-site flag each worker reads at accept, reload
-//!   publishes new snapshots (`control::Live`) the workers, the queue runner and the AUTH
-//!   verifier each pick up on their own.
+//! - pause/resume/stop/start/drain/reload arrive from the `admin` thread (POSTs) through
+//!   `control::Control`: pause flips a per-site flag each worker reads at accept, stop and
+//!   start send each worker a `ListenerCommand` on its command channel (`relay::sites`),
+//!   reload publishes new snapshots (`control::Live`) the workers, the queue runner and
+//!   the AUTH verifier each pick up on their own.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
 //! # Shutdown order

@@ -16,8 +16,8 @@
 //! - `POST /api/queue/{id}/delete|bounce|hold|release`, `POST /api/flush`: queue actions,
 //!   carried out by the queue runner (`actions`);
 //! - the control endpoints (`GET /api/sites`, `GET /api/events`, `POST /api/pause`,
-//!   `/api/resume`, `/api/sites/{site}/pause|resume`, `/api/drain`, `/api/reload`): see
-//!   `admin::control` for the contract.
+//!   `/api/resume`, `/api/sites/{site}/pause|resume|stop|start`, `/api/drain`,
+//!   `/api/reload`): see `admin::control` for the contract.
 //!
 //! SECURITY: bound to `[admin] listen` (loopback by default; the config refuses a
 //! non-loopback address without `[admin] token`). Who may read and who may change state
