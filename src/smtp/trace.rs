@@ -265,7 +265,10 @@ mod tests {
             ),
             (TraceFields { recipient: Some("\"a b;c\"@x"), ..base() }, "for <\"a?b?c\"@x>;"),
             (TraceFields { recipient: Some("\u{fc}@x"), ..base() }, "for <?@x>;"),
-            (TraceFields { recipient: Some("\u{fc}@x"), smtputf8: true, ..base() }, "for <\u{fc}@x>;"),
+            (
+                TraceFields { recipient: Some("\u{fc}@x"), smtputf8: true, ..base() },
+                "for <\u{fc}@x>;",
+            ),
             (TraceFields { client_rdns: Some("a(b)\\c"), ..base() }, "(a?b??c [192.0.2.1])"),
             (
                 TraceFields { utc_offset_secs: 3600, ..base() },
@@ -328,7 +331,9 @@ mod tests {
                 assert!(lines[0].starts_with("Received: from "), "{got:?}");
                 assert!(lines[1..].iter().all(|l| l.starts_with('\t')), "{got:?}");
                 assert!(lines.iter().all(|l| !l.contains(['\r', '\n']) && l.len() < 998));
-                assert!(got.chars().all(|c| c == '\r' || c == '\n' || c == '\t' || !c.is_control()));
+                assert!(
+                    got.chars().all(|c| c == '\r' || c == '\n' || c == '\t' || !c.is_control())
+                );
                 let (from, comment) = lines[0].rsplit_once(" (").expect("comment");
                 assert!(!from.contains(['(', ')', '"', ';', '\\']), "{got:?}");
                 assert_eq!(comment.matches('(').count(), 0, "{got:?}");
