@@ -397,3 +397,37 @@ fn accepted_tricky_local_mail_is_delivered_locally_never_relayed() {
     );
     assert_nothing_relayed(&srv, &sink);
 }
+
+/// Our own address in a literal, from a relay client: accepted as a relay request and
+/// routed to that address, which is our own listener; delivery answers "Cannot connect to
+/// self" (5.4.6) to the local sender instead of looping or reporting a plain connection
+/// failure (the IIS release notes' imprecise NDR). No smart host here: the literal is the
+/// route.
+#[test]
+fn our_own_address_literal_from_a_relay_client_bounces_cannot_connect_to_self() {
+    let mut srv = Server::start(Conf {
+        relay_allow: vec![format!("{RELAY_CLIENT}/32")],
+        local_domains: vec!["example.com".into()],
+        ..Conf::default()
+    });
+    // Now that the port is known, deliver to it (the literal names no port).
+    srv.conf.extra = format!("\n[delivery]\nretry = [\"1s\"]\nport = {}\n", srv.port);
+    srv.restart();
+    let body = srv.dir.path().join("body.eml");
+    fs::write(&body, b"Subject: to-self\r\n\r\nhello\r\n").expect("write body");
+    let data = format!("--data-file={}", body.display());
+    let out =
+        probe(&srv, RELAY_CLIENT, &["<user@[127.0.0.1]>"], &["--from=sender@example.com", &data]);
+    assert_eq!(code_text(&out["rcpt"][0]).0, 250, "{out}");
+    assert_eq!(code_text(&out["data"]).0, 250, "{out}");
+    let ndr = wait_until(WAIT, STEP, || {
+        drop_files(&srv).into_iter().find(|(_, b)| receivers(b) == ["sender@example.com"])
+    })
+    .expect("an NDR for the sender in Drop");
+    let text = String::from_utf8_lossy(&ndr.1);
+    assert!(text.contains("Cannot connect to self"), "{text}");
+    assert!(text.contains("Status: 5.4.6"), "{text}");
+    assert!(!text.to_lowercase().contains("connection to host"), "{text}");
+    let drained = wait_until(WAIT, STEP, || srv.queue_list().is_empty().then_some(()));
+    assert!(drained.is_some(), "queue not drained: {:?}", srv.queue_list());
+}
