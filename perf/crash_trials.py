@@ -71,6 +71,9 @@ from aiosmtpd.controller import Controller
 
 KILL_MODES = ["load", "delivery", "seal-pre", "seal-post"]
 TORN_MODES = ["none", "truncate", "flip", "zero-page", "garbage"]
+# Not a torn write: a forged record with valid checksums, to show the corruption check
+# works (such a trial must fail with corrupt >= 1). Only when asked for (--torn-modes).
+ORACLE_MODES = ["forge"]
 
 # --- the spool format, read independently of mailroot's code (ARCHITECTURE.md) ----------
 SEGMENT_HEADER_BYTES = 64
@@ -155,7 +158,9 @@ def damage(queue_dir, mode, rng, worker_only):
     zero-page : the 4 KiB page holding a random offset of the last record is zeroed (it may
                 begin in an earlier record);
     garbage   : 1..4096 random bytes (half the time starting with the live record magic) are
-                written right after the last record.
+                written right after the last record;
+    forge     : (oracle check, not a torn write) the last pending record's content changed
+                and its checksums recomputed.
     D (`damaged_at`) is the lowest offset changed; `excused` the trial ids of records that do
     not lie entirely before it."""
     for number, path in reversed(segment_files(queue_dir)):
@@ -167,6 +172,12 @@ def damage(queue_dir, mode, rng, worker_only):
         recs = segment_records(data)
         if not recs:
             continue
+        if mode == "forge":
+            # The oracle's own check: a pending record whose content is changed and whose
+            # checksums are recomputed passes recovery; the sink must then see it as corrupt.
+            recs = [r for r in recs if data[r[0] + RECORD_HEADER_BYTES] == ord("P") and r[3]]
+            if not recs:
+                continue
         start, total, _, _ = recs[-1]
         n, e, m = struct.unpack_from("<IIQ", data, start + 16)
         if mode == "truncate":
@@ -199,6 +210,19 @@ def damage(queue_dir, mode, rng, worker_only):
             with open(path, "r+b") as f:
                 f.seek(d)
                 f.write(junk)
+        elif mode == "forge":
+            rec = bytearray(data[start:start + total])
+            body = align8(RECORD_HEADER_BYTES + n)
+            rel = body + e + m - 3  # the last character before the content's final CRLF
+            rec[rel] = ord("0") if rec[rel] != ord("0") else ord("1")
+            struct.pack_into("<I", rec, 32, zlib.crc32(bytes(rec[body:body + e + m])))
+            hcrc = zlib.crc32(bytes(rec[4:36]))
+            struct.pack_into("<I", rec, 36, hcrc)
+            struct.pack_into("<I", rec, body + e + m + 4, hcrc)
+            with open(path, "r+b") as f:
+                f.seek(start)
+                f.write(rec)
+            d = start + rel
         else:
             raise ValueError(mode)
         excused = sorted({tid for (s, t, tid, _) in recs if s + t > d and tid})
@@ -207,7 +231,7 @@ def damage(queue_dir, mode, rng, worker_only):
         first_torn = min([s for (s, t, _, _) in recs if s + t > d] + [d])
         with open(path, "rb") as f:
             f.seek(first_torn)
-            expect_log = any(f.read())
+            expect_log = any(f.read()) and mode != "forge"
         return {"segment": f"{number:08X}", "spill": bool(header[1] & SEGMENT_FLAG_SPILL),
                 "damaged_at": d, "record_start": start,
                 "record_len": total, "excused": excused, "expect_log": expect_log}
@@ -567,7 +591,7 @@ def main():
         if m not in KILL_MODES:
             ap.error(f"unknown kill mode {m}")
     for m in torn_modes:
-        if m not in TORN_MODES:
+        if m not in TORN_MODES + ORACLE_MODES:
             ap.error(f"unknown torn mode {m}")
     seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
     rng = random.Random(seed)

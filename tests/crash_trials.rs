@@ -13,8 +13,9 @@ use std::process::Command;
 
 use serde_json::Value;
 
-/// Run the driver with `args`; the parsed `{"summary", "trials"}` JSON.
-fn run_trials(name: &str, args: &[&str]) -> Value {
+/// Run the driver with `args`; the parsed `{"summary", "trials"}` JSON. The driver must
+/// exit with success when `expect_success`, with status 1 otherwise.
+fn run_trials(name: &str, args: &[&str], expect_success: bool) -> Value {
     let dir = tempfile::Builder::new().prefix("mailroot-crash-trials-").tempdir().expect("tmp");
     let json = dir.path().join("trials.json");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("perf/crash_trials.py");
@@ -34,8 +35,9 @@ fn run_trials(name: &str, args: &[&str]) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let log = std::fs::read_to_string(dir.path().join("work/server.log")).unwrap_or_default();
     let tail = &log[log.len().saturating_sub(4000)..];
+    let want = if expect_success { Some(0) } else { Some(1) };
     assert!(
-        out.status.success(),
+        out.status.code() == want,
         "{name}: crash trials failed ({}):\n{stdout}\n{stderr}\n--- server log tail ---\n{tail}",
         out.status
     );
@@ -66,7 +68,7 @@ fn assert_every_trial_sound(v: &Value) {
 
 #[test]
 fn sigkill_under_load_in_delivery_and_at_a_seal_loses_nothing() {
-    let v = run_trials("kill modes", &["--trials", "4", "--torn-modes", "none"]);
+    let v = run_trials("kill modes", &["--trials", "4", "--torn-modes", "none"], true);
     assert_every_trial_sound(&v);
     let modes: Vec<&str> = trials(&v).iter().map(|t| t["kill_mode"].as_str().unwrap()).collect();
     assert_eq!(modes, ["load", "delivery", "seal-pre", "seal-post"]);
@@ -80,6 +82,7 @@ fn torn_tail_of_the_newest_segment_loses_only_what_lies_after_it() {
     let v = run_trials(
         "torn modes",
         &["--trials", "4", "--kill-modes", "load", "--torn-modes", "truncate,flip,zero-page,garbage"],
+        true,
     );
     assert_every_trial_sound(&v);
     for (t, mode) in trials(&v).iter().zip(["truncate", "flip", "zero-page", "garbage"]) {
@@ -92,4 +95,20 @@ fn torn_tail_of_the_newest_segment_loses_only_what_lies_after_it() {
     }
     // Appended garbage is after every record: nothing may be excused there.
     assert_eq!(num(&trials(&v)[3], "excused"), 0, "{v}");
+}
+
+#[test]
+fn the_corruption_check_sees_a_forged_record() {
+    // The oracle itself: a pending record whose content is changed and whose checksums are
+    // recomputed passes recovery (nothing can tell), so the sink gets different bytes than
+    // the client sent. The driver must count it as corrupt and fail.
+    let v = run_trials(
+        "forge",
+        &["--trials", "1", "--kill-modes", "load", "--torn-modes", "forge"],
+        false,
+    );
+    let t = &trials(&v)[0];
+    assert_eq!(t["torn_mode"], "forge", "{t}");
+    assert!(num(t, "corrupt") >= 1, "forged record not seen as corrupt: {t}");
+    assert_eq!(v["summary"]["failed_trials"], serde_json::json!([0]), "{v}");
 }

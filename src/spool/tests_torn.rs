@@ -49,8 +49,9 @@ fn before(ids: &[QueueId], extents: &[(usize, usize)], d: usize) -> Vec<QueueId>
 
 #[test]
 fn cut_inside_the_last_record_header_is_reported() {
-    // Found by the crash trials: a file cut less than a record header past the last whole
-    // record was dropped silently (the scan loop never looked at those bytes).
+    // Found while writing the crash trials' truncate mode: a file cut less than a record
+    // header past the last whole record was dropped silently (the scan loop never looked
+    // at those bytes).
     let (_dir, ids, seg, orig, extents) = queue(3);
     let (start, _) = extents[2];
     for cut in start + 1..start + format::RECORD_HEADER_BYTES {
