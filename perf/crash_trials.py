@@ -635,10 +635,14 @@ def main():
     per_kill = {m: {"trials": sum(1 for r in results if r["kill_mode"] == m),
                     "fired": sum(1 for r in results if r["kill_mode"] == m and r["kill_fired"])}
                 for m in kill_modes}
+    # Copies that reached the sink after their trial was counted (none expected: a trial
+    # ends only when the queue is empty).
+    with sink.lock:
+        late = sum(len(v) for v in sink.copies.values())
     failed = [r["trial"] for r in results
               if r["lost"] or r["corrupt"] or not r["drained"] or r["unlogged"]]
     summary = {"seed": seed, "trials": len(results), "seconds": round(time.monotonic() - started, 1),
-               "totals": totals, "per_torn_mode": per_torn, "per_kill_mode": per_kill,
+               "totals": totals, "late_deliveries": late, "per_torn_mode": per_torn, "per_kill_mode": per_kill,
                "failed_trials": failed}
     print(json.dumps(summary, indent=1), flush=True)
     if args.json_out:

@@ -81,7 +81,14 @@ fn sigkill_under_load_in_delivery_and_at_a_seal_loses_nothing() {
 fn torn_tail_of_the_newest_segment_loses_only_what_lies_after_it() {
     let v = run_trials(
         "torn modes",
-        &["--trials", "4", "--kill-modes", "load", "--torn-modes", "truncate,flip,zero-page,garbage"],
+        &[
+            "--trials",
+            "4",
+            "--kill-modes",
+            "load",
+            "--torn-modes",
+            "truncate,flip,zero-page,garbage",
+        ],
         true,
     );
     assert_every_trial_sound(&v);

@@ -14,7 +14,9 @@ use super::*;
 
 /// A queue with `n` committed records in one segment; (dir, ids, segment path, bytes,
 /// record extents `[start, start + total_len)`).
-fn queue(n: usize) -> (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<u8>, Vec<(usize, usize)>) {
+type Queue = (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<u8>, Vec<(usize, usize)>);
+
+fn queue(n: usize) -> Queue {
     let dir = tempfile::tempdir().unwrap();
     let msgs: Vec<_> = (0..n).map(|i| (env(1), msg(i, 500 + 37 * i))).collect();
     let ids = {
@@ -26,11 +28,8 @@ fn queue(n: usize) -> (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<u8>, Vec<(u
     let bytes = std::fs::read(&segs[0].1).unwrap();
     let p = parse_segment(&bytes).unwrap();
     assert!(p.stop.is_none());
-    let extents = p
-        .records
-        .iter()
-        .map(|r| (r.offset, r.offset + r.view.layout.total_len as usize))
-        .collect();
+    let extents =
+        p.records.iter().map(|r| (r.offset, r.offset + r.view.layout.total_len as usize)).collect();
     (dir, ids, segs[0].1.clone(), bytes, extents)
 }
 
