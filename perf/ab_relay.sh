@@ -5,12 +5,17 @@
 #
 # Usage: BASE_BIN=path NEW_BIN=path perf/ab_relay.sh SIZE SESSIONS MESSAGES ROUNDS
 #   e.g. perf/ab_relay.sh 102400 20 2000 4   (needs smtp-source/smtp-sink: Debian postfix)
+# Env: ORDER ("base new", or "new base" to run the new binary first in each round),
+#   PORT_BASE (2701: relays on PORT_BASE and +1, their sinks on +10 and +11).
 set -u
 SIZE=$1 S=$2 M=$3 R=$4
 BASE_BIN=${BASE_BIN:?path of the A binary} NEW_BIN=${NEW_BIN:?path of the B binary}
 WORK=$(mktemp -d /tmp/mailroot-ab.XXXXXX)
-declare -A BIN=([base]=$BASE_BIN [new]=$NEW_BIN) PORT=([base]=2701 [new]=2702)
-declare -A SINK=([base]=2711 [new]=2712) PID=()
+P0=${PORT_BASE:-2701}
+declare -A BIN=([base]=$BASE_BIN [new]=$NEW_BIN) PORT=([base]=$P0 [new]=$((P0 + 1)))
+declare -A SINK=([base]=$((P0 + 10)) [new]=$((P0 + 11))) PID=()
+# ORDER="new base": the new binary runs first in every round (check both orders).
+read -r -a ORDER <<<"${ORDER:-base new}"
 cleanup() { kill "${PID[@]}" 2>/dev/null; sleep 0.3; rm -rf "$WORK"; }
 trap cleanup EXIT
 for n in base new; do
@@ -41,19 +46,20 @@ done
 sleep 1
 hz=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+minflt() { awk '{ print $10 }' "/proc/$1/stat"; }
 for ((r = 1; r <= R; r++)); do
-    for n in base new; do
+    for n in "${ORDER[@]}"; do
         timeout 120 smtp-sink -u postfix -m 1000 -M "$M" "127.0.0.1:${SINK[$n]}" 1000 >/dev/null 2>&1 &
         sp=$!
         sleep 0.3
-        c0=$(ticks "${PID[$n]}")
+        c0=$(ticks "${PID[$n]}") f0=$(minflt "${PID[$n]}")
         t0=$(date +%s.%N)
         timeout 120 smtp-source -s "$S" -m "$M" -l "$SIZE" -c -f a@example.com -t b@example.net \
             "127.0.0.1:${PORT[$n]}" >/dev/null 2>&1
         wait "$sp"
         t1=$(date +%s.%N)
-        c1=$(ticks "${PID[$n]}")
+        c1=$(ticks "${PID[$n]}") f1=$(minflt "${PID[$n]}")
         awk -v n="$n" -v r="$r" -v m="$M" -v a="$t0" -v b="$t1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
-            'BEGIN { printf "%s round %d: e2e %.1f msg/s, cpu %.3f s/1k\n", n, r, m / (b - a), (c1 - c0) / hz * 1000 / m }'
+            -v f="$((f1 - f0))" 'BEGIN { printf "%s round %d: e2e %.1f msg/s, cpu %.3f s/1k, minflt %.1f/msg\n", n, r, m / (b - a), (c1 - c0) / hz * 1000 / m, f / m }'
     done
 done
