@@ -16,7 +16,7 @@ declare -A BIN=([base]=$BASE_BIN [new]=$NEW_BIN) PORT=([base]=$P0 [new]=$((P0 + 
 declare -A SINK=([base]=$((P0 + 10)) [new]=$((P0 + 11))) PID=()
 # ORDER="new base": the new binary runs first in every round (check both orders).
 read -r -a ORDER <<<"${ORDER:-base new}"
-cleanup() { kill "${PID[@]}" 2>/dev/null; sleep 0.3; rm -rf "$WORK"; }
+cleanup() { kill "${PID[@]}" 2>/dev/null; wait "${PID[@]}" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 for n in base new; do
     mkdir -p "$WORK/$n"

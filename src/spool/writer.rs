@@ -475,7 +475,7 @@ impl SpoolWriter {
         // caller (`on_commit`, after `in_flight` is cleared): no deadline then. Otherwise a
         // deadline that passed during the commit made the loop poll with a zero timeout
         // until the msync was done (~290 `epoll_wait`s per 100 KiB message, perf/RESULTS.md
-        // 2026-12-05 20:10).
+        // 2026-12-05 19:55).
         if self.shared.in_flight.load(Ordering::Acquire) {
             return None;
         }
