@@ -26,9 +26,10 @@ pub(crate) const RELEASE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 /// mapping ([`Segment::append`]). Copying into fresh pages of the mapping faults each page
 /// in, and the fault reads (zero-fills) the page and its read-ahead neighbours before the
 /// copy overwrites them: at 100 KiB per message that was 17% of the relay's CPU, more than
-/// the copy itself (perf/RESULTS.md, 2026-12-05 19:55). Below this a syscall per record
-/// costs more than the faults it saves (one per 4 KiB page, shared by small records).
-pub(crate) const PWRITE_MIN_BYTES: usize = 16 * 1024;
+/// the copy itself (perf/RESULTS.md, 2026-12-05 19:55); at 10 KiB, 3-8% less CPU per
+/// message. Smaller records (several per page, so fewer faults each) keep the copy: a
+/// syscall per 1 KiB record was not measured to pay.
+pub(crate) const PWRITE_MIN_BYTES: usize = 8 * 1024;
 /// Release ranges are multiples of this (the OS page size, or a divisor of it: memmap2
 /// aligns the start down to the real page size, which only releases a little more).
 const RELEASE_ALIGN_BYTES: usize = 4096;

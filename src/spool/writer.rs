@@ -3,7 +3,7 @@
 //! Hot path (records up to the spill threshold): `begin` encodes the envelope into a pooled
 //! buffer, `append` copies content into it (and updates the CRC), `finish` fills in the
 //! header and END marker and copies the record into the mapped segment with one memcpy
-//! (records of 16 KiB or more: one `pwrite` into the segment file, see
+//! (records of 8 KiB or more: one `pwrite` into the segment file, see
 //! `segment::PWRITE_MIN_BYTES`). No other syscall and, once the pools are warm, no
 //! allocation. A record that grows past the
 //! threshold is spilled: it moves to its own segment file written with `pwrite`, so memory
