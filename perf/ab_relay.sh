@@ -11,13 +11,16 @@
 # source's, labelled "accept" rather than "e2e").
 # Even rounds run new before base, so neither build always goes first; the last lines
 # print each side's median CPU s/1k and e2e msg/s and the new/base ratios.
+# ORDER="base new" or "new base": that fixed order in every round instead of alternating.
+# PORT_BASE (2701): relays on PORT_BASE and +1, their sinks on +10 and +11.
 set -u
 SIZE=$1 S=$2 M=$3 R=$4
 BASE_BIN=${BASE_BIN:?path of the A binary} NEW_BIN=${NEW_BIN:?path of the B binary}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mailroot-ab.XXXXXX")
-declare -A BIN=([base]=$BASE_BIN [new]=$NEW_BIN) PORT=([base]=2701 [new]=2702)
-declare -A SINK=([base]=2711 [new]=2712) PID=()
-cleanup() { kill "${PID[@]}" 2>/dev/null; sleep 0.3; rm -rf "$WORK"; }
+P0=${PORT_BASE:-2701}
+declare -A BIN=([base]=$BASE_BIN [new]=$NEW_BIN) PORT=([base]=$P0 [new]=$((P0 + 1)))
+declare -A SINK=([base]=$((P0 + 10)) [new]=$((P0 + 11))) PID=()
+cleanup() { kill "${PID[@]}" 2>/dev/null; wait "${PID[@]}" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 ACCEPT=${ACCEPT:-0} HOLD=false RATE=e2e
 [[ $ACCEPT == 1 ]] && HOLD=true RATE=accept
@@ -54,9 +57,11 @@ done
 sleep 1
 hz=$(getconf CLK_TCK)
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+minflt() { awk '{ print $10 }' "/proc/$1/stat"; }
 for ((r = 1; r <= R; r++)); do
     order="base new"
     ((r % 2 == 0)) && order="new base"
+    [[ -n ${ORDER:-} ]] && order=$ORDER
     for n in $order; do
         sp=
         if [[ $ACCEPT != 1 ]]; then
@@ -64,15 +69,16 @@ for ((r = 1; r <= R; r++)); do
             sp=$!
         fi
         sleep 0.3
-        c0=$(ticks "${PID[$n]}")
+        c0=$(ticks "${PID[$n]}") f0=$(minflt "${PID[$n]}")
         t0=$(date +%s.%N)
         timeout 120 smtp-source -s "$S" -m "$M" -l "$SIZE" -c -f a@example.com -t b@example.net \
             "127.0.0.1:${PORT[$n]}" >/dev/null 2>&1
         [[ -n $sp ]] && wait "$sp"
         t1=$(date +%s.%N)
-        c1=$(ticks "${PID[$n]}")
+        c1=$(ticks "${PID[$n]}") f1=$(minflt "${PID[$n]}")
         awk -v n="$n" -v r="$r" -v m="$M" -v rate="$RATE" -v a="$t0" -v b="$t1" -v c0="$c0" -v c1="$c1" -v hz="$hz" \
-            'BEGIN { printf "%s round %d: " rate " %.1f msg/s, cpu %.3f s/1k\n", n, r, m / (b - a), (c1 - c0) / hz * 1000 / m }' |
+            -v f="$((f1 - f0))" \
+            'BEGIN { printf "%s round %d: " rate " %.1f msg/s, cpu %.3f s/1k, minflt %.1f/msg\n", n, r, m / (b - a), (c1 - c0) / hz * 1000 / m, f / m }' |
             tee -a "$WORK/results.txt"
     done
 done
