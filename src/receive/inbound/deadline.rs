@@ -87,9 +87,11 @@ mod tests {
         l
     }
 
-    /// Feed `(at_ms, consumed, (was_in_data, in_data), replied)` reads; the remaining ms
-    /// after each, seen at that read's instant.
-    fn run(l: &Limits, reads: &[(u64, usize, (bool, bool), bool)]) -> Vec<u64> {
+    /// One read: `(at_ms, consumed, (was_in_data, in_data), replied)`.
+    type Read = (u64, usize, (bool, bool), bool);
+
+    /// Feed `reads`; the remaining ms after each, seen at that read's instant.
+    fn run(l: &Limits, reads: &[Read]) -> Vec<u64> {
         let t0 = Instant::now();
         let mut d = ReadDeadline::after(t0, l.command_timeout_ms);
         reads
@@ -119,7 +121,7 @@ mod tests {
     #[test]
     fn content_credit_follows_the_rate_and_is_capped() {
         let l = limits(5_000, 10_000, 500);
-        let cases: &[(&[(u64, usize, (bool, bool), bool)], &[u64])] = &[
+        let cases: &[(&[Read], &[u64])] = &[
             // DATA accepted: content starts with the whole credit.
             (&[(1_000, 6, (false, true), true)], &[10_000]),
             // 1 byte/s earns 2 ms a second: the credit drains by 998 ms a second.
