@@ -21,14 +21,15 @@ fn trickle(c: &mut Raw, bytes: &[u8], gap: Duration) -> Option<String> {
     c.stream.set_read_timeout(Some(gap)).expect("read timeout");
     for b in bytes {
         if c.try_send(std::slice::from_ref(b)).is_err() {
-            break; // closed under us: the reply (if any) is in the socket buffer
+            // Closed under us: the reply (if any) is in the socket buffer.
+            c.stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
+            return c.read_line();
         }
         if let Some(line) = c.read_line() {
             return Some(line);
         }
     }
-    c.stream.set_read_timeout(Some(Duration::from_secs(5))).expect("read timeout");
-    c.read_line()
+    None // all sent and never cut (an idle timer would fire only now)
 }
 
 /// A client sending one byte every 250 ms never completes its command line: with
