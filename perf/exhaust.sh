@@ -27,7 +27,13 @@ WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/mailroot-exhaust.XXXXXX")}
 ulimit -n "$(ulimit -Hn)"
 
 PID=
-stop() { [[ -n $PID ]] && kill -9 "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=; }
+stop() {
+    if [[ -n $PID ]]; then
+        kill -9 "$PID" 2>/dev/null || true
+        wait "$PID" 2>/dev/null || true
+    fi
+    PID=
+}
 trap 'stop; rm -rf "$WORK"' EXIT
 
 # start NAME MAX_CONNECTIONS MAX_MESSAGE_SIZE: a fresh server on PORT; sets PID.
