@@ -36,10 +36,11 @@
 //!   connections keep theirs).
 //! - `event-log` (`eventlog`): writes the service events, fed by a bounded channel.
 //! - `control` (`relay::control`): watches the spool's free space for the event log.
-//! - pause/resume/drain/reload arrive from the `admin` thread (POSTs) through
-//!   `control::Control`: pause flips a per-site flag each worker reads at accept, reload
-//!   publishes new snapshots (`control::Live`) the workers, the queue runner and the AUTH
-//!   verifier each pick up on their own.
+//! - pause/resume/stop/start/drain/reload arrive from the `admin` thread (POSTs) through
+//!   `control::Control`: pause flips a per-site flag each worker reads at accept, stop and
+//!   start send each worker a `ListenerCommand` on its command channel (`relay::sites`),
+//!   reload publishes new snapshots (`control::Live`) the workers, the queue runner and
+//!   the AUTH verifier each pick up on their own.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
 //! # Shutdown order
@@ -56,6 +57,7 @@
 //! 5. `serve` returns `Ok(())` (exit status 0).
 
 mod control;
+mod sites;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -83,6 +85,7 @@ use crate::queue::runner::{self, RunnerParts};
 use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
+use sites::{SiteListeners, WorkerHandle};
 
 /// Errors that stop the relay from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -422,6 +425,7 @@ pub fn start_with(
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
+    let mut handles = Vec::with_capacity(config.workers); // site stop/start (`relay::sites`)
     let mut listening = Vec::new();
     let mut implicit_tls_listening = Vec::new();
     for k in 0..config.workers {
@@ -465,8 +469,11 @@ pub fn start_with(
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
         };
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        handles.push(WorkerHandle { commands, waker: Arc::clone(&waker) });
         let worker =
-            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?;
+            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?
+                .with_commands(command_rx);
         wakers.push(waker);
         built.push(worker);
     }
@@ -493,6 +500,8 @@ pub fn start_with(
         sites: Arc::clone(&sites),
         events: events.clone(),
         config: live_config,
+        listeners: SiteListeners { workers: handles, addrs, inbound: Arc::clone(&live_inbound) },
+        site_lock: parking_lot::Mutex::new(()),
         inbound: live_inbound,
         certs: certificates,
         protolog: protolog_control,
