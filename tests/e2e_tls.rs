@@ -21,7 +21,7 @@ mod common;
 #[path = "common_sink/mod.rs"]
 mod common_sink;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -377,6 +377,39 @@ fn garbage_hello_and_stalled_handshake_do_not_stop_others() {
     });
     assert!(counted.is_some(), "{}", srv.admin_get("/metrics").2);
     assert!(counter(&srv, "mailroot_inbound_tls_handshakes_total") >= 2);
+}
+
+/// A ClientHello trickled one byte every 250 ms on the implicit-TLS port: `handshake_timeout`
+/// (1 s here) is a deadline from the connection's start, so the server closes long before
+/// the 105 bytes (26 s) are out, though every byte arrives well within 1 s of the last.
+#[test]
+fn trickled_handshake_is_cut_by_the_handshake_deadline() {
+    let pki = Pki::new();
+    let (_srv, implicit) = tls_server(&pki, "", String::new(), true);
+    let mut c = TcpStream::connect(("127.0.0.1", implicit)).expect("connect");
+    c.set_read_timeout(Some(Duration::from_millis(250))).expect("timeout");
+    // A handshake record header announcing 512 bytes, then its body, byte by byte.
+    let record: Vec<u8> = [0x16, 0x03, 0x01, 0x02, 0x00].into_iter().chain([0x01; 100]).collect();
+    let mut cut = false;
+    for b in &record {
+        if c.write_all(std::slice::from_ref(b)).is_err() {
+            cut = true;
+            break;
+        }
+        match c.read(&mut [0u8; 64]) {
+            Ok(0) => {
+                cut = true;
+                break;
+            }
+            Ok(_) => {} // an alert: the close follows
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    assert!(cut, "a trickled handshake was never cut");
 }
 
 #[test]

@@ -54,6 +54,10 @@ pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5 * 60 * 1000;
 /// Default `limits.data_timeout`: 10 minutes (RFC 5321 §4.5.3.2.7 applies to DATA too;
 /// we give content twice as long).
 pub const DEFAULT_DATA_TIMEOUT_MS: u64 = 10 * 60 * 1000;
+/// Default `limits.min_data_rate`: 500 bytes/s (Postfix `smtpd_min_data_rate`).
+pub(super) const DEFAULT_MIN_DATA_RATE_BYTES_PER_S: u64 = 500;
+/// Largest `limits.min_data_rate`: 100 MB/s (more would cut ordinary clients on a LAN).
+pub(super) const MAX_MIN_DATA_RATE_BYTES_PER_S: u64 = 100_000_000;
 /// Default `limits.max_errors`.
 pub const DEFAULT_MAX_ERRORS: u32 = 10;
 /// Default `limits.min_free_disk`: 100 MiB.
@@ -157,6 +161,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             command_timeout_ms: DEFAULT_COMMAND_TIMEOUT_MS,
             data_timeout_ms: DEFAULT_DATA_TIMEOUT_MS,
+            min_data_rate_bytes_per_s: DEFAULT_MIN_DATA_RATE_BYTES_PER_S,
             max_errors: DEFAULT_MAX_ERRORS,
             min_free_disk_bytes: DEFAULT_MIN_FREE_DISK_BYTES,
             shutdown_grace_ms: DEFAULT_SHUTDOWN_GRACE_MS,

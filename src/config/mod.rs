@@ -157,10 +157,18 @@ pub struct Limits {
     /// Most concurrent inbound connections from one client address.
     /// Key `max_connections_per_ip`.
     pub max_connections_per_ip: usize,
-    /// Idle time allowed while waiting for a command, in ms. Key `command_timeout`.
+    /// Time a client has, from our last reply, to complete its next command line, in ms:
+    /// a deadline, not an idle timer (bytes of an unfinished line do not extend it).
+    /// Key `command_timeout`.
     pub command_timeout_ms: u64,
-    /// Idle time allowed while receiving DATA/BDAT content, in ms. Key `data_timeout`.
+    /// Credit of time a client has inside DATA/BDAT content, in ms: waiting spends it,
+    /// every byte received earns `1 / min_data_rate_bytes_per_s` s back, up to this value.
+    /// Key `data_timeout`.
     pub data_timeout_ms: u64,
+    /// Slowest average content rate a client may keep up, in bytes per second (see
+    /// `data_timeout_ms`); 0 = off (`data_timeout` is then a plain idle timer).
+    /// Invariant: at most `MAX_MIN_DATA_RATE_BYTES_PER_S`. Key `min_data_rate`.
+    pub min_data_rate_bytes_per_s: u64,
     /// Errors (bad commands) tolerated per connection before 421 4.7.0. Key `max_errors`.
     pub max_errors: u32,
     /// Free bytes the spool's file system must keep; below it MAIL gets 452 4.3.1.

@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use toml::{Table, Value};
 
 use super::defaults::{
-    LOG_LEVELS, MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
+    LOG_LEVELS, MAX_COMMIT_DELAY_MS, MAX_MIN_DATA_RATE_BYTES_PER_S, MAX_SEGMENT_BYTES, MAX_WORKERS,
+    MIN_SEGMENT_BYTES,
 };
 use super::keyed::{
     Parsed, U32_MAX, USIZE_MAX, count, duration_ms, each_key, join, nonzero, size, string, strings,
@@ -63,6 +64,7 @@ const LIMITS_KEYS: &[&str] = &[
     "max_connections_per_ip",
     "command_timeout",
     "data_timeout",
+    "min_data_rate",
     "max_errors",
     "min_free_disk",
     "shutdown_grace",
@@ -352,6 +354,7 @@ pub(super) fn set_limit(l: &mut Limits, name: &str, v: &Value, key: &str) -> Par
         "max_connections_per_ip" => l.max_connections_per_ip = count(v, key, USIZE_MAX)?,
         "command_timeout" => l.command_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
         "data_timeout" => l.data_timeout_ms = nonzero(duration_ms(v, key)?, key)?,
+        "min_data_rate" => l.min_data_rate_bytes_per_s = min_data_rate(v, key)?,
         "max_errors" => l.max_errors = count(v, key, U32_MAX)?,
         "min_free_disk" => l.min_free_disk_bytes = size(v, key)?,
         "shutdown_grace" => l.shutdown_grace_ms = duration_ms(v, key)?,
@@ -359,6 +362,16 @@ pub(super) fn set_limit(l: &mut Limits, name: &str, v: &Value, key: &str) -> Par
         _ => unreachable!("limits key {name} passed check_keys"),
     }
     Ok(())
+}
+
+/// `limits.min_data_rate`: bytes per second (an integer or a size), 0 = off.
+fn min_data_rate(v: &Value, key: &str) -> Parsed<u64> {
+    let n = size(v, key)?;
+    if n > MAX_MIN_DATA_RATE_BYTES_PER_S {
+        let max = MAX_MIN_DATA_RATE_BYTES_PER_S;
+        return Err(ConfigError::new(key, format!("must be at most {max} (got {n})")));
+    }
+    Ok(n)
 }
 
 /// An array of networks.
@@ -525,6 +538,8 @@ mod tests {
             ("[limits]\ncommand_timeout = \"5 minutes\"", "limits.command_timeout", "invalid"),
             ("[limits]\ndata_timeout = \"0s\"", "limits.data_timeout", "> 0"),
             ("[limits]\ndata_timeout = true", "limits.data_timeout", "found a boolean"),
+            ("[limits]\nmin_data_rate = 100000001", "limits.min_data_rate", "at most 100000000"),
+            ("[limits]\nmin_data_rate = -5", "limits.min_data_rate", "negative"),
             ("[limits]\nshutdown_grace = \"1y\"", "limits.shutdown_grace", "invalid duration"),
             ("[relay]\nallow = [\"10.0.0.0/33\"]", "relay.allow[0]", "invalid network"),
             ("[relay]\nallow = [\"::1\", \"nope\"]", "relay.allow[1]", "invalid network"),
@@ -601,6 +616,9 @@ mod tests {
             ("[limits]\nmax_message_size = 2048", |c| c.limits.max_message_size_bytes == 2048),
             ("[limits]\ncommand_timeout = 30", |c| c.limits.command_timeout_ms == 30_000),
             ("[limits]\ndata_timeout = \"10min\"", |c| c.limits.data_timeout_ms == 600_000),
+            ("", |c| c.limits.min_data_rate_bytes_per_s == 500),
+            ("[limits]\nmin_data_rate = 0", |c| c.limits.min_data_rate_bytes_per_s == 0),
+            ("[limits]\nmin_data_rate = \"1KiB\"", |c| c.limits.min_data_rate_bytes_per_s == 1024),
             ("[limits]\nshutdown_grace = 0", |c| c.limits.shutdown_grace_ms == 0),
             ("[spool]\ncommit_delay = 0", |c| c.spool.commit_delay_ms == 0),
             ("[spool]\ncommit_delay = \"5ms\"", |c| c.spool.commit_delay_ms == 5),

@@ -35,6 +35,7 @@ pub(super) fn to_toml(c: &Config) -> String {
     let _ = writeln!(out, "max_connections_per_ip = {}", l.max_connections_per_ip);
     let _ = writeln!(out, "command_timeout = {}", format_duration_ms(l.command_timeout_ms));
     let _ = writeln!(out, "data_timeout = {}", format_duration_ms(l.data_timeout_ms));
+    let _ = writeln!(out, "min_data_rate = {}", l.min_data_rate_bytes_per_s);
     let _ = writeln!(out, "max_errors = {}", l.max_errors);
     let _ = writeln!(out, "min_free_disk = {}", format_size(l.min_free_disk_bytes));
     let _ = writeln!(out, "shutdown_grace = {}", format_duration_ms(l.shutdown_grace_ms));

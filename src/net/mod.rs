@@ -206,7 +206,8 @@ pub trait Service {
     /// Whether the connection should be closed once its output is flushed.
     fn wants_close(&self, conn: &Self::Conn) -> bool;
 
-    /// Idle timeout for the connection's current state, in milliseconds.
+    /// How long from now the connection may wait for its peer, in milliseconds (re-asked
+    /// after every pass; a service with deadlines returns the time left before them).
     fn idle_timeout_ms(&self, conn: &Self::Conn) -> u64;
 
     /// The idle timer fired: write the goodbye; the worker flushes (best effort) and closes.

@@ -45,35 +45,34 @@
 //! TLS), RFC 3848 (ESMTPS in `Received:`).
 
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::Sender;
 
 use super::auth::{Verdict, WorkerAuth};
-use crate::config::Config;
 use crate::net::{
     CloseReason, ConnId, ConnPermit, LimitExceeded, Peer, Service, TlsInfo as NetTlsInfo, TlsStart,
 };
-use crate::policy::access::{check_rcpt, connection_allowed};
-use crate::policy::domain::rcpt_split;
+use crate::policy::access::connection_allowed;
 use crate::protolog::LogSink;
 use crate::queue::inbox::IncomingBatch;
-use crate::smtp::command::{MailParams, RcptParams};
-use crate::smtp::path::{ForwardPath, ReversePath};
 use crate::smtp::reply::Reply;
-use crate::smtp::server::{AuthOutcome, DataOutcome, Handler, ServerSession, Transaction};
-use crate::spool::{OpenRecord, QueueId, Spool, SpoolError, SpoolWriter, Ticket};
+use crate::smtp::server::ServerSession;
+use crate::spool::{OpenRecord, QueueId, Spool, SpoolWriter, Ticket};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
 
 pub use super::shared::InboundShared;
 use super::tls::session_info;
 use crate::control::{Live, SiteStates};
 
+mod deadline;
 mod envelope;
+mod handler;
 mod protolog;
 mod proxy;
+use deadline::ReadDeadline;
+use handler::TxHandler;
 use proxy::{PROXY_HEADER_TIMEOUT_MS, Preface, Rejection};
 
 /// A message finished on some connection, waiting for its group commit.
@@ -156,6 +155,9 @@ pub struct InboundConn {
     handshaking: bool,
     /// PROXY protocol preface state (`inbound/proxy.rs`); `Off` on other sites.
     preface: Preface,
+    /// When the current wait for the client ends (`inbound/deadline.rs`: command line,
+    /// content credit, handshake, PROXY header).
+    deadline: ReadDeadline,
 }
 
 /// What the handler knows about the connection and its current message.
@@ -320,8 +322,15 @@ impl Inbound {
         let before = out.len();
         c.session.auth_done(v.ok, out);
         Self::maybe_goodbye(c, out);
+        self.restart_command_deadline(c);
         self.log(c);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
+    }
+
+    /// The client's turn to send a command starts now (after a reply written outside `read`).
+    fn restart_command_deadline(&self, c: &mut InboundConn) {
+        let ms = self.shared.site(c.tx.peer.listener_tag).limits.command_timeout_ms;
+        c.deadline = ReadDeadline::after(self.now_instant, ms);
     }
 
     /// Un-count a closed session now (see `InboundConn::permit`).
@@ -389,6 +398,11 @@ impl Service for Inbound {
         if self.protolog.as_ref().is_some_and(|l| l.enabled(site)) {
             session.enable_transcript();
         }
+        let first_wait_ms = match (proxied, peer.implicit_tls) {
+            (true, _) => PROXY_HEADER_TIMEOUT_MS.min(site_cfg.limits.command_timeout_ms),
+            (false, true) => self.shared.config.tls.handshake_timeout_ms,
+            (false, false) => site_cfg.limits.command_timeout_ms,
+        };
         // stats: one more connection (counted down in `closed`), and the greeting's bytes.
         let b = self.block(peer);
         b.inc(Counter::InboundConnections);
@@ -408,18 +422,39 @@ impl Service for Inbound {
             draining: self.draining,
             handshaking: peer.implicit_tls && !proxied,
             preface: if proxied { Preface::Awaiting } else { Preface::Off },
+            deadline: ReadDeadline::after(self.now_instant, first_wait_ms),
         })
     }
 
     fn read(&mut self, id: ConnId, c: &mut InboundConn, input: &[u8], out: &mut Vec<u8>) -> usize {
         match c.preface {
             Preface::Off => {}
-            Preface::Awaiting => return self.read_preface(id, c, input, out),
+            Preface::Awaiting => {
+                let used = self.read_preface(id, c, input, out);
+                let ms = match c.preface {
+                    Preface::Off => {
+                        self.shared.site(c.tx.peer.listener_tag).limits.command_timeout_ms
+                    }
+                    Preface::TlsNext => self.shared.config.tls.handshake_timeout_ms,
+                    Preface::Awaiting | Preface::Rejected => return used,
+                };
+                c.deadline = ReadDeadline::after(self.now_instant, ms); // greeted, or TLS next
+                return used;
+            }
             Preface::TlsNext | Preface::Rejected => return 0,
         }
-        let before = out.len();
+        let (before, was_in_data) = (out.len(), c.session.in_data());
         let mut h = self.handler(id, &mut c.tx);
         let used = c.session.feed(input, &mut h, out);
+        let (limits, phase) =
+            (&self.shared.site(c.tx.peer.listener_tag).limits, c.session.in_data());
+        c.deadline.after_read(
+            self.now_instant,
+            limits,
+            used,
+            (was_in_data, phase),
+            out.len() > before,
+        );
         Self::maybe_goodbye(c, out);
         self.log(c);
         // stats: bytes consumed from the peer and reply bytes produced in this call.
@@ -442,14 +477,11 @@ impl Service for Inbound {
     }
 
     fn idle_timeout_ms(&self, c: &InboundConn) -> u64 {
-        let l = &self.shared.site(c.tx.peer.listener_tag).limits;
-        if c.preface == Preface::Awaiting {
-            return PROXY_HEADER_TIMEOUT_MS.min(l.command_timeout_ms);
+        if c.preface == Preface::Off && !c.handshaking && !c.session.wants_read() {
+            // Our turn (a commit, an AUTH check): the client is not late.
+            return self.shared.site(c.tx.peer.listener_tag).limits.command_timeout_ms;
         }
-        if c.handshaking {
-            return self.shared.config.tls.handshake_timeout_ms;
-        }
-        if c.session.in_data() { l.data_timeout_ms } else { l.command_timeout_ms }
+        c.deadline.remaining_ms(self.now_instant)
     }
 
     fn timed_out(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
@@ -564,6 +596,7 @@ impl Service for Inbound {
             Err(()) => c.session.commit_done(Err(Reply::local_error()), out),
         }
         Self::maybe_goodbye(c, out);
+        self.restart_command_deadline(c);
         self.log(c);
         self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
     }
@@ -602,6 +635,8 @@ impl Service for Inbound {
         // The session offers STARTTLS only on a site with a certificate.
         let cfg = self.shared.site_tls_config(c.tx.peer.listener_tag)?;
         c.handshaking = true;
+        c.deadline =
+            ReadDeadline::after(self.now_instant, self.shared.config.tls.handshake_timeout_ms);
         Some(TlsStart::Server(cfg))
     }
 
@@ -615,6 +650,7 @@ impl Service for Inbound {
         c.handshaking = false;
         c.preface = Preface::Off; // after a PROXY header on an implicit-TLS listener
         c.session.tls_established(session_info(info));
+        self.restart_command_deadline(c);
         log::debug!(
             "worker={} client={} tls version={} cipher={}",
             self.worker,
@@ -630,160 +666,6 @@ impl Service for Inbound {
         b.inc(Counter::TlsHandshakes); // stats
         b.inc(Counter::TlsConnections); // stats: counted down in `closed`
         b.add(Counter::BytesSent, (out.len() - before) as u64); // stats
-    }
-}
-
-/// The session's `Handler` for one `feed` call: policy + spool for one connection.
-struct TxHandler<'a> {
-    /// stats: the worker's block for the connection's site.
-    stats: &'a CounterBlock,
-    /// Configuration.
-    cfg: &'a Config,
-    /// The spool (free-space check).
-    spool: &'a Spool,
-    /// This worker's writer.
-    writer: &'a mut SpoolWriter,
-    /// The worker's commit-wait list.
-    pending: &'a mut VecDeque<Pending>,
-    /// The connection's transaction state.
-    tx: &'a mut ConnTx,
-    /// The connection's id (for the commit-wait list).
-    conn: ConnId,
-    /// Wall clock of this pass.
-    now: SystemTime,
-    /// The AUTH verifier, if users are configured.
-    auth: Option<&'a WorkerAuth>,
-}
-
-impl Handler for TxHandler<'_> {
-    fn mail(&mut self, _from: &ReversePath<'_>, _params: &MailParams<'_>) -> Result<(), Reply> {
-        if !self.spool.has_free_space() {
-            return Err(Reply::insufficient_storage());
-        }
-        Ok(())
-    }
-
-    fn rcpt(&mut self, to: &ForwardPath<'_>, _params: &RcptParams<'_>) -> Result<(), Reply> {
-        let authenticated = self.tx.authenticated.is_some();
-        let verdict = check_rcpt(self.cfg, client_ip(&self.tx.peer), authenticated, to);
-        if verdict.is_err() {
-            self.stats.inc(Counter::MessagesRefusedPolicy); // stats
-        }
-        verdict
-    }
-
-    fn refused_for_size(&mut self) {
-        self.stats.inc(Counter::MessagesRefusedSize); // stats
-    }
-
-    fn refused_smuggling(&mut self) {
-        self.stats.inc(Counter::SmugglingRefused); // stats
-        let site = self.cfg.sites.get(self.tx.peer.listener_tag).map_or("", |s| s.name.as_str());
-        log::warn!(
-            "client={} site={site} refused: end-of-data look-alike in content (SMTP smuggling), \
-             554 5.6.0",
-            self.tx.peer.remote
-        );
-    }
-
-    fn data_start(&mut self, t: &Transaction) -> Result<(), Reply> {
-        let env = self.envelope(t);
-        self.tx.rcpts =
-            rcpt_split(&self.cfg.domains, env.recipients.iter().map(|r| r.forward_path.as_str()));
-        let mut rec = self.writer.begin(&env).map_err(|e| spool_reply(&e))?;
-        self.tx.from = env.reverse_path; // moved, not copied: the envelope is done with
-        let mut header = Vec::with_capacity(256);
-        super::received::received_header(
-            &mut header,
-            self.cfg,
-            &self.tx.peer,
-            t,
-            rec.id(),
-            self.now,
-        );
-        if let Err(e) = self.writer.append(&mut rec, &header) {
-            self.writer.abort(rec);
-            return Err(spool_reply(&e));
-        }
-        self.tx.record = RecordState::Open(rec);
-        Ok(())
-    }
-
-    fn data_chunk(&mut self, bytes: &[u8]) -> Result<(), Reply> {
-        let RecordState::Open(rec) = &mut self.tx.record else {
-            return match &self.tx.record {
-                RecordState::Failed(r) => Err(r.clone()),
-                _ => Err(Reply::local_error()),
-            };
-        };
-        if let Err(e) = self.writer.append(rec, bytes) {
-            let reply = spool_reply(&e);
-            if let RecordState::Open(rec) =
-                std::mem::replace(&mut self.tx.record, RecordState::Failed(reply.clone()))
-            {
-                self.writer.abort(rec);
-            }
-            return Err(reply);
-        }
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> DataOutcome {
-        match std::mem::replace(&mut self.tx.record, RecordState::Idle) {
-            RecordState::Open(rec) => match (rec.bytes(), self.writer.finish(rec)) {
-                (bytes, Ok(ticket)) => {
-                    let client = self.tx.peer.remote;
-                    self.pending.push_back(Pending {
-                        ticket,
-                        conn: self.conn,
-                        bytes,
-                        client,
-                        site: self.tx.peer.listener_tag,
-                        rcpts: self.tx.rcpts,
-                        finished: self.now,
-                        // Cloned only for authenticated sessions (a short name).
-                        user: self.tx.authenticated.clone(),
-                        from: std::mem::take(&mut self.tx.from),
-                    });
-                    self.tx.record = RecordState::Committing;
-                    DataOutcome::Pending
-                }
-                (_, Err(e)) => DataOutcome::Done(spool_reply(&e)),
-            },
-            RecordState::Failed(reply) => DataOutcome::Done(reply),
-            RecordState::Idle | RecordState::Committing => DataOutcome::Done(Reply::local_error()),
-        }
-    }
-
-    fn data_abort(&mut self) {
-        if let RecordState::Open(rec) = std::mem::replace(&mut self.tx.record, RecordState::Idle) {
-            self.writer.abort(rec);
-        }
-    }
-
-    fn auth_check(&mut self, authcid: &str, password: &[u8]) -> AuthOutcome {
-        let Some(auth) = self.auth else { return AuthOutcome::Done(false) };
-        let peer = &self.tx.peer;
-        if auth.submit(self.conn, peer.listener_tag, client_ip(peer), authcid, password) {
-            self.tx.auth_pending = Some(authcid.to_owned());
-            AuthOutcome::Pending
-        } else {
-            log::error!("client={} AUTH verifier thread is gone", peer.remote);
-            AuthOutcome::Done(false)
-        }
-    }
-}
-
-/// The client's address as policy sees it.
-fn client_ip(peer: &Peer) -> IpAddr {
-    peer.remote.ip()
-}
-
-/// 452 4.3.1 for a full disk, 451 4.3.0 for anything else.
-fn spool_reply(e: &SpoolError) -> Reply {
-    match e {
-        SpoolError::NoSpace => Reply::insufficient_storage(),
-        _ => Reply::local_error(),
     }
 }
 

@@ -1,6 +1,8 @@
 //! Unit tests of `receive::inbound` helpers.
 
+use super::handler::spool_reply;
 use super::*;
+use crate::spool::SpoolError;
 
 #[test]
 fn spool_errors_map_to_replies() {
