@@ -21,7 +21,7 @@
 //! - `pickup` (`pickup::watch`): watches `Mailroot/Pickup/` (inotify + rescan), writes
 //!   files into the spool with its own `SpoolWriter`, and sends their QueueIds to the queue
 //!   runner on a clone of the workers' channel. Stops on the same shutdown flag.
-//! - `auth-verifier` (`receive::auth`, only when `[[user]]`s exist): argon2 password checks
+//! - `auth-verifier` (`receive::auth`, always started so a reload can add users): argon2 password checks
 //!   for every worker's AUTH (crossbeam channel in; each verdict goes back on the asking
 //!   worker's channel and rings its `mio::Waker`). Ends when the workers are gone.
 //! - `protocol-log` (`protolog::writer`; always, asleep while no site logs): owns the W3C
@@ -247,7 +247,7 @@ pub struct Running {
     pickup: JoinHandle<()>,
     /// The admin HTTP listener, if enabled.
     admin: Option<crate::admin::Admin>,
-    /// The AUTH verifier thread, if users are configured.
+    /// The AUTH verifier thread, always started (a reload can add users).
     auth_verifier: Option<JoinHandle<()>>,
     /// Implicit-TLS addresses actually bound, per site: `(site name, address)`.
     implicit_tls_listening: Vec<(String, SocketAddr)>,
