@@ -55,7 +55,9 @@
 //!    when their channels close;
 //! 5. `serve` returns `Ok(())` (exit status 0).
 
+mod bind;
 mod control;
+pub mod privilege;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +68,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+pub use self::bind::{Bound, bind_all};
 pub use self::control::Loader;
 use self::control::RelayControl;
 use crate::config::Config;
@@ -75,7 +78,6 @@ use crate::deliver::{local_worker, resolve};
 use crate::dns::{Resolver, ResolverConfig};
 use crate::eventlog::{self, By, Event, EventLog, EventLogOptions};
 use crate::net::limits::ConnLimits;
-use crate::net::listener;
 use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
 use crate::queue::inbox::{IncomingBatch, QueueRequest};
@@ -116,6 +118,9 @@ pub enum RelayError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The privilege drop (`[service] user`) failed.
+    #[error("{0}")]
+    Privilege(String),
     /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -130,6 +135,9 @@ pub struct ServeOptions {
     pub config_file: Option<PathBuf>,
     /// Reads and validates the configuration again (SIGHUP, `POST /api/reload`).
     pub loader: Loader,
+    /// Started as root with `[service] user`: the account to drop to once every listener
+    /// is bound (`privilege::plan`, after `privilege::prepare_mailroot`).
+    pub account: Option<privilege::Account>,
 }
 
 impl ServeOptions {
@@ -137,7 +145,11 @@ impl ServeOptions {
     #[must_use]
     pub fn fixed(config: &Config) -> ServeOptions {
         let same = config.clone();
-        ServeOptions { config_file: None, loader: Box::new(move || Ok(same.clone())) }
+        ServeOptions {
+            config_file: None,
+            loader: Box::new(move || Ok(same.clone())),
+            account: None,
+        }
     }
 }
 
@@ -150,13 +162,21 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), RelayError> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ])?;
+    // Bind as whoever started us (root for port 25), then drop privileges while this is
+    // still the only thread: everything below (files, certificates, threads) runs as the
+    // service account (`privilege`'s module doc).
+    raise_fd_limit(&config);
+    let bound = bind_all(&config)?;
+    if let Some(account) = &opts.account {
+        privilege::drop_to(account).map_err(|e| RelayError::Privilege(e.to_string()))?;
+    }
     let path = config.event_log.enabled.then(|| config.event_log_path());
     let (events, event_thread) = eventlog::spawn(EventLogOptions {
         path: path.clone(),
         max_size_bytes: config.event_log.max_size_bytes,
     })
     .map_err(|source| RelayError::EventLog { path: path.unwrap_or_default(), source })?;
-    let running = match start_with(config, events.clone(), opts) {
+    let running = match start_bound(config, bound, events.clone(), opts) {
         Ok(r) => r,
         Err(e) => {
             events
@@ -363,6 +383,18 @@ pub fn start_with(
     serve_opts: ServeOptions,
 ) -> Result<Running, RelayError> {
     raise_fd_limit(&config);
+    let bound = bind_all(&config)?;
+    start_bound(config, bound, events, serve_opts)
+}
+
+/// [`start_with`] on listeners already bound by [`bind_all`] (as root, before the
+/// privilege drop).
+pub fn start_bound(
+    config: Config,
+    bound: Bound,
+    events: EventLog,
+    serve_opts: ServeOptions,
+) -> Result<Running, RelayError> {
     let config = Arc::new(config);
     let opts = SpoolOptions {
         segment_bytes: config.spool.segment_bytes,
@@ -393,20 +425,7 @@ pub fn start_with(
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
 
-    // Resolve the addresses once (a `:0` port becomes the port worker 0 got, so every
-    // worker shares it).
-    // (site, address, implicit TLS)
-    let mut addrs: Vec<(usize, SocketAddr, bool)> = Vec::new();
-    for (site, s) in config.sites.iter().enumerate() {
-        addrs.extend(s.listen.iter().map(|a| (site, *a, false)));
-        addrs.extend(s.tls.implicit_tls_listen.iter().map(|a| (site, *a, true)));
-    }
-    // Refuse to share a port with a process already listening there (SO_REUSEPORT would
-    // silently split the connections between us).
-    for (_, addr, _) in addrs.iter().filter(|(_, a, _)| a.port() != 0) {
-        listener::ensure_unused(*addr)
-            .map_err(|source| RelayError::Bind { addr: *addr, source })?;
-    }
+    let Bound { per_worker, listening, implicit_tls_listening, admin: admin_listener } = bound;
     // AUTH: one verifier thread for the relay (argon2 must not run on the event loops),
     // started even without users so a reload can add some.
     let (verifier, auth_verifier) = {
@@ -422,22 +441,13 @@ pub fn start_with(
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
-    let mut listening = Vec::new();
-    let mut implicit_tls_listening = Vec::new();
-    for k in 0..config.workers {
+    for (k, sockets) in per_worker.into_iter().enumerate() {
         let poll = WorkerPoll::new()?;
         let waker = poll.waker();
-        let mut listeners = Vec::with_capacity(addrs.len());
-        for (site, addr, implicit) in &mut addrs {
-            let l =
-                listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
-            if k == 0 {
-                *addr = l.local_addr()?;
-                let named = (config.sites[*site].name.clone(), *addr);
-                if *implicit { implicit_tls_listening.push(named) } else { listening.push(named) }
-            }
-            let implicit_tls = if *implicit { shared.site_tls_config(*site) } else { None };
-            listeners.push(Listen { socket: l, tag: *site, implicit_tls });
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for (site, implicit, socket) in sockets {
+            let implicit_tls = if implicit { shared.site_tls_config(site) } else { None };
+            listeners.push(Listen { socket, tag: site, implicit_tls });
         }
         let on_commit_waker = Arc::clone(&waker);
         let writer = spool
@@ -508,7 +518,8 @@ pub fn start_with(
     // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
     // greeting so whoever sees the server answer can control it; stopped by the flag.
     let admin_control: Arc<dyn crate::control::Control> = control.clone();
-    let admin = match crate::admin::spawn(
+    let admin = match crate::admin::spawn_on(
+        admin_listener,
         &config,
         Arc::clone(&stopper.flag),
         admin_control,
