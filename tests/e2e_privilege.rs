@@ -134,6 +134,25 @@ fn every_thread_runs_as_the_service_user_and_mail_lands_in_its_files() {
         assert_eq!((m.uid(), m.gid()), (uid, gid), "{}", f.display());
     }
 
+    // SIGHUP after the drop: the service account re-reads the file (readable by it here,
+    // as the package's root:mailroot 0640 makes it) and applies the change.
+    fs::set_permissions(server.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(&server.config_path, fs::Permissions::from_mode(0o644)).unwrap();
+    let text = fs::read_to_string(&server.config_path).unwrap();
+    fs::write(&server.config_path, text.replace("[limits]\n", "[limits]\nmax_recipients = 7\n"))
+        .unwrap();
+    send_signal(pid, libc::SIGHUP);
+    let events = mailroot.join("Logs/events.log");
+    let reload = wait_until(Duration::from_secs(30), Duration::from_millis(50), || {
+        let log = fs::read_to_string(&events).unwrap_or_default();
+        log.lines().find(|l| l.contains("\"config.reload")).map(str::to_owned)
+    })
+    .unwrap_or_else(|| panic!("no reload event\n{}", server.log_tail(4000)));
+    assert!(
+        reload.contains("\"config.reload\"") && reload.contains("limits.max_recipients"),
+        "{reload}"
+    );
+
     let status = server.terminate().expect("exit status");
     assert!(status.success(), "{status}\n{}", server.log_tail(4000));
 }

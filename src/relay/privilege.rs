@@ -340,6 +340,11 @@ mod tests {
             (service(Some("root"), None, true), root, Ok(())),
             (service(Some("root"), None, true), me, Err("not root, so cannot switch")),
         ];
+        // Already the service account (systemd `User=`): nothing to switch.
+        if let Ok(Some(nobody)) = User::from_name("nobody") {
+            let got = plan_as(&service(Some("nobody"), None, false), nobody.uid);
+            assert!(matches!(got, Ok(Plan::Stay)), "{got:?}");
+        }
         for (svc, euid, want) in cases {
             let got = plan_as(svc, *euid);
             match (want, got) {
