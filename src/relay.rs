@@ -42,6 +42,12 @@
 //!   verifier each pick up on their own.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
+//! # Start-up order (`serve`)
+//! Signal handlers, `RLIMIT_NOFILE`, every listener bound (`bind::bind_all`, the admin
+//! listener too), then `privilege::drop_to` when started as root with `[service] user`,
+//! all while the process has one thread; only then the event log, the spool, the
+//! certificates and every thread above (`start_bound`).
+//!
 //! # Shutdown order
 //! 1. flag + wake: every worker drops its listeners, tells idle sessions 421 4.3.2, lets
 //!    in-flight transactions finish for up to `limits.shutdown_grace_ms`, closes the rest,
