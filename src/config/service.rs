@@ -28,7 +28,7 @@ const MAX_ACCOUNT_NAME_LEN: usize = 32;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServiceConfig {
     /// Account to drop to after binding. Invariant: a valid account name (see
-    /// [`account_name`]). Key `user`.
+    /// `account_name`: 1..=32 letters, digits, `_`, `-`, `.`). Key `user`.
     pub user: Option<String>,
     /// Primary group to drop to; `None` = the user's own. Invariant: a valid account name,
     /// and only set together with `user`. Key `group`.
