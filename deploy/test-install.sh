@@ -134,11 +134,20 @@ else
     echo "info: systemd-analyze not installed: unit not verified"
 fi
 
-# 7. Start as root in the throwaway root; it must drop to mailroot and accept mail.
-while read -r lib; do
-    mkdir -p "$R$(dirname "$lib")"
-    cp -L "$lib" "$R$lib"
-done < <(ldd "$R/usr/sbin/mailroot" | grep -o '/[^ ]*' | sort -u)
+# 7. Start as root in the throwaway root; it must drop to mailroot and accept mail. With
+# util-linux's setpriv (copied in), under the unit's capability bounding set and
+# NoNewPrivileges, as systemd would start it.
+LAUNCH=()
+if command -v setpriv >/dev/null; then
+    install -D -m 0755 "$(command -v setpriv)" "$R/usr/bin/setpriv"
+    LAUNCH=(/usr/bin/setpriv --no-new-privs --bounding-set=-all,+net_bind_service,+setuid,+setgid,+chown,+dac_read_search)
+fi
+for exe in "$R/usr/sbin/mailroot" ${LAUNCH:+"$R/usr/bin/setpriv"}; do
+    while read -r lib; do
+        mkdir -p "$R$(dirname "$lib")"
+        cp -L "$lib" "$R$lib"
+    done < <(ldd "$exe" | grep -o '/[^ ]*' | sort -u)
+done
 read -r port aport < <(python3 -c '
 import socket
 s = [socket.socket() for _ in range(2)]
@@ -148,7 +157,8 @@ sed -e "s|127.0.0.1:25\"|127.0.0.1:$port\"|" -e "s|127.0.0.1:8025\"|127.0.0.1:$a
     "$R/etc/mailroot/mailroot.toml" >"$R/etc/mailroot/test.toml"
 printf 'hostname = "install-test.localdomain"\n%s\n' "$(cat "$R/etc/mailroot/test.toml")" \
     >"$R/etc/mailroot/test.toml"
-RUST_LOG=info chroot "$R" /usr/sbin/mailroot serve --config /etc/mailroot/test.toml \
+[ ${#LAUNCH[@]} -gt 0 ] && echo "info: started as root under setpriv with the unit's bounding set"
+RUST_LOG=info chroot "$R" "${LAUNCH[@]}" /usr/sbin/mailroot serve --config /etc/mailroot/test.toml \
     >"$WORK/serve.log" 2>&1 &
 SERVER_PID=$!
 if python3 - "$port" <<'PY'
