@@ -172,16 +172,29 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), RelayError> {
     // still the only thread: everything below (files, certificates, threads) runs as the
     // service account (`privilege`'s module doc).
     raise_fd_limit(&config);
-    let bound = bind_all(&config)?;
-    if let Some(account) = &opts.account {
-        privilege::drop_to(account).map_err(|e| RelayError::Privilege(e.to_string()))?;
-    }
+    let bound = bind_all(&config).and_then(|bound| match &opts.account {
+        Some(account) => privilege::drop_to(account)
+            .map(|()| bound)
+            .map_err(|e| RelayError::Privilege(e.to_string())),
+        None => Ok(bound),
+    });
     let path = config.event_log.enabled.then(|| config.event_log_path());
     let (events, event_thread) = eventlog::spawn(EventLogOptions {
         path: path.clone(),
         max_size_bytes: config.event_log.max_size_bytes,
     })
     .map_err(|source| RelayError::EventLog { path: path.unwrap_or_default(), source })?;
+    // A bind or drop failure is still reported in the event log (opened by whoever we
+    // are then: root's file in `Logs/` is given to the account at the next start).
+    let bound = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            events
+                .emit(Event::ServiceStop { reason: format!("start failed: {e}"), by: By::Startup });
+            event_thread.stop_and_join();
+            return Err(e);
+        }
+    };
     let running = match start_bound(config, bound, events.clone(), opts) {
         Ok(r) => r,
         Err(e) => {
