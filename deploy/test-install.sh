@@ -6,7 +6,8 @@
 # throwaway root) dropping to the mailroot user and accepting a message on loopback.
 # Finally a purge. Prints "N passed, 0 failed" and exits 0 when every check held.
 #
-#   deploy/test-install.sh [--bin PATH]     (root only; exit 77 = cannot run here)
+#   deploy/test-install.sh [--bin PATH] [--debootstrap]
+#       (root only; exit 77 = cannot run here)
 #
 # How, and its limits (README.md "Installing"):
 # - `dpkg --root=R --force-script-chrootless` unpacks into R and runs the maintainer
@@ -18,13 +19,19 @@
 #   `chroot R /usr/sbin/mailroot serve` runs with R's /etc/passwd, so the drop really
 #   goes to the user the postinst created. The installed configuration is used with its
 #   two ports moved to free ones (port 25 may be taken on a shared machine).
+# - --debootstrap: R is instead a minimal Debian made by debootstrap from the mirror this
+#   machine's apt uses (about a minute, and a download: not in CI), and dpkg runs inside
+#   it (`chroot R dpkg -i`), so the maintainer scripts take their ordinary path: plain
+#   useradd, dependencies checked. Its util-linux provides setpriv.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BIN=""
+DEBOOTSTRAP=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --bin) BIN="$2"; shift 2 ;;
-        *) echo "usage: $0 [--bin PATH]" >&2; exit 2 ;;
+        --debootstrap) DEBOOTSTRAP=1; shift ;;
+        *) echo "usage: $0 [--bin PATH] [--debootstrap]" >&2; exit 2 ;;
     esac
 done
 if [ "$(id -u)" != 0 ]; then
@@ -34,6 +41,10 @@ fi
 for tool in dpkg dpkg-deb useradd chroot python3 objdump; do
     command -v "$tool" >/dev/null || { echo "test-install: skipped: no $tool" >&2; exit 77; }
 done
+if [ -n "$DEBOOTSTRAP" ] && ! command -v debootstrap >/dev/null; then
+    echo "test-install: skipped: --debootstrap needs debootstrap (apt-get install debootstrap)" >&2
+    exit 77
+fi
 
 WORK=$(mktemp -d)
 chmod 0755 "$WORK"
@@ -63,8 +74,22 @@ check "control names the package" sh -c "dpkg-deb --field '$DEB' Package | grep 
 check "conffile declared" sh -c "dpkg-deb --ctrl-tarfile '$DEB' | tar -xO ./conffiles \
     | grep -qx /etc/mailroot/mailroot.toml"
 
-# 2. A throwaway root with what a fresh Debian has for accounts, and an empty dpkg database.
 R="$WORK/root"
+if [ -n "$DEBOOTSTRAP" ]; then
+# 2-3. A minimal Debian, and dpkg run inside it.
+. /etc/os-release
+# The mirror apt already uses for this release's main component.
+MIRROR=$(apt-get indextargets --format '$(URI)' 'Identifier: Packages' 2>/dev/null \
+    | grep "/dists/$VERSION_CODENAME/main/" | head -1 | sed 's|/dists/.*||')
+if debootstrap --variant=minbase "$VERSION_CODENAME" "$R" "$MIRROR" >"$WORK/debootstrap.log" 2>&1
+then ok "debootstrap $VERSION_CODENAME (minbase)"
+else bad "debootstrap"; tail -5 "$WORK/debootstrap.log"; echo "$passed passed, $failed failed"; exit 1
+fi
+cp "$DEB" "$R/tmp/mailroot.deb"
+DPKG=(chroot "$R" dpkg)
+DEB_IN_R=/tmp/mailroot.deb
+else
+# 2. A throwaway root with what a fresh Debian has for accounts, and an empty dpkg database.
 mkdir -p "$R/etc" "$R/var/lib/dpkg/info" "$R/var/lib/dpkg/updates" "$R/var/lib/dpkg/triggers"
 touch "$R/var/lib/dpkg/status" "$R/var/lib/dpkg/available"
 printf 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n' \
@@ -77,7 +102,9 @@ chmod 0640 "$R/etc/shadow" "$R/etc/gshadow"
 
 # 3. Install with the real dpkg.
 DPKG=(dpkg --root="$R" --force-script-chrootless --force-depends --log="$WORK/dpkg.log")
-if "${DPKG[@]}" -i "$DEB" >"$WORK/install.out" 2>&1; then
+DEB_IN_R="$DEB"
+fi
+if "${DPKG[@]}" -i "$DEB_IN_R" >"$WORK/install.out" 2>&1; then
     ok "dpkg -i into the throwaway root"
 else
     bad "dpkg -i into the throwaway root"; cat "$WORK/install.out"
@@ -138,11 +165,13 @@ fi
 # util-linux's setpriv (copied in), under the unit's capability bounding set and
 # NoNewPrivileges, as systemd would start it.
 LAUNCH=()
-if command -v setpriv >/dev/null; then
+if [ -n "$DEBOOTSTRAP" ]; then
+    LAUNCH=(/usr/bin/setpriv --no-new-privs --bounding-set=-all,+net_bind_service,+setuid,+setgid,+chown,+dac_read_search)
+elif command -v setpriv >/dev/null; then
     install -D -m 0755 "$(command -v setpriv)" "$R/usr/bin/setpriv"
     LAUNCH=(/usr/bin/setpriv --no-new-privs --bounding-set=-all,+net_bind_service,+setuid,+setgid,+chown,+dac_read_search)
 fi
-for exe in "$R/usr/sbin/mailroot" ${LAUNCH:+"$R/usr/bin/setpriv"}; do
+[ -n "$DEBOOTSTRAP" ] || for exe in "$R/usr/sbin/mailroot" ${LAUNCH:+"$R/usr/bin/setpriv"}; do
     while read -r lib; do
         mkdir -p "$R$(dirname "$lib")"
         cp -L "$lib" "$R$lib"
@@ -210,6 +239,7 @@ check "SIGTERM: exit 0" test "$status" = 0
 [ "$status" = 0 ] || tail -20 "$WORK/serve.log"
 
 # 8. Purge: package files and the Mailroot folder gone, the user kept.
+rm -f "$R/etc/mailroot/test.toml"
 "${DPKG[@]}" --purge mailroot >"$WORK/purge.out" 2>&1 || cat "$WORK/purge.out"
 check "purge removed the binary" test ! -e "$R/usr/sbin/mailroot"
 check "purge removed /var/spool/mailroot" test ! -e "$R/var/spool/mailroot"
