@@ -17,6 +17,7 @@
 //! mailroot hash-password                          read a password on stdin, print its
 //!                                                 argon2id PHC hash for `[[user]]`
 //! mailroot pause|resume [--site S] [--config FILE]  stop / start taking new connections
+//! mailroot stop|start --site S [--config FILE]    close / re-bind one site's listeners
 //! mailroot drain  [--timeout SECONDS] [--config FILE]  pause all, wait for an empty queue,
 //!                                                 then the server exits 0
 //! mailroot reload [--config FILE]                 re-read the server's configuration
@@ -116,6 +117,12 @@ pub enum Command {
     Pause(SiteArg),
     /// Resume a paused site (or all).
     Resume(SiteArg),
+    /// Stop one site of the running server: its listeners close (connections refused),
+    /// its sessions are told `421 4.3.2`, the queue keeps delivering.
+    Stop(SiteName),
+    /// Start a stopped site: bind its addresses again (exit 1 if one is in use; the site
+    /// stays stopped).
+    Start(SiteName),
     /// Pause every site, wait until the queue is empty, then stop the server (exit 0).
     /// If the timeout passes first the server stays paused and this exits 3.
     Drain {
@@ -149,6 +156,17 @@ pub struct SiteArg {
     /// Only this site (default: every site).
     #[arg(long, value_name = "SITE")]
     pub site: Option<String>,
+    /// The configuration file (for `[admin] listen` and `token`).
+    #[command(flatten)]
+    pub config: ConfigArg,
+}
+
+/// `--site S` (required) and `--config FILE` for stop and start.
+#[derive(Debug, Args)]
+pub struct SiteName {
+    /// The site.
+    #[arg(long, value_name = "SITE")]
+    pub site: String,
     /// The configuration file (for `[admin] listen` and `token`).
     #[command(flatten)]
     pub config: ConfigArg,
@@ -291,6 +309,12 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         }
         Command::Resume(a) => {
             control_command(a.config.config.as_deref(), control::Action::Resume(a.site))
+        }
+        Command::Stop(a) => {
+            control_command(a.config.config.as_deref(), control::Action::Stop(a.site))
+        }
+        Command::Start(a) => {
+            control_command(a.config.config.as_deref(), control::Action::Start(a.site))
         }
         Command::Drain { timeout, config } => {
             control_command(config.config.as_deref(), control::Action::Drain(timeout))
@@ -714,6 +738,10 @@ mod tests {
             (&["pause"], true),
             (&["pause", "--site", "default", "-c", "x.toml"], true),
             (&["resume", "--site", "a"], true),
+            (&["stop", "--site", "a"], true),
+            (&["start", "--site", "a", "-c", "x.toml"], true),
+            (&["stop"], false),
+            (&["start", "a"], false),
             (&["drain", "--timeout", "30"], true),
             (&["drain", "--timeout", "soon"], false),
             (&["reload", "--config", "x.toml"], true),

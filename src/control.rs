@@ -12,6 +12,14 @@
 //! connect may make it try the next MX at once), and no worker has to be woken: each
 //! reads the site's [`AtomicBool`] once per accepted connection (`receive::inbound`).
 //!
+//! STOP (IIS "Stop" of a virtual server, distinct from pause): the site's listeners are
+//! closed in every worker (a new connection is refused by the kernel), its sessions are
+//! told `421 4.3.2` as at shutdown (an idle one at once, one in a transaction after its
+//! message is queued), the queue keeps delivering. Start binds its addresses again and
+//! can fail (address in use); the site then stays stopped. The wiring does the sockets
+//! (`relay::sites`); [`SiteStates`] only records the state. Stop and pause are
+//! independent: a paused site that is stopped and started again is still paused.
+//!
 //! SNAPSHOTS: [`Live`] holds an `Arc<T>` and a generation number. The publisher (a
 //! reload) swaps the `Arc` and bumps the generation; a reader keeps its own `Arc` and
 //! compares generations once per pass or per session ([`Live::refresh`]): one relaxed
@@ -87,6 +95,8 @@ struct SiteState {
     listen: RwLock<Vec<String>>,
     /// New connections get `421 4.3.2` while set.
     paused: AtomicBool,
+    /// The site's listeners are closed (`Control::stop_site`) while set.
+    stopped: AtomicBool,
 }
 
 /// A site as `GET /api/sites` shows it.
@@ -94,8 +104,11 @@ struct SiteState {
 pub struct SiteView {
     /// The site's name.
     pub name: String,
-    /// `"running"` or `"paused"`.
+    /// `"running"`, `"paused"` or `"stopped"` (stopped wins: a stopped site is also
+    /// paused when `paused` says so, and is paused once started again).
     pub state: &'static str,
+    /// New connections would get `421 4.3.2`.
+    pub paused: bool,
     /// Bound addresses.
     pub listen: Vec<String>,
 }
@@ -109,6 +122,7 @@ impl SiteStates {
                 name,
                 listen: RwLock::new(listen),
                 paused: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
             })
             .collect();
         Arc::new(SiteStates { sites })
@@ -144,15 +158,39 @@ impl SiteStates {
         Ok(changed)
     }
 
+    /// The index of the site called `name`.
+    #[must_use]
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.sites.iter().position(|s| s.name == name)
+    }
+
+    /// Is site `index` stopped (listeners closed)? (An unknown index is not.)
+    #[must_use]
+    pub fn is_stopped(&self, index: usize) -> bool {
+        self.sites.get(index).is_some_and(|s| s.stopped.load(Ordering::Acquire))
+    }
+
+    /// Record site `index` as stopped or not (the caller has closed or bound its
+    /// listeners); whether the state changed.
+    pub fn set_stopped(&self, index: usize, stopped: bool) -> bool {
+        self.sites.get(index).is_some_and(|s| s.stopped.swap(stopped, Ordering::AcqRel) != stopped)
+    }
+
     /// Every site with its state.
     #[must_use]
     pub fn views(&self) -> Vec<SiteView> {
         self.sites
             .iter()
-            .map(|s| SiteView {
-                name: s.name.clone(),
-                state: if s.paused.load(Ordering::Relaxed) { "paused" } else { "running" },
-                listen: s.listen.read().clone(),
+            .map(|s| {
+                let paused = s.paused.load(Ordering::Relaxed);
+                let state = if s.stopped.load(Ordering::Acquire) {
+                    "stopped"
+                } else if paused {
+                    "paused"
+                } else {
+                    "running"
+                };
+                SiteView { name: s.name.clone(), state, paused, listen: s.listen.read().clone() }
             })
             .collect()
     }
@@ -168,6 +206,18 @@ pub enum ControlError {
     /// A drain is already running.
     #[error("a drain is already in progress")]
     DrainInProgress,
+    /// A stopped site could not be started (its addresses could not be bound); it
+    /// stays stopped.
+    #[error("site {site} stays stopped: {error}")]
+    StartFailed {
+        /// The site.
+        site: String,
+        /// What failed, e.g. `cannot listen on 127.0.0.1:25: Address already in use`.
+        error: String,
+    },
+    /// The workers did not carry out a stop or start (the server is shutting down).
+    #[error("{0}")]
+    Workers(String),
 }
 
 /// What a reload did.
@@ -209,6 +259,12 @@ pub trait Control: Send + Sync {
     fn pause(&self, site: Option<&str>, by: By) -> Result<Vec<String>, ControlError>;
     /// Resume one site or all; the names actually resumed now.
     fn resume(&self, site: Option<&str>, by: By) -> Result<Vec<String>, ControlError>;
+    /// Stop one site: close its listeners in every worker (see the module doc); the
+    /// names actually stopped now (empty if it already was).
+    fn stop_site(&self, site: &str, by: By) -> Result<Vec<String>, ControlError>;
+    /// Start a stopped site: bind its addresses again; the names actually started now.
+    /// `StartFailed` (the site stays stopped) if an address cannot be bound.
+    fn start_site(&self, site: &str, by: By) -> Result<Vec<String>, ControlError>;
     /// Read, validate and apply the configuration file; certificates are re-read too.
     fn reload(&self, by: By) -> ReloadOutcome;
     /// Pause every site, then wait (blocking the caller) until the queue is empty and no
@@ -259,8 +315,38 @@ mod tests {
         let v = s.views();
         assert_eq!(
             v[0],
-            SiteView { name: "a".into(), state: "running", listen: vec!["127.0.0.1:25".into()] }
+            SiteView {
+                name: "a".into(),
+                state: "running",
+                paused: false,
+                listen: vec!["127.0.0.1:25".into()]
+            }
         );
+    }
+
+    #[test]
+    fn stop_is_independent_of_pause() {
+        let s = states();
+        let state = |i: usize| s.views()[i].state;
+        // (action, changed, states after: [a, b])
+        type Step<'a> = (&'a dyn Fn() -> bool, bool, [&'a str; 2]);
+        let steps: &[Step<'_>] = &[
+            (&|| s.set_stopped(1, true), true, ["running", "stopped"]),
+            (&|| s.set_stopped(1, true), false, ["running", "stopped"]),
+            (
+                &|| s.set_paused(Some("b"), true).is_ok_and(|c| c.len() == 1),
+                true,
+                ["running", "stopped"],
+            ),
+            (&|| s.set_stopped(1, false), true, ["running", "paused"]),
+            (&|| s.set_stopped(7, true), false, ["running", "paused"]),
+        ];
+        for (i, (act, changed, after)) in steps.iter().enumerate() {
+            assert_eq!(act(), *changed, "step {i}");
+            assert_eq!([state(0), state(1)], *after, "step {i}");
+        }
+        assert!(!s.is_stopped(1) && s.is_paused(1));
+        assert_eq!((s.index_of("b"), s.index_of("zz")), (Some(1), None));
     }
 
     #[test]

@@ -36,10 +36,11 @@
 //!   connections keep theirs).
 //! - `event-log` (`eventlog`): writes the service events, fed by a bounded channel.
 //! - `control` (`relay::control`): watches the spool's free space for the event log.
-//! - pause/resume/drain/reload arrive from the `admin` thread (POSTs) through
-//!   `control::Control`: pause flips a per-site flag each worker reads at accept, reload
-//!   publishes new snapshots (`control::Live`) the workers, the queue runner and the AUTH
-//!   verifier each pick up on their own.
+//! - pause/resume/stop/start/drain/reload arrive from the `admin` thread (POSTs) through
+//!   `control::Control`: pause flips a per-site flag each worker reads at accept, stop and
+//!   start send each worker a `ListenerCommand` on its command channel (`relay::sites`),
+//!   reload publishes new snapshots (`control::Live`) the workers, the queue runner and
+//!   the AUTH verifier each pick up on their own.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
 //! # Start-up order (`serve`)
@@ -64,6 +65,7 @@
 mod bind;
 mod control;
 pub mod privilege;
+mod sites;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -91,6 +93,7 @@ use crate::queue::runner::{self, RunnerParts};
 use crate::receive::auth::{self as receive_auth, WorkerAuth};
 use crate::receive::inbound::{Inbound, InboundShared};
 use crate::spool::{QueueId, Spool, SpoolOptions};
+use sites::{SiteListeners, WorkerHandle};
 
 /// Errors that stop the relay from starting or running.
 #[derive(Debug, thiserror::Error)]
@@ -444,7 +447,7 @@ pub fn start_bound(
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
 
-    let Bound { per_worker, listening, implicit_tls_listening, admin: admin_listener } = bound;
+    let Bound { per_worker, addrs, listening, implicit_tls_listening, admin: admin_listener } = bound;
     // AUTH: one verifier thread for the relay (argon2 must not run on the event loops),
     // started even without users so a reload can add some.
     let (verifier, auth_verifier) = {
@@ -460,6 +463,7 @@ pub fn start_bound(
     // Build every worker before starting any, so a failure leaves no thread behind.
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
+    let mut handles = Vec::with_capacity(config.workers); // site stop/start (`relay::sites`)
     for (k, sockets) in per_worker.into_iter().enumerate() {
         let poll = WorkerPoll::new()?;
         let waker = poll.waker();
@@ -494,8 +498,11 @@ pub fn start_bound(
             index: k,
             shutdown_grace: Duration::from_millis(config.limits.shutdown_grace_ms),
         };
+        let (commands, command_rx) = crossbeam_channel::unbounded();
+        handles.push(WorkerHandle { commands, waker: Arc::clone(&waker) });
         let worker =
-            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?;
+            Worker::new(poll, listeners, service, Arc::clone(&limits), Arc::clone(&flag), opts)?
+                .with_commands(command_rx);
         wakers.push(waker);
         built.push(worker);
     }
@@ -522,6 +529,8 @@ pub fn start_bound(
         sites: Arc::clone(&sites),
         events: events.clone(),
         config: live_config,
+        listeners: SiteListeners { workers: handles, addrs, inbound: Arc::clone(&live_inbound) },
+        site_lock: parking_lot::Mutex::new(()),
         inbound: live_inbound,
         certs: certificates,
         protolog: protolog_control,

@@ -6,7 +6,8 @@
 //! The server relays through a smart host on a dead port (mail stays queued, deferred)
 //! and treats `home.test` as local (NDRs land in Drop/). The script loads the page, sees
 //! the received counter move after an smtplib message, pauses the site (shown paused, a
-//! new connection gets 421) and resumes it, holds then deletes a message, bounces one (a real NDR in
+//! new connection gets 421) and resumes it, stops it (a new connection is refused) and
+//! starts it again, holds then deletes a message, bounces one (a real NDR in
 //! Drop/), checks that a hostile envelope is shown as text, that the config shows the
 //! token masked, and saves a screenshot as `<target>/admin-page.png`.
 
@@ -121,7 +122,14 @@ fn admin_page_in_a_real_browser() {
     assert_eq!(seen["site_paused"], "default", "{seen}");
     assert_eq!(seen["site_resumed"], "default", "{seen}");
     assert_eq!(seen["paused_greeting"], 421, "{seen}");
-    for event in ["site.pause", "site.resume"] {
+    // Stop and start from the page: refused while stopped, greeting again after.
+    assert_eq!(seen["stopped_connect"], "refused", "{seen}");
+    assert_eq!(
+        (seen["site_started"].as_str(), seen["started_noop"].as_u64()),
+        (Some("default"), Some(250)),
+        "{seen}"
+    );
+    for event in ["site.pause", "site.resume", "site.stopped", "site.started"] {
         assert!(
             events.lines().any(|l| l.contains(&format!("\"event\":\"{event}\""))
                 && l.contains("\"by\":\"admin-api\"")),

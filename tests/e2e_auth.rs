@@ -275,3 +275,75 @@ fn lettre_with_credentials() {
     }
     assert_eq!(srv.scan().len(), 2, "relay [] but authenticated: both queued");
 }
+
+/// Per-site user lists (issue 11): three sites on three ports. `default` has no list and
+/// inherits the master `[[user]]` alice; `a` has its own `[[site.user]]` ann, `b` its own
+/// bob. A site's list replaces the master's there. Then a SIGHUP renames b's user: the
+/// verifier uses the new list at once.
+#[test]
+fn each_site_authenticates_against_its_own_list() {
+    let (port_a, port_b) = (common::free_port(), common::free_port());
+    let site = |name: &str, port: u16, user: &str| {
+        format!(
+            "[[site]]\nname = \"{name}\"\nlisten = [\"127.0.0.1:{port}\"]\n\
+             [[site.user]]\nname = \"{user}\"\npassword_hash = \"{}\"\n",
+            user_hash()
+        )
+    };
+    let mut conf = Conf {
+        site_extra: format!("{}{}", site("a", port_a, "ann"), site("b", port_b, "bob")),
+        ..Conf::default()
+    };
+    conf.extra += &format!(
+        "\n[auth]\nallow_plaintext_auth = true\nfailure_delay = \"100ms\"\n\n\
+         [[user]]\nname = \"alice\"\npassword_hash = \"{}\"\n",
+        user_hash()
+    );
+    let srv = Server::start(conf);
+    let login = |port: u16, user: &str| -> u64 {
+        let r = run_py(
+            "auth.py",
+            &[
+                "--port".to_owned(),
+                port.to_string(),
+                "--attempt".to_owned(),
+                format!("PLAIN:1:{user}:{PASSWORD}"),
+            ],
+        );
+        assert!(r["auth_offered"].as_bool().unwrap_or(false), "AUTH offered on {port}: {r}");
+        attempts(&r)[0].0
+    };
+    // (port, user, expected AUTH reply)
+    let cases = [
+        (port_a, "ann", 235),
+        (port_b, "ann", 535),
+        (port_b, "bob", 235),
+        (port_a, "bob", 535),
+        (srv.port, "alice", 235), // no list of its own: the master's
+        (srv.port, "ann", 535),
+        (port_a, "alice", 535), // a's list replaces the master's
+    ];
+    for (port, user, want) in cases {
+        assert_eq!(login(port, user), want, "{user} on port {port}");
+    }
+    // check-config shows where each site's list comes from.
+    let out = common::mailroot_with_config(&["check-config"], &srv.config_path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("# user = [{ name = \"alice\""), "{text}");
+    assert!(text.contains("user = [{ name = \"bob\"") && text.contains("# from site"), "{text}");
+    // The admin API masks the site users' hashes.
+    let (_, _, config) = srv.admin_get("/api/config");
+    assert!(config.contains("\"bob\"") && !config.contains(user_hash()), "{config}");
+
+    // Live on reload: b's user becomes "bea".
+    let text = std::fs::read_to_string(&srv.config_path).expect("read config");
+    std::fs::write(&srv.config_path, text.replace("name = \"bob\"", "name = \"bea\""))
+        .expect("write config");
+    common::send_signal(srv.pid().expect("running"), libc::SIGHUP);
+    let reload = srv.wait_event("config.reload", |_| true);
+    let changes = reload["changes"].to_string();
+    assert!(changes.contains("site[2].user[0].name"), "{reload}");
+    assert!(!changes.contains(user_hash()), "hash in the reload event: {reload}");
+    assert_eq!(login(port_b, "bea"), 235);
+    assert_eq!(login(port_b, "bob"), 535);
+}

@@ -4,11 +4,16 @@
 //! `X-Mailroot-Client: command`, as `mailroot pause|resume|drain|reload` send).
 //!
 //! Contract (the web page and the commands code against it):
-//! - `GET  /api/sites` → `[{"name":..,"state":"running"|"paused","listen":[..]}]`
+//! - `GET  /api/sites` → `[{"name":..,"state":"running"|"paused"|"stopped","paused":bool,
+//!   "listen":[..]}]` (`paused` stays under a stop: a paused site started again is paused)
 //! - `GET  /api/events?limit=N` → `[{event}, ...]`, oldest first (default 100, max 1000)
 //! - `POST /api/sites/{site}/pause`, `/api/sites/{site}/resume`, `/api/pause`,
 //!   `/api/resume` → 200 `{"ok":true,"changed":[names],"sites":[as GET /api/sites]}`;
 //!   404 `{"ok":false,"error":"no such site: x"}`
+//! - `POST /api/sites/{site}/stop`, `/api/sites/{site}/start` → 200 as pause (the site's
+//!   listeners are closed / bound again in every worker before the answer); a start whose
+//!   address cannot be bound → 409 `{"ok":false,"error":"site b stays stopped: cannot
+//!   listen on ..: Address already in use (os error 98)"}` (the site stays stopped)
 //! - `POST /api/reload` → 200 `{"ok":true,"changes":[{"key","old","new"}],
 //!   "restart_needed":[keys]}`; 422 `{"ok":false,"error":".."}` (running config kept)
 //! - `POST /api/drain[?timeout=SECONDS]` (or a body `timeout=SECONDS` / `{"timeout":N}`;
@@ -58,6 +63,10 @@ pub(super) enum Post {
     Pause(Option<String>),
     /// Resume.
     Resume(Option<String>),
+    /// Stop one site (close its listeners).
+    Stop(String),
+    /// Start a stopped site.
+    Start(String),
     /// Reload the configuration.
     Reload,
     /// Drain with this timeout (answered from its own thread: it takes long).
@@ -80,6 +89,8 @@ pub(super) fn parse_post(path: &str, query: &str, body: &str) -> Result<Post, An
         match action {
             "pause" => return Ok(Post::Pause(Some(site.to_owned()))),
             "resume" => return Ok(Post::Resume(Some(site.to_owned()))),
+            "stop" => return Ok(Post::Stop(site.to_owned())),
+            "start" => return Ok(Post::Start(site.to_owned())),
             _ => {}
         }
     }
@@ -129,11 +140,13 @@ pub(super) fn error(status: u16, why: &str) -> Answer {
 }
 
 /// The site list as JSON.
-fn sites_json(sites: &[SiteView]) -> Value {
+pub(super) fn sites_json(sites: &[SiteView]) -> Value {
     Value::Array(
         sites
             .iter()
-            .map(|s| json!({ "name": s.name, "state": s.state, "listen": s.listen }))
+            .map(|s| {
+                json!({ "name": s.name, "state": s.state, "paused": s.paused, "listen": s.listen })
+            })
             .collect(),
     )
 }
@@ -164,6 +177,8 @@ pub(super) fn post(control: &dyn Control, post: &Post, by: By) -> Answer {
     let changed = match post {
         Post::Pause(site) => control.pause(site.as_deref(), by),
         Post::Resume(site) => control.resume(site.as_deref(), by),
+        Post::Stop(site) => control.stop_site(site, by),
+        Post::Start(site) => control.start_site(site, by),
         Post::Reload => return reload(control, by),
         Post::Drain(timeout) => return drain(control, *timeout, by).0,
     };
@@ -225,6 +240,10 @@ mod tests {
             ("/api/reload", "", "", Ok(Post::Reload)),
             ("/api/sites/default/pause", "", "", Ok(Post::Pause(Some("default".into())))),
             ("/api/sites/a.b/resume", "", "", Ok(Post::Resume(Some("a.b".into())))),
+            ("/api/sites/b/stop", "", "", Ok(Post::Stop("b".into()))),
+            ("/api/sites/b/start", "", "", Ok(Post::Start("b".into()))),
+            ("/api/sites//stop", "", "", Err(404)),
+            ("/api/stop", "", "", Err(404)),
             ("/api/sites//pause", "", "", Err(404)),
             ("/api/sites/x/frobnicate", "", "", Err(404)),
             ("/api/queue", "", "", Err(404)),

@@ -4,7 +4,8 @@
 //! Endpoints:
 //! - `GET /`: the web admin page (`page`: HTML, CSS and JavaScript compiled in);
 //! - `GET /metrics`: every counter in Prometheus text format 0.0.4 (`stats::render_prometheus`);
-//! - `GET /api/stats`: the same snapshot as JSON (`stats::render_json`), read by `mailroot stats`;
+//! - `GET /api/stats`: the same snapshot as JSON (`stats::render_json`) plus `"sites"` (as
+//!   `GET /api/sites`), read by `mailroot stats`;
 //! - `GET /api/queue`: the queue listing `mailroot queue list --json` prints
 //!   (`spool::listing`, a read-only scan of `Queue/`);
 //! - `GET /api/queue/shape`: the qshape table `mailroot queue shape --json` prints
@@ -15,8 +16,8 @@
 //! - `POST /api/queue/{id}/delete|bounce|hold|release`, `POST /api/flush`: queue actions,
 //!   carried out by the queue runner (`actions`);
 //! - the control endpoints (`GET /api/sites`, `GET /api/events`, `POST /api/pause`,
-//!   `/api/resume`, `/api/sites/{site}/pause|resume`, `/api/drain`, `/api/reload`): see
-//!   `admin::control` for the contract.
+//!   `/api/resume`, `/api/sites/{site}/pause|resume|stop|start`, `/api/drain`,
+//!   `/api/reload`): see `admin::control` for the contract.
 //!
 //! SECURITY: bound to `[admin] listen` (loopback by default; the config refuses a
 //! non-loopback address without `[admin] token`). Who may read and who may change state
@@ -290,7 +291,12 @@ fn route(ctx: &Ctx, path: &str, query: &str) -> (u16, &'static str, String) {
         PATH_METRICS => {
             (200, PROMETHEUS_CONTENT_TYPE, stats::render_prometheus(&ctx.registry.snapshot()))
         }
-        PATH_STATS => (200, JSON, stats::render_json(&ctx.registry.snapshot()).to_string()),
+        PATH_STATS => {
+            // The counters, and each site's state (running / paused / stopped).
+            let mut v = stats::render_json(&ctx.registry.snapshot());
+            v["sites"] = control::sites_json(&ctx.control.sites());
+            (200, JSON, v.to_string())
+        }
         PATH_QUEUE => match listing::list(&ctx.queue_dir) {
             Ok(l) => {
                 let mut out = Vec::new();

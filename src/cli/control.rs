@@ -1,4 +1,4 @@
-//! `mailroot pause|resume|drain|reload [--site S]`: POSTs to the running server's admin
+//! `mailroot pause|resume|stop|start|drain|reload [--site S]`: POSTs to the running server's admin
 //! listener (address and token from the configuration, as `mailroot stats` reads them),
 //! marked `X-Mailroot-Client: command` so the event log says `by: "command"`.
 //!
@@ -24,6 +24,10 @@ pub(super) enum Action {
     Pause(Option<String>),
     /// Resume one site or all.
     Resume(Option<String>),
+    /// Stop one site (close its listeners).
+    Stop(String),
+    /// Start a stopped site.
+    Start(String),
     /// Drain with a timeout in seconds.
     Drain(u64),
     /// Reload the configuration.
@@ -36,6 +40,8 @@ impl Action {
         match self {
             Action::Pause(Some(s)) => format!("{PATH_SITES}/{s}/pause"),
             Action::Resume(Some(s)) => format!("{PATH_SITES}/{s}/resume"),
+            Action::Stop(s) => format!("{PATH_SITES}/{s}/stop"),
+            Action::Start(s) => format!("{PATH_SITES}/{s}/start"),
             Action::Pause(None) => PATH_PAUSE.to_owned(),
             Action::Resume(None) => PATH_RESUME.to_owned(),
             Action::Drain(secs) => format!("{PATH_DRAIN}?timeout={secs}"),
@@ -90,7 +96,7 @@ pub(super) fn describe(action: &Action, body: &Value) -> String {
         })
     };
     match action {
-        Action::Pause(_) | Action::Resume(_) => {
+        Action::Pause(_) | Action::Resume(_) | Action::Stop(_) | Action::Start(_) => {
             let mut out = String::new();
             for s in body["sites"].as_array().map(Vec::as_slice).unwrap_or_default() {
                 let listen: Vec<&str> = s["listen"]
@@ -145,6 +151,8 @@ mod tests {
             (Action::Resume(None), "/api/resume"),
             (Action::Pause(Some("a".into())), "/api/sites/a/pause"),
             (Action::Resume(Some("a".into())), "/api/sites/a/resume"),
+            (Action::Stop("a".into()), "/api/sites/a/stop"),
+            (Action::Start("a".into()), "/api/sites/a/start"),
             (Action::Drain(5), "/api/drain?timeout=5"),
             (Action::Reload, "/api/reload"),
         ];

@@ -49,8 +49,9 @@ pub(super) fn fetch(addr: SocketAddr, token: Option<&str>) -> Result<Value, Stri
 }
 
 /// The table: one row per counter (IIS name, total, and the per-second rate since `prev`
-/// when given with the seconds between the reads), then the derived ratios and the
-/// histograms' p50/p99.
+/// when given with the seconds between the reads; a per-site counter of a server with
+/// several sites is followed by one `  site NAME` row per site), then the derived ratios and the
+/// histograms' p50/p99; then each site's state (`running`, `paused`, `stopped`).
 pub(super) fn table(cur: &Value, prev: Option<(&Value, f64)>) -> String {
     let mut out = String::new();
     let rate_head = if prev.is_some() { "/s" } else { "" };
@@ -69,6 +70,13 @@ pub(super) fn table(cur: &Value, prev: Option<(&Value, f64)>) -> String {
         };
         let name = c["iis"].as_str().unwrap_or("?");
         out += &format!("{name:<46} {v:>16} {rate:>12}\n");
+        // Per-site counters, one indented row per site when there are several.
+        if let Some(sites) = c["sites"].as_object().filter(|m| m.len() > 1) {
+            for (site, n) in sites {
+                let label = format!("  site {site}");
+                out += &format!("{label:<46} {:>16}\n", n.as_u64().unwrap_or(0));
+            }
+        }
     }
     for d in cur["derived"].as_array().unwrap_or(&empty) {
         let name = d["iis"].as_str().unwrap_or("?");
@@ -85,6 +93,15 @@ pub(super) fn table(cur: &Value, prev: Option<(&Value, f64)>) -> String {
             h["unit"].as_str().unwrap_or("")
         );
     }
+    for site in cur["sites"].as_array().unwrap_or(&empty) {
+        let listen: Vec<&str> = site["listen"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let name = format!("Site {}", site["name"].as_str().unwrap_or("?"));
+        let state = site["state"].as_str().unwrap_or("?");
+        out += &format!("{name:<46} {state:>16} {}\n", listen.join(","));
+    }
     out
 }
 
@@ -97,16 +114,25 @@ mod tests {
     fn table_rows_and_rates() {
         let r = Registry::new();
         let b = r.site_block("default");
+        r.site_block("b").add(Counter::MessagesReceived, 2);
         let prev = crate::stats::render_json(&r.snapshot());
         b.add(Counter::MessagesReceived, 20);
         b.set(Counter::RetryQueueLength, 3);
-        let cur = crate::stats::render_json(&r.snapshot());
+        let mut cur = crate::stats::render_json(&r.snapshot());
+        cur["sites"] = serde_json::json!([
+            {"name": "default", "state": "running", "paused": false, "listen": ["127.0.0.1:25"]},
+            {"name": "b", "state": "stopped", "paused": false, "listen": ["127.0.0.1:26"]},
+        ]);
         let t = table(&cur, Some((&prev, 2.0)));
         // (row prefix, words the row must contain)
         let cases: &[(&str, &[&str])] = &[
-            ("Messages Received Total", &["20", "10.0"]),
+            ("Messages Received Total", &["22", "10.0"]),
+            ("  site default ", &["20"]),
+            ("  site b ", &["2"]),
             ("Remote Retry Queue Length", &["3"]),
             ("% Recipients Local", &["0.00"]),
+            ("Site default ", &["running", "127.0.0.1:25"]),
+            ("Site b ", &["stopped", "127.0.0.1:26"]),
         ];
         for (row, words) in cases {
             let line = t.lines().find(|l| l.starts_with(row)).unwrap_or_else(|| panic!("{t}"));

@@ -6,7 +6,9 @@
 //! computers which successfully authenticate to relay", default true), `max_auth_failures`
 //! (wrong credentials per connection before `421 4.7.0`, default 3, 0 = no limit),
 //! `failure_delay` (the first wrong answer's delay; it doubles per failure of the same
-//! client address, default 1s, 0 = none).
+//! client address, default 1s, 0 = none). A `[[site]]` may carry its own list,
+//! `[[site.user]]` with the same keys, which replaces this one on that site
+//! (`config::site`).
 //!
 //! SECURITY: only hashes are stored, never passwords. A hash is parsed and its argon2
 //! parameters checked at load, so a typo is a config error naming the key (exit 2), not a
@@ -106,10 +108,10 @@ pub(super) fn auth(t: &Table, cfg: &mut AuthConfig) -> Parsed<()> {
 /// Largest `failure_delay`, in ms.
 const MAX_FAILURE_DELAY_MS: u64 = 60_000;
 
-/// `[[user]]`: names unique, hashes valid.
-pub(super) fn users(v: &Value) -> Parsed<Vec<User>> {
+/// `[[user]]` (or a site's `[[site.user]]`, at `key`): names unique, hashes valid.
+pub(super) fn users(v: &Value, key: &str) -> Parsed<Vec<User>> {
     let mut out: Vec<User> = Vec::new();
-    for item in tables(v, "user")? {
+    for item in tables(v, key)? {
         let (prefix, t) = item?;
         check_keys(t, &prefix, USER_KEYS)?;
         let name_key = join(&prefix, "name");
@@ -127,7 +129,7 @@ pub(super) fn users(v: &Value) -> Parsed<Vec<User>> {
         if let Some(j) = out.iter().position(|u| u.name == name) {
             return Err(ConfigError::new(
                 name_key,
-                format!("duplicate user {name:?} (also user[{j}].name)"),
+                format!("duplicate user {name:?} (also {key}[{j}].name)"),
             ));
         }
         let hash_key = join(&prefix, "password_hash");

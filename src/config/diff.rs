@@ -243,6 +243,17 @@ mod tests {
                 String::new(),
                 vec!["user[0].name: \"a\" -> (none)", "user[0].password_hash: <redacted> -> (none)"],
             ),
+            (
+                "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]",
+                format!(
+                    "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+                     [[site.user]]\nname = \"s\"\npassword_hash = \"{HASH}\""
+                ),
+                vec![
+                    "site[0].user[0].name: (none) -> \"s\"",
+                    "site[0].user[0].password_hash: (none) -> <redacted>",
+                ],
+            ),
         ];
         for (old, new, want) in cases {
             let got: Vec<String> = diff(&cfg(old), &cfg(&new)).iter().map(show).collect();
@@ -297,6 +308,11 @@ mod tests {
                     "site[0].relay_allow",
                 ],
                 &["site[0].hostname"],
+            ),
+            (
+                "[[site]]\nname = \"default\"\nlisten = [\"127.0.0.1:2525\"]\nuser = []",
+                &["site[0].user"],
+                &[],
             ),
             (
                 "[[domain]]\nname = \"x.example\"\nsmart_host = \"[192.0.2.9]\"",

@@ -86,8 +86,10 @@ const DOMAINS_KEYS: &[&str] = &["local", "aliases"];
 const SMTP_KEYS: &[&str] = &["bare_line_ending"];
 /// Keys allowed in `[spool]`.
 const SPOOL_KEYS: &[&str] = &["segment_size", "commit_delay"];
-/// Keys allowed in each `[[site]]`.
-const SITE_KEYS: &[&str] = &[
+/// Keys allowed in each `[[site]]`: its own (name, listeners, TLS, PROXY, protocol log),
+/// then, from [`FIRST_OVERRIDE_KEY`] on, its overrides of the master properties
+/// (`config::site`; the one list of them).
+pub(super) const SITE_KEYS: &[&str] = &[
     "name",
     "listen",
     "tls_cert",
@@ -98,7 +100,7 @@ const SITE_KEYS: &[&str] = &[
     "proxy_trusted",
     "protocol_log",
     "protocol_log_folder",
-    // Overrides of the master properties (`site.rs` OVERRIDE_KEYS).
+    // Overrides of the master properties (`site.rs`), from FIRST_OVERRIDE_KEY on.
     "hostname",
     "max_message_size",
     "max_recipients",
@@ -112,7 +114,11 @@ const SITE_KEYS: &[&str] = &[
     "local_domains",
     "relay_authenticated",
     "drop_folder",
+    "user",
 ];
+/// Index in [`SITE_KEYS`] of the first override of a master property (`hostname`).
+#[cfg(test)]
+pub(super) const FIRST_OVERRIDE_KEY: usize = 10;
 
 /// Every section with its keys, to tell the operator where a misplaced key belongs.
 const SECTIONS: &[(&str, &[&str])] = &[
@@ -220,7 +226,7 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
         super::auth::auth(t, &mut cfg.auth)?;
     }
     if let Some(v) = root.get("user") {
-        cfg.auth.users = super::auth::users(v)?;
+        cfg.auth.users = super::auth::users(v, "user")?;
     }
     if let Some(t) = section(&root, "protocol_log", super::protolog::PROTOCOL_LOG_KEYS)? {
         super::protolog::protocol_log(t, &mut cfg.protocol_log)?;

@@ -5,15 +5,25 @@
 //! `hostname`; the per-session limits `max_message_size`, `max_recipients`,
 //! `max_messages_per_connection`, `max_errors`, `command_timeout`, `data_timeout`;
 //! `relay_allow`, `connection_allow`, `connection_deny`, `local_domains`,
-//! `relay_authenticated` and `drop_folder`. Each takes the syntax and the bounds of its
-//! master key (`[limits] max_recipients`, `[relay] allow`, `[domains] local`, ...), and an
-//! error names the site's key (`site[1].max_recipients`). Process-wide limits
+//! `relay_authenticated`, `drop_folder`, and the site's own AUTH users `[[site.user]]`
+//! (key `user`). Each takes the syntax and the bounds of its master key (`[limits]
+//! max_recipients`, `[relay] allow`, `[domains] local`, `[[user]]`, ...), and an error
+//! names the site's key (`site[1].max_recipients`, `site[1].user[0].password_hash`).
+//! Process-wide limits
 //! (`max_connections`, `max_connections_per_ip`, `min_free_disk`, `shutdown_grace`) stay
 //! master-only: they count or guard what all sites share.
 //!
 //! [`Config::site_view`] resolves a site's effective configuration once (a `Config` whose
 //! overridable fields hold the site's values), so the inbound hot path indexes a vector
 //! instead of looking keys up; [`print_site`] shows every overridable key with its origin.
+//!
+//! Users: a site's `[[site.user]]` list *replaces* the master `[[user]]` list for that
+//! site, like every other override (a site's `relay_allow` replaces `[relay] allow`), so a
+//! site can be kept to its own users: a master user who should also log in there is
+//! listed again. Extending instead would let every master user authenticate on every
+//! site, with no way to keep one out. `user = []` turns AUTH off on the site. A site
+//! without the key inherits the master list. `auth.*` rules (`allow_plaintext_auth`,
+//! `max_auth_failures`, `failure_delay`) stay master-wide.
 //!
 //! Drop folder: local delivery is routed by recipient domain (`plan::route`), not by the
 //! site that took the message, so a site's `drop_folder` applies to the local domains
@@ -30,26 +40,12 @@ use toml::Table;
 use super::keyed::{Parsed, boolean, join, string, strings};
 use super::units::{format_duration_ms, format_size};
 use super::values::{domain, network};
-use super::{Config, ConfigError, Site};
+use super::{Config, ConfigError, Site, User};
 
 /// The override keys a `[[site]]` accepts (besides its own `name`, `listen`, TLS, PROXY
-/// and protocol-log keys); `parse::SITE_KEYS` lists them too.
+/// and protocol-log keys): the tail of `parse::SITE_KEYS`, the one list.
 #[cfg(test)]
-const OVERRIDE_KEYS: &[&str] = &[
-    "hostname",
-    "max_message_size",
-    "max_recipients",
-    "max_messages_per_connection",
-    "max_errors",
-    "command_timeout",
-    "data_timeout",
-    "relay_allow",
-    "connection_allow",
-    "connection_deny",
-    "local_domains",
-    "relay_authenticated",
-    "drop_folder",
-];
+const OVERRIDE_KEYS: &[&str] = super::parse::SITE_KEYS.split_at(super::parse::FIRST_OVERRIDE_KEY).1;
 
 /// What a site overrides; `None` = inherited from the master properties.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -80,6 +76,10 @@ pub struct SiteOverrides {
     pub relay_authenticated: Option<bool>,
     /// Key `drop_folder` (master: `<mailroot>/Drop`). Invariant: with `local_domains`.
     pub drop_folder: Option<PathBuf>,
+    /// Key `user` (`[[site.user]]`, master `[[user]]`): the site's own AUTH users. It
+    /// *replaces* the master list (see the module doc); `Some(empty)` = no AUTH on this
+    /// site. Invariant: as `AuthConfig::users` (names unique, hashes valid).
+    pub users: Option<Vec<User>>,
 }
 
 /// Parse the override keys of the site table `t` at `prefix` (keys already checked).
@@ -135,6 +135,9 @@ pub(super) fn site_overrides(t: &Table, prefix: &str) -> Parsed<SiteOverrides> {
             return Err(ConfigError::new(k, "must be a non-empty path"));
         }
         o.drop_folder = Some(PathBuf::from(s));
+    }
+    if let Some(v) = t.get("user") {
+        o.users = Some(super::auth::users(v, &key("user"))?);
     }
     Ok(o)
 }
@@ -210,7 +213,18 @@ impl Config {
         if let Some(r) = o.relay_authenticated {
             v.auth.relay_authenticated = r;
         }
+        if let Some(u) = &o.users {
+            v.auth.users.clone_from(u);
+        }
         v
+    }
+
+    /// The AUTH users of site `i`: its own `[[site.user]]` list if it has one (even an
+    /// empty one), else the master `[[user]]` list (also for an unknown `i`). What
+    /// `site_view(i).auth.users` holds, without copying the configuration.
+    #[must_use]
+    pub fn site_users(&self, i: usize) -> &[User] {
+        self.sites.get(i).and_then(|s| s.overrides.users.as_deref()).unwrap_or(&self.auth.users)
     }
 
     /// Whether `domain` is one of some site's own `local_domains` (any case).
@@ -252,8 +266,17 @@ pub(super) fn print_site(c: &Config, site: &Site, out: &mut String) {
         let v: Vec<String> = d.iter().map(|d| q(d)).collect();
         format!("[{}]", v.join(", "))
     };
+    let users = |u: &[User]| {
+        let v: Vec<String> = u
+            .iter()
+            .map(|u| {
+                format!("{{ name = {}, password_hash = {} }}", q(&u.name), q(&u.password_hash))
+            })
+            .collect();
+        format!("[{}]", v.join(", "))
+    };
     let mine = |x: Option<String>, master: String| (x.is_some(), x.unwrap_or(master));
-    let rows: [(&str, (bool, String)); 13] = [
+    let rows: [(&str, (bool, String)); 14] = [
         ("hostname", mine(o.hostname.as_deref().map(q), q(&c.hostname))),
         (
             "max_message_size",
@@ -306,6 +329,7 @@ pub(super) fn print_site(c: &Config, site: &Site, out: &mut String) {
                 q(&c.drop_dir().to_string_lossy()),
             ),
         ),
+        ("user", mine(o.users.as_deref().map(users), users(&c.auth.users))),
     ];
     for (key, (from_site, value)) in rows {
         if from_site {
@@ -414,5 +438,89 @@ mod tests {
             assert!(text.matches(&format!("{key} = ")).count() >= 2, "{key}");
             assert!(text.contains(&format!("# {key} = ")), "{key} never from master");
         }
+    }
+
+    /// `secret`, as `mailroot hash-password` printed it (`config/auth.rs` tests).
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$Qdm/IffE4YDAAGITBws8Ng$bmd2utoRzDX3L5IMIzybEay5fu2pD8XqQyTInaGR5E4";
+
+    /// Master users `m1`, `m2`; site `a` inherits them, `b` has its own `b1`, `c` has none.
+    fn with_users() -> String {
+        format!(
+            "[[user]]\nname = \"m1\"\npassword_hash = \"{HASH}\"\n\
+             [[user]]\nname = \"m2\"\npassword_hash = \"{HASH}\"\n\
+             [[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+             [[site]]\nname = \"b\"\nlisten = [\"127.0.0.1:26\"]\n\
+             [[site.user]]\nname = \"b1\"\npassword_hash = \"{HASH}\"\n\
+             [[site]]\nname = \"c\"\nlisten = [\"127.0.0.1:27\"]\nuser = []\n"
+        )
+    }
+
+    #[test]
+    fn site_users_replace_the_master_list() {
+        let c = cfg(&with_users());
+        let names =
+            |i: usize| -> Vec<&str> { c.site_users(i).iter().map(|u| u.name.as_str()).collect() };
+        // (site index, users it authenticates against)
+        let cases: &[(usize, &[&str])] =
+            &[(0, &["m1", "m2"]), (1, &["b1"]), (2, &[]), (9, &["m1", "m2"])];
+        for (i, want) in cases {
+            assert_eq!(names(*i), *want, "site {i}");
+            // The site view (what the session's ServerConfig is built from) agrees.
+            let view: Vec<String> =
+                c.site_view(*i).auth.users.into_iter().map(|u| u.name).collect();
+            assert_eq!(view, *want, "site_view({i})");
+        }
+    }
+
+    #[test]
+    fn site_user_errors_name_the_site_key() {
+        const S: &str = "[[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n";
+        let user = |name: &str, hash: &str| {
+            format!("[[site.user]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\n")
+        };
+        let cases: Vec<(String, &str, &str)> = vec![
+            (format!("{S}{}", user("x", "secret")), "site[0].user[0].password_hash", "PHC"),
+            (
+                format!("{S}{}{}", user("x", HASH), user("x", HASH)),
+                "site[0].user[1].name",
+                "also site[0].user[0].name",
+            ),
+            (format!("{S}{}", user("", HASH)), "site[0].user[0].name", "1 to 255"),
+            (format!("{S}user = 5"), "site[0].user", "array of tables"),
+            (
+                format!("{S}{}password = \"x\"", user("x", HASH)),
+                "site[0].user[0].password",
+                "unknown",
+            ),
+        ];
+        let cases: Vec<(&str, &str, &str)> =
+            cases.iter().map(|(t, k, w)| (t.as_str(), *k, *w)).collect();
+        assert_refused(&cases);
+    }
+
+    #[test]
+    fn check_config_shows_user_origins() {
+        let c = cfg(&with_users());
+        let text = c.to_toml();
+        let m = format!(
+            "[{{ name = \"m1\", password_hash = \"{HASH}\" }}, {{ name = \"m2\", password_hash = \"{HASH}\" }}]"
+        );
+        for line in [
+            format!("# user = {m}  # from master"),
+            format!("user = [{{ name = \"b1\", password_hash = \"{HASH}\" }}]  # from site"),
+            "user = []  # from site".to_owned(),
+        ] {
+            assert!(text.contains(&line), "missing {line:?} in\n{text}");
+        }
+        assert_eq!(cfg(&text), c, "{text}");
+        // Hashes stay masked in the admin API's view.
+        let json = c.to_masked_json().to_string();
+        assert!(!json.contains(HASH), "{json}");
+        let v = c.to_masked_json();
+        assert_eq!(v.pointer("/site/1/user/0/name").and_then(|x| x.as_str()), Some("b1"), "{v}");
+        assert_eq!(
+            v.pointer("/site/1/user/0/password_hash").and_then(|x| x.as_str()),
+            Some(crate::config::MASK)
+        );
     }
 }

@@ -93,6 +93,33 @@ pub enum Event {
         /// Who asked.
         by: By,
     },
+    /// A site's listeners were closed at run time (connections refused; its sessions
+    /// told `421 4.3.2`; the queue untouched): `site.stopped`.
+    SiteStopped {
+        /// The site.
+        site: String,
+        /// Who asked.
+        by: By,
+    },
+    /// A stopped site's addresses were bound again: `site.started`.
+    SiteStarted {
+        /// The site.
+        site: String,
+        /// Who asked.
+        by: By,
+        /// Its bound addresses.
+        listen: Vec<String>,
+    },
+    /// A stopped site could not be started (e.g. its address is in use); it stays
+    /// stopped: `site.start_refused`.
+    SiteStartRefused {
+        /// The site.
+        site: String,
+        /// Who asked.
+        by: By,
+        /// What failed.
+        error: String,
+    },
     /// A drain began (every site paused; the server stops once the queue is empty):
     /// `service.drain`.
     DrainStart {
@@ -231,6 +258,9 @@ impl Event {
             Event::SiteStop { .. } => "site.stop",
             Event::SitePause { .. } => "site.pause",
             Event::SiteResume { .. } => "site.resume",
+            Event::SiteStopped { .. } => "site.stopped",
+            Event::SiteStarted { .. } => "site.started",
+            Event::SiteStartRefused { .. } => "site.start_refused",
             Event::DrainStart { .. } => "service.drain",
             Event::Drained { .. } => "service.drained",
             Event::DrainTimeout { .. } => "service.drain_timeout",
@@ -265,8 +295,14 @@ impl Event {
             Event::ServiceStop { reason, by: b } => vec![("by", by(b)), ("reason", s(reason))],
             Event::SiteStart { site, listen } => vec![("site", s(site)), ("listen", list(listen))],
             Event::SiteStop { site } => vec![("site", s(site))],
-            Event::SitePause { site, by: b } | Event::SiteResume { site, by: b } => {
-                vec![("site", s(site)), ("by", by(b))]
+            Event::SitePause { site, by: b }
+            | Event::SiteResume { site, by: b }
+            | Event::SiteStopped { site, by: b } => vec![("site", s(site)), ("by", by(b))],
+            Event::SiteStarted { site, by: b, listen } => {
+                vec![("site", s(site)), ("by", by(b)), ("listen", list(listen))]
+            }
+            Event::SiteStartRefused { site, by: b, error } => {
+                vec![("site", s(site)), ("by", by(b)), ("error", s(error))]
             }
             Event::DrainStart { by: b, timeout_ms } => {
                 vec![("by", by(b)), ("timeout_ms", (*timeout_ms).into())]
@@ -364,6 +400,22 @@ mod tests {
             (
                 Event::SiteResume { site: site(), by: By::Command },
                 r#"{"ts":"2026-12-05T17:00:00.123Z","event":"site.resume","site":"default","by":"command"}"#,
+            ),
+            (
+                Event::SiteStopped { site: site(), by: By::Command },
+                r#"{"ts":"2026-12-05T17:00:00.123Z","event":"site.stopped","site":"default","by":"command"}"#,
+            ),
+            (
+                Event::SiteStarted {
+                    site: site(),
+                    by: By::AdminApi,
+                    listen: vec!["127.0.0.1:25".into()],
+                },
+                r#"{"ts":"2026-12-05T17:00:00.123Z","event":"site.started","site":"default","by":"admin-api","listen":["127.0.0.1:25"]}"#,
+            ),
+            (
+                Event::SiteStartRefused { site: site(), by: By::Command, error: "in use".into() },
+                r#"{"ts":"2026-12-05T17:00:00.123Z","event":"site.start_refused","site":"default","by":"command","error":"in use"}"#,
             ),
             (
                 Event::ServiceStart {

@@ -215,6 +215,13 @@ pub trait Service {
     /// Graceful shutdown began (called once per open connection).
     fn shutdown(&mut self, conn: &mut Self::Conn, out: &mut Vec<u8>);
 
+    /// The listeners tagged `tag` were closed at run time (`worker::ListenerCommand`):
+    /// if `conn` came from one of them, say goodbye as `shutdown` does and return true
+    /// (the worker then drives it, so the goodbye is written). Default: not ours.
+    fn listener_closed(&mut self, _tag: usize, _conn: &mut Self::Conn, _out: &mut Vec<u8>) -> bool {
+        false
+    }
+
     /// The connection `id` is gone; release whatever it held.
     fn closed(&mut self, id: ConnId, conn: Self::Conn, reason: CloseReason);
 

@@ -26,6 +26,8 @@ const LATER: Duration = Duration::from_millis(30);
 
 struct EchoConn {
     _permit: ConnPermit,
+    /// The listener's tag.
+    tag: usize,
     closing: bool,
     deferred: bool,
 }
@@ -35,14 +37,15 @@ impl Service for Echo {
     fn begin_pass(&mut self, _: Instant, _: SystemTime) {}
     fn accept(
         &mut self,
-        _peer: &Peer,
+        peer: &Peer,
         permit: Result<ConnPermit, LimitExceeded>,
         out: &mut Vec<u8>,
     ) -> Option<EchoConn> {
         match permit {
             Ok(p) => {
                 out.extend_from_slice(b"hello\n");
-                Some(EchoConn { _permit: p, closing: false, deferred: false })
+                let tag = peer.listener_tag;
+                Some(EchoConn { _permit: p, tag, closing: false, deferred: false })
             }
             Err(_) => {
                 out.extend_from_slice(b"full\n");
@@ -94,6 +97,14 @@ impl Service for Echo {
     fn shutdown(&mut self, c: &mut EchoConn, out: &mut Vec<u8>) {
         out.extend_from_slice(b"shutdown\n");
         c.closing = true;
+    }
+    fn listener_closed(&mut self, tag: usize, c: &mut EchoConn, out: &mut Vec<u8>) -> bool {
+        if c.tag != tag {
+            return false;
+        }
+        out.extend_from_slice(b"stopped\n");
+        c.closing = true;
+        true
     }
     fn closed(&mut self, _: ConnId, _: EchoConn, _: CloseReason) {}
     fn poll_ready(&mut self, ready: &mut Vec<ConnId>) {
@@ -270,4 +281,65 @@ fn shutdown_tells_open_connections_and_stops_listening() {
     assert!(rest.is_empty());
     assert_eq!(limits.total(), 0, "permits released");
     assert!(TcpStream::connect(addr).is_err(), "listener closed");
+}
+
+/// A `Close` command drops the tagged listeners (connects refused) and says goodbye to
+/// their connections only; `Open` registers new listeners that accept at once.
+#[test]
+fn listener_commands_close_and_open() {
+    use super::worker::ListenerCommand;
+    let (a, b) = (
+        listener::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+        listener::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+    );
+    let (addr_a, addr_b) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+    let wp = WorkerPoll::new().unwrap();
+    let waker = wp.waker();
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = WorkerOptions { index: 0, shutdown_grace: Duration::from_millis(500) };
+    let svc = Echo { timeout_ms: 60_000, deferred: VecDeque::new(), later: None };
+    let (commands, rx) = crossbeam_channel::unbounded();
+    let w = Worker::new(
+        wp,
+        vec![(a, 1).into(), (b, 2).into()],
+        svc,
+        ConnLimits::new(0, 0),
+        Arc::clone(&stop),
+        opts,
+    )
+    .unwrap()
+    .with_commands(rx);
+    let thread = std::thread::spawn(move || w.run());
+    let ask = |cmd: &dyn Fn(crossbeam_channel::Sender<Result<(), String>>) -> ListenerCommand| {
+        let (done, answer) = crossbeam_channel::bounded(1);
+        commands.send(cmd(done)).unwrap();
+        waker.wake().unwrap();
+        answer.recv_timeout(Duration::from_secs(10)).unwrap()
+    };
+    let (mut ra, mut sa) = connect(addr_a);
+    let (mut rb, _sb) = connect(addr_b);
+    assert_eq!((line(&mut ra), line(&mut rb)), ("hello\n".into(), "hello\n".into()));
+
+    ask(&|done| ListenerCommand::Close { tag: 2, done }).unwrap();
+    assert_eq!(line(&mut rb), "stopped\n");
+    assert_eq!(line(&mut rb), "", "closed after the goodbye");
+    let refused = TcpStream::connect(addr_b).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // Tag 1 is untouched: its connection and listener still work.
+    sa.write_all(b"ping\n").unwrap();
+    assert_eq!(line(&mut ra), "ping\n");
+    assert_eq!(line(&mut connect(addr_a).0), "hello\n");
+
+    let again = listener::bind(addr_b).unwrap();
+    let opened: std::cell::Cell<Option<mio::net::TcpListener>> = std::cell::Cell::new(Some(again));
+    ask(&|done| ListenerCommand::Open {
+        listeners: vec![(opened.take().unwrap(), 2).into()],
+        done,
+    })
+    .unwrap();
+    assert_eq!(line(&mut connect(addr_b).0), "hello\n");
+
+    stop.store(true, Ordering::Release);
+    waker.wake().unwrap();
+    thread.join().unwrap().unwrap();
 }

@@ -11,6 +11,14 @@
 //! Tokens: `WAKER_TOKEN` = 0; listener `i` = `1 + i`; connection slot `j` =
 //! `CONN_TOKEN_BASE + j`.
 //!
+//! LISTENERS AT RUN TIME: the wiring may send [`ListenerCommand`]s (a site stopped or
+//! started) on the worker's command channel and ring its waker; every pass takes them
+//! (after the timers). `Close` drops every listener with the tag (connections still in
+//! its accept queue are reset by the kernel: the site is closed) and asks the service to
+//! say goodbye to that tag's connections (`Service::listener_closed`); `Open` registers
+//! listeners the wiring has already bound, in free listener slots first. Each command is
+//! answered on its `done` channel once done, so the caller knows every worker acted.
+//!
 //! SHUTDOWN: when the shared flag is set (and the waker rung) the worker drops its listeners
 //! (the kernel stops routing new connections to them), calls `Service::shutdown` once per
 //! connection (the service says goodbye to idle sessions and lets in-flight transactions
@@ -23,6 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -94,6 +103,26 @@ impl From<(TcpListener, usize)> for Listen {
     fn from((socket, tag): (TcpListener, usize)) -> Listen {
         Listen { socket, tag, implicit_tls: None }
     }
+}
+
+/// A change to a worker's listeners while it runs (see the module doc).
+#[derive(Debug)]
+pub enum ListenerCommand {
+    /// Close every listener tagged `tag`; its connections get `Service::listener_closed`.
+    Close {
+        /// The tag (the relay: site index).
+        tag: usize,
+        /// Answered once done.
+        done: Sender<Result<(), String>>,
+    },
+    /// Start accepting on these listeners (bound by the caller, with `listener::bind`).
+    Open {
+        /// The listeners.
+        listeners: Vec<Listen>,
+        /// Answered once registered (`Err`: the text of a registration failure; none of
+        /// them is kept then).
+        done: Sender<Result<(), String>>,
+    },
 }
 
 /// Per-worker settings.
@@ -190,6 +219,8 @@ pub struct Worker<S: Service> {
     phase: Phase,
     /// Counters.
     counters: WorkerCounters,
+    /// Listener changes from the wiring (`None`: listeners are fixed).
+    commands: Option<Receiver<ListenerCommand>>,
 }
 
 impl<S: Service> Worker<S> {
@@ -227,7 +258,15 @@ impl<S: Service> Worker<S> {
             connects: Vec::new(),
             phase: Phase::Running,
             counters: WorkerCounters::default(),
+            commands: None,
         })
+    }
+
+    /// Take [`ListenerCommand`]s from `commands` (the sender rings this worker's waker).
+    #[must_use]
+    pub fn with_commands(mut self, commands: Receiver<ListenerCommand>) -> Worker<S> {
+        self.commands = Some(commands);
+        self
     }
 
     /// Run until shutdown completes. Errors only if `poll` itself fails.
@@ -273,6 +312,7 @@ impl<S: Service> Worker<S> {
             // After the timers: a connect timeout may ask for the next address at once.
             self.open_connects();
             self.retry_listeners();
+            self.take_commands();
             if self.step_shutdown(now) {
                 break;
             }
@@ -576,6 +616,90 @@ impl<S: Service> Worker<S> {
         for li in 0..self.listeners.len() {
             if self.listeners[li].retry {
                 self.accept_all(li);
+            }
+        }
+    }
+
+    /// Act on the listener commands waiting (one `try_recv` per pass when none is).
+    fn take_commands(&mut self) {
+        let Some(rx) = self.commands.take() else { return };
+        for cmd in rx.try_iter() {
+            match cmd {
+                ListenerCommand::Close { tag, done } => {
+                    self.close_listeners(tag);
+                    let _ = done.send(Ok(()));
+                }
+                ListenerCommand::Open { listeners, done } => {
+                    let _ = done.send(self.open_listeners(listeners));
+                }
+            }
+        }
+        self.commands = Some(rx);
+    }
+
+    /// Drop the listeners tagged `tag`; goodbye to their connections.
+    fn close_listeners(&mut self, tag: usize) {
+        for l in self.listeners.iter_mut().filter(|l| l.tag == tag) {
+            if let Some(mut s) = l.socket.take() {
+                let _ = self.poll.poll.registry().deregister(&mut s);
+            }
+            l.retry = false;
+        }
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get_mut(id) else { continue };
+            if c.connecting.is_none() && self.service.listener_closed(tag, &mut c.state, &mut c.out)
+            {
+                self.drive(id);
+            }
+        }
+    }
+
+    /// Register `new` listeners in free slots (or new ones); all or none.
+    fn open_listeners(&mut self, new: Vec<Listen>) -> Result<(), String> {
+        if self.phase != Phase::Running {
+            return Err("the server is shutting down".into());
+        }
+        let mut placed: Vec<usize> = Vec::with_capacity(new.len());
+        for Listen { mut socket, tag, implicit_tls } in new {
+            // A slot just filled has its socket: the search never returns it again.
+            let free = self.listeners.iter().position(|l| l.socket.is_none());
+            let i = free.unwrap_or(self.listeners.len());
+            let registered = socket.local_addr().and_then(|local| {
+                self.poll.poll.registry().register(
+                    &mut socket,
+                    Token(1 + i),
+                    Interest::READABLE,
+                )?;
+                Ok(local)
+            });
+            let local = match registered {
+                Ok(local) => local,
+                Err(e) => {
+                    let text = format!("worker {}: {e}", self.opts.index);
+                    self.close_placed(&placed);
+                    return Err(text);
+                }
+            };
+            let l = Listener { socket: Some(socket), local, tag, implicit_tls, retry: false };
+            if i == self.listeners.len() {
+                self.listeners.push(l);
+            } else {
+                self.listeners[i] = l;
+            }
+            placed.push(i);
+        }
+        // Connections may already be queued (edge-triggered: no event would report them).
+        for i in placed {
+            self.accept_all(i);
+        }
+        Ok(())
+    }
+
+    /// Undo a partly done `open_listeners`.
+    fn close_placed(&mut self, placed: &[usize]) {
+        for &i in placed {
+            if let Some(mut s) = self.listeners[i].socket.take() {
+                let _ = self.poll.poll.registry().deregister(&mut s);
             }
         }
     }

@@ -84,6 +84,10 @@ pub fn check_rcpt(
 }
 
 #[cfg(test)]
+#[path = "relay_cases_tests.rs"]
+mod relay_cases_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,7 @@
 //! AUTH verification off the event loop: one verifier thread per relay checks passwords
-//! against the `[[user]]` argon2 hashes, and each worker gets the verdicts back through
-//! its waker, delayed after failures.
+//! against the argon2 hashes of the session's site (`Config::site_users`: the site's own
+//! `[[site.user]]` list, else the master `[[user]]` list), and each worker gets the
+//! verdicts back through its waker, delayed after failures.
 //!
 //! WHAT: a worker's `Handler::auth_check` calls [`WorkerAuth::submit`] (crossbeam channel
 //! to the `auth-verifier` thread) and the session waits (`AuthOutcome::Pending`). The
@@ -94,8 +95,8 @@ pub struct VerifierClient {
 }
 
 /// Start the `auth-verifier` thread on a reloadable configuration: each check uses the
-/// `[[user]]` list current at that moment (`failure_delay` stays as started). It ends
-/// when every `VerifierClient` is dropped.
+/// user list of the request's site current at that moment (`failure_delay` stays as
+/// started). It ends when every `VerifierClient` is dropped.
 pub fn spawn(config: Arc<Live<Config>>) -> std::io::Result<(VerifierClient, JoinHandle<()>)> {
     let (tx, rx) = crossbeam_channel::unbounded::<VerifyRequest>();
     let base = Duration::from_millis(config.load().auth.failure_delay_ms);
@@ -112,7 +113,8 @@ fn run(config: &Live<Config>, base: Duration, rx: &Receiver<VerifyRequest>) {
     let mut failures = FailureTable::new(base);
     for req in rx {
         let config = config.load(); // one lock-free-ish Arc clone per AUTH (tens of ms each)
-        let users: &[User] = &config.auth.users;
+        // The session's site's list (its own `[[site.user]]`, else the master `[[user]]`).
+        let users: &[User] = config.site_users(req.site);
         let hash =
             users.iter().find(|u| u.name == req.authcid).map_or(&dummy, |u| &u.password_hash);
         let known = users.iter().any(|u| u.name == req.authcid);
@@ -343,5 +345,56 @@ mod tests {
         assert!(verify(&hash, b"secret"));
         assert!(!verify(&hash, b"Secret"));
         assert!(!verify("not a hash", b"secret"));
+    }
+
+    /// The verifier checks each request against its site's list: site 0 inherits the
+    /// master users, site 1 has its own (which replaces them).
+    #[test]
+    fn verifier_uses_the_sessions_site_list() {
+        use argon2::{Algorithm, Params, Version};
+        // Cheap parameters (8 KiB, 1 pass) keep the debug-build test quick.
+        let cheap =
+            Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8, 1, 1, None).unwrap());
+        let hash = |pw: &[u8]| cheap.hash_password(pw).unwrap().to_string();
+        let text = format!(
+            "[auth]\nfailure_delay = \"0s\"\n\
+             [[user]]\nname = \"master\"\npassword_hash = \"{}\"\n\
+             [[site]]\nname = \"a\"\nlisten = [\"127.0.0.1:25\"]\n\
+             [[site]]\nname = \"b\"\nlisten = [\"127.0.0.1:26\"]\n\
+             [[site.user]]\nname = \"bee\"\npassword_hash = \"{}\"\n",
+            hash(b"m-pw"),
+            hash(b"b-pw"),
+        );
+        let sys = crate::config::SystemDefaults { hostname: "mx.test".into(), cores: 2 };
+        let config = Config::from_toml_str(&text, &sys).unwrap();
+        let (client, thread) = spawn(Live::new(Arc::new(config))).unwrap();
+        let mut w = WorkerAuth::new(client, Box::new(|| {}));
+        let mut table = crate::net::conn_table::ConnTable::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // (site, user, password, accepted)
+        let cases: &[(usize, &str, &[u8], bool)] = &[
+            (0, "master", b"m-pw", true),
+            (0, "bee", b"b-pw", false),
+            (1, "bee", b"b-pw", true),
+            (1, "master", b"m-pw", false),
+            (1, "bee", b"m-pw", false),
+        ];
+        for &(site, user, pw, want) in cases {
+            let conn = table.insert(());
+            assert!(w.submit(conn, site, ip, user, pw));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let (mut ready, mut arrived) = (Vec::new(), Vec::new());
+            let v = loop {
+                w.poll(Instant::now(), &mut ready, &mut arrived);
+                if let Some(v) = w.take(conn) {
+                    break v;
+                }
+                assert!(Instant::now() < deadline, "no verdict for {user} on site {site}");
+                std::thread::sleep(Duration::from_millis(5));
+            };
+            assert_eq!((v.ok, v.site), (want, site), "{user} on site {site}");
+        }
+        drop(w);
+        thread.join().unwrap();
     }
 }

@@ -276,6 +276,20 @@ impl Inbound {
         Self::release_if_closed(c);
     }
 
+    /// Shutdown or site stop: `421 4.3.2` to an idle session now, to a session in a
+    /// transaction once it is between messages (`maybe_goodbye`).
+    fn goodbye(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
+        c.draining = true;
+        if c.preface == Preface::Awaiting {
+            c.preface = Preface::Rejected; // never greeted: just close
+            return;
+        }
+        let before = out.len();
+        Self::maybe_goodbye(c, out);
+        self.log(c);
+        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
+    }
+
     /// AUTH verdicts: count those that arrived, report the connections whose answer is
     /// due (failures only after their delay).
     fn poll_auth(&mut self, ready: &mut Vec<ConnId>) {
@@ -453,15 +467,16 @@ impl Service for Inbound {
 
     fn shutdown(&mut self, c: &mut InboundConn, out: &mut Vec<u8>) {
         self.draining = true;
-        c.draining = true;
-        if c.preface == Preface::Awaiting {
-            c.preface = Preface::Rejected; // never greeted: just close
-            return;
+        self.goodbye(c, out);
+    }
+
+    fn listener_closed(&mut self, tag: usize, c: &mut InboundConn, out: &mut Vec<u8>) -> bool {
+        // The site was stopped (`control`): its sessions go as at shutdown.
+        if c.tx.peer.listener_tag != tag {
+            return false;
         }
-        let before = out.len();
-        Self::maybe_goodbye(c, out);
-        self.log(c);
-        self.block(&c.tx.peer).add(Counter::BytesSent, (out.len() - before) as u64); // stats
+        self.goodbye(c, out);
+        true
     }
 
     fn closed(&mut self, id: ConnId, mut c: InboundConn, reason: CloseReason) {

@@ -15,6 +15,8 @@ pub(super) type Bound1 = (usize, bool, mio::net::TcpListener);
 pub struct Bound {
     /// Per worker (index = worker number), one socket per site address.
     pub(super) per_worker: Vec<Vec<Bound1>>,
+    /// Every address as bound, `(site index, address, implicit TLS)` (for site start).
+    pub(super) addrs: Vec<(usize, SocketAddr, bool)>,
     /// Addresses actually bound (a `:0` port resolved), per site: `(site name, address)`.
     pub(super) listening: Vec<(String, SocketAddr)>,
     /// Implicit-TLS addresses actually bound, per site.
@@ -56,5 +58,5 @@ pub fn bind_all(config: &Config) -> Result<Bound, RelayError> {
         per_worker.push(sockets);
     }
     let admin = crate::admin::bind(config).map_err(RelayError::Admin)?;
-    Ok(Bound { per_worker, listening, implicit_tls_listening, admin })
+    Ok(Bound { per_worker, addrs, listening, implicit_tls_listening, admin })
 }

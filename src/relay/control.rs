@@ -1,5 +1,6 @@
-//! The running server's control surface (`control::Control`): pause, resume, drain,
-//! reload, and the disk-space watch, each written to the event log.
+//! The running server's control surface (`control::Control`): pause, resume, site stop
+//! and start (`relay::sites`), drain, reload, and the disk-space watch, each written to
+//! the event log.
 //!
 //! Called from the admin thread (POSTs), the signal thread (SIGHUP = reload) and the
 //! `control` thread (disk space). Pause and resume flip the per-site flags the workers
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use super::Stopper;
+use super::sites::SiteListeners;
 use crate::config::Config;
 use crate::config::diff::plan_reload;
 use crate::control::{
@@ -65,6 +67,10 @@ pub(super) struct RelayControl {
     pub(super) draining: AtomicBool,
     /// Why the server stops, for the `service.stop` event (first writer wins).
     pub(super) stop_reason: Mutex<Option<(String, By)>>,
+    /// The workers' listeners, for site stop and start.
+    pub(super) listeners: SiteListeners,
+    /// One site stop or start at a time.
+    pub(super) site_lock: Mutex<()>,
 }
 
 impl RelayControl {
@@ -89,6 +95,11 @@ impl RelayControl {
             });
         }
         Ok(changed)
+    }
+
+    /// The index of site `name`.
+    fn site_index(&self, name: &str) -> Result<usize, ControlError> {
+        self.sites.index_of(name).ok_or_else(|| ControlError::NoSuchSite(name.to_owned()))
     }
 
     /// Read every certificate again; one event each.
@@ -130,6 +141,45 @@ impl Control for RelayControl {
 
     fn resume(&self, site: Option<&str>, by: By) -> Result<Vec<String>, ControlError> {
         self.set_paused(site, false, by)
+    }
+
+    fn stop_site(&self, site: &str, by: By) -> Result<Vec<String>, ControlError> {
+        let i = self.site_index(site)?;
+        let _one_at_a_time = self.site_lock.lock();
+        if self.sites.is_stopped(i) {
+            return Ok(Vec::new());
+        }
+        self.listeners.close(i).map_err(ControlError::Workers)?;
+        self.sites.set_stopped(i, true);
+        log::info!("site={site} stopped (listeners closed) by={}", by.as_str());
+        self.events.emit(Event::SiteStopped { site: site.to_owned(), by });
+        Ok(vec![site.to_owned()])
+    }
+
+    fn start_site(&self, site: &str, by: By) -> Result<Vec<String>, ControlError> {
+        let i = self.site_index(site)?;
+        let _one_at_a_time = self.site_lock.lock();
+        if !self.sites.is_stopped(i) {
+            return Ok(Vec::new());
+        }
+        match self.listeners.open(i) {
+            Ok(listen) => {
+                self.sites.set_listen(i, listen.clone());
+                self.sites.set_stopped(i, false);
+                log::info!("site={site} started listen={} by={}", listen.join(","), by.as_str());
+                self.events.emit(Event::SiteStarted { site: site.to_owned(), by, listen });
+                Ok(vec![site.to_owned()])
+            }
+            Err(error) => {
+                log::error!("site={site} start refused, it stays stopped: {error}");
+                self.events.emit(Event::SiteStartRefused {
+                    site: site.to_owned(),
+                    by,
+                    error: error.clone(),
+                });
+                Err(ControlError::StartFailed { site: site.to_owned(), error })
+            }
+        }
     }
 
     fn reload(&self, by: By) -> ReloadOutcome {

@@ -419,3 +419,48 @@ fn orcpt_limit_holds_for_the_printed_form() {
         parse(too_long.as_bytes())
     );
 }
+
+/// Issue 12 (injection): every control byte (NUL, CR, LF, TAB, ESC, ... and DEL) at every
+/// position of every command that takes an argument is `500 5.5.2`, before anything
+/// looks at the argument; an 8-bit byte that is not UTF-8 in an argument is `501 5.6.7`
+/// (and in the verb, an unknown command). So no such byte can reach a header, a Drop
+/// envelope line or a log field through a command.
+#[test]
+fn control_and_8bit_bytes_anywhere_in_a_command_are_refused() {
+    let lines: &[&[u8]] = &[
+        b"EHLO client.example",
+        b"HELO [192.0.2.1]",
+        b"MAIL FROM:<a@b.example> SIZE=10",
+        b"RCPT TO:<\"x y\"@b.example> NOTIFY=NEVER",
+        b"VRFY user",
+        b"NOOP hello",
+        b"AUTH PLAIN AGFsaWNlAHNlY3JldA==",
+    ];
+    let controls = (0u8..0x20).chain([0x7f]);
+    for bad in controls {
+        for line in lines {
+            for at in 0..=line.len() {
+                let mut l = line.to_vec();
+                l.insert(at, bad);
+                let got = parse(&l).map_err(|e| Reply::from(&e));
+                let r = got.expect_err("a control byte was accepted");
+                assert_eq!((r.code, status_of(&r).as_str()), (500, "5.5.2"), "{l:?}");
+            }
+        }
+    }
+    for line in lines {
+        let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+        for at in verb_end + 1..=line.len() {
+            for bad in [0x80u8, 0xc3, 0xff] {
+                let mut l = line.to_vec();
+                l.insert(at, bad);
+                let r = parse(&l).map_err(|e| Reply::from(&e));
+                let r = r.expect_err("invalid UTF-8 was accepted");
+                assert_eq!((r.code, status_of(&r).as_str()), (501, "5.6.7"), "{l:?}");
+            }
+        }
+        let mut l = line.to_vec();
+        l.insert(1, 0xff);
+        assert_eq!(parse(&l).map_err(|e| Reply::from(&e).code).err(), Some(500), "{l:?}");
+    }
+}

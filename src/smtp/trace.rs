@@ -5,8 +5,13 @@
 //!
 //! TRUST: `helo`, `client_rdns`, the recipient and the TLS strings come from the peer or
 //! from DNS. Every byte that is not printable (controls, CR, LF, DEL) is replaced by `?`,
-//! and parentheses/backslashes inside comments are replaced too, so a peer can neither
-//! inject a header line nor break the comment syntax. UTF-8 is kept (RFC 6532 headers).
+//! and so are parentheses and backslashes inside comments and in the HELO name (which
+//! may be a general address literal `[tag:...]` holding any printable byte; its `"` and
+//! `;` too), so a peer can neither inject a header line nor break the comment syntax. UTF-8 is kept (RFC 6532 headers)
+//! only in an SMTPUTF8 transaction; otherwise every non-ASCII character (a U-label in a
+//! HELO name, say) becomes `?` too, so a message received without SMTPUTF8 keeps an ASCII
+//! header block that any next hop accepts (RFC 6531 §3.7.3 ties 8-bit trace fields to
+//! SMTPUTF8).
 //!
 //! STANDARDS: RFC 5321 §4.4 (trace information: `Stamp`, `TCP-info`, `With`, `ID`, `For`),
 //! RFC 5322 §3.3 (date-time) and §2.2.3 (folding), RFC 3848 (ESMTPS/ESMTPA/ESMTPSA),
@@ -81,30 +86,31 @@ pub fn protocol(f: &TraceFields<'_>) -> &'static str {
 /// ```
 pub fn write_received(f: &TraceFields<'_>, out: &mut Vec<u8>) {
     let mut s = String::with_capacity(256);
+    let utf8 = f.smtputf8;
     s.push_str("Received: from ");
-    push_clean(&mut s, f.helo, false);
+    push_clean(&mut s, f.helo, HELO_SPECIALS, utf8);
     s.push_str(" (");
     if let Some(rdns) = f.client_rdns {
-        push_clean(&mut s, rdns, true);
+        push_clean(&mut s, rdns, COMMENT_SPECIALS, utf8);
         s.push(' ');
     }
     push_address_literal(&mut s, f.client_ip);
     s.push_str(")\r\n\tby ");
-    push_clean(&mut s, f.hostname, false);
+    push_clean(&mut s, f.hostname, TOKEN_SPECIALS, utf8);
     s.push_str(" (mailroot) with ");
     s.push_str(protocol(f));
     if let Some(tls) = f.tls {
         s.push_str(" (");
-        push_clean(&mut s, tls.version, true);
+        push_clean(&mut s, tls.version, COMMENT_SPECIALS, false);
         s.push(':');
-        push_clean(&mut s, tls.cipher, true);
+        push_clean(&mut s, tls.cipher, COMMENT_SPECIALS, false);
         s.push(')');
     }
     s.push_str("\r\n\tid ");
-    push_clean(&mut s, f.queue_id, false);
+    push_clean(&mut s, f.queue_id, TOKEN_SPECIALS, false);
     if let Some(rcpt) = f.recipient {
         s.push_str("\r\n\tfor <");
-        push_clean(&mut s, rcpt, false);
+        push_clean(&mut s, rcpt, TOKEN_SPECIALS, utf8);
         s.push('>');
     }
     s.push_str("; ");
@@ -128,9 +134,9 @@ pub fn write_received_pickup(
 ) {
     let mut s = String::with_capacity(128);
     s.push_str("Received: by ");
-    push_clean(&mut s, hostname, false);
+    push_clean(&mut s, hostname, TOKEN_SPECIALS, false);
     s.push_str(" (mailroot, from the Pickup folder)\r\n\tid ");
-    push_clean(&mut s, queue_id, false);
+    push_clean(&mut s, queue_id, TOKEN_SPECIALS, false);
     s.push_str("; ");
     push_date(&mut s, unix_time_secs, 0);
     s.push_str("\r\n");
@@ -148,14 +154,25 @@ fn push_address_literal(s: &mut String, ip: IpAddr) {
     };
 }
 
+/// Characters replaced inside a comment (`(...)`): they would end or nest it.
+const COMMENT_SPECIALS: &[char] = &['(', ')', '\\'];
+/// Characters replaced in a plain token (`by`, `id`, the `for` address): `;` would end the
+/// clause list early.
+const TOKEN_SPECIALS: &[char] = &[';'];
+/// Characters replaced in the HELO name (the `from` token): a peer-chosen general address
+/// literal (`[tag:...]`) may hold any of them, and each would open a comment or a quoted
+/// string in a reader's view of the field, or end the clause list.
+const HELO_SPECIALS: &[char] = &['(', ')', '\\', '"', ';'];
+
 /// Append `text` with every non-printable character (and whitespace, which would end the
-/// token) replaced by `?`; inside a comment also `(`, `)` and `\`.
-fn push_clean(s: &mut String, text: &str, in_comment: bool) {
+/// token) replaced by `?`, and so is every character of `specials`; without `utf8` also
+/// every non-ASCII character.
+fn push_clean(s: &mut String, text: &str, specials: &[char], utf8: bool) {
     for c in text.chars() {
         let bad = c.is_control()
             || c.is_whitespace()
-            || (in_comment && matches!(c, '(' | ')' | '\\'))
-            || (!in_comment && matches!(c, ';'));
+            || (!utf8 && !c.is_ascii())
+            || specials.contains(&c);
         s.push(if bad { '?' } else { c });
     }
 }
@@ -237,6 +254,21 @@ mod tests {
             ),
             (TraceFields { smtputf8: true, authenticated: true, ..base() }, " with UTF8SMTPA\r\n"),
             (TraceFields { helo: "evil\r\nX-Injected: 1", ..base() }, "from evil??X-Injected:?1 ("),
+            (TraceFields { helo: "a\rb\nc\0d\u{7f}e", ..base() }, "from a?b?c?d?e ("),
+            (TraceFields { helo: "x;y", ..base() }, "from x?y ("),
+            (TraceFields { helo: "[tag:a)(b\\\"c;]", ..base() }, "from [tag:a??b??c?] ("),
+            (TraceFields { client_rdns: Some("r)\r\nBcc: e(v"), ..base() }, "(r???Bcc:?e?v [192."),
+            (TraceFields { helo: "h\u{e9}llo.example", ..base() }, "from h?llo.example ("),
+            (
+                TraceFields { helo: "h\u{e9}llo.example", smtputf8: true, ..base() },
+                "from h\u{e9}llo.example (",
+            ),
+            (TraceFields { recipient: Some("\"a b;c\"@x"), ..base() }, "for <\"a?b?c\"@x>;"),
+            (TraceFields { recipient: Some("\u{fc}@x"), ..base() }, "for <?@x>;"),
+            (
+                TraceFields { recipient: Some("\u{fc}@x"), smtputf8: true, ..base() },
+                "for <\u{fc}@x>;",
+            ),
             (TraceFields { client_rdns: Some("a(b)\\c"), ..base() }, "(a?b??c [192.0.2.1])"),
             (
                 TraceFields { utc_offset_secs: 3600, ..base() },
@@ -258,6 +290,55 @@ mod tests {
             assert!(got.contains(want), "want {want:?} in {got:?}");
             assert_eq!(got.matches('\n').count(), got.matches("\r\n").count());
             assert!(got.split("\r\n").all(|l| l.len() < 998));
+            assert!(f.smtputf8 || got.is_ascii(), "8-bit without SMTPUTF8: {got:?}");
+        }
+    }
+
+    /// Issue 12: whatever a peer puts in the HELO name, the rDNS name or the recipient
+    /// (longest lengths the parsers let through, every control byte, comment breakers),
+    /// the result is ONE header field: the first line starts `Received:`, every other line
+    /// is a continuation (starts with TAB), lines end in CRLF and stay under 998 octets,
+    /// and the comment around the client address is balanced.
+    #[test]
+    fn hostile_fields_stay_one_header_field() {
+        let long_helo = format!("{}.example", "a".repeat(63).repeat(3));
+        let long_rcpt = format!("\"{}\"@{}", " (x)".repeat(15), "b".repeat(250));
+        let controls: String = (0u8..0x20).chain([0x7f]).map(char::from).collect();
+        let hostile = [
+            long_helo.as_str(),
+            long_rcpt.as_str(),
+            controls.as_str(),
+            "x\r\nBcc: evil@attacker.test",
+            "x\rBcc: evil",
+            "x\nBcc: evil",
+            ") (by evil",
+            "(((",
+            "\\)",
+            "\u{2028}\u{85}\u{feff}",
+        ];
+        for h in hostile {
+            for utf8 in [false, true] {
+                let f = TraceFields {
+                    helo: h,
+                    client_rdns: Some(h),
+                    recipient: Some(h),
+                    smtputf8: utf8,
+                    ..base()
+                };
+                let got = render(&f);
+                let body = got.strip_suffix("\r\n").expect("ends in CRLF");
+                let lines: Vec<&str> = body.split("\r\n").collect();
+                assert!(lines[0].starts_with("Received: from "), "{got:?}");
+                assert!(lines[1..].iter().all(|l| l.starts_with('\t')), "{got:?}");
+                assert!(lines.iter().all(|l| !l.contains(['\r', '\n']) && l.len() < 998));
+                assert!(
+                    got.chars().all(|c| c == '\r' || c == '\n' || c == '\t' || !c.is_control())
+                );
+                let (from, comment) = lines[0].rsplit_once(" (").expect("comment");
+                assert!(!from.contains(['(', ')', '"', ';', '\\']), "{got:?}");
+                assert_eq!(comment.matches('(').count(), 0, "{got:?}");
+                assert_eq!(comment.matches(')').count(), 1, "{got:?}");
+            }
         }
     }
 }

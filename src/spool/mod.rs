@@ -350,3 +350,5 @@ pub struct RecoverySummary {
 mod tests;
 #[cfg(test)]
 mod tests_crash;
+#[cfg(test)]
+mod tests_torn;

@@ -104,6 +104,12 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
             }
         }
     }
+    // Fewer bytes than a record header left (a file cut inside the last record's header):
+    // the loop above never looked at them, but they are a torn record all the same and
+    // must be reported like any other unverifiable tail.
+    if stop.is_none() && bytes.get(off..).is_some_and(|rest| rest.iter().any(|&b| b != 0)) {
+        stop = Some((off, FormatError::Truncated));
+    }
     Ok(ParsedSegment { header, records, stop })
 }
 

@@ -8,8 +8,9 @@ Steps (each waits with a bound, never asserts on speed):
   1. load the page, read the "Messages received" counter;
   2. enter the admin token; send a message with smtplib; see the counter move;
   3. sites: click Pause on the first site, see it paused and a new SMTP connection
-     turned away with 421, then Resume (skipped with a reason when the server has no
-     /api/sites);
+     turned away with 421, then Resume; click Stop (twice: it arms first), see it
+     stopped and a new SMTP connection refused by the kernel, then Start and see it
+     greet again (skipped with a reason when the server has no /api/sites);
   4. hold a queued message from the page (it shows as held), open its details, delete it
      (two clicks: the button arms first) and see it gone;
   5. bounce another one from the page and see the NDR arrive in Drop/;
@@ -136,7 +137,8 @@ def main():
             sites = driver.find_elements(By.CSS_SELECTOR, "tr.site")
         if sites:
             name = sites[0].get_attribute("data-site")
-            sel = 'tr.site[data-site="%s"] button' % name
+            site_button = 'tr.site[data-site="%s"] button[data-action="%s"]'
+            sel = site_button % (name, "pause")
             driver.find_element(By.CSS_SELECTOR, sel).click()
             wait_for("site paused", lambda: driver.find_element(
                 By.CSS_SELECTOR, 'tr.site[data-site="%s"] span.state' % name)
@@ -151,11 +153,37 @@ def main():
             except smtplib.SMTPServerDisconnected:
                 code = "disconnected"
             out["paused_greeting"] = code
-            driver.find_element(By.CSS_SELECTOR, sel).click()
+            wait_for("the resume button", lambda: driver.find_elements(
+                By.CSS_SELECTOR, site_button % (name, "resume")))
+            driver.find_element(By.CSS_SELECTOR, site_button % (name, "resume")).click()
             wait_for("site running", lambda: driver.find_element(
                 By.CSS_SELECTOR, 'tr.site[data-site="%s"] span.state' % name)
                 .get_attribute("data-state") == "running")
             out["site_resumed"] = name
+            # Stop (two clicks): the listeners close, a new connection is refused.
+            stop = site_button % (name, "stop")
+            wait_for("the stop button", lambda: driver.find_elements(By.CSS_SELECTOR, stop))
+            driver.find_element(By.CSS_SELECTOR, stop).click()
+            wait_for("stop armed", lambda: "armed" in
+                     driver.find_element(By.CSS_SELECTOR, stop).get_attribute("class"))
+            driver.find_element(By.CSS_SELECTOR, stop).click()
+            wait_for("site stopped", lambda: driver.find_element(
+                By.CSS_SELECTOR, 'tr.site[data-site="%s"] span.state' % name)
+                .get_attribute("data-state") == "stopped")
+            try:
+                with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=20) as s:
+                    out["stopped_connect"] = s.noop()[0]
+            except ConnectionRefusedError:
+                out["stopped_connect"] = "refused"
+            start = site_button % (name, "start")
+            wait_for("the start button", lambda: driver.find_elements(By.CSS_SELECTOR, start))
+            driver.find_element(By.CSS_SELECTOR, start).click()
+            wait_for("site running again", lambda: driver.find_element(
+                By.CSS_SELECTOR, 'tr.site[data-site="%s"] span.state' % name)
+                .get_attribute("data-state") == "running")
+            with smtplib.SMTP("127.0.0.1", a.smtp_port, timeout=20) as s:
+                out["started_noop"] = s.noop()[0]
+            out["site_started"] = name
         else:
             out["sites"] = driver.find_element(By.ID, "sites-note").text
 

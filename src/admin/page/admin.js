@@ -174,6 +174,8 @@ async function refreshStats() {
 
 // ---------------------------------------------------------------- sites
 
+let lastSitesText = "";
+
 async function refreshSites() {
   const tbody = $("sites").tBodies[0];
   const note = $("sites-note");
@@ -191,24 +193,34 @@ async function refreshSites() {
   }
   note.hidden = true;
   $("sites").hidden = false;
+  // Unchanged: keep the rows (and an armed Stop button) as they are.
+  const text = JSON.stringify(sites);
+  if (text === lastSitesText && tbody.rows.length) return;
+  lastSitesText = text;
   clear(tbody);
   for (const s of sites) {
-    const paused = s.state === "paused";
-    const verb = paused ? "resume" : "pause";
-    const btn = el("button", {
-      type: "button", class: "small", "data-site": s.name, "data-action": verb,
-      onclick: async () => {
-        if (await post("/api/sites/" + encodeURIComponent(s.name) + "/" + verb, verb + " site " + s.name)) {
-          refreshSites();
-        }
-        refreshEvents();
-      },
-    }, paused ? "Resume" : "Pause");
+    // Pause/resume answers new connections 421; stop closes the listeners (a second
+    // click confirms: idle sessions are told 421); start binds them again.
+    const act = (verb) => async () => {
+      if (await post("/api/sites/" + encodeURIComponent(s.name) + "/" + verb, verb + " site " + s.name)) {
+        refreshSites();
+      }
+      refreshEvents();
+    };
+    const attrs = (verb) => ({ "data-site": s.name, "data-action": verb });
+    const buttons = [];
+    if (s.state === "stopped") {
+      buttons.push(plainButton("Start", attrs("start"), act("start")));
+    } else {
+      const verb = s.state === "paused" ? "resume" : "pause";
+      buttons.push(plainButton(verb === "resume" ? "Resume" : "Pause", attrs(verb), act(verb)));
+      buttons.push(armedButton("Stop", "Stop: sure?", attrs("stop"), act("stop")));
+    }
     tbody.appendChild(el("tr", { class: "site", "data-site": s.name },
       el("td", {}, s.name),
       el("td", {}, el("span", { class: "state " + s.state, "data-state": s.state }, s.state)),
       el("td", {}, (s.listen || []).join(", ")),
-      el("td", { class: "actions" }, btn)));
+      el("td", { class: "actions" }, ...buttons)));
   }
 }
 
