@@ -447,7 +447,8 @@ pub fn start_bound(
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
 
-    let Bound { per_worker, addrs, listening, implicit_tls_listening, admin: admin_listener } = bound;
+    let Bound { per_worker, addrs, listening, implicit_tls_listening, admin: admin_listener } =
+        bound;
     // AUTH: one verifier thread for the relay (argon2 must not run on the event loops),
     // started even without users so a reload can add some.
     let (verifier, auth_verifier) = {
