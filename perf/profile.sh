@@ -19,7 +19,7 @@
 # Safety: 127.0.0.1 only; every load run is bounded by a message count and `timeout`;
 # everything started here is stopped by the EXIT trap. Needs root (perf, smtp-sink -u).
 #
-# Usage: perf/profile.sh   (env: MODE MESSAGES SESSIONS SIZE OUT STRACE MAILROOT_BIN)
+# Usage: perf/profile.sh   (env: MODE MESSAGES SESSIONS SIZE OUT STRACE MAILROOT_BIN PORT SINK_PORT)
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,8 +29,8 @@ SESSIONS=${SESSIONS:-100}
 SIZE=${SIZE:-1024}
 OUT=${OUT:-$REPO/perf/out}
 BIN=${MAILROOT_BIN:-${CARGO_TARGET_DIR:-$REPO/target}/release/mailroot}
-PORT=2725
-SINK_PORT=2726
+PORT=${PORT:-2725}
+SINK_PORT=${SINK_PORT:-2726}
 TIMEOUT=300
 
 [[ $(id -u) == 0 ]] || { echo "profile.sh: must run as root" >&2; exit 2; }

@@ -272,7 +272,7 @@ mod tests {
         let cases: &[(&str, &[&str], &[&str])] = &[
             ("[relay]\nallow = []", &["relay.allow"], &[]),
             ("[domains]\nlocal = [\"example.org\"]", &["domains.local"], &[]),
-            ("workers = 1", &[], &["workers"]),
+            ("workers = 5", &[], &["workers"]),
             (
                 "[limits]\nmax_recipients = 3\nmax_connections = 9\nshutdown_grace = 1",
                 &["limits.max_connections", "limits.max_recipients"],

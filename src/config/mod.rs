@@ -58,7 +58,7 @@ pub use defaults::{
     DEFAULT_MAX_ERRORS, DEFAULT_MAX_MESSAGE_SIZE_BYTES, DEFAULT_MAX_MESSAGES_PER_CONNECTION,
     DEFAULT_MAX_RECIPIENTS, DEFAULT_MIN_FREE_DISK_BYTES, DEFAULT_SEGMENT_BYTES,
     DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_SITE_NAME, FALLBACK_HOSTNAME, LOG_LEVELS,
-    MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES,
+    MAX_COMMIT_DELAY_MS, MAX_SEGMENT_BYTES, MAX_WORKERS, MIN_SEGMENT_BYTES, default_workers,
 };
 pub use event_log::{DEFAULT_EVENT_LOG_MAX_BYTES, EVENT_LOG_FILE, EventLogConfig};
 pub use mask::{MASK, SECRET_KEYS};
@@ -252,7 +252,8 @@ pub struct SystemDefaults {
     /// The machine's host name; used for `hostname` when the file does not set it.
     /// If it is not a valid domain name, [`FALLBACK_HOSTNAME`] is used instead.
     pub hostname: String,
-    /// Number of CPU cores available; the default `workers` (clamped to `1..=MAX_WORKERS`).
+    /// Number of CPU cores available; the default `workers` is half of them, rounded up
+    /// ([`default_workers`]).
     pub cores: usize,
 }
 

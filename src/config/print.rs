@@ -171,7 +171,7 @@ mod tests {
         let expect = [
             "hostname = \"mx.example.org\"",
             "mailroot = \"./mailroot\"",
-            "workers = 3",
+            "workers = 2", // 3 cores: half, rounded up
             "log_level = \"info\"",
             "max_message_size = \"10MiB\"",
             "max_recipients = 100",

@@ -25,7 +25,6 @@ use memchr::memchr2;
 /// Write `content` dot-stuffed, followed by the end marker, into `out` (see the module
 /// docs): `DotStuffer` run to completion.
 pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
-    out.reserve(content.len() + content.len() / 64 + 5);
     let mut stuffer = DotStuffer::new();
     stuffer.fill(content, out, usize::MAX);
     debug_assert!(stuffer.is_done(), "an unbounded fill writes the end marker");
@@ -80,6 +79,13 @@ impl DotStuffer {
             }
         }
         assert_eq!(content.len(), self.len, "DotStuffer: content changed between calls");
+        // Room for this call's output in one allocation: grown a line at a time, a 64 KiB
+        // piece reallocated (and copied) `out` at 8, 16, 32 and 64 KiB, as many bytes
+        // again as the piece itself. The output is the content plus a few stuffing dots or
+        // CRs (more only for bare line endings, which then grow `out` as before).
+        let remaining = self.len - self.pos;
+        let room = remaining.saturating_add(remaining / 64).saturating_add(5);
+        out.reserve(limit.saturating_sub(out.len()).min(room));
         while self.pos < self.len && out.len() < limit {
             if self.line_start && content[self.pos] == b'.' && !self.bdat {
                 out.push(b'.');
@@ -160,6 +166,27 @@ mod tests {
         let mut piece = Vec::new();
         assert_eq!(st.fill(content, &mut piece, limit), 0);
         wire
+    }
+
+    #[test]
+    fn a_piece_is_allocated_once_not_grown_line_by_line() {
+        const LIMIT: usize = 64 * 1024;
+        let line = b"La de da de da 1 da de da de da 2 da de da de da 3 da de da de da 4\r\n";
+        let content: Vec<u8> = line.iter().copied().cycle().take(100 * 1024).collect();
+        let mut st = DotStuffer::new();
+        let mut out = Vec::new();
+        st.fill(&content, &mut out, LIMIT);
+        assert!(out.len() >= LIMIT && out.len() <= LIMIT + 5);
+        // Grown by doubling from a line it would end at 128 KiB after copying itself 4 times.
+        assert!(out.capacity() < LIMIT + LIMIT / 8, "capacity {}", out.capacity());
+        let mut rest = Vec::new();
+        st.fill(&content, &mut rest, LIMIT);
+        assert!(st.is_done());
+        assert!(rest.capacity() < content.len() - LIMIT + 4096, "capacity {}", rest.capacity());
+        out.extend_from_slice(&rest);
+        let mut whole = Vec::new();
+        dot_stuff(&content, &mut whole);
+        assert!(out == whole, "pieces equal the one-call encoding");
     }
 
     #[test]

@@ -16,7 +16,10 @@
 //! * Inside the process, accesses follow a single-appender discipline that rules out data
 //!   races:
 //!   - bytes at or above `tail` are written only through [`Appender`], of which at most one
-//!     exists per map (taken once, `&mut` to use);
+//!     exists per map (taken once, `&mut` to use): copied into the mapping
+//!     ([`Map::append`]) or written to the mapped file with `pwrite(2)`
+//!     ([`Map::append_through`]; a `MAP_SHARED` mapping and `write(2)` share the page
+//!     cache, so the bytes are the same either way);
 //!   - `tail` is advanced with `Release` after the bytes are written; readers load it with
 //!     `Acquire` and may copy only bytes below it ([`Map::copy_out`] asserts this);
 //!   - bytes below `tail` are mutated only through aligned atomic stores
@@ -135,6 +138,30 @@ impl Map {
         }
         self.tail.store(start + total, Ordering::Release);
         start
+    }
+
+    /// [`Map::append`] of one part, written with `pwrite(2)` to `file`, which must be the
+    /// file this map maps, instead of copied into the mapping: the kernel copies the bytes
+    /// into the page cache the mapping shares, and pages the write covers whole are never
+    /// faulted in (no page fault, no read or zeroing of a fresh page, nothing added to the
+    /// RSS). Worth it for large records (`Segment::append`). On an error nothing is
+    /// published (the tail stays; bytes written above it are overwritten by the next
+    /// append, and a scan stops at them since they are not followed by a valid tail).
+    pub(crate) fn append_through(
+        &self,
+        app: &mut Appender,
+        file: &File,
+        bytes: &[u8],
+    ) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt as _;
+        assert_eq!(app.map_id, self.ptr as usize, "appender used on another map");
+        let start = self.tail.load(Ordering::Acquire);
+        assert!(bytes.len() <= self.len - start, "append past the end of the segment");
+        // No `unsafe`: the kernel writes above the tail, which only the holder of the
+        // unique `Appender` (us, by `&mut`) writes, and nobody reads until it is published.
+        file.write_all_at(bytes, start as u64)?;
+        self.tail.store(start + bytes.len(), Ordering::Release);
+        Ok(start)
     }
 
     /// Copy `len` published bytes starting at `offset` into `out` (appended).
@@ -296,6 +323,41 @@ mod tests {
         let mut disk = vec![];
         std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
         assert_eq!(&disk[..10], b"aZcdWXYZij");
+    }
+
+    #[test]
+    fn append_through_the_file_is_seen_through_the_mapping_and_maps_nothing() {
+        const LEN: usize = 16 * 4096;
+        let (_dir, path, f) = sized_file(LEN);
+        let m = Map::new(&f, LEN, 0).unwrap();
+        let mut app = m.take_appender().unwrap();
+        assert_eq!(m.append(&mut app, &[b"head"]), 0);
+        let data: Vec<u8> = (0..8 * 4096).map(|i| (i % 253) as u8).collect();
+        assert_eq!(m.append_through(&mut app, &f, &data).unwrap(), 4);
+        assert_eq!(m.tail(), 4 + data.len());
+        // Whole pages written through the file were never faulted into this mapping.
+        assert!(resident_kib(m.ptr) <= 8, "pwrite mapped {} KiB", resident_kib(m.ptr));
+        assert_eq!(m.append(&mut app, &[b"tail"]), 4 + data.len());
+        let mut out = vec![];
+        m.copy_out(0, m.tail(), &mut out);
+        assert_eq!(&out[..4], b"head");
+        assert!(out[4..4 + data.len()] == data[..], "mapping sees the pwritten bytes");
+        assert_eq!(&out[4 + data.len()..], b"tail");
+        m.store_u8(5, 0xAA); // an atomic store below the tail lands on the written page
+        m.flush_range(0, m.tail()).unwrap();
+        let mut disk = vec![];
+        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
+        assert_eq!(disk[5], 0xAA);
+        assert!(disk[6..4 + data.len()] == data[2..], "msync wrote the pwritten bytes");
+    }
+
+    #[test]
+    #[should_panic(expected = "past the end")]
+    fn append_through_past_the_end_panics() {
+        let (_dir, _path, f) = sized_file(4096);
+        let m = Map::new(&f, 4096, 4000).unwrap();
+        let mut app = m.take_appender().unwrap();
+        let _ = m.append_through(&mut app, &f, &[0u8; 100]);
     }
 
     /// Resident pages of the mapping that starts at `ptr` (from /proc/self/smaps).

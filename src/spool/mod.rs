@@ -352,3 +352,5 @@ mod tests;
 mod tests_crash;
 #[cfg(test)]
 mod tests_torn;
+#[cfg(test)]
+mod tests_large;

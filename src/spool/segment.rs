@@ -22,6 +22,14 @@ pub(crate) const SPILL_GROW_BYTES: u64 = 1024 * 1024;
 /// Durable pages of a segment are dropped from the page tables once this many of them
 /// piled up (see [`Segment::release_durable`]); bounds the RSS of each open segment.
 pub(crate) const RELEASE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+/// Records at least this long are appended with `pwrite(2)` rather than copied into the
+/// mapping ([`Segment::append`]). Copying into fresh pages of the mapping faults each page
+/// in, and the fault reads (zero-fills) the page and its read-ahead neighbours before the
+/// copy overwrites them: at 100 KiB per message that was 17% of the relay's CPU, more than
+/// the copy itself (perf/RESULTS.md, 2026-12-05 19:55); at 10 KiB, 3-8% less CPU per
+/// message. Smaller records (several per page, so fewer faults each) keep the copy: a
+/// syscall per 1 KiB record was not measured to pay.
+pub(crate) const PWRITE_MIN_BYTES: usize = 8 * 1024;
 /// Release ranges are multiples of this (the OS page size, or a divisor of it: memmap2
 /// aligns the start down to the real page size, which only releases a little more).
 const RELEASE_ALIGN_BYTES: usize = 4096;
@@ -213,6 +221,18 @@ impl Segment {
             dir_synced: AtomicBool::new(durable),
             released_to: AtomicUsize::new(0),
         })
+    }
+
+    /// Append one record's bytes at the tail with the unique appender and publish them:
+    /// a record of [`PWRITE_MIN_BYTES`] or more is written to the file with `pwrite(2)`
+    /// ([`Map::append_through`]), a smaller one copied into the mapping. Returns the
+    /// offset; the caller checked that it fits. An I/O error publishes nothing.
+    pub(crate) fn append(&self, app: &mut Appender, bytes: &[u8]) -> io::Result<usize> {
+        if bytes.len() >= PWRITE_MIN_BYTES {
+            self.map.append_through(app, &self.file, bytes)
+        } else {
+            Ok(self.map.append(app, &[bytes]))
+        }
     }
 
     /// True for a single-record spill segment.
