@@ -92,6 +92,9 @@ local = ["localhost"]
 [dns]
 servers = ["127.0.0.1:9"]
 
+[service]
+allow_root = true               # run as whoever starts the script (root here)
+
 [admin]
 listen = "127.0.0.1:$(admin_port "$k")"
 token = "$token"                 # mailroot drain/pause/resume read it from this file

@@ -49,6 +49,9 @@ local = ["localhost", "example.net"]
 hold = true
 [dns]
 servers = ["127.0.0.1:9"]
+[service]
+allow_root = true               # run as whoever starts the script (root here)
+
 [admin]
 enabled = false
 [protocol_log]

@@ -429,6 +429,9 @@ $delivery
 servers = ["127.0.0.1:9"]
 
 # Several instances run at once: no admin listener (it would contend for 127.0.0.1:8025).
+[service]
+allow_root = true               # run as whoever starts the script (root here)
+
 [admin]
 enabled = false
 

@@ -307,6 +307,8 @@ retry = ["1s"]
 servers = ["127.0.0.1:9"]
 [admin]
 enabled = false
+[service]
+allow_root = true
 """)
 
     def start(self, timeout=30.0):

@@ -74,6 +74,9 @@ local = $domains
 hold = $hold
 [dns]
 servers = ["127.0.0.1:9"]
+[service]
+allow_root = true               # run as whoever starts the script (root here)
+
 [admin]
 enabled = false
 [[site]]

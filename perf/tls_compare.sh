@@ -74,6 +74,9 @@ smart_host = "[127.0.0.1]:$SINK_PORT"
 local = ["localhost"]
 [dns]
 servers = ["127.0.0.1:9"]
+[service]
+allow_root = true               # run as whoever starts the script (root here)
+
 [admin]
 enabled = false
 [tls]

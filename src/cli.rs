@@ -566,18 +566,34 @@ fn serve(path: Option<&Path>) -> i32 {
     if let Err(code) = check_certificates(&config) {
         return code;
     }
+    // `[service]`: who we run as once the listeners are bound (exit 2 for a bad account).
+    let account = match crate::relay::privilege::plan(&config.service) {
+        Ok(crate::relay::privilege::Plan::Switch(a)) => Some(a),
+        Ok(crate::relay::privilege::Plan::Stay) => None,
+        Err(e) => {
+            report(&e);
+            return if e.is_config() { EXIT_USAGE } else { EXIT_FAILURE };
+        }
+    };
     if let Err(e) = create_mailroot(&config) {
         report(format_args!("cannot create Mailroot {}: {e}", config.mailroot.display()));
         return EXIT_FAILURE;
     }
-    let opts = match path {
+    if let Some(a) = &account
+        && let Err(e) = crate::relay::privilege::prepare_mailroot(&config, a)
+    {
+        report(&e);
+        return EXIT_FAILURE;
+    }
+    let mut opts = match path {
         Some(p) => {
             let file = p.to_owned();
             let loader: crate::relay::Loader = Box::new(move || reload_config(&file));
-            crate::relay::ServeOptions { config_file: Some(p.to_owned()), loader }
+            crate::relay::ServeOptions { config_file: Some(p.to_owned()), loader, account: None }
         }
         None => crate::relay::ServeOptions::fixed(&config),
     };
+    opts.account = account;
     match crate::relay::serve(config, opts) {
         Ok(()) => EXIT_OK,
         Err(e) => {

@@ -43,6 +43,12 @@
 //!   the AUTH verifier each pick up on their own.
 //! - the main thread joins the workers, then stops the signal thread and the queue runner.
 //!
+//! # Start-up order (`serve`)
+//! Signal handlers, `RLIMIT_NOFILE`, every listener bound (`bind::bind_all`, the admin
+//! listener too), then `privilege::drop_to` when started as root with `[service] user`,
+//! all while the process has one thread; only then the event log, the spool, the
+//! certificates and every thread above (`start_bound`).
+//!
 //! # Shutdown order
 //! 1. flag + wake: every worker drops its listeners, tells idle sessions 421 4.3.2, lets
 //!    in-flight transactions finish for up to `limits.shutdown_grace_ms`, closes the rest,
@@ -56,7 +62,9 @@
 //!    when their channels close;
 //! 5. `serve` returns `Ok(())` (exit status 0).
 
+mod bind;
 mod control;
+pub mod privilege;
 mod sites;
 
 use std::net::SocketAddr;
@@ -68,6 +76,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
+pub use self::bind::{Bound, bind_all};
 pub use self::control::Loader;
 use self::control::RelayControl;
 use crate::config::Config;
@@ -77,7 +86,6 @@ use crate::deliver::{local_worker, resolve};
 use crate::dns::{Resolver, ResolverConfig};
 use crate::eventlog::{self, By, Event, EventLog, EventLogOptions};
 use crate::net::limits::ConnLimits;
-use crate::net::listener;
 use crate::net::worker::{Listen, Worker, WorkerCounters, WorkerOptions, WorkerPoll};
 use crate::pickup::{self, PickupConfig};
 use crate::queue::inbox::{IncomingBatch, QueueRequest};
@@ -119,6 +127,9 @@ pub enum RelayError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The privilege drop (`[service] user`) failed.
+    #[error("{0}")]
+    Privilege(String),
     /// Any other I/O failure while starting or running (e.g. a worker's poll failed).
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -133,6 +144,9 @@ pub struct ServeOptions {
     pub config_file: Option<PathBuf>,
     /// Reads and validates the configuration again (SIGHUP, `POST /api/reload`).
     pub loader: Loader,
+    /// Started as root with `[service] user`: the account to drop to once every listener
+    /// is bound (`privilege::plan`, after `privilege::prepare_mailroot`).
+    pub account: Option<privilege::Account>,
 }
 
 impl ServeOptions {
@@ -140,7 +154,11 @@ impl ServeOptions {
     #[must_use]
     pub fn fixed(config: &Config) -> ServeOptions {
         let same = config.clone();
-        ServeOptions { config_file: None, loader: Box::new(move || Ok(same.clone())) }
+        ServeOptions {
+            config_file: None,
+            loader: Box::new(move || Ok(same.clone())),
+            account: None,
+        }
     }
 }
 
@@ -153,13 +171,34 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), RelayError> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGHUP,
     ])?;
+    // Bind as whoever started us (root for port 25), then drop privileges while this is
+    // still the only thread: everything below (files, certificates, threads) runs as the
+    // service account (`privilege`'s module doc).
+    raise_fd_limit(&config);
+    let bound = bind_all(&config).and_then(|bound| match &opts.account {
+        Some(account) => privilege::drop_to(account)
+            .map(|()| bound)
+            .map_err(|e| RelayError::Privilege(e.to_string())),
+        None => Ok(bound),
+    });
     let path = config.event_log.enabled.then(|| config.event_log_path());
     let (events, event_thread) = eventlog::spawn(EventLogOptions {
         path: path.clone(),
         max_size_bytes: config.event_log.max_size_bytes,
     })
     .map_err(|source| RelayError::EventLog { path: path.unwrap_or_default(), source })?;
-    let running = match start_with(config, events.clone(), opts) {
+    // A bind or drop failure is still reported in the event log (opened by whoever we
+    // are then: root's file in `Logs/` is given to the account at the next start).
+    let bound = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            events
+                .emit(Event::ServiceStop { reason: format!("start failed: {e}"), by: By::Startup });
+            event_thread.stop_and_join();
+            return Err(e);
+        }
+    };
+    let running = match start_bound(config, bound, events.clone(), opts) {
         Ok(r) => r,
         Err(e) => {
             events
@@ -366,6 +405,18 @@ pub fn start_with(
     serve_opts: ServeOptions,
 ) -> Result<Running, RelayError> {
     raise_fd_limit(&config);
+    let bound = bind_all(&config)?;
+    start_bound(config, bound, events, serve_opts)
+}
+
+/// [`start_with`] on listeners already bound by [`bind_all`] (as root, before the
+/// privilege drop).
+pub fn start_bound(
+    config: Config,
+    bound: Bound,
+    events: EventLog,
+    serve_opts: ServeOptions,
+) -> Result<Running, RelayError> {
     let config = Arc::new(config);
     let opts = SpoolOptions {
         segment_bytes: config.spool.segment_bytes,
@@ -396,20 +447,8 @@ pub fn start_with(
         ConnLimits::new(config.limits.max_connections, config.limits.max_connections_per_ip);
     let flag = Arc::new(AtomicBool::new(false));
 
-    // Resolve the addresses once (a `:0` port becomes the port worker 0 got, so every
-    // worker shares it).
-    // (site, address, implicit TLS)
-    let mut addrs: Vec<(usize, SocketAddr, bool)> = Vec::new();
-    for (site, s) in config.sites.iter().enumerate() {
-        addrs.extend(s.listen.iter().map(|a| (site, *a, false)));
-        addrs.extend(s.tls.implicit_tls_listen.iter().map(|a| (site, *a, true)));
-    }
-    // Refuse to share a port with a process already listening there (SO_REUSEPORT would
-    // silently split the connections between us).
-    for (_, addr, _) in addrs.iter().filter(|(_, a, _)| a.port() != 0) {
-        listener::ensure_unused(*addr)
-            .map_err(|source| RelayError::Bind { addr: *addr, source })?;
-    }
+    let Bound { per_worker, addrs, listening, implicit_tls_listening, admin: admin_listener } =
+        bound;
     // AUTH: one verifier thread for the relay (argon2 must not run on the event loops),
     // started even without users so a reload can add some.
     let (verifier, auth_verifier) = {
@@ -426,22 +465,13 @@ pub fn start_with(
     let mut built = Vec::with_capacity(config.workers);
     let mut wakers = Vec::with_capacity(config.workers);
     let mut handles = Vec::with_capacity(config.workers); // site stop/start (`relay::sites`)
-    let mut listening = Vec::new();
-    let mut implicit_tls_listening = Vec::new();
-    for k in 0..config.workers {
+    for (k, sockets) in per_worker.into_iter().enumerate() {
         let poll = WorkerPoll::new()?;
         let waker = poll.waker();
-        let mut listeners = Vec::with_capacity(addrs.len());
-        for (site, addr, implicit) in &mut addrs {
-            let l =
-                listener::bind(*addr).map_err(|source| RelayError::Bind { addr: *addr, source })?;
-            if k == 0 {
-                *addr = l.local_addr()?;
-                let named = (config.sites[*site].name.clone(), *addr);
-                if *implicit { implicit_tls_listening.push(named) } else { listening.push(named) }
-            }
-            let implicit_tls = if *implicit { shared.site_tls_config(*site) } else { None };
-            listeners.push(Listen { socket: l, tag: *site, implicit_tls });
+        let mut listeners = Vec::with_capacity(sockets.len());
+        for (site, implicit, socket) in sockets {
+            let implicit_tls = if implicit { shared.site_tls_config(site) } else { None };
+            listeners.push(Listen { socket, tag: site, implicit_tls });
         }
         let on_commit_waker = Arc::clone(&waker);
         let writer = spool
@@ -517,7 +547,8 @@ pub fn start_with(
     // The admin listener (GET /metrics, /api/*, POST control), up before the first SMTP
     // greeting so whoever sees the server answer can control it; stopped by the flag.
     let admin_control: Arc<dyn crate::control::Control> = control.clone();
-    let admin = match crate::admin::spawn(
+    let admin = match crate::admin::spawn_on(
+        admin_listener,
         &config,
         Arc::clone(&stopper.flag),
         admin_control,

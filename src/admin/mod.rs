@@ -114,8 +114,32 @@ pub fn spawn(
     control: Arc<dyn Control>,
     requests: crossbeam_channel::Sender<QueueRequest>,
 ) -> io::Result<Option<Admin>> {
+    let listener = bind(config)?;
+    spawn_on(listener, config, stop, control, requests)
+}
+
+/// Bind `[admin] listen` (`None` when the admin listener is off). Separate from
+/// [`spawn_on`] so the wiring can bind as root and serve after dropping privileges.
+pub fn bind(config: &Config) -> io::Result<Option<std::net::TcpListener>> {
     let Some(listen) = config.admin.listen else { return Ok(None) };
-    let server = Server::http(listen).map_err(|e| io::Error::other(format!("{listen}: {e}")))?;
+    std::net::TcpListener::bind(listen)
+        .map(Some)
+        .map_err(|e| io::Error::new(e.kind(), format!("{listen}: {e}")))
+}
+
+/// Serve the admin API on an already bound `listener` (from [`bind`]) in the `admin`
+/// thread; `None` = off.
+pub fn spawn_on(
+    listener: Option<std::net::TcpListener>,
+    config: &Config,
+    stop: Arc<AtomicBool>,
+    control: Arc<dyn Control>,
+    requests: crossbeam_channel::Sender<QueueRequest>,
+) -> io::Result<Option<Admin>> {
+    let Some(listener) = listener else { return Ok(None) };
+    let listen = listener.local_addr()?;
+    let server = Server::from_listener(listener, None)
+        .map_err(|e| io::Error::other(format!("{listen}: {e}")))?;
     let addr = server.server_addr().to_ip().unwrap_or(listen);
     let policy = auth::Policy {
         token: config.admin.token.clone(),

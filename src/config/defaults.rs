@@ -196,6 +196,7 @@ pub(super) fn embedded_default(sys: &SystemDefaults) -> Config {
         tls: super::TlsConfig::default(),
         protocol_log: super::ProtocolLogConfig::default(),
         event_log: super::EventLogConfig::default(),
+        service: super::ServiceConfig::default(),
     }
 }
 

@@ -22,6 +22,7 @@
 //!   options); a site's overrides of the master properties (`config::site`) change live
 //!   like their masters, except the site's `hostname` (restart, as the master's);
 //! - `[admin]` and `[event_log]`: their threads hold the listener and the file;
+//!   `[service]`: the account is switched once, at start-up, and cannot be switched back;
 //!   `auth.failure_delay`: the verifier's failure table is built once.
 //!
 //! SECURITY: values of secret keys (`password`, `token`, `password_hash`) are shown as
@@ -145,6 +146,7 @@ pub fn plan_reload(old: &Config, new: &Config) -> ReloadPlan {
     running.admin = old.admin.clone();
     running.auth.failure_delay_ms = old.auth.failure_delay_ms;
     running.event_log = old.event_log.clone();
+    running.service = old.service.clone();
     // Listeners and certificates: only `require_tls` and the protocol log of a site that
     // still exists (same name, same place) change live.
     running.sites = old.sites.clone();

@@ -30,6 +30,7 @@ mod parse_outbound;
 mod print;
 mod protolog;
 mod proxy;
+mod service;
 mod site;
 #[cfg(test)]
 mod test_support;
@@ -69,6 +70,7 @@ pub use protolog::{
     DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES, LOGS_DIR, ProtocolLogConfig, Rotate, SiteProtocolLog,
 };
 pub use proxy::SiteProxy;
+pub use service::ServiceConfig;
 pub use site::SiteOverrides;
 pub use tls::{DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, SiteTls, TlsConfig, TlsFiles};
 
@@ -119,6 +121,8 @@ pub struct Config {
     pub protocol_log: ProtocolLogConfig,
     /// The service event log (`[event_log]`).
     pub event_log: EventLogConfig,
+    /// The account to run as after binding (`[service]`).
+    pub service: ServiceConfig,
     /// Default `env_logger` filter. Invariant: one of [`LOG_LEVELS`] (lower case).
     pub log_level: String,
 }

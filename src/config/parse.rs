@@ -54,6 +54,7 @@ const ROOT_KEYS: &[&str] = &[
     "tls",
     "protocol_log",
     "event_log",
+    "service",
 ];
 /// Keys allowed in `[limits]`.
 const LIMITS_KEYS: &[&str] = &[
@@ -139,6 +140,7 @@ const SECTIONS: &[(&str, &[&str])] = &[
     ("tls", super::tls::TLS_KEYS),
     ("protocol_log", super::protolog::PROTOCOL_LOG_KEYS),
     ("event_log", super::event_log::EVENT_LOG_KEYS),
+    ("service", super::service::SERVICE_KEYS),
 ];
 
 /// Largest edit distance for which an unknown key gets a "did you mean" hint.
@@ -233,6 +235,9 @@ pub(super) fn from_toml_str(text: &str, sys: &SystemDefaults) -> Parsed<Config> 
     }
     if let Some(t) = section(&root, "event_log", super::event_log::EVENT_LOG_KEYS)? {
         super::event_log::event_log(t, &mut cfg.event_log)?;
+    }
+    if let Some(t) = section(&root, "service", super::service::SERVICE_KEYS)? {
+        super::service::service(t, &mut cfg.service)?;
     }
     super::site::check_drop_folders(&cfg)?;
     Ok(cfg)

@@ -84,6 +84,7 @@ pub(super) fn to_toml(c: &Config) -> String {
     super::tls::print(&c.tls, &mut out);
     super::protolog::print(&c.protocol_log, &mut out);
     super::event_log::print(&c.event_log, &mut out);
+    super::service::print(&c.service, &mut out);
     out
 }
 

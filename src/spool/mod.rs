@@ -351,6 +351,6 @@ mod tests;
 #[cfg(test)]
 mod tests_crash;
 #[cfg(test)]
-mod tests_torn;
-#[cfg(test)]
 mod tests_large;
+#[cfg(test)]
+mod tests_torn;

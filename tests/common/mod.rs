@@ -174,6 +174,11 @@ impl Conf {
             t += &format!("\n[spool]\nsegment_size = {s}\n");
         }
         t += &self.extra;
+        // The suite runs as root in CI: serve as whoever runs it (tests/e2e_privilege.rs
+        // tests the drop to `[service] user`).
+        if !self.extra.contains("[service]") {
+            t += "\n[service]\nallow_root = true\n";
+        }
         // Every server gets its own admin port (the default 8025 would collide).
         t += &format!("\n[admin]\nlisten = \"127.0.0.1:{admin_port}\"\n{}\n", self.admin_extra);
         t
