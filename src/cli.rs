@@ -567,9 +567,18 @@ fn serve(path: Option<&Path>) -> i32 {
         return code;
     }
     // `[service]`: who we run as once the listeners are bound (exit 2 for a bad account).
+    // The embedded default (no file) is the quick start on 127.0.0.1:2525: it runs as
+    // whoever starts it, root included (with a warning); a file must say how to run as root.
     let account = match crate::relay::privilege::plan(&config.service) {
         Ok(crate::relay::privilege::Plan::Switch(a)) => Some(a),
         Ok(crate::relay::privilege::Plan::Stay) => None,
+        Err(crate::relay::privilege::PrivilegeError::RootRefused) if path.is_none() => {
+            log::warn!(
+                "running as root on the embedded default configuration (loopback only); \
+                 with a configuration file set [service] user, or allow_root = true"
+            );
+            None
+        }
         Err(e) => {
             report(&e);
             return if e.is_config() { EXIT_USAGE } else { EXIT_FAILURE };

@@ -206,7 +206,39 @@ fn root_without_a_service_user_is_refused_unless_allowed() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`service.user`") && err.contains("allow_root = true"), "{err}");
-    // The embedded default (no file) is refused the same way.
-    let out = mailroot(&["serve"]);
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // The embedded default (no file, loopback only) is the quick start: it runs as root,
+    // with a warning naming the keys a configuration file would need.
+    embedded_default_runs_as_root_with_a_warning();
+}
+
+/// `mailroot serve` with no file, in a scratch working directory (its Mailroot is
+/// `./mailroot`): greets on 127.0.0.1:2525, warned on stderr, exits 0 on SIGTERM.
+fn embedded_default_runs_as_root_with_a_warning() {
+    if std::net::TcpListener::bind("127.0.0.1:2525").is_err() {
+        eprintln!("embedded default part skipped: 127.0.0.1:2525 is in use on this machine");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stderr = fs::File::create(dir.path().join("stderr")).unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn mailroot serve");
+    let greeted = wait_until(Duration::from_secs(20), Duration::from_millis(50), || {
+        let s = std::net::TcpStream::connect("127.0.0.1:2525").ok()?;
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(s), &mut line).ok()?;
+        line.starts_with("220 ").then_some(())
+    })
+    .is_some();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let status = child.wait().expect("wait mailroot");
+    let err = fs::read_to_string(dir.path().join("stderr")).unwrap();
+    assert!(greeted, "no 220 from the embedded default as root: {err}");
+    assert!(err.contains("running as root on the embedded default"), "{err}");
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(dir.path().join("mailroot/Queue").is_dir(), "Mailroot made in the working dir");
 }
