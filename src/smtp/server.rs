@@ -40,6 +40,7 @@
 //!   reconnects; a 452 would leave it looping on the same connection).
 //! - Limits set to 0 (`max_message_size_bytes`, `max_messages_per_connection`,
 //!   `max_errors`) mean "no limit"; `SIZE 0` is then advertised as RFC 1870 §5 allows.
+//!   (The configuration file refuses `max_errors = 0`: the relay always bounds errors.)
 //! - `BODY=BINARYMIME` is refused (`504 5.5.4`): we do not advertise BINARYMIME, so relaying
 //!   stays possible to any next hop.
 //! - A refused DATA (`554 5.5.1` no valid recipients, a `data_start` refusal) keeps the
