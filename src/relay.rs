@@ -187,18 +187,9 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), RelayError> {
         max_size_bytes: config.event_log.max_size_bytes,
     })
     .map_err(|source| RelayError::EventLog { path: path.unwrap_or_default(), source })?;
-    // A bind or drop failure is still reported in the event log (opened by whoever we
+    // A bind, drop or start failure is still reported in the event log (opened by whoever we
     // are then: root's file in `Logs/` is given to the account at the next start).
-    let bound = match bound {
-        Ok(b) => b,
-        Err(e) => {
-            events
-                .emit(Event::ServiceStop { reason: format!("start failed: {e}"), by: By::Startup });
-            event_thread.stop_and_join();
-            return Err(e);
-        }
-    };
-    let running = match start_bound(config, bound, events.clone(), opts) {
+    let running = match bound.and_then(|b| start_bound(config, b, events.clone(), opts)) {
         Ok(r) => r,
         Err(e) => {
             events

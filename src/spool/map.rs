@@ -287,7 +287,6 @@ pub(crate) fn available_bytes(dir: &Path) -> io::Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
     /// A fresh read-write file of `len` bytes in a temporary directory (kept alive by the
     /// returned guard).
@@ -320,8 +319,7 @@ mod tests {
         m.copy_out(8, 2, &mut out);
         assert_eq!(out, b"ij");
         m.flush_range(0, 10).unwrap();
-        let mut disk = vec![];
-        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
+        let disk = std::fs::read(&path).unwrap();
         assert_eq!(&disk[..10], b"aZcdWXYZij");
     }
 
@@ -345,8 +343,7 @@ mod tests {
         assert_eq!(&out[4 + data.len()..], b"tail");
         m.store_u8(5, 0xAA); // an atomic store below the tail lands on the written page
         m.flush_range(0, m.tail()).unwrap();
-        let mut disk = vec![];
-        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
+        let disk = std::fs::read(&path).unwrap();
         assert_eq!(disk[5], 0xAA);
         assert!(disk[6..4 + data.len()] == data[2..], "msync wrote the pwritten bytes");
     }
@@ -389,8 +386,7 @@ mod tests {
         m.release(0, LEN).unwrap();
         assert_eq!(m.load_u8(4096 * 3), 7);
         m.flush_range(0, LEN).unwrap();
-        let mut disk = vec![];
-        std::fs::File::open(&path).unwrap().read_to_end(&mut disk).unwrap();
+        let disk = std::fs::read(&path).unwrap();
         assert_eq!(disk[4096 * 3], 7);
         assert!(disk[..4096 * 3] == data[..4096 * 3]);
         m.release(LEN, 4096).unwrap(); // past the end: nothing to do
