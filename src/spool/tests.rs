@@ -213,18 +213,9 @@ fn record_from_other_writer_refused() {
 
 /// Build a queue with `n` committed records; returns (dir, ids, segment path, offsets).
 fn queue_with_records(n: usize) -> (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<usize>) {
-    let dir = tempfile::tempdir().unwrap();
-    let msgs: Vec<_> = (0..n).map(|i| (env(2), msg(i, 300 + i))).collect();
-    let ids = {
-        let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
-        write_all(&spool, &msgs)
-    };
-    let segs = segment_files(dir.path());
-    assert_eq!(segs.len(), 1);
-    let bytes = std::fs::read(&segs[0].1).unwrap();
-    let p = parse_segment(&bytes).unwrap();
-    let offsets = p.records.iter().map(|r| r.offset).collect();
-    (dir, ids, segs[0].1.clone(), offsets)
+    let (dir, ids, seg, bytes) = super::tests_torn::one_segment(n, 2, |i| 300 + i);
+    let offsets = parse_segment(&bytes).unwrap().records.iter().map(|r| r.offset).collect();
+    (dir, ids, seg, offsets)
 }
 
 #[test]

@@ -12,13 +12,15 @@ use super::recover::parse_segment;
 use super::tests::{SMALL_SEGMENT_BYTES, env, msg, opts, reopen, segment_files, write_all};
 use super::*;
 
-/// A queue with `n` committed records in one segment; (dir, ids, segment path, bytes,
-/// record extents `[start, start + total_len)`).
-type Queue = (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<u8>, Vec<(usize, usize)>);
-
-fn queue(n: usize) -> Queue {
+/// `n` committed records (envelope `env(e)`, message `i` of `len(i)` bytes) in one
+/// segment; (dir, ids, segment path, the segment's bytes). Shared with `tests.rs`.
+pub(super) fn one_segment(
+    n: usize,
+    e: usize,
+    len: fn(usize) -> usize,
+) -> (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let msgs: Vec<_> = (0..n).map(|i| (env(1), msg(i, 500 + 37 * i))).collect();
+    let msgs: Vec<_> = (0..n).map(|i| (env(e), msg(i, len(i)))).collect();
     let ids = {
         let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
         write_all(&spool, &msgs)
@@ -26,11 +28,20 @@ fn queue(n: usize) -> Queue {
     let segs = segment_files(dir.path());
     assert_eq!(segs.len(), 1);
     let bytes = std::fs::read(&segs[0].1).unwrap();
+    (dir, ids, segs[0].1.clone(), bytes)
+}
+
+/// A queue with `n` committed records in one segment; (dir, ids, segment path, bytes,
+/// record extents `[start, start + total_len)`).
+type Queue = (tempfile::TempDir, Vec<QueueId>, PathBuf, Vec<u8>, Vec<(usize, usize)>);
+
+fn queue(n: usize) -> Queue {
+    let (dir, ids, seg, bytes) = one_segment(n, 1, |i| 500 + 37 * i);
     let p = parse_segment(&bytes).unwrap();
     assert!(p.stop.is_none());
     let extents =
         p.records.iter().map(|r| (r.offset, r.offset + r.view.layout.total_len as usize)).collect();
-    (dir, ids, segs[0].1.clone(), bytes, extents)
+    (dir, ids, seg, bytes, extents)
 }
 
 /// Recover a copy of the segment holding `bytes`; the ids found and the summary.
