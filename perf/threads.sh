@@ -72,11 +72,13 @@ snap() {
     done | sort
 }
 snap >"$WORK/a"
+wb0=$(awk '/^write_bytes/ { print $2 }' /proc/"$MR"/io)
 t0=$(date +%s.%N)
 source_run "$M" || echo "threads.sh: smtp-source failed" >&2
 wait "$SP"
 t1=$(date +%s.%N)
 snap >"$WORK/b"
+wb1=$(awk '/^write_bytes/ { print $2 }' /proc/"$MR"/io)
 echo "$S sessions x $M messages x $SIZE B: e2e $(awk -v m="$M" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", m / (b - a) }') msg/s"
 join "$WORK/a" "$WORK/b" | awk -v m="$M" -v hz="$(getconf CLK_TCK)" '{
     dv = $5 - $2; dn = $6 - $3; dc = $7 - $4
@@ -84,3 +86,6 @@ join "$WORK/a" "$WORK/b" | awk -v m="$M" -v hz="$(getconf CLK_TCK)" '{
         printf "%-14s cpu %5.0f ms/1k  voluntary %5.2f  involuntary %5.2f per msg\n", $1, dc / hz * 1e6 / m, dv / m, dn / m
     tv += dv; tn += dn; tc += dc
 } END { printf "%-14s cpu %5.0f ms/1k  voluntary %5.2f  involuntary %5.2f per msg\n", "TOTAL", tc / hz * 1e6 / m, tv / m, tn / m }'
+# Bytes the relay caused to be written to storage (charged when a page is dirtied):
+# a small message should cost about a page per group commit, never its segment's folios.
+echo "disk writes    $(awk -v a="$wb0" -v b="$wb1" -v m="$M" 'BEGIN { printf "%.1f KiB per msg", (b - a) / 1024 / m }')"

@@ -89,6 +89,11 @@ impl Map {
         // blocks reserved before mapping (checked length above), and never truncated while
         // mapped (see module docs). Other processes only read it.
         let mut mmap = unsafe { MmapOptions::new().len(len).map_mut(file)? };
+        // No read-ahead on faults: read-around grows the page cache's folios (large folios
+        // on ext4 since Linux 6.16) as a segment fills, a store then dirties the whole
+        // folio and each group-commit msync writes all of it (a 1 KiB message cost up to
+        // 180 KiB of disk writes). With `Random` a fault brings in one page.
+        mmap.advise(memmap2::Advice::Random)?;
         let ptr = mmap.as_mut_ptr();
         Ok(Map {
             mmap,
@@ -346,6 +351,47 @@ mod tests {
         let disk = std::fs::read(&path).unwrap();
         assert_eq!(disk[5], 0xAA);
         assert!(disk[6..4 + data.len()] == data[2..], "msync wrote the pwritten bytes");
+    }
+
+    /// Bytes this thread has caused to be written to storage (`/proc/thread-self/io`; the
+    /// kernel charges a page, or a whole large folio, to the task that dirties it).
+    fn thread_write_bytes() -> u64 {
+        let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+        let line = io.lines().find(|l| l.starts_with("write_bytes:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
+    /// Many small records, each msynced as a group commit does: every commit may rewrite
+    /// the partial last page, but no more. Before the mapping was advised `Random`, a
+    /// fault on the segment read ahead into large page-cache folios (ext4 has them since
+    /// Linux 6.16), a 1-byte store dirtied the whole folio and each msync wrote it all:
+    /// 180 KiB of disk writes per 1 KiB message at 4,400 msg/s (perf/RESULTS.md
+    /// 2026-12-05 22:20), growing as the segment filled.
+    #[test]
+    fn small_commits_write_about_a_page_each() {
+        const LEN: usize = 32 << 20;
+        const N: usize = 20_000;
+        let (_dir, _path, f) = sized_file(0);
+        fallocate(&f, 0, LEN as u64).unwrap();
+        let m = Map::new(&f, LEN, 0).unwrap();
+        let mut app = m.take_appender().unwrap();
+        let rec = [0x5Au8; 1024];
+        let before = thread_write_bytes();
+        let mut synced = 0;
+        for i in 0..N {
+            let at = m.append(&mut app, &[&rec]);
+            if i > 0 {
+                m.store_u8(at - 1024, 0xA5); // a cross-off of the record before
+            }
+            m.flush_range(synced, m.tail() - synced).unwrap();
+            synced = m.tail() & !4095;
+            // The queue runner reads each committed record with pread.
+            let mut back = [0u8; 1024];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, at as u64).unwrap();
+        }
+        let per_commit = (thread_write_bytes() - before) / N as u64;
+        // Two pages: the last page, and the one before when a record straddles them.
+        assert!(per_commit <= 2 * 4096, "{per_commit} bytes written per 1 KiB commit");
     }
 
     #[test]
