@@ -215,15 +215,35 @@ impl SpoolInner {
     }
 
     /// The message content in one shared buffer, read straight into it (one copy out of
-    /// the spool; the zero fill of a fresh allocation is not a copy of the content).
+    /// the spool, no zero fill first), together with the envelope for the checksum: they
+    /// are adjacent in the record and come in with one `preadv`.
     pub(crate) fn read_message_shared(&self, id: QueueId) -> Result<Arc<[u8]>, SpoolError> {
-        // `collect` into an `Arc<[u8]>` from an exact-size iterator allocates once.
-        let alloc = |len| std::iter::repeat_n(0u8, len).collect::<Arc<[u8]>>();
-        /// The bytes of a fresh `Arc`: it has no other reference yet, so `get_mut` succeeds.
-        fn unique(a: &mut Arc<[u8]>) -> &mut [u8] {
-            Arc::get_mut(a).expect("a fresh Arc is unique")
+        let loc = self.lookup(id)?;
+        let len = usize::try_from(loc.header.message_len)
+            .map_err(|_| SpoolError::Io(std::io::Error::other("message too large")))?;
+        let env_len = loc.header.envelope_len as usize;
+        debug_assert_eq!(
+            loc.layout.envelope_offset + env_len as u64,
+            loc.layout.message_offset,
+            "the content follows the envelope"
+        );
+        let (envelope, content) = loc.seg.read_published_fresh(
+            loc.offset + loc.layout.envelope_offset as usize,
+            env_len,
+            len,
+        )?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&envelope);
+        crc.update(&content);
+        // Re-verify: bits can rot between recovery and delivery.
+        if crc.finalize() != loc.header.payload_crc {
+            return Err(SpoolError::Corrupt {
+                segment: loc.seg.number,
+                offset: loc.offset as u64,
+                reason: FormatError::PayloadChecksum,
+            });
         }
-        self.read_message_into(id, alloc, unique)
+        Ok(content)
     }
 
     /// Read the content of `id` into the buffer `alloc(len)` returns (`bytes` of it is

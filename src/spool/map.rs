@@ -39,6 +39,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
@@ -250,6 +251,61 @@ impl Map {
     }
 }
 
+/// Read `head_len` bytes of `file` at `offset` into a fresh `Vec`, and the `body_len`
+/// bytes after them into a fresh `Arc<[u8]>`, with `preadv(2)` (one system call, looping
+/// only on a short read or EINTR) and without zero-filling the buffers first. Reading past
+/// the end of the file is an `UnexpectedEof` error.
+pub(crate) fn read_fresh(
+    file: &File,
+    offset: u64,
+    head_len: usize,
+    body_len: usize,
+) -> io::Result<(Vec<u8>, Arc<[u8]>)> {
+    let mut head: Vec<u8> = Vec::with_capacity(head_len);
+    let mut body = Arc::<[u8]>::new_uninit_slice(body_len);
+    let body_bytes = Arc::get_mut(&mut body).expect("a fresh Arc is unique");
+    let head_bytes = &mut head.spare_capacity_mut()[..head_len];
+    let total = head_len + body_len;
+    let mut done = 0; // bytes read so far, head first
+    while done < total {
+        // What is still to read: the rest of the head (if any), then the rest of the body.
+        let (h, b) = if done < head_len {
+            (&mut head_bytes[done..], &mut body_bytes[..])
+        } else {
+            (&mut head_bytes[head_len..], &mut body_bytes[done - head_len..])
+        };
+        let iov = [
+            libc::iovec { iov_base: h.as_mut_ptr().cast(), iov_len: h.len() },
+            libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() },
+        ];
+        let at = libc::off_t::try_from(offset + done as u64)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+        // SAFETY: both iovecs point into buffers this function owns exclusively (`head`'s
+        // spare capacity and the unique fresh `body`) and are exactly as long as what is
+        // left of them, so the kernel writes only there; writing into uninitialised memory
+        // is fine. The descriptor is valid: `file` is borrowed for the whole call.
+        let n = unsafe { libc::preadv(file.as_raw_fd(), iov.as_ptr(), 2, at) };
+        match n {
+            n if n > 0 => done += n as usize,
+            0 => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            _ => {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    // SAFETY: the loop ended with `done == head_len + body_len`, and preadv fills the
+    // iovecs in order, so the first `head_len` bytes of `head`'s capacity and every byte
+    // of `body` were written.
+    let body = unsafe {
+        head.set_len(head_len);
+        body.assume_init()
+    };
+    Ok((head, body))
+}
+
 /// Reserve (allocate) the blocks of `[offset, offset + len)` of `file` with `fallocate(2)`
 /// mode 0, extending the file size if needed. `EINTR` is retried; other errors are returned
 /// as is (`ENOSPC`/`EDQUOT`: disk full; `EOPNOTSUPP`: the caller falls back to writing zeros).
@@ -392,6 +448,21 @@ mod tests {
         let per_commit = (thread_write_bytes() - before) / N as u64;
         // Two pages: the last page, and the one before when a record straddles them.
         assert!(per_commit <= 2 * 4096, "{per_commit} bytes written per 1 KiB commit");
+    }
+
+    #[test]
+    fn read_fresh_fills_head_then_body_with_one_read() {
+        let (_dir, _path, f) = sized_file(0);
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        std::os::unix::fs::FileExt::write_all_at(&f, &data, 0).unwrap();
+        for (off, head, body) in [(0, 0, 0), (3, 5, 0), (3, 0, 5), (7, 100, 65_536), (0, 1, 69_999)]
+        {
+            let (h, b) = read_fresh(&f, off as u64, head, body).unwrap();
+            assert_eq!(h, data[off..off + head], "head at {off}+{head}");
+            assert!(b[..] == data[off + head..off + head + body], "body at {off}+{head}+{body}");
+        }
+        let past = read_fresh(&f, 69_990, 5, 20).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

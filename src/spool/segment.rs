@@ -7,6 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use super::SpoolError;
@@ -136,6 +137,21 @@ impl Segment {
         let len = buf.len();
         assert!(offset <= tail && len <= tail - offset, "read beyond the published tail");
         self.file.read_exact_at(buf, offset as u64)
+    }
+
+    /// `head_len` then `body_len` published bytes from `offset`, into a fresh `Vec` and a
+    /// fresh `Arc<[u8]>` (the queue runner's envelope and task content) with one `preadv`
+    /// and no zero fill ([`map::read_fresh`]).
+    pub(crate) fn read_published_fresh(
+        &self,
+        offset: usize,
+        head_len: usize,
+        body_len: usize,
+    ) -> io::Result<(Vec<u8>, Arc<[u8]>)> {
+        let tail = self.map.tail();
+        let len = head_len.saturating_add(body_len);
+        assert!(offset <= tail && len <= tail - offset, "read beyond the published tail");
+        map::read_fresh(&self.file, offset as u64, head_len, body_len)
     }
 
     /// Drop durable bytes of this segment from the process's page tables ([`Map::release`]):
