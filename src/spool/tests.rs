@@ -378,8 +378,9 @@ fn read_message_detects_rot_after_recovery() {
     let mut b = [0u8; 1];
     std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, at as u64).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &[b[0] ^ 1], at as u64).unwrap();
-    assert!(spool.read_message(ids[0]).is_ok());
+    assert!(spool.read_message(ids[0]).is_ok() && spool.read_message_shared(ids[0]).is_ok());
     assert!(matches!(spool.read_message(ids[1]), Err(SpoolError::Corrupt { .. })));
+    assert!(matches!(spool.read_message_shared(ids[1]), Err(SpoolError::Corrupt { .. })));
 }
 
 #[test]

@@ -129,3 +129,21 @@ fn every_damage_mode_keeps_exactly_the_records_before_it() {
         assert!(summary.torn_tails == 1 || clean_end, "{what}: damage not reported");
     }
 }
+
+/// Rot in a live record's envelope, found at delivery: the shared read (envelope and
+/// content in one `preadv`) checks the payload checksum over both.
+#[test]
+fn shared_read_detects_envelope_rot() {
+    let (dir, ids, seg, bytes, extents) = queue(3);
+    let (spool, _) = reopen(dir.path(), opts(SMALL_SEGMENT_BYTES));
+    let p = parse_segment(&bytes).unwrap();
+    let at = extents[1].0 + p.records[1].view.layout.envelope_offset as usize + 2;
+    let f = std::fs::OpenOptions::new().write(true).open(&seg).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[bytes[at] ^ 0x40], at as u64).unwrap();
+    assert_eq!(
+        *spool.read_message_shared(ids[0]).unwrap(),
+        spool.read_message(ids[0]).unwrap()[..]
+    );
+    assert!(matches!(spool.read_message_shared(ids[1]), Err(SpoolError::Corrupt { .. })));
+    assert!(spool.read_message_shared(ids[2]).is_ok());
+}
