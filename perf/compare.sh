@@ -326,6 +326,15 @@ pf_master() {
 
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.1f\n", n / s }'; }
 
+# disk_sectors: 512-byte sectors written so far to the block device under $WORK (from
+# /proc/diskstats; only the server under test writes to it during a run: smtp-source and
+# smtp-sink write nothing), so a run's delta is what it cost the disk, journal included.
+DISK_DEV=$(basename "$(df --output=source "$WORK" | tail -1)")
+disk_sectors() { awk -v d="$DISK_DEV" '$3 == d { printf "%.0f\n", $10; f = 1 } END { if (!f) print 0 }' /proc/diskstats; }
+
+# disk_kib_per_msg SECTORS_BEFORE SECTORS_AFTER COUNT
+disk_kib_per_msg() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN { printf "%.1f\n", (b - a) / 2 / n }'; }
+
 record() { printf '%s\t%s\t%s\n' "$1" "$2" "$3" >>"$RESULTS"; log "  $1 round $2: $3 ${4:-msgs/s}"; }
 
 # median LABEL: median msgs/s over the rounds, or "n/a".
@@ -535,9 +544,10 @@ accept_run() {
 # on SINK_PORT behind it; records SC:LABEL-accept, SC:LABEL-e2e (until smtp-sink has all),
 # SC:cpu-LABEL-e2e and SC:rss-LABEL.
 relay_run() {
-    local sc=$1 round=$2 label=$3 port=$4 pid=$5 c0 c1 t0 t1 secs
+    local sc=$1 round=$2 label=$3 port=$4 pid=$5 c0 c1 t0 t1 secs d0
     start_sink $SINK_PORT "$SC_MESSAGES" "$WORK/r$round-$sc-$label-sink.log"
     c0=$(tree_ticks "$pid")
+    d0=$(disk_sectors)
     watch_start "$pid"
     t0=$(now)
     if secs=$(drive "$port" "$SC_MESSAGES" "$WORK/r$round-$sc-$label.log"); then
@@ -549,6 +559,8 @@ relay_run() {
                 "$(rate "$SC_MESSAGES" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
             record "$sc:cpu-$label-e2e" "$round" "$(cpu_ms_per_msg "$c0" "$c1" "$SC_MESSAGES")" \
                 "CPU ms/msg"
+            record "$sc:disk-$label-e2e" "$round" \
+                "$(disk_kib_per_msg "$d0" "$(disk_sectors)" "$SC_MESSAGES")" "disk KiB/msg"
         else
             log "  smtp-sink did not get all $SC_MESSAGES messages from $label within ${RUN_TIMEOUT}s"
         fi
@@ -816,6 +828,12 @@ for sc in $THROUGHPUT_SCENARIOS; do
 done
 echo "."
 echo "Postfix's peak RSS sums every process of the instance, shared pages counted in each.)"
+echo
+echo "disk writes while relaying (KiB per message written to $DISK_DEV, journal included, medians):"
+for sc in $THROUGHPUT_SCENARIOS; do
+    wants "$sc" || continue
+    echo "  $sc: postfix $(median "$sc:disk-postfix-relay-e2e"), mailroot $(median "$sc:disk-mailroot-relay-e2e")"
+done
 if wants latency; then
     echo
     echo "latency (mailroot-loadtest, end-of-data -> 250, ms, medians):"
