@@ -209,9 +209,10 @@ impl SpoolInner {
         self.index.lock().records.get(&id).cloned().ok_or(SpoolError::NotFound(id))
     }
 
-    /// Message content, copied out of the map.
+    /// Message content, copied out of the spool (the shared read, then one more copy into
+    /// a `Vec`: for the bounce service, `queue show` and tests, not the delivery path).
     pub(crate) fn read_message(&self, id: QueueId) -> Result<Vec<u8>, SpoolError> {
-        self.read_message_into(id, |len| vec![0; len], Vec::as_mut_slice)
+        self.read_message_shared(id).map(|content| content.to_vec())
     }
 
     /// The message content in one shared buffer, read straight into it (one copy out of
@@ -244,43 +245,6 @@ impl SpoolInner {
             });
         }
         Ok(content)
-    }
-
-    /// Read the content of `id` into the buffer `alloc(len)` returns (`bytes` of it is
-    /// `len` bytes long) and verify the payload checksum over envelope + content.
-    fn read_message_into<B>(
-        &self,
-        id: QueueId,
-        alloc: impl FnOnce(usize) -> B,
-        bytes: impl FnOnce(&mut B) -> &mut [u8],
-    ) -> Result<B, SpoolError> {
-        let loc = self.lookup(id)?;
-        let len = usize::try_from(loc.header.message_len)
-            .map_err(|_| SpoolError::Io(std::io::Error::other("message too large")))?;
-        // Layout offsets are within the record, which is within the map (verified/appended).
-        let env_len = loc.header.envelope_len as usize;
-        let mut envelope = Vec::with_capacity(env_len);
-        loc.seg.read_published(
-            loc.offset + loc.layout.envelope_offset as usize,
-            env_len,
-            &mut envelope,
-        )?;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&envelope);
-        let mut out = alloc(len);
-        let buf = bytes(&mut out);
-        assert_eq!(buf.len(), len, "alloc returns a buffer of the length asked");
-        loc.seg.read_published_into(loc.offset + loc.layout.message_offset as usize, buf)?;
-        crc.update(buf);
-        // Re-verify: bits can rot between recovery and delivery.
-        if crc.finalize() != loc.header.payload_crc {
-            return Err(SpoolError::Corrupt {
-                segment: loc.seg.number,
-                offset: loc.offset as u64,
-                reason: FormatError::PayloadChecksum,
-            });
-        }
-        Ok(out)
     }
 
     /// Envelope and current recipient statuses of a live record: the status bytes and the

@@ -120,23 +120,15 @@ impl Segment {
         len: usize,
         out: &mut Vec<u8>,
     ) -> io::Result<()> {
+        let tail = self.map.tail();
+        assert!(offset <= tail && len <= tail - offset, "read beyond the published tail");
         let old = out.len();
         out.resize(old + len, 0);
-        let r = self.read_published_into(offset, &mut out[old..]);
+        let r = self.file.read_exact_at(&mut out[old..], offset as u64);
         if r.is_err() {
             out.truncate(old);
         }
         r
-    }
-
-    /// [`Segment::read_published`] into a buffer the caller already has: exactly
-    /// `buf.len()` bytes from `offset` (the queue runner reads a message straight into the
-    /// shared buffer a delivery task carries).
-    pub(crate) fn read_published_into(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
-        let tail = self.map.tail();
-        let len = buf.len();
-        assert!(offset <= tail && len <= tail - offset, "read beyond the published tail");
-        self.file.read_exact_at(buf, offset as u64)
     }
 
     /// `head_len` then `body_len` published bytes from `offset`, into a fresh `Vec` and a
