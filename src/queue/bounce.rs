@@ -164,7 +164,7 @@ impl BounceService {
         env: &Envelope,
         failures: &[Failure],
     ) -> Result<(), BounceError> {
-        let message = self.spool.read_message(id).map_err(BounceError::ReadOriginal)?;
+        let message = self.spool.read_message_shared(id).map_err(BounceError::ReadOriginal)?;
         let reason: Vec<String> = failures
             .iter()
             .map(|f| format!("{} {}", f.status, f.reply.as_deref().unwrap_or(&f.text)))
@@ -216,7 +216,7 @@ impl BounceService {
         if wanted.is_empty() {
             return Ok(None);
         }
-        let original = self.spool.read_message(id).map_err(BounceError::ReadOriginal)?;
+        let original = self.spool.read_message_shared(id).map_err(BounceError::ReadOriginal)?;
         let now_ms = unix_ms();
         let now_s = now_ms / 1000;
         let until = (env.arrival_unix_ms + self.config.delivery.expire_ms) / 1000;
