@@ -308,10 +308,11 @@ fn pass<S: Service>(svc: &mut S, id: ConnId, c: &mut Conn<S::Conn>, scratch: &mu
         // (edge-triggered: a socket that took everything reports no new writable edge).
         let mut full = false;
         loop {
-            if !c.out.has_piece() && c.out.buffered() < OUT_HIGH_WATER_BYTES {
-                if let Some(piece) = svc.produce(&mut c.state, &mut c.out.buf) {
-                    c.out.push_piece(piece);
-                }
+            if !c.out.has_piece()
+                && c.out.buffered() < OUT_HIGH_WATER_BYTES
+                && let Some(piece) = svc.produce(&mut c.state, &mut c.out.buf)
+            {
+                c.out.push_piece(piece);
             }
             let produced = c.out.unsent();
             if c.flush().is_err() {

@@ -190,7 +190,8 @@ mod tests {
     #[test]
     fn order_is_kept_across_partial_writes() {
         // (before, piece range of "0123456789", appended later, expected wire)
-        let cases: &[(&[u8], Range<usize>, &[u8], &[u8])] = &[
+        type Case<'a> = (&'a [u8], Range<usize>, &'a [u8], &'a [u8]);
+        let cases: &[Case<'_>] = &[
             (b"ab", 2..7, b"", b"ab23456"),
             (b"ab", 2..7, b"XY", b"ab23456XY"),
             (b"", 0..10, b"XY", b"0123456789XY"),

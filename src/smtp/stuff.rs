@@ -438,7 +438,9 @@ mod tests {
     #[test]
     fn runs_table() {
         // (content, max_run, the ranges of the calls)
-        let cases: &[(&[u8], usize, &[std::ops::Range<usize>])] = &[
+        type Case<'a> = (&'a [u8], usize, &'a [std::ops::Range<usize>]);
+        #[allow(clippy::single_range_in_vec_init)] // a list of ranges, one long here
+        let cases: &[Case<'_>] = &[
             (b"", 8, &[0..0]),
             (b"ab\r\ncd\r\n", 64, &[0..8, 8..8]),
             (b"ab\r\ncd\r\n", 3, &[0..4, 4..8, 8..8]),
