@@ -154,6 +154,37 @@ fn relays_by_smart_host_and_empties_the_queue() {
     wait_queue_empty(&srv);
 }
 
+/// Large messages go out from the task's shared copy in verbatim runs written with
+/// `writev` (issue 15): two of them, with leading dots, arrive byte-exact.
+#[test]
+fn large_messages_with_leading_dots_relay_byte_exact() {
+    let sink = Sink::start("127.0.0.1");
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let srv = Server::start(conf(&relay, &delivery(25, None, ""), &["localhost"]));
+    let contents: Vec<Vec<u8>> = (0..2)
+        .map(|m| {
+            let mut c = message(&format!("large{m}"));
+            for i in 0..12_000 {
+                let dot = if i % (700 + m) == 0 { "." } else { "" };
+                c.extend_from_slice(format!("{dot}{m} line {i:05} la de da de da\r\n").as_bytes());
+            }
+            c
+        })
+        .collect();
+    for c in &contents {
+        send(&srv, "alice@sender.test", &["bob@dest.test"], c);
+    }
+    let got = wait_sink(&sink, 2, &srv);
+    let mut seen: Vec<bool> = contents.iter().map(|_| false).collect();
+    for g in &got {
+        let k = contents.iter().position(|c| g.data.ends_with(c)).expect("a sent message");
+        assert_carries(&g.data, &contents[k]);
+        seen[k] = true;
+    }
+    assert_eq!(seen, [true, true]);
+    wait_queue_empty(&srv);
+}
+
 #[test]
 fn relays_by_mx_host_table_and_domain_rule() {
     let mx_sink = Sink::start("127.0.0.2");

@@ -47,7 +47,7 @@ use super::tls::{OutboundTls, server_name};
 use crate::net::worker::{Worker, WorkerOptions, WorkerPoll};
 use crate::net::{
     CloseReason, ConnId, ConnLimits, ConnPermit, ConnectError, ConnectRequest, LimitExceeded, Peer,
-    Service, TlsInfo, TlsStart,
+    Service, SharedPiece, TlsInfo, TlsStart,
 };
 use crate::plan::route::{LOOP_STATUS, SELF_CONNECT_TEXT};
 use crate::queue::inbox::{RcptOutcome, TaskReport};
@@ -410,15 +410,24 @@ impl Outbound {
         self.pending_reports.push(r);
     }
 
-    /// Produce the session's next output into `out`, up to the high-water mark.
-    fn fill(&self, c: &mut OutConn, out: &mut Vec<u8>) {
-        let Phase::Open { session, .. } = &mut c.phase else { return };
-        let content: &[u8] = c.task.as_ref().map_or(&[], |t| &t.task.content);
+    /// The session's next output: commands and dot-stuffing bytes into `out` (up to the
+    /// high-water mark), and the next verbatim run of the content as a piece of the task's
+    /// shared `Arc<[u8]>`, which `net` writes after `out` without copying it (issue 15).
+    fn transmit(&self, c: &mut OutConn, out: &mut Vec<u8>) -> Option<SharedPiece> {
+        let Phase::Open { session, .. } = &mut c.phase else { return None };
+        let content = c.task.as_ref().map(|t| &t.task.content);
+        let bytes: &[u8] = content.map_or(&[], |c| c);
         while out.len() < OUT_HIGH_WATER_BYTES && session.wants_write() {
-            if session.poll_transmit(self.now, content, out) == 0 {
+            let before = out.len();
+            let run = session.poll_transmit_borrowed(self.now, bytes, out);
+            if !run.is_empty() {
+                return content.map(|c| SharedPiece::new(Arc::clone(c), run));
+            }
+            if out.len() == before {
                 break;
             }
         }
+        None
     }
 
     /// Start `task` on the ready connection `c`; false if the session cannot take it.
@@ -585,14 +594,14 @@ impl Service for Outbound {
         None // no listener
     }
 
-    fn read(&mut self, id: ConnId, c: &mut OutConn, input: &[u8], out: &mut Vec<u8>) -> usize {
+    fn read(&mut self, id: ConnId, c: &mut OutConn, input: &[u8], _out: &mut Vec<u8>) -> usize {
         if let Phase::Open { session, .. } = &mut c.phase
             && let Err(e) = session.handle_input(self.now, input)
         {
             self.failed(c, &e.to_string());
         }
         self.handle_events(Some(id), c);
-        self.fill(c, out);
+        // Output is made by `produce`, which the worker calls before it writes.
         input.len()
     }
 
@@ -625,7 +634,10 @@ impl Service for Outbound {
             session.handle_timeout(self.now);
         }
         self.handle_events(None, c);
-        self.fill(c, out);
+        // The connection closes after this: the goodbye (QUIT) goes out copied.
+        if let Some(piece) = self.transmit(c, out) {
+            out.extend_from_slice(piece.as_slice());
+        }
     }
 
     fn shutdown(&mut self, c: &mut OutConn, _out: &mut Vec<u8>) {
@@ -665,7 +677,7 @@ impl Service for Outbound {
         ready.extend(self.handoff.iter().map(|(id, _)| *id));
     }
 
-    fn resume(&mut self, id: ConnId, c: &mut OutConn, out: &mut Vec<u8>) {
+    fn resume(&mut self, id: ConnId, c: &mut OutConn, _out: &mut Vec<u8>) {
         let (mine, rest): (Vec<_>, Vec<_>) =
             std::mem::take(&mut self.handoff).into_iter().partition(|(h, _)| *h == id);
         self.handoff = rest;
@@ -677,7 +689,7 @@ impl Service for Outbound {
                 self.start(c, task); // requeues it if the session cannot take it
             }
         }
-        self.fill(c, out);
+        // Output is made by `produce`, which the worker calls in the drive that follows.
     }
 
     fn end_of_pass(&mut self) {
@@ -692,8 +704,8 @@ impl Service for Outbound {
         false
     }
 
-    fn produce(&mut self, c: &mut OutConn, out: &mut Vec<u8>) {
-        self.fill(c, out);
+    fn produce(&mut self, c: &mut OutConn, out: &mut Vec<u8>) -> Option<SharedPiece> {
+        self.transmit(c, out)
     }
 
     fn poll_connect(&mut self, requests: &mut Vec<ConnectRequest<OutConn>>) {
@@ -719,7 +731,7 @@ impl Service for Outbound {
         Some(TlsStart::Client(config, name))
     }
 
-    fn tls_established(&mut self, id: ConnId, c: &mut OutConn, info: &TlsInfo, out: &mut Vec<u8>) {
+    fn tls_established(&mut self, id: ConnId, c: &mut OutConn, info: &TlsInfo, _out: &mut Vec<u8>) {
         let Phase::Open { session, tls, .. } = &mut c.phase else { return };
         log::debug!(
             "outbound: TLS with {} version={} cipher={}",
@@ -731,7 +743,7 @@ impl Service for Outbound {
         self.stats.inc(Counter::OutboundTlsConnections); // stats
         session.tls_established(self.now);
         self.handle_events(Some(id), c);
-        self.fill(c, out);
+        // Output (EHLO again) is made by `produce`, called before the worker writes.
     }
 
     fn tls_error(&mut self, c: &mut OutConn, e: &rustls::Error) {

@@ -17,11 +17,12 @@
 //! is `MIN_READ_ROOM_BYTES` (a remainder that would leave less room than that in the
 //! scratch buffer closes the connection).
 
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 
 use mio::net::TcpStream;
 
+use super::output::Output;
 use super::tls::Tls;
 use super::{CloseReason, ConnId, Service};
 
@@ -36,8 +37,9 @@ const MIN_READ_ROOM_BYTES: usize = 4 * 1024;
 /// connection is put on the worker's runnable list since no new edge will come).
 const MAX_READS_PER_DRIVE: u32 = 16;
 
-/// Stop reading while this much output is unsent (a client pipelining without reading
-/// replies must not grow our output buffer without bound).
+/// Stop reading while this much output is buffered (a client pipelining without reading
+/// replies must not grow our output buffer without bound), and ask `Service::produce` for
+/// more only below it. A shared piece is not a copy and does not count toward reading.
 const OUT_HIGH_WATER_BYTES: usize = 64 * 1024;
 
 /// Capacity of an idle input remainder buffer kept after use; larger ones are freed.
@@ -55,10 +57,9 @@ pub(super) struct Conn<C> {
     /// Unconsumed input (a partial command line, or bytes held while the service does not
     /// want input). Invariant: `len() <= SCRATCH_BYTES - MIN_READ_ROOM_BYTES` when read.
     input: Vec<u8>,
-    /// Output; bytes `out[out_pos..]` are not yet written.
-    pub(super) out: Vec<u8>,
-    /// Invariant: `out_pos <= out.len()`; both reset to 0 when everything is written.
-    out_pos: usize,
+    /// Unsent output: the service's bytes (`out.buf`) and at most one shared piece
+    /// from `Service::produce`, in write order.
+    pub(super) out: Output,
     /// Read readiness: set by an event, cleared by `WouldBlock` or by a short read (see
     /// the edge-triggered rule in `net/mod.rs`).
     pub(super) readable: bool,
@@ -97,8 +98,7 @@ impl<C> Conn<C> {
             stream,
             state,
             input: Vec::new(),
-            out,
-            out_pos: 0,
+            out: Output::new(out),
             readable: false,
             read_closed: false,
             writable: true,
@@ -135,25 +135,28 @@ impl<C> Conn<C> {
         }
     }
 
-    /// Output bytes not yet handed to the socket (or to rustls).
-    fn out_pending(&self) -> usize {
-        self.out.len() - self.out_pos
-    }
-
     /// Everything is on the wire: no plaintext output left and no TLS record queued.
     pub(super) fn all_sent(&self) -> bool {
-        self.out_pending() == 0 && self.tls.as_ref().is_none_or(|t| !t.conn.wants_write())
+        self.out.unsent() == 0 && self.tls.as_ref().is_none_or(|t| !t.conn.wants_write())
     }
 
     /// Write as much pending output as the socket takes (through rustls once TLS started:
-    /// before the handshake completes rustls holds the plaintext back).
+    /// before the handshake completes rustls holds the plaintext back). A shared piece
+    /// goes out with the buffer in one `writev` (plaintext) or is copied into rustls.
     pub(super) fn flush(&mut self) -> io::Result<()> {
         match &mut self.tls {
             None => {
-                while self.out_pos < self.out.len() && self.writable {
-                    match self.stream.write(&self.out[self.out_pos..]) {
+                while self.out.unsent() > 0 && self.writable {
+                    let wrote = if self.out.has_piece() {
+                        let [a, b, c] = self.out.slices();
+                        let bufs = [IoSlice::new(a), IoSlice::new(b), IoSlice::new(c)];
+                        self.stream.write_vectored(&bufs)
+                    } else {
+                        self.stream.write(self.out.first())
+                    };
+                    match wrote {
                         Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                        Ok(n) => self.out_pos += n,
+                        Ok(n) => self.out.advance(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.writable = false,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                         Err(e) => return Err(e),
@@ -161,9 +164,17 @@ impl<C> Conn<C> {
                 }
             }
             Some(tls) => loop {
-                if self.out_pos < self.out.len() {
-                    // Ok(0) when rustls' buffer is at its limit: wait for write_tls.
-                    self.out_pos += tls.conn.writer().write(&self.out[self.out_pos..])?;
+                // Ok(0) when rustls' buffer is at its limit: wait for write_tls.
+                loop {
+                    let next = self.out.first();
+                    if next.is_empty() {
+                        break;
+                    }
+                    let n = tls.conn.writer().write(next)?;
+                    if n == 0 {
+                        break;
+                    }
+                    self.out.advance(n);
                 }
                 if !self.writable || !tls.conn.wants_write() {
                     break;
@@ -177,14 +188,7 @@ impl<C> Conn<C> {
                 }
             },
         }
-        if self.out_pos == self.out.len() {
-            self.out_pos = 0;
-            if self.out.capacity() > IDLE_OUTPUT_CAPACITY_BYTES {
-                self.out = Vec::new();
-            } else {
-                self.out.clear();
-            }
-        }
+        self.out.reset_if_written(IDLE_OUTPUT_CAPACITY_BYTES);
         Ok(())
     }
 
@@ -216,7 +220,7 @@ pub(super) fn drive<S: Service>(
 ) -> Step {
     if std::mem::take(&mut c.refeed) && !c.input.is_empty() && svc.wants_read(&c.state) {
         let input = std::mem::take(&mut c.input);
-        let used = svc.read(id, &mut c.state, &input, &mut c.out);
+        let used = svc.read(id, &mut c.state, &input, &mut c.out.buf);
         c.input = input;
         c.input.drain(..used);
     }
@@ -304,10 +308,13 @@ fn pass<S: Service>(svc: &mut S, id: ConnId, c: &mut Conn<S::Conn>, scratch: &mu
         // (edge-triggered: a socket that took everything reports no new writable edge).
         let mut full = false;
         loop {
-            if c.out_pending() < OUT_HIGH_WATER_BYTES {
-                svc.produce(&mut c.state, &mut c.out);
+            if !c.out.has_piece()
+                && c.out.buffered() < OUT_HIGH_WATER_BYTES
+                && let Some(piece) = svc.produce(&mut c.state, &mut c.out.buf)
+            {
+                c.out.push_piece(piece);
             }
-            let produced = c.out_pending();
+            let produced = c.out.unsent();
             if c.flush().is_err() {
                 break; // reported by the flush below
             }
@@ -338,7 +345,7 @@ fn pass<S: Service>(svc: &mut S, id: ConnId, c: &mut Conn<S::Conn>, scratch: &mu
             }
             return Step::Close(CloseReason::Done);
         }
-        if c.out_pending() > OUT_HIGH_WATER_BYTES {
+        if c.out.buffered() > OUT_HIGH_WATER_BYTES {
             return Step::Idle;
         }
         if !handshaking && !svc.wants_read(&c.state) {
@@ -404,7 +411,7 @@ fn read_plain<S: Service>(
 
 /// Hand `scratch[..avail]` to the service and keep what it did not consume.
 fn feed<S: Service>(svc: &mut S, id: ConnId, c: &mut Conn<S::Conn>, scratch: &[u8], avail: usize) {
-    let used = svc.read(id, &mut c.state, &scratch[..avail], &mut c.out);
+    let used = svc.read(id, &mut c.state, &scratch[..avail], &mut c.out.buf);
     c.input.clear();
     c.input.extend_from_slice(&scratch[used.min(avail)..avail]);
 }
@@ -459,7 +466,7 @@ fn read_tls<S: Service>(
             if !tls.established && !tls.conn.is_handshaking() {
                 tls.established = true;
                 let info = tls.info();
-                svc.tls_established(id, &mut c.state, &info, &mut c.out);
+                svc.tls_established(id, &mut c.state, &info, &mut c.out.buf);
             }
             Input::Fed
         }

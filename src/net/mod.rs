@@ -71,7 +71,10 @@
 //! # Memory
 //! Per connection: the socket, the service's state, the unconsumed input remainder (a
 //! partial command line, bounded by the service; empty and unallocated almost always) and
-//! the output `Vec` (shrunk back when idle). Reads go through the worker's shared scratch
+//! the output `Vec` (shrunk back when idle), plus at most one [`SharedPiece`] handed over
+//! by `Service::produce`: a range of bytes the service already holds (an `Arc`), written
+//! after the `Vec`'s bytes with one `writev` (or copied into rustls), never copied into it
+//! (`output.rs`). Reads go through the worker's shared scratch
 //! buffer, so 10,000 idle connections cost a few hundred bytes each plus the service state.
 //!
 //! See `src/net/LIFECYCLE.md` for the walk of one connection through these files.
@@ -80,6 +83,7 @@ mod conn;
 pub mod conn_table;
 pub mod limits;
 pub mod listener;
+mod output;
 pub mod timer;
 pub mod tls;
 pub mod tls_cert;
@@ -99,6 +103,7 @@ use std::time::{Instant, SystemTime};
 
 pub use conn_table::ConnId;
 pub use limits::{ConnLimits, ConnPermit, LimitExceeded};
+pub use output::SharedPiece;
 pub use tls::{TlsInfo, TlsStart};
 
 /// Where a new connection came from and which listener took it.
@@ -251,7 +256,15 @@ pub trait Service {
     /// (a large message is produced piece by piece as the socket drains). Called on every
     /// drive of a connection before its output is flushed; inbound services produce
     /// output only when they read, and keep the default.
-    fn produce(&mut self, _conn: &mut Self::Conn, _out: &mut Vec<u8>) {}
+    ///
+    /// A returned [`SharedPiece`] is written right after the bytes in `out` (and before
+    /// anything appended to `out` later), straight from its shared buffer: one `writev` of
+    /// both on plaintext, copied into rustls on TLS. `produce` is not called again until
+    /// the piece is written, so a service hands out bytes it already holds (a message
+    /// shared between threads) without copying them into `out`.
+    fn produce(&mut self, _conn: &mut Self::Conn, _out: &mut Vec<u8>) -> Option<SharedPiece> {
+        None
+    }
 
     /// Outbound: connections to open now. Called every pass (after `poll_ready`), and
     /// again in the same pass while it keeps adding requests (bounded).

@@ -1,6 +1,7 @@
 //! Outbound connects through the worker over loopback, with a tiny dialing service:
 //! connect, refused connect, connect timeout, the next address after a failure, output
-//! produced piece by piece (`Service::produce`), and the timer wheel after connecting.
+//! produced piece by piece (`Service::produce`), shared pieces written with the buffer
+//! (`writev`, partial writes across both), and the timer wheel after connecting.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -26,6 +27,8 @@ struct Dial {
     addrs: Vec<SocketAddr>,
     bulk: usize,
     closing: bool,
+    /// Shared bytes to send as pieces (each after a `|` in the buffer) and how far.
+    shared: Option<(Arc<[u8]>, usize)>,
 }
 
 struct Dialer {
@@ -93,7 +96,18 @@ impl Service for Dialer {
     fn has_outstanding(&self) -> bool {
         false
     }
-    fn produce(&mut self, d: &mut Dial, out: &mut Vec<u8>) {
+    fn produce(&mut self, d: &mut Dial, out: &mut Vec<u8>) -> Option<SharedPiece> {
+        if let Some((bytes, at)) = &mut d.shared {
+            if *at == bytes.len() {
+                d.shared = None;
+                out.extend_from_slice(b"\nhello\n");
+                return None;
+            }
+            let n = piece_len(*at).min(bytes.len() - *at);
+            out.push(b'|');
+            *at += n;
+            return Some(SharedPiece::new(Arc::clone(bytes), *at - n..*at));
+        }
         if d.bulk > 0 {
             let n = d.bulk.min(1024);
             out.extend(std::iter::repeat_n(b'x', n));
@@ -102,13 +116,14 @@ impl Service for Dialer {
                 out.extend_from_slice(b"\nhello\n");
             }
         }
+        None
     }
     fn poll_connect(&mut self, requests: &mut Vec<ConnectRequest<Dial>>) {
         requests.append(&mut self.requests);
     }
     fn connected(&mut self, _: ConnId, d: &mut Dial, out: &mut Vec<u8>) {
         self.note(d.tag, "connected".into());
-        if d.bulk == 0 {
+        if d.bulk == 0 && d.shared.is_none() {
             out.extend_from_slice(b"hello\n");
         }
     }
@@ -151,6 +166,11 @@ impl Running {
     }
 }
 
+/// Length of the shared piece starting at `at`: from 1 byte to well over a socket buffer.
+fn piece_len(at: usize) -> usize {
+    [1, 7, 4096, 70_000, 300_000][at % 5]
+}
+
 /// A listener-less worker that dials `dials` at start.
 fn start(dials: Vec<Dial>, timeout_ms: u64, idle_ms: u64) -> Running {
     let wp = WorkerPoll::new().unwrap();
@@ -178,7 +198,13 @@ fn dead_addr() -> SocketAddr {
 fn connects_and_talks_both_ways() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let w = start(
-        vec![Dial { tag: 1, addrs: vec![l.local_addr().unwrap()], bulk: 0, closing: false }],
+        vec![Dial {
+            tag: 1,
+            addrs: vec![l.local_addr().unwrap()],
+            bulk: 0,
+            closing: false,
+            shared: None,
+        }],
         5_000,
         60_000,
     );
@@ -204,7 +230,8 @@ fn refused_connect_goes_to_the_next_address() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = dead_addr();
     let addrs = vec![dead, l.local_addr().unwrap()];
-    let w = start(vec![Dial { tag: 2, addrs, bulk: 0, closing: false }], 5_000, 60_000);
+    let w =
+        start(vec![Dial { tag: 2, addrs, bulk: 0, closing: false, shared: None }], 5_000, 60_000);
     let (s, _) = l.accept().unwrap();
     let log = w.wait_for("connected", |(_, e)| e == "connected");
     assert_eq!(log[0], (2, format!("failed:{dead}:ConnectionRefused")), "{log:?}");
@@ -232,7 +259,11 @@ fn connect_timeout_fires_on_the_timer_wheel() {
         .collect();
     std::thread::sleep(Duration::from_millis(100));
     let t = Instant::now();
-    let w = start(vec![Dial { tag: 3, addrs: vec![addr], bulk: 0, closing: false }], 300, 60_000);
+    let w = start(
+        vec![Dial { tag: 3, addrs: vec![addr], bulk: 0, closing: false, shared: None }],
+        300,
+        60_000,
+    );
     let log = w.wait_for("timeout", |(_, e)| e.starts_with("failed:"));
     assert_eq!(log[0], (3, format!("failed:{addr}:timeout")), "{log:?}");
     assert!(t.elapsed() >= Duration::from_millis(300), "not before the timeout");
@@ -247,7 +278,13 @@ fn large_output_is_produced_as_the_socket_drains() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let bulk = 4 * 1024 * 1024; // far more than the socket buffers hold
     let w = start(
-        vec![Dial { tag: 4, addrs: vec![l.local_addr().unwrap()], bulk, closing: false }],
+        vec![Dial {
+            tag: 4,
+            addrs: vec![l.local_addr().unwrap()],
+            bulk,
+            closing: false,
+            shared: None,
+        }],
         5_000,
         60_000,
     );
@@ -271,7 +308,13 @@ fn large_output_is_produced_as_the_socket_drains() {
 fn a_connected_socket_gets_idle_timeouts_from_the_same_wheel() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let w = start(
-        vec![Dial { tag: 5, addrs: vec![l.local_addr().unwrap()], bulk: 0, closing: false }],
+        vec![Dial {
+            tag: 5,
+            addrs: vec![l.local_addr().unwrap()],
+            bulk: 0,
+            closing: false,
+            shared: None,
+        }],
         5_000,
         200,
     );
@@ -281,4 +324,40 @@ fn a_connected_socket_gets_idle_timeouts_from_the_same_wheel() {
     assert_eq!(events, ["connected", "timeout", "closed"]);
     let c = w.stop();
     assert_eq!(c.timeouts, 1);
+}
+
+#[test]
+fn shared_pieces_go_out_after_the_buffer_in_order() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let bytes: Arc<[u8]> = (0..3 * 1024 * 1024).map(|i| b'a' + (i % 23) as u8).collect();
+    let mut want = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let n = piece_len(at).min(bytes.len() - at);
+        want.push(b'|');
+        want.extend_from_slice(&bytes[at..at + n]);
+        at += n;
+    }
+    want.push(b'\n');
+    let dial = Dial {
+        tag: 6,
+        addrs: vec![l.local_addr().unwrap()],
+        bulk: 0,
+        closing: false,
+        shared: Some((Arc::clone(&bytes), 0)),
+    };
+    let w = start(vec![dial], 5_000, 60_000);
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::thread::sleep(Duration::from_millis(100)); // full socket: partial writev, WouldBlock
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut got = Vec::new();
+    r.read_until(b'\n', &mut got).unwrap();
+    assert!(got == want, "{} bytes, want {}", got.len(), want.len());
+    let mut hello = String::new();
+    r.read_line(&mut hello).unwrap();
+    assert_eq!(hello, "hello\n");
+    (&s).write_all(b"bye\n").unwrap();
+    w.wait_for("close", |(_, e)| e == "closed");
+    w.stop();
 }

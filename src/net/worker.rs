@@ -510,7 +510,7 @@ impl<S: Service> Worker<S> {
         match c.finish_connect() {
             Ok(false) => {}
             Ok(true) => {
-                self.service.connected(id, &mut c.state, &mut c.out);
+                self.service.connected(id, &mut c.state, &mut c.out.buf);
                 self.drive(id);
             }
             Err(e) => self.connect_failed(id, ConnectError::Io(e)),
@@ -586,7 +586,7 @@ impl<S: Service> Worker<S> {
         self.service.poll_ready(&mut ready);
         for id in ready.drain(..) {
             let Some(c) = self.conns.get_mut(id) else { continue };
-            self.service.resume(id, &mut c.state, &mut c.out);
+            self.service.resume(id, &mut c.state, &mut c.out.buf);
             c.refeed = true;
             self.drive(id);
         }
@@ -604,7 +604,7 @@ impl<S: Service> Worker<S> {
                 self.connect_failed(id, ConnectError::TimedOut);
                 continue;
             }
-            self.service.timed_out(&mut c.state, &mut c.out);
+            self.service.timed_out(&mut c.state, &mut c.out.buf);
             let _ = c.flush();
             self.close(id, CloseReason::TimedOut);
         }
@@ -647,7 +647,8 @@ impl<S: Service> Worker<S> {
         }
         for id in self.conns.ids() {
             let Some(c) = self.conns.get_mut(id) else { continue };
-            if c.connecting.is_none() && self.service.listener_closed(tag, &mut c.state, &mut c.out)
+            if c.connecting.is_none()
+                && self.service.listener_closed(tag, &mut c.state, &mut c.out.buf)
             {
                 self.drive(id);
             }
@@ -723,7 +724,7 @@ impl<S: Service> Worker<S> {
                             self.connect_failed(id, ConnectError::ShuttingDown);
                             continue;
                         }
-                        self.service.shutdown(&mut c.state, &mut c.out);
+                        self.service.shutdown(&mut c.state, &mut c.out.buf);
                         self.drive(id);
                     }
                 }

@@ -24,7 +24,10 @@
 //! Content is not part of `Job`: the caller passes the message bytes (typically a slice of
 //! the mmap'd spool segment) to every `poll_transmit`, and the session encodes the next
 //! piece of at most `TRANSMIT_CHUNK_BYTES` into the caller's buffer. No copy of the whole
-//! message is ever made and nothing here grows with the message size.
+//! message is ever made and nothing here grows with the message size. With
+//! `poll_transmit_borrowed` not even the pieces are copied: the session writes only the
+//! bytes dot-stuffing inserts and returns the range of the content the caller sends
+//! verbatim from its own buffer (`deliver::outbound` on `net`).
 //!
 //! TRUST: everything the server sends is hostile: replies are bounded and sanitised by
 //! `reply_parse`; a malformed, unexpected or unsolicited reply ends the session with a
@@ -69,6 +72,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io::Write as _;
 use std::mem;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -92,6 +96,15 @@ pub use security::SecurityFailure;
 
 /// `poll_transmit` stops adding content once the output buffer holds this many bytes.
 pub const TRANSMIT_CHUNK_BYTES: usize = 64 * 1024;
+
+/// `poll_transmit_borrowed` hands out verbatim runs of at most this many bytes (+1, a
+/// CRLF on the bound). Not a buffer: the run is written from the caller's copy.
+pub const MAX_BORROWED_RUN_BYTES: usize = 256 * 1024;
+
+/// `poll_transmit_borrowed` copies runs shorter than this into the output buffer (content
+/// with a bare line ending or a leading dot on every line would otherwise cost a write
+/// per line).
+pub const MIN_BORROWED_RUN_BYTES: usize = 4 * 1024;
 
 /// One transaction in flight.
 #[derive(Debug)]
@@ -366,6 +379,13 @@ impl ClientSession {
             }
             _ => (false, false),
         };
+        self.after_transmit(now, done, progress);
+        out.len() - start
+    }
+
+    /// After content went out: the data-block timeout restarts on progress; once the end
+    /// marker is out, the final reply is awaited.
+    fn after_transmit(&mut self, now: Instant, done: bool, progress: bool) {
         if done {
             if let State::Content { tx, .. } = mem::replace(&mut self.state, State::Closed) {
                 self.state = State::DataEnd { tx, discard: false };
@@ -374,7 +394,44 @@ impl ClientSession {
         } else if progress {
             self.arm(Stage::DataBlock, now);
         }
-        out.len() - start
+    }
+
+    /// `poll_transmit` without copying the content's verbatim runs: appends queued
+    /// commands and the bytes dot-stuffing inserts (and short runs, copied) to `out`, and
+    /// returns the range of `content` to be written right after `out`'s bytes (empty:
+    /// nothing to add). The caller writes that range from its own shared copy of the
+    /// content (`deliver::outbound`: the `Arc<[u8]>` a `net::SharedPiece` points into) and
+    /// calls again once it is written. The wire is byte for byte `poll_transmit`'s, and
+    /// both may be called on the same session.
+    ///
+    /// # Panics
+    /// As `poll_transmit`.
+    pub fn poll_transmit_borrowed(
+        &mut self,
+        now: Instant,
+        content: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Range<usize> {
+        out.extend_from_slice(&self.cmds);
+        self.cmds.clear();
+        let mut run = 0..0;
+        let content_start = out.len();
+        let (progress, done) = match &mut self.state {
+            State::Content { stuffer, .. } => {
+                while out.len() < TRANSMIT_CHUNK_BYTES && !stuffer.is_done() {
+                    let r = stuffer.next_run(content, out, MAX_BORROWED_RUN_BYTES);
+                    if r.len() >= MIN_BORROWED_RUN_BYTES {
+                        run = r;
+                        break;
+                    }
+                    out.extend_from_slice(&content[r]); // short: cheaper than a syscall
+                }
+                (out.len() > content_start || !run.is_empty(), stuffer.is_done())
+            }
+            _ => (false, false),
+        };
+        self.after_transmit(now, done, progress);
+        run
     }
 
     /// Bytes read from the socket, any amount, split anywhere. Ignored once closed.

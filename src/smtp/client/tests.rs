@@ -355,6 +355,7 @@ fn connect(
     jobs: &mut VecDeque<(Job, Vec<u8>)>,
     sink: &mut Sink,
     mtu: usize,
+    borrowed: bool,
 ) -> Vec<Event> {
     let mut now = super::test_epoch();
     let mut client = ClientSession::new(ccfg.clone(), now);
@@ -377,7 +378,14 @@ fn connect(
             }
             evs.push(ev);
         }
-        let wrote = client.poll_transmit(now, &content, &mut c2s) > 0;
+        let wrote = if borrowed {
+            let before = c2s.len();
+            let run = client.poll_transmit_borrowed(now, &content, &mut c2s);
+            c2s.extend_from_slice(&content[run]); // what `net` writes after the buffer
+            c2s.len() > before
+        } else {
+            client.poll_transmit(now, &content, &mut c2s) > 0
+        };
         // One packet each way.
         let n = c2s.len().min(mtu);
         server_in.extend(c2s.drain(..n));
@@ -435,6 +443,7 @@ proptest! {
         use_bdat in any::<bool>(),
         max_messages in 0u32..4,
         mtu in prop_oneof![Just(1usize), 2usize..64, Just(100_000)],
+        borrowed in any::<bool>(),
     ) {
         // The server offers CHUNKING: after EHLO the content goes by BDAT or DATA.
         let ccfg = ClientConfig {
@@ -466,7 +475,7 @@ proptest! {
         while !jobs.is_empty() {
             connections += 1;
             prop_assert!(connections <= messages.len());
-            let evs = connect(&ccfg, &scfg, &mut jobs, &mut sink, mtu);
+            let evs = connect(&ccfg, &scfg, &mut jobs, &mut sink, mtu, borrowed);
             let done = evs.iter().filter(|e| matches!(e, Event::TransactionDone { .. })).count();
             prop_assert!(max_messages == 0 || done <= max_messages as usize, "{evs:?}");
             prop_assert_eq!(evs.last(), Some(&Event::Closed));
@@ -505,6 +514,63 @@ proptest! {
             }
         }
         prop_assert!(stored.next().is_none());
+    }
+}
+
+/// Large content through `poll_transmit_borrowed` (long runs handed out, short ones
+/// copied) gives the wire `poll_transmit` gives, for DATA and BDAT.
+#[test]
+fn borrowed_transmit_is_the_copying_wire() {
+    let line = b"La de da de da 1 da de da de da 2 da de da de da 3 da de da de da 4\r\n";
+    let plain: Vec<u8> = line.iter().copied().cycle().take(300 * 1024).collect();
+    let mut dotted = plain.clone();
+    for i in (0..dotted.len()).step_by(7001) {
+        dotted[i] = [b'.', b'\n', b'\r'][i % 3];
+    }
+    let bare: Vec<u8> = plain.iter().copied().filter(|&b| b != b'\r').collect();
+    // (content, has runs of at least MIN_BORROWED_RUN_BYTES): a bare LF on every line
+    // leaves only short runs, all copied.
+    let cases =
+        [(plain, true), (dotted, true), (bare, false), (Vec::new(), false), (b".".to_vec(), false)];
+    for (content, long_runs) in cases {
+        for bdat in [false, true] {
+            let wire = |borrowed: bool| {
+                let t0 = super::test_epoch();
+                let mut s = ClientSession::new(ClientConfig { use_bdat: bdat, ..cfg() }, t0);
+                s.handle_input(t0, b"220 mx.example ESMTP\r\n").unwrap();
+                let _ = out(&mut s, t0);
+                s.handle_input(t0, b"250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n").unwrap();
+                s.send(job(&["c@d"]), t0).unwrap();
+                let _ = out(&mut s, t0);
+                let replies: &[u8] =
+                    if bdat { b"250 a\r\n250 b\r\n" } else { b"250 a\r\n250 b\r\n354 c\r\n" };
+                s.handle_input(t0, replies).unwrap();
+                assert_eq!(s.stage(), Stage::DataBlock);
+                let (mut v, mut runs) = (Vec::new(), 0);
+                for _ in 0..1000 {
+                    if s.stage() != Stage::DataBlock {
+                        break;
+                    }
+                    // A fresh buffer per call, as `net` has once the last one is written.
+                    let mut buf = Vec::new();
+                    if borrowed {
+                        let r = s.poll_transmit_borrowed(t0, &content, &mut buf);
+                        assert!(r.is_empty() || r.len() >= MIN_BORROWED_RUN_BYTES);
+                        runs += usize::from(!r.is_empty());
+                        buf.extend_from_slice(&content[r]);
+                    } else {
+                        let _ = s.poll_transmit(t0, &content, &mut buf);
+                    }
+                    v.extend_from_slice(&buf);
+                }
+                assert_eq!(s.stage(), Stage::DataTerm);
+                (v, runs)
+            };
+            let (copied, _) = wire(false);
+            let (borrowed, runs) = wire(true);
+            assert!(copied == borrowed, "{} bytes, bdat {bdat}", content.len());
+            assert_eq!(runs > 0, long_runs, "{} bytes: {runs} runs", content.len());
+        }
     }
 }
 
