@@ -128,7 +128,9 @@ impl DotStuffer {
         out.len() - start
     }
 
-    /// The same encoding without copying the content: append to `out` only the bytes
+    /// The same encoding without copying the content (the outbound relay's path; `fill`
+    /// stays the plain, line-at-a-time encoder: the blocking client library uses it, and
+    /// the property tests check `next_run` against it byte for byte): append to `out` only the bytes
     /// that are not in the content (the `BDAT` line, a doubled dot, the CRLF for a bare
     /// CR or LF, the final CRLF and `.\r\n`), and return the range of `content` to be
     /// written verbatim right after them. The wire is then `out` + `content[range]`, call
@@ -233,9 +235,11 @@ fn clean_prefix(block: &[u8], dots: bool) -> usize {
         }
         done += CLEAN_CHUNK_BYTES;
     }
-    // Checked pairs include the byte after the prefix: a CR ending it is followed by LF.
+    // A prefix must not end between the CR and the LF of a CRLF. It ends before that CR
+    // rather than after the LF: the byte after the LF was not checked, and a dot there
+    // starts a line and must be doubled (the line-by-line loop of `next_run` sees it).
     if done > 0 && block[done - 1] == b'\r' {
-        done += 1;
+        done -= 1;
     }
     done
 }
@@ -508,6 +512,23 @@ mod tests {
                     encode_runs(DotStuffer::bdat(), content, max_run, 1),
                 );
             }
+        }
+    }
+
+    /// A chunk of `clean_prefix` that ends between the CR and the LF of a line followed by
+    /// a dot-led line: the dot is doubled (the fast path once sent it as it was, so a
+    /// lone "." line ended the data early; found by `runs_give_the_same_wire_on_long_content`).
+    #[test]
+    fn a_dot_line_right_after_a_chunk_boundary_is_doubled() {
+        let mut content = vec![b'a'; CLEAN_CHUNK_BYTES - 1];
+        content.extend_from_slice(b"\r\n.\r\n");
+        content.extend(std::iter::repeat_n(b'b', 600));
+        content.extend_from_slice(b"\r\n");
+        let mut want = Vec::new();
+        dot_stuff(&content, &mut want);
+        assert!(want.windows(5).filter(|w| w == b"\r\n.\r\n").count() == 1, "one end marker");
+        for max_run in [CLEAN_CHUNK_BYTES + 10, 1 << 20] {
+            assert_eq!(encode_runs(DotStuffer::new(), &content, max_run, 0), want);
         }
     }
 
