@@ -296,10 +296,16 @@ fn large_output_is_produced_as_the_socket_drains() {
     r.read_until(b'\n', &mut line).unwrap();
     assert_eq!(line.len(), bulk + 1, "every byte arrived");
     assert!(line[..bulk].iter().all(|&b| b == b'x'));
+    hello_then_bye(&mut r, &s, w);
+}
+
+/// The end of a bulk dial: its `hello` line arrives after the bulk, then our `bye` makes
+/// the service close the connection.
+fn hello_then_bye(r: &mut BufReader<std::net::TcpStream>, s: &std::net::TcpStream, w: Running) {
     let mut hello = String::new();
     r.read_line(&mut hello).unwrap();
     assert_eq!(hello, "hello\n");
-    (&s).write_all(b"bye\n").unwrap();
+    (&*s).write_all(b"bye\n").unwrap();
     w.wait_for("close", |(_, e)| e == "closed");
     w.stop();
 }
@@ -354,10 +360,5 @@ fn shared_pieces_go_out_after_the_buffer_in_order() {
     let mut got = Vec::new();
     r.read_until(b'\n', &mut got).unwrap();
     assert!(got == want, "{} bytes, want {}", got.len(), want.len());
-    let mut hello = String::new();
-    r.read_line(&mut hello).unwrap();
-    assert_eq!(hello, "hello\n");
-    (&s).write_all(b"bye\n").unwrap();
-    w.wait_for("close", |(_, e)| e == "closed");
-    w.stop();
+    hello_then_bye(&mut r, &s, w);
 }
