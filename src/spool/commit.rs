@@ -128,13 +128,13 @@ fn sync_job(
             // Spill records were written with pwrite; a new segment's size/extents must be
             // durable too. fdatasync covers both (once per segment for mapped ones).
             if !seg.is_spill() {
-                seg.map.flush_range(0, *end)?;
+                seg.map.flush_range(0, seg.flush_end(*end))?;
             }
             seg.file.sync_data()?;
         } else {
             let from = seg.synced_to.load(Ordering::Acquire);
             if *end > from {
-                seg.map.flush_range(from, end - from)?;
+                seg.map.flush_range(from, seg.flush_end(*end) - from)?;
             }
         }
         new_file |= first;

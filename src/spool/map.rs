@@ -19,7 +19,8 @@
 //!     exists per map (taken once, `&mut` to use): copied into the mapping
 //!     ([`Map::append`]) or written to the mapped file with `pwrite(2)`
 //!     ([`Map::append_through`]; a `MAP_SHARED` mapping and `write(2)` share the page
-//!     cache, so the bytes are the same either way);
+//!     cache, so the bytes are the same either way); zeros are written ahead of the tail
+//!     the same way, and only by the appender ([`Map::prewrite_zeros`]);
 //!   - `tail` is advanced with `Release` after the bytes are written; readers load it with
 //!     `Acquire` and may copy only bytes below it ([`Map::copy_out`] asserts this);
 //!   - bytes below `tail` are mutated only through aligned atomic stores
@@ -44,6 +45,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use memmap2::{MmapMut, MmapOptions};
 
+/// Bytes per `pwrite` of [`Map::prewrite_zeros`] (a page).
+const ZERO_PAGE_BYTES: usize = 4096;
+
 /// A shared read-write mapping of a whole segment file.
 pub(crate) struct Map {
     /// The mapping; kept alive for as long as `ptr` is used. Never remapped or resized.
@@ -54,6 +58,9 @@ pub(crate) struct Map {
     len: usize,
     /// Bytes `[0, tail)` are written and published; only atomic stores change them.
     tail: AtomicUsize,
+    /// Bytes `[tail, zeroed_to)` (when above the tail) were written with zeros through the
+    /// file ([`Map::prewrite_zeros`]); only the holder of the [`Appender`] advances it.
+    zeroed_to: AtomicUsize,
     /// Whether the single [`Appender`] has been handed out.
     appender_taken: AtomicBool,
 }
@@ -104,6 +111,7 @@ impl Map {
             ptr,
             len,
             tail: AtomicUsize::new(published.min(len)),
+            zeroed_to: AtomicUsize::new(published.min(len)),
             appender_taken: AtomicBool::new(false),
         })
     }
@@ -171,6 +179,43 @@ impl Map {
         file.write_all_at(bytes, start as u64)?;
         self.tail.store(start + bytes.len(), Ordering::Release);
         Ok(start)
+    }
+
+    /// How far zeros were written ahead of the tail ([`Map::prewrite_zeros`]); at most
+    /// [`Map::len`]. Bytes between the tail and this offset are unpublished zeros.
+    pub(crate) fn zeroed_to(&self) -> usize {
+        self.zeroed_to.load(Ordering::Acquire)
+    }
+
+    /// Write zeros through `file` (the file this map maps) from where the last call
+    /// stopped (or the tail, if that is further) up to `upto` (clamped to the length),
+    /// one page per `pwrite(2)`, and publish nothing. Blocks `fallocate` reserved are
+    /// *unwritten* extents: the first write-back of each range converts it to written, a
+    /// metadata change that makes that commit's `msync` wait for a journal commit. Writing
+    /// zeros ahead lets one later flush convert a whole window at once (`Segment::append`).
+    /// One page per call keeps those page-cache folios at one page, so a record stored into
+    /// one later dirties (and a commit writes back) only that page.
+    /// Only the holder of the unique `Appender` writes above the tail, so this cannot
+    /// overwrite a record; an error leaves `zeroed_to` at the last page written.
+    pub(crate) fn prewrite_zeros(
+        &self,
+        app: &mut Appender,
+        file: &File,
+        upto: usize,
+    ) -> io::Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        static ZEROS: [u8; ZERO_PAGE_BYTES] = [0; ZERO_PAGE_BYTES];
+        assert_eq!(app.map_id, self.ptr as usize, "appender used on another map");
+        let upto = upto.min(self.len);
+        let mut at = self.zeroed_to.load(Ordering::Acquire).max(self.tail.load(Ordering::Acquire));
+        while at < upto {
+            // Up to the next page boundary (the first write may start mid-page).
+            let n = (ZERO_PAGE_BYTES - at % ZERO_PAGE_BYTES).min(upto - at);
+            file.write_all_at(&ZEROS[..n], at as u64)?;
+            at += n;
+            self.zeroed_to.store(at, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Copy `len` published bytes starting at `offset` into `out` (appended).
@@ -413,6 +458,36 @@ mod tests {
         assert!(disk[6..4 + data.len()] == data[2..], "msync wrote the pwritten bytes");
     }
 
+    #[test]
+    fn zeros_go_above_the_tail_only_up_to_the_length() {
+        const LEN: usize = 8 * 4096;
+        let (_dir, path, f) = sized_file(0);
+        std::os::unix::fs::FileExt::write_all_at(&f, &[0xEE; LEN], 0).unwrap();
+        let m = Map::new(&f, LEN, 0).unwrap();
+        let mut app = m.take_appender().unwrap();
+        assert_eq!(m.zeroed_to(), 0);
+        m.append(&mut app, &[b"record"]);
+        m.prewrite_zeros(&mut app, &f, 3 * 4096 + 10).unwrap();
+        assert_eq!(m.zeroed_to(), 3 * 4096 + 10);
+        let disk = std::fs::read(&path).unwrap();
+        assert_eq!(&disk[..6], b"record", "a published byte was overwritten");
+        assert!(disk[6..3 * 4096 + 10].iter().all(|&b| b == 0), "zeros from the tail on");
+        assert!(disk[3 * 4096 + 10..].iter().all(|&b| b == 0xEE), "nothing past `upto`");
+        // The next record lands in the zeros; asking for less than is written does nothing.
+        m.append(&mut app, &[b"next"]);
+        m.prewrite_zeros(&mut app, &f, 2 * 4096).unwrap();
+        assert_eq!(m.zeroed_to(), 3 * 4096 + 10);
+        // Past the end: clamped to the length.
+        m.prewrite_zeros(&mut app, &f, 100 * 4096).unwrap();
+        assert_eq!(m.zeroed_to(), LEN);
+        let disk = std::fs::read(&path).unwrap();
+        assert_eq!(&disk[..10], b"recordnext");
+        assert!(disk[10..].iter().all(|&b| b == 0));
+        let mut out = vec![];
+        m.copy_out(0, m.tail(), &mut out);
+        assert_eq!(out, b"recordnext", "the mapping shows the same bytes");
+    }
+
     /// Bytes this thread has caused to be written to storage (`/proc/thread-self/io`; the
     /// kernel charges a page, or a whole large folio, to the task that dirties it).
     fn thread_write_bytes() -> u64 {
@@ -460,6 +535,45 @@ mod tests {
         // Two pages: the last page, and the one before when a record straddles them.
         // (On tmpfs nothing is written back and this holds trivially.)
         assert!(per_commit <= 2 * page as u64, "{per_commit} bytes written per 1 KiB commit");
+    }
+
+    /// The same with zeros written ahead of the tail as `Segment::append` does: the zeros
+    /// are written once, and a record stored into a zeroed page still dirties about a page.
+    /// Zeros written in large chunks would sit in large page-cache folios, and each record's
+    /// store would then dirty (and its commit write back) a whole folio.
+    #[test]
+    fn small_commits_into_zeros_written_ahead_write_about_a_page_each() {
+        const LEN: usize = 32 << 20;
+        const N: usize = 20_000;
+        // SAFETY: sysconf takes no pointers and has no preconditions.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        let (_dir, _path, f) = sized_file(0);
+        if std::fs::metadata("/proc/thread-self/io").is_err()
+            || fallocate(&f, 0, LEN as u64).is_err()
+        {
+            eprintln!("skipped: no per-thread I/O accounting or no fallocate here");
+            return;
+        }
+        let m = Map::new(&f, LEN, 0).unwrap();
+        let mut app = m.take_appender().unwrap();
+        let rec = [0x5Au8; 1024];
+        let before = thread_write_bytes();
+        let mut synced = 0;
+        for i in 0..N {
+            let at = m.append(&mut app, &[&rec]);
+            if m.zeroed_to() < m.tail() + 64 * 1024 {
+                m.prewrite_zeros(&mut app, &f, m.tail() + 256 * 1024).unwrap();
+            }
+            if i > 0 {
+                m.store_u8(at - 1024, 0xA5);
+            }
+            m.flush_range(synced, m.tail().max(m.zeroed_to()) - synced).unwrap();
+            synced = m.tail() / page * page;
+        }
+        let written = thread_write_bytes() - before;
+        let per_commit = written.saturating_sub(m.zeroed_to() as u64) / N as u64;
+        assert!(per_commit <= 2 * page as u64, "{per_commit} bytes per commit besides the zeros");
+        assert!(m.zeroed_to() >= m.tail() + 64 * 1024, "zeros stay ahead of the tail");
     }
 
     #[test]
