@@ -37,7 +37,7 @@ pub(crate) const PWRITE_MIN_BYTES: usize = 8 * 1024;
 /// extents by one commit's flush ([`Segment::flush_end`]), so the commits of the records
 /// that then land in it wait for no journal commit: at 1 KiB x 10 sessions, end of data →
 /// 250 p50 0.73 → 0.63 ms, 9% more messages a second, 9% less CPU per message (medians of
-/// four alternating rounds, perf/RESULTS.md 2026-12-06 01:50). The cost is the zeros'
+/// four alternating rounds, perf/RESULTS.md 2026-12-06 00:58). The cost is the zeros'
 /// write-back, once per byte of small records (3.3 → 4.7 KiB of disk writes per relayed
 /// 1 KiB message). Large records (`pwrite`, whole pages) get none: at 100 KiB the zeros
 /// would double the disk writes, and there CPU, not the commit's wait, is what binds.
