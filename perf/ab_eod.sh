@@ -12,6 +12,8 @@
 # Usage: BASE_BIN=path NEW_BIN=path perf/ab_eod.sh
 #   env: SESSIONS (10) MESSAGES (10000) SIZE (1024) ROUNDS (3) TMPDIR (spool location)
 #        BASE_ENV / NEW_ENV: VAR=value words put in that binary's environment
+#        BASE_EXTRA / NEW_EXTRA: top-level TOML lines put at the start of that
+#        instance's configuration (a configuration A/B: the same binary twice)
 #        LOADTEST (target/release/mailroot-loadtest)
 set -u
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,12 +22,13 @@ S=${SESSIONS:-10} M=${MESSAGES:-10000} SIZE=${SIZE:-1024} R=${ROUNDS:-3}
 BASE_BIN=${BASE_BIN:?path of the A binary} NEW_BIN=${NEW_BIN:?path of the B binary}
 PORT=${PORT:-2898} SINK_PORT=$((PORT + 1))
 [[ -x $LT ]] || { echo "ab_eod.sh: $LT missing (cargo build --release)" >&2; exit 2; }
-run1() { # label bin env-words...
-    local label=$1 bin=$2
-    shift 2
+run1() { # label bin extra-toml env-words...
+    local label=$1 bin=$2 extra=$3
+    shift 3
     local w sp mr t0 t1 w0 w1 out
     w=$(mktemp -d "${TMPDIR:-/tmp}/mailroot-eod.XXXXXX")
     cat >"$w/c.toml" <<TOML
+$extra
 hostname = "eod.localdomain"
 mailroot = "$w/mr"
 log_level = "warn"
@@ -74,10 +77,10 @@ read -r -a new_env <<<"${NEW_ENV:-}"
 echo "$S sessions x $M messages x $SIZE B, $R alternating rounds"
 for i in $(seq 1 "$R"); do
     if ((i % 2)); then
-        run1 base "$BASE_BIN" "${base_env[@]}"
-        run1 new "$NEW_BIN" "${new_env[@]}"
+        run1 base "$BASE_BIN" "${BASE_EXTRA:-}" "${base_env[@]}"
+        run1 new "$NEW_BIN" "${NEW_EXTRA:-}" "${new_env[@]}"
     else
-        run1 new "$NEW_BIN" "${new_env[@]}"
-        run1 base "$BASE_BIN" "${base_env[@]}"
+        run1 new "$NEW_BIN" "${NEW_EXTRA:-}" "${new_env[@]}"
+        run1 base "$BASE_BIN" "${BASE_EXTRA:-}" "${base_env[@]}"
     fi
 done
