@@ -421,6 +421,7 @@ pub fn start_bound(
         messages: recovered.len() as u64,
         segments: summary.segments,
         torn_tails: summary.torn_tails,
+        bad_records: summary.bad_records,
         corrupt_segments: summary.corrupt_segments,
     });
 

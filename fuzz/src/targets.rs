@@ -346,6 +346,8 @@ pub fn spool_segment(data: &[u8]) {
     let whole = spool::verify_segment(bytes);
     if let Ok(seg) = &whole {
         assert!(seg.stop.is_none_or(|s| s < bytes.len()));
+        assert!(seg.skipped.windows(2).all(|w| w[0] < w[1]), "skipped in file order");
+        assert!(seg.skipped.iter().all(|&o| seg.stop.is_none_or(|s| o < s)));
         for r in &seg.records {
             assert_eq!(r.rcpt_status.len(), r.envelope.recipients.len());
         }

@@ -189,6 +189,9 @@ pub enum Event {
         segments: u64,
         /// Segments whose unverifiable tail was dropped (a crash mid-append).
         torn_tails: u64,
+        /// Records skipped whose header verified but whose envelope or content did not
+        /// (the records after them were kept).
+        bad_records: u64,
         /// Segments set aside as `*.seg.corrupt`.
         corrupt_segments: u64,
     },
@@ -326,10 +329,17 @@ impl Event {
             Event::CertReloadRefused { by: b, cert, error } => {
                 vec![("by", by(b)), ("cert", s(cert)), ("error", s(error))]
             }
-            Event::SpoolRecovered { messages, segments, torn_tails, corrupt_segments } => vec![
+            Event::SpoolRecovered {
+                messages,
+                segments,
+                torn_tails,
+                bad_records,
+                corrupt_segments,
+            } => vec![
                 ("messages", (*messages).into()),
                 ("segments", (*segments).into()),
                 ("torn_tails", (*torn_tails).into()),
+                ("bad_records", (*bad_records).into()),
                 ("corrupt_segments", (*corrupt_segments).into()),
             ],
             Event::DiskLow { path, min_free_bytes }
@@ -459,9 +469,10 @@ mod tests {
                     messages: 3,
                     segments: 2,
                     torn_tails: 1,
+                    bad_records: 2,
                     corrupt_segments: 0,
                 },
-                r#"{"ts":"2026-12-05T17:00:00.123Z","event":"spool.recovered","messages":3,"segments":2,"torn_tails":1,"corrupt_segments":0}"#,
+                r#"{"ts":"2026-12-05T17:00:00.123Z","event":"spool.recovered","messages":3,"segments":2,"torn_tails":1,"bad_records":2,"corrupt_segments":0}"#,
             ),
             (
                 Event::ProtocolLogDropped { site: Some(site()), lines: 7 },

@@ -46,8 +46,9 @@
 //! segment at the first record that does not verify without losing a committed record.
 //!
 //! **Recovery:** every segment is read and every record verified; a segment stops at the
-//! first record that does not verify (torn tail: the rest of a preallocated segment is
-//! zeros). Dead records are skipped by their (checksummed) length. Two live copies of one
+//! first record whose header does not verify (torn tail: the rest of a preallocated segment
+//! is zeros). A record whose header verifies but whose payload or END marker does not is
+//! skipped by its (checksummed) length, and reading goes on after it; so are dead records. Two live copies of one
 //! QueueId can exist only after a crash during compaction; the copy in the higher-numbered
 //! segment wins (its statuses are at least as current) and the other is marked dead.
 //!
@@ -342,6 +343,10 @@ pub struct RecoverySummary {
     pub segments: u64,
     /// Segments whose unverifiable tail was left unread (a crash while appending).
     pub torn_tails: u64,
+    /// Records skipped because their header verified but their envelope or content did
+    /// not (media corruption, or a crash that wrote a record's first page only); the
+    /// records after them were kept.
+    pub bad_records: u64,
     /// Segments whose header did not verify, renamed `*.seg.corrupt`.
     pub corrupt_segments: u64,
 }

@@ -1,8 +1,11 @@
 //! Recovery at start-up (`Spool::open`) and the read-only queue listing (`scan`).
 //!
 //! Both read every segment with `read(2)` and verify every record (header checksum, status
-//! bytes, payload checksum, END marker, envelope); a segment stops at the first record that
-//! does not verify. `scan` never modifies anything and tolerates a tail being appended
+//! bytes, payload checksum, END marker, envelope). A record whose header verifies but whose
+//! payload does not (rot in its envelope or content) is skipped by its checksummed length
+//! and the records after it are kept; a segment stops at the first record whose header does
+//! not verify (its length cannot be trusted, and nothing is ever parsed from inside a
+//! record's content). `scan` never modifies anything and tolerates a tail being appended
 //! concurrently (a half-copied record simply does not verify yet) and segments disappearing.
 //!
 //! TRUST: file contents are untrusted bytes (torn writes, bit flips); file names that are
@@ -60,6 +63,26 @@ pub(crate) struct ParsedSegment {
     pub(crate) records: Vec<FoundRecord>,
     /// Where and why reading stopped, when not at clean (all-zero) space or the file end.
     pub(crate) stop: Option<(usize, FormatError)>,
+    /// Records skipped because their header verified but the rest did not: (offset, the
+    /// queue id in that header, why).
+    pub(crate) skipped: Vec<(usize, QueueId, FormatError)>,
+}
+
+/// The length and id of the record at `rest[0]` when `e` (why it did not verify) lies behind a
+/// header that verifies and the whole record is present: the length is covered by the
+/// header checksum, so the next record can be read after it. `None` when the header itself
+/// is bad or the record runs past the bytes (a torn tail).
+fn skippable(rest: &[u8], e: FormatError) -> Option<(usize, QueueId)> {
+    match e {
+        FormatError::PayloadChecksum
+        | FormatError::MissingEnd
+        | FormatError::BadStatus(_)
+        | FormatError::Envelope => {}
+        _ => return None,
+    }
+    let (header, _, _) = super::format::RecordHeader::decode(rest).ok()?;
+    let total = usize::try_from(header.layout().total_len).ok()?;
+    (total > 0 && total <= rest.len()).then_some((total, header.id))
 }
 
 /// Verify and decode every record of a segment's bytes.
@@ -67,6 +90,7 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
     let header = SegmentHeader::decode(bytes)?;
     let mut records = Vec::new();
     let mut stop = None;
+    let mut skipped = Vec::new();
     let mut off = FIRST_RECORD_OFFSET;
     while off + RECORD_HEADER_BYTES <= bytes.len() {
         let rest = &bytes[off..];
@@ -97,6 +121,11 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
                 off += total;
             }
             Err(e) => {
+                if let Some((total, id)) = skippable(rest, e) {
+                    skipped.push((off, id, e));
+                    off += total;
+                    continue;
+                }
                 if rest.iter().any(|&b| b != 0) {
                     stop = Some((off, e));
                 }
@@ -110,7 +139,7 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
     if stop.is_none() && bytes.get(off..).is_some_and(|rest| rest.iter().any(|&b| b != 0)) {
         stop = Some((off, FormatError::Truncated));
     }
-    Ok(ParsedSegment { header, records, stop })
+    Ok(ParsedSegment { header, records, stop, skipped })
 }
 
 /// A segment file's bytes as recovery reads them (see [`verify_segment`]).
@@ -123,6 +152,9 @@ pub struct VerifiedSegment {
     /// Where reading stopped at bytes that do not verify; `None` at clean (all-zero)
     /// space or the file end.
     pub stop: Option<usize>,
+    /// Offsets of records skipped (header verified, the rest did not); reading went on
+    /// after each.
+    pub skipped: Vec<usize>,
 }
 
 /// Verify a segment file's bytes exactly as recovery and [`scan`] do, touching no file.
@@ -134,6 +166,7 @@ pub fn verify_segment(bytes: &[u8]) -> Result<VerifiedSegment, FormatError> {
         number: p.header.number,
         records: p.records.iter().map(message).collect(),
         stop: p.stop.map(|(off, _)| off),
+        skipped: p.skipped.iter().map(|(off, _, _)| *off).collect(),
     })
 }
 
@@ -176,6 +209,12 @@ fn read_all(
         };
         match parse_segment(&bytes) {
             Ok(p) if p.header.number == n => {
+                for (off, id, e) in &p.skipped {
+                    log::error!(
+                        "spool: segment {n:08X}: record {id} at {off} does not verify ({e}); \
+                         skipped (that message is lost), the records after it are kept"
+                    );
+                }
                 if let Some((off, e)) = p.stop {
                     log::warn!("spool: segment {n:08X}: dropping unverifiable tail at {off}: {e}");
                 }
@@ -285,6 +324,7 @@ pub(crate) fn open(
         }
     })?;
     let torn_tails = segs.iter().filter(|(_, _, p)| p.stop.is_some()).count() as u64;
+    let bad_records = segs.iter().map(|(_, _, p)| p.skipped.len() as u64).sum();
     let hwm = read_hwm(dir);
     // Every number still on disk counts, including segments set aside as corrupt.
     let mut max_on_disk = 0;
@@ -305,7 +345,7 @@ pub(crate) fn open(
         compact_lock: RwLock::new(()),
         crossoff_dirty: Mutex::new(Vec::new()),
         space: FreeSpace::new(dir.to_path_buf(), opts.min_free_bytes),
-        recovery: super::RecoverySummary { segments: 0, torn_tails, corrupt_segments },
+        recovery: super::RecoverySummary { segments: 0, torn_tails, bad_records, corrupt_segments },
         #[cfg(test)]
         fail_next_commit: std::sync::atomic::AtomicBool::new(false),
         _lock: lock,

@@ -3,8 +3,10 @@
 //! (inside the record header too), bytes flipped, a page zeroed, garbage appended.
 //!
 //! The rule checked everywhere: every record that lies entirely before the damaged offset D
-//! (`start + total_len <= D`) is recovered byte-exact, nothing at or after D is, and the
-//! damage is reported (`ParsedSegment::stop`, `RecoverySummary::torn_tails`, a warning).
+//! (`start + total_len <= D`) is recovered byte-exact, the damaged record is not, and the
+//! damage is reported (`ParsedSegment::stop` / `skipped`, `RecoverySummary::torn_tails` /
+//! `bad_records`, a log line). Records after a damaged one are kept when its header (and
+//! so its length) still verifies, lost when it does not.
 
 use std::path::{Path, PathBuf};
 
@@ -120,13 +122,14 @@ fn every_damage_mode_keeps_exactly_the_records_before_it() {
             assert!(got.is_empty(), "{what}");
             continue;
         }
-        // Records after D are gone too: a segment stops at its first unverifiable record.
+        // The damaged record is the last one: nothing after it to keep.
         assert_eq!(got, want, "{what}");
         // Zeros from D to the end look exactly like unwritten preallocated space: nothing to
         // report then (and nothing before D was touched).
         let first_torn = extents.iter().find(|(_, e)| *e > d).map_or(d, |(s, _)| *s);
         let clean_end = bytes.get(first_torn..).unwrap_or_default().iter().all(|&b| b == 0);
-        assert!(summary.torn_tails == 1 || clean_end, "{what}: damage not reported");
+        let reported = summary.torn_tails + summary.bad_records;
+        assert!(reported == 1 || clean_end, "{what}: damage not reported");
     }
 }
 
@@ -146,4 +149,44 @@ fn shared_read_detects_envelope_rot() {
     );
     assert!(matches!(spool.read_message_shared(ids[1]), Err(SpoolError::Corrupt { .. })));
     assert!(spool.read_message_shared(ids[2]).is_ok());
+}
+
+/// Rot inside a record in the middle of a segment (its header intact): recovery skips that
+/// record by its checksummed length and keeps every record after it, and reports it. Before,
+/// a segment stopped at the first record that did not verify, so one flipped byte lost every
+/// later message of the segment (up to `segment_size` of acknowledged mail). Damage to a
+/// header still stops the segment there: a length that does not verify is never followed.
+#[test]
+fn rot_inside_a_middle_record_loses_that_record_only() {
+    let (_dir, ids, seg, orig, extents) = queue(6);
+    let p = parse_segment(&orig).unwrap();
+    let l = p.records[2].view.layout;
+    let (start, _) = extents[2];
+    let places = [
+        ("content", start + l.message_offset as usize + 5),
+        ("envelope", start + l.envelope_offset as usize + 3),
+        ("END marker", start + l.end_offset as usize + 1),
+    ];
+    for (what, at) in places {
+        let mut b = orig.clone();
+        b[at] ^= 0x20;
+        let parsed = parse_segment(&b).unwrap();
+        let skipped: Vec<_> = parsed.skipped.iter().map(|(o, id, _)| (*o, *id)).collect();
+        assert_eq!(skipped, [(start, ids[2])], "{what}");
+        assert!(parsed.stop.is_none(), "{what}");
+        let (got, summary) = recover(&seg, &b);
+        let want: Vec<QueueId> =
+            ids.iter().enumerate().filter(|(i, _)| *i != 2).map(|(_, id)| *id).collect();
+        assert_eq!(got, want, "{what}: every record but the damaged one");
+        assert_eq!((summary.bad_records, summary.torn_tails), (1, 0), "{what}");
+    }
+    // A flipped byte in the header: its length cannot be trusted, the segment stops there.
+    let mut b = orig.clone();
+    b[start + 17] ^= 0x01; // inside rcpt_count
+    let parsed = parse_segment(&b).unwrap();
+    assert_eq!(parsed.stop.map(|(o, _)| o), Some(start));
+    assert!(parsed.skipped.is_empty());
+    let (got, summary) = recover(&seg, &b);
+    assert_eq!(got, ids[..2]);
+    assert_eq!((summary.bad_records, summary.torn_tails), (0, 1));
 }
