@@ -195,9 +195,12 @@ fn winners(segs: &[(u64, PathBuf, ParsedSegment)]) -> HashMap<QueueId, (usize, u
     best
 }
 
-/// Read and parse every segment; corrupt headers are reported to `bad`.
+/// Read and parse every segment; corrupt headers are reported to `bad`. A skipped record is
+/// logged at error when `recovering` (start-up) and at debug otherwise: a listing beside
+/// the running server may read a record whose copy into the segment is not finished yet.
 fn read_all(
     dir: &Path,
+    recovering: bool,
     mut bad: impl FnMut(u64, &Path, &[u8], FormatError),
 ) -> Result<Vec<(u64, PathBuf, ParsedSegment)>, SpoolError> {
     let mut segs = Vec::new();
@@ -209,8 +212,10 @@ fn read_all(
         };
         match parse_segment(&bytes) {
             Ok(p) if p.header.number == n => {
+                let skip_level = if recovering { log::Level::Error } else { log::Level::Debug };
                 for (off, id, e) in &p.skipped {
-                    log::error!(
+                    log::log!(
+                        skip_level,
                         "spool: segment {n:08X}: record {id} at {off} does not verify ({e}); \
                          skipped (that message is lost), the records after it are kept"
                     );
@@ -238,7 +243,7 @@ fn message(r: &FoundRecord) -> QueuedMessage {
 
 /// Read-only listing of the live queue; safe while the server runs (modifies nothing).
 pub fn scan(queue_dir: &Path) -> Result<Vec<QueuedMessage>, SpoolError> {
-    let segs = read_all(queue_dir, |n, _, _, e| {
+    let segs = read_all(queue_dir, false, |n, _, _, e| {
         log::warn!("spool: segment {n:08X} has a bad header ({e}); skipped");
     })?;
     let best = winners(&segs);
@@ -260,7 +265,7 @@ pub fn scan_one(
     id: QueueId,
     max_bytes: usize,
 ) -> Result<Option<(QueuedMessage, Vec<u8>)>, SpoolError> {
-    let segs = read_all(queue_dir, |_, _, _, _| {})?;
+    let segs = read_all(queue_dir, false, |_, _, _, _| {})?;
     let Some(&(si, ri)) = winners(&segs).get(&id) else { return Ok(None) };
     let (_, path, p) = &segs[si];
     let r = &p.records[ri];
@@ -306,7 +311,7 @@ pub(crate) fn open(
 
     let mut empty = Vec::new();
     let mut corrupt_segments = 0u64;
-    let segs = read_all(dir, |n, path, bytes, e| {
+    let segs = read_all(dir, true, |n, path, bytes, e| {
         if bytes.iter().all(|&b| b == 0) {
             // Crashed right after creating it: it never held a committed record (the first
             // commit of a segment syncs its header).
