@@ -21,35 +21,15 @@ LT=${LOADTEST:-$REPO/target/release/mailroot-loadtest}
 S=${SESSIONS:-10} M=${MESSAGES:-10000} SIZE=${SIZE:-1024} R=${ROUNDS:-3}
 BASE_BIN=${BASE_BIN:?path of the A binary} NEW_BIN=${NEW_BIN:?path of the B binary}
 PORT=${PORT:-2898} SINK_PORT=$((PORT + 1))
+# shellcheck source=perf/lib.sh
+. "$REPO/perf/lib.sh"
 [[ -x $LT ]] || { echo "ab_eod.sh: $LT missing (cargo build --release)" >&2; exit 2; }
 run1() { # label bin extra-toml env-words...
     local label=$1 bin=$2 extra=$3
     shift 3
     local w sp mr t0 t1 w0 w1 out
     w=$(mktemp -d "${TMPDIR:-/tmp}/mailroot-eod.XXXXXX")
-    cat >"$w/c.toml" <<TOML
-$extra
-hostname = "eod.localdomain"
-mailroot = "$w/mr"
-log_level = "warn"
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-[relay]
-allow = ["127.0.0.0/8"]
-smart_host = "[127.0.0.1]:$SINK_PORT"
-[domains]
-local = ["localhost"]
-[dns]
-servers = ["127.0.0.1:9"]
-[service]
-allow_root = true
-[admin]
-enabled = false
-[[site]]
-name = "perf"
-listen = ["127.0.0.1:$PORT"]
-TOML
+    relay_toml "$extra" eod "$w/mr" "$PORT" "$SINK_PORT" >"$w/c.toml"
     timeout 300 smtp-sink -u postfix -m 1000 "127.0.0.1:$SINK_PORT" 1000 >/dev/null 2>&1 &
     sp=$!
     env "$@" "$bin" serve --config "$w/c.toml" >"$w/log" 2>&1 &

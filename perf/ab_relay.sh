@@ -16,6 +16,8 @@
 set -u
 SIZE=$1 S=$2 M=$3 R=$4
 BASE_BIN=${BASE_BIN:?path of the A binary} NEW_BIN=${NEW_BIN:?path of the B binary}
+# shellcheck source=perf/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mailroot-ab.XXXXXX")
 P0=${PORT_BASE:-2701}
 declare -A BIN=([base]=$BASE_BIN [new]=$NEW_BIN) PORT=([base]=$P0 [new]=$((P0 + 1)))
@@ -35,30 +37,8 @@ for n in base new; do
     mkdir -p "$WORK/$n"
     extra=BASE_EXTRA
     [[ $n == new ]] && extra=NEW_EXTRA
-    cat >"$WORK/$n.toml" <<TOML
-${!extra:-}
-hostname = "ab-$n.localdomain"
-mailroot = "$WORK/$n"
-log_level = "warn"
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-[relay]
-allow = ["127.0.0.0/8"]
-smart_host = "[127.0.0.1]:${SINK[$n]}"
-[domains]
-local = ["localhost"]
-[dns]
-servers = ["127.0.0.1:9"]
-[delivery]
-hold = ${HOLD}
-$(service_allow_root "${BIN[$n]}")
-[admin]
-enabled = false
-[[site]]
-name = "perf"
-listen = ["127.0.0.1:${PORT[$n]}"]
-TOML
+    relay_toml "${!extra:-}" "ab-$n" "$WORK/$n" "${PORT[$n]}" "${SINK[$n]}" "$HOLD" \
+        "$(service_allow_root "${BIN[$n]}")" >"$WORK/$n.toml"
     "${BIN[$n]}" serve --config "$WORK/$n.toml" >"$WORK/$n.log" 2>&1 &
     PID[$n]=$!
 done

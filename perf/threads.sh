@@ -25,29 +25,9 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-cat >"$WORK/c.toml" <<TOML
-${EXTRA:-}
-hostname = "threads.localdomain"
-mailroot = "$WORK/mr"
-log_level = "warn"
-[limits]
-max_connections = 20000
-max_connections_per_ip = 20000
-[relay]
-allow = ["127.0.0.0/8"]
-smart_host = "[127.0.0.1]:$SINK_PORT"
-[domains]
-local = ["localhost"]
-[dns]
-servers = ["127.0.0.1:9"]
-[service]
-allow_root = true               # run as whoever starts the script (root here)
-[admin]
-enabled = false
-[[site]]
-name = "perf"
-listen = ["127.0.0.1:$PORT"]
-TOML
+# shellcheck source=perf/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+relay_toml "${EXTRA:-}" threads "$WORK/mr" "$PORT" "$SINK_PORT" >"$WORK/c.toml"
 warm=1000
 timeout 300 smtp-sink -u postfix -m 1000 -M $((M + warm)) "127.0.0.1:$SINK_PORT" 1000 >/dev/null 2>&1 &
 SP=$!

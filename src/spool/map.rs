@@ -496,14 +496,12 @@ mod tests {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
-    /// Many small records, each msynced as a group commit does: every commit may rewrite
-    /// the partial last page, but no more. Before the mapping was advised `Random`, a
-    /// fault on the segment read ahead into large page-cache folios (ext4 has them since
-    /// Linux 6.16), a 1-byte store dirtied the whole folio and each msync wrote it all:
-    /// 180 KiB of disk writes per 1 KiB message at 4,400 msg/s (perf/RESULTS.md
-    /// 2026-12-05 22:20), growing as the segment filled.
-    #[test]
-    fn small_commits_write_about_a_page_each() {
+    /// Disk bytes written per commit (besides any zeros written ahead) for 20,000 1 KiB
+    /// records each msynced as a group commit does, each crossing off the one before and
+    /// read back with `pread` as the queue runner does; with `zeros_ahead`, zeros are written
+    /// ahead of the tail as `Segment::append` does. Also returns the page size. `None` where
+    /// this cannot be measured (no per-thread I/O accounting or no `fallocate`).
+    fn bytes_per_small_commit(zeros_ahead: bool) -> Option<(u64, u64)> {
         const LEN: usize = 32 << 20;
         const N: usize = 20_000;
         // SAFETY: sysconf takes no pointers and has no preconditions.
@@ -513,7 +511,7 @@ mod tests {
             || fallocate(&f, 0, LEN as u64).is_err()
         {
             eprintln!("skipped: no per-thread I/O accounting or no fallocate here");
-            return;
+            return None;
         }
         let m = Map::new(&f, LEN, 0).unwrap();
         let mut app = m.take_appender().unwrap();
@@ -522,58 +520,46 @@ mod tests {
         let mut synced = 0;
         for i in 0..N {
             let at = m.append(&mut app, &[&rec]);
-            if i > 0 {
-                m.store_u8(at - 1024, 0xA5); // a cross-off of the record before
-            }
-            m.flush_range(synced, m.tail() - synced).unwrap();
-            synced = m.tail() / page * page;
-            // The queue runner reads each committed record with pread.
-            let mut back = [0u8; 1024];
-            std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, at as u64).unwrap();
-        }
-        let per_commit = (thread_write_bytes() - before) / N as u64;
-        // Two pages: the last page, and the one before when a record straddles them.
-        // (On tmpfs nothing is written back and this holds trivially.)
-        assert!(per_commit <= 2 * page as u64, "{per_commit} bytes written per 1 KiB commit");
-    }
-
-    /// The same with zeros written ahead of the tail as `Segment::append` does: the zeros
-    /// are written once, and a record stored into a zeroed page still dirties about a page.
-    /// Zeros written in large chunks would sit in large page-cache folios, and each record's
-    /// store would then dirty (and its commit write back) a whole folio.
-    #[test]
-    fn small_commits_into_zeros_written_ahead_write_about_a_page_each() {
-        const LEN: usize = 32 << 20;
-        const N: usize = 20_000;
-        // SAFETY: sysconf takes no pointers and has no preconditions.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
-        let (_dir, _path, f) = sized_file(0);
-        if std::fs::metadata("/proc/thread-self/io").is_err()
-            || fallocate(&f, 0, LEN as u64).is_err()
-        {
-            eprintln!("skipped: no per-thread I/O accounting or no fallocate here");
-            return;
-        }
-        let m = Map::new(&f, LEN, 0).unwrap();
-        let mut app = m.take_appender().unwrap();
-        let rec = [0x5Au8; 1024];
-        let before = thread_write_bytes();
-        let mut synced = 0;
-        for i in 0..N {
-            let at = m.append(&mut app, &[&rec]);
-            if m.zeroed_to() < m.tail() + 64 * 1024 {
+            if zeros_ahead && m.zeroed_to() < m.tail() + 64 * 1024 {
                 m.prewrite_zeros(&mut app, &f, m.tail() + 256 * 1024).unwrap();
             }
             if i > 0 {
-                m.store_u8(at - 1024, 0xA5);
+                m.store_u8(at - 1024, 0xA5); // a cross-off of the record before
             }
             m.flush_range(synced, m.tail().max(m.zeroed_to()) - synced).unwrap();
             synced = m.tail() / page * page;
+            let mut back = [0u8; 1024];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut back, at as u64).unwrap();
         }
+        if zeros_ahead {
+            assert!(m.zeroed_to() >= m.tail() + 64 * 1024, "zeros stay ahead of the tail");
+        }
+        let zeros = if zeros_ahead { m.zeroed_to() as u64 } else { 0 };
         let written = thread_write_bytes() - before;
-        let per_commit = written.saturating_sub(m.zeroed_to() as u64) / N as u64;
-        assert!(per_commit <= 2 * page as u64, "{per_commit} bytes per commit besides the zeros");
-        assert!(m.zeroed_to() >= m.tail() + 64 * 1024, "zeros stay ahead of the tail");
+        Some((written.saturating_sub(zeros) / N as u64, page as u64))
+    }
+
+    /// Every commit may rewrite the partial last page, but no more: two pages, the last one
+    /// and the one before when a record straddles them (on tmpfs nothing is written back and
+    /// this holds trivially). Before the mapping was advised `Random`, a fault on the
+    /// segment read ahead into large page-cache folios (ext4 has them since Linux 6.16), a
+    /// 1-byte store dirtied the whole folio and each msync wrote it all: 180 KiB of disk
+    /// writes per 1 KiB message at 4,400 msg/s (perf/RESULTS.md 2026-12-05 22:20), growing
+    /// as the segment filled.
+    #[test]
+    fn small_commits_write_about_a_page_each() {
+        let Some((per_commit, page)) = bytes_per_small_commit(false) else { return };
+        assert!(per_commit <= 2 * page, "{per_commit} bytes written per 1 KiB commit");
+    }
+
+    /// The same with zeros written ahead of the tail: the zeros are written once, and a
+    /// record stored into a zeroed page still dirties about a page. Zeros written in large
+    /// chunks would sit in large page-cache folios, and each record's store would then dirty
+    /// (and its commit write back) a whole folio.
+    #[test]
+    fn small_commits_into_zeros_written_ahead_write_about_a_page_each() {
+        let Some((per_commit, page)) = bytes_per_small_commit(true) else { return };
+        assert!(per_commit <= 2 * page, "{per_commit} bytes per commit besides the zeros");
     }
 
     #[test]
