@@ -53,6 +53,7 @@ pub mod proxy_protocol;
 pub mod queue;
 pub mod receive;
 pub mod relay;
+pub mod retention;
 pub mod smtp;
 pub mod spool;
 pub mod stats;

@@ -185,6 +185,7 @@ pub fn serve(config: Config, opts: ServeOptions) -> Result<(), RelayError> {
     let (events, event_thread) = eventlog::spawn(EventLogOptions {
         path: path.clone(),
         max_size_bytes: config.event_log.max_size_bytes,
+        keep: config.event_log.keep,
     })
     .map_err(|source| RelayError::EventLog { path: path.unwrap_or_default(), source })?;
     // A bind, drop or start failure is still reported in the event log (opened by whoever we

@@ -96,6 +96,7 @@ fn log_event(config: &Config, verb: &str, id: QueueId) {
     let opts = EventLogOptions {
         path: Some(config.event_log_path()),
         max_size_bytes: config.event_log.max_size_bytes,
+        keep: config.event_log.keep,
     };
     match eventlog::spawn(opts) {
         Ok((log, thread)) => {

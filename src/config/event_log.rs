@@ -2,7 +2,9 @@
 //!
 //! Keys: `enabled` (default true), `path` (default `<mailroot>/Logs/events.log`),
 //! `max_size` (rotate when the file would grow past this many bytes, default 10MiB,
-//! 0 = daily rotation only). The file is also rotated when the UTC date changes.
+//! 0 = daily rotation only), `keep` (rotated files kept, the newest; older ones are
+//! deleted at each rotation; 0 keeps every file; default 30). The file is also rotated
+//! when the UTC date changes.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::path::PathBuf;
 use toml::Table;
 
 use super::keyed::{Parsed, boolean, size, string};
+use super::protolog::{DEFAULT_LOG_FILES_KEPT, kept_files};
 use super::units::format_size;
 use super::{ConfigError, LOGS_DIR};
 
@@ -19,7 +22,7 @@ pub const DEFAULT_EVENT_LOG_MAX_BYTES: u64 = 10 << 20;
 pub const EVENT_LOG_FILE: &str = "events.log";
 
 /// Keys allowed in `[event_log]`.
-pub(super) const EVENT_LOG_KEYS: &[&str] = &["enabled", "path", "max_size"];
+pub(super) const EVENT_LOG_KEYS: &[&str] = &["enabled", "path", "max_size", "keep"];
 
 /// `[event_log]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,11 +33,18 @@ pub struct EventLogConfig {
     pub path: Option<PathBuf>,
     /// Rotate before the file grows past this many bytes; 0 = only daily. Key `max_size`.
     pub max_size_bytes: u64,
+    /// Rotated files kept (the newest); 0 = all. Key `keep`.
+    pub keep: usize,
 }
 
 impl Default for EventLogConfig {
     fn default() -> Self {
-        EventLogConfig { enabled: true, path: None, max_size_bytes: DEFAULT_EVENT_LOG_MAX_BYTES }
+        EventLogConfig {
+            enabled: true,
+            path: None,
+            max_size_bytes: DEFAULT_EVENT_LOG_MAX_BYTES,
+            keep: DEFAULT_LOG_FILES_KEPT,
+        }
     }
 }
 
@@ -53,6 +63,9 @@ pub(super) fn event_log(t: &Table, cfg: &mut EventLogConfig) -> Parsed<()> {
     if let Some(v) = t.get("max_size") {
         cfg.max_size_bytes = size(v, "event_log.max_size")?;
     }
+    if let Some(v) = t.get("keep") {
+        cfg.keep = kept_files(v, "event_log.keep")?;
+    }
     Ok(())
 }
 
@@ -68,6 +81,7 @@ pub(super) fn print(c: &EventLogConfig, out: &mut String) {
         }
     }
     let _ = writeln!(out, "max_size = {}", format_size(c.max_size_bytes));
+    let _ = writeln!(out, "keep = {}", c.keep);
 }
 
 #[cfg(test)]
@@ -106,6 +120,17 @@ mod tests {
     }
 
     #[test]
+    fn keep_defaults_to_30_and_0_keeps_all() {
+        let c = Config::from_toml_str("", &sys()).unwrap();
+        assert_eq!(c.event_log.keep, 30);
+        for (text, keep) in [("[event_log]\nkeep = 0", 0), ("[event_log]\nkeep = 7", 7)] {
+            let c = Config::from_toml_str(text, &sys()).unwrap();
+            assert_eq!(c.event_log.keep, keep, "{text}");
+            assert_eq!(Config::from_toml_str(&c.to_toml(), &sys()).unwrap(), c, "round trip");
+        }
+    }
+
+    #[test]
     fn bad() {
         // (TOML, key named, words in the problem)
         let cases: &[(&str, &str, &str)] = &[
@@ -113,6 +138,9 @@ mod tests {
             ("[event_log]\npath = \"\"", "event_log.path", "empty"),
             ("[event_log]\nmax_size = \"lots\"", "event_log.max_size", ""),
             ("[event_log]\nrotate = true", "event_log.rotate", "unknown key"),
+            ("[event_log]\nkeep = -1", "event_log.keep", "negative"),
+            ("[event_log]\nkeep = 100001", "event_log.keep", "at most 100000"),
+            ("[event_log]\nkeep = \"all\"", "event_log.keep", "integer"),
         ];
         crate::config::test_support::assert_refused(cases);
     }

@@ -76,7 +76,7 @@ pub(super) fn boolean(v: &Value, key: &str) -> Parsed<bool> {
 }
 
 /// A non-negative integer.
-fn uint(v: &Value, key: &str) -> Parsed<u64> {
+pub(super) fn uint(v: &Value, key: &str) -> Parsed<u64> {
     let Value::Integer(i) = *v else {
         return Err(wrong_type(key, "expected an integer", v));
     };

@@ -67,7 +67,8 @@ pub use outbound::{
     SmartHostAuth, TlsPolicy,
 };
 pub use protolog::{
-    DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES, LOGS_DIR, ProtocolLogConfig, Rotate, SiteProtocolLog,
+    DEFAULT_LOG_FILES_KEPT, DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES, LOGS_DIR, ProtocolLogConfig,
+    Rotate, SiteProtocolLog,
 };
 pub use proxy::SiteProxy;
 pub use service::ServiceConfig;

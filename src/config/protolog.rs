@@ -5,7 +5,9 @@
 //! Keys: `[protocol_log] enabled` (bool, default false: the master property every site
 //! inherits), `folder` (default `<mailroot>/Logs`; each site writes into `<folder>/<site>/`),
 //! `rotate` (`"daily"`, `"size"` or `"both"`, default `"both"`), `max_size` (a size > 0,
-//! default 100 MiB; used when `rotate` is `size` or `both`). Per site: `protocol_log`
+//! default 100 MiB; used when `rotate` is `size` or `both`), `keep` (closed files kept per
+//! site folder, the newest; older ones are deleted when a file is closed; 0 keeps every
+//! file; default 30). Per site: `protocol_log`
 //! (bool, overrides `enabled`) and `protocol_log_folder` (this site's files go straight
 //! into that folder).
 //!
@@ -23,11 +25,11 @@ use std::path::{Path, PathBuf};
 use toml::Table;
 
 use super::ConfigError;
-use super::keyed::{Parsed, boolean, join, nonzero, size, string};
+use super::keyed::{Parsed, boolean, join, nonzero, size, string, uint};
 use super::units::format_size;
 
 /// Keys allowed in `[protocol_log]`.
-pub(super) const PROTOCOL_LOG_KEYS: &[&str] = &["enabled", "folder", "rotate", "max_size"];
+pub(super) const PROTOCOL_LOG_KEYS: &[&str] = &["enabled", "folder", "rotate", "max_size", "keep"];
 /// Default `[protocol_log] max_size`: 100 MiB per file.
 pub const DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES: u64 = 100 << 20;
 /// The protocol-log folder inside the Mailroot when `folder` is not set.
@@ -81,7 +83,14 @@ pub struct ProtocolLogConfig {
     /// Size at which a file is closed (with `rotate` = `size` or `both`). Invariant: > 0.
     /// Key `max_size`.
     pub max_size_bytes: u64,
+    /// Closed files kept per site folder (the newest); 0 = all. Key `keep`.
+    pub keep: usize,
 }
+
+/// Default `[protocol_log] keep` and `[event_log] keep`: closed log files kept.
+pub const DEFAULT_LOG_FILES_KEPT: usize = 30;
+/// Upper bound of a `keep` key (a sanity bound: more is "keep all", which is 0).
+pub(super) const MAX_LOG_FILES_KEPT: u64 = 100_000;
 
 impl Default for ProtocolLogConfig {
     fn default() -> Self {
@@ -90,6 +99,7 @@ impl Default for ProtocolLogConfig {
             folder: None,
             rotate: Rotate::Both,
             max_size_bytes: DEFAULT_PROTOCOL_LOG_MAX_SIZE_BYTES,
+            keep: DEFAULT_LOG_FILES_KEPT,
         }
     }
 }
@@ -162,7 +172,22 @@ pub(super) fn protocol_log(t: &Table, cfg: &mut ProtocolLogConfig) -> Parsed<()>
         let key = "protocol_log.max_size";
         cfg.max_size_bytes = nonzero(size(v, key)?, key)?;
     }
+    if let Some(v) = t.get("keep") {
+        cfg.keep = kept_files(v, "protocol_log.keep")?;
+    }
     Ok(())
+}
+
+/// A `keep` key: a count of files, 0 (keep all) up to [`MAX_LOG_FILES_KEPT`].
+pub(super) fn kept_files(v: &toml::Value, key: &str) -> Parsed<usize> {
+    let n = uint(v, key)?;
+    if n > MAX_LOG_FILES_KEPT {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at most {MAX_LOG_FILES_KEPT} (got {n}; 0 keeps every file)"),
+        ));
+    }
+    usize::try_from(n).map_err(|_| ConfigError::new(key, format!("{n} is too large")))
 }
 
 /// The protocol-log keys of the site table `t` at `prefix` (keys already checked).
@@ -195,6 +220,7 @@ pub(super) fn print(c: &ProtocolLogConfig, out: &mut String) {
     }
     let _ = writeln!(out, "rotate = \"{}\"", c.rotate.as_str());
     let _ = writeln!(out, "max_size = {}", format_size(c.max_size_bytes));
+    let _ = writeln!(out, "keep = {}", c.keep);
 }
 
 /// The protocol-log keys of one `[[site]]` as TOML lines (only those set).
@@ -226,16 +252,18 @@ mod tests {
         assert!(!c.protocol_log.enabled);
         assert_eq!(c.protocol_log.rotate, Rotate::Both);
         assert_eq!(c.protocol_log.max_size_bytes, 100 << 20);
+        assert_eq!(c.protocol_log.keep, 30);
         assert!(!c.protocol_log_enabled(0));
         assert_eq!(c.protocol_log_dir(0), Path::new("/m/Logs/default"));
 
         let text = format!(
             "mailroot = \"/m\"\n[protocol_log]\nenabled = true\nfolder = \"/var/log/mr\"\n\
-             rotate = \"size\"\nmax_size = \"1KiB\"\n{SITES}"
+             rotate = \"size\"\nmax_size = \"1KiB\"\nkeep = 0\n{SITES}"
         );
         let c = Config::from_toml_str(&text, &sys(2)).unwrap();
         assert_eq!(c.protocol_log.rotate, Rotate::Size);
         assert_eq!(c.protocol_log.max_size_bytes, 1024);
+        assert_eq!(c.protocol_log.keep, 0);
         let on: Vec<bool> = (0..3).map(|i| c.protocol_log_enabled(i)).collect();
         assert_eq!(on, [true, false, true]);
         assert_eq!(c.protocol_log_dir(0), Path::new("/var/log/mr/a"));
@@ -263,6 +291,8 @@ mod tests {
             ("[protocol_log]\nmax_size = \"9 parsecs\"".into(), "protocol_log.max_size", "size"),
             ("[protocol_log]\nfolder = \"\"".into(), "protocol_log.folder", "non-empty"),
             ("[protocol_log]\nfile = \"x\"".into(), "protocol_log.file", "unknown key"),
+            ("[protocol_log]\nkeep = -3".into(), "protocol_log.keep", "negative"),
+            ("[protocol_log]\nkeep = 1.5".into(), "protocol_log.keep", "integer"),
             (format!("{site}protocol_log = 1"), "site[0].protocol_log", "true or false"),
             (format!("{site}protocol_log_folder = 2"), "site[0].protocol_log_folder", "string"),
         ];

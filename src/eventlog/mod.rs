@@ -26,7 +26,8 @@
 //! Appended with one `write` per event (events are rare; no buffering, so a crash loses
 //! nothing written before it). Rotated before writing an event whose UTC date differs
 //! from the file's, or that would grow it past `max_size`: the file is renamed
-//! `events.log.YYYY-MM-DD` (then `.1`, `.2`, ... if taken) and a new one started.
+//! `events.log.YYYY-MM-DD` (then `.1`, `.2`, ... if taken) and a new one started; then the
+//! rotated files beyond the `keep` newest are deleted (`retention::prune`; 0 keeps all).
 //! A write error is logged once and the event kept in memory only.
 //!
 //! TRUST: events are built by our own code; every string is JSON-escaped, so a value
@@ -63,6 +64,8 @@ pub struct EventLogOptions {
     pub path: Option<PathBuf>,
     /// Rotate before the file would grow past this many bytes; 0 = daily only.
     pub max_size_bytes: u64,
+    /// Rotated files kept (the newest, `retention::prune`); 0 = all.
+    pub keep: usize,
 }
 
 /// What crosses to the writer thread.
@@ -122,7 +125,7 @@ pub fn spawn(opts: EventLogOptions) -> io::Result<(EventLog, EventLogThread)> {
         recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
     });
     let file = match &opts.path {
-        Some(p) => Some(LogFile::open(p, opts.max_size_bytes, unix_ms_now())?),
+        Some(p) => Some(LogFile::open(p, opts.max_size_bytes, unix_ms_now())?.keeping(opts.keep)),
         None => None,
     };
     let writer = Writer { rx, shared: Arc::clone(&shared), file, failed: false };
@@ -255,6 +258,8 @@ struct LogFile {
     size: u64,
     /// The UTC day (days since the epoch) its events belong to.
     day: i64,
+    /// Rotated files kept; 0 = all.
+    keep: usize,
 }
 
 impl LogFile {
@@ -272,7 +277,13 @@ impl LogFile {
             .map_or(now_ms, |d| i64::try_from(d.as_millis()).unwrap_or(now_ms));
         // An existing file belongs to the day it was last written.
         let day = if meta.len() == 0 { now_ms } else { modified_ms }.div_euclid(DAY_MS);
-        Ok(LogFile { path: path.to_owned(), max_size_bytes, file, size: meta.len(), day })
+        Ok(LogFile { path: path.to_owned(), max_size_bytes, file, size: meta.len(), day, keep: 0 })
+    }
+
+    /// Keep only the `keep` newest rotated files (0 = all), from the next rotation on.
+    fn keeping(mut self, keep: usize) -> LogFile {
+        self.keep = keep;
+        self
     }
 
     /// Append `line` + `\n`, rotating first if the day changed or the size would pass
@@ -303,18 +314,51 @@ impl LogFile {
         self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         self.size = 0;
         log::info!("event log rotated to {}", target.display());
+        self.prune();
         Ok(())
+    }
+
+    /// Delete rotated files (`<name>.<date>[.<n>]`) beyond the `keep` newest; a failure is
+    /// logged and retried at the next rotation.
+    fn prune(&self) {
+        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let prefix = format!("{}.", name.to_string_lossy());
+        match crate::retention::prune(dir, self.keep, |n| n.starts_with(&prefix)) {
+            Ok(0) => {}
+            Ok(n) => {
+                log::info!("event log: deleted {n} rotated file(s) beyond keep = {}", self.keep)
+            }
+            Err(e) => log::warn!("event log: cannot delete old rotated files: {e}"),
+        }
     }
 }
 
-/// `<path>.<date>`, or `<path>.<date>.<n>` for the first `n` not taken.
+/// `<path>.<date>`, or `<path>.<date>.<n>` with `n` above every one taken, so that the
+/// names of one day's files grow with their age even after older ones were deleted
+/// (`retention::prune` orders files that share a timestamp by name).
 fn free_name(path: &Path, date: &str) -> PathBuf {
     let base = format!("{}.{date}", path.display());
-    let mut candidate = PathBuf::from(&base);
-    let mut n = 1;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let day = format!("{}.{date}", path.file_name().map_or("".into(), |n| n.to_string_lossy()));
+    // 0 for `<name>.<date>` itself, n for `<name>.<date>.<n>`.
+    let highest = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|name| match name.strip_prefix(&day)? {
+            "" => Some(0),
+            rest => rest.strip_prefix('.')?.parse::<u64>().ok(),
+        })
+        .max();
+    let Some(highest) = highest else { return PathBuf::from(base) };
+    let mut n = highest + 1;
+    let mut candidate = PathBuf::from(format!("{base}.{n}"));
     while candidate.exists() {
-        candidate = PathBuf::from(format!("{base}.{n}"));
         n += 1;
+        candidate = PathBuf::from(format!("{base}.{n}"));
     }
     candidate
 }
@@ -336,7 +380,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("Logs").join("events.log");
         let (log, thread) =
-            spawn(EventLogOptions { path: Some(path.clone()), max_size_bytes: 0 }).unwrap();
+            spawn(EventLogOptions { path: Some(path.clone()), max_size_bytes: 0, keep: 0 })
+                .unwrap();
         for site in ["a", "b", "c"] {
             log.clone().emit(Event::SitePause { site: site.into(), by: By::AdminApi });
         }
@@ -349,6 +394,36 @@ mod tests {
         assert_eq!(recent.len(), 2);
         assert!(recent[0].contains("\"b\"") && recent[1].contains("\"c\""), "{recent:?}");
         log.emit(Event::SiteStop { site: "late".into() }); // after stop: ignored, no panic
+    }
+
+    #[test]
+    fn rotation_keeps_only_the_newest_rotated_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.log");
+        let day0 = 20_000 * DAY_MS;
+        let mut f = LogFile::open(&path, 120, day0).unwrap().keeping(2);
+        let line = "x".repeat(50);
+        for _ in 0..12 {
+            f.append(day0, &line).unwrap(); // two lines a file: five rotations
+        }
+        std::fs::write(dir.path().join("unrelated.log"), "kept").unwrap();
+        f.append(day0, &line).unwrap();
+        f.append(day0, &line).unwrap(); // a sixth rotation prunes again
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let date = &crate::smtp::date::rfc3339_utc_ms(day0)[..10];
+        assert_eq!(
+            names,
+            [
+                "events.log".to_owned(),
+                format!("events.log.{date}.4"),
+                format!("events.log.{date}.5"),
+                "unrelated.log".to_owned()
+            ]
+        );
     }
 
     #[test]

@@ -179,6 +179,21 @@ pub fn file_name(unix_ms: u64, seq: u32) -> String {
     }
 }
 
+/// True for a name [`file_name`] makes: `ex` + six digits, then `.log` or `_<digits>.log`
+/// (what `[protocol_log] keep` may delete; nothing else in a site's folder is touched).
+#[must_use]
+pub fn is_file_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("ex").and_then(|r| r.strip_suffix(".log")) else {
+        return false;
+    };
+    let (date, seq) = match rest.split_once('_') {
+        Some((date, seq)) => (date, Some(seq)),
+        None => (rest, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    date.len() == 6 && digits(date) && seq.is_none_or(digits)
+}
+
 /// Days since 1970-01-01 (UTC) of `unix_ms`: the daily rotation compares these.
 #[must_use]
 pub fn day_number(unix_ms: u64) -> i64 {

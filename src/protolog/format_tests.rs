@@ -106,6 +106,25 @@ fn header_block() {
 }
 
 #[test]
+fn file_names_are_recognised_and_nothing_else() {
+    for seq in [0, 1, 12] {
+        assert!(is_file_name(&file_name(T, seq)), "{}", file_name(T, seq));
+    }
+    for other in [
+        "ex261205.log.gz",
+        "ex2612.log",
+        "ex261205_.log",
+        "ex26120a.log",
+        "x261205.log",
+        "ex261205_1x.log",
+        "notes.txt",
+        "ex261205",
+    ] {
+        assert!(!is_file_name(other), "{other}");
+    }
+}
+
+#[test]
 fn file_names_and_days() {
     assert_eq!(file_name(T, 0), "ex261205.log");
     assert_eq!(file_name(T, 3), "ex261205_3.log");

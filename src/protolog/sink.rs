@@ -201,6 +201,7 @@ mod tests {
         let (events, events_thread) = crate::eventlog::spawn(crate::eventlog::EventLogOptions {
             path: None,
             max_size_bytes: 0,
+            keep: 0,
         })
         .unwrap();
         let warn = Arc::new(DropWarn::with_events(events.clone()));

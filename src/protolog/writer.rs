@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::format::{day_number, file_name, header};
+use super::format::{day_number, file_name, header, is_file_name};
 use super::sink::{DropWarn, LogBatch, SinkParts, flags};
 use crate::config::{Config, Rotate};
 use crate::eventlog::EventLog;
@@ -68,6 +68,8 @@ pub struct ProtoLogOptions {
     pub rotate: Rotate,
     /// Size limit of a file (with `Rotate::Size` / `Both`).
     pub max_size_bytes: u64,
+    /// Closed files kept per site folder (the newest, `retention::prune`); 0 = all.
+    pub keep: usize,
     /// `#Software: mailroot <version>`.
     pub version: String,
 }
@@ -86,6 +88,7 @@ impl ProtoLogOptions {
                 .collect(),
             rotate: config.protocol_log.rotate,
             max_size_bytes: config.protocol_log.max_size_bytes,
+            keep: config.protocol_log.keep,
             version: env!("CARGO_PKG_VERSION").to_owned(),
         }
     }
@@ -351,7 +354,27 @@ impl Writer {
                 stats: Arc::clone(&f.stats),
             };
             log::debug!("protocol log: writing {}", path.display());
+            self.prune(site, &path);
             return Ok(());
+        }
+    }
+
+    /// Delete the closed files of `site` (every protocol-log file in its folder but
+    /// `current`) beyond the `keep` newest; a failure is logged (the next file tries again).
+    fn prune(&self, site: usize, current: &std::path::Path) {
+        let current = current.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let closed = |n: &str| is_file_name(n) && n != current;
+        match crate::retention::prune(&self.opts.sites[site].dir, self.opts.keep, closed) {
+            Ok(0) => {}
+            Ok(n) => log::info!(
+                "protocol log of site {}: deleted {n} old file(s) beyond keep = {}",
+                self.opts.sites[site].name,
+                self.opts.keep
+            ),
+            Err(e) => log::warn!(
+                "protocol log of site {}: cannot delete old files: {e}",
+                self.opts.sites[site].name
+            ),
         }
     }
 
@@ -401,6 +424,7 @@ mod tests {
             }],
             rotate,
             max_size_bytes: max,
+            keep: 0,
             version: "9.9".into(),
         }
     }
@@ -442,6 +466,27 @@ mod tests {
         let next = read(root.path(), "ex261206.log");
         assert_eq!(next.matches("#Software:").count(), 2);
         assert_eq!(next.matches("x y\r\n").count(), 52);
+    }
+
+    #[test]
+    fn closed_files_beyond_keep_are_deleted_oldest_first() {
+        let root = tempfile::tempdir().unwrap();
+        let mut o = opts(root.path(), Rotate::Both, 300);
+        o.keep = 2;
+        let mut w = Writer::new(o);
+        for i in 0..6 {
+            w.write(&batch(40), NOON + i); // each batch fills a file: six files
+        }
+        w.write(&batch(1), NOON + 86_400_000); // next day: a seventh
+        w.flush();
+        fs::write(root.path().join("s").join("notes.txt"), "mine").unwrap();
+        let mut names: Vec<String> = fs::read_dir(root.path().join("s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        // The live file and the two newest closed ones; the operator's file stays.
+        assert_eq!(names, ["ex261205_4.log", "ex261205_5.log", "ex261206.log", "notes.txt"]);
     }
 
     #[test]
