@@ -26,8 +26,9 @@
 //! Appended with one `write` per event (events are rare; no buffering, so a crash loses
 //! nothing written before it). Rotated before writing an event whose UTC date differs
 //! from the file's, or that would grow it past `max_size`: the file is renamed
-//! `events.log.YYYY-MM-DD` (then `.1`, `.2`, ... if taken) and a new one started; then the
-//! rotated files beyond the `keep` newest are deleted (`retention::prune`; 0 keeps all).
+//! `events.log.YYYY-MM-DD` (then `.1`, `.2`, ... above the day's highest) and a new one
+//! started; then the rotated files beyond the `keep` newest are deleted
+//! (`retention::prune`; 0 keeps all).
 //! A write error is logged once and the event kept in memory only.
 //!
 //! TRUST: events are built by our own code; every string is JSON-escaped, so a value
@@ -125,7 +126,7 @@ pub fn spawn(opts: EventLogOptions) -> io::Result<(EventLog, EventLogThread)> {
         recent: Mutex::new(VecDeque::with_capacity(RECENT_EVENTS)),
     });
     let file = match &opts.path {
-        Some(p) => Some(LogFile::open(p, opts.max_size_bytes, unix_ms_now())?.keeping(opts.keep)),
+        Some(p) => Some(LogFile::open(p, opts.max_size_bytes, opts.keep, unix_ms_now())?),
         None => None,
     };
     let writer = Writer { rx, shared: Arc::clone(&shared), file, failed: false };
@@ -264,7 +265,7 @@ struct LogFile {
 
 impl LogFile {
     /// Open (append) or create `path`, creating its folder.
-    fn open(path: &Path, max_size_bytes: u64, now_ms: i64) -> io::Result<LogFile> {
+    fn open(path: &Path, max_size_bytes: u64, keep: usize, now_ms: i64) -> io::Result<LogFile> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -277,13 +278,7 @@ impl LogFile {
             .map_or(now_ms, |d| i64::try_from(d.as_millis()).unwrap_or(now_ms));
         // An existing file belongs to the day it was last written.
         let day = if meta.len() == 0 { now_ms } else { modified_ms }.div_euclid(DAY_MS);
-        Ok(LogFile { path: path.to_owned(), max_size_bytes, file, size: meta.len(), day, keep: 0 })
-    }
-
-    /// Keep only the `keep` newest rotated files (0 = all), from the next rotation on.
-    fn keeping(mut self, keep: usize) -> LogFile {
-        self.keep = keep;
-        self
+        Ok(LogFile { path: path.to_owned(), max_size_bytes, file, size: meta.len(), day, keep })
     }
 
     /// Append `line` + `\n`, rotating first if the day changed or the size would pass
@@ -321,12 +316,10 @@ impl LogFile {
     /// Delete rotated files (`<name>.<date>[.<n>]`) beyond the `keep` newest; a failure is
     /// logged and retried at the next rotation.
     fn prune(&self) {
-        let (Some(dir), Some(name)) = (self.path.parent(), self.path.file_name()) else {
-            return;
-        };
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let Some(name) = self.path.file_name() else { return };
         let prefix = format!("{}.", name.to_string_lossy());
-        match crate::retention::prune(dir, self.keep, |n| n.starts_with(&prefix)) {
+        match crate::retention::prune(folder_of(&self.path), self.keep, |n| n.starts_with(&prefix))
+        {
             Ok(0) => {}
             Ok(n) => {
                 log::info!("event log: deleted {n} rotated file(s) beyond keep = {}", self.keep)
@@ -341,10 +334,9 @@ impl LogFile {
 /// (`retention::prune` orders files that share a timestamp by name).
 fn free_name(path: &Path, date: &str) -> PathBuf {
     let base = format!("{}.{date}", path.display());
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let day = format!("{}.{date}", path.file_name().map_or("".into(), |n| n.to_string_lossy()));
     // 0 for `<name>.<date>` itself, n for `<name>.<date>.<n>`.
-    let highest = std::fs::read_dir(dir)
+    let highest = std::fs::read_dir(folder_of(path))
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -353,14 +345,15 @@ fn free_name(path: &Path, date: &str) -> PathBuf {
             rest => rest.strip_prefix('.')?.parse::<u64>().ok(),
         })
         .max();
-    let Some(highest) = highest else { return PathBuf::from(base) };
-    let mut n = highest + 1;
-    let mut candidate = PathBuf::from(format!("{base}.{n}"));
-    while candidate.exists() {
-        n += 1;
-        candidate = PathBuf::from(format!("{base}.{n}"));
+    match highest {
+        None => PathBuf::from(base),
+        Some(n) => PathBuf::from(format!("{base}.{}", n + 1)),
     }
-    candidate
+}
+
+/// The folder a log file `path` lives in (`.` for a bare file name).
+fn folder_of(path: &Path) -> &Path {
+    path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."))
 }
 
 #[cfg(test)]
@@ -401,7 +394,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
         let day0 = 20_000 * DAY_MS;
-        let mut f = LogFile::open(&path, 120, day0).unwrap().keeping(2);
+        let mut f = LogFile::open(&path, 120, 2, day0).unwrap();
         let line = "x".repeat(50);
         for _ in 0..12 {
             f.append(day0, &line).unwrap(); // two lines a file: five rotations
@@ -431,7 +424,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("events.log");
         let day0 = 1_796_490_000_123; // 2026-12-05
-        let mut f = LogFile::open(&path, 120, day0).unwrap();
+        let mut f = LogFile::open(&path, 120, 0, day0).unwrap();
         let line = "x".repeat(50);
         f.append(day0, &line).unwrap();
         f.append(day0, &line).unwrap(); // 102 bytes: fits
