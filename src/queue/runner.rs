@@ -488,6 +488,7 @@ impl Runner {
                         self.forget(id);
                     }
                 }
+                Action::Wake { .. } | Action::Revived { .. } => {}
             }
         }
     }

@@ -57,6 +57,10 @@ pub use types::{
     ScheduleError,
 };
 
+#[path = "schedule_park.rs"]
+mod park;
+pub use park::{Dormant, Prior, PriorRcpt};
+
 /// One message in the queue.
 #[derive(Debug)]
 struct Message {
@@ -70,6 +74,13 @@ struct Message {
     delay_dsn_sent: bool,
     /// The expiry time passed: attempts in flight expire if they defer.
     expired: bool,
+    /// Generation of this admission: its delay and expiry timers carry it, so the timers
+    /// of an earlier admission (before the runner parked it) are stale.
+    generation: u64,
+    /// When the delay notice is due (`None` = never).
+    delay_at: Option<Instant>,
+    /// When the message expires (`None` = never).
+    expire_at: Option<Instant>,
 }
 
 /// Key of an item: a message and a destination domain.
@@ -130,6 +141,8 @@ struct Dest {
     active: usize,
     /// Ready items waiting for a free slot (`active` at the limit), FIFO.
     blocked: VecDeque<ReadyRef>,
+    /// The backoff ended with nothing held here: the next item picked goes as the probe.
+    probe_next: bool,
 }
 
 /// What a timer does when it fires.
@@ -137,10 +150,10 @@ struct Dest {
 enum TimerKind {
     /// An item's retry is due.
     Retry(QueueId, Arc<str>, u64),
-    /// A message reaches `delay_notify` age.
-    DelayNotify(QueueId),
-    /// A message reaches `expire` age.
-    Expire(QueueId),
+    /// A message reaches `delay_notify` age (with the message's generation).
+    DelayNotify(QueueId, u64),
+    /// A message reaches `expire` age (with the message's generation).
+    Expire(QueueId, u64),
     /// A dead destination's backoff ends.
     DestWake(Arc<str>, u64),
 }
@@ -202,6 +215,9 @@ pub struct Scheduler {
     counter: u64,
     /// Which ready queue goes first on the next pick when both have work.
     incoming_next: bool,
+    /// Messages that may have become dormant (an item went waiting or held) since the
+    /// last [`Scheduler::take_candidates`].
+    candidates: Vec<QueueId>,
 }
 
 /// `now + d`, or `None` if that is beyond what `Instant` can hold (= never).
@@ -224,6 +240,7 @@ impl Scheduler {
             actions: VecDeque::new(),
             counter: 0,
             incoming_next: true,
+            candidates: Vec::new(),
         }
     }
 
@@ -312,54 +329,7 @@ impl Scheduler {
         arrived: Instant,
         now: Instant,
     ) -> Result<(), ScheduleError> {
-        if self.messages.contains_key(&id) {
-            return Err(ScheduleError::DuplicateMessage(id));
-        }
-        let mut list: Vec<(RcptIndex, Arc<str>)> = Vec::with_capacity(rcpts.len());
-        for &(i, d) in rcpts {
-            let d = d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase();
-            // Share one Arc per domain within the message.
-            let arc = match list.iter().find(|(_, a)| **a == *d) {
-                Some((_, a)) => Arc::clone(a),
-                None => self
-                    .dests
-                    .get_key_value(d.as_str())
-                    .map_or_else(|| Arc::from(d), |(k, _)| Arc::clone(k)),
-            };
-            list.push((i, arc));
-        }
-        list.sort_by_key(|&(i, _)| i);
-        if list.is_empty() || list.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(ScheduleError::BadRecipients(id));
-        }
-        let mut dests: Vec<Arc<str>> = Vec::new();
-        for (_, d) in &list {
-            if !dests.contains(d) {
-                dests.push(Arc::clone(d));
-            }
-        }
-        for d in &dests {
-            let rcpts: Vec<RcptIndex> =
-                list.iter().filter(|(_, x)| x == d).map(|&(i, _)| i).collect();
-            let generation = self.bump();
-            let item =
-                Item { rcpts, failures: 0, last_error: None, state: ItemState::Ready, generation };
-            self.items.insert((id, Arc::clone(d)), item);
-            self.dests.entry(Arc::clone(d)).or_default().items.insert(id);
-            let r = ReadyRef { key: (id, Arc::clone(d)), generation, forced: false };
-            self.incoming.push_back(r);
-        }
-        let pending = list.len();
-        self.messages.insert(
-            id,
-            Message { rcpts: list, pending, dests, delay_dsn_sent: false, expired: false },
-        );
-        if let Some(dn) = self.cfg.delay_notify {
-            self.add_timer(later(arrived, dn), TimerKind::DelayNotify(id));
-        }
-        let expire_at = later(arrived, self.cfg.expire);
-        self.add_timer(expire_at.map(|t| t.max(now)), TimerKind::Expire(id));
-        Ok(())
+        self.arrive_with(id, rcpts, arrived, now, &Prior::default())
     }
 
     /// When the scheduler next needs [`Scheduler::next_due`] to be called, if ever.
@@ -380,7 +350,9 @@ impl Scheduler {
             TimerKind::Retry(id, d, g) => self.items.get(&(*id, Arc::clone(d))).is_some_and(|it| {
                 matches!(it.state, ItemState::Waiting { .. }) && it.generation == *g
             }),
-            TimerKind::DelayNotify(id) | TimerKind::Expire(id) => self.messages.contains_key(id),
+            TimerKind::DelayNotify(id, g) | TimerKind::Expire(id, g) => {
+                self.messages.get(id).is_some_and(|m| m.generation == *g)
+            }
             TimerKind::DestWake(d, g) => self.dests.get(d).is_some_and(|x| x.wake_generation == *g),
         }
     }
@@ -406,8 +378,8 @@ impl Scheduler {
             }
             match t.kind {
                 TimerKind::Retry(id, d, _) => self.make_ready((id, d), false),
-                TimerKind::DelayNotify(id) => self.delay_notice(id),
-                TimerKind::Expire(id) => self.expire(id),
+                TimerKind::DelayNotify(id, _) => self.delay_notice(id),
+                TimerKind::Expire(id, _) => self.expire(id),
                 TimerKind::DestWake(d, _) => self.wake(&d),
             }
         }
@@ -514,7 +486,10 @@ impl Scheduler {
         loop {
             let Some(dest) = self.dests.get_mut(domain) else { return };
             let Some((id, g)) = dest.held.pop_front() else {
-                self.revive(domain);
+                // Nothing held here (the runner parked it, or nothing was queued): the next
+                // item picked for it is the probe; the runner may bring one back for that.
+                dest.probe_next = true;
+                self.actions.push_back(Action::Wake { domain: Arc::clone(domain) });
                 return;
             };
             let key = (id, Arc::clone(domain));
@@ -526,11 +501,16 @@ impl Scheduler {
     }
 
     /// A destination answered: it is alive again; release everything held. Returns the
-    /// number of items released.
-    fn revive(&mut self, domain: &Arc<str>) -> usize {
+    /// number of items released. `announce`: tell the caller ([`Action::Revived`]) if it
+    /// was dead (not when the caller asked for it, as `flush_domain` does).
+    fn revive(&mut self, domain: &Arc<str>, announce: bool) -> usize {
         let Some(dest) = self.dests.get_mut(domain) else { return 0 };
+        if announce && dest.failures > 0 {
+            self.actions.push_back(Action::Revived { domain: Arc::clone(domain) });
+        }
         dest.failures = 0;
         dest.dead_until = None;
+        dest.probe_next = false;
         dest.wake_generation += 1;
         let held: Vec<(QueueId, u64)> = dest.held.drain(..).collect();
         let empty = dest.items.is_empty();
@@ -573,7 +553,7 @@ impl Scheduler {
                 continue;
             }
             self.incoming_next = !from_incoming;
-            if !r.forced && self.is_dead(&r.key.1) {
+            if self.is_dead(&r.key.1) && !self.take_probe(&r.key.1, r.forced) {
                 self.hold(r.key);
                 continue;
             }
@@ -619,6 +599,7 @@ impl Scheduler {
         item.state = ItemState::Held;
         item.generation = generation;
         self.dests.entry(Arc::clone(&key.1)).or_default().held.push_back((key.0, generation));
+        self.candidates.push(key.0);
     }
 
     /// Report the outcome of one recipient of a job. Returns true when the message is
@@ -673,7 +654,7 @@ impl Scheduler {
         if dest_down {
             self.dest_failed(&key.1, now);
         } else if self.dests.get(&key.1).is_some_and(|d| d.failures > 0) {
-            self.revive(&key.1);
+            self.revive(&key.1, true);
         }
         let empty = self.items.get(&key).is_none_or(|it| it.rcpts.is_empty());
         if empty {
@@ -705,6 +686,7 @@ impl Scheduler {
         let due = later(now, self.cfg.retry_after(item.failures));
         item.state = ItemState::Waiting { due };
         item.generation = generation;
+        self.candidates.push(key.0);
         self.add_timer(due, TimerKind::Retry(key.0, key.1, generation));
         false
     }
@@ -721,6 +703,8 @@ impl Scheduler {
         dest.dead_until = Some(later(now, backoff).unwrap_or(now));
         dest.wake_generation += 1;
         let (at, g) = (dest.dead_until, dest.wake_generation);
+        // What it holds can wait for the wake-up out of memory now.
+        self.candidates.extend(dest.held.iter().map(|&(id, _)| id));
         self.add_timer(at, TimerKind::DestWake(Arc::clone(domain), g));
     }
 
@@ -742,6 +726,7 @@ impl Scheduler {
             }
         }
         self.messages.remove(&id);
+        self.drop_stale_timers();
         out.sort_by_key(|&(r, _)| r);
         Ok(out)
     }
@@ -762,7 +747,7 @@ impl Scheduler {
         let domain = domain.strip_suffix('.').unwrap_or(domain).to_ascii_lowercase();
         let Some((d, _)) = self.dests.get_key_value(domain.as_str()) else { return 0 };
         let d = Arc::clone(d);
-        let mut n = self.revive(&d);
+        let mut n = self.revive(&d, false);
         let ids: Vec<QueueId> =
             self.dests.get(&d).map(|x| x.items.iter().copied().collect()).unwrap_or_default();
         for id in ids {

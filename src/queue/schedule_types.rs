@@ -161,6 +161,18 @@ pub enum Action {
         /// True when the message has no pending recipient left.
         message_done: bool,
     },
+    /// A dead destination's backoff ended with nothing held for it in memory: the next
+    /// item picked for it goes as the probe. A caller that parks messages brings one
+    /// waiting for `domain` back (or calls [`Scheduler::forget_idle_dest`](super::Scheduler::forget_idle_dest)).
+    Wake {
+        /// The destination.
+        domain: Arc<str>,
+    },
+    /// A dead destination answered again: messages parked until then may come back.
+    Revived {
+        /// The destination.
+        domain: Arc<str>,
+    },
 }
 
 /// A call the scheduler refuses; the caller is at fault.
