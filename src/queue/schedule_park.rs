@@ -242,3 +242,209 @@ impl Scheduler {
         self.timers = kept.into();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Action, Job, Outcome, ScheduleConfig};
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// IIS retries, a delay notice after one hour, expiry after two days.
+    fn cfg() -> ScheduleConfig {
+        ScheduleConfig {
+            retry: vec![15 * MIN, 30 * MIN, 60 * MIN, 240 * MIN],
+            delay_notify: Some(HOUR),
+            expire: 48 * HOUR,
+            dest_backoff_min: 15 * MIN,
+            dest_backoff_max: 240 * MIN,
+            max_jobs_per_dest: 20,
+        }
+    }
+
+    fn id(n: u64) -> QueueId {
+        QueueId(n)
+    }
+
+    fn down() -> Outcome {
+        Outcome::Deferred { reason: "connection refused".into(), dest_down: true }
+    }
+
+    fn defer(reason: &str) -> Outcome {
+        Outcome::Deferred { reason: reason.into(), dest_down: false }
+    }
+
+    fn job(s: &mut Scheduler, now: Instant) -> Job {
+        match s.next_due(now) {
+            Some(Action::Deliver(j)) => j,
+            other => panic!("expected a job, got {other:?}"),
+        }
+    }
+
+    fn prior(failures: u32, next_try: Option<Instant>, delay_dsn_sent: bool) -> Prior {
+        Prior {
+            rcpts: vec![PriorRcpt { rcpt: 0, failures, last_error: Some("451".into()), next_try }],
+            delay_dsn_sent,
+        }
+    }
+
+    #[test]
+    fn a_parked_message_comes_back_with_its_failures_and_waits_for_its_retry() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(cfg());
+        s.arrive(id(1), &[(0, "a.example")], t0).unwrap();
+        assert_eq!(s.dormant(id(1), t0), None, "ready: not dormant");
+        let j = job(&mut s, t0);
+        assert_eq!(s.dormant(id(1), t0), None, "in flight: not dormant");
+        s.result(j.id, 0, defer("451 later"), t0).unwrap();
+        assert_eq!(s.take_candidates(), [id(1)]);
+        let d = s.dormant(id(1), t0).unwrap();
+        let want = Dormant { until: Some(t0 + 15 * MIN), blocked_on: None, delay_dsn_sent: false };
+        assert_eq!(d, want);
+        s.remove(id(1)).unwrap();
+        // Back a minute later with its history: it waits for its retry, then is attempt 2.
+        let t1 = t0 + MIN;
+        let p = prior(1, Some(t0 + 15 * MIN), false);
+        s.arrive_with(id(1), &[(0, "a.example")], t0, t1, &p).unwrap();
+        assert_eq!(s.next_due(t1), None);
+        assert_eq!(s.dormant(id(1), t1).map(|d| d.until), Some(Some(t0 + 15 * MIN)));
+        let t2 = t0 + 15 * MIN;
+        let j = job(&mut s, t2);
+        assert_eq!(j.attempt, 2, "the failure count came back");
+        s.result(j.id, 0, defer("451 again"), t2).unwrap();
+        // The second failure waits the second interval (30 min), not the first again.
+        assert_eq!(s.dormant(id(1), t2).map(|d| d.until), Some(Some(t2 + 30 * MIN)));
+        // A prior without a next try (a restart) is tried at once.
+        s.remove(id(1)).unwrap();
+        s.arrive_with(id(1), &[(0, "a.example")], t0, t2, &prior(2, None, false)).unwrap();
+        assert_eq!(job(&mut s, t2).attempt, 3);
+    }
+
+    #[test]
+    fn the_delay_notice_and_expiry_bound_the_dormancy_and_are_not_repeated() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(cfg());
+        s.arrive(id(1), &[(0, "a.example")], t0).unwrap();
+        // Parked at 50 min with a retry at 4 h: it must be back for its notice at 1 h.
+        let t1 = t0 + 50 * MIN;
+        s.remove(id(1)).unwrap();
+        let p = prior(4, Some(t0 + 4 * HOUR), false);
+        s.arrive_with(id(1), &[(0, "a.example")], t0, t1, &p).unwrap();
+        assert_eq!(s.dormant(id(1), t1).unwrap().until, Some(t0 + HOUR));
+        assert_eq!(s.dormant(id(1), t0 + HOUR), None, "the notice is due");
+        let Some(Action::DelayDsn { id: m, .. }) = s.next_due(t0 + HOUR) else { panic!() };
+        assert_eq!(m, id(1));
+        let d = s.dormant(id(1), t0 + HOUR).unwrap();
+        assert_eq!((d.until, d.delay_dsn_sent), (Some(t0 + 4 * HOUR), true));
+        // Parked again and back: no second notice, however long it stays.
+        s.remove(id(1)).unwrap();
+        let p = prior(4, Some(t0 + 200 * HOUR), true);
+        s.arrive_with(id(1), &[(0, "a.example")], t0, t0 + HOUR, &p).unwrap();
+        assert_eq!(s.dormant(id(1), t0 + HOUR).unwrap().until, Some(t0 + 48 * HOUR), "expiry");
+        let mut actions = Vec::new();
+        while let Some(a) = s.next_due(t0 + 48 * HOUR) {
+            actions.push(a);
+        }
+        assert!(
+            matches!(actions.as_slice(), [Action::Expire { message_done: true, .. }]),
+            "{actions:?}"
+        );
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_dead_destination_whose_mail_is_parked_still_gets_one_probe_at_a_time() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(cfg());
+        for n in 0..10 {
+            s.arrive(id(n), &[(0, "dead.example")], t0).unwrap();
+        }
+        let j = job(&mut s, t0);
+        s.result(j.id, 0, down(), t0).unwrap();
+        assert!(s.is_dead("dead.example"));
+        assert_eq!(s.next_due(t0), None, "the other nine are held");
+        // The runner parks everything dormant: the nine wait for the wake-up.
+        let mut cands = s.take_candidates();
+        cands.sort();
+        cands.dedup();
+        assert_eq!(cands.len(), 10);
+        for m in cands {
+            let d = s.dormant(m, t0).unwrap();
+            if m == j.id {
+                assert_eq!((d.until, d.blocked_on), (Some(t0 + 15 * MIN), None));
+            } else {
+                let blocked = d.blocked_on.as_deref();
+                assert_eq!((d.until, blocked), (Some(t0 + HOUR), Some("dead.example")));
+            }
+            s.remove(m).unwrap();
+        }
+        assert!(s.is_empty() && s.is_dead("dead.example"));
+        // Wake-up with nothing held: the caller is told, brings one back as the probe.
+        let t1 = t0 + 15 * MIN;
+        assert_eq!(s.next_due(t1), Some(Action::Wake { domain: "dead.example".into() }));
+        s.arrive_with(id(3), &[(0, "dead.example")], t0, t1, &prior(0, None, false)).unwrap();
+        assert!(s.flush_item(id(3), "dead.example"));
+        let probe = job(&mut s, t1);
+        assert_eq!(probe.id, id(3));
+        // While it is out, a newcomer is held (one probe at a time), and not dormant.
+        s.arrive_with(id(4), &[(0, "dead.example")], t0, t1, &prior(0, None, false)).unwrap();
+        assert_eq!(s.next_due(t1), None);
+        assert_eq!(s.dormant(id(4), t1), None, "the answer to the probe comes soon");
+        // The probe fails: the backoff doubles, and the held newcomer may be parked now.
+        s.result(probe.id, 0, down(), t1).unwrap();
+        assert!(s.take_candidates().contains(&id(4)));
+        assert_eq!(s.dormant(id(4), t1).unwrap().blocked_on.as_deref(), Some("dead.example"));
+        s.remove(id(4)).unwrap();
+        s.remove(id(3)).unwrap();
+        // The next wake-up: without a probe brought back, the next message for it goes
+        // as the probe, and only it.
+        let t2 = t1 + 30 * MIN;
+        assert_eq!(s.next_due(t2), Some(Action::Wake { domain: "dead.example".into() }));
+        s.arrive(id(5), &[(0, "dead.example")], t2).unwrap();
+        s.arrive(id(6), &[(0, "dead.example")], t2).unwrap();
+        let p = job(&mut s, t2);
+        assert_eq!(p.id, id(5));
+        assert_eq!(s.next_due(t2), None, "one probe at a time");
+        s.result(p.id, 0, Outcome::Delivered, t2).unwrap();
+        // It got through: the caller hears of it, and the held one goes.
+        assert_eq!(s.next_due(t2), Some(Action::Revived { domain: "dead.example".into() }));
+        assert_eq!(job(&mut s, t2).id, id(6));
+    }
+
+    #[test]
+    fn an_idle_dead_destination_is_forgotten_after_its_wake_up() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(cfg());
+        s.arrive(id(1), &[(0, "dead.example")], t0).unwrap();
+        let j = job(&mut s, t0);
+        s.result(j.id, 0, down(), t0).unwrap();
+        s.remove(id(1)).unwrap();
+        let wake = s.next_due(t0 + 15 * MIN);
+        assert_eq!(wake, Some(Action::Wake { domain: "dead.example".into() }));
+        s.forget_idle_dest("dead.example");
+        assert!(!s.is_dead("dead.example"));
+        assert!(s.dests.is_empty());
+    }
+
+    #[test]
+    fn timers_of_messages_taken_out_do_not_pile_up() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new(cfg());
+        // 10,000 park-and-return cycles of 100 messages: each admission adds a retry, a
+        // delay and an expiry timer; without the rebuild the heap would hold 30,000.
+        for round in 0..100u32 {
+            for n in 0..100 {
+                let now = t0 + MIN * round;
+                let p = prior(1, Some(now + HOUR), false);
+                s.arrive_with(id(n), &[(0, "a.example")], t0, now, &p).unwrap();
+            }
+            for n in 0..100 {
+                s.remove(id(n)).unwrap();
+            }
+        }
+        assert!(s.timers.len() <= 4 * 64 + 64, "timers kept: {}", s.timers.len());
+    }
+}
