@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    Item, ItemState, Message, RcptIndex, ReadyRef, ScheduleError, Scheduler, TimerKind,
-    later,
+    Item, ItemState, Message, RcptIndex, ReadyRef, ScheduleError, Scheduler, TimerKind, later,
 };
 use crate::spool::format::QueueId;
 
