@@ -105,6 +105,8 @@ pub const DEFAULT_OUTBOUND_MAX_MESSAGES_PER_CONNECTION: u32 = 20;
 pub const DEFAULT_OUTBOUND_MAX_CONNECTIONS: usize = 500;
 /// Default `delivery.max_connections_per_domain` (Postfix `default_destination_concurrency_limit`).
 pub const DEFAULT_OUTBOUND_MAX_CONNECTIONS_PER_DOMAIN: usize = 20;
+/// Default `delivery.active_limit` (Postfix `qmgr_message_active_limit`).
+pub const DEFAULT_ACTIVE_LIMIT: usize = 20_000;
 /// Default `delivery.connect_timeout`: 5 minutes.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5 * MS_PER_MIN;
 /// Default `delivery.greeting_timeout`: 5 minutes (RFC 5321 §4.5.3.2.1).
@@ -209,6 +211,7 @@ fn default_delivery() -> DeliveryConfig {
         max_messages_per_connection: DEFAULT_OUTBOUND_MAX_MESSAGES_PER_CONNECTION,
         max_connections: DEFAULT_OUTBOUND_MAX_CONNECTIONS,
         max_connections_per_domain: DEFAULT_OUTBOUND_MAX_CONNECTIONS_PER_DOMAIN,
+        active_limit: DEFAULT_ACTIVE_LIMIT,
         connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
         greeting_timeout_ms: DEFAULT_GREETING_TIMEOUT_MS,
         mail_timeout_ms: DEFAULT_MAIL_TIMEOUT_MS,

@@ -227,6 +227,10 @@ pub struct DeliveryConfig {
     /// Outbound connections open at once to one destination domain.
     /// Key `max_connections_per_domain`. Invariant: > 0.
     pub max_connections_per_domain: usize,
+    /// Messages the queue runner keeps in memory at once (scheduled, in flight, due);
+    /// the rest wait parked, by id only (`queue::park`). Key `active_limit`.
+    /// Invariant: > 0.
+    pub active_limit: usize,
     /// Time allowed for the TCP connection, in ms. Key `connect_timeout`.
     pub connect_timeout_ms: u64,
     /// Wait for the 220 greeting, in ms (RFC 5321 §4.5.3.2.1). Key `greeting_timeout`.
@@ -371,6 +375,7 @@ mod tests {
             max_messages_per_connection: 1,
             max_connections: 1,
             max_connections_per_domain: 1,
+            active_limit: 1,
             connect_timeout_ms: 1,
             greeting_timeout_ms: 1,
             mail_timeout_ms: 1,

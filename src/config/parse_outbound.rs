@@ -27,6 +27,9 @@ pub(super) const DOMAIN_RULE_KEYS: &[&str] =
     &["name", "relay", "smart_host", "helo", "port", "drop", "tls"];
 /// Keys allowed in `[dns]`.
 pub(super) const DNS_KEYS: &[&str] = &["servers", "timeout", "attempts"];
+/// Largest `[delivery] active_limit`: ten million messages in memory (tens of GiB) is
+/// beyond any machine this runs on; a larger number is a typo.
+const MAX_ACTIVE_LIMIT: u64 = 10_000_000;
 /// Keys allowed in `[delivery]`.
 pub(super) const DELIVERY_KEYS: &[&str] = &[
     "retry",
@@ -35,6 +38,7 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "max_messages_per_connection",
     "max_connections",
     "max_connections_per_domain",
+    "active_limit",
     "connect_timeout",
     "greeting_timeout",
     "mail_timeout",
@@ -350,6 +354,7 @@ pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
             "max_connections_per_domain" => {
                 d.max_connections_per_domain = count(v, key, USIZE_MAX)?
             }
+            "active_limit" => d.active_limit = count(v, key, MAX_ACTIVE_LIMIT)?,
             "connect_timeout" => d.connect_timeout_ms = positive_ms(v, key)?,
             "greeting_timeout" => d.greeting_timeout_ms = positive_ms(v, key)?,
             "mail_timeout" => d.mail_timeout_ms = positive_ms(v, key)?,
@@ -451,6 +456,9 @@ mod tests {
             ("[delivery]\nexpire = 0", "delivery.expire", "> 0"),
             ("[delivery]\ndelay_notify = \"soon\"", "delivery.delay_notify", "invalid"),
             ("[delivery]\nmax_connections = 0", "delivery.max_connections", "> 0"),
+            ("[delivery]\nactive_limit = 0", "delivery.active_limit", "> 0"),
+            ("[delivery]\nactive_limit = 20000001", "delivery.active_limit", "at most 10000000"),
+            ("[delivery]\nactive_limit = \"many\"", "delivery.active_limit", "integer"),
             (
                 "[delivery]\nmax_connections_per_domain = 0",
                 "delivery.max_connections_per_domain",
