@@ -106,7 +106,7 @@ pub const DEFAULT_OUTBOUND_MAX_CONNECTIONS: usize = 500;
 /// Default `delivery.max_connections_per_domain` (Postfix `default_destination_concurrency_limit`).
 pub const DEFAULT_OUTBOUND_MAX_CONNECTIONS_PER_DOMAIN: usize = 20;
 /// Default `delivery.active_limit` (Postfix `qmgr_message_active_limit`).
-pub const DEFAULT_ACTIVE_LIMIT: usize = 20_000;
+pub(super) const DEFAULT_ACTIVE_LIMIT: usize = 20_000;
 /// Default `delivery.connect_timeout`: 5 minutes.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5 * MS_PER_MIN;
 /// Default `delivery.greeting_timeout`: 5 minutes (RFC 5321 §4.5.3.2.1).

@@ -43,6 +43,7 @@ use crossbeam_channel::{Receiver, Sender, select};
 
 use super::bounce::{BounceService, Bounced, Failure};
 use super::inbox::{IncomingBatch, QueueRequest, RcptOutcome, TaskReport};
+use super::park::Parked;
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
 use crate::config::Config;
 use crate::control::Live;
@@ -51,7 +52,6 @@ use crate::dsn::ReportKind;
 use crate::eventlog::{By, Event, EventLog};
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
-use crate::policy::domain::{is_local_domain, rcpt_domain};
 use crate::spool::state::{self, RcptState};
 use crate::spool::{Envelope, QueueId, RcptStatus, Spool, SpoolWriter};
 use crate::stats::{Counter, CounterBlock, Hist, Registry};
@@ -181,6 +181,11 @@ struct Runner {
     /// Messages held by the operator (not in the scheduler, not in `msgs`), with the
     /// time of the hold (Unix ms). The hold line of their state file is the durable copy.
     held: HashMap<QueueId, u64>,
+    /// Messages queued but out of memory (`runner_park.rs`): not in the scheduler, not
+    /// in `msgs`, not in `held`.
+    parked: Parked,
+    /// Most messages in `msgs` (`[delivery] active_limit`).
+    active_limit: usize,
 }
 
 /// Most latency samples kept (the first ones win; enough for a benchmark run).
@@ -226,6 +231,7 @@ pub fn run(parts: RunnerParts) -> u64 {
         requests,
     } = parts;
     let sched_cfg = ScheduleConfig::from_delivery(&config.delivery);
+    let active_limit = config.delivery.active_limit.max(1);
     let stats = Registry::global().block();
     let bounce = BounceService::new(
         Arc::clone(&config),
@@ -259,6 +265,8 @@ pub fn run(parts: RunnerParts) -> u64 {
         undeliverable: HashSet::new(),
         requests,
         held: HashMap::new(),
+        parked: Parked::new(),
+        active_limit,
     };
     r.run(recovered);
     r.received
@@ -286,7 +294,7 @@ impl Runner {
         let now = Instant::now();
         for id in recovered {
             if !hold {
-                self.arrive(id, now, true);
+                self.arrive(id, now, Arrival::Recovered);
             }
         }
         if !hold {
@@ -298,9 +306,12 @@ impl Runner {
         loop {
             let now = Instant::now();
             if !hold {
+                self.admit_due(now);
                 self.run_due(now);
+                self.park_dormant(now);
             }
             let until = self.sched.poll_timeout().unwrap_or(next_tick).min(next_tick);
+            let until = self.parked_due().map_or(until, |t| t.min(until));
             let wait = until.saturating_duration_since(Instant::now());
             let incoming = self.incoming.clone();
             let reports = self.reports.clone();
@@ -313,7 +324,7 @@ impl Runner {
                             self.received += 1;
                             log::debug!("queue_id={id} incoming");
                             if !hold {
-                                self.arrive(id, now, false);
+                                self.arrive(id, now, Arrival::New);
                             }
                         }
                     }
@@ -366,7 +377,7 @@ impl Runner {
         log::info!(
             "queue runner exiting queued={} received={} delivered={} latency_ms p50={} p90={} \
              p99={} max={}",
-            self.msgs.len(),
+            self.msgs.len() + self.parked.len(),
             self.received,
             l.len(),
             percentile(&l, 50),
@@ -382,6 +393,7 @@ impl Runner {
         s.set(Counter::LocalQueueLength, self.shape[0]);
         s.set(Counter::RemoteQueueLength, self.shape[1]);
         s.set(Counter::RetryQueueLength, self.shape[2]);
+        s.set(Counter::ParkedQueueLength, self.parked.len() as u64);
         s.set(Counter::MessagesUndeliverable, self.undeliverable.len() as u64);
     }
 
@@ -395,7 +407,11 @@ impl Runner {
             let keep = name
                 .to_str()
                 .and_then(|n| n.parse::<QueueId>().ok())
-                .is_some_and(|id| self.msgs.contains_key(&id) || self.held.contains_key(&id));
+                .is_some_and(|id| {
+                    self.msgs.contains_key(&id)
+                        || self.held.contains_key(&id)
+                        || self.parked.contains(id)
+                });
             if !keep {
                 let _ = std::fs::remove_file(e.path());
             }
@@ -420,62 +436,6 @@ impl Runner {
         self.crossoffs.clear();
     }
 
-    /// A committed message: schedule its pending recipients. `recovered`: it was in the
-    /// spool at start-up, so it may have a state file to continue from (a new message
-    /// cannot: no file lookup on the hot path).
-    fn arrive(&mut self, id: QueueId, now: Instant, recovered: bool) {
-        if self.msgs.contains_key(&id) {
-            return;
-        }
-        let info = match self.spool.message_info(id) {
-            Ok(i) => i,
-            Err(e) => {
-                log::warn!("queue_id={id} cannot load envelope: {e}");
-                return;
-            }
-        };
-        // A recovered message may carry the operator's hold: it stays out of the schedule.
-        let file = if recovered {
-            state::read_file(self.spool.queue_dir(), id)
-        } else {
-            state::StateFile::default()
-        };
-        if let Some(since) = file.held_since_unix_ms {
-            if info.rcpt_status.contains(&RcptStatus::Pending) {
-                log::info!("queue_id={id} held by the operator: not scheduled");
-                self.held.insert(id, since);
-            }
-            return;
-        }
-        let env = info.envelope;
-        let cfg = Arc::clone(&self.config);
-        let rcpts: Vec<(u32, &str)> = env
-            .recipients
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| info.rcpt_status.get(*i) == Some(&RcptStatus::Pending))
-            .map(|(i, r)| (i as u32, rcpt_domain(&cfg, &r.forward_path)))
-            .collect();
-        if rcpts.is_empty() {
-            return;
-        }
-        let age = Duration::from_millis(unix_ms().saturating_sub(env.arrival_unix_ms));
-        let arrived = now.checked_sub(age).unwrap_or(now);
-        if let Err(e) = self.sched.arrive_aged(id, &rcpts, arrived, now) {
-            log::warn!("queue_id={id} scheduler refused: {e}");
-            return;
-        }
-        let state: HashMap<u32, RcptState> = file.rcpts.into_iter().map(|s| (s.index, s)).collect();
-        let remote = rcpts
-            .iter()
-            .any(|(_, d)| !is_local_domain(&cfg.domains, d) && !cfg.is_site_local_domain(d));
-        let mut meta =
-            Meta { env: Arc::new(env), state, remote, counted: Counter::LocalQueueLength };
-        meta.counted = shape_of(&meta);
-        self.shape[shape_slot(meta.counted)] += 1;
-        self.msgs.insert(id, meta);
-    }
-
     /// Do everything due at `now`.
     fn run_due(&mut self, now: Instant) {
         while let Some(action) = self.sched.next_due(now) {
@@ -488,7 +448,8 @@ impl Runner {
                         self.forget(id);
                     }
                 }
-                Action::Wake { .. } | Action::Revived { .. } => {}
+                Action::Wake { domain } => self.on_wake(&domain, now),
+                Action::Revived { domain } => self.on_revived(&domain, now),
             }
         }
     }
@@ -708,7 +669,7 @@ impl Runner {
             Ok(Bounced { crossoffs, report }) => {
                 self.crossoffs.extend(crossoffs);
                 if let Some(ndr) = report {
-                    self.arrive(ndr, Instant::now(), false);
+                    self.arrive(ndr, Instant::now(), Arrival::New);
                 }
                 true
             }
@@ -723,7 +684,7 @@ impl Runner {
     /// the report, once durable, is queued like any message. Nothing is crossed off.
     fn report(&mut self, id: QueueId, env: &Envelope, list: &[Failure], kind: ReportKind) {
         match self.bounce.report(id, env, list, kind) {
-            Ok(Some(dsn)) => self.arrive(dsn, Instant::now(), false),
+            Ok(Some(dsn)) => self.arrive(dsn, Instant::now(), Arrival::New),
             Ok(None) => {}
             Err(e) => log::error!("queue_id={id} {} report not written: {e}", kind.as_str()),
         }
@@ -742,13 +703,14 @@ impl Runner {
         }
         let text = std::fs::read_to_string(&work).unwrap_or_default();
         let _ = std::fs::remove_file(&work);
+        let now = Instant::now();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
             let n = if line == "all" {
-                self.sched.flush_all()
+                self.sched.flush_all() + self.parked.make_all_due(now)
             } else if let Some(d) = line.strip_prefix("domain ") {
-                self.sched.flush_domain(d.trim())
+                self.sched.flush_domain(d.trim()) + self.flush_parked_domain(d.trim(), now)
             } else if let Ok(id) = line.parse::<QueueId>() {
-                usize::from(self.sched.flush(id))
+                usize::from(self.sched.flush(id) || self.parked.make_due(id, now, true))
             } else {
                 log::warn!("flush request not understood: {line:?}");
                 0
@@ -767,6 +729,10 @@ impl Runner {
 
 #[path = "runner_actions.rs"]
 mod actions;
+
+#[path = "runner_park.rs"]
+mod parking;
+use parking::Arrival;
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@
 
 use std::time::Instant;
 
-use super::{Failure, Runner, shape_slot, unix_ms};
+use super::{Arrival, Failure, Runner, shape_slot, unix_ms};
 use crate::dsn::ReportKind;
 use crate::eventlog::Event;
 use crate::queue::inbox::{ActionOutcome, QueueAction, QueueRequest};
@@ -45,7 +45,11 @@ impl Runner {
             QueueAction::Hold(id) => self.hold(id, now),
             QueueAction::Release(id) => self.release(id, now),
             QueueAction::FlushAll => {
-                let n = if self.config.delivery.hold { 0 } else { self.sched.flush_all() };
+                let n = if self.config.delivery.hold {
+                    0
+                } else {
+                    self.sched.flush_all() + self.parked.make_all_due(now)
+                };
                 ActionOutcome::Done(format!("{n} waiting item(s) retried now"))
             }
         };
@@ -82,6 +86,11 @@ impl Runner {
 
     /// Take `id` out of the schedule and the runner's books (not its state file).
     fn unschedule(&mut self, id: QueueId) -> Result<(), ActionOutcome> {
+        if let Some(e) = self.parked.take(id) {
+            self.undeliverable.remove(&id); // stats
+            self.shape[usize::from(e.tag)] -= 1; // stats
+            return Ok(());
+        }
         if !self.msgs.contains_key(&id) {
             return Ok(());
         }
@@ -136,7 +145,7 @@ impl Runner {
         if !self.fail(id, &env, &failures, ReportKind::Failure, RcptStatus::Bounced) {
             // Nothing was crossed off: put it back where it was.
             if !self.held.contains_key(&id) && !self.config.delivery.hold {
-                self.arrive(id, now, true);
+                self.arrive(id, now, Arrival::Recovered);
             }
             return ActionOutcome::Failed("the NDR could not be written (see the log)".into());
         }
@@ -169,7 +178,7 @@ impl Runner {
         file.held_since_unix_ms = Some(since);
         if let Err(e) = state::write_file_durable(&dir, id, &file) {
             if !self.config.delivery.hold {
-                self.arrive(id, now, true);
+                self.arrive(id, now, Arrival::Recovered);
             }
             return ActionOutcome::Failed(format!("cannot write the hold: {e}"));
         }
@@ -185,7 +194,7 @@ impl Runner {
         let dir = self.spool.queue_dir().to_path_buf();
         let mut file = state::read_file(&dir, id);
         if file.held_since_unix_ms.is_none() && !self.held.contains_key(&id) {
-            if self.sched.flush(id) {
+            if self.sched.flush(id) || self.parked.make_due(id, now, true) {
                 return ActionOutcome::Done("not held; retried now".into());
             }
             return ActionOutcome::Done("not held".into());
@@ -200,7 +209,7 @@ impl Runner {
                 "released; delivery is held for the whole server ([delivery] hold)".into(),
             );
         }
-        self.arrive(id, now, true);
+        self.arrive(id, now, Arrival::Recovered);
         self.sched.flush(id);
         ActionOutcome::Done("released: tried now".into())
     }

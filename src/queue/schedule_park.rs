@@ -124,6 +124,9 @@ impl Scheduler {
             let key = (id, Arc::clone(d));
             if waiting.is_some() {
                 self.add_timer(waiting, TimerKind::Retry(id, Arc::clone(d), generation));
+                if self.candidates.last() != Some(&id) {
+                    self.candidates.push(id);
+                }
             } else if failures > 0 {
                 self.deferred.push_back(ReadyRef { key, generation, forced: false });
             } else {

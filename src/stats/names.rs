@@ -149,6 +149,9 @@ catalogue! {
     /// Messages waiting for a retry.
     RetryQueueLength = ("mailroot_queue_retry_messages", "", "Remote Retry Queue Length",
         "Messages deferred, waiting for a retry.", "messages", Gauge, false);
+    /// Queued messages the runner keeps out of memory.
+    ParkedQueueLength = ("mailroot_queue_parked_messages", "", "Parked Queue Length",
+        "Queued messages kept out of memory by id: dormant until a retry or a dead destination's wake-up, or waiting for room under [delivery] active_limit.", "messages", Gauge, false);
     /// Messages with recipients that can no longer be delivered.
     MessagesUndeliverable = ("mailroot_messages_undeliverable", "", "Messages Currently Undeliverable",
         "Messages in the queue with at least one failed recipient not yet bounced.", "messages", Gauge, false);
