@@ -599,3 +599,104 @@ fn eight_bit_content_to_a_7bit_hop_bounces_5_6_3() {
     assert!(sink.received().is_empty());
     wait_queue_empty(&srv);
 }
+
+/// The value of an unlabelled sample on the admin listener's `/metrics`.
+fn metric(srv: &Server, name: &str) -> Option<f64> {
+    let (_, _, body) = srv.admin_get("/metrics");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn deferred_mail_beyond_the_active_limit_is_parked_and_keeps_its_retry_schedule() {
+    const N: usize = 12;
+    let sink = Sink::start("127.0.0.1");
+    let rcpts: Vec<String> = (0..N).map(|i| format!("r{i}@dest.test")).collect();
+    for r in &rcpts {
+        sink.script(r, &[451, 451]);
+    }
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    // Three in memory at once; after two failures a message waits an hour.
+    let more = "retry = [\"1s\", \"1h\"]\nactive_limit = 3";
+    let srv = Server::start(conf(&relay, &delivery(25, None, more), &["localhost"]));
+    for r in &rcpts {
+        send(&srv, "alice@sender.test", &[r.as_str()], &message(r));
+    }
+    // Every message gets its two attempts although only three fit in at a time, and then
+    // all twelve are parked (out of memory) for their hour.
+    let parked = wait_until(DELIVERY_WAIT, STEP, || {
+        let p = metric(&srv, "mailroot_queue_parked_messages")?;
+        (sink.rcpt_seen() >= 2 * N && p == N as f64).then_some(p)
+    });
+    assert!(
+        parked.is_some(),
+        "rcpts seen {} (want {}), parked {:?}\n{}",
+        sink.rcpt_seen(),
+        2 * N,
+        metric(&srv, "mailroot_queue_parked_messages"),
+        srv.log_tail(6000)
+    );
+    assert_eq!(metric(&srv, "mailroot_queue_retry_messages"), Some(N as f64));
+    // Parking kept each one's failure count: the next try is the 1 h one, not another
+    // 1 s one (which the sink would accept).
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(sink.rcpt_seen(), 2 * N, "no third attempt before the hour");
+    assert!(sink.received().is_empty());
+    let list = srv.queue_list();
+    assert_eq!(list.len(), N);
+    for m in &list {
+        assert_eq!(m["recipients"][0]["attempts"], 2, "{m}");
+    }
+    // A flush brings parked mail back at once, through the same limit.
+    assert_success(&mailroot_with_config(&["queue", "flush"], &srv.config_path), "queue flush");
+    let got = wait_sink(&sink, N, &srv);
+    let mut seen: Vec<String> = got.iter().flat_map(|m| m.rcpts.clone()).collect();
+    seen.sort();
+    let mut want = rcpts.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    wait_queue_empty(&srv);
+    assert_eq!(metric(&srv, "mailroot_queue_parked_messages"), Some(0.0));
+}
+
+#[test]
+fn a_dead_next_hop_gets_one_probe_per_backoff_while_its_mail_is_parked() {
+    const N: usize = 20;
+    let sink = Sink::start("127.0.0.1");
+    sink.set_greeting_code(421);
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    // Backoff of the dead destination: 1 s, then 2 s (the retry intervals).
+    let more = "retry = [\"1s\", \"2s\"]";
+    let srv = Server::start(conf(&relay, &delivery(25, None, more), &["localhost"]));
+    // The first 421 marks the destination dead...
+    send(&srv, "alice@sender.test", &["bob@dest.test"], &message("first"));
+    let dead = wait_until(DELIVERY_WAIT, STEP, || (sink.connections() >= 1).then_some(()));
+    assert!(dead.is_some(), "{}", srv.log_tail(4000));
+    std::thread::sleep(Duration::from_millis(300));
+    // ...so what comes next is held, then parked until it answers: none waits in memory.
+    let start = std::time::Instant::now();
+    let before = sink.connections();
+    for i in 1..N {
+        send(&srv, "alice@sender.test", &["bob@dest.test"], &message(&format!("dead{i}")));
+    }
+    let parked = wait_until(DELIVERY_WAIT, STEP, || {
+        let p = metric(&srv, "mailroot_queue_parked_messages")?;
+        (p >= (N - 1) as f64).then_some(p)
+    });
+    let p = metric(&srv, "mailroot_queue_parked_messages");
+    assert!(parked.is_some(), "parked: {p:?}\n{}", srv.log_tail(6000));
+    std::thread::sleep(Duration::from_secs(6));
+    // One probe per wake-up (at least 1 s, then 2 s apart), never the whole queue: the
+    // wake-ups that fit in the time, plus one of slack.
+    let probes = sink.connections() - before;
+    let secs = start.elapsed().as_secs_f64();
+    let wakes = 1 + ((secs - 1.0) / 2.0).max(0.0) as usize;
+    assert!(probes <= wakes + 1, "{probes} connections in {secs:.1} s\n{}", srv.log_tail(6000));
+    // It answers again: a probe gets through and all the parked mail follows.
+    sink.set_greeting_code(220);
+    let got = wait_sink(&sink, N, &srv);
+    assert_eq!(got.len(), N);
+    wait_queue_empty(&srv);
+    assert_eq!(metric(&srv, "mailroot_queue_parked_messages"), Some(0.0));
+}

@@ -404,14 +404,11 @@ impl Runner {
         let Ok(entries) = std::fs::read_dir(&dir) else { return };
         for e in entries.flatten() {
             let name = e.file_name();
-            let keep = name
-                .to_str()
-                .and_then(|n| n.parse::<QueueId>().ok())
-                .is_some_and(|id| {
-                    self.msgs.contains_key(&id)
-                        || self.held.contains_key(&id)
-                        || self.parked.contains(id)
-                });
+            let keep = name.to_str().and_then(|n| n.parse::<QueueId>().ok()).is_some_and(|id| {
+                self.msgs.contains_key(&id)
+                    || self.held.contains_key(&id)
+                    || self.parked.contains(id)
+            });
             if !keep {
                 let _ = std::fs::remove_file(e.path());
             }

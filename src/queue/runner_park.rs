@@ -67,7 +67,9 @@ impl Runner {
         if self.msgs.contains_key(&id) {
             return;
         }
-        if !matches!(from, Arrival::Parked { .. }) && let Some(e) = self.parked.take(id) {
+        if !matches!(from, Arrival::Parked { .. })
+            && let Some(e) = self.parked.take(id)
+        {
             // Brought back early (released, put back): it arrives now.
             self.shape[usize::from(e.tag)] -= 1; // stats
         }
@@ -115,7 +117,8 @@ impl Runner {
             Counter::LocalQueueLength
         };
         if self.msgs.len() >= self.active_limit && !matches!(from, Arrival::Parked { .. }) {
-            let how = Park { until: Some(now), retry_now: true, tag: tag(counted), ..Park::default() };
+            let how =
+                Park { until: Some(now), retry_now: true, tag: tag(counted), ..Park::default() };
             self.parked.park(id, how);
             self.shape[shape_slot(counted)] += 1; // stats
             return;
@@ -202,8 +205,9 @@ impl Runner {
             return;
         };
         self.shape[usize::from(e.tag)] -= 1; // stats
+        // Ready at once; the scheduler lets the first item picked for the domain go as
+        // its probe (this one, or one whose retry fell due at the same time).
         self.arrive(id, now, Arrival::Parked { delay_dsn_sent: e.delay_dsn_sent, retry_now: true });
-        self.sched.flush_item(id, domain);
     }
 
     /// A dead destination answered: its parked mail is due now.
@@ -225,11 +229,10 @@ impl Runner {
         for id in ids {
             let Ok(info) = self.spool.message_info(id) else { continue };
             let hit = info.envelope.recipients.iter().enumerate().any(|(i, r)| {
-                info.rcpt_status.get(i) == Some(&RcptStatus::Pending)
-                    && {
-                        let d = rcpt_domain(&cfg, &r.forward_path);
-                        d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(domain)
-                    }
+                info.rcpt_status.get(i) == Some(&RcptStatus::Pending) && {
+                    let d = rcpt_domain(&cfg, &r.forward_path);
+                    d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(domain)
+                }
             });
             if hit && self.parked.make_due(id, now, true) {
                 n += 1;

@@ -210,19 +210,6 @@ impl Scheduler {
         go
     }
 
-    /// Retry the item of `id` for `domain` now, even if the destination is dead (the
-    /// probe a caller brought back for [`Action::Wake`](super::Action::Wake)). False if
-    /// there is none.
-    pub fn flush_item(&mut self, id: QueueId, domain: &str) -> bool {
-        let Some((d, _)) = self.dests.get_key_value(domain) else { return false };
-        let key = (id, Arc::clone(d));
-        if !self.items.contains_key(&key) {
-            return false;
-        }
-        self.make_ready(key, true);
-        true
-    }
-
     /// After [`Action::Wake`](super::Action::Wake), when the caller has nothing waiting for `domain` either:
     /// forget the destination if nothing here refers to it (else its next item probes).
     pub fn forget_idle_dest(&mut self, domain: &str) {
@@ -388,7 +375,6 @@ mod tests {
         let t1 = t0 + 15 * MIN;
         assert_eq!(s.next_due(t1), Some(Action::Wake { domain: "dead.example".into() }));
         s.arrive_with(id(3), &[(0, "dead.example")], t0, t1, &prior(0, None, false)).unwrap();
-        assert!(s.flush_item(id(3), "dead.example"));
         let probe = job(&mut s, t1);
         assert_eq!(probe.id, id(3));
         // While it is out, a newcomer is held (one probe at a time), and not dormant.

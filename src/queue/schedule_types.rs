@@ -163,7 +163,8 @@ pub enum Action {
     },
     /// A dead destination's backoff ended with nothing held for it in memory: the next
     /// item picked for it goes as the probe. A caller that parks messages brings one
-    /// waiting for `domain` back (or calls [`Scheduler::forget_idle_dest`](super::Scheduler::forget_idle_dest)).
+    /// waiting for `domain` back to be it (or calls
+    /// [`Scheduler::forget_idle_dest`](super::Scheduler::forget_idle_dest)).
     Wake {
         /// The destination.
         domain: Arc<str>,
