@@ -700,3 +700,36 @@ fn a_dead_next_hop_gets_one_probe_per_backoff_while_its_mail_is_parked() {
     wait_queue_empty(&srv);
     assert_eq!(metric(&srv, "mailroot_queue_parked_messages"), Some(0.0));
 }
+
+#[test]
+fn parked_mail_survives_kill_9_and_comes_back_through_the_limit() {
+    const N: usize = 6;
+    let sink = Sink::start("127.0.0.1");
+    let rcpts: Vec<String> = (0..N).map(|i| format!("k{i}@dest.test")).collect();
+    for r in &rcpts {
+        sink.script(r, &[451]);
+    }
+    let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
+    let more = "retry = [\"1h\"]\nactive_limit = 2";
+    let mut srv = Server::start(conf(&relay, &delivery(25, None, more), &["localhost"]));
+    for r in &rcpts {
+        send(&srv, "alice@sender.test", &[r.as_str()], &message(r));
+    }
+    // One failure each, then parked for an hour.
+    let parked = wait_until(DELIVERY_WAIT, STEP, || {
+        let p = metric(&srv, "mailroot_queue_parked_messages")?;
+        (sink.rcpt_seen() >= N && p == N as f64).then_some(p)
+    });
+    let p = metric(&srv, "mailroot_queue_parked_messages");
+    assert!(parked.is_some(), "seen {} parked {p:?}\n{}", sink.rcpt_seen(), srv.log_tail(6000));
+    // SIGKILL: nothing parked was only in memory. After the restart every message is
+    // recovered (a restart retries at once), two at a time, and delivered.
+    srv.restart();
+    let got = wait_sink(&sink, N, &srv);
+    let mut seen: Vec<String> = got.iter().flat_map(|m| m.rcpts.clone()).collect();
+    seen.sort();
+    let mut want = rcpts.clone();
+    want.sort();
+    assert_eq!(seen, want);
+    wait_queue_empty(&srv);
+}
