@@ -1,19 +1,24 @@
 //! The bounce service: failed, delayed and delivered recipients turned into reports (RFC
 //! 3464 NDRs and DSNs) in the spool, or into Badmail when there is nobody to report to.
 //!
-//! WHAT: the queue runner hands it a message's envelope and a list of [`Failure`]s and
-//! gets back what to cross off ([`Bounced`]): the report is composed by the pure
-//! [`crate::dsn`] (for the recipients whose NOTIFY asks for it), written into the spool with
-//! a null sender through the service's own `SpoolWriter` and *waited for until durable*
-//! before any original recipient may be crossed off: a crash in between means a duplicate
-//! NDR, never none. A failed null-sender message (an NDR, a bounce of `<>`) is not bounced
-//! again: it goes to `Badmail/<id>.BAD` + `.BDR` (`local::badmail`, durable before the
-//! cross-off). If nothing could be made durable, the runner gets a [`BounceError`] and
-//! crosses nothing off (the recipients stay pending, retried later).
+//! WHAT: the queue runner hands it a message's envelope and a list of [`Failure`]s
+//! ([`BounceService::bounce`]): the report is composed by the pure [`crate::dsn`] (for the
+//! recipients whose NOTIFY asks for it) and written into the spool with a null sender
+//! through the service's own `SpoolWriter`, and what to cross off is *staged* with it. The
+//! runner calls [`BounceService::commit`] once per loop pass: one wait for the writer's
+//! group commit makes every report staged in the pass durable, and only then does the
+//! runner get the cross-offs and the new reports ([`Bounced`]): a crash in between means a
+//! duplicate NDR, never none. A storm of 5xx replies so costs one commit per pass, not one
+//! per NDR (perf/RESULTS.md 2026-12-06, `perf/bounce_storm.sh`). A failed null-sender
+//! message (an NDR, a bounce of `<>`) is not bounced again: it goes to `Badmail/<id>.BAD` +
+//! `.BDR` (`local::badmail`, durable when `bounce` returns, handed out by the next
+//! `commit` like the rest). If a report cannot be written, `bounce` says so
+//! ([`BounceError`]) and nothing is staged (the recipients stay pending, retried later); if
+//! the commit fails, `commit` hands back what it held, none of it to be crossed off.
 //!
-//! It runs on the runner's thread (it is called, not sent to): a report is committed
-//! before the runner goes on, which keeps "cross off only after the NDR is durable" a
-//! plain sequence. Reads the clock (report dates) and the spool (the original's content).
+//! It runs on the runner's thread (it is called, not sent to), so "cross off only after
+//! the NDR is durable" stays a plain sequence within the pass. Reads the clock (report
+//! dates) and the spool (the original's content).
 //!
 //! TRUST: spool contents are ours; failure texts carry remote reply text, which `dsn`
 //! sanitises and Badmail's reason file stores as one line.
@@ -60,7 +65,7 @@ pub struct Failure {
     pub text: String,
 }
 
-/// What a bounce made durable, for the runner to act on.
+/// What a bounce made durable, for the runner to act on (from [`BounceService::commit`]).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Bounced {
     /// `(id, recipient index, status)` to cross off: every failure, with the mark asked for.
@@ -102,6 +107,10 @@ pub struct BounceService {
     committed: Receiver<()>,
     /// stats: the runner's counter block (same thread).
     stats: Arc<CounterBlock>,
+    /// Bounces and reports written since the last [`BounceService::commit`].
+    staged: Vec<Bounced>,
+    /// The writer's commit sequence that makes every staged report durable (0: none).
+    staged_through: u64,
 }
 
 /// Unix ms now.
@@ -119,7 +128,37 @@ impl BounceService {
         committed: Receiver<()>,
         stats: Arc<CounterBlock>,
     ) -> BounceService {
-        BounceService { config, spool, writer, committed, stats }
+        BounceService {
+            config,
+            spool,
+            writer,
+            committed,
+            stats,
+            staged: Vec::new(),
+            staged_through: 0,
+        }
+    }
+
+    /// Is anything staged (waiting for [`BounceService::commit`])?
+    #[must_use]
+    pub fn has_staged(&self) -> bool {
+        !self.staged.is_empty()
+    }
+
+    /// Make everything staged since the last call durable (one wait for the writer's
+    /// group commit) and hand it over: the cross-offs to apply and the reports to queue.
+    /// On error nothing staged is durable for sure: the error and what it held, none of
+    /// which may be crossed off or queued.
+    pub fn commit(&mut self) -> Result<Vec<Bounced>, (BounceError, Vec<Bounced>)> {
+        let staged = std::mem::take(&mut self.staged);
+        let through = std::mem::take(&mut self.staged_through);
+        if through == 0 {
+            return Ok(staged);
+        }
+        match self.wait_committed(through) {
+            Ok(()) => Ok(staged),
+            Err(e) => Err((e, staged)),
+        }
     }
 
     /// Use `config` from now on (a reload).
@@ -127,9 +166,9 @@ impl BounceService {
         self.config = config;
     }
 
-    /// Failed recipients of `id`: an NDR of `kind` (or Badmail for a null sender), durable,
-    /// then every failure is to be crossed off with `mark`. On error nothing is durable
-    /// and nothing may be crossed off.
+    /// Failed recipients of `id`: an NDR of `kind` written (or Badmail for a null sender),
+    /// and every failure staged to be crossed off with `mark` once
+    /// [`BounceService::commit`] has made the NDR durable. On error nothing is staged.
     pub fn bounce(
         &mut self,
         id: QueueId,
@@ -137,7 +176,7 @@ impl BounceService {
         failures: &[Failure],
         kind: ReportKind,
         mark: RcptStatus,
-    ) -> Result<Bounced, BounceError> {
+    ) -> Result<(), BounceError> {
         for f in failures {
             log::info!(
                 target: "mailroot::message",
@@ -151,10 +190,11 @@ impl BounceService {
             self.write_badmail(id, env, failures)?;
             None
         } else {
-            self.report(id, env, failures, kind)?
+            self.write_report(id, env, failures, kind)?
         };
         let crossoffs = failures.iter().map(|f| (id, f.index as usize, mark)).collect();
-        Ok(Bounced { crossoffs, report })
+        self.staged.push(Bounced { crossoffs, report });
+        Ok(())
     }
 
     /// Write the message and the reasons into `Badmail/`; durable when it returns `Ok`.
@@ -193,10 +233,26 @@ impl BounceService {
         Ok(())
     }
 
-    /// A report of `kind` for the recipients in `list` that asked for it (NOTIFY), spooled
-    /// with a null sender and durable when it returns. `Ok(None)`: no report was due (null
-    /// sender, nobody asked, or the report could not be composed).
+    /// A report of `kind` (delay, success) for the recipients in `list` that asked for it
+    /// (NOTIFY), spooled with a null sender and staged: [`BounceService::commit`] hands it
+    /// over once durable. Nothing is crossed off. `Ok(None)`: no report was due.
     pub fn report(
+        &mut self,
+        id: QueueId,
+        env: &Envelope,
+        list: &[Failure],
+        kind: ReportKind,
+    ) -> Result<Option<QueueId>, BounceError> {
+        let report = self.write_report(id, env, list, kind)?;
+        if report.is_some() {
+            self.staged.push(Bounced { crossoffs: Vec::new(), report });
+        }
+        Ok(report)
+    }
+
+    /// Compose and spool the report (not yet known durable): its id, or `None` when no
+    /// report was due (null sender, nobody asked, or it could not be composed).
+    fn write_report(
         &mut self,
         id: QueueId,
         env: &Envelope,
@@ -272,7 +328,8 @@ impl BounceService {
         Ok(Some(ndr))
     }
 
-    /// Write a null-sender message to `to` into the spool and wait for its commit.
+    /// Write a null-sender message to `to` into the spool; its commit is awaited by
+    /// [`BounceService::commit`].
     fn spool_report(
         &mut self,
         bytes: &[u8],
@@ -302,12 +359,19 @@ impl BounceService {
         })()
         .map_err(BounceError::Spool)?;
         w.flush();
+        self.staged_through = self.staged_through.max(ticket.seq);
+        Ok(ticket.id)
+    }
+
+    /// Wait until the writer's commits reach `seq`.
+    fn wait_committed(&mut self, seq: u64) -> Result<(), BounceError> {
+        let w = &mut self.writer;
         let deadline = Instant::now() + COMMIT_WAIT;
         loop {
             match w.poll_committed() {
-                Ok(seq) if seq >= ticket.seq => return Ok(ticket.id),
+                Ok(s) if s >= seq => return Ok(()),
                 Ok(_) => {}
-                Err((through, e)) if through >= ticket.seq => return Err(BounceError::Commit(e)),
+                Err((through, e)) if through >= seq => return Err(BounceError::Commit(e)),
                 Err(_) => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
@@ -384,7 +448,12 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (spool, id, env, mut svc) = setup(root.path(), "alice@example.org");
         let fails = [failure(1)];
-        let got = svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        assert!(svc.has_staged(), "nothing handed over before the commit");
+        let mut all = svc.commit().unwrap();
+        assert_eq!(all.len(), 1);
+        let got = all.remove(0);
+        assert!(!svc.has_staged());
         assert_eq!(got.crossoffs, vec![(id, 1, RcptStatus::Bounced)]);
         let ndr = got.report.expect("an NDR was due (no NOTIFY: failures are reported)");
         let info = spool.message_info(ndr).unwrap();
@@ -401,7 +470,8 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let (_spool, id, env, mut svc) = setup(root.path(), "");
         let fails = [failure(0), failure(1)];
-        let got = svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Expired).unwrap();
+        svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Expired).unwrap();
+        let got = svc.commit().unwrap().remove(0);
         assert_eq!(got.report, None);
         assert_eq!(got.crossoffs, vec![(id, 0, RcptStatus::Expired), (id, 1, RcptStatus::Expired)]);
         let names: Vec<String> = std::fs::read_dir(root.path().join("Badmail"))
@@ -425,6 +495,28 @@ mod tests {
         for &(kind, want) in cases {
             let got = svc.report(id, &env, &[failure(0)], kind).unwrap();
             assert_eq!(got.is_some(), want, "{kind:?}");
+            let staged = svc.commit().unwrap();
+            assert_eq!(staged.len(), usize::from(want), "{kind:?}");
+            assert!(staged.iter().all(|b| b.crossoffs.is_empty() && b.report == got));
         }
+    }
+
+    #[test]
+    fn many_bounces_are_made_durable_by_one_commit() {
+        let root = tempfile::tempdir().unwrap();
+        let (spool, id, env, mut svc) = setup(root.path(), "alice@example.org");
+        // 50 NDRs written back to back (the same failure: the spool does not mind),
+        // then one commit makes all of them durable and hands them over in order.
+        for _ in 0..50 {
+            svc.bounce(id, &env, &[failure(0)], ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        }
+        let staged = svc.commit().unwrap();
+        assert_eq!(staged.len(), 50);
+        for b in &staged {
+            assert_eq!(b.crossoffs, vec![(id, 0, RcptStatus::Bounced)]);
+            let ndr = b.report.expect("an NDR");
+            assert_eq!(spool.message_info(ndr).unwrap().envelope.reverse_path, "");
+        }
+        assert!(svc.commit().unwrap().is_empty(), "nothing twice");
     }
 }

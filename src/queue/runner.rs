@@ -12,9 +12,11 @@
 //! local-delivery thread, the rest to the resolver pool / outbound loop).
 //! `queue::inbox::TaskReport`s come back on a channel: delivered -> cross-off `Delivered`
 //! (+ a success DSN); deferred -> the scheduler's retry schedule and the state file;
-//! failed or expired -> the bounce service (`queue::bounce`: NDR or Badmail, durable),
-//! which answers with what to cross off (`Bounced`; `Expired` on expiry). Delay DSNs
-//! (`delay_notify`) and success DSNs follow NOTIFY (RFC 3461) through the same service.
+//! failed or expired -> the bounce service (`queue::bounce`: NDR or Badmail), which
+//! stages what to cross off (`Bounced`; `Expired` on expiry); once per loop pass one
+//! commit makes every staged NDR durable and the runner crosses off
+//! (`Runner::finish_bounces`). Delay DSNs (`delay_notify`) and success DSNs follow NOTIFY
+//! (RFC 3461) through the same service.
 //!
 //! Operator actions (`queue::inbox::QueueRequest`: delete, bounce, hold, release, flush,
 //! from the admin listener) arrive on a third channel and are answered through the
@@ -41,7 +43,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
-use super::bounce::{BounceService, Bounced, Failure};
+use super::bounce::{BounceService, Failure};
 use super::inbox::{IncomingBatch, QueueRequest, RcptOutcome, TaskReport};
 use super::park::Parked;
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
@@ -308,6 +310,7 @@ impl Runner {
             if !hold {
                 self.admit_due(now);
                 self.run_due(now);
+                self.finish_bounces();
                 self.park_dormant(now);
             }
             let until = self.sched.poll_timeout().unwrap_or(next_tick).min(next_tick);
@@ -347,6 +350,7 @@ impl Runner {
                 },
                 default(wait) => {}
             }
+            self.finish_bounces();
             self.write_crossoffs();
             self.publish_gauges();
             self.refresh_config();
@@ -370,6 +374,7 @@ impl Runner {
                 next_compaction = now + COMPACT_INTERVAL;
             }
         }
+        self.finish_bounces();
         self.write_crossoffs();
         self.sync_crossoffs();
         let mut l = std::mem::take(&mut self.latency_ms);
@@ -651,9 +656,9 @@ impl Runner {
         self.report(id, &env, &list, ReportKind::Delay);
     }
 
-    /// Failed recipients: the bounce service makes an NDR (or Badmail for a null sender)
-    /// durable, then they are crossed off with `mark`. Returns false if nothing could be
-    /// made durable (nothing crossed off).
+    /// Failed recipients: the bounce service writes an NDR (or Badmail for a null
+    /// sender) and stages the cross-offs with `mark`, applied by [`Runner::finish_bounces`]
+    /// once the NDR is durable. Returns false if nothing could be written (nothing staged).
     fn fail(
         &mut self,
         id: QueueId,
@@ -663,13 +668,7 @@ impl Runner {
         mark: RcptStatus,
     ) -> bool {
         match self.bounce.bounce(id, env, failures, kind, mark) {
-            Ok(Bounced { crossoffs, report }) => {
-                self.crossoffs.extend(crossoffs);
-                if let Some(ndr) = report {
-                    self.arrive(ndr, Instant::now(), Arrival::New);
-                }
-                true
-            }
+            Ok(()) => true,
             Err(e) => {
                 log::error!("queue_id={id} {} not written: {e}", kind.as_str());
                 false
@@ -680,10 +679,50 @@ impl Runner {
     /// A report of `kind` (delay, success) for the recipients in `list` that asked for one;
     /// the report, once durable, is queued like any message. Nothing is crossed off.
     fn report(&mut self, id: QueueId, env: &Envelope, list: &[Failure], kind: ReportKind) {
-        match self.bounce.report(id, env, list, kind) {
-            Ok(Some(dsn)) => self.arrive(dsn, Instant::now(), Arrival::New),
-            Ok(None) => {}
-            Err(e) => log::error!("queue_id={id} {} report not written: {e}", kind.as_str()),
+        if let Err(e) = self.bounce.report(id, env, list, kind) {
+            log::error!("queue_id={id} {} report not written: {e}", kind.as_str());
+        }
+    }
+
+    /// Make the reports staged in this pass durable with one commit, then cross off what
+    /// they answer for and queue them. If the commit fails nothing is crossed off: the
+    /// messages concerned go back into the schedule (their recipients are still pending
+    /// in the spool). Returns false then.
+    fn finish_bounces(&mut self) -> bool {
+        if !self.bounce.has_staged() {
+            return true;
+        }
+        let now = Instant::now();
+        match self.bounce.commit() {
+            Ok(all) => {
+                for b in all {
+                    self.crossoffs.extend(b.crossoffs);
+                    if let Some(report) = b.report {
+                        self.arrive(report, now, Arrival::New);
+                    }
+                }
+                true
+            }
+            Err((e, all)) => {
+                let mut ids: Vec<QueueId> =
+                    all.iter().flat_map(|b| b.crossoffs.iter().map(|c| c.0)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                log::error!(
+                    "reports not made durable ({e}): nothing crossed off for {} message(s)",
+                    ids.len()
+                );
+                for id in ids {
+                    self.undeliverable.insert(id); // stats
+                    let known = self.msgs.contains_key(&id)
+                        || self.parked.contains(id)
+                        || self.held.contains_key(&id);
+                    if !known && !self.config.delivery.hold {
+                        self.arrive(id, now, Arrival::Recovered);
+                    }
+                }
+                false
+            }
         }
     }
 

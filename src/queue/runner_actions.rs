@@ -149,6 +149,9 @@ impl Runner {
             }
             return ActionOutcome::Failed("the NDR could not be written (see the log)".into());
         }
+        if !self.finish_bounces() {
+            return ActionOutcome::Failed("the NDR could not be made durable (see the log)".into());
+        }
         self.write_crossoffs();
         self.held.remove(&id);
         state::remove(self.spool.queue_dir(), id);
