@@ -733,3 +733,26 @@ fn parked_mail_survives_kill_9_and_comes_back_through_the_limit() {
     assert_eq!(seen, want);
     wait_queue_empty(&srv);
 }
+
+#[test]
+fn a_message_to_two_local_domains_leaves_a_drop_file_for_each() {
+    let srv = Server::start(conf("", &delivery(25, None, ""), &["localhost", "local2.test"]));
+    let content = message("two-domains");
+    send(&srv, "alice@sender.test", &["bob@localhost", "carol@local2.test"], &content);
+    // One delivery per domain: two files, neither replacing the other.
+    let files = wait_files(&srv.mailroot.join("Drop"), "eml", 2, &srv);
+    let mut receivers: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let text = String::from_utf8(fs::read(f).unwrap()).unwrap();
+            assert_carries(
+                text.split_once("x-receiver: ").unwrap().1.split_once("\r\n").unwrap().1.as_bytes(),
+                &content,
+            );
+            text.lines().nth(1).unwrap().to_owned()
+        })
+        .collect();
+    receivers.sort();
+    assert_eq!(receivers, ["x-receiver: bob@localhost", "x-receiver: carol@local2.test"]);
+    wait_queue_empty(&srv);
+}

@@ -34,24 +34,31 @@ pub fn spawn(
 fn deliver(req: &LocalRequest, stats: &CounterBlock) -> TaskReport {
     let t = &req.task;
     let rcpts: Vec<&str> = t.job.recipients.iter().map(|r| r.forward_path.as_str()).collect();
-    let outcome =
-        match deliver_to_drop(&req.drop_dir, t.id, &t.job.reverse_path, &rcpts, &t.content) {
-            Ok(path) => {
-                log::info!("queue_id={} delivered drop={}", t.id, path.display());
-                stats.inc(Counter::DirectoryDrops); // stats
-                stats.inc(Counter::MessagesDelivered);
-                RcptOutcome::Delivered { mta: "Drop".into(), dsn_passed_on: false }
-            }
-            Err(e @ LocalError::BadAddress(_)) => RcptOutcome::Failed {
-                status: "5.1.3".into(),
-                mta: None,
-                reply: None,
-                text: e.to_string(),
-            },
-            Err(e) => {
-                log::warn!("queue_id={} drop failed: {e}", t.id);
-                RcptOutcome::Deferred { reason: e.to_string(), dest_down: false }
-            }
-        };
+    let first = t.rcpt_index.first().copied().unwrap_or(0);
+    let outcome = match deliver_to_drop(
+        &req.drop_dir,
+        t.id,
+        first,
+        &t.job.reverse_path,
+        &rcpts,
+        &t.content,
+    ) {
+        Ok(path) => {
+            log::info!("queue_id={} delivered drop={}", t.id, path.display());
+            stats.inc(Counter::DirectoryDrops); // stats
+            stats.inc(Counter::MessagesDelivered);
+            RcptOutcome::Delivered { mta: "Drop".into(), dsn_passed_on: false }
+        }
+        Err(e @ LocalError::BadAddress(_)) => RcptOutcome::Failed {
+            status: "5.1.3".into(),
+            mta: None,
+            reply: None,
+            text: e.to_string(),
+        },
+        Err(e) => {
+            log::warn!("queue_id={} drop failed: {e}", t.id);
+            RcptOutcome::Deferred { reason: e.to_string(), dest_down: false }
+        }
+    };
     TaskReport::all(t, &outcome)
 }

@@ -84,6 +84,7 @@ fn reads_what_local_drop_writes() {
     let path = crate::local::drop::deliver_to_drop(
         dir.path(),
         id,
+        0,
         "a@example.com",
         &["x@localhost", "y@localhost"],
         msg,
