@@ -17,7 +17,8 @@
 //!   targets goes to the outbound loop (crossbeam channel + `mio::Waker`);
 //! - `outbound` (`deliver::outbound`): one mio loop driving every outbound
 //!   `smtp::client::ClientSession`; per-recipient results go back to the runner;
-//! - `local-delivery` (`deliver::local_worker`): Drop files; results back to the runner.
+//! - `local-delivery-0..N-1` (`deliver::local_worker`, `[delivery] local_concurrency`): Drop
+//!   files; results back to the runner.
 //! - `pickup` (`pickup::watch`): watches `Mailroot/Pickup/` (inotify + rescan), writes
 //!   files into the spool with its own `SpoolWriter`, and sends their QueueIds to the queue
 //!   runner on a clone of the workers' channel. Stops on the same shutdown flag.
@@ -700,7 +701,7 @@ fn start_delivery(
         .add_source(crate::stats::Counter::DnsQueries, move || dns.queries_total());
     let router = resolve::spawn(config, resolver, listen, outbound, reports_tx.clone())?;
     let (local_tx, local_rx) = crossbeam_channel::unbounded();
-    local_worker::spawn(local_rx, reports_tx)?;
+    local_worker::spawn(local_rx, reports_tx, config.delivery.local_concurrency)?;
     let (commit_tx, commit_rx) = crossbeam_channel::unbounded();
     let writer = spool
         .writer(

@@ -231,6 +231,10 @@ pub struct DeliveryConfig {
     /// the rest wait parked, by id only (`queue::park`). Key `active_limit`.
     /// Invariant: > 0.
     pub active_limit: usize,
+    /// Drop files written at once: the number of local-delivery threads, each blocking
+    /// on its own file's `fdatasync` (concurrent syncs share journal commits). Key
+    /// `local_concurrency`. Invariant: > 0.
+    pub local_concurrency: usize,
     /// Time allowed for the TCP connection, in ms. Key `connect_timeout`.
     pub connect_timeout_ms: u64,
     /// Wait for the 220 greeting, in ms (RFC 5321 §4.5.3.2.1). Key `greeting_timeout`.
@@ -376,6 +380,7 @@ mod tests {
             max_connections: 1,
             max_connections_per_domain: 1,
             active_limit: 1,
+            local_concurrency: 1,
             connect_timeout_ms: 1,
             greeting_timeout_ms: 1,
             mail_timeout_ms: 1,

@@ -30,6 +30,8 @@ pub(super) const DNS_KEYS: &[&str] = &["servers", "timeout", "attempts"];
 /// Largest `[delivery] active_limit`: ten million messages in memory (tens of GiB) is
 /// beyond any machine this runs on; a larger number is a typo.
 const MAX_ACTIVE_LIMIT: u64 = 10_000_000;
+/// Largest `[delivery] local_concurrency` (threads).
+const MAX_LOCAL_CONCURRENCY: u64 = 256;
 /// Keys allowed in `[delivery]`.
 pub(super) const DELIVERY_KEYS: &[&str] = &[
     "retry",
@@ -39,6 +41,7 @@ pub(super) const DELIVERY_KEYS: &[&str] = &[
     "max_connections",
     "max_connections_per_domain",
     "active_limit",
+    "local_concurrency",
     "connect_timeout",
     "greeting_timeout",
     "mail_timeout",
@@ -355,6 +358,7 @@ pub(super) fn delivery(t: &Table, d: &mut DeliveryConfig) -> Parsed<()> {
                 d.max_connections_per_domain = count(v, key, USIZE_MAX)?
             }
             "active_limit" => d.active_limit = count(v, key, MAX_ACTIVE_LIMIT)?,
+            "local_concurrency" => d.local_concurrency = count(v, key, MAX_LOCAL_CONCURRENCY)?,
             "connect_timeout" => d.connect_timeout_ms = positive_ms(v, key)?,
             "greeting_timeout" => d.greeting_timeout_ms = positive_ms(v, key)?,
             "mail_timeout" => d.mail_timeout_ms = positive_ms(v, key)?,
@@ -457,6 +461,8 @@ mod tests {
             ("[delivery]\ndelay_notify = \"soon\"", "delivery.delay_notify", "invalid"),
             ("[delivery]\nmax_connections = 0", "delivery.max_connections", "> 0"),
             ("[delivery]\nactive_limit = 0", "delivery.active_limit", "> 0"),
+            ("[delivery]\nlocal_concurrency = 0", "delivery.local_concurrency", "> 0"),
+            ("[delivery]\nlocal_concurrency = 1000", "delivery.local_concurrency", "at most 256"),
             ("[delivery]\nactive_limit = 20000001", "delivery.active_limit", "at most 10000000"),
             ("[delivery]\nactive_limit = \"many\"", "delivery.active_limit", "integer"),
             (

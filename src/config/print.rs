@@ -139,6 +139,7 @@ fn outbound(c: &Config, out: &mut String) {
     let _ = writeln!(out, "max_connections = {}", d.max_connections);
     let _ = writeln!(out, "max_connections_per_domain = {}", d.max_connections_per_domain);
     let _ = writeln!(out, "active_limit = {}", d.active_limit);
+    let _ = writeln!(out, "local_concurrency = {}", d.local_concurrency);
     let _ = writeln!(out, "port = {}", d.port);
     let _ = writeln!(out, "hold = {}", d.hold);
     let _ = writeln!(out, "tls = {}", quote(d.tls.as_str()));
@@ -201,7 +202,7 @@ mod tests {
             "greeting_timeout = \"5m\"\nmail_timeout = \"5m\"\nrcpt_timeout = \"5m\"",
             "data_init_timeout = \"2m\"\ndata_block_timeout = \"3m\"\ndata_term_timeout = \"10m\"",
             "max_messages_per_connection = 20\nmax_connections = 500",
-            "max_connections_per_domain = 20\nactive_limit = 20000\nport = 25",
+            "max_connections_per_domain = 20\nactive_limit = 20000\nlocal_concurrency = 8\nport = 25",
         ];
         for line in expect {
             assert!(text.contains(line), "missing {line:?} in\n{text}");

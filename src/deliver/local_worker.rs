@@ -1,5 +1,6 @@
-//! The local-delivery thread: writes Drop files (`local::drop`) off the queue runner's
-//! thread, because each file is `fdatasync`ed and its directory `fsync`ed.
+//! The local-delivery threads (`[delivery] local_concurrency`, default 8): write Drop
+//! files (`local::drop`) off the queue runner's thread, because each file is `fdatasync`ed
+//! and its directory `fsync`ed; several at once, so that their syncs share journal commits.
 //!
 //! WHAT: per [`LocalRequest`], one Drop file holding every recipient of the task (IIS
 //! format, see `local::drop`), then one report: all delivered, or all deferred (full disk,
@@ -17,17 +18,25 @@ use crate::local::drop::deliver_to_drop;
 use crate::queue::inbox::{RcptOutcome, TaskReport};
 use crate::stats::{Counter, CounterBlock, Registry};
 
-/// Start the thread; it exits when the request channel closes.
+/// Start `threads` threads (`[delivery] local_concurrency`) taking requests from one
+/// channel; each exits when the channel closes. Each blocks on its own file's syncs, so
+/// several files are synced at once and share the file system's journal commits.
 pub fn spawn(
     requests: Receiver<LocalRequest>,
     reports: Sender<TaskReport>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("local-delivery".into()).spawn(move || {
-        let stats = Registry::global().block(); // stats: this thread's block
-        for req in requests {
-            let _ = reports.send(deliver(&req, &stats));
-        }
-    })
+    threads: usize,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    (0..threads.max(1))
+        .map(|i| {
+            let (requests, reports) = (requests.clone(), reports.clone());
+            std::thread::Builder::new().name(format!("local-delivery-{i}")).spawn(move || {
+                let stats = Registry::global().block(); // stats: this thread's block
+                for req in requests {
+                    let _ = reports.send(deliver(&req, &stats));
+                }
+            })
+        })
+        .collect()
 }
 
 /// Write one Drop file for `req`.
