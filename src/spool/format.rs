@@ -97,6 +97,14 @@ pub enum RcptStatus {
 }
 
 impl RcptStatus {
+    /// The status a stored byte stands for: any byte that is not a status (rot, a page
+    /// that never reached the disk) reads as [`RcptStatus::Pending`], because a second
+    /// delivery is the safe side of a doubt and a lost recipient is not.
+    #[must_use]
+    pub fn read(b: u8) -> RcptStatus {
+        RcptStatus::from_byte(b).unwrap_or(RcptStatus::Pending)
+    }
+
     /// The status for an on-disk byte, or `None` when the byte is not a status.
     #[must_use]
     pub fn from_byte(b: u8) -> Option<RcptStatus> {
@@ -189,9 +197,6 @@ pub enum FormatError {
     /// The END marker is missing or does not belong to this record.
     #[error("missing END marker")]
     MissingEnd,
-    /// A status byte is not one of `P`, `D`, `B`, `X` (status page never written).
-    #[error("bad recipient status byte {0:#04x}")]
-    BadStatus(u8),
     /// A length field is out of bounds.
     #[error("length out of bounds")]
     Length,
@@ -394,10 +399,9 @@ pub fn parse_record(buf: &[u8]) -> Result<RecordView, FormatError> {
     if !live {
         return Ok(RecordView { header, layout, live });
     }
-    let status = &buf[RECORD_STATUS_OFFSET..RECORD_STATUS_OFFSET + header.rcpt_count as usize];
-    if let Some(&bad) = status.iter().find(|&&s| RcptStatus::from_byte(s).is_none()) {
-        return Err(FormatError::BadStatus(bad));
-    }
+    // The status bytes are not checked: they are outside every checksum by design, and
+    // one that is none of `PDBX` reads as Pending (`RcptStatus::read`): the recipient is
+    // delivered again rather than the whole message lost.
     // Casts below are in bounds: every offset is <= total, which fits in usize.
     let env = layout.envelope_offset as usize;
     let end = layout.end_offset as usize;
@@ -656,6 +660,16 @@ mod tests {
     }
 
     #[test]
+    fn unknown_status_bytes_read_as_pending() {
+        for b in 0..=255u8 {
+            let want = RcptStatus::from_byte(b).unwrap_or(RcptStatus::Pending);
+            assert_eq!(RcptStatus::read(b), want, "{b:#04x}");
+        }
+        assert_eq!(RcptStatus::read(0), RcptStatus::Pending);
+        assert_eq!(RcptStatus::read(b'D'), RcptStatus::Delivered);
+    }
+
+    #[test]
     fn record_every_bit_flip_detected() {
         let mut buf = Vec::new();
         encode_record(QueueId(9), &sample_env(3), b"Subject: x\r\n\r\nhello\r\n", &mut buf);
@@ -673,8 +687,11 @@ mod tests {
                 if is_pad {
                     continue; // padding is not significant
                 }
-                if is_status && RcptStatus::from_byte(c[byte]).is_some() {
-                    continue; // a valid status byte is by design outside the checksum
+                if is_status {
+                    // By design outside the checksum: any value parses (an unknown one
+                    // reads as pending, `RcptStatus::read`).
+                    assert!(r.is_ok(), "status byte {byte} bit {bit}");
+                    continue;
                 }
                 if byte < 4 && c[0..4] == RECORD_MAGIC_DEAD {
                     continue;

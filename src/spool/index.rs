@@ -269,10 +269,7 @@ impl SpoolInner {
         };
         let env =
             crate::spool::format::decode_envelope(&bytes[env_start - start..]).map_err(corrupt)?;
-        let status = bytes[..rcpts]
-            .iter()
-            .map(|&b| RcptStatus::from_byte(b).unwrap_or(RcptStatus::Pending))
-            .collect();
+        let status = bytes[..rcpts].iter().map(|&b| RcptStatus::read(b)).collect();
         Ok((env, status, loc.header.message_len))
     }
 

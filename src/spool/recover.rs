@@ -1,7 +1,8 @@
 //! Recovery at start-up (`Spool::open`) and the read-only queue listing (`scan`).
 //!
-//! Both read every segment with `read(2)` and verify every record (header checksum, status
-//! bytes, payload checksum, END marker, envelope). A record whose header verifies but whose
+//! Both read every segment with `read(2)` and verify every record (header checksum, payload
+//! checksum, END marker, envelope; a status byte that is none of `PDBX` reads as pending
+//! and is logged). A record whose header verifies but whose
 //! payload does not (rot in its envelope or content) is skipped by its checksummed length
 //! and the records after it are kept; a segment stops at the first record whose header does
 //! not verify (its length cannot be trusted, and nothing is ever parsed from inside a
@@ -66,6 +67,9 @@ pub(crate) struct ParsedSegment {
     /// Records skipped because their header verified but the rest did not: (offset, the
     /// queue id in that header, why).
     pub(crate) skipped: Vec<(usize, QueueId, FormatError)>,
+    /// Status bytes that are none of `PDBX`, read as pending: (queue id, recipient index,
+    /// the byte).
+    pub(crate) odd_status: Vec<(QueueId, usize, u8)>,
 }
 
 /// The length and id of the record at `rest[0]` when `e` (why it did not verify) lies behind a
@@ -74,10 +78,7 @@ pub(crate) struct ParsedSegment {
 /// is bad or the record runs past the bytes (a torn tail).
 fn skippable(rest: &[u8], e: FormatError) -> Option<(usize, QueueId)> {
     match e {
-        FormatError::PayloadChecksum
-        | FormatError::MissingEnd
-        | FormatError::BadStatus(_)
-        | FormatError::Envelope => {}
+        FormatError::PayloadChecksum | FormatError::MissingEnd | FormatError::Envelope => {}
         _ => return None,
     }
     let (header, _, _) = super::format::RecordHeader::decode(rest).ok()?;
@@ -91,6 +92,7 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
     let mut records = Vec::new();
     let mut stop = None;
     let mut skipped = Vec::new();
+    let mut odd_status = Vec::new();
     let mut off = FIRST_RECORD_OFFSET;
     while off + RECORD_HEADER_BYTES <= bytes.len() {
         let rest = &bytes[off..];
@@ -112,10 +114,13 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
                 let total = view.layout.total_len as usize;
                 if let Some(envelope) = env {
                     let n = view.header.rcpt_count as usize;
-                    let status = rest[RECORD_STATUS_OFFSET..RECORD_STATUS_OFFSET + n]
-                        .iter()
-                        .filter_map(|&b| RcptStatus::from_byte(b))
-                        .collect();
+                    let bytes = &rest[RECORD_STATUS_OFFSET..RECORD_STATUS_OFFSET + n];
+                    for (i, &b) in bytes.iter().enumerate() {
+                        if RcptStatus::from_byte(b).is_none() {
+                            odd_status.push((view.header.id, i, b));
+                        }
+                    }
+                    let status = bytes.iter().map(|&b| RcptStatus::read(b)).collect();
                     records.push(FoundRecord { offset: off, view, envelope, status });
                 }
                 off += total;
@@ -139,7 +144,7 @@ pub(crate) fn parse_segment(bytes: &[u8]) -> Result<ParsedSegment, FormatError> 
     if stop.is_none() && bytes.get(off..).is_some_and(|rest| rest.iter().any(|&b| b != 0)) {
         stop = Some((off, FormatError::Truncated));
     }
-    Ok(ParsedSegment { header, records, stop, skipped })
+    Ok(ParsedSegment { header, records, stop, skipped, odd_status })
 }
 
 /// A segment file's bytes as recovery reads them (see [`verify_segment`]).
@@ -218,6 +223,13 @@ fn read_all(
                         skip_level,
                         "spool: segment {n:08X}: record {id} at {off} does not verify ({e}); \
                          skipped (that message is lost), the records after it are kept"
+                    );
+                }
+                for (id, i, b) in &p.odd_status {
+                    log::log!(
+                        skip_level,
+                        "spool: segment {n:08X}: record {id} recipient {i} has status byte \
+                         {b:#04x}, none of P/D/B/X; read as pending (it may be delivered twice)"
                     );
                 }
                 if let Some((off, e)) = p.stop {

@@ -190,3 +190,27 @@ fn rot_inside_a_middle_record_loses_that_record_only() {
     assert_eq!(got, ids[..2]);
     assert_eq!((summary.bad_records, summary.torn_tails), (0, 1));
 }
+
+#[test]
+fn a_rotted_status_byte_reads_as_pending_and_keeps_the_message() {
+    // A status byte is outside every checksum (it is rewritten in place). One that is none
+    // of P/D/B/X used to make its record unverifiable, and the whole message was skipped:
+    // lost. Now the recipient reads as pending (delivered again at worst) and it is logged.
+    let (_dir, ids, seg, orig, extents) = queue(4);
+    let (start, _) = extents[2];
+    for byte in [0x00, b'Q', 0xFF] {
+        let mut b = orig.clone();
+        b[start + format::RECORD_STATUS_OFFSET] = byte;
+        let parsed = parse_segment(&b).unwrap();
+        assert!(parsed.skipped.is_empty() && parsed.stop.is_none(), "{byte:#04x}");
+        assert_eq!(parsed.odd_status, [(ids[2], 0, byte)]);
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join(seg.file_name().unwrap()), &b).unwrap();
+        let (spool, found) = reopen(work.path(), opts(SMALL_SEGMENT_BYTES));
+        let got: Vec<QueueId> = found.iter().map(|m| m.id).collect();
+        assert_eq!(got, ids, "{byte:#04x}: every message kept");
+        let m = found.iter().find(|m| m.id == ids[2]).unwrap();
+        assert_eq!(m.rcpt_status, [RcptStatus::Pending]);
+        assert_eq!(spool.recovery_summary().bad_records, 0);
+    }
+}
