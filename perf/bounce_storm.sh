@@ -27,10 +27,7 @@ npid=$!
 "$bin" serve --config "$dir/relay.toml" 2>"$dir/relay.log" &
 pid=$!
 trap 'kill $pid $rpid $npid 2>/dev/null; wait $pid $rpid $npid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-done
+wait_port $port
 ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 t0=$(date +%s.%N)
 c0=$(ticks)
@@ -43,9 +40,4 @@ hz=$(getconf CLK_TCK)
 got=$(sed -n 's/^messages: \([0-9]*\).*/\1/p' "$dir/ndrs.log")
 awk -v a="$t0" -v b="$t1" -v n="${got:-0}" -v c=$((c1 - c0)) -v hz="$hz" \
     'BEGIN { printf "%d NDRs in %.2f s: %.0f NDRs/s, relay CPU %.2f s\n", n, b - a, n / (b - a), c / hz }'
-# Where the relay's CPU went, per thread (since start; threads named by the relay).
-for t in /proc/$pid/task/*; do
-    name=$(cat "$t/comm")
-    ticks=$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')
-    echo "$name $ticks"
-done | awk -v hz="$hz" '{c[$1] += $2} END {for (k in c) if (c[k] > 0) printf "  %-16s %.2f s\n", k, c[k] / hz}' | sort -k2 -rn
+thread_cpu $pid

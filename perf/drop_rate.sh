@@ -18,10 +18,7 @@ relay_toml "" drop "$dir/mailroot" $port 2859 false >"$dir/relay.toml"
 "$bin" serve --config "$dir/relay.toml" 2>"$dir/relay.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-done
+wait_port $port
 t0=$(date +%s.%N)
 "$lt" source --server 127.0.0.1:$port --sessions "$sessions" --messages "$n" --to b@localhost \
     --no-progress --max-seconds 300 >/dev/null
@@ -33,10 +30,5 @@ for _ in $(seq 12000); do
     sleep 0.025
 done
 t1=$(date +%s.%N)
-hz=$(getconf CLK_TCK)
 awk -v a="$t0" -v b="$t1" -v n="$got" 'BEGIN { printf "%d Drop files in %.2f s: %.0f files/s\n", n, b - a, n / (b - a) }'
-for t in /proc/$pid/task/*; do
-    name=$(cat "$t/comm")
-    ticks=$(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')
-    echo "$name $ticks"
-done | awk -v hz="$hz" '{c[$1] += $2} END {for (k in c) if (c[k] > 0) printf "  %-16s %.2f s\n", k, c[k] / hz}' | sort -k2 -rn
+thread_cpu $pid

@@ -35,3 +35,25 @@ name = "perf"
 listen = ["127.0.0.1:$4"]
 TOML
 }
+
+# wait_port PORT: wait (up to 10 s) until something accepts on 127.0.0.1:PORT.
+wait_port() {
+    local _
+    for _ in $(seq 100); do
+        (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# thread_cpu PID: the CPU seconds of each thread of PID since it started, summed by thread
+# name, largest first (two-space indent, one line per name).
+thread_cpu() {
+    local t hz
+    hz=$(getconf CLK_TCK)
+    for t in /proc/"$1"/task/*; do
+        # comm may hold spaces: the fields after the closing parenthesis.
+        echo "$(cat "$t/comm") $(sed 's/.*) //' "$t/stat" | awk '{print $12 + $13}')"
+    done | awk -v hz="$hz" '{c[$1] += $2} END {for (k in c) if (c[k] > 0) printf "  %-16s %.2f s\n", k, c[k] / hz}' |
+        sort -k2 -rn
+}

@@ -25,10 +25,7 @@ fi
 "$bin" serve --config "$dir/relay.toml" 2>"$dir/relay.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
-for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
-    sleep 0.1
-done
+wait_port $port
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
 sleep 1
 start=$(rss)

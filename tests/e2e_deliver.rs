@@ -608,6 +608,25 @@ fn metric(srv: &Server, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// Wait until at least `n` messages are parked and `also` holds; panics with the log if not.
+fn wait_parked(srv: &Server, n: usize, also: impl Fn() -> bool) {
+    let ok = wait_until(DELIVERY_WAIT, STEP, || {
+        let p = metric(srv, "mailroot_queue_parked_messages")?;
+        (p >= n as f64 && also()).then_some(())
+    });
+    let p = metric(srv, "mailroot_queue_parked_messages");
+    assert!(ok.is_some(), "parked {p:?}, want {n}\n{}", srv.log_tail(6000));
+}
+
+/// The recipients of every message the sink got, sorted, equal `want` (any order).
+fn assert_rcpts(got: &[common_sink::Received], want: &[String]) {
+    let mut seen: Vec<String> = got.iter().flat_map(|m| m.rcpts.clone()).collect();
+    seen.sort();
+    let mut want = want.to_vec();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
 #[test]
 fn deferred_mail_beyond_the_active_limit_is_parked_and_keeps_its_retry_schedule() {
     const N: usize = 12;
@@ -625,18 +644,8 @@ fn deferred_mail_beyond_the_active_limit_is_parked_and_keeps_its_retry_schedule(
     }
     // Every message gets its two attempts although only three fit in at a time, and then
     // all twelve are parked (out of memory) for their hour.
-    let parked = wait_until(DELIVERY_WAIT, STEP, || {
-        let p = metric(&srv, "mailroot_queue_parked_messages")?;
-        (sink.rcpt_seen() >= 2 * N && p == N as f64).then_some(p)
-    });
-    assert!(
-        parked.is_some(),
-        "rcpts seen {} (want {}), parked {:?}\n{}",
-        sink.rcpt_seen(),
-        2 * N,
-        metric(&srv, "mailroot_queue_parked_messages"),
-        srv.log_tail(6000)
-    );
+    wait_parked(&srv, N, || sink.rcpt_seen() >= 2 * N);
+    assert_eq!(metric(&srv, "mailroot_queue_parked_messages"), Some(N as f64));
     assert_eq!(metric(&srv, "mailroot_queue_retry_messages"), Some(N as f64));
     // Parking kept each one's failure count: the next try is the 1 h one, not another
     // 1 s one (which the sink would accept).
@@ -650,12 +659,7 @@ fn deferred_mail_beyond_the_active_limit_is_parked_and_keeps_its_retry_schedule(
     }
     // A flush brings parked mail back at once, through the same limit.
     assert_success(&mailroot_with_config(&["queue", "flush"], &srv.config_path), "queue flush");
-    let got = wait_sink(&sink, N, &srv);
-    let mut seen: Vec<String> = got.iter().flat_map(|m| m.rcpts.clone()).collect();
-    seen.sort();
-    let mut want = rcpts.clone();
-    want.sort();
-    assert_eq!(seen, want);
+    assert_rcpts(&wait_sink(&sink, N, &srv), &rcpts);
     wait_queue_empty(&srv);
     assert_eq!(metric(&srv, "mailroot_queue_parked_messages"), Some(0.0));
 }
@@ -680,12 +684,7 @@ fn a_dead_next_hop_gets_one_probe_per_backoff_while_its_mail_is_parked() {
     for i in 1..N {
         send(&srv, "alice@sender.test", &["bob@dest.test"], &message(&format!("dead{i}")));
     }
-    let parked = wait_until(DELIVERY_WAIT, STEP, || {
-        let p = metric(&srv, "mailroot_queue_parked_messages")?;
-        (p >= (N - 1) as f64).then_some(p)
-    });
-    let p = metric(&srv, "mailroot_queue_parked_messages");
-    assert!(parked.is_some(), "parked: {p:?}\n{}", srv.log_tail(6000));
+    wait_parked(&srv, N - 1, || true);
     std::thread::sleep(Duration::from_secs(6));
     // One probe per wake-up (at least 1 s, then 2 s apart), never the whole queue: the
     // wake-ups that fit in the time, plus one of slack.
@@ -716,21 +715,11 @@ fn parked_mail_survives_kill_9_and_comes_back_through_the_limit() {
         send(&srv, "alice@sender.test", &[r.as_str()], &message(r));
     }
     // One failure each, then parked for an hour.
-    let parked = wait_until(DELIVERY_WAIT, STEP, || {
-        let p = metric(&srv, "mailroot_queue_parked_messages")?;
-        (sink.rcpt_seen() >= N && p == N as f64).then_some(p)
-    });
-    let p = metric(&srv, "mailroot_queue_parked_messages");
-    assert!(parked.is_some(), "seen {} parked {p:?}\n{}", sink.rcpt_seen(), srv.log_tail(6000));
+    wait_parked(&srv, N, || sink.rcpt_seen() >= N);
     // SIGKILL: nothing parked was only in memory. After the restart every message is
     // recovered (a restart retries at once), two at a time, and delivered.
     srv.restart();
-    let got = wait_sink(&sink, N, &srv);
-    let mut seen: Vec<String> = got.iter().flat_map(|m| m.rcpts.clone()).collect();
-    seen.sort();
-    let mut want = rcpts.clone();
-    want.sort();
-    assert_eq!(seen, want);
+    assert_rcpts(&wait_sink(&sink, N, &srv), &rcpts);
     wait_queue_empty(&srv);
 }
 

@@ -242,16 +242,9 @@ mod tests {
     const MIN: Duration = Duration::from_secs(60);
     const HOUR: Duration = Duration::from_secs(3600);
 
-    /// IIS retries, a delay notice after one hour, expiry after two days.
+    /// The IIS schedule of the scheduler's own tests, with the delay notice after one hour.
     fn cfg() -> ScheduleConfig {
-        ScheduleConfig {
-            retry: vec![15 * MIN, 30 * MIN, 60 * MIN, 240 * MIN],
-            delay_notify: Some(HOUR),
-            expire: 48 * HOUR,
-            dest_backoff_min: 15 * MIN,
-            dest_backoff_max: 240 * MIN,
-            max_jobs_per_dest: 20,
-        }
+        ScheduleConfig { delay_notify: Some(HOUR), ..super::super::tests::iis() }
     }
 
     fn id(n: u64) -> QueueId {

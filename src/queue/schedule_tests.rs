@@ -8,7 +8,7 @@ const MIN: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
 /// The IIS defaults: 15, 30, 60, then every 240 minutes; delay DSN at 12 h; expire at 2 d.
-fn iis() -> ScheduleConfig {
+pub(super) fn iis() -> ScheduleConfig {
     ScheduleConfig {
         retry: vec![15 * MIN, 30 * MIN, 60 * MIN, 240 * MIN],
         delay_notify: Some(12 * HOUR),

@@ -136,7 +136,9 @@ async function refreshStats() {
   const remote = val(m, "mailroot_queue_remote_messages");
   const retry = val(m, "mailroot_queue_retry_messages");
   $("ctr-queued").textContent = fmt(local + remote + retry);
-  $("sub-queued").textContent = "local " + local + " · remote " + remote + " · retry " + retry;
+  const parked = val(m, "mailroot_queue_parked_messages");
+  $("sub-queued").textContent = "local " + local + " · remote " + remote + " · retry " + retry +
+    " · parked " + parked;
   $("ctr-sessions").textContent = fmt(val(m, "mailroot_inbound_connections"));
   $("sub-sessions").textContent = fmt(val(m, "mailroot_inbound_connections_total")) + " total";
   $("ctr-outbound").textContent = fmt(val(m, "mailroot_outbound_connections"));
