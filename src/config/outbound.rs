@@ -232,8 +232,8 @@ pub struct DeliveryConfig {
     /// Invariant: > 0.
     pub active_limit: usize,
     /// Drop files written at once: the number of local-delivery threads, each blocking
-    /// on its own file's `fdatasync` (concurrent syncs share journal commits). Key
-    /// `local_concurrency`. Invariant: > 0.
+    /// on its own file's `fdatasync` (concurrent syncs share journal commits); the bounce
+    /// service starts as many Badmail writers. Key `local_concurrency`. Invariant: > 0.
     pub local_concurrency: usize,
     /// Time allowed for the TCP connection, in ms. Key `connect_timeout`.
     pub connect_timeout_ms: u64,

@@ -11,8 +11,8 @@
 //! duplicate NDR, never none. A storm of 5xx replies so costs one commit per pass, not one
 //! per NDR (perf/RESULTS.md 2026-12-06, `perf/bounce_storm.sh`). A failed null-sender
 //! message (an NDR, a bounce of `<>`) is not bounced again: it goes to `Badmail/<id>.BAD` +
-//! `.BDR` (`local::badmail`, durable when `bounce` returns, handed out by the next
-//! `commit` like the rest). If a report cannot be written, `bounce` says so
+//! `.BDR` (`local::badmail`), written by the service's writer threads
+//! (`bounce_badmail.rs`) while the runner goes on; `commit` waits for them too. If a report cannot be written, `bounce` says so
 //! ([`BounceError`]) and nothing is staged (the recipients stay pending, retried later); if
 //! the commit fails, `commit` hands back what it held, none of it to be crossed off.
 //!
@@ -37,7 +37,7 @@ use crossbeam_channel::Receiver;
 use crate::config::Config;
 use crate::dsn::{self, Diagnosis, RcptReport, Report, ReportKind};
 use crate::local::LocalError;
-use crate::local::badmail::{BadmailEnvelope, to_badmail};
+use crate::local::badmail::BadmailFiles;
 use crate::plan::route::HOP_LOOP_TEXT;
 use crate::plan::{notify_of, ret_of};
 use crate::spool::{
@@ -49,6 +49,22 @@ use crate::stats::{Counter, CounterBlock};
 pub const COMMIT_WAIT: Duration = Duration::from_secs(30);
 /// Site name recorded in the envelope of the reports we generate.
 const REPORT_SITE: &str = "mailer-daemon";
+
+#[path = "bounce_badmail.rs"]
+mod badmail;
+
+/// A Badmail pair handed to the writers, not yet known written.
+#[derive(Debug)]
+struct Pending {
+    /// The writers' ticket.
+    ticket: u64,
+    /// The message.
+    id: QueueId,
+    /// Every failure was a routing loop (stats).
+    looped: bool,
+    /// It had no recipient left (stats).
+    no_recipients: bool,
+}
 
 /// One recipient to report on: failed, delayed or delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +79,15 @@ pub struct Failure {
     pub reply: Option<String>,
     /// Our reason in words.
     pub text: String,
+}
+
+/// What [`BounceService::commit`] hands over: what was made durable, and what was not.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Durable: cross these off, queue their reports.
+    pub done: Vec<Bounced>,
+    /// Not durable: nothing of these may be crossed off or queued.
+    pub failed: Vec<(BounceError, Bounced)>,
 }
 
 /// What a bounce made durable, for the runner to act on (from [`BounceService::commit`]).
@@ -93,6 +118,10 @@ pub enum BounceError {
     /// The Badmail files could not be written.
     #[error("badmail failed: {0}")]
     Badmail(#[source] LocalError),
+    /// The commit that was to make this pass's reports durable failed (its error, for
+    /// every report it held).
+    #[error("report commit failed: {0}")]
+    PassCommit(String),
 }
 
 /// The bounce service (one, owned by the queue runner).
@@ -107,8 +136,11 @@ pub struct BounceService {
     committed: Receiver<()>,
     /// stats: the runner's counter block (same thread).
     stats: Arc<CounterBlock>,
-    /// Bounces and reports written since the last [`BounceService::commit`].
-    staged: Vec<Bounced>,
+    /// Bounces and reports written since the last [`BounceService::commit`], each with
+    /// the ticket of its Badmail pair when it went to Badmail.
+    staged: Vec<(Bounced, Option<Pending>)>,
+    /// The Badmail writer threads.
+    badmail: badmail::Writers,
     /// The writer's commit sequence that makes every staged report durable (0: none).
     staged_through: u64,
 }
@@ -128,6 +160,7 @@ impl BounceService {
         committed: Receiver<()>,
         stats: Arc<CounterBlock>,
     ) -> BounceService {
+        let badmail = badmail::Writers::start(config.delivery.local_concurrency);
         BounceService {
             config,
             spool,
@@ -136,6 +169,7 @@ impl BounceService {
             stats,
             staged: Vec::new(),
             staged_through: 0,
+            badmail,
         }
     }
 
@@ -149,21 +183,49 @@ impl BounceService {
     /// group commit) and hand it over: the cross-offs to apply and the reports to queue.
     /// On error nothing staged is durable for sure: the error and what it held, none of
     /// which may be crossed off or queued.
-    pub fn commit(&mut self) -> Result<Vec<Bounced>, (BounceError, Vec<Bounced>)> {
+    pub fn commit(&mut self) -> Committed {
         let staged = std::mem::take(&mut self.staged);
         let through = std::mem::take(&mut self.staged_through);
-        if through == 0 {
-            return Ok(staged);
+        let spooled = if through == 0 { Ok(()) } else { self.wait_committed(through) };
+        let deadline = Instant::now() + COMMIT_WAIT;
+        let mut out = Committed::default();
+        for (b, pending) in staged {
+            match pending {
+                Some(p) => match self.badmail.wait(p.ticket, deadline) {
+                    Some(Ok(files)) => {
+                        self.badmailed(&p, &files);
+                        out.done.push(b);
+                    }
+                    Some(Err(e)) => out.failed.push((BounceError::Badmail(e), b)),
+                    None => out.failed.push((BounceError::CommitTimeout(COMMIT_WAIT), b)),
+                },
+                // Reports (NDRs, DSNs) ride on the spool commit.
+                None => match &spooled {
+                    Ok(()) => out.done.push(b),
+                    Err(e) => out.failed.push((BounceError::PassCommit(e.to_string()), b)),
+                },
+            }
         }
-        match self.wait_committed(through) {
-            Ok(()) => Ok(staged),
-            Err(e) => Err((e, staged)),
-        }
+        out
     }
 
     /// Use `config` from now on (a reload).
     pub(super) fn set_config(&mut self, config: Arc<Config>) {
         self.config = config;
+    }
+
+    /// A Badmail pair is written: log it and count it.
+    fn badmailed(&self, p: &Pending, files: &BadmailFiles) {
+        let bad = files.bad.display();
+        log::info!(target: "mailroot::message", "queue_id={} badmailed file={bad}", p.id);
+        // stats: by reason (a null-sender message: NDR of NDR unless it looped).
+        self.stats.inc(if p.no_recipients {
+            Counter::BadmailNoRecipients
+        } else if p.looped {
+            Counter::BadmailHopCount
+        } else {
+            Counter::BadmailNdrOfNdr
+        });
     }
 
     /// Failed recipients of `id`: an NDR of `kind` written (or Badmail for a null sender),
@@ -186,51 +248,54 @@ impl BounceService {
                 f.reply.as_deref().unwrap_or(&f.text)
             );
         }
-        let report = if env.reverse_path.is_empty() {
-            self.write_badmail(id, env, failures)?;
-            None
+        let (report, pending) = if env.reverse_path.is_empty() {
+            (None, Some(self.write_badmail(id, env, failures)?))
         } else {
-            self.write_report(id, env, failures, kind)?
+            (self.write_report(id, env, failures, kind)?, None)
         };
         let crossoffs = failures.iter().map(|f| (id, f.index as usize, mark)).collect();
-        self.staged.push(Bounced { crossoffs, report });
+        self.staged.push((Bounced { crossoffs, report }, pending));
         Ok(())
     }
 
-    /// Write the message and the reasons into `Badmail/`; durable when it returns `Ok`.
+    /// Hand the message and the reasons to the Badmail writers (`Badmail/`); the pair is
+    /// durable once [`BounceService::commit`] has its outcome.
     fn write_badmail(
         &mut self,
         id: QueueId,
         env: &Envelope,
         failures: &[Failure],
-    ) -> Result<(), BounceError> {
+    ) -> Result<Pending, BounceError> {
         let message = self.spool.read_message_shared(id).map_err(BounceError::ReadOriginal)?;
         let reason: Vec<String> = failures
             .iter()
             .map(|f| format!("{} {}", f.status, f.reply.as_deref().unwrap_or(&f.text)))
             .collect();
-        let rcpts: Vec<&str> = failures
+        let rcpts: Vec<String> = failures
             .iter()
             .filter_map(|f| env.recipients.get(f.index as usize))
-            .map(|r| r.forward_path.as_str())
+            .map(|r| r.forward_path.clone())
             .collect();
-        let benv = BadmailEnvelope { reverse_path: &env.reverse_path, recipients: &rcpts };
-        let dir = self.config.badmail_dir();
-        let now = i64::try_from(unix_ms() / 1000).unwrap_or(0);
-        let files =
-            to_badmail(&dir, &id.to_string(), Some(&benv), &message, &reason.join("; "), now)
-                .map_err(BounceError::Badmail)?;
-        log::info!(target: "mailroot::message", "queue_id={id} badmailed file={}", files.bad.display());
-        // stats: by reason (a null-sender message: NDR of NDR unless it looped).
+        let job = badmail::Job {
+            ticket: 0,
+            dir: self.config.badmail_dir(),
+            name: id.to_string(),
+            reverse_path: env.reverse_path.clone(),
+            rcpts,
+            message,
+            reason: reason.join("; "),
+            now: i64::try_from(unix_ms() / 1000).unwrap_or(0),
+        };
         let looped = failures.iter().all(|f| f.text == HOP_LOOP_TEXT);
-        self.stats.inc(if failures.is_empty() {
-            Counter::BadmailNoRecipients
-        } else if looped {
-            Counter::BadmailHopCount
-        } else {
-            Counter::BadmailNdrOfNdr
-        });
-        Ok(())
+        let no_recipients = failures.is_empty();
+        match self.badmail.submit(job, id.0) {
+            Some(ticket) => Ok(Pending { ticket, id, looped, no_recipients }),
+            None => Err(BounceError::Badmail(LocalError::Io {
+                op: "hand over",
+                path: self.config.badmail_dir(),
+                source: std::io::Error::other("no Badmail writer thread runs"),
+            })),
+        }
     }
 
     /// A report of `kind` (delay, success) for the recipients in `list` that asked for it
@@ -245,7 +310,7 @@ impl BounceService {
     ) -> Result<Option<QueueId>, BounceError> {
         let report = self.write_report(id, env, list, kind)?;
         if report.is_some() {
-            self.staged.push(Bounced { crossoffs: Vec::new(), report });
+            self.staged.push((Bounced { crossoffs: Vec::new(), report }, None));
         }
         Ok(report)
     }
@@ -450,7 +515,7 @@ mod tests {
         let fails = [failure(1)];
         svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Bounced).unwrap();
         assert!(svc.has_staged(), "nothing handed over before the commit");
-        let mut all = svc.commit().unwrap();
+        let mut all = svc.commit().done;
         assert_eq!(all.len(), 1);
         let got = all.remove(0);
         assert!(!svc.has_staged());
@@ -471,7 +536,7 @@ mod tests {
         let (_spool, id, env, mut svc) = setup(root.path(), "");
         let fails = [failure(0), failure(1)];
         svc.bounce(id, &env, &fails, ReportKind::Failure, RcptStatus::Expired).unwrap();
-        let got = svc.commit().unwrap().remove(0);
+        let got = svc.commit().done.remove(0);
         assert_eq!(got.report, None);
         assert_eq!(got.crossoffs, vec![(id, 0, RcptStatus::Expired), (id, 1, RcptStatus::Expired)]);
         let names: Vec<String> = std::fs::read_dir(root.path().join("Badmail"))
@@ -480,6 +545,32 @@ mod tests {
             .filter(|n| !n.starts_with('.'))
             .collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[test]
+    fn badmail_pairs_are_written_by_the_writers_and_a_failure_crosses_nothing_off() {
+        let root = tempfile::tempdir().unwrap();
+        let (_spool, id, env, mut svc) = setup(root.path(), "");
+        // Twenty pairs handed over in one pass, all written by the commit.
+        for _ in 0..20 {
+            svc.bounce(id, &env, &[failure(0)], ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        }
+        let c = svc.commit();
+        assert_eq!((c.done.len(), c.failed.len()), (20, 0), "{:?}", c.failed.first().map(|f| &f.0));
+        let bad = std::fs::read_dir(root.path().join("Badmail"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".BAD"))
+            .count();
+        assert_eq!(bad, 20, "one pair each, none replacing another");
+        // A Badmail folder that cannot be written: handed back as failed, not done.
+        std::fs::remove_dir_all(root.path().join("Badmail")).unwrap();
+        std::fs::write(root.path().join("Badmail"), b"a file where the folder goes").unwrap();
+        svc.bounce(id, &env, &[failure(1)], ReportKind::Failure, RcptStatus::Bounced).unwrap();
+        let c = svc.commit();
+        assert!(c.done.is_empty());
+        assert_eq!(c.failed.len(), 1);
+        assert!(matches!(c.failed[0].0, BounceError::Badmail(_)), "{:?}", c.failed[0].0);
+        assert_eq!(c.failed[0].1.crossoffs, vec![(id, 1, RcptStatus::Bounced)]);
     }
 
     #[test]
@@ -495,7 +586,7 @@ mod tests {
         for &(kind, want) in cases {
             let got = svc.report(id, &env, &[failure(0)], kind).unwrap();
             assert_eq!(got.is_some(), want, "{kind:?}");
-            let staged = svc.commit().unwrap();
+            let staged = svc.commit().done;
             assert_eq!(staged.len(), usize::from(want), "{kind:?}");
             assert!(staged.iter().all(|b| b.crossoffs.is_empty() && b.report == got));
         }
@@ -510,13 +601,13 @@ mod tests {
         for _ in 0..50 {
             svc.bounce(id, &env, &[failure(0)], ReportKind::Failure, RcptStatus::Bounced).unwrap();
         }
-        let staged = svc.commit().unwrap();
+        let staged = svc.commit().done;
         assert_eq!(staged.len(), 50);
         for b in &staged {
             assert_eq!(b.crossoffs, vec![(id, 0, RcptStatus::Bounced)]);
             let ndr = b.report.expect("an NDR");
             assert_eq!(spool.message_info(ndr).unwrap().envelope.reverse_path, "");
         }
-        assert!(svc.commit().unwrap().is_empty(), "nothing twice");
+        assert!(svc.commit().done.is_empty(), "nothing twice");
     }
 }

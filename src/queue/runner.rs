@@ -43,7 +43,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
-use super::bounce::{BounceService, Failure};
+use super::bounce::{BounceService, Committed, Failure};
 use super::inbox::{IncomingBatch, QueueRequest, RcptOutcome, TaskReport};
 use super::park::Parked;
 use super::schedule::{Action, Outcome, PendingRcpt, ScheduleConfig, Scheduler};
@@ -693,37 +693,35 @@ impl Runner {
             return true;
         }
         let now = Instant::now();
-        match self.bounce.commit() {
-            Ok(all) => {
-                for b in all {
-                    self.crossoffs.extend(b.crossoffs);
-                    if let Some(report) = b.report {
-                        self.arrive(report, now, Arrival::New);
-                    }
-                }
-                true
-            }
-            Err((e, all)) => {
-                let mut ids: Vec<QueueId> =
-                    all.iter().flat_map(|b| b.crossoffs.iter().map(|c| c.0)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                log::error!(
-                    "reports not made durable ({e}): nothing crossed off for {} message(s)",
-                    ids.len()
-                );
-                for id in ids {
-                    self.undeliverable.insert(id); // stats
-                    let known = self.msgs.contains_key(&id)
-                        || self.parked.contains(id)
-                        || self.held.contains_key(&id);
-                    if !known && !self.config.delivery.hold {
-                        self.arrive(id, now, Arrival::Recovered);
-                    }
-                }
-                false
+        let Committed { done, failed } = self.bounce.commit();
+        for b in done {
+            self.crossoffs.extend(b.crossoffs);
+            if let Some(report) = b.report {
+                self.arrive(report, now, Arrival::New);
             }
         }
+        if failed.is_empty() {
+            return true;
+        }
+        let mut ids: Vec<QueueId> =
+            failed.iter().flat_map(|(_, b)| b.crossoffs.iter().map(|c| c.0)).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        log::error!(
+            "reports not made durable ({}): nothing crossed off for {} message(s)",
+            failed[0].0,
+            ids.len()
+        );
+        for id in ids {
+            self.undeliverable.insert(id); // stats
+            let known = self.msgs.contains_key(&id)
+                || self.parked.contains(id)
+                || self.held.contains_key(&id);
+            if !known && !self.config.delivery.hold {
+                self.arrive(id, now, Arrival::Recovered);
+            }
+        }
+        false
     }
 
     /// Apply `Queue/flush.req`, if present (then remove it).
