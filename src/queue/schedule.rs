@@ -460,6 +460,8 @@ impl Scheduler {
         msg.pending = msg.pending.saturating_sub(n);
         if msg.pending == 0 {
             self.messages.remove(&id);
+            // Its delay and expiry timers (hours, days ahead) are stale now.
+            self.drop_stale_timers();
             return true;
         }
         false
