@@ -215,7 +215,18 @@ fn descriptors_exhausted_accept_backs_off_and_service_resumes() {
     let mut srv = Server::start(Conf::default());
     let pid = srv.pid().expect("pid");
     const SPARE: u64 = 6;
-    let top = limit_leaving(pid, SPARE);
+    // Count on a settled descriptor table: start-up work (a directory listing, a spare
+    // segment) may still hold a descriptor for a moment, and one closed after the count
+    // leaves one more free than SPARE.
+    let mut top = limit_leaving(pid, SPARE);
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let again = limit_leaving(pid, SPARE);
+        if again == top {
+            break;
+        }
+        top = again;
+    }
     if !set_nofile(pid, top) {
         eprintln!("SKIPPED: prlimit --pid is not available");
         return;
@@ -234,7 +245,8 @@ fn descriptors_exhausted_accept_backs_off_and_service_resumes() {
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
     let nofile = limits.lines().find(|l| l.starts_with("Max open files")).unwrap_or_default();
     eprintln!("limit {top}; {nofile}; greeted {} waiting {}", greeted.len(), waiting.len());
-    assert!(greeted.len() as u64 <= SPARE, "more greeted than descriptors left");
+    // One of slack: a descriptor the server held at the count may be closed meanwhile.
+    assert!(greeted.len() as u64 <= SPARE + 1, "more greeted than descriptors left");
     assert!(!waiting.is_empty(), "the descriptor limit was never reached");
     let hit = wait_until(Duration::from_secs(5), Duration::from_millis(100), || {
         srv.log_tail(20_000).contains("Too many open files").then_some(())
