@@ -558,7 +558,7 @@ fn delay_dsn_after_delay_notify() {
     let sink = Sink::start("127.0.0.1");
     sink.script("slow@dest.test", &[451; 100]);
     let relay = format!("smart_host = \"[127.0.0.1]:{}\"", sink.port());
-    let srv = Server::start(conf(
+    let mut srv = Server::start(conf(
         &relay,
         &delivery(25, None, "delay_notify = \"2s\""),
         &["localhost", "home.test"],
@@ -577,6 +577,16 @@ fn delay_dsn_after_delay_notify() {
     assert!(status.contains("slow@dest.test"), "{status}");
     // Still queued: a delay notice is not a bounce.
     assert_eq!(srv.scan().len(), 1);
+    // Killed and started again: the message is recovered and tried again (451), and its
+    // state file says the notice went out, so none is sent twice (its 2 s are long past:
+    // without that line a second notice would be due at once).
+    srv.restart();
+    let tried = sink.rcpt_seen();
+    let again = wait_until(DELIVERY_WAIT, STEP, || (sink.rcpt_seen() > tried).then_some(()));
+    assert!(again.is_some(), "not tried after the restart\n{}", srv.log_tail(4000));
+    std::thread::sleep(Duration::from_secs(2));
+    let drops = files_in(&srv.mailroot.join("Drop"), "eml");
+    assert_eq!(drops.len(), 1, "a second delay notice: {drops:?}\n{}", srv.log_tail(4000));
 }
 
 #[test]

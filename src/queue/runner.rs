@@ -114,6 +114,8 @@ struct Meta {
     remote: bool,
     /// stats: the queue-length gauge this message is counted in (`Runner::shape`).
     counted: Counter,
+    /// When its delay DSN was sent (Unix ms; the state file's `delay-dsn` line).
+    delay_dsn_unix_ms: Option<u64>,
 }
 
 /// stats: the queue-length gauge a message belongs in: Retry once a recipient was
@@ -597,12 +599,23 @@ impl Runner {
         }
         if done {
             self.forget(id);
-        } else if state_changed && let Some(m) = self.msgs.get(&id) {
-            let mut v: Vec<RcptState> = m.state.values().cloned().collect();
-            v.sort_by_key(|s| s.index);
-            if let Err(e) = state::write_to(self.spool.queue_dir(), id, &v) {
-                log::debug!("queue_id={id} state file not written: {e}");
-            }
+        } else if state_changed {
+            self.write_state(id);
+        }
+    }
+
+    /// Write the state file of `id` from the runner's books (advisory, not synced).
+    fn write_state(&self, id: QueueId) {
+        let Some(m) = self.msgs.get(&id) else { return };
+        let mut rcpts: Vec<RcptState> = m.state.values().cloned().collect();
+        rcpts.sort_by_key(|s| s.index);
+        let file = state::StateFile {
+            rcpts,
+            held_since_unix_ms: None,
+            delay_dsn_unix_ms: m.delay_dsn_unix_ms,
+        };
+        if let Err(e) = state::write_to(self.spool.queue_dir(), id, &file) {
+            log::debug!("queue_id={id} state file not written: {e}");
         }
     }
 
@@ -641,8 +654,11 @@ impl Runner {
 
     /// A delay DSN for recipients that asked for one.
     fn delay_dsn(&mut self, id: QueueId, rcpts: &[PendingRcpt]) {
-        let Some(meta) = self.msgs.get(&id) else { return };
+        let Some(meta) = self.msgs.get_mut(&id) else { return };
         let env = Arc::clone(&meta.env);
+        // Remembered in the state file: neither a restart nor parking asks for it again.
+        meta.delay_dsn_unix_ms = Some(unix_ms());
+        self.write_state(id);
         let list: Vec<Failure> = rcpts
             .iter()
             .map(|r| Failure {

@@ -143,7 +143,7 @@ impl Runner {
                     },
                 })
                 .collect(),
-            delay_dsn_sent,
+            delay_dsn_sent: delay_dsn_sent || file.delay_dsn_unix_ms.is_some(),
         };
         let age = Duration::from_millis(now_unix.saturating_sub(env.arrival_unix_ms));
         let arrived = now.checked_sub(age).unwrap_or(now);
@@ -151,9 +151,15 @@ impl Runner {
             log::warn!("queue_id={id} scheduler refused: {e}");
             return;
         }
+        let delay_dsn_unix_ms = file.delay_dsn_unix_ms;
         let state = file.rcpts.into_iter().map(|s: RcptState| (s.index, s)).collect();
-        let mut meta =
-            Meta { env: Arc::new(env), state, remote, counted: Counter::LocalQueueLength };
+        let mut meta = Meta {
+            env: Arc::new(env),
+            state,
+            remote,
+            counted: Counter::LocalQueueLength, // set just below
+            delay_dsn_unix_ms,
+        };
         meta.counted = shape_of(&meta);
         self.shape[shape_slot(meta.counted)] += 1; // stats
         self.msgs.insert(id, meta);

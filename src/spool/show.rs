@@ -305,6 +305,7 @@ mod tests {
                 last_error: "connection refused".into(),
             }],
             held_since_unix_ms: Some(1_700_000_700_000),
+            delay_dsn_unix_ms: None,
         };
         let d = detail(&msg, &states, b"Subject: S\r\n\r\n");
         let v = serde_json::to_value(&d).unwrap_or_else(|e| panic!("{e}"));

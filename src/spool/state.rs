@@ -17,7 +17,13 @@
 //! ```
 //!
 //! which readers of the older format skip (its first word is not a number), so the
-//! format stays compatible both ways. The hold line is what makes a hold survive a
+//! format stays compatible both ways. A message whose delay DSN was sent has
+//!
+//! ```text
+//! delay-dsn <sent, Unix ms>\n
+//! ```
+//!
+//! so that neither a restart nor the runner's parking sends a second one. The hold line is what makes a hold survive a
 //! restart: it is written with fsync (file and directory), unlike the rest.
 //! The file is otherwise advisory: written by the queue runner to a temporary name and renamed (a
 //! reader sees the old or the new file, never a torn one), not fsynced; losing it in a crash
@@ -51,6 +57,8 @@ pub struct RcptState {
 
 /// First word of the hold line.
 pub const HOLD_TAG: &str = "hold";
+/// First word of the delay-DSN line.
+pub const DELAY_DSN_TAG: &str = "delay-dsn";
 
 /// Everything a state file holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -60,34 +68,47 @@ pub struct StateFile {
     /// Held by the operator since (Unix ms): the runner does not try the message until
     /// it is released. `None` = not held.
     pub held_since_unix_ms: Option<u64>,
+    /// When its delay DSN was sent (Unix ms): it is never sent again. `None` = not yet.
+    pub delay_dsn_unix_ms: Option<u64>,
 }
 
 impl StateFile {
     /// Nothing to keep: no deferred recipient, no hold.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.rcpts.is_empty() && self.held_since_unix_ms.is_none()
+        self.rcpts.is_empty()
+            && self.held_since_unix_ms.is_none()
+            && self.delay_dsn_unix_ms.is_none()
     }
 }
 
-/// Encode a whole state file (pure): recipient lines, then the hold line if held.
+/// Encode a whole state file (pure): recipient lines, then the hold line if held, then
+/// the delay-DSN line if one was sent.
 #[must_use]
 pub fn encode_file(f: &StateFile) -> String {
     let mut out = encode(&f.rcpts);
     if let Some(since) = f.held_since_unix_ms {
         out.push_str(&format!("{HOLD_TAG} {since}\n"));
     }
+    if let Some(sent) = f.delay_dsn_unix_ms {
+        out.push_str(&format!("{DELAY_DSN_TAG} {sent}\n"));
+    }
     out
+}
+
+/// The number after `tag` on the first line that starts with it.
+fn tagged(text: &str, tag: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(tag)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// Decode a whole state file (pure); malformed lines are skipped.
 #[must_use]
 pub fn decode_file(text: &str) -> StateFile {
-    let held_since_unix_ms = text.lines().find_map(|line| {
-        let rest = line.strip_prefix(HOLD_TAG)?.strip_prefix(' ')?;
-        rest.trim().parse().ok()
-    });
-    StateFile { rcpts: decode(text), held_since_unix_ms }
+    StateFile {
+        rcpts: decode(text),
+        held_since_unix_ms: tagged(text, HOLD_TAG),
+        delay_dsn_unix_ms: tagged(text, DELAY_DSN_TAG),
+    }
 }
 
 /// Read the whole state file of `id`; empty when there is none.
@@ -151,11 +172,11 @@ pub fn decode(text: &str) -> Vec<RcptState> {
 }
 
 /// Write the state of `id` (temporary file + rename; not synced: advisory).
-pub fn write_to(queue_dir: &Path, id: QueueId, states: &[RcptState]) -> io::Result<()> {
+pub fn write_to(queue_dir: &Path, id: QueueId, f: &StateFile) -> io::Result<()> {
     let dir = queue_dir.join(STATE_DIR);
     fs::create_dir_all(&dir)?;
     let tmp = dir.join(format!(".{id}.tmp"));
-    fs::write(&tmp, encode(states))?;
+    fs::write(&tmp, encode_file(f))?;
     fs::rename(&tmp, state_path(queue_dir, id))
 }
 
@@ -203,30 +224,53 @@ mod tests {
         // (file, its text)
         let cases: Vec<(StateFile, &str)> = vec![
             (StateFile::default(), ""),
-            (StateFile { rcpts: vec![], held_since_unix_ms: Some(42) }, "hold 42\n"),
+            (StateFile { held_since_unix_ms: Some(42), ..StateFile::default() }, "hold 42\n"),
             (
-                StateFile { rcpts: vec![rcpt.clone()], held_since_unix_ms: Some(7) },
+                StateFile {
+                    rcpts: vec![rcpt.clone()],
+                    held_since_unix_ms: Some(7),
+                    delay_dsn_unix_ms: None,
+                },
                 "1 2 3 e\nhold 7\n",
             ),
-            (StateFile { rcpts: vec![rcpt.clone()], held_since_unix_ms: None }, "1 2 3 e\n"),
+            (StateFile { rcpts: vec![rcpt.clone()], ..StateFile::default() }, "1 2 3 e\n"),
+            (
+                StateFile {
+                    rcpts: vec![rcpt.clone()],
+                    delay_dsn_unix_ms: Some(5),
+                    ..StateFile::default()
+                },
+                "1 2 3 e\ndelay-dsn 5\n",
+            ),
+            (
+                StateFile {
+                    rcpts: vec![rcpt.clone()],
+                    held_since_unix_ms: Some(7),
+                    delay_dsn_unix_ms: Some(5),
+                },
+                "1 2 3 e\nhold 7\ndelay-dsn 5\n",
+            ),
         ];
         for (f, text) in cases {
             assert_eq!(encode_file(&f), text);
             assert_eq!(decode_file(text), f, "{text:?}");
-            // Readers of the older format see the recipients and skip the hold line.
+            // Readers of the older format see the recipients and skip the tagged lines.
             assert_eq!(decode(text), f.rcpts, "{text:?}");
         }
         // A forged hold in an error text stays in the error text.
         let evil = RcptState { last_error: "x\nhold 1".into(), ..RcptState::default() };
-        let f = StateFile { rcpts: vec![evil], held_since_unix_ms: None };
+        let f = StateFile { rcpts: vec![evil], ..StateFile::default() };
         assert_eq!(decode_file(&encode_file(&f)).held_since_unix_ms, None);
+        let evil = RcptState { last_error: "x\ndelay-dsn 1".into(), ..RcptState::default() };
+        let f = StateFile { rcpts: vec![evil], ..StateFile::default() };
+        assert_eq!(decode_file(&encode_file(&f)).delay_dsn_unix_ms, None);
     }
 
     #[test]
     fn durable_write_and_remove() {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let id = QueueId(0x3_0000_0041);
-        let f = StateFile { rcpts: vec![], held_since_unix_ms: Some(9) };
+        let f = StateFile { held_since_unix_ms: Some(9), ..StateFile::default() };
         write_file_durable(tmp.path(), id, &f).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(read_file(tmp.path(), id), f);
         write_file_durable(tmp.path(), id, &StateFile::default()).unwrap_or_else(|e| panic!("{e}"));
