@@ -14,8 +14,7 @@ cd "$(dirname "$0")/.."
 bin=$1
 n=${2:-5000}
 sessions=${3:-10}
-lt=target/release/mailroot-loadtest
-[ -x "$lt" ] || cargo build --release -q -p mailroot-loadtest
+lt=$(loadtest_bin)
 dir=$(mktemp -d)
 port=2861
 reject=2869

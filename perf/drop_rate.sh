@@ -10,8 +10,7 @@ cd "$(dirname "$0")/.."
 bin=$1
 n=${2:-10000}
 sessions=${3:-10}
-lt=target/release/mailroot-loadtest
-[ -x "$lt" ] || cargo build --release -q -p mailroot-loadtest
+lt=$(loadtest_bin)
 dir=$(mktemp -d)
 port=2851
 relay_toml "" drop "$dir/mailroot" $port 2859 false >"$dir/relay.toml"

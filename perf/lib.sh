@@ -57,3 +57,10 @@ thread_cpu() {
     done | awk -v hz="$hz" '{c[$1] += $2} END {for (k in c) if (c[k] > 0) printf "  %-16s %.2f s\n", k, c[k] / hz}' |
         sort -k2 -rn
 }
+
+# loadtest_bin: the path of the release mailroot-loadtest (built first when missing).
+loadtest_bin() {
+    local lt=target/release/mailroot-loadtest
+    [ -x "$lt" ] || cargo build --release -q -p mailroot-loadtest
+    echo "$lt"
+}

@@ -13,8 +13,7 @@ cd "$(dirname "$0")/.."
 bin=$1
 rounds=${2:-3}
 messages=${3:-20000}
-lt=target/release/mailroot-loadtest
-[ -x "$lt" ] || cargo build --release -q -p mailroot-loadtest
+lt=$(loadtest_bin)
 dir=$(mktemp -d)
 port=2871
 dead=2879 # nothing listens here: connection refused, the next hop is down

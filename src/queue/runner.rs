@@ -121,9 +121,15 @@ struct Meta {
 /// stats: the queue-length gauge a message belongs in: Retry once a recipient was
 /// deferred, else Remote if any recipient is remote, else Local.
 fn shape_of(m: &Meta) -> Counter {
-    if !m.state.is_empty() {
+    shape(!m.state.is_empty(), m.remote)
+}
+
+/// stats: the queue-length gauge of a message that was ever `deferred`, or has a `remote`
+/// recipient (see [`shape_of`]).
+fn shape(deferred: bool, remote: bool) -> Counter {
+    if deferred {
         Counter::RetryQueueLength
-    } else if m.remote {
+    } else if remote {
         Counter::RemoteQueueLength
     } else {
         Counter::LocalQueueLength

@@ -18,8 +18,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{Meta, Runner, shape_of, shape_slot, unix_ms};
-use crate::policy::domain::{is_local_domain, rcpt_domain};
+use super::{Meta, Runner, shape, shape_slot, unix_ms};
+use crate::policy::domain::{is_local_domain, normalize, rcpt_domain};
 use crate::queue::park::{Entry, Park};
 use crate::queue::schedule::{Prior, PriorRcpt};
 use crate::spool::state::{self, RcptState};
@@ -109,13 +109,8 @@ impl Runner {
         let remote = rcpts
             .iter()
             .any(|(_, d)| !is_local_domain(&cfg.domains, d) && !cfg.is_site_local_domain(d));
-        let counted = if !file.rcpts.is_empty() {
-            Counter::RetryQueueLength
-        } else if remote {
-            Counter::RemoteQueueLength
-        } else {
-            Counter::LocalQueueLength
-        };
+        // stats: the gauge it counts in, parked or not (what `shape_of` says of its Meta).
+        let counted = shape(!file.rcpts.is_empty(), remote);
         if self.msgs.len() >= self.active_limit && !matches!(from, Arrival::Parked { .. }) {
             let how =
                 Park { until: Some(now), retry_now: true, tag: tag(counted), ..Park::default() };
@@ -153,15 +148,8 @@ impl Runner {
         }
         let delay_dsn_unix_ms = file.delay_dsn_unix_ms;
         let state = file.rcpts.into_iter().map(|s: RcptState| (s.index, s)).collect();
-        let mut meta = Meta {
-            env: Arc::new(env),
-            state,
-            remote,
-            counted: Counter::LocalQueueLength, // set just below
-            delay_dsn_unix_ms,
-        };
-        meta.counted = shape_of(&meta);
-        self.shape[shape_slot(meta.counted)] += 1; // stats
+        let meta = Meta { env: Arc::new(env), state, remote, counted, delay_dsn_unix_ms };
+        self.shape[shape_slot(counted)] += 1; // stats
         self.msgs.insert(id, meta);
     }
 
@@ -228,17 +216,15 @@ impl Runner {
     /// pending recipient in `domain` is due now and tried at once (each envelope is read
     /// from the spool: an operator's command, not a hot path). Returns how many.
     pub(super) fn flush_parked_domain(&mut self, domain: &str, now: Instant) -> usize {
-        let domain = domain.strip_suffix('.').unwrap_or(domain);
+        let domain = normalize(domain);
         let ids: Vec<QueueId> = self.parked.ids().collect();
         let cfg = Arc::clone(&self.config);
         let mut n = 0;
         for id in ids {
             let Ok(info) = self.spool.message_info(id) else { continue };
             let hit = info.envelope.recipients.iter().enumerate().any(|(i, r)| {
-                info.rcpt_status.get(i) == Some(&RcptStatus::Pending) && {
-                    let d = rcpt_domain(&cfg, &r.forward_path);
-                    d.strip_suffix('.').unwrap_or(d).eq_ignore_ascii_case(domain)
-                }
+                info.rcpt_status.get(i) == Some(&RcptStatus::Pending)
+                    && normalize(rcpt_domain(&cfg, &r.forward_path)) == domain
             });
             if hit && self.parked.make_due(id, now, true) {
                 n += 1;
