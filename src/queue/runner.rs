@@ -51,7 +51,7 @@ use crate::config::Config;
 use crate::control::Live;
 use crate::deliver::inbox::{LocalRequest, RemoteSubmit, ResolveRequest, Task};
 use crate::dsn::ReportKind;
-use crate::eventlog::{By, Event, EventLog};
+use crate::eventlog::EventLog;
 use crate::plan::route::{HOP_LOOP_TEXT, LOOP_STATUS, Route};
 use crate::plan::{self, Plan};
 use crate::spool::state::{self, RcptState};
@@ -744,42 +744,6 @@ impl Runner {
             }
         }
         false
-    }
-
-    /// Apply `Queue/flush.req`, if present (then remove it).
-    fn read_flush_requests(&mut self) {
-        let dir = self.spool.queue_dir().to_path_buf();
-        let path = dir.join(FLUSH_REQUEST_FILE);
-        if !path.exists() {
-            return;
-        }
-        let work = dir.join(format!("{FLUSH_REQUEST_FILE}.work"));
-        if std::fs::rename(&path, &work).is_err() {
-            return;
-        }
-        let text = std::fs::read_to_string(&work).unwrap_or_default();
-        let _ = std::fs::remove_file(&work);
-        let now = Instant::now();
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
-            let n = if line == "all" {
-                self.sched.flush_all() + self.parked.make_all_due(now)
-            } else if let Some(d) = line.strip_prefix("domain ") {
-                self.sched.flush_domain(d.trim()) + self.flush_parked_domain(d.trim(), now)
-            } else if let Ok(id) = line.parse::<QueueId>() {
-                usize::from(self.sched.flush(id) || self.parked.make_due(id, now, true))
-            } else {
-                log::warn!("flush request not understood: {line:?}");
-                0
-            };
-            log::info!("flush request={line:?} requeued={n}");
-            let target = (line != "all").then(|| line.strip_prefix("domain ").unwrap_or(line));
-            self.events.emit(Event::QueueAction {
-                action: "flush".to_owned(),
-                target: target.map(str::to_owned),
-                by: By::File,
-                result: format!("requeued {n}"),
-            });
-        }
     }
 }
 

@@ -13,6 +13,9 @@
 //! - **release**: the hold line removed, the message scheduled again and tried now;
 //! - **flush**: every waiting recipient retried now (`Scheduler::flush_all`).
 //!
+//! Also `Queue/flush.req`, the flush requests `mailroot queue flush` writes there
+//! (`Runner::read_flush_requests`, every tick).
+//!
 //! A message whose delivery attempt is in flight is refused with `Busy` (the results of
 //! the attempt must come back first; the operator tries again a moment later).
 //!
@@ -21,9 +24,9 @@
 
 use std::time::Instant;
 
-use super::{Arrival, Failure, Runner, shape_slot, unix_ms};
+use super::{Arrival, FLUSH_REQUEST_FILE, Failure, Runner, shape_slot, unix_ms};
 use crate::dsn::ReportKind;
-use crate::eventlog::Event;
+use crate::eventlog::{By, Event};
 use crate::queue::inbox::{ActionOutcome, QueueAction, QueueRequest};
 use crate::queue::schedule::ScheduleError;
 use crate::spool::state;
@@ -215,5 +218,41 @@ impl Runner {
         self.arrive(id, now, Arrival::Recovered);
         self.sched.flush(id);
         ActionOutcome::Done("released: tried now".into())
+    }
+
+    /// Apply `Queue/flush.req`, if present (then remove it).
+    pub(super) fn read_flush_requests(&mut self) {
+        let dir = self.spool.queue_dir().to_path_buf();
+        let path = dir.join(FLUSH_REQUEST_FILE);
+        if !path.exists() {
+            return;
+        }
+        let work = dir.join(format!("{FLUSH_REQUEST_FILE}.work"));
+        if std::fs::rename(&path, &work).is_err() {
+            return;
+        }
+        let text = std::fs::read_to_string(&work).unwrap_or_default();
+        let _ = std::fs::remove_file(&work);
+        let now = Instant::now();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let n = if line == "all" {
+                self.sched.flush_all() + self.parked.make_all_due(now)
+            } else if let Some(d) = line.strip_prefix("domain ") {
+                self.sched.flush_domain(d.trim()) + self.flush_parked_domain(d.trim(), now)
+            } else if let Ok(id) = line.parse::<QueueId>() {
+                usize::from(self.sched.flush(id) || self.parked.make_due(id, now, true))
+            } else {
+                log::warn!("flush request not understood: {line:?}");
+                0
+            };
+            log::info!("flush request={line:?} requeued={n}");
+            let target = (line != "all").then(|| line.strip_prefix("domain ").unwrap_or(line));
+            self.events.emit(Event::QueueAction {
+                action: "flush".to_owned(),
+                target: target.map(str::to_owned),
+                by: By::File,
+                result: format!("requeued {n}"),
+            });
+        }
     }
 }
